@@ -1,0 +1,121 @@
+//! The dark-launch convention: a boolean flag split over `on`, `dark` and `off`.
+//!
+//! `on` users see the new path; `dark` users exercise it invisibly (their value is `false`,
+//! so [`Snapshot::is_enabled`] is false for them) while an SDK helper shadow-runs it; `off`
+//! users are untouched. The split lists `on` first, then `dark`, so raising the percentage
+//! moves exactly the users whose new path has already been exercised from `dark` to `on`.
+
+use crate::model::{Flag, Metadata, Serve, Split, Variant, Weight};
+use crate::murmur::TOTAL_WEIGHT;
+use crate::snapshot::{FlagRef, Snapshot};
+use crate::value::{Context, Value};
+
+/// Variant name of the cohort that sees the new path.
+pub const ON: &str = "on";
+/// Variant name of the cohort that runs the new path in the shadow.
+pub const DARK: &str = "dark";
+/// Variant name of everyone else.
+pub const OFF: &str = "off";
+
+/// Which cohort of a dark launch a context is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaunchStage {
+    /// Sees the new path.
+    On,
+    /// Runs the new path in the shadow; sees the old one.
+    Dark,
+    /// Runs and sees the old path only (also: missing or killed flag).
+    Off,
+}
+
+/// A percentage that cannot become a split.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RolloutError {
+    /// Not a number from 0 to 100.
+    #[error("expected a percentage from 0 to 100, found {0}")]
+    OutOfRange(f64),
+    /// The dark percentage counts the `on` users too, so it cannot be smaller.
+    #[error(
+        "expected the dark percentage ({dark}) to be at least the rollout percentage ({percent}): it includes the users who see the new path"
+    )]
+    DarkBelowPercent {
+        /// The rollout percentage.
+        percent: f64,
+        /// The dark percentage.
+        dark: f64,
+    },
+}
+
+/// A percentage in split weight units (1/1000 %), rounded to the nearest unit.
+pub fn percent_to_weight(percent: f64) -> Result<u32, RolloutError> {
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(RolloutError::OutOfRange(percent));
+    }
+    Ok((percent * 1000.0).round() as u32)
+}
+
+impl Split {
+    /// `percent` % get `on`, the users up to `dark_percent` % get `dark`, the rest `off`.
+    /// `Split::dark_launch(5.0, 50.0)`: 5 % on, the next 45 % dark, 50 % off.
+    pub fn dark_launch(percent: f64, dark_percent: f64) -> Result<Split, RolloutError> {
+        let on = percent_to_weight(percent)?;
+        let reach = percent_to_weight(dark_percent)?;
+        if reach < on {
+            return Err(RolloutError::DarkBelowPercent { percent, dark: dark_percent });
+        }
+        let weight = |variant: &str, weight: u32| Weight { variant: variant.into(), weight: weight.into() };
+        Ok(Split {
+            by: None,
+            salt: None,
+            weights: vec![weight(ON, on), weight(DARK, reach - on), weight(OFF, TOTAL_WEIGHT - reach)],
+        })
+    }
+
+    /// If this split has the dark-launch shape, its (percent, dark percent).
+    pub fn dark_launch_percentages(&self) -> Option<(f64, f64)> {
+        let [on, dark, off] = self.weights.as_slice() else {
+            return None;
+        };
+        let shaped = on.variant == ON && dark.variant == DARK && off.variant == OFF;
+        shaped.then(|| (on.weight as f64 / 1000.0, (on.weight + dark.weight) as f64 / 1000.0))
+    }
+}
+
+impl Flag {
+    /// A dark-launch flag: see [`Split::dark_launch`].
+    pub fn dark_launch(key: &str, percent: f64, dark_percent: f64) -> Result<Flag, RolloutError> {
+        let variant = |name: &str, on: bool| Variant { name: name.into(), value: Value::Bool(on) };
+        Ok(Flag {
+            key: key.into(),
+            description: String::new(),
+            variants: vec![variant(ON, true), variant(DARK, false), variant(OFF, false)],
+            enabled: true,
+            off_variant: OFF.into(),
+            rules: Vec::new(),
+            default: Serve::Split(Split::dark_launch(percent, dark_percent)?),
+            prerequisites: Vec::new(),
+            version: 0,
+            metadata: Metadata::default(),
+        })
+    }
+
+    /// A plain percentage rollout: the dark-launch shape with no dark cohort, so a dark
+    /// launch can be added later without moving anyone.
+    pub fn rollout(key: &str, percent: f64) -> Result<Flag, RolloutError> {
+        Flag::dark_launch(key, percent, percent)
+    }
+}
+
+impl Snapshot {
+    /// The dark-launch cohort of this context.
+    #[inline]
+    pub fn launch_stage<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> LaunchStage {
+        let evaluation = self.evaluate(flag, ctx);
+        match (evaluation.value, evaluation.variant) {
+            (Some(Value::Bool(true)), _) => LaunchStage::On,
+            (_, Some(DARK)) => LaunchStage::Dark,
+            _ => LaunchStage::Off,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The flag model and its evaluator: pure, synchronous, allocation-free on the hot path.
+//!
+//! The server validates with this crate and the SDK evaluates with it, so both agree on
+//! what a flag means by construction.
+//!
+//! # Layout
+//!
+//! - `model` — the flag set as people write it (YAML/JSON through serde).
+//! - `value` — variant values, and the borrowed [`Context`] evaluations are made for.
+//! - `compile`, `compile_clause` — validation and compilation in one pass: a set is valid
+//!   exactly when it compiles; every problem is reported with its field path (`error`).
+//! - `compiled`, `snapshot` — the immutable [`Snapshot`] and [`FlagHandle`]s into it.
+//! - `eval` — the hot path. `evaluation` — its answers and the typed helpers.
+//! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
+//! - `semver`, `date` — allocation-free parsers for clause attributes.
+//! - `dark_launch` — the `on`/`dark`/`off` convention.
+//!
+//! # Example
+//!
+//! ```
+//! use flag_core::{AttrValue, Context, Flag, FlagSet, Reason};
+//!
+//! let mut chat = Flag::rollout("chat", 10.0)?;
+//! chat.rules.push(serde_json::from_value(serde_json::json!({
+//!     "clauses": [{ "attribute": "country", "op": "in", "values": ["NZ"] }],
+//!     "serve": { "variant": "on" },
+//! }))?);
+//! let snapshot = FlagSet { flags: vec![chat], segments: vec![] }.compile()?;
+//!
+//! // user-1 falls in bucket 8 328 of 100 000: inside the first 10 %.
+//! let user_1 = Context::new("user-1");
+//! assert!(snapshot.is_enabled("chat", &user_1));
+//! assert_eq!(snapshot.evaluate("chat", &user_1).reason, Reason::Split { bucket: 8_328 });
+//!
+//! // user-42 (bucket 68 275) is outside, unless a rule says otherwise.
+//! assert!(!snapshot.is_enabled("chat", &Context::new("user-42")));
+//! let kiwi = [("country", AttrValue::Str("NZ"))];
+//! assert!(snapshot.is_enabled("chat", &Context::new("user-42").with_attributes(&kiwi)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod compile;
+mod compile_clause;
+mod compiled;
+mod dark_launch;
+mod date;
+mod error;
+mod eval;
+mod evaluation;
+mod model;
+mod murmur;
+mod semver;
+mod snapshot;
+mod value;
+
+pub use compile::MAX_KEY_LEN;
+pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
+pub use error::{Problem, ValidationError};
+pub use evaluation::{Detail, EvalError, Evaluation, Reason};
+pub use model::{
+    Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
+    Serve, Split, Variant, Weight,
+};
+pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
+pub use snapshot::{FlagHandle, FlagRef, Snapshot};
+pub use value::{AttrValue, Context, KEY_ATTRIBUTE, Value, ValueKind};

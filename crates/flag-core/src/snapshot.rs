@@ -1,0 +1,124 @@
+//! The immutable, compiled flag set that evaluation reads, and handles into it.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::compiled::{CompiledFlag, CompiledSegment};
+use crate::value::ValueKind;
+
+/// Every flag of an environment compiled for evaluation. Built by
+/// [`FlagSet::compile`](crate::FlagSet::compile); never changes afterwards, so one can be
+/// shared by every thread (an SDK swaps in a new one when flags change).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) flags: Box<[CompiledFlag]>,
+    pub(crate) segments: Box<[CompiledSegment]>,
+    /// Key → index into `flags`, hashed with FxHash: keys are short and not attacker-chosen
+    /// at lookup time, so a fast non-cryptographic hasher is the right trade.
+    by_key: FxHashMap<Box<str>, u32>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(flags: Box<[CompiledFlag]>, segments: Box<[CompiledSegment]>) -> Self {
+        let by_key = flags.iter().enumerate().map(|(i, f)| (f.key.clone(), i as u32)).collect();
+        Snapshot { flags, segments, by_key }
+    }
+
+    /// A snapshot without flags: every evaluation answers the caller's default.
+    pub fn empty() -> Self {
+        Snapshot::new(Box::default(), Box::default())
+    }
+
+    /// How many flags the snapshot holds.
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// Whether the snapshot holds no flags.
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// The flag keys, in the order of the flag set.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.flags.iter().map(|f| &*f.key)
+    }
+
+    /// The value type of a flag, if present.
+    pub fn kind_of(&self, key: &str) -> Option<ValueKind> {
+        self.index_of(key).map(|i| self.flags[i].kind)
+    }
+
+    #[inline]
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).map(|&i| i as usize)
+    }
+
+    /// A handle for evaluating `key` in hot loops without a hash lookup. It stays valid
+    /// across snapshots: in a snapshot with a different layout it falls back to the lookup,
+    /// and a flag created later is found once it exists.
+    pub fn handle(&self, key: &str) -> FlagHandle {
+        let index = self.index_of(key).map_or(u32::MAX, |i| i as u32);
+        FlagHandle { index, key: key.into() }
+    }
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot::empty()
+    }
+}
+
+/// A pre-resolved flag: its position in the snapshot it came from, and its key to check
+/// that position (and to look it up again in a snapshot laid out differently).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagHandle {
+    index: u32,
+    key: Arc<str>,
+}
+
+impl FlagHandle {
+    /// The flag's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for str {}
+    impl Sealed for String {}
+    impl Sealed for super::FlagHandle {}
+}
+
+/// What names a flag for evaluation: its key (`&str`, `&String`) or a [`FlagHandle`].
+pub trait FlagRef: sealed::Sealed {
+    #[doc(hidden)]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize>;
+}
+
+impl FlagRef for str {
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        snapshot.index_of(self)
+    }
+}
+
+impl FlagRef for String {
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        snapshot.index_of(self)
+    }
+}
+
+impl FlagRef for FlagHandle {
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        let index = self.index as usize;
+        match snapshot.flags.get(index) {
+            Some(flag) if *flag.key == *self.key => Some(index),
+            _ => snapshot.index_of(&self.key),
+        }
+    }
+}
