@@ -70,13 +70,47 @@ pub struct Variant {
 }
 
 /// What a rule or the default serves: one variant, or a split over several.
+///
+/// Written as a map with exactly one key: `{ variant: on }` or `{ split: { weights: … } }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "ServeRepr", into = "ServeRepr")]
 pub enum Serve {
     /// Everyone gets this variant.
     Variant(String),
     /// Users are bucketed over weighted variants.
     Split(Split),
+}
+
+/// The written form of [`Serve`]: the same in every format (YAML's tagged enums are not
+/// something people write by hand).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    split: Option<Split>,
+}
+
+impl TryFrom<ServeRepr> for Serve {
+    type Error = &'static str;
+
+    fn try_from(repr: ServeRepr) -> Result<Self, Self::Error> {
+        match repr {
+            ServeRepr { variant: Some(variant), split: None } => Ok(Serve::Variant(variant)),
+            ServeRepr { variant: None, split: Some(split) } => Ok(Serve::Split(split)),
+            _ => Err("expected exactly one of `variant` or `split`"),
+        }
+    }
+}
+
+impl From<Serve> for ServeRepr {
+    fn from(serve: Serve) -> Self {
+        match serve {
+            Serve::Variant(variant) => ServeRepr { variant: Some(variant), split: None },
+            Serve::Split(split) => ServeRepr { variant: None, split: Some(split) },
+        }
+    }
 }
 
 /// A weighted split. Weights are in units of 1/1000 % and total
