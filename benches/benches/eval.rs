@@ -1,1 +1,125 @@
-fn main() {}
+//! `cargo bench -p flag-benches --bench eval`: evaluation cost, ours against peers, in one run.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, Cache};
+use criterion::Criterion;
+use flag_benches::{
+    FLAG_COUNT, LaunchDarklyRollout, ROLLOUT_FLAG, TARGETED_FLAG, YggdrasilRollout, snapshot, user_keys,
+};
+use flag_core::{AttrValue, Context};
+
+/// Cycles through the user keys so no answer can be hoisted out of the loop.
+struct Keys {
+    keys: Vec<String>,
+    next: usize,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Keys { keys: user_keys(), next: 0 }
+    }
+
+    #[inline]
+    fn next(&mut self) -> &str {
+        self.next = (self.next + 1) & (self.keys.len() - 1);
+        &self.keys[self.next]
+    }
+}
+
+fn ours(c: &mut Criterion) {
+    // Held in an ArcSwap, as the SDK holds it; each call loads it, as an application call does.
+    let current = Arc::new(ArcSwap::from_pointee(snapshot().unwrap()));
+    let mut group = c.benchmark_group("eval");
+
+    let mut keys = Keys::new();
+    group.bench_function("ours/rollout_key", |b| {
+        b.iter(|| {
+            let snapshot = current.load();
+            snapshot.is_enabled(black_box(ROLLOUT_FLAG), &Context::new(keys.next()))
+        })
+    });
+
+    // A hot loop keeps an arc-swap `Cache` (one pointer check per call) and a handle.
+    let handle = current.load().handle(ROLLOUT_FLAG);
+    let mut cache = Cache::new(Arc::clone(&current));
+    group.bench_function("ours/rollout_handle", |b| {
+        b.iter(|| cache.load().is_enabled(black_box(&handle), &Context::new(keys.next())))
+    });
+
+    let attributes = [
+        ("country", AttrValue::Str("NZ")),
+        ("age", AttrValue::Number(34.0)),
+        ("app_version", AttrValue::Str("2.4.1")),
+    ];
+    group.bench_function("ours/rules_3_clauses", |b| {
+        b.iter(|| {
+            let snapshot = current.load();
+            let ctx = Context::new(keys.next()).with_attributes(black_box(&attributes));
+            snapshot.is_enabled(black_box(TARGETED_FLAG), &ctx)
+        })
+    });
+    group.finish();
+}
+
+fn peers(c: &mut Criterion) {
+    let yggdrasil = YggdrasilRollout::new(FLAG_COUNT).unwrap();
+    let launchdarkly = LaunchDarklyRollout::new(FLAG_COUNT).unwrap();
+    let mut group = c.benchmark_group("eval");
+    let mut keys = Keys::new();
+    group.bench_function("yggdrasil/rollout", |b| {
+        b.iter(|| yggdrasil.is_enabled(black_box(ROLLOUT_FLAG), keys.next()))
+    });
+    group.bench_function("launchdarkly/rollout", |b| {
+        b.iter(|| launchdarkly.is_enabled(black_box(ROLLOUT_FLAG), keys.next()))
+    });
+    group.finish();
+}
+
+/// Evaluations per second of `rollout_key` on `threads` threads sharing one snapshot.
+fn throughput(current: &Arc<ArcSwap<flag_core::Snapshot>>, threads: usize, run_for: Duration) -> f64 {
+    let total: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut keys = Keys::new();
+                    let (start, mut done, mut enabled) = (Instant::now(), 0u64, 0u64);
+                    while start.elapsed() < run_for {
+                        for _ in 0..4096 {
+                            let snapshot = current.load();
+                            enabled +=
+                                u64::from(snapshot.is_enabled(ROLLOUT_FLAG, &Context::new(keys.next())));
+                        }
+                        done += 4096;
+                    }
+                    black_box(enabled);
+                    done as f64 / start.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap() as u64).sum()
+    });
+    total as f64
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    ours(&mut criterion);
+    peers(&mut criterion);
+    criterion.final_summary();
+
+    // `cargo test --benches` passes `--bench` only for real runs; skip the long figure otherwise.
+    if std::env::args().any(|a| a == "--bench") {
+        let current = Arc::new(ArcSwap::from_pointee(snapshot().unwrap()));
+        let run_for = Duration::from_secs(3);
+        let one = throughput(&current, 1, run_for);
+        let two = throughput(&current, 2, run_for);
+        println!(
+            "throughput rollout_key threads=1 ops_per_s={one:.0} threads=2 ops_per_s={two:.0} scaling={:.2}x",
+            two / one
+        );
+    }
+}

@@ -1,10 +1,13 @@
-//! Shared fixtures for the benches: peers' engines set up the way their users set them up.
+//! Shared fixtures for the benches: our flag sets and user keys, and peers' engines set up
+//! the way their users set them up.
 //!
 //! Other engines' dependencies live in this `publish = false` crate so that no library
 //! of ours ever links them.
 
+mod fixtures;
 mod launchdarkly_peer;
 mod yggdrasil_peer;
 
+pub use fixtures::{FLAG_COUNT, ROLLOUT_FLAG, TARGETED_FLAG, flag_set, simple_flags, snapshot, user_keys};
 pub use launchdarkly_peer::LaunchDarklyRollout;
 pub use yggdrasil_peer::YggdrasilRollout;

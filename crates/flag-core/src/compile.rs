@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use crate::compile_clause::{ClauseSite, compile_clause};
 use crate::compiled::{
     CompiledFlag, CompiledPrerequisite, CompiledRule, CompiledSegment, CompiledServe, CompiledSplit,
-    CompiledVariant, StringSet,
+    CompiledVariant, StringSet, Targeting,
 };
 use crate::date::parse_rfc3339_millis;
 use crate::error::{Problems, ValidationError};
@@ -221,8 +221,8 @@ fn compile_flag(flag: &Flag, names: &Names<'_>, p: &mut Problems) -> Option<Comp
             .iter()
             .map(|v| CompiledVariant { name: v.name.as_str().into(), value: v.value.clone() })
             .collect(),
-        prerequisites: prerequisites.into(),
-        rules: rules.into(),
+        targeting: (!prerequisites.is_empty() || !rules.is_empty())
+            .then(|| Box::new(Targeting { prerequisites: prerequisites.into(), rules: rules.into() })),
         default: default?,
     })
 }
@@ -327,7 +327,7 @@ fn report_prerequisite_cycles(flags: &[Option<CompiledFlag>], p: &mut Problems) 
         Done,
     }
     let mut marks = vec![Mark::New; flags.len()];
-    let edges = |flag: usize| flags[flag].as_ref().map_or(&[][..], |f| &f.prerequisites[..]);
+    let edges = |flag: usize| flags[flag].as_ref().map_or(&[][..], |f| f.prerequisites());
     for start in 0..flags.len() {
         if marks[start] != Mark::New {
             continue;

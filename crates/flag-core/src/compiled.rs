@@ -15,9 +15,26 @@ pub(crate) struct CompiledFlag {
     pub(crate) enabled: bool,
     pub(crate) off_variant: u32,
     pub(crate) variants: Box<[CompiledVariant]>,
+    /// `None` for the many flags without prerequisites or rules: one pointer instead of two
+    /// empty slices keeps large snapshots small.
+    pub(crate) targeting: Option<Box<Targeting>>,
+    pub(crate) default: CompiledServe,
+}
+
+#[derive(Debug)]
+pub(crate) struct Targeting {
     pub(crate) prerequisites: Box<[CompiledPrerequisite]>,
     pub(crate) rules: Box<[CompiledRule]>,
-    pub(crate) default: CompiledServe,
+}
+
+impl CompiledFlag {
+    pub(crate) fn prerequisites(&self) -> &[CompiledPrerequisite] {
+        self.targeting.as_ref().map_or(&[], |t| &t.prerequisites)
+    }
+
+    pub(crate) fn rules(&self) -> &[CompiledRule] {
+        self.targeting.as_ref().map_or(&[], |t| &t.rules)
+    }
 }
 
 #[derive(Debug)]

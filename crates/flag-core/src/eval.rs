@@ -21,7 +21,7 @@ impl Snapshot {
         if !flag.enabled {
             return Ok((flag.off_variant, Reason::Disabled));
         }
-        for prerequisite in &flag.prerequisites {
+        for prerequisite in flag.prerequisites() {
             let Some(required) = self.flags.get(prerequisite.flag as usize) else {
                 return Err(EvalError::Internal);
             };
@@ -31,7 +31,7 @@ impl Snapshot {
                 return Ok((flag.off_variant, Reason::PrerequisiteFailed { prerequisite: &required.key }));
             }
         }
-        for (index, rule) in flag.rules.iter().enumerate() {
+        for (index, rule) in flag.rules().iter().enumerate() {
             if rule.clauses.iter().all(|clause| self.clause_holds(clause, ctx)) {
                 let (variant, bucket) = serve(&rule.serve, ctx)?;
                 return Ok((variant, Reason::TargetMatch { rule: index, bucket }));

@@ -1,8 +1,10 @@
 //! The immutable, compiled flag set that evaluation reads, and handles into it.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::compiled::{CompiledFlag, CompiledSegment};
 use crate::value::ValueKind;
@@ -14,14 +16,22 @@ use crate::value::ValueKind;
 pub struct Snapshot {
     pub(crate) flags: Box<[CompiledFlag]>,
     pub(crate) segments: Box<[CompiledSegment]>,
-    /// Key → index into `flags`, hashed with FxHash: keys are short and not attacker-chosen
-    /// at lookup time, so a fast non-cryptographic hasher is the right trade.
-    by_key: FxHashMap<Box<str>, u32>,
+    /// Indices into `flags`, found by the FxHash of the key and confirmed against the key
+    /// stored in the flag: a table of bare `u32`s keeps each key in memory once. FxHash is
+    /// the right trade because keys are short and were validated when the set was written.
+    by_key: HashTable<u32>,
+}
+
+fn hash_key(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
 }
 
 impl Snapshot {
     pub(crate) fn new(flags: Box<[CompiledFlag]>, segments: Box<[CompiledSegment]>) -> Self {
-        let by_key = flags.iter().enumerate().map(|(i, f)| (f.key.clone(), i as u32)).collect();
+        let mut by_key = HashTable::with_capacity(flags.len());
+        for (index, flag) in flags.iter().enumerate() {
+            by_key.insert_unique(hash_key(&flag.key), index as u32, |&i| hash_key(&flags[i as usize].key));
+        }
         Snapshot { flags, segments, by_key }
     }
 
@@ -52,7 +62,8 @@ impl Snapshot {
 
     #[inline]
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
-        self.by_key.get(key).map(|&i| i as usize)
+        let found = self.by_key.find(hash_key(key), |&i| *self.flags[i as usize].key == *key);
+        found.map(|&i| i as usize)
     }
 
     /// A handle for evaluating `key` in hot loops without a hash lookup. It stays valid

@@ -58,7 +58,10 @@ fn each_reason_an_operator_can_see() {
         let e = s.evaluate(flag, ctx);
         (e.variant, e.reason)
     };
-    assert_eq!(eval("chat", &Context::new("vip-1")), (Some("on"), Reason::TargetMatch { rule: 0, bucket: None }));
+    assert_eq!(
+        eval("chat", &Context::new("vip-1")),
+        (Some("on"), Reason::TargetMatch { rule: 0, bucket: None })
+    );
     let email = [("email", AttrValue::Str("ann@example.com")), ("country", AttrValue::Str("US"))];
     assert_eq!(
         eval("chat", &Context::new("ann").with_attributes(&email)),
@@ -80,7 +83,10 @@ fn each_reason_an_operator_can_see() {
         (Some("off"), Reason::PrerequisiteFailed { prerequisite: "chat" })
     );
     assert_eq!(eval("nope", &Context::new("user-1")), (None, Reason::FlagNotFound));
-    assert_eq!(eval("timeout", &Context::new("user-1")), (None, Reason::Error(EvalError::MissingBucketAttribute)));
+    assert_eq!(
+        eval("timeout", &Context::new("user-1")),
+        (None, Reason::Error(EvalError::MissingBucketAttribute))
+    );
 }
 
 #[test]
@@ -108,8 +114,10 @@ fn typed_helpers_fall_back_to_the_callers_default() {
 fn splitting_by_an_attribute_keeps_an_organisation_together() {
     let s = snapshot();
     let acme = [("org", AttrValue::Str("acme"))];
-    let answers: Vec<f64> =
-        ["a", "b", "c", "d"].iter().map(|k| s.number_value("timeout", &Context::new(k).with_attributes(&acme), -1.0)).collect();
+    let answers: Vec<f64> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| s.number_value("timeout", &Context::new(k).with_attributes(&acme), -1.0))
+        .collect();
     assert!(answers.iter().all(|&a| a == answers[0] && a > 0.0), "{answers:?}");
     // Whole numbers bucket like their text, so an org id may be sent either way.
     let as_number = [("org", AttrValue::Number(4711.0))];
@@ -137,14 +145,16 @@ fn handles_survive_a_new_snapshot_with_another_layout() {
 
 #[test]
 fn dark_launch_cohorts() {
-    let set = FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 5.0, 50.0).unwrap()], segments: vec![] };
+    let set =
+        FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 5.0, 50.0).unwrap()], segments: vec![] };
     let s = set.compile().unwrap();
     // Buckets from ARCHITECTURE.md: user-1 is 8 328 (dark: between 5 000 and 50 000),
     // user-42 is 68 275 (off).
     assert_eq!(s.launch_stage("chat", &Context::new("user-1")), LaunchStage::Dark);
     assert!(!s.is_enabled("chat", &Context::new("user-1")), "dark users do not see the feature");
     assert_eq!(s.launch_stage("chat", &Context::new("user-42")), LaunchStage::Off);
-    let wider = FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 10.0, 50.0).unwrap()], segments: vec![] };
+    let wider =
+        FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 10.0, 50.0).unwrap()], segments: vec![] };
     assert_eq!(wider.compile().unwrap().launch_stage("chat", &Context::new("user-1")), LaunchStage::On);
     assert_eq!(set.flags[0].default.clone(), set.flags[0].default);
     let flag_core::Serve::Split(split) = &set.flags[0].default else { panic!("a dark launch is a split") };

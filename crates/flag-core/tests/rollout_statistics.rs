@@ -49,7 +49,12 @@ fn ramps_only_add_users() {
         let ctx = Context::new(key);
         let states: Vec<bool> = snapshots.iter().map(|s| s.is_enabled("chat", &ctx)).collect();
         for (step, pair) in states.windows(2).enumerate() {
-            assert!(!pair[0] || pair[1], "{key} was in at {} % but out at {} %", steps[step], steps[step + 1]);
+            assert!(
+                !pair[0] || pair[1],
+                "{key} was in at {} % but out at {} %",
+                steps[step],
+                steps[step + 1]
+            );
         }
         if let Some(first) = states.iter().position(|&on| on) {
             newly_in[first] += 1;

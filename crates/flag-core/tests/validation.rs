@@ -38,7 +38,10 @@ fn bad_key_syntax() {
     off_variant: on
     default: { variant: on }";
     assert_one(yaml, "flags[0].key", "expected a key of 1 to 128 letters");
-    let long = format!("flags:\n  - key: {}\n    variants: [{{ name: on, value: true }}]\n    off_variant: on\n    default: {{ variant: on }}", "k".repeat(129));
+    let long = format!(
+        "flags:\n  - key: {}\n    variants: [{{ name: on, value: true }}]\n    off_variant: on\n    default: {{ variant: on }}",
+        "k".repeat(129)
+    );
     assert_one(&long, "flags[0].key", "found");
 }
 
@@ -85,12 +88,17 @@ fn mixed_type_variants() {
     variants: [{ name: a, value: blue }, { name: b, value: 3 }]
     off_variant: a
     default: { variant: a }";
-    assert_one(yaml, "flags[0].variants[1].value", "expected a string value like variants[0], found a number");
+    assert_one(
+        yaml,
+        "flags[0].variants[1].value",
+        "expected a string value like variants[0], found a number",
+    );
 }
 
 #[test]
 fn null_variant_values_do_not_parse() {
-    let yaml = "flags: [{ key: x, variants: [{ name: a, value: null }], off_variant: a, default: { variant: a } }]";
+    let yaml =
+        "flags: [{ key: x, variants: [{ name: a, value: null }], off_variant: a, default: { variant: a } }]";
     let error = serde_yaml_ng::from_str::<FlagSet>(yaml).unwrap_err().to_string();
     assert!(error.contains("not null"), "{error}");
 }
@@ -109,9 +117,16 @@ fn unknown_variant_names() {
     let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(
         paths,
-        ["flags[0].off_variant", "flags[0].default.variant", "flags[0].rules[0].serve.split.weights[1].variant"]
+        [
+            "flags[0].off_variant",
+            "flags[0].default.variant",
+            "flags[0].rules[0].serve.split.weights[1].variant"
+        ]
     );
-    assert!(found[0].1.contains(r#"expected one of the flag's variants ["on", "off"], found "of""#), "{found:?}");
+    assert!(
+        found[0].1.contains(r#"expected one of the flag's variants ["on", "off"], found "of""#),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -123,7 +138,10 @@ fn negative_weights() {
     default: { split: { weights: [{ variant: on, weight: -5000 }, { variant: off, weight: 105000 }] } }";
     let found = problems(yaml);
     let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
-    assert_eq!(paths, ["flags[0].default.split.weights[0].weight", "flags[0].default.split.weights[1].weight"]);
+    assert_eq!(
+        paths,
+        ["flags[0].default.split.weights[0].weight", "flags[0].default.split.weights[1].weight"]
+    );
     assert!(found[0].1.contains("expected a weight from 0 to 100000"), "{found:?}");
 }
 
@@ -134,7 +152,11 @@ fn weights_that_do_not_total_100_percent() {
     variants: [{ name: on, value: true }, { name: off, value: false }]
     off_variant: off
     default: { split: { weights: [{ variant: on, weight: 5000 }, { variant: off, weight: 90000 }] } }";
-    assert_one(yaml, "flags[0].default.split.weights", "expected weights totalling 100000 (100 %), found 95000");
+    assert_one(
+        yaml,
+        "flags[0].default.split.weights",
+        "expected weights totalling 100000 (100 %), found 95000",
+    );
 }
 
 /// A flag with one rule holding one clause, to test literal parsing per operator.
@@ -161,7 +183,11 @@ fn invalid_literals_name_the_value() {
 
 #[test]
 fn clause_value_counts() {
-    assert_one(&with_clause("in", "[]"), "flags[0].rules[0].clauses[0].values", "expected at least one value");
+    assert_one(
+        &with_clause("in", "[]"),
+        "flags[0].rules[0].clauses[0].values",
+        "expected at least one value",
+    );
     assert_one(&with_clause("exists", "[x]"), "flags[0].rules[0].clauses[0].values", "expected no values");
 }
 
@@ -199,7 +225,10 @@ fn unknown_prerequisite_flags_and_variants() {
     let found = problems(&yaml);
     let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(paths, ["flags[1].prerequisites[0].flag", "flags[1].prerequisites[1].variant"]);
-    assert!(found[1].1.contains(r#"expected one of "chat"'s variants ["on", "off"], found "yes""#), "{found:?}");
+    assert!(
+        found[1].1.contains(r#"expected one of "chat"'s variants ["on", "off"], found "yes""#),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -215,7 +244,11 @@ fn prerequisite_cycles() {
         )
     };
     let cycle = format!("flags:{}{}{}", flag("a", "b"), flag("b", "c"), flag("c", "a"));
-    assert_one(&cycle, "flags[2].prerequisites[0].flag", "expected no prerequisite cycle, found a -> b -> c -> a");
+    assert_one(
+        &cycle,
+        "flags[2].prerequisites[0].flag",
+        "expected no prerequisite cycle, found a -> b -> c -> a",
+    );
     assert_one(&format!("flags:{}", flag("self", "self")), "flags[0].prerequisites[0].flag", "self -> self");
     // A chain that merely shares a prerequisite is not a cycle.
     let diamond = format!("flags:{}{}{GOOD_FLAG}", flag("a", "chat"), flag("b", "chat"));

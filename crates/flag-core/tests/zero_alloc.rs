@@ -58,7 +58,11 @@ fn snapshot() -> Snapshot {
     }]);
     let mut targeted = Flag::rollout("targeted", 50.0).unwrap();
     targeted.rules = serde_json::from_value(rules).unwrap();
-    let mut flags = vec![Flag::rollout("rollout", 50.0).unwrap(), Flag::dark_launch("dark", 5.0, 50.0).unwrap(), targeted];
+    let mut flags = vec![
+        Flag::rollout("rollout", 50.0).unwrap(),
+        Flag::dark_launch("dark", 5.0, 50.0).unwrap(),
+        targeted,
+    ];
     flags.extend((0..1000).map(|i| Flag::rollout(&format!("filler-{i}"), 10.0).unwrap()));
     FlagSet { flags, segments: vec![] }.compile().unwrap()
 }
@@ -107,7 +111,10 @@ fn a_rule_with_string_number_semver_and_date_clauses_allocates_nothing() {
     });
     assert_eq!(count, 0);
     // The rule matched for every key, so the clauses really were evaluated.
-    assert!(reasons.iter().all(|r| matches!(r, flag_core::Reason::TargetMatch { rule: 0, .. })), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| matches!(r, flag_core::Reason::TargetMatch { rule: 0, .. })),
+        "{reasons:?}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use flag_core::{AttrValue, Context, EvalError, FlagSet, Operator, Reason, Segmen
 
 /// Why the reference answered as it did: [`flag_core::Reason`] with owned data.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RefReason {
+pub(crate) enum RefReason {
     /// The flag is killed.
     Disabled,
     /// Rule `rule` matched; `bucket` when it served a split.
@@ -46,7 +46,7 @@ impl From<Reason<'_>> for RefReason {
 }
 
 /// Evaluates flag `key` of `set` for `ctx`: the variant served (if any) and why.
-pub fn evaluate(set: &FlagSet, key: &str, ctx: &Context<'_>) -> (Option<String>, RefReason) {
+pub(crate) fn evaluate(set: &FlagSet, key: &str, ctx: &Context<'_>) -> (Option<String>, RefReason) {
     let Some(flag) = set.flags.iter().find(|flag| flag.key == key) else {
         return (None, RefReason::FlagNotFound);
     };
@@ -110,7 +110,7 @@ fn split_variant(flag_key: &str, split: &Split, ctx: &Context<'_>) -> Result<(St
 }
 
 /// The bucket (of 100 000) of a string, by the murmur3 crate rather than flag-core's.
-pub fn bucket_of(text: &str) -> u32 {
+pub(crate) fn bucket_of(text: &str) -> u32 {
     let hash = murmur3::murmur3_32(&mut std::io::Cursor::new(text.as_bytes()), 0)
         .unwrap_or_else(|error| panic!("reading from memory cannot fail: {error}"));
     ((u64::from(hash) * 100_000) >> 32) as u32
@@ -134,9 +134,25 @@ fn clause_holds(set: &FlagSet, clause: &flag_core::Clause, ctx: &Context<'_>) ->
                 let segment = set.segments.iter().find(|segment| segment.key == *name);
                 segment.is_some_and(|segment| in_segment(segment, ctx))
             });
-            inside != clause.negate
+            let r = inside != clause.negate;
+            STATS
+                .lock()
+                .unwrap()
+                .entry(format!("InSegment neg={} -> {}", clause.negate, r))
+                .and_modify(|n| *n += 1)
+                .or_insert(1usize);
+            r
         }
-        Operator::Exists => attribute_of(ctx, &clause.attribute).is_some() != clause.negate,
+        Operator::Exists => {
+            let r = attribute_of(ctx, &clause.attribute).is_some() != clause.negate;
+            STATS
+                .lock()
+                .unwrap()
+                .entry(format!("Exists neg={} -> {}", clause.negate, r))
+                .and_modify(|n| *n += 1)
+                .or_insert(1usize);
+            r
+        }
         op => {
             let Some(value) = attribute_of(ctx, &clause.attribute) else {
                 return false; // never holds on a missing attribute, negated or not
@@ -145,10 +161,19 @@ fn clause_holds(set: &FlagSet, clause: &flag_core::Clause, ctx: &Context<'_>) ->
                 Operator::NotIn => !literals.iter().any(|literal| equals(value, literal)),
                 _ => literals.iter().any(|literal| matches(op, value, literal)),
             };
-            matched != clause.negate
+            let r = matched != clause.negate;
+            STATS
+                .lock()
+                .unwrap()
+                .entry(format!("{:?} neg={} -> {}", op, clause.negate, r))
+                .and_modify(|n| *n += 1)
+                .or_insert(1usize);
+            r
         }
     }
 }
+pub(crate) static STATS: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn in_segment(segment: &Segment, ctx: &Context<'_>) -> bool {
     if segment.included.iter().any(|key| key == ctx.key()) {
@@ -157,10 +182,7 @@ fn in_segment(segment: &Segment, ctx: &Context<'_>) -> bool {
     if segment.excluded.iter().any(|key| key == ctx.key()) {
         return false;
     }
-    segment
-        .rules
-        .iter()
-        .any(|rule| rule.clauses.iter().all(|clause| clause_holds_in_segment(clause, ctx)))
+    segment.rules.iter().any(|rule| rule.clauses.iter().all(|clause| clause_holds_in_segment(clause, ctx)))
 }
 
 /// Segment rules may not use `in_segment`, so they need no flag set.
@@ -262,7 +284,7 @@ fn as_number(value: AttrValue<'_>) -> Option<f64> {
 
 /// Unix milliseconds of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (the forms the generator
 /// writes), by counting days year by year and month by month.
-pub fn rfc3339_millis(text: &str) -> Option<i64> {
+fn rfc3339_millis(text: &str) -> Option<i64> {
     if !text.is_ascii() {
         return None;
     }
