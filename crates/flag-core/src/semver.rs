@@ -54,28 +54,44 @@ fn valid_identifiers(text: &str, numeric_rules: bool) -> bool {
     })
 }
 
-/// Parses `MAJOR.MINOR.PATCH[-PRE][+BUILD]` strictly (no `v` prefix, no leading zeros).
+/// Reads a numeric identifier (no leading zeros) starting at `*at`.
+#[inline]
+fn number_at(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let start = *at;
+    let mut value: u64 = 0;
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(*at) {
+        value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+        *at += 1;
+    }
+    let leading_zero = *at - start > 1 && bytes[start] == b'0';
+    (*at > start && !leading_zero).then_some(value)
+}
+
+/// Parses `MAJOR.MINOR.PATCH[-PRE][+BUILD]` strictly (no `v` prefix, no leading zeros),
+/// in one pass over the bytes: this runs for every evaluation of a semver clause.
 pub(crate) fn parse(text: &str) -> Option<Semver<'_>> {
-    let (rest, build) = match text.split_once('+') {
-        Some((rest, build)) => (rest, Some(build)),
-        None => (text, None),
-    };
-    if build.is_some_and(|build| !valid_identifiers(build, false)) {
-        return None;
-    }
-    let (core, pre) = match rest.split_once('-') {
-        Some((core, pre)) if valid_identifiers(pre, true) => (core, pre),
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let major = number_at(bytes, &mut at)?;
+    (bytes.get(at) == Some(&b'.')).then_some(())?;
+    at += 1;
+    let minor = number_at(bytes, &mut at)?;
+    (bytes.get(at) == Some(&b'.')).then_some(())?;
+    at += 1;
+    let patch = number_at(bytes, &mut at)?;
+    let rest = &text[at..];
+    let (pre, build) = match rest.as_bytes().first() {
+        None => ("", None),
+        Some(b'-') => match rest[1..].split_once('+') {
+            Some((pre, build)) => (pre, Some(build)),
+            None => (&rest[1..], None),
+        },
+        Some(b'+') => ("", Some(&rest[1..])),
         Some(_) => return None,
-        None => (rest, ""),
     };
-    let mut parts = core.split('.');
-    let major = numeric(parts.next()?)?;
-    let minor = numeric(parts.next()?)?;
-    let patch = numeric(parts.next()?)?;
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(Semver { major, minor, patch, pre })
+    let pre_ok = rest.starts_with('-').then(|| valid_identifiers(pre, true)).unwrap_or(true);
+    let build_ok = build.is_none_or(|build| valid_identifiers(build, false));
+    (pre_ok && build_ok).then_some(Semver { major, minor, patch, pre })
 }
 
 fn compare_identifier(a: &str, b: &str) -> Ordering {
@@ -167,6 +183,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn accepts_exactly_what_the_semver_crate_accepts(
+            text in r"(0|1|01|[1-9][0-9]{0,2})(\.(0|00|[1-9][0-9]?)){0,3}(-[0-9a-z.-]{0,5})?(\+[0-9a-z.-]{0,4})?",
+        ) {
+            prop_assert_eq!(parse(&text).is_some(), semver::Version::parse(&text).is_ok(), "{}", text);
+        }
+
         #[test]
         fn precedence_agrees_with_the_semver_crate(a in version(), b in version()) {
             let ours = parse(&a).unwrap().cmp(&parse(&b).unwrap());

@@ -488,7 +488,6 @@ fn compiled_evaluator_agrees_with_the_reference() {
     }
     // The generator must reach every way an evaluation can end, or agreement proves little.
     let seen = seen.into_inner();
-    eprintln!("{seen:#?}\n{:#?}", reference::STATS.lock().unwrap());
     for reason in [
         "Disabled",
         "TargetMatch",
@@ -650,8 +649,9 @@ fn prerequisite_chain_segment_and_split_by_attribute() {
     };
     let snapshot = set.compile().unwrap();
 
+    type Attributes = Vec<(&'static str, AttrValue<'static>)>;
     type Expected = Vec<(&'static str, Option<&'static str>, RefReason)>;
-    let cases: Vec<(&str, Vec<(&str, AttrValue<'_>)>, Expected)> = vec![
+    let cases: Vec<(&str, Attributes, Expected)> = vec![
         (
             // In staff by rule; pro, split by org "user-42" (68 275 ≥ 10 000): old; so checkout
             // fails on chat.
@@ -711,4 +711,47 @@ fn prerequisite_chain_segment_and_split_by_attribute() {
             assert_eq!(reference::evaluate(&set, flag, &ctx), expected, "{flag} for {key}: reference");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documented behaviour the compiled evaluator does not follow (found while probing edges the
+// generator deliberately avoids). Ignored until it is decided whether the docs or the code
+// change; run with `--ignored`.
+
+fn served(set: &FlagSet, attributes: &[(&str, AttrValue<'_>)]) -> (Option<String>, RefReason) {
+    let snapshot = set.compile().unwrap();
+    let evaluation = snapshot.evaluate("p", &Context::new("u").with_attributes(attributes));
+    (evaluation.variant.map(str::to_owned), RefReason::from(evaluation.reason))
+}
+
+#[test]
+#[ignore = "compiled refuses whole numbers of magnitude >= 9e15 as bucket keys; the docs do not"]
+fn split_buckets_any_whole_number_by_its_decimal_text() {
+    // EvalError::MissingBucketAttribute: only for an attribute that is absent "or that is not
+    // a string or whole number". 9e15 is a whole number, bucketed as "9000000000000000".
+    let by_org =
+        flag("p", &["yes", "no"], "no", vec![], split(Some("org"), None, &[("yes", 1), ("no", 99_999)]));
+    let set = FlagSet { flags: vec![by_org], segments: vec![] };
+    let expected =
+        (Some("no".to_owned()), RefReason::Split { bucket: reference::bucket_of("p9000000000000000") });
+    assert_eq!(
+        reference::evaluate(&set, "p", &Context::new("u").with_attributes(&[("org", 9e15.into())])),
+        expected
+    );
+    assert_eq!(served(&set, &[("org", AttrValue::Number(9e15))]), expected);
+}
+
+#[test]
+#[ignore = "compiled compares Unix seconds at millisecond precision; the docs promise times"]
+fn date_clauses_compare_unix_seconds_exactly() {
+    // Operator::DateAfter: "A time (RFC 3339 string or Unix seconds) after one of the
+    // values". 1 709 251 200.0005 s is half a millisecond after 2024-03-01T00:00:00Z.
+    let after = clause("signup", Operator::DateAfter, &["2024-03-01"]);
+    let rules = vec![rule(vec![after], Serve::Variant("yes".into()))];
+    let set = FlagSet {
+        flags: vec![flag("p", &["yes", "no"], "no", rules, Serve::Variant("no".into()))],
+        segments: vec![],
+    };
+    let expected = (Some("yes".to_owned()), RefReason::TargetMatch { rule: 0, bucket: None });
+    assert_eq!(served(&set, &[("signup", AttrValue::Number(1_709_251_200.000_5))]), expected);
 }

@@ -134,25 +134,9 @@ fn clause_holds(set: &FlagSet, clause: &flag_core::Clause, ctx: &Context<'_>) ->
                 let segment = set.segments.iter().find(|segment| segment.key == *name);
                 segment.is_some_and(|segment| in_segment(segment, ctx))
             });
-            let r = inside != clause.negate;
-            STATS
-                .lock()
-                .unwrap()
-                .entry(format!("InSegment neg={} -> {}", clause.negate, r))
-                .and_modify(|n| *n += 1)
-                .or_insert(1usize);
-            r
+            inside != clause.negate
         }
-        Operator::Exists => {
-            let r = attribute_of(ctx, &clause.attribute).is_some() != clause.negate;
-            STATS
-                .lock()
-                .unwrap()
-                .entry(format!("Exists neg={} -> {}", clause.negate, r))
-                .and_modify(|n| *n += 1)
-                .or_insert(1usize);
-            r
-        }
+        Operator::Exists => attribute_of(ctx, &clause.attribute).is_some() != clause.negate,
         op => {
             let Some(value) = attribute_of(ctx, &clause.attribute) else {
                 return false; // never holds on a missing attribute, negated or not
@@ -161,19 +145,10 @@ fn clause_holds(set: &FlagSet, clause: &flag_core::Clause, ctx: &Context<'_>) ->
                 Operator::NotIn => !literals.iter().any(|literal| equals(value, literal)),
                 _ => literals.iter().any(|literal| matches(op, value, literal)),
             };
-            let r = matched != clause.negate;
-            STATS
-                .lock()
-                .unwrap()
-                .entry(format!("{:?} neg={} -> {}", op, clause.negate, r))
-                .and_modify(|n| *n += 1)
-                .or_insert(1usize);
-            r
+            matched != clause.negate
         }
     }
 }
-pub(crate) static STATS: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn in_segment(segment: &Segment, ctx: &Context<'_>) -> bool {
     if segment.included.iter().any(|key| key == ctx.key()) {
