@@ -88,11 +88,12 @@ fn as_number(value: AttrValue<'_>) -> Option<f64> {
     }
 }
 
+/// Unix milliseconds as a double, so numeric attributes keep their sub-millisecond part.
 #[inline]
-fn as_millis(value: AttrValue<'_>) -> Option<i64> {
+fn as_millis(value: AttrValue<'_>) -> Option<f64> {
     match value {
-        AttrValue::Number(seconds) if seconds.is_finite() => Some((seconds * 1000.0) as i64),
-        AttrValue::Str(s) => parse_rfc3339_millis(s),
+        AttrValue::Number(seconds) if seconds.is_finite() => Some(seconds * 1000.0),
+        AttrValue::Str(s) => parse_rfc3339_millis(s).map(|millis| millis as f64),
         _ => None,
     }
 }
@@ -110,8 +111,12 @@ fn test_value(test: &Test, value: AttrValue<'_>) -> bool {
             .is_some_and(|n| numbers.iter().any(|v| n.partial_cmp(v).is_some_and(|o| comparison.holds(o)))),
         (Test::Semver(comparison, versions), AttrValue::Str(s)) => semver::parse(s)
             .is_some_and(|version| versions.iter().any(|v| comparison.holds(version.cmp(&v.as_semver())))),
-        (Test::Before(limits), value) => as_millis(value).is_some_and(|t| limits.iter().any(|&l| t < l)),
-        (Test::After(limits), value) => as_millis(value).is_some_and(|t| limits.iter().any(|&l| t > l)),
+        (Test::Before(limits), value) => {
+            as_millis(value).is_some_and(|t| limits.iter().any(|&l| t < l as f64))
+        }
+        (Test::After(limits), value) => {
+            as_millis(value).is_some_and(|t| limits.iter().any(|&l| t > l as f64))
+        }
         _ => false,
     }
 }
@@ -132,8 +137,9 @@ fn split_variant(split: &CompiledSplit, ctx: &Context<'_>) -> Result<(u32, u32),
         None => state.write(ctx.key().as_bytes()),
         Some(attribute) => match named_attribute(ctx, attribute) {
             Some(AttrValue::Str(s)) => state.write(s.as_bytes()),
-            // Whole numbers bucket like their decimal text, formatted on the stack.
-            Some(AttrValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            // Whole numbers bucket like their decimal text, formatted on the stack. Below 2^63
+            // the conversion to i64 is exact.
+            Some(AttrValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9_223_372_036_854_775_808.0 => {
                 state.write(itoa::Buffer::new().format(n as i64).as_bytes())
             }
             _ => return Err(EvalError::MissingBucketAttribute),

@@ -59,7 +59,7 @@ pub enum EvalError {
         found: ValueKind,
     },
     /// A split buckets by an attribute that the context lacks (or that is not a string or
-    /// whole number).
+    /// whole number below 2^63 in magnitude).
     #[error("the context lacks the attribute the split buckets by")]
     MissingBucketAttribute,
     /// The snapshot contradicted an invariant of compilation; never expected.

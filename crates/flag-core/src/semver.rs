@@ -89,7 +89,7 @@ pub(crate) fn parse(text: &str) -> Option<Semver<'_>> {
         Some(b'+') => ("", Some(&rest[1..])),
         Some(_) => return None,
     };
-    let pre_ok = rest.starts_with('-').then(|| valid_identifiers(pre, true)).unwrap_or(true);
+    let pre_ok = !rest.starts_with('-') || valid_identifiers(pre, true);
     let build_ok = build.is_none_or(|build| valid_identifiers(build, false));
     (pre_ok && build_ok).then_some(Semver { major, minor, patch, pre })
 }
