@@ -16,7 +16,9 @@ use crate::value::{AttrValue, Context};
 pub(crate) type Resolution<'s> = Result<(u32, Reason<'s>), EvalError>;
 
 impl Snapshot {
-    #[inline]
+    // Inlined into every caller: the common flag (no prerequisites, no rules) is then a
+    // few branches and a hash, without a call.
+    #[inline(always)]
     pub(crate) fn resolve(&self, flag: &CompiledFlag, ctx: &Context<'_>) -> Resolution<'_> {
         if !flag.enabled {
             return Ok((flag.off_variant, Reason::Disabled));
@@ -25,9 +27,7 @@ impl Snapshot {
             let Some(required) = self.flags.get(prerequisite.flag as usize) else {
                 return Err(EvalError::Internal);
             };
-            // Compilation rejects prerequisite cycles, so this recursion ends.
-            let satisfied = matches!(self.resolve(required, ctx), Ok((v, _)) if v == prerequisite.variant);
-            if !satisfied {
+            if !self.prerequisite_holds(required, prerequisite.variant, ctx) {
                 return Ok((flag.off_variant, Reason::PrerequisiteFailed { prerequisite: &required.key }));
             }
         }
@@ -41,6 +41,13 @@ impl Snapshot {
             (variant, Some(bucket)) => Ok((variant, Reason::Split { bucket })),
             (variant, None) => Ok((variant, Reason::Default)),
         }
+    }
+
+    /// Out of line, so that the recursion does not stop `resolve` from being inlined.
+    /// Compilation rejects prerequisite cycles, so the recursion ends.
+    #[inline(never)]
+    fn prerequisite_holds(&self, required: &CompiledFlag, variant: u32, ctx: &Context<'_>) -> bool {
+        matches!(self.resolve(required, ctx), Ok((v, _)) if v == variant)
     }
 
     #[inline]
@@ -122,7 +129,7 @@ fn test_value(test: &Test, value: AttrValue<'_>) -> bool {
 }
 
 /// The variant a serve picks, with the bucket when it was a split.
-#[inline]
+#[inline(always)]
 fn serve(serve: &CompiledServe, ctx: &Context<'_>) -> Result<(u32, Option<u32>), EvalError> {
     match serve {
         CompiledServe::Variant(variant) => Ok((*variant, None)),
@@ -130,7 +137,7 @@ fn serve(serve: &CompiledServe, ctx: &Context<'_>) -> Result<(u32, Option<u32>),
     }
 }
 
-#[inline]
+#[inline(always)]
 fn split_variant(split: &CompiledSplit, ctx: &Context<'_>) -> Result<(u32, u32), EvalError> {
     let mut state = split.seeded;
     match &split.by {

@@ -20,7 +20,15 @@ pub struct Snapshot {
     /// stored in the flag: a table of bare `u32`s keeps each key in memory once. FxHash is
     /// the right trade because keys are short and were validated when the set was written.
     by_key: HashTable<u32>,
+    /// Shared by snapshots whose flags have the same keys in the same order, so a handle
+    /// can trust its index after one pointer comparison. Held in an `Arc` by the handles
+    /// too, so the address cannot be reused by another layout while a handle exists.
+    layout: Arc<Layout>,
 }
+
+/// The identity of an order of flag keys; see [`Snapshot::keep_layout_of`].
+#[derive(Debug)]
+struct Layout;
 
 fn hash_key(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
@@ -32,7 +40,7 @@ impl Snapshot {
         for (index, flag) in flags.iter().enumerate() {
             by_key.insert_unique(hash_key(&flag.key), index as u32, |&i| hash_key(&flags[i as usize].key));
         }
-        Snapshot { flags, segments, by_key }
+        Snapshot { flags, segments, by_key, layout: Arc::new(Layout) }
     }
 
     /// A snapshot without flags: every evaluation answers the caller's default.
@@ -66,12 +74,22 @@ impl Snapshot {
         found.map(|&i| i as usize)
     }
 
+    /// Lets handles made for `previous` stay on their fast path here when both snapshots
+    /// hold the same flag keys in the same order — the common case when flags change but
+    /// none is created or deleted. An SDK calls this on each new snapshot.
+    pub fn keep_layout_of(mut self, previous: &Snapshot) -> Self {
+        if self.flags.len() == previous.flags.len() && self.keys().eq(previous.keys()) {
+            self.layout = Arc::clone(&previous.layout);
+        }
+        self
+    }
+
     /// A handle for evaluating `key` in hot loops without a hash lookup. It stays valid
     /// across snapshots: in a snapshot with a different layout it falls back to the lookup,
     /// and a flag created later is found once it exists.
     pub fn handle(&self, key: &str) -> FlagHandle {
-        let index = self.index_of(key).map_or(u32::MAX, |i| i as u32);
-        FlagHandle { index, key: key.into() }
+        let index = self.index_of(key).map(|i| i as u32);
+        FlagHandle { index, layout: Arc::clone(&self.layout), key: key.into() }
     }
 }
 
@@ -83,9 +101,11 @@ impl Default for Snapshot {
 
 /// A pre-resolved flag: its position in the snapshot it came from, and its key to check
 /// that position (and to look it up again in a snapshot laid out differently).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FlagHandle {
-    index: u32,
+    /// Position in snapshots of `layout`; `None` when the flag did not exist there.
+    index: Option<u32>,
+    layout: Arc<Layout>,
     key: Arc<str>,
 }
 
@@ -126,9 +146,11 @@ impl FlagRef for String {
 impl FlagRef for FlagHandle {
     #[inline]
     fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
-        let index = self.index as usize;
-        match snapshot.flags.get(index) {
-            Some(flag) if *flag.key == *self.key => Some(index),
+        if Arc::ptr_eq(&self.layout, &snapshot.layout) {
+            return self.index.map(|i| i as usize);
+        }
+        match self.index.and_then(|i| snapshot.flags.get(i as usize)) {
+            Some(flag) if *flag.key == *self.key => self.index.map(|i| i as usize),
             _ => snapshot.index_of(&self.key),
         }
     }

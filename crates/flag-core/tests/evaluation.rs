@@ -144,6 +144,21 @@ fn handles_survive_a_new_snapshot_with_another_layout() {
 }
 
 #[test]
+fn handles_follow_changes_when_a_snapshot_keeps_the_layout() {
+    let old = snapshot();
+    let handle = old.handle("video");
+    let mut set: FlagSet = serde_yaml_ng::from_str(FLAGS).unwrap();
+    set.flags[1].enabled = false;
+    let same_keys = set.compile().unwrap().keep_layout_of(&old);
+    assert_eq!(same_keys.evaluate(&handle, &Context::new("vip-1")).reason, Reason::Disabled);
+    // Asking to keep the layout of a snapshot with other keys must not mislead the handle.
+    set.flags.swap(0, 1);
+    let reordered = set.compile().unwrap().keep_layout_of(&old);
+    assert_eq!(reordered.evaluate(&handle, &Context::new("vip-1")).reason, Reason::Disabled);
+    assert_eq!(reordered.evaluate(&old.handle("chat"), &Context::new("vip-1")).variant, Some("on"));
+}
+
+#[test]
 fn dark_launch_cohorts() {
     let set =
         FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 5.0, 50.0).unwrap()], segments: vec![] };
