@@ -34,7 +34,7 @@ impl Murmur3 {
     }
 
     /// Feeds more bytes, as if appended to everything fed so far.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&mut self, mut bytes: &[u8]) {
         // The total length is hashed modulo 2^32, exactly as the reference does.
         self.total_len = self.total_len.wrapping_add(bytes.len() as u32);
@@ -63,7 +63,7 @@ impl Murmur3 {
     }
 
     /// Finishes the hash; the state itself is untouched so it can be reused.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish(&self) -> u32 {
         let mut h = self.h;
         if self.pending_len != 0 {

@@ -34,6 +34,22 @@ fn hash_key(key: &str) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
+/// Key equality, compared eight bytes at a time in line: flag keys are short, and the call
+/// to `memcmp` that `==` makes costs more than the comparison itself.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let words_equal = a_words.by_ref().zip(b_words.by_ref()).all(|(x, y)| {
+        u64::from_ne_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])
+            == u64::from_ne_bytes([y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7]])
+    });
+    words_equal && a_words.remainder().iter().zip(b_words.remainder()).all(|(x, y)| x == y)
+}
+
 impl Snapshot {
     pub(crate) fn new(flags: Box<[CompiledFlag]>, segments: Box<[CompiledSegment]>) -> Self {
         let mut by_key = HashTable::with_capacity(flags.len());
@@ -70,7 +86,7 @@ impl Snapshot {
 
     #[inline]
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
-        let found = self.by_key.find(hash_key(key), |&i| *self.flags[i as usize].key == *key);
+        let found = self.by_key.find(hash_key(key), |&i| same_key(&self.flags[i as usize].key, key));
         found.map(|&i| i as usize)
     }
 
