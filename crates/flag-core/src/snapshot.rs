@@ -171,3 +171,27 @@ impl FlagRef for FlagHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn same_key_compares_every_byte() {
+        for (a, b) in
+            [("", ""), ("chat", "chat"), ("flag-500", "flag-500"), ("checkout.v2-beta", "checkout.v2-beta")]
+        {
+            assert!(same_key(a, b), "{a} == {b}");
+        }
+        for (a, b) in [
+            ("chat", "chad"),
+            ("flag-500", "flag-501"),
+            ("flag-5000", "flag-5001"),
+            ("xlag-5000", "flag-5000"),
+            ("flag-500", "flag-5000"),
+            ("checkout.v2-betb", "checkout.v2-beta"),
+        ] {
+            assert!(!same_key(a, b), "{a} != {b}");
+        }
+    }
+}
