@@ -1,0 +1,30 @@
+//! Generates the flags.v1 code from proto/ with protox, so no system `protoc` is needed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = ["flags/v1/model.proto", "flags/v1/admin.proto", "flags/v1/sync.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
+    let descriptors = protox::compile(files, [&root])?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+
+    // The Sync server again, with a codec that sends pre-encoded frames: each change is
+    // encoded once and the same bytes go to every stream.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?).join("shared_frames");
+    std::fs::create_dir_all(&out_dir)?;
+    let watch = tonic_build::manual::Method::builder()
+        .name("watch")
+        .route_name("Watch")
+        .input_type("crate::v1::WatchRequest")
+        .output_type("crate::frame::WatchFrame")
+        .codec_path("crate::frame::FrameCodec")
+        .client_streaming()
+        .server_streaming()
+        .build();
+    let sync = tonic_build::manual::Service::builder().name("Sync").package("flags.v1").method(watch).build();
+    tonic_build::manual::Builder::new().build_client(false).out_dir(&out_dir).compile(&[sync]);
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! The flag server.
+
+#[allow(dead_code)]
+mod store;
