@@ -6,8 +6,10 @@
 
 mod fixtures;
 mod launchdarkly_peer;
+mod server;
 mod yggdrasil_peer;
 
 pub use fixtures::{FLAG_COUNT, ROLLOUT_FLAG, TARGETED_FLAG, flag_set, simple_flags, snapshot, user_keys};
 pub use launchdarkly_peer::LaunchDarklyRollout;
+pub use server::{BenchServer, bench_flag, percentile_us};
 pub use yggdrasil_peer::YggdrasilRollout;

@@ -1,4 +1,47 @@
-//! The flag server.
+//! flagd — the flag server.
+//!
+//! Stores flags per environment in one redb file, keeps every version with who, when and
+//! why, and streams every committed change to connected SDKs over gRPC.
+//!
+//! # Layout
+//!
+//! - `store` — the durable store: one redb write transaction per change (flag row, history
+//!   row, change-log row, revision bump), validated by flag-core before it touches the file.
+//! - `admin` — the `flags.v1.Admin` service; `status` maps every error to a gRPC status in one
+//!   place; `wire` converts server records (history, acknowledgements) to messages.
+//! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
+//! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
+//!   catch-up from the store, heartbeats, slow-client handling.
+//! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
+//! - `auth` — bearer tokens, compared in constant time.
+//! - `management` — `/healthz`, `/readyz`, `/metrics`.
+//! - `server` — wiring; [`serve`] is what the binary and the tests run.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), flagd::ServeError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = flagd::Config::new("./flagd-data/flags.redb");
+//! flagd::serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
 
-#[allow(dead_code)]
+#![forbid(unsafe_code)]
+
+mod acks;
+mod admin;
+mod auth;
+mod config;
+mod fanout;
+mod management;
+mod server;
+mod state;
+mod status;
 mod store;
+mod sync;
+mod watch_stream;
+mod wire;
+
+pub use config::{Config, DEFAULT_DATA};
+pub use server::{ServeError, serve, serve_with_management};

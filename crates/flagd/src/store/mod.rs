@@ -1,1 +1,245 @@
-//! Durable flag storage.
+//! The durable flag store: every environment's flags and segments, every version of each
+//! with who/when/why, and a change log that lets a client catch up from its revision.
+//!
+//! Pure synchronous Rust over [redb](https://docs.rs/redb): the async server calls it from
+//! `spawn_blocking`. [`Store`] is a cheap handle (`Arc` inside) shared by every task.
+//!
+//! # Model
+//!
+//! - Everything is keyed by (environment, key). An environment exists once written.
+//! - Each write is one redb write transaction that updates the live row, appends a history
+//!   row (the content after the write, operation, actor, reason, time) and a change-log row,
+//!   and bumps the environment's **revision** by exactly 1 — committed durably before
+//!   [`Store::write`] returns. A refused or failed write changes nothing.
+//! - Each flag or segment has **versions** 1, 2, 3…; deleting keeps the history, and a key
+//!   written again continues the numbering. The stored flag's `version` field is its
+//!   version, and `metadata.created_at/updated_at` are set by the store.
+//! - Every write is validated by flag-core as the **whole environment** after the change, so
+//!   prerequisites, segment references and cycles are checked, and deleting something others
+//!   depend on is refused. Problem paths name the written flag `flag.…` (segment:
+//!   `segment.…`), first, and any other by key, `flags["checkout"].…` (see `paths`).
+//! - [`Store::changes_since`] answers a client at revision `r` with every key changed after
+//!   `r`, coalesced, in its current state — or `TooOld` past the resume window. The change
+//!   log is never pruned: it also serves [`Store::environment_history`]; the window only
+//!   bounds how large a delta may get before a snapshot is cheaper.
+//!
+//! # Decisions
+//!
+//! - **Values are JSON** of flag-core's serde types. The same format is the flag file format
+//!   people read (`docs/flag-model.md`), so a row can be inspected with any redb tool and
+//!   `jq`; flag-core's `deny_unknown_fields` means a field this code does not know is an
+//!   error, never silently dropped. Rows are a few hundred bytes, so the size and the
+//!   encoding time are small next to the fsync of a durable commit.
+//! - **Revive** sets `enabled = true` on the live flag. Kill only clears `enabled`, so
+//!   this restores exactly the pre-kill content — unless the flag was changed while killed
+//!   (say, its rollout lowered before switching it back on), and then that change is kept
+//!   rather than silently undone. To restore an older content, roll back to it.
+//! - The writer keeps a **cache** of each environment's live flag set (`cache`), so a write
+//!   validates without decoding the environment from the file; it is replaced only after a
+//!   commit and rebuilt from the file whenever a commit fails.
+//!
+//! # Layout
+//!
+//! - `mod.rs` — [`Store`]: opening, and the API.
+//! - `tables` — the redb tables and their keys. `records` — entries and stored records.
+//! - `patch` — [`WriteOp`]: what each operation makes of the current state.
+//! - `write` — the write path. `paths` — validation paths the writer can use.
+//! - `subject` — what differs between flags and segments. `cache` — the writer's flag sets.
+//! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
+
+mod cache;
+mod error;
+mod patch;
+mod paths;
+mod read;
+mod records;
+mod subject;
+mod tables;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flag_core::{Flag, FlagSet, Segment};
+use redb::{Database, ReadableTable};
+
+pub(crate) use error::{StoreError, WriteError};
+pub(crate) use patch::WriteOp;
+pub(crate) use read::ChangesSince;
+pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, SubjectKind, WriteMeta};
+pub(crate) use tables::is_environment_name;
+
+use cache::Cache;
+use tables::{
+    CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEGMENT_HISTORY,
+    SEGMENTS,
+};
+use write::Writer;
+
+/// How a [`Store`] behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoreOptions {
+    /// How many revisions behind a client may be and still get a delta from
+    /// [`Store::changes_since`] rather than `TooOld`.
+    pub(crate) resume_window: u64,
+}
+
+impl Default for StoreOptions {
+    /// A window of 10 000 revisions: days of busy editing, yet a delta no bigger than the
+    /// environment itself in practice.
+    fn default() -> Self {
+        StoreOptions { resume_window: 10_000 }
+    }
+}
+
+/// The flag store: a handle to one redb file. Clones share it.
+#[derive(Clone)]
+pub(crate) struct Store {
+    /// `Arc` so that every server task holds the same database and writer: redb allows one
+    /// `Database` per file per process.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The file. redb's read transactions run alongside its one write transaction.
+    db: Database,
+    /// Where the file is, for `Debug` and errors.
+    path: PathBuf,
+    options: StoreOptions,
+    /// The write path, serialized, with its cache.
+    writer: Writer,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).field("options", &self.inner.options).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store file at `path`, creating it (and its parent directories) if needed.
+    /// A file left by a crash is recovered by redb to its last committed transaction.
+    pub(crate) fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| StoreError::CreateDir { path: parent.to_owned(), source })?;
+        }
+        let db =
+            Database::create(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        prepare(&db)?;
+        let writer = Writer::new(Cache::load(&db)?);
+        Ok(Store { inner: Arc::new(Inner { db, path: path.to_owned(), options, writer }) })
+    }
+
+    /// Applies one write in one durable transaction: when this returns `Ok`, the write is on
+    /// disk. Writes are serialized, so validation sees exactly the state it commits over.
+    pub(crate) fn write(
+        &self,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+    ) -> Result<Committed, WriteError> {
+        self.inner.writer.write(&self.inner.db, environment, op, meta)
+    }
+
+    /// The environment's revision: the number of writes it has had; 0 for one never written.
+    pub(crate) fn revision(&self, environment: &str) -> Result<u64, StoreError> {
+        read::revision(&self.inner.db, environment)
+    }
+
+    /// The live flag `key` with the history entry that wrote it; `None` if it does not
+    /// exist or is deleted.
+    pub(crate) fn flag(&self, environment: &str, key: &str) -> Result<Option<FlagRecord>, StoreError> {
+        read::flag(&self.inner.db, environment, key)
+    }
+
+    /// The environment's live flags whose key starts with `prefix` (`""` for all) and, when
+    /// `tag` is given, that carry it; sorted by key.
+    pub(crate) fn list_flags(
+        &self,
+        environment: &str,
+        prefix: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<Flag>, StoreError> {
+        read::list_flags(&self.inner.db, environment, prefix, tag)
+    }
+
+    /// The environment's live segments, sorted by key.
+    pub(crate) fn segments(&self, environment: &str) -> Result<Vec<Segment>, StoreError> {
+        read::segments(&self.inner.db, environment)
+    }
+
+    /// The environment's whole flag set and the revision it is at, read in one transaction.
+    /// Flags and segments are sorted by key.
+    pub(crate) fn snapshot(&self, environment: &str) -> Result<(u64, FlagSet), StoreError> {
+        read::snapshot(&self.inner.db, environment)
+    }
+
+    /// Versions of flag `key` older than `before_version` (all when `None`), newest first,
+    /// at most `limit`; deletes included, and a deleted flag's history is still there. Page
+    /// by passing the last version received as the next `before_version`.
+    pub(crate) fn flag_history(
+        &self,
+        environment: &str,
+        key: &str,
+        before_version: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        read::flag_history(&self.inner.db, environment, key, before_version, limit)
+    }
+
+    /// The environment's writes (flags and segments) older than `before_revision` (all when
+    /// `None`), newest first, at most `limit`. Page by the last revision received.
+    pub(crate) fn environment_history(
+        &self,
+        environment: &str,
+        before_revision: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        read::environment_history(&self.inner.db, environment, before_revision, limit)
+    }
+
+    /// What a client at revision `since_revision` needs to reach the current revision; see
+    /// [`ChangesSince`].
+    pub(crate) fn changes_since(
+        &self,
+        environment: &str,
+        since_revision: u64,
+    ) -> Result<ChangesSince, StoreError> {
+        read::changes_since(&self.inner.db, environment, since_revision, self.inner.options.resume_window)
+    }
+
+    /// Every environment ever written, sorted.
+    pub(crate) fn environments(&self) -> Result<Vec<String>, StoreError> {
+        read::environments(&self.inner.db)
+    }
+}
+
+/// Creates the tables of a new file (so reads never meet a missing table) and checks the
+/// schema version of an existing one.
+fn prepare(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
+        match found {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => return Err(StoreError::Schema { found, supported: SCHEMA_VERSION }),
+            None => {
+                meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+            }
+        }
+        txn.open_table(ENVIRONMENTS)?;
+        txn.open_table(FLAGS)?;
+        txn.open_table(SEGMENTS)?;
+        txn.open_table(FLAG_HISTORY)?;
+        txn.open_table(SEGMENT_HISTORY)?;
+        txn.open_table(CHANGES)?;
+    }
+    txn.commit()?;
+    Ok(())
+}

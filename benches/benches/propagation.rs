@@ -1,0 +1,125 @@
+//! `cargo bench -p flag-benches --bench propagation`: from an acknowledged Admin write to its
+//! receipt on each of N `Sync.Watch` streams.
+//!
+//! flagd runs on its own runtime; the watchers and the writer run on another, as a separate
+//! client would. A receipt that arrives before the writer has its acknowledgement counts as
+//! zero.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flag_benches::{BenchServer, bench_flag, percentile_us};
+use flag_proto::v1::{self, watch_request, watch_response};
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+const WRITES: u64 = 20;
+/// Streams per HTTP/2 connection, as an SDK fleet spread over many processes would have few.
+const STREAMS_PER_CONNECTION: usize = 200;
+
+/// Receipt times of the current write, one slot per stream, in ns since `base`.
+struct Receipts {
+    base: Instant,
+    slots: Vec<AtomicU64>,
+    received: AtomicUsize,
+    all_in: Notify,
+}
+
+async fn watch(channel: Channel, id: usize, receipts: Arc<Receipts>, ready: Arc<AtomicUsize>) {
+    let mut client = v1::sync_client::SyncClient::new(channel);
+    let (requests, outbound) = mpsc::channel(4);
+    let subscribe =
+        v1::Subscribe { environment: "production".into(), since_revision: 0, client_name: format!("w{id}") };
+    requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
+    let mut stream = client.watch(ReceiverStream::new(outbound)).await.unwrap().into_inner();
+    while let Ok(Some(message)) = stream.message().await {
+        match message.kind {
+            Some(watch_response::Kind::Snapshot(_)) => {
+                ready.fetch_add(1, Ordering::Release);
+            }
+            Some(watch_response::Kind::Changes(_)) => {
+                let now = receipts.base.elapsed().as_nanos() as u64;
+                receipts.slots[id].store(now, Ordering::Release);
+                if receipts.received.fetch_add(1, Ordering::AcqRel) + 1 == receipts.slots.len() {
+                    receipts.all_in.notify_one();
+                }
+            }
+            _ => {}
+        }
+    }
+    drop(requests);
+}
+
+fn run(streams: usize) {
+    let server = BenchServer::start().unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    client.block_on(async {
+        let receipts = Arc::new(Receipts {
+            base: Instant::now(),
+            slots: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            received: AtomicUsize::new(0),
+            all_in: Notify::new(),
+        });
+        let ready = Arc::new(AtomicUsize::new(0));
+        let mut channel = None;
+        for id in 0..streams {
+            if id % STREAMS_PER_CONNECTION == 0 {
+                channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
+            }
+            let channel = channel.clone().unwrap();
+            tokio::spawn(watch(channel, id, Arc::clone(&receipts), Arc::clone(&ready)));
+        }
+        while ready.load(Ordering::Acquire) < streams {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let mut admin = v1::admin_client::AdminClient::connect(server.endpoint()).await.unwrap();
+        let mut latencies = Vec::with_capacity(streams * WRITES as usize);
+        for n in 0..WRITES {
+            receipts.received.store(0, Ordering::Release);
+            let all_in = receipts.all_in.notified();
+            tokio::pin!(all_in);
+            all_in.as_mut().enable();
+            let request = v1::PutFlagRequest {
+                environment: "production".into(),
+                flag: Some(bench_flag("propagated", n)),
+                expected_version: None,
+                change: Some(v1::Change { actor: "bench".into(), reason: "propagation".into() }),
+            };
+            admin.put_flag(request).await.unwrap();
+            let acknowledged = receipts.base.elapsed().as_nanos() as u64;
+            if receipts.received.load(Ordering::Acquire) < streams {
+                tokio::time::timeout(Duration::from_secs(30), all_in)
+                    .await
+                    .expect("every stream receives the write");
+            }
+            latencies.extend(
+                receipts.slots.iter().map(|slot| {
+                    Duration::from_nanos(slot.load(Ordering::Acquire).saturating_sub(acknowledged))
+                }),
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        latencies.sort_unstable();
+        println!(
+            "propagation streams={streams} p50_us={} p99_us={} max_us={}",
+            percentile_us(&latencies, 50.0),
+            percentile_us(&latencies, 99.0),
+            latencies.last().map_or(0, Duration::as_micros),
+        );
+    });
+    client.shutdown_timeout(Duration::from_secs(5));
+}
+
+fn main() {
+    let counts: Vec<usize> = match std::env::var("PROPAGATION_STREAMS") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 100, 1_000, 10_000],
+    };
+    for streams in counts {
+        run(streams);
+    }
+}

@@ -1,0 +1,70 @@
+//! A real flagd for the server benches: its own runtime, a temporary redb file, loopback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flag_proto::v1;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+/// A flagd running on its own multi-threaded runtime, so the measuring client's runtime
+/// competes with it only for the CPU, as a separate process would.
+#[derive(Debug)]
+pub struct BenchServer {
+    /// Where its gRPC services listen.
+    pub address: SocketAddr,
+    runtime: Option<Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    /// Starts flagd on 127.0.0.1:0 with a fresh store.
+    pub fn start() -> std::io::Result<BenchServer> {
+        let dir = tempfile::tempdir()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let address = listener.local_addr()?;
+        let config = flagd::Config::new(dir.path().join("flags.redb"))
+            .with_heartbeat_interval(Duration::from_secs(30))
+            .with_slow_client_limits(Duration::from_secs(30), 64);
+        let (stop, stopped) = oneshot::channel::<()>();
+        runtime.spawn(flagd::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Ok(BenchServer { address, runtime: Some(runtime), stop: Some(stop), _dir: dir })
+    }
+
+    /// `http://address`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A small boolean flag whose description carries `n`, so every write changes it.
+pub fn bench_flag(key: &str, n: u64) -> v1::Flag {
+    let mut flag =
+        flag_core::Flag::rollout(key, 50.0).unwrap_or_else(|_| unreachable!("50 % is a valid rollout"));
+    flag.description = format!("write {n}");
+    v1::Flag::from(&flag)
+}
+
+/// The p-th percentile (0–100) of sorted samples, in microseconds.
+pub fn percentile_us(sorted: &[Duration], p: f64) -> u128 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_micros()
+}

@@ -1,0 +1,181 @@
+//! Which SDKs are connected, and which revision each has applied.
+//!
+//! The kill switch waits here until every SDK connected to the environment acknowledges the
+//! kill's revision, so the operator learns that the change took effect, not just that it
+//! was stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+struct Connection {
+    environment: String,
+    name: String,
+    acked: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    connections: HashMap<u64, Connection>,
+}
+
+/// The connected SDKs of every environment.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    inner: Mutex<Inner>,
+    /// Bumped on every acknowledgement and disconnect. A `watch` so that a waiter registered
+    /// after a bump still sees it: no wake-up can be lost between checking and waiting.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections { inner: Mutex::default(), changed: watch::Sender::new(0) }
+    }
+}
+
+/// A connected stream; deregisters itself when dropped.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    id: u64,
+    connections: Arc<Connections>,
+}
+
+/// What a wait for acknowledgements found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AckReport {
+    pub(crate) revision: u64,
+    pub(crate) connected: u32,
+    pub(crate) acknowledged: u32,
+    pub(crate) slowest: Duration,
+    /// Names of the SDKs that had not acknowledged when the wait ended.
+    pub(crate) missing: Vec<String>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a new stream of `environment`.
+    pub(crate) fn register(self: &Arc<Self>, environment: &str, name: &str) -> Registration {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let connection = Connection { environment: environment.to_owned(), name: name.to_owned(), acked: 0 };
+        inner.connections.insert(id, connection);
+        metrics::gauge!("flagd_streams_connected").increment(1.0);
+        Registration { id, connections: Arc::clone(self) }
+    }
+
+    /// Waits until every SDK connected to `environment` now has acknowledged `revision`,
+    /// or `timeout` passes.
+    pub(crate) async fn wait_for(&self, environment: &str, revision: u64, timeout: Duration) -> AckReport {
+        let start = Instant::now();
+        let mut changes = self.changed.subscribe();
+        let waiting_for: Vec<u64> = {
+            let inner = self.lock();
+            let ids = inner.connections.iter().filter(|(_, c)| c.environment == environment);
+            ids.map(|(id, _)| *id).collect()
+        };
+        let mut acked_after: HashMap<u64, Duration> = HashMap::new();
+        loop {
+            let missing: Vec<String> = {
+                let inner = self.lock();
+                let mut missing = Vec::new();
+                for id in &waiting_for {
+                    match inner.connections.get(id) {
+                        Some(c) if c.acked >= revision => {
+                            acked_after.entry(*id).or_insert_with(|| start.elapsed());
+                        }
+                        Some(c) if !acked_after.contains_key(id) => missing.push(c.name.clone()),
+                        Some(_) => {}
+                        None if !acked_after.contains_key(id) => {
+                            missing.push(format!("(disconnected #{id})"))
+                        }
+                        None => {}
+                    }
+                }
+                missing
+            };
+            let remaining = timeout.saturating_sub(start.elapsed());
+            if missing.is_empty() || remaining.is_zero() {
+                return AckReport {
+                    revision,
+                    connected: waiting_for.len() as u32,
+                    acknowledged: acked_after.len() as u32,
+                    slowest: acked_after.values().max().copied().unwrap_or_default(),
+                    missing,
+                };
+            }
+            // A disconnect or acknowledgement bumps `changed`; a timeout ends the wait.
+            let _ = tokio::time::timeout(remaining, changes.changed()).await;
+        }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Registration {
+    /// The SDK applied everything up to `revision`.
+    pub(crate) fn ack(&self, revision: u64) {
+        if let Some(connection) = self.connections.lock().connections.get_mut(&self.id) {
+            connection.acked = connection.acked.max(revision);
+        }
+        metrics::counter!("flagd_acks_total").increment(1);
+        self.connections.bump();
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.connections.lock().connections.remove(&self.id);
+        metrics::gauge!("flagd_streams_connected").decrement(1.0);
+        self.connections.bump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_every_connected_sdk_of_the_environment() {
+        let connections = Arc::new(Connections::default());
+        let fast = connections.register("production", "fast");
+        let slow = connections.register("production", "slow");
+        let _elsewhere = connections.register("staging", "other");
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            tokio::spawn(async move { connections.wait_for("production", 7, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fast.ack(7);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        slow.ack(9);
+        let report = waiter.await.unwrap();
+        assert_eq!((report.connected, report.acknowledged), (2, 2));
+        assert!(report.slowest >= Duration::from_millis(40), "{report:?}");
+        assert!(report.missing.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_who_did_not_acknowledge_in_time() {
+        let connections = Arc::new(Connections::default());
+        let ok = connections.register("production", "ok");
+        let _stuck = connections.register("production", "stuck");
+        let gone = connections.register("production", "gone");
+        ok.ack(3);
+        drop(gone);
+        let report = connections.wait_for("production", 3, Duration::from_millis(100)).await;
+        assert_eq!((report.connected, report.acknowledged), (2, 1), "{report:?}");
+        assert_eq!(report.missing, ["stuck"]);
+    }
+}

@@ -1,0 +1,284 @@
+//! The `flags.v1.Admin` service: every write goes through the store's durable write path and
+//! is then published to the streams.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flag_core::{Flag, Segment};
+use flag_proto::environment_or_default;
+use flag_proto::v1::{self, admin_server::Admin};
+use tonic::{Request, Response, Status};
+use tracing::{info, instrument};
+
+use crate::state::State;
+use crate::status::{invalid_message, join_status, store_status, write_status};
+use crate::store::{Committed, Store, StoreError, WriteMeta, WriteOp};
+use crate::wire::{ack_report, history_entry};
+
+/// Default and largest history page.
+const PAGE_SIZE: (u32, u32) = (50, 1000);
+
+/// Serves `flags.v1.Admin`.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminService {
+    state: Arc<State>,
+}
+
+impl AdminService {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        AdminService { state }
+    }
+
+    /// One durable write, then its publication to the environment's streams.
+    async fn write(
+        &self,
+        environment: &str,
+        op: WriteOp,
+        change: Option<v1::Change>,
+    ) -> Result<Committed, Status> {
+        let environment = environment_or_default(environment).to_owned();
+        let v1::Change { actor, reason } = change.unwrap_or_default();
+        let meta = WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason };
+        let operation = operation_name(&op);
+        let store = self.state.store.clone();
+        let target = environment.clone();
+        let started = Instant::now();
+        let committed = tokio::task::spawn_blocking(move || store.write(&target, op, &meta))
+            .await
+            .map_err(join_status)?
+            .map_err(write_status)?;
+        metrics::histogram!("flagd_commit_seconds").record(started.elapsed());
+        metrics::counter!("flagd_writes_total", "operation" => operation).increment(1);
+        self.state.hub.publish(&environment, &committed);
+        info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "committed");
+        Ok(committed)
+    }
+
+    async fn written(&self, environment: &str, op: WriteOp, change: Option<v1::Change>) -> WriteResult {
+        let committed = self.write(environment, op, change).await?;
+        Ok(Response::new(write_response(&committed)))
+    }
+
+    /// Runs a read off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.state.store.clone();
+        let result = tokio::task::spawn_blocking(move || read(&store)).await.map_err(join_status)?;
+        result.map_err(|e| store_status(&e))
+    }
+}
+
+/// The `operation` label of `flagd_writes_total`.
+fn operation_name(op: &WriteOp) -> &'static str {
+    match op {
+        WriteOp::PutFlag { .. } => "put_flag",
+        WriteOp::SetRollout { .. } => "set_rollout",
+        WriteOp::ServeVariant { .. } => "serve_variant",
+        WriteOp::Kill { .. } => "kill",
+        WriteOp::Revive { .. } => "revive",
+        WriteOp::DeleteFlag { .. } => "delete_flag",
+        WriteOp::Rollback { .. } => "rollback",
+        WriteOp::PutSegment { .. } => "put_segment",
+        WriteOp::DeleteSegment { .. } => "delete_segment",
+    }
+}
+
+type WriteResult = Result<Response<v1::WriteResponse>, Status>;
+
+fn write_response(committed: &Committed) -> v1::WriteResponse {
+    v1::WriteResponse { revision: committed.revision, entry: Some(history_entry(&committed.entry)) }
+}
+
+fn page_size(requested: u32) -> usize {
+    let (default, max) = PAGE_SIZE;
+    (if requested == 0 { default } else { requested.min(max) }) as usize
+}
+
+fn wait_duration(wait_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(wait_ms))
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    #[instrument(skip_all)]
+    async fn put_flag(&self, request: Request<v1::PutFlagRequest>) -> WriteResult {
+        let v1::PutFlagRequest { environment, flag, expected_version, change } = request.into_inner();
+        let flag = flag.ok_or_else(|| Status::invalid_argument("malformed request: `flag` is required"))?;
+        let flag = Flag::try_from(flag).map_err(invalid_message)?;
+        self.written(&environment, WriteOp::PutFlag { flag, expected_version }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn set_rollout(&self, request: Request<v1::SetRolloutRequest>) -> WriteResult {
+        let v1::SetRolloutRequest {
+            environment,
+            key,
+            percent,
+            dark_percent,
+            expected_version,
+            change,
+            create_if_missing,
+        } = request.into_inner();
+        let op = WriteOp::SetRollout { key, percent, dark_percent, expected_version, create_if_missing };
+        self.written(&environment, op, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn serve_variant(&self, request: Request<v1::ServeVariantRequest>) -> WriteResult {
+        let v1::ServeVariantRequest { environment, key, variant, expected_version, change } =
+            request.into_inner();
+        self.written(&environment, WriteOp::ServeVariant { key, variant, expected_version }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn kill(&self, request: Request<v1::KillRequest>) -> Result<Response<v1::KillResponse>, Status> {
+        let v1::KillRequest { environment, key, change, wait_ms } = request.into_inner();
+        let committed = self.write(&environment, WriteOp::Kill { key }, change).await?;
+        let environment = environment_or_default(&environment);
+        let report =
+            self.state.connections.wait_for(environment, committed.revision, wait_duration(wait_ms)).await;
+        Ok(Response::new(v1::KillResponse {
+            write: Some(write_response(&committed)),
+            acks: Some(ack_report(&report)),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn revive(&self, request: Request<v1::ReviveRequest>) -> WriteResult {
+        let v1::ReviveRequest { environment, key, expected_version, change } = request.into_inner();
+        self.written(&environment, WriteOp::Revive { key, expected_version }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn delete_flag(&self, request: Request<v1::DeleteFlagRequest>) -> WriteResult {
+        let v1::DeleteFlagRequest { environment, key, expected_version, change } = request.into_inner();
+        self.written(&environment, WriteOp::DeleteFlag { key, expected_version }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn rollback(&self, request: Request<v1::RollbackRequest>) -> WriteResult {
+        let v1::RollbackRequest { environment, key, to_version, expected_version, change } =
+            request.into_inner();
+        self.written(&environment, WriteOp::Rollback { key, to_version, expected_version }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn get_flag(
+        &self,
+        request: Request<v1::GetFlagRequest>,
+    ) -> Result<Response<v1::GetFlagResponse>, Status> {
+        let v1::GetFlagRequest { environment, key } = request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let (record, revision) = {
+            let (environment, key) = (environment.clone(), key.clone());
+            self.read(move |store| Ok((store.flag(&environment, &key)?, store.revision(&environment)?)))
+                .await?
+        };
+        let record = record
+            .ok_or_else(|| Status::not_found(format!("no flag {key:?} in environment {environment:?}")))?;
+        Ok(Response::new(v1::GetFlagResponse {
+            flag: Some(v1::Flag::from(&record.flag)),
+            last_change: Some(history_entry(&record.last_change)),
+            revision,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_flags(
+        &self,
+        request: Request<v1::ListFlagsRequest>,
+    ) -> Result<Response<v1::ListFlagsResponse>, Status> {
+        let v1::ListFlagsRequest { environment, prefix, tag } = request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let (flags, revision) = self
+            .read(move |store| {
+                let tag = (!tag.is_empty()).then_some(tag.as_str());
+                Ok((store.list_flags(&environment, &prefix, tag)?, store.revision(&environment)?))
+            })
+            .await?;
+        Ok(Response::new(v1::ListFlagsResponse {
+            flags: flags.iter().map(v1::Flag::from).collect(),
+            revision,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn flag_history(
+        &self,
+        request: Request<v1::FlagHistoryRequest>,
+    ) -> Result<Response<v1::HistoryResponse>, Status> {
+        let v1::FlagHistoryRequest { environment, key, page_size: requested, before_version } =
+            request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let limit = page_size(requested);
+        let before = (before_version != 0).then_some(before_version);
+        let entries = self.read(move |store| store.flag_history(&environment, &key, before, limit)).await?;
+        let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.version) } else { 0 };
+        Ok(Response::new(v1::HistoryResponse {
+            entries: entries.iter().map(history_entry).collect(),
+            next_before,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn environment_history(
+        &self,
+        request: Request<v1::EnvironmentHistoryRequest>,
+    ) -> Result<Response<v1::HistoryResponse>, Status> {
+        let v1::EnvironmentHistoryRequest { environment, page_size: requested, before_revision } =
+            request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let limit = page_size(requested);
+        let before = (before_revision != 0).then_some(before_revision);
+        let entries = self.read(move |store| store.environment_history(&environment, before, limit)).await?;
+        let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.revision) } else { 0 };
+        Ok(Response::new(v1::HistoryResponse {
+            entries: entries.iter().map(history_entry).collect(),
+            next_before,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn put_segment(&self, request: Request<v1::PutSegmentRequest>) -> WriteResult {
+        let v1::PutSegmentRequest { environment, segment, change } = request.into_inner();
+        let segment =
+            segment.ok_or_else(|| Status::invalid_argument("malformed request: `segment` is required"))?;
+        let segment = Segment::try_from(segment).map_err(invalid_message)?;
+        self.written(&environment, WriteOp::PutSegment { segment }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn delete_segment(&self, request: Request<v1::DeleteSegmentRequest>) -> WriteResult {
+        let v1::DeleteSegmentRequest { environment, key, change } = request.into_inner();
+        self.written(&environment, WriteOp::DeleteSegment { key }, change).await
+    }
+
+    #[instrument(skip_all)]
+    async fn list_segments(
+        &self,
+        request: Request<v1::ListSegmentsRequest>,
+    ) -> Result<Response<v1::ListSegmentsResponse>, Status> {
+        let v1::ListSegmentsRequest { environment } = request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let (segments, revision) = self
+            .read(move |store| Ok((store.segments(&environment)?, store.revision(&environment)?)))
+            .await?;
+        Ok(Response::new(v1::ListSegmentsResponse {
+            segments: segments.iter().map(v1::Segment::from).collect(),
+            revision,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn wait_for_acks(
+        &self,
+        request: Request<v1::WaitForAcksRequest>,
+    ) -> Result<Response<v1::AckReport>, Status> {
+        let v1::WaitForAcksRequest { environment, revision, wait_ms } = request.into_inner();
+        let environment = environment_or_default(&environment);
+        let report = self.state.connections.wait_for(environment, revision, wait_duration(wait_ms)).await;
+        Ok(Response::new(ack_report(&report)))
+    }
+}

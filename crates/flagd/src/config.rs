@@ -1,0 +1,101 @@
+//! Server settings, with the defaults a single-node deployment wants.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a flagd server runs. Built by the binary from flags and environment variables, and
+/// by tests directly.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The redb file holding every environment.
+    pub data: PathBuf,
+    /// When set, Admin calls need `authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
+    /// When set, Sync calls need this token (or the admin token).
+    pub sdk_token: Option<String>,
+    /// Allow listening beyond loopback without an admin token.
+    pub insecure: bool,
+    /// How often a quiet stream gets a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// How far behind (in revisions) a client may resume from before it gets a full snapshot.
+    pub resume_window: u64,
+    /// How long a stream may stay unable to take a frame before it is disconnected.
+    pub slow_client_timeout: Duration,
+    /// Frames buffered per stream before the client counts as slow.
+    pub stream_buffer: usize,
+}
+
+/// Where flagd keeps its data unless told otherwise.
+pub const DEFAULT_DATA: &str = "./flagd-data/flags.redb";
+
+impl Config {
+    /// The defaults, storing in `data`.
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        Config {
+            data: data.into(),
+            admin_token: None,
+            sdk_token: None,
+            insecure: false,
+            heartbeat_interval: Duration::from_secs(5),
+            resume_window: 10_000,
+            slow_client_timeout: Duration::from_secs(10),
+            stream_buffer: 64,
+        }
+    }
+
+    /// The same settings with an admin token.
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// The same settings with an SDK token.
+    pub fn with_sdk_token(mut self, token: impl Into<String>) -> Self {
+        self.sdk_token = Some(token.into());
+        self
+    }
+
+    /// The same settings with another heartbeat interval.
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// The same settings with another resume window.
+    pub fn with_resume_window(mut self, revisions: u64) -> Self {
+        self.resume_window = revisions;
+        self
+    }
+
+    /// The same settings with another slow-client timeout and per-stream buffer.
+    pub fn with_slow_client_limits(mut self, timeout: Duration, buffer: usize) -> Self {
+        self.slow_client_timeout = timeout;
+        self.stream_buffer = buffer.max(1);
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new(DEFAULT_DATA)
+    }
+}
+
+// Tokens never reach logs.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |token: &Option<String>| token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("data", &self.data)
+            .field("admin_token", &redact(&self.admin_token))
+            .field("sdk_token", &redact(&self.sdk_token))
+            .field("insecure", &self.insecure)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("resume_window", &self.resume_window)
+            .field("slow_client_timeout", &self.slow_client_timeout)
+            .field("stream_buffer", &self.stream_buffer)
+            .finish()
+    }
+}

@@ -1,0 +1,84 @@
+//! Publishing committed changes to every stream of an environment.
+//!
+//! Each environment has one `tokio::sync::watch` channel holding the latest change, already
+//! encoded. `watch` and not `broadcast`: the writer does no per-subscriber work and never
+//! waits for a slow stream, and a stream that falls behind sees only the newest change —
+//! it notices the gap (`from_revision` is not what it sent last) and catches up in one step
+//! from the store instead of replaying every intermediate frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use flag_proto::WatchFrame;
+use flag_proto::v1::{self, watch_response};
+use tokio::sync::watch;
+
+use crate::store::{Committed, HistoryEntry, SubjectKind};
+
+/// One committed change, encoded once for every stream.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// A stream that has sent everything up to here can send `frame` as it is.
+    pub(crate) from_revision: u64,
+    pub(crate) revision: u64,
+    pub(crate) frame: WatchFrame,
+}
+
+type Latest = Option<Arc<Published>>;
+
+/// The per-environment channels.
+#[derive(Debug, Default)]
+pub(crate) struct Hub {
+    // A plain mutex: taken once per write and once per new stream, never per frame sent.
+    environments: Mutex<HashMap<String, watch::Sender<Latest>>>,
+}
+
+impl Hub {
+    fn sender(&self, environment: &str) -> watch::Sender<Latest> {
+        let mut environments = self.environments.lock().unwrap_or_else(PoisonError::into_inner);
+        environments.entry(environment.to_owned()).or_insert_with(|| watch::Sender::new(None)).clone()
+    }
+
+    /// Follows an environment's changes from now on.
+    pub(crate) fn subscribe(&self, environment: &str) -> watch::Receiver<Latest> {
+        self.sender(environment).subscribe()
+    }
+
+    /// Publishes a committed write. Writes can finish out of order; an older revision than
+    /// the one already published is dropped, since streams catch up past it anyway.
+    pub(crate) fn publish(&self, environment: &str, committed: &Committed) {
+        let revision = committed.revision;
+        let published = Arc::new(Published {
+            from_revision: revision.saturating_sub(1),
+            revision,
+            frame: WatchFrame::encode(&changes_frame(revision, &committed.entry)),
+        });
+        self.sender(environment).send_if_modified(|latest| {
+            let newer = latest.as_ref().is_none_or(|current| current.revision < revision);
+            if newer {
+                *latest = Some(published);
+            }
+            newer
+        });
+    }
+
+    /// Ends every stream's subscription (at shutdown).
+    pub(crate) fn close(&self) {
+        self.environments.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// The `Changes` message for the one write that made `revision`.
+fn changes_frame(revision: u64, entry: &HistoryEntry) -> v1::WatchResponse {
+    let mut changes =
+        v1::Changes { from_revision: revision.saturating_sub(1), revision, ..Default::default() };
+    match (&entry.flag, &entry.segment) {
+        (Some(flag), _) => changes.upserted_flags.push(v1::Flag::from(flag)),
+        (None, Some(segment)) => changes.upserted_segments.push(v1::Segment::from(segment)),
+        (None, None) if entry.kind == SubjectKind::Segment => {
+            changes.deleted_segments.push(entry.key.clone())
+        }
+        (None, None) => changes.deleted_flags.push(entry.key.clone()),
+    }
+    v1::WatchResponse { kind: Some(watch_response::Kind::Changes(changes)) }
+}

@@ -1,0 +1,113 @@
+//! `flagd` — the flag server binary: parse flags, set up logging, serve until SIGTERM/Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// The flag server: flags per environment in a durable store, every change streamed to SDKs.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The redb file holding every environment (created if missing).
+    #[arg(long, env = "FLAGD_DATA", default_value = flagd::DEFAULT_DATA)]
+    data: PathBuf,
+    /// gRPC address (Admin and Sync services).
+    #[arg(long, env = "FLAGD_LISTEN", default_value = "127.0.0.1:8013")]
+    listen: SocketAddr,
+    /// Management HTTP address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
+    management: SocketAddr,
+    /// Require `authorization: Bearer <token>` on Admin calls.
+    #[arg(long, env = "FLAGD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require this token (or the admin token) on Sync calls.
+    #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
+    sdk_token: Option<String>,
+    /// Allow a non-loopback address without an admin token.
+    #[arg(long, env = "FLAGD_INSECURE")]
+    insecure: bool,
+    /// Heartbeat interval on quiet streams.
+    #[arg(long, env = "FLAGD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    /// Clients further behind than this many revisions get a full snapshot instead of changes.
+    #[arg(long, env = "FLAGD_RESUME_WINDOW", default_value_t = 10_000)]
+    resume_window: u64,
+    /// Disconnect a stream that has not read for this long while frames are queued.
+    #[arg(long, env = "FLAGD_SLOW_CLIENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    slow_client_timeout: Duration,
+    /// Frames queued per stream before its client counts as slow.
+    #[arg(long, env = "FLAGD_STREAM_BUFFER", default_value_t = 64)]
+    stream_buffer: usize,
+    /// Log format.
+    #[arg(long, env = "FLAGD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("FLAGD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let grpc =
+        TcpListener::bind(args.listen).await.with_context(|| format!("binding gRPC to {}", args.listen))?;
+    let management = TcpListener::bind(args.management)
+        .await
+        .with_context(|| format!("binding the management port to {}", args.management))?;
+    // One machine-readable line, so scripts and tests can find ports chosen with `:0`.
+    println!("flagd listening grpc={} management={}", grpc.local_addr()?, management.local_addr()?);
+    let mut config = flagd::Config::new(args.data)
+        .with_heartbeat_interval(args.heartbeat_interval)
+        .with_resume_window(args.resume_window)
+        .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer);
+    if let Some(token) = args.admin_token {
+        config = config.with_admin_token(token);
+    }
+    if let Some(token) = args.sdk_token {
+        config = config.with_sdk_token(token);
+    }
+    config.insecure = args.insecure;
+    flagd::serve_with_management(grpc, Some(management), config, shutdown_signal())
+        .await
+        .context("flagd failed")
+}

@@ -1,0 +1,69 @@
+//! The management HTTP port: `/healthz`, `/readyz`, `/metrics` (Prometheus text).
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::state::State;
+
+/// The process-wide Prometheus recorder. `metrics` has one global recorder, so every server
+/// in a process (tests run several) reports into the same one.
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then that one gets the metrics.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!("flagd_writes_total", "Committed writes, by operation.");
+    metrics::describe_histogram!(
+        "flagd_commit_seconds",
+        "Time from receiving a write to its durable commit."
+    );
+    metrics::describe_gauge!("flagd_streams_connected", "Connected Sync.Watch streams.");
+    metrics::describe_counter!("flagd_changes_sent_total", "Change frames sent to streams.");
+    metrics::describe_counter!("flagd_snapshots_sent_total", "Full snapshots sent to streams.");
+    metrics::describe_counter!(
+        "flagd_slow_clients_dropped_total",
+        "Streams closed because the client stopped reading."
+    );
+    metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
+}
+
+async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, &'static str) {
+    if !state.serving.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "grpc not serving yet\n");
+    }
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.environments()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "flag store unreadable\n"),
+    }
+}
+
+/// Serves the management endpoints until `shutdown` completes.
+pub(crate) async fn serve_management(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { prometheus().render() }))
+        .with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,152 @@
+//! Wiring: open the store, build the services, serve until shut down.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use flag_proto::shared_sync::sync_server::SyncServer;
+use flag_proto::v1::admin_server::AdminServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::acks::Connections;
+use crate::admin::AdminService;
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::fanout::Hub;
+use crate::management::{prometheus, serve_management};
+use crate::state::State;
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::sync::SyncService;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Listening beyond loopback needs an admin token (or `insecure`).
+    #[error(
+        "refusing to listen on {0} without an admin token: set FLAGD_ADMIN_TOKEN, or pass --insecure to allow anyone on the network to change flags"
+    )]
+    InsecureListen(std::net::SocketAddr),
+    /// The flag store could not be opened.
+    #[error("opening the flag store at {path}")]
+    Store {
+        /// The redb file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A listener failed.
+    #[error("listener failed")]
+    Io(#[from] std::io::Error),
+    /// The gRPC transport failed.
+    #[error("gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with_management(listener, None, config, shutdown).await
+}
+
+/// Serves gRPC on `grpc` and, if given, the management HTTP endpoints on `management`,
+/// until `shutdown` completes. Open streams are ended at shutdown so it completes promptly.
+pub async fn serve_with_management(
+    grpc: TcpListener,
+    management: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let address = grpc.local_addr()?;
+    if !address.ip().is_loopback() && config.admin_token.is_none() && !config.insecure {
+        return Err(ServeError::InsecureListen(address));
+    }
+    prometheus();
+    let store = {
+        let (path, options) = (config.data.clone(), StoreOptions { resume_window: config.resume_window });
+        tokio::task::spawn_blocking(move || Store::open(&path, options))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|source: StoreError| ServeError::Store {
+                path: config.data.clone(),
+                source: source.into(),
+            })?
+    };
+    let tokens = Tokens::new(config.admin_token.as_deref(), config.sdk_token.as_deref());
+    let state = Arc::new(State {
+        config,
+        store,
+        hub: Hub::default(),
+        connections: Arc::new(Connections::default()),
+        serving: Default::default(),
+    });
+
+    // One shutdown signal, observed by the gRPC server, the management server and the streams.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+
+    let management_task = match management {
+        Some(listener) => {
+            info!(address = %listener.local_addr()?, "management endpoints listening");
+            let state = Arc::clone(&state);
+            Some(tokio::spawn(serve_management(listener, state, until_stopped(stopped.clone()))))
+        }
+        None => None,
+    };
+
+    let admin_tokens = tokens.clone();
+    let admin = AdminServer::with_interceptor(
+        AdminService::new(Arc::clone(&state)),
+        move |request: tonic::Request<()>| {
+            admin_tokens.check_admin(request.metadata())?;
+            Ok(request)
+        },
+    );
+    let sync = SyncServer::with_interceptor(
+        SyncService::new(Arc::clone(&state)),
+        move |request: tonic::Request<()>| {
+            tokens.check_sdk(request.metadata())?;
+            Ok(request)
+        },
+    );
+    let grpc_shutdown = {
+        let state = Arc::clone(&state);
+        let stopped = until_stopped(stopped.clone());
+        async move {
+            stopped.await;
+            info!("shutting down: ending streams");
+            state.hub.close();
+        }
+    };
+    info!(%address, "grpc listening");
+    state.serving.store(true, Ordering::Release);
+    let served = Server::builder()
+        // Thousands of SDK streams may share a few connections.
+        .max_concurrent_streams(Some(1 << 20))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(admin)
+        .add_service(sync)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown)
+        .await;
+    state.serving.store(false, Ordering::Release);
+    if let Some(task) = management_task {
+        let _ = task.await;
+    }
+    served?;
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::acks::Connections;
+use crate::config::Config;
+use crate::fanout::Hub;
+use crate::store::Store;
+
+/// The server's shared state, one `Arc` per server.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) hub: Hub,
+    /// In an `Arc` because each stream's registration removes itself on drop.
+    pub(crate) connections: Arc<Connections>,
+    /// Set once the gRPC server accepts connections; read by `/readyz`.
+    pub(crate) serving: AtomicBool,
+}

@@ -1,0 +1,110 @@
+//! The writer's copy of each environment's current flag set.
+//!
+//! Every write validates the whole environment after the change. Decoding every row of the
+//! environment from the file on each write would cost as much as validating it, so the
+//! writer keeps the decoded sets. The cache is only ever read and replaced under the write
+//! lock, replaced only after a successful commit, and thrown away (to be rebuilt from the
+//! file) whenever a commit fails or a writer panics — so it cannot drift from the file.
+
+use std::collections::HashMap;
+
+use flag_core::{Flag, FlagSet, Segment};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::error::StoreError;
+use super::records::decode;
+use super::tables::{FLAGS, SEGMENTS};
+
+/// Each environment's live flags and segments, each list sorted by key.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Cache {
+    environments: HashMap<String, FlagSet>,
+}
+
+/// The flag set of an environment nobody has written.
+static EMPTY: FlagSet = FlagSet { flags: Vec::new(), segments: Vec::new() };
+
+impl Cache {
+    /// Reads every live flag and segment from the file, in one read transaction.
+    pub(super) fn load(db: &Database) -> Result<Cache, StoreError> {
+        let txn = db.begin_read()?;
+        let mut environments: HashMap<String, FlagSet> = HashMap::new();
+        for row in txn.open_table(FLAGS)?.iter()? {
+            let (key, value) = row?;
+            let (environment, flag_key) = key.value();
+            let flag: Flag = decode(value.value(), "flags", format_args!("({environment}, {flag_key})"))?;
+            environments.entry(environment.to_owned()).or_default().flags.push(flag);
+        }
+        for row in txn.open_table(SEGMENTS)?.iter()? {
+            let (key, value) = row?;
+            let (environment, segment_key) = key.value();
+            let segment: Segment =
+                decode(value.value(), "segments", format_args!("({environment}, {segment_key})"))?;
+            environments.entry(environment.to_owned()).or_default().segments.push(segment);
+        }
+        // Rows come in key order, so each environment's lists are already sorted by key.
+        Ok(Cache { environments })
+    }
+
+    /// The environment's live set (empty when it was never written).
+    pub(super) fn environment(&self, environment: &str) -> &FlagSet {
+        self.environments.get(environment).unwrap_or(&EMPTY)
+    }
+
+    /// Replaces the environment's set with the one just committed.
+    pub(super) fn replace(&mut self, environment: &str, set: FlagSet) {
+        // An emptied environment is dropped, as `load` would not see it either.
+        if set.flags.is_empty() && set.segments.is_empty() {
+            self.environments.remove(environment);
+        } else if let Some(slot) = self.environments.get_mut(environment) {
+            *slot = set;
+        } else {
+            self.environments.insert(environment.to_owned(), set);
+        }
+    }
+}
+
+/// `set` with flag `key` replaced by `flag` (inserted in key order, or removed for `None`).
+pub(super) fn with_flag(set: &FlagSet, key: &str, flag: Option<Flag>) -> FlagSet {
+    FlagSet { flags: with(&set.flags, key, flag, |f| &f.key), segments: set.segments.clone() }
+}
+
+/// `set` with segment `key` replaced by `segment` (or removed for `None`).
+pub(super) fn with_segment(set: &FlagSet, key: &str, segment: Option<Segment>) -> FlagSet {
+    FlagSet { flags: set.flags.clone(), segments: with(&set.segments, key, segment, |s| &s.key) }
+}
+
+fn with<T: Clone>(list: &[T], key: &str, item: Option<T>, key_of: impl Fn(&T) -> &String) -> Vec<T> {
+    let mut list = list.to_vec();
+    match (list.binary_search_by(|t| key_of(t).as_str().cmp(key)), item) {
+        (Ok(at), Some(item)) => list[at] = item,
+        (Ok(at), None) => {
+            list.remove(at);
+        }
+        (Err(at), Some(item)) => list.insert(at, item),
+        (Err(_), None) => {}
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(set: &FlagSet) -> Vec<&str> {
+        set.flags.iter().map(|f| f.key.as_str()).collect()
+    }
+
+    #[test]
+    fn with_flag_keeps_the_list_sorted() {
+        let flag = |key: &str| Flag::rollout(key, 1.0).unwrap();
+        let set = FlagSet { flags: vec![flag("a"), flag("c")], segments: vec![] };
+        assert_eq!(keys(&with_flag(&set, "b", Some(flag("b")))), ["a", "b", "c"]);
+        assert_eq!(keys(&with_flag(&set, "d", Some(flag("d")))), ["a", "c", "d"]);
+        assert_eq!(keys(&with_flag(&set, "a", None)), ["c"]);
+        assert_eq!(keys(&with_flag(&set, "b", None)), ["a", "c"]);
+        let mut killed = flag("c");
+        killed.enabled = false;
+        assert!(!with_flag(&set, "c", Some(killed)).flags[1].enabled);
+    }
+}

@@ -1,0 +1,191 @@
+//! Errors of the store: [`StoreError`] for anything the file or its records do wrong,
+//! [`WriteError`] for a write that was refused (wrapping `StoreError` for the rest).
+//!
+//! `Display` never repeats the source: callers print the chain (`anyhow`'s `{:#}`, or a walk
+//! of `source()`), so each level says only what it adds.
+
+use std::io;
+use std::path::PathBuf;
+
+use flag_core::{RolloutError, ValidationError};
+
+use super::records::SubjectKind;
+
+/// The store could not read or write its file, or found a record it cannot read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum StoreError {
+    /// The directory for the store file could not be created.
+    #[error("creating the store's directory {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why not.
+        #[source]
+        source: io::Error,
+    },
+    /// The file could not be opened (locked by another process, unreadable, not redb…).
+    #[error("opening the store file {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// The file was written by a flagd with another table layout.
+    #[error("the store file has schema version {found}, but this flagd reads version {supported}")]
+    Schema {
+        /// The version in the file.
+        found: u64,
+        /// The version this code reads and writes.
+        supported: u64,
+    },
+    /// A transaction could not be started.
+    #[error("starting a store transaction")]
+    Transaction(#[from] redb::TransactionError),
+    /// A table could not be opened.
+    #[error("opening a store table")]
+    Table(#[from] redb::TableError),
+    /// Reading or writing the file failed.
+    #[error("accessing the store file")]
+    Storage(#[from] redb::StorageError),
+    /// A write transaction could not be committed. Whether it reached the disk is unknown
+    /// until the store is read again.
+    #[error("committing a store transaction")]
+    Commit(#[from] redb::CommitError),
+    /// A row holds bytes that are not the record its table keeps.
+    #[error("corrupt record in table `{table}` at {key}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's key, for people.
+        key: String,
+        /// What the JSON decoder found.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A row that another row refers to is not there (the change log names a version the
+    /// history table lacks).
+    #[error("missing record in table `{table}` at {key}")]
+    Missing {
+        /// The table.
+        table: &'static str,
+        /// The row's key, for people.
+        key: String,
+    },
+    /// A record could not be encoded (a number JSON cannot hold).
+    #[error("encoding a store record")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// A condition a write needs that the stored flag does not meet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum Precondition {
+    /// Revive of a flag that is not killed.
+    #[error("flag {key:?} is not killed, so there is nothing to revive")]
+    NotKilled {
+        /// The flag.
+        key: String,
+    },
+    /// Set-rollout of a flag without the dark-launch variants.
+    #[error(
+        "flag {key:?} has no variant {missing:?}; a rollout serves a split over the variants \"on\", \"dark\" and \"off\""
+    )]
+    MissingRolloutVariants {
+        /// The flag.
+        key: String,
+        /// The variant names it lacks, in on/dark/off order.
+        missing: Vec<&'static str>,
+    },
+    /// Rollback to a version that recorded the subject's deletion.
+    #[error(
+        "version {version} of flag {key:?} is its deletion; delete the flag instead of rolling back to it"
+    )]
+    RollbackToDeletion {
+        /// The flag.
+        key: String,
+        /// The version asked for.
+        version: u64,
+    },
+    /// Rollback to "the previous version" of a flag that has only one.
+    #[error("flag {key:?} has no version before its first")]
+    NoPreviousVersion {
+        /// The flag.
+        key: String,
+    },
+}
+
+/// A write was refused, or failed; in every case nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum WriteError {
+    /// The environment after the write would not be a valid flag set. Problem paths name
+    /// the written flag or segment as `flag.…`/`segment.…`, listed first, and any other as
+    /// `flags["key"].…`/`segments["key"].…` (see `store::paths`).
+    #[error(transparent)]
+    Invalid(ValidationError),
+    /// The environment name is not 1 to 64 of `A-Z a-z 0-9 _ . -`.
+    #[error(
+        "expected an environment name of 1 to 64 letters, digits, `_`, `.` or `-`, found {environment:?}"
+    )]
+    InvalidEnvironment {
+        /// The name given.
+        environment: String,
+    },
+    /// The flag or segment does not exist (or is deleted).
+    #[error("no {} {key:?} in this environment", kind.noun())]
+    NotFound {
+        /// Flag or segment.
+        kind: SubjectKind,
+        /// The key asked for.
+        key: String,
+    },
+    /// Rollback to a version the flag never had.
+    #[error("flag {key:?} has no version {version} (its latest is {latest})")]
+    VersionNotFound {
+        /// The flag.
+        key: String,
+        /// The version asked for.
+        version: u64,
+        /// Its newest version (0 when it never existed).
+        latest: u64,
+    },
+    /// Optimistic concurrency: the flag changed since the caller read it.
+    #[error("flag {key:?} is at version {current}, not the expected {expected}; read it again and retry")]
+    VersionConflict {
+        /// The flag.
+        key: String,
+        /// The version the caller based its write on.
+        expected: u64,
+        /// The live version; 0 when the flag does not exist (or is deleted).
+        current: u64,
+    },
+    /// The flag is not in a state the operation applies to.
+    #[error(transparent)]
+    Precondition(#[from] Precondition),
+    /// The rollout percentages cannot make a split.
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    /// The store failed; see [`StoreError`].
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+macro_rules! store_error_into_write_error {
+    ($($from:ty),+) => {$(
+        impl From<$from> for WriteError {
+            fn from(error: $from) -> Self {
+                WriteError::Store(error.into())
+            }
+        }
+    )+};
+}
+
+store_error_into_write_error!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,272 @@
+//! The write operations, and what each makes of the current state: the new content of one
+//! flag or segment. The write path (`write`) then versions, validates and stores it.
+
+use flag_core::{DARK, Flag, FlagSet, OFF, ON, Segment, Serve, Split};
+use redb::ReadableTable;
+
+use super::error::{Precondition, WriteError};
+use super::records::{Operation, StoredVersion, SubjectKind, decode};
+use super::subject::Versioned;
+use super::tables::{VersionKey, latest_version};
+
+/// One change to one flag or segment of an environment.
+///
+/// `expected_version` is optimistic concurrency: when given, the write is refused with
+/// [`WriteError::VersionConflict`] unless the flag's live version is exactly that (0 = "the
+/// flag must not exist"). Kill takes none on purpose: a kill during an incident must not
+/// fail because someone else changed the flag a moment earlier.
+// One `WriteOp` is built per request and moved once into the blocking task; boxing the
+// flag would cost an allocation to save a few hundred bytes of a short-lived move.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum WriteOp {
+    /// Creates or replaces the flag (operation `Create` or `Update`). Its `version` and
+    /// `metadata.created_at/updated_at` are set by the store, whatever was sent.
+    PutFlag {
+        /// The flag's new content.
+        flag: Flag,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+    },
+    /// Makes the default serve a dark-launch split: `percent` % `on`, users up to
+    /// `dark_percent` % `dark`, the rest `off` (operation `SetRollout`).
+    ///
+    /// A missing flag is created as [`Flag::dark_launch`] when `create_if_missing`
+    /// (operation `Create`), else refused as not found. An existing flag needs variants
+    /// `on`, `dark` and `off`. Without `dark_percent` the dark reach is kept from the current
+    /// split if it has the dark-launch shape — raised to `percent` if below it — and is
+    /// `percent` otherwise. The split's `by` and `salt` are kept, so nobody changes bucket.
+    /// `enabled` is kept: a rollout change never revives a killed flag, so a ramp can be
+    /// prepared while killed and switched on with [`WriteOp::Revive`].
+    SetRollout {
+        /// The flag.
+        key: String,
+        /// Who sees the new path, 0 to 100.
+        percent: f64,
+        /// Who runs it, seen or not, `percent` to 100.
+        dark_percent: Option<f64>,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+        /// Create a dark-launch flag when there is none.
+        create_if_missing: bool,
+    },
+    /// Makes the default serve this one variant (`on`/`off` for 100 %/0 %) (operation
+    /// `ServeVariant`).
+    ServeVariant {
+        /// The flag.
+        key: String,
+        /// One of its variants.
+        variant: String,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+    },
+    /// `enabled = false`: everyone gets the off variant (operation `Kill`). Killing a killed
+    /// flag is recorded again, as a new version: an incident log shows every kill command.
+    Kill {
+        /// The flag.
+        key: String,
+    },
+    /// `enabled = true` on a killed flag (operation `Revive`), so it serves what it served
+    /// before the kill — plus any change made while it was killed (see the store docs).
+    Revive {
+        /// The flag.
+        key: String,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+    },
+    /// Deletes the flag (operation `Delete`); its history is kept, and a flag created later
+    /// under the same key continues its version numbers.
+    DeleteFlag {
+        /// The flag.
+        key: String,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+    },
+    /// A new version with version `to_version`'s content, `enabled` included (operation
+    /// `Rollback`); `None` means the version before the newest. Restores deleted flags too.
+    Rollback {
+        /// The flag.
+        key: String,
+        /// The version whose content to restore.
+        to_version: Option<u64>,
+        /// See [`WriteOp`].
+        expected_version: Option<u64>,
+    },
+    /// Creates or replaces a segment (operation `Create` or `Update`).
+    PutSegment {
+        /// The segment's new content.
+        segment: Segment,
+    },
+    /// Deletes a segment (operation `Delete`); refused while a flag refers to it.
+    DeleteSegment {
+        /// The segment.
+        key: String,
+    },
+}
+
+/// What a write will store, before the store stamps versions and times.
+#[derive(Debug)]
+pub(super) struct Planned {
+    /// What history will say the write did.
+    pub(super) operation: Operation,
+    /// The subject and its new content.
+    pub(super) change: Change,
+}
+
+/// The new content of the one subject a write changes; `None` deletes it.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per write, moved once: see `WriteOp`
+pub(super) enum Change {
+    /// Flag `key` becomes `content`.
+    Flag { key: String, content: Option<Flag> },
+    /// Segment `key` becomes `content`.
+    Segment { key: String, content: Option<Segment> },
+}
+
+/// What `op` makes of the environment `set`, whose flag history is `history`.
+pub(super) fn plan(
+    op: WriteOp,
+    set: &FlagSet,
+    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    environment: &str,
+) -> Result<Planned, WriteError> {
+    let flag = |operation, key, content| Planned { operation, change: Change::Flag { key, content } };
+    Ok(match op {
+        WriteOp::PutFlag { mut flag, expected_version } => {
+            let live = live_flag(set, &flag.key, expected_version)?;
+            // The store decides when a flag was created (`Versioned::stamp`).
+            flag.metadata.created_at = None;
+            let operation = if live.is_some() { Operation::Update } else { Operation::Create };
+            Planned { operation, change: Change::Flag { key: flag.key.clone(), content: Some(flag) } }
+        }
+        WriteOp::SetRollout { key, percent, dark_percent, expected_version, create_if_missing } => {
+            match live_flag(set, &key, expected_version)? {
+                Some(live) => {
+                    let content = with_rollout(live, percent, dark_percent)?;
+                    flag(Operation::SetRollout, key, Some(content))
+                }
+                None if create_if_missing => {
+                    let content = Flag::dark_launch(&key, percent, dark_percent.unwrap_or(percent))?;
+                    flag(Operation::Create, key, Some(content))
+                }
+                None => return Err(not_found(SubjectKind::Flag, key)),
+            }
+        }
+        WriteOp::ServeVariant { key, variant, expected_version } => {
+            let mut content = existing_flag(set, &key, expected_version)?;
+            content.default = Serve::Variant(variant);
+            flag(Operation::ServeVariant, key, Some(content))
+        }
+        WriteOp::Kill { key } => {
+            let mut content = existing_flag(set, &key, None)?;
+            content.enabled = false;
+            flag(Operation::Kill, key, Some(content))
+        }
+        WriteOp::Revive { key, expected_version } => {
+            let mut content = existing_flag(set, &key, expected_version)?;
+            if content.enabled {
+                return Err(Precondition::NotKilled { key }.into());
+            }
+            content.enabled = true;
+            flag(Operation::Revive, key, Some(content))
+        }
+        WriteOp::DeleteFlag { key, expected_version } => {
+            existing_flag(set, &key, expected_version)?;
+            flag(Operation::Delete, key, None)
+        }
+        WriteOp::Rollback { key, to_version, expected_version } => {
+            live_flag(set, &key, expected_version)?;
+            let content = rollback_content(history, environment, &key, to_version)?;
+            flag(Operation::Rollback, key, Some(content))
+        }
+        WriteOp::PutSegment { segment } => {
+            let live = Segment::find(set, &segment.key);
+            let operation = if live.is_some() { Operation::Update } else { Operation::Create };
+            Planned {
+                operation,
+                change: Change::Segment { key: segment.key.clone(), content: Some(segment) },
+            }
+        }
+        WriteOp::DeleteSegment { key } => {
+            if Segment::find(set, &key).is_none() {
+                return Err(not_found(SubjectKind::Segment, key));
+            }
+            Planned { operation: Operation::Delete, change: Change::Segment { key, content: None } }
+        }
+    })
+}
+
+/// The live flag `key`, after checking the caller's expected version against it.
+fn live_flag<'s>(set: &'s FlagSet, key: &str, expected: Option<u64>) -> Result<Option<&'s Flag>, WriteError> {
+    let live = Flag::find(set, key);
+    let current = live.map_or(0, |flag| flag.version);
+    match expected {
+        Some(expected) if expected != current => {
+            Err(WriteError::VersionConflict { key: key.to_owned(), expected, current })
+        }
+        _ => Ok(live),
+    }
+}
+
+/// A copy of the live flag `key`, which must exist.
+fn existing_flag(set: &FlagSet, key: &str, expected: Option<u64>) -> Result<Flag, WriteError> {
+    live_flag(set, key, expected)?.cloned().ok_or_else(|| not_found(SubjectKind::Flag, key.to_owned()))
+}
+
+fn not_found(kind: SubjectKind, key: String) -> WriteError {
+    WriteError::NotFound { kind, key }
+}
+
+/// `live` with its default serve made the dark-launch split (see [`WriteOp::SetRollout`]).
+fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<Flag, WriteError> {
+    let missing: Vec<&'static str> =
+        [ON, DARK, OFF].into_iter().filter(|name| !live.variants.iter().any(|v| v.name == *name)).collect();
+    if !missing.is_empty() {
+        return Err(Precondition::MissingRolloutVariants { key: live.key.clone(), missing }.into());
+    }
+    let current = match &live.default {
+        Serve::Split(split) => Some(split),
+        Serve::Variant(_) => None,
+    };
+    let dark = dark_percent.unwrap_or_else(|| {
+        let reach = current.and_then(Split::dark_launch_percentages).map(|(_, reach)| reach);
+        reach.map_or(percent, |reach| reach.max(percent))
+    });
+    let mut split = Split::dark_launch(percent, dark)?;
+    if let Some(current) = current {
+        split.by.clone_from(&current.by);
+        split.salt.clone_from(&current.salt);
+    }
+    let mut flag = live.clone();
+    flag.default = Serve::Split(split);
+    Ok(flag)
+}
+
+/// The content of the version a rollback restores.
+fn rollback_content(
+    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    environment: &str,
+    key: &str,
+    to_version: Option<u64>,
+) -> Result<Flag, WriteError> {
+    let latest = latest_version(history, environment, key)?;
+    if latest == 0 {
+        return Err(not_found(SubjectKind::Flag, key.to_owned()));
+    }
+    let version = match to_version {
+        None if latest == 1 => return Err(Precondition::NoPreviousVersion { key: key.to_owned() }.into()),
+        None => latest - 1,
+        Some(version) if version == 0 || version > latest => {
+            return Err(WriteError::VersionNotFound { key: key.to_owned(), version, latest });
+        }
+        Some(version) => version,
+    };
+    // Versions 1..=latest are all present: every write appends the next one, none are removed.
+    let row = history.get((environment, key, version))?;
+    let Some(row) = row else {
+        return Err(WriteError::VersionNotFound { key: key.to_owned(), version, latest });
+    };
+    let stored: StoredVersion<Flag> =
+        decode(row.value(), "flag_history", format_args!("({environment}, {key}, {version})"))?;
+    stored.content.ok_or_else(|| Precondition::RollbackToDeletion { key: key.to_owned(), version }.into())
+}

@@ -1,0 +1,244 @@
+//! Reads: each in one redb read transaction, so it sees one committed state, and none of them
+//! waits for writers (redb's MVCC).
+
+use std::collections::BTreeMap;
+
+use flag_core::{Flag, FlagSet, Segment};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::error::StoreError;
+use super::records::{ChangeRecord, FlagRecord, HistoryEntry, StoredVersion, SubjectKind, decode};
+use super::subject::Versioned;
+use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
+
+/// What a client at some revision needs to catch up; see [`changes_since`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ChangesSince {
+    /// Everything changed after `from_revision` up to `revision`, coalesced: each changed key
+    /// once, with its current content, or listed as deleted. A key created and deleted
+    /// within the range is not listed at all: the client never had it.
+    Delta {
+        /// The revision the client has.
+        from_revision: u64,
+        /// The revision the delta brings it to.
+        revision: u64,
+        /// Flags created or changed, by key.
+        upserted_flags: Vec<Flag>,
+        /// Keys of flags the client has that no longer exist, sorted.
+        deleted_flags: Vec<String>,
+        /// Segments created or changed, by key.
+        upserted_segments: Vec<Segment>,
+        /// Keys of segments the client has that no longer exist, sorted.
+        deleted_segments: Vec<String>,
+    },
+    /// The revision is 0, in the future (another store, or a reset one), or further behind
+    /// than the resume window: the client needs a full snapshot.
+    TooOld,
+}
+
+/// See [`Store::revision`](super::Store::revision).
+pub(super) fn revision(db: &Database, environment: &str) -> Result<u64, StoreError> {
+    revision_of(&db.begin_read()?.open_table(ENVIRONMENTS)?, environment)
+}
+
+/// See [`Store::environments`](super::Store::environments).
+pub(super) fn environments(db: &Database) -> Result<Vec<String>, StoreError> {
+    let table = db.begin_read()?.open_table(ENVIRONMENTS)?;
+    table.iter()?.map(|row| Ok(row?.0.value().to_owned())).collect()
+}
+
+/// See [`Store::flag`](super::Store::flag).
+pub(super) fn flag(db: &Database, environment: &str, key: &str) -> Result<Option<FlagRecord>, StoreError> {
+    let txn = db.begin_read()?;
+    // The newest version's content is the live flag: both are written by the same transaction.
+    let newest = history::<Flag>(&txn, environment, key, None, 1)?.pop();
+    Ok(newest.and_then(|entry| Some(FlagRecord { flag: entry.flag.clone()?, last_change: entry })))
+}
+
+/// See [`Store::list_flags`](super::Store::list_flags).
+pub(super) fn list_flags(
+    db: &Database,
+    environment: &str,
+    prefix: &str,
+    tag: Option<&str>,
+) -> Result<Vec<Flag>, StoreError> {
+    let mut flags: Vec<Flag> = live::<Flag>(&db.begin_read()?, environment, prefix)?;
+    if let Some(tag) = tag {
+        flags.retain(|flag| flag.metadata.tags.iter().any(|t| t == tag));
+    }
+    Ok(flags)
+}
+
+/// See [`Store::segments`](super::Store::segments).
+pub(super) fn segments(db: &Database, environment: &str) -> Result<Vec<Segment>, StoreError> {
+    live::<Segment>(&db.begin_read()?, environment, "")
+}
+
+/// See [`Store::snapshot`](super::Store::snapshot).
+pub(super) fn snapshot(db: &Database, environment: &str) -> Result<(u64, FlagSet), StoreError> {
+    let txn = db.begin_read()?;
+    let revision = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let set = FlagSet { flags: live(&txn, environment, "")?, segments: live(&txn, environment, "")? };
+    Ok((revision, set))
+}
+
+/// See [`Store::flag_history`](super::Store::flag_history).
+pub(super) fn flag_history(
+    db: &Database,
+    environment: &str,
+    key: &str,
+    before_version: Option<u64>,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    history::<Flag>(&db.begin_read()?, environment, key, before_version, limit)
+}
+
+/// See [`Store::environment_history`](super::Store::environment_history).
+pub(super) fn environment_history(
+    db: &Database,
+    environment: &str,
+    before_revision: Option<u64>,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let txn = db.begin_read()?;
+    let changes = txn.open_table(CHANGES)?;
+    let rows = changes.range((environment, 0)..(environment, before_revision.unwrap_or(u64::MAX)))?;
+    let mut entries = Vec::new();
+    for row in rows.rev().take(limit) {
+        let (key, value) = row?;
+        let revision = key.value().1;
+        let change: ChangeRecord =
+            decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
+        let entry = match change.kind {
+            SubjectKind::Flag => version::<Flag>(&txn, environment, &change.key, change.version)?,
+            SubjectKind::Segment => version::<Segment>(&txn, environment, &change.key, change.version)?,
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// See [`Store::changes_since`](super::Store::changes_since).
+pub(super) fn changes_since(
+    db: &Database,
+    environment: &str,
+    since: u64,
+    resume_window: u64,
+) -> Result<ChangesSince, StoreError> {
+    let txn = db.begin_read()?;
+    let revision = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    if since == 0 || since > revision || revision - since > resume_window {
+        return Ok(ChangesSince::TooOld);
+    }
+    // Each changed key once, remembering whether the client (at `since`) had it: that is
+    // what its first change in the range found.
+    let mut changed: BTreeMap<(SubjectKind, String), bool> = BTreeMap::new();
+    for row in txn.open_table(CHANGES)?.range((environment, since + 1)..=(environment, revision))? {
+        let (key, value) = row?;
+        let at = key.value().1;
+        let change: ChangeRecord = decode(value.value(), "changes", format_args!("({environment}, {at})"))?;
+        changed.entry((change.kind, change.key)).or_insert(change.existed_before);
+    }
+    let (flags, segments) = (txn.open_table(Flag::CURRENT)?, txn.open_table(Segment::CURRENT)?);
+    let (mut upserted_flags, mut deleted_flags, mut upserted_segments, mut deleted_segments) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((kind, key), client_had_it) in changed {
+        let table = match kind {
+            SubjectKind::Flag => &flags,
+            SubjectKind::Segment => &segments,
+        };
+        let current = table.get((environment, key.as_str()))?;
+        match (current, kind) {
+            (Some(row), SubjectKind::Flag) => {
+                upserted_flags.push(decode_live(row.value(), Flag::CURRENT_NAME, environment, &key)?);
+            }
+            (Some(row), SubjectKind::Segment) => {
+                upserted_segments.push(decode_live(row.value(), Segment::CURRENT_NAME, environment, &key)?);
+            }
+            (None, _) if !client_had_it => {}
+            (None, SubjectKind::Flag) => deleted_flags.push(key),
+            (None, SubjectKind::Segment) => deleted_segments.push(key),
+        }
+    }
+    Ok(ChangesSince::Delta {
+        from_revision: since,
+        revision,
+        upserted_flags,
+        deleted_flags,
+        upserted_segments,
+        deleted_segments,
+    })
+}
+
+/// A live row of `table`.
+fn decode_live<T: Versioned>(
+    bytes: &[u8],
+    table: &'static str,
+    environment: &str,
+    key: &str,
+) -> Result<T, StoreError> {
+    decode(bytes, table, format_args!("({environment}, {key})"))
+}
+
+/// The environment's live items whose key starts with `prefix`, sorted by key.
+fn live<T: Versioned>(txn: &ReadTransaction, environment: &str, prefix: &str) -> Result<Vec<T>, StoreError> {
+    let table = txn.open_table(T::CURRENT)?;
+    let mut items = Vec::new();
+    for row in table.range((environment, prefix)..)? {
+        let (key, value) = row?;
+        let (row_environment, key) = key.value();
+        if row_environment != environment || !key.starts_with(prefix) {
+            // Keys with the prefix are contiguous, so the first one without it ends the range.
+            break;
+        }
+        items.push(decode_live(value.value(), T::CURRENT_NAME, environment, key)?);
+    }
+    Ok(items)
+}
+
+/// Versions of `key` older than `before` (all when `None`), newest first, at most `limit`.
+fn history<T: Versioned>(
+    txn: &ReadTransaction,
+    environment: &str,
+    key: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let table = txn.open_table(T::HISTORY)?;
+    let rows = table.range((environment, key, 0)..(environment, key, before.unwrap_or(u64::MAX)))?;
+    let mut entries = Vec::new();
+    for row in rows.rev().take(limit) {
+        let (row_key, value) = row?;
+        let version = row_key.value().2;
+        entries.push(stored::<T>(value.value(), environment, key, version)?);
+    }
+    Ok(entries)
+}
+
+/// Version `version` of `key`, which the change log says exists.
+fn version<T: Versioned>(
+    txn: &ReadTransaction,
+    environment: &str,
+    key: &str,
+    version: u64,
+) -> Result<HistoryEntry, StoreError> {
+    let table = txn.open_table(T::HISTORY)?;
+    match table.get((environment, key, version))? {
+        Some(row) => stored::<T>(row.value(), environment, key, version),
+        None => Err(StoreError::Missing {
+            table: T::HISTORY_NAME,
+            key: format!("({environment}, {key}, {version})"),
+        }),
+    }
+}
+
+fn stored<T: Versioned>(
+    bytes: &[u8],
+    environment: &str,
+    key: &str,
+    version: u64,
+) -> Result<HistoryEntry, StoreError> {
+    let stored: StoredVersion<T> =
+        decode(bytes, T::HISTORY_NAME, format_args!("({environment}, {key}, {version})"))?;
+    Ok(stored.into_entry(environment, key, version))
+}

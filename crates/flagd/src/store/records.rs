@@ -1,0 +1,222 @@
+//! What the store returns (history entries, committed writes) and the records it keeps in
+//! its tables, with their JSON encoding.
+
+use std::fmt::Display;
+
+use flag_core::{Flag, Segment};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreError;
+use super::subject::Versioned;
+
+/// Which kind of thing a change is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubjectKind {
+    /// A flag.
+    Flag,
+    /// A segment.
+    Segment,
+}
+
+impl SubjectKind {
+    /// The noun for messages.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            SubjectKind::Flag => "flag",
+            SubjectKind::Segment => "segment",
+        }
+    }
+}
+
+/// What a write did to its subject, as recorded in history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub(crate) enum Operation {
+    /// The subject did not exist (or had been deleted) and now does.
+    Create,
+    /// The subject was replaced by new content.
+    Update,
+    /// The subject was deleted; its history is kept.
+    Delete,
+    /// The flag was switched off (`enabled = false`).
+    Kill,
+    /// A killed flag was switched back on.
+    Revive,
+    /// An earlier version's content was restored.
+    Rollback,
+    /// The flag's default serve became a dark-launch split.
+    SetRollout,
+    /// The flag's default serve became a single variant.
+    ServeVariant,
+}
+
+/// One version of a flag or segment: who wrote it, when, why, and what it then was.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HistoryEntry {
+    /// The environment written.
+    pub(crate) environment: String,
+    /// Whether `key` names a flag or a segment.
+    pub(crate) kind: SubjectKind,
+    /// The flag or segment key.
+    pub(crate) key: String,
+    /// The subject's version after the write: 1, 2, 3… per key, continuing across deletes.
+    pub(crate) version: u64,
+    /// The environment's revision after the write.
+    pub(crate) revision: u64,
+    /// What the write did.
+    pub(crate) operation: Operation,
+    /// Who asked for it.
+    pub(crate) actor: String,
+    /// Why, in their words.
+    pub(crate) reason: String,
+    /// Wall-clock time of the write, in milliseconds since the Unix epoch.
+    pub(crate) timestamp_ms: i64,
+    /// The flag after the write; `None` for segments and deletes.
+    pub(crate) flag: Option<Flag>,
+    /// The segment after the write; `None` for flags and deletes.
+    pub(crate) segment: Option<Segment>,
+}
+
+/// A write that is durably committed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Committed {
+    /// The environment's revision after the write.
+    pub(crate) revision: u64,
+    /// The history entry the write appended.
+    pub(crate) entry: HistoryEntry,
+}
+
+/// A live flag with the history entry that made it what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FlagRecord {
+    /// The flag as stored: `version` and `metadata.created_at/updated_at` set by the store.
+    pub(crate) flag: Flag,
+    /// The write that produced this version (who, when, why).
+    pub(crate) last_change: HistoryEntry,
+}
+
+/// Who asked for a write, and why; recorded in history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WriteMeta {
+    /// The person or system writing (e.g. the token's subject, `flagctl` user).
+    pub(crate) actor: String,
+    /// Why, in their words; shown in history and incident timelines.
+    pub(crate) reason: String,
+}
+
+/// The value of a `flag_history`/`segment_history` row: the key already holds the
+/// environment, subject key and version.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredVersion<T> {
+    /// The environment's revision after the write.
+    pub(super) revision: u64,
+    /// What the write did.
+    pub(super) operation: Operation,
+    /// Who asked for it.
+    pub(super) actor: String,
+    /// Why.
+    pub(super) reason: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub(super) timestamp_ms: i64,
+    /// The content after the write; absent for deletes.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub(super) content: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The value of a `changes` row: which subject the revision wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ChangeRecord {
+    /// Flag or segment.
+    pub(super) kind: SubjectKind,
+    /// Its key.
+    pub(super) key: String,
+    /// The version the revision wrote: the key of its history row.
+    pub(super) version: u64,
+    /// Whether the subject existed just before this revision. For the first change of a key
+    /// after revision `since`, this says whether a client at `since` has it — so a key
+    /// created and deleted within a delta can be left out rather than sent as a deletion.
+    pub(super) existed_before: bool,
+}
+
+impl<T: Versioned> StoredVersion<T> {
+    /// The public form of this row.
+    pub(super) fn into_entry(self, environment: &str, key: &str, version: u64) -> HistoryEntry {
+        let StoredVersion { revision, operation, actor, reason, timestamp_ms, content } = self;
+        let (flag, segment) = T::into_entry_fields(content);
+        HistoryEntry {
+            environment: environment.to_owned(),
+            kind: T::KIND,
+            key: key.to_owned(),
+            version,
+            revision,
+            operation,
+            actor,
+            reason,
+            timestamp_ms,
+            flag,
+            segment,
+        }
+    }
+}
+
+/// The JSON bytes of a record.
+pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(StoreError::Encode)
+}
+
+/// A record from its JSON bytes; `table` and `key` say where it was, should it be corrupt.
+pub(super) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    table: &'static str,
+    key: impl Display,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_versions_read_back_and_are_readable_json() {
+        let flag = Flag::rollout("chat", 5.0).unwrap();
+        let stored = StoredVersion {
+            revision: 7,
+            operation: Operation::SetRollout,
+            actor: "ana".into(),
+            reason: "ramp".into(),
+            timestamp_ms: 1_700_000_000_000,
+            content: Some(flag.clone()),
+        };
+        let bytes = encode(&stored).unwrap();
+        let json = String::from_utf8(bytes.clone()).unwrap();
+        assert!(json.contains(r#""operation":"set_rollout""#), "{json}");
+        let back: StoredVersion<Flag> = decode(&bytes, "flag_history", "x").unwrap();
+        let entry = back.into_entry("production", "chat", 3);
+        assert_eq!((entry.version, entry.revision, entry.flag), (3, 7, Some(flag)));
+        assert_eq!(entry.segment, None);
+
+        let deleted = StoredVersion::<Flag> { content: None, ..decode(&bytes, "flag_history", "x").unwrap() };
+        let json = String::from_utf8(encode(&deleted).unwrap()).unwrap();
+        assert!(!json.contains("content"), "a delete stores no content: {json}");
+    }
+
+    #[test]
+    fn corrupt_rows_name_their_table_and_key() {
+        let error = decode::<ChangeRecord>(b"{not json", "changes", "(production, 4)").unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Corrupt { table: "changes", key, .. } if key == "(production, 4)")
+        );
+    }
+}

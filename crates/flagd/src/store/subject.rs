@@ -1,0 +1,94 @@
+//! What differs between the two things the store versions, flags and segments, so that the
+//! write and read paths are written once.
+
+use flag_core::{Flag, FlagSet, Segment};
+use redb::TableDefinition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::cache::{with_flag, with_segment};
+use super::records::SubjectKind;
+use super::tables::{FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, SubjectKey, VersionKey};
+
+/// A flag or a segment: stored live in one table and version by version in another.
+pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
+    /// Which kind it is.
+    const KIND: SubjectKind;
+    /// The table of live rows.
+    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]>;
+    /// The table of versions.
+    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]>;
+    /// `CURRENT`'s name, for errors.
+    const CURRENT_NAME: &'static str;
+    /// `HISTORY`'s name, for errors.
+    const HISTORY_NAME: &'static str;
+
+    /// The live item `key` of `set`.
+    fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self>;
+
+    /// `set` with item `key` replaced by `content` (removed for `None`).
+    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet;
+
+    /// Sets the fields the store owns before `version` is stored at time `now` (RFC 3339);
+    /// `live` is the version it replaces, if the item exists.
+    fn stamp(&mut self, version: u64, now: &str, live: Option<&Self>);
+
+    /// Places content in the `(flag, segment)` fields of a history entry.
+    fn into_entry_fields(content: Option<Self>) -> (Option<Flag>, Option<Segment>);
+}
+
+impl Versioned for Flag {
+    const KIND: SubjectKind = SubjectKind::Flag;
+    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]> = FLAGS;
+    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]> = FLAG_HISTORY;
+    const CURRENT_NAME: &'static str = "flags";
+    const HISTORY_NAME: &'static str = "flag_history";
+
+    fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self> {
+        let at = set.flags.binary_search_by(|f| f.key.as_str().cmp(key)).ok()?;
+        set.flags.get(at)
+    }
+
+    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet {
+        with_flag(set, key, content)
+    }
+
+    /// The version is the store's count, whatever the caller sent. `created_at` is the
+    /// first stored version's: kept from the live flag, else from restored content (a
+    /// rollback of a deleted flag brings its identity back), else now.
+    fn stamp(&mut self, version: u64, now: &str, live: Option<&Self>) {
+        self.version = version;
+        let created = live.and_then(|live| live.metadata.created_at.clone());
+        self.metadata.created_at =
+            created.or(self.metadata.created_at.take()).or_else(|| Some(now.to_owned()));
+        self.metadata.updated_at = Some(now.to_owned());
+    }
+
+    fn into_entry_fields(content: Option<Self>) -> (Option<Flag>, Option<Segment>) {
+        (content, None)
+    }
+}
+
+impl Versioned for Segment {
+    const KIND: SubjectKind = SubjectKind::Segment;
+    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]> = SEGMENTS;
+    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]> = SEGMENT_HISTORY;
+    const CURRENT_NAME: &'static str = "segments";
+    const HISTORY_NAME: &'static str = "segment_history";
+
+    fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self> {
+        let at = set.segments.binary_search_by(|s| s.key.as_str().cmp(key)).ok()?;
+        set.segments.get(at)
+    }
+
+    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet {
+        with_segment(set, key, content)
+    }
+
+    /// Segments carry no version or timestamps of their own; their history rows do.
+    fn stamp(&mut self, _version: u64, _now: &str, _live: Option<&Self>) {}
+
+    fn into_entry_fields(content: Option<Self>) -> (Option<Flag>, Option<Segment>) {
+        (None, content)
+    }
+}

@@ -1,0 +1,98 @@
+//! The redb tables, their keys, and the schema version that guards them.
+//!
+//! Keys are redb tuples, compared element by element, so every table is ordered by
+//! environment first: one environment's rows are one contiguous range, and within it a
+//! flag's history is ordered by version and the change log by revision. Values are the JSON
+//! of the records in `records` (see the module docs of `store` for why JSON).
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name (`schema_version`) | u64 |
+//! | `environments` | environment | its revision (u64): how many writes it has had |
+//! | `flags` | (environment, flag key) | the current [`Flag`](flag_core::Flag); absent once deleted |
+//! | `segments` | (environment, segment key) | the current [`Segment`](flag_core::Segment) |
+//! | `flag_history` | (environment, flag key, version) | `StoredVersion<Flag>`: who/when/why and the content |
+//! | `segment_history` | (environment, segment key, version) | `StoredVersion<Segment>` |
+//! | `changes` | (environment, revision) | `ChangeRecord`: which subject and version that revision wrote |
+//!
+//! The current tables are derivable from the history tables (the newest version of each
+//! key); they exist so that listing an environment reads each live row once instead of
+//! walking every version. One write transaction updates all of them, so they cannot disagree.
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::error::StoreError;
+
+/// The layout version this code reads and writes; bumped by any incompatible change to
+/// the tables or records, so an old binary refuses a newer file instead of misreading it.
+pub(super) const SCHEMA_VERSION: u64 = 1;
+/// The `meta` row holding the schema version.
+pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Longest environment name accepted.
+pub(super) const MAX_ENVIRONMENT_LEN: usize = 64;
+
+/// `(environment, key)`.
+pub(super) type SubjectKey = (&'static str, &'static str);
+/// `(environment, key, version)`.
+pub(super) type VersionKey = (&'static str, &'static str, u64);
+/// `(environment, revision)`.
+pub(super) type RevisionKey = (&'static str, u64);
+
+pub(super) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+pub(super) const ENVIRONMENTS: TableDefinition<'static, &str, u64> = TableDefinition::new("environments");
+pub(super) const FLAGS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("flags");
+pub(super) const SEGMENTS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("segments");
+pub(super) const FLAG_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
+    TableDefinition::new("flag_history");
+pub(super) const SEGMENT_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
+    TableDefinition::new("segment_history");
+pub(super) const CHANGES: TableDefinition<'static, RevisionKey, &[u8]> = TableDefinition::new("changes");
+
+/// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+///
+/// Writes check it themselves ([`WriteError::InvalidEnvironment`](super::WriteError)); reads
+/// accept any name (one that cannot exist has no data), so a server that refuses bad names
+/// on reads calls this. Environment names end up in URLs, metric labels and file names, so they get the
+/// conservative alphabet of flag keys.
+pub(crate) fn is_environment_name(name: &str) -> bool {
+    (1..=MAX_ENVIRONMENT_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// An environment's revision: 0 when it has never been written.
+pub(super) fn revision_of(
+    environments: &impl ReadableTable<&'static str, u64>,
+    environment: &str,
+) -> Result<u64, StoreError> {
+    Ok(environments.get(environment)?.map_or(0, |revision| revision.value()))
+}
+
+/// The newest version recorded for `key`, deleted or not: 0 when it was never written.
+/// New versions continue from here, so a re-created flag never reuses a version number.
+pub(super) fn latest_version(
+    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    environment: &str,
+    key: &str,
+) -> Result<u64, StoreError> {
+    let newest = history.range((environment, key, 0)..=(environment, key, u64::MAX))?.next_back();
+    Ok(match newest {
+        Some(row) => row?.0.value().2,
+        None => 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_names_use_the_key_alphabet() {
+        for good in ["production", "staging-eu.1", "a", "A_B", &"x".repeat(64)] {
+            assert!(is_environment_name(good), "{good:?}");
+        }
+        for bad in ["", "prod uction", "prod/eu", "ünïcode", &"x".repeat(65)] {
+            assert!(!is_environment_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The write path: one write, one redb write transaction, acknowledged after a durable
+//! commit.
+//!
+//! Order inside the transaction: plan the new content (`patch`), number and stamp it,
+//! validate the whole environment with it, and only then touch the tables — the current
+//! row, the history row, the change-log row and the environment's revision — and commit
+//! (redb's default `Durability::Immediate`: on disk before `commit` returns). Any refusal
+//! or failure drops the transaction, which aborts it, so nothing of a failed write remains.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flag_core::{Flag, FlagSet, Segment};
+use redb::{Database, WriteTransaction};
+
+use super::cache::Cache;
+use super::error::{StoreError, WriteError};
+use super::patch::{self, Change, Planned, WriteOp};
+use super::paths;
+use super::records::{ChangeRecord, Committed, Operation, StoredVersion, WriteMeta, encode};
+use super::subject::Versioned;
+use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};
+
+/// Serializes writes and holds the flag sets they validate against.
+#[derive(Debug)]
+pub(super) struct Writer {
+    /// A `Mutex` because writes are serialized anyway (redb runs one write transaction at a
+    /// time) and validation must see exactly the state it commits over: holding this lock
+    /// from reading the cache to replacing it makes check-then-commit atomic. `None` means
+    /// "rebuild from the file": after a failed commit (it may or may not have reached the
+    /// disk) or a panic in a writer, the file is the only truth.
+    cache: Mutex<Option<Cache>>,
+}
+
+/// When a write happened, in the two forms the store records.
+struct Now {
+    /// For history entries.
+    millis: i64,
+    /// For flag metadata: RFC 3339 UTC with milliseconds.
+    text: String,
+}
+
+impl Now {
+    fn new() -> Now {
+        let now = SystemTime::now();
+        // A clock before 1970 is a broken clock; 0 keeps history readable rather than failing writes.
+        let millis =
+            now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Now { millis, text: humantime::format_rfc3339_millis(now).to_string() }
+    }
+}
+
+impl Writer {
+    /// A writer validating against `cache`, which must have been loaded from the file.
+    pub(super) fn new(cache: Cache) -> Writer {
+        Writer { cache: Mutex::new(Some(cache)) }
+    }
+
+    /// Applies `op` to `environment` in one durable transaction.
+    pub(super) fn write(
+        &self,
+        db: &Database,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+    ) -> Result<Committed, WriteError> {
+        if !is_environment_name(environment) {
+            return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
+        }
+        // A poisoned lock only means a writer panicked; the cache it held was taken out of
+        // the slot first, so the slot is `None` and is rebuilt below.
+        let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = match slot.take() {
+            Some(cache) => cache,
+            None => Cache::load(db)?,
+        };
+        match commit(db, cache.environment(environment), environment, op, meta) {
+            Ok((committed, set)) => {
+                cache.replace(environment, set);
+                *slot = Some(cache);
+                Ok(committed)
+            }
+            // The commit may have reached the disk or not; leave the slot empty so the next
+            // write reads the truth from the file.
+            Err(error @ WriteError::Store(StoreError::Commit(_))) => {
+                tracing::warn!(environment, error = %error, "store commit failed; write cache dropped");
+                Err(error)
+            }
+            Err(error) => {
+                *slot = Some(cache);
+                Err(error)
+            }
+        }
+    }
+
+    /// The cache as the writer holds it (`None` when it must be rebuilt).
+    #[cfg(test)]
+    pub(super) fn cached(&self) -> std::sync::MutexGuard<'_, Option<Cache>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One write over `set`, the environment's live state; returns what was committed and the
+/// environment's new set.
+fn commit(
+    db: &Database,
+    set: &FlagSet,
+    environment: &str,
+    op: WriteOp,
+    meta: &WriteMeta,
+) -> Result<(Committed, FlagSet), WriteError> {
+    let now = Now::new();
+    let txn = db.begin_write()?;
+    let Planned { operation, change } = {
+        let history = txn.open_table(FLAG_HISTORY)?;
+        patch::plan(op, set, &history, environment)?
+    };
+    let write = Write { txn: &txn, set, environment, operation, meta, now: &now };
+    let (committed, set) = match change {
+        Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
+        Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
+    };
+    txn.commit()?;
+    tracing::debug!(
+        environment,
+        key = committed.entry.key,
+        version = committed.entry.version,
+        revision = committed.revision,
+        operation = ?committed.entry.operation,
+        "store write committed"
+    );
+    Ok((committed, set))
+}
+
+/// The parts of one write shared by flags and segments.
+struct Write<'a> {
+    txn: &'a WriteTransaction,
+    set: &'a FlagSet,
+    environment: &'a str,
+    operation: Operation,
+    meta: &'a WriteMeta,
+    now: &'a Now,
+}
+
+impl Write<'_> {
+    /// Numbers, stamps and validates `content` as the new state of `key`, then writes every
+    /// row of the change (not yet committed).
+    fn record<T: Versioned>(self, key: &str, content: Option<T>) -> Result<(Committed, FlagSet), WriteError> {
+        let Write { txn, set, environment, operation, meta, now } = self;
+        let mut history = txn.open_table(T::HISTORY)?;
+        let version = latest_version(&history, environment, key)? + 1;
+        let live = T::find(set, key);
+        let content = content.map(|mut content| {
+            content.stamp(version, &now.text, live);
+            content
+        });
+        let candidate = T::replaced(set, key, content.clone());
+        candidate
+            .validate()
+            .map_err(|error| WriteError::Invalid(paths::focus(error, &candidate, (T::KIND, key))))?;
+
+        // Valid: from here on, rows are written.
+        let mut environments = txn.open_table(ENVIRONMENTS)?;
+        let revision = revision_of(&environments, environment)? + 1;
+        let mut current = txn.open_table(T::CURRENT)?;
+        match &content {
+            Some(content) => {
+                current.insert((environment, key), encode(content)?.as_slice())?;
+            }
+            None => {
+                current.remove((environment, key))?;
+            }
+        }
+        let change =
+            ChangeRecord { kind: T::KIND, key: key.to_owned(), version, existed_before: live.is_some() };
+        txn.open_table(CHANGES)?.insert((environment, revision), encode(&change)?.as_slice())?;
+        environments.insert(environment, revision)?;
+        let stored = StoredVersion {
+            revision,
+            operation,
+            actor: meta.actor.clone(),
+            reason: meta.reason.clone(),
+            timestamp_ms: now.millis,
+            content,
+        };
+        history.insert((environment, key, version), encode(&stored)?.as_slice())?;
+        let entry = stored.into_entry(environment, key, version);
+        Ok((Committed { revision, entry }, candidate))
+    }
+}

@@ -1,0 +1,251 @@
+//! The `Sync.Watch` stream: one task per stream following its environment's [`Hub`] channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flag_proto::v1::{self, watch_request, watch_response};
+use flag_proto::{WatchFrame, environment_or_default};
+use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::time::MissedTickBehavior;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, instrument, warn};
+
+use crate::acks::Registration;
+use crate::state::State;
+use crate::status::store_status;
+use crate::store::ChangesSince;
+use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
+
+/// Serves `flags.v1.Sync`.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncService {
+    state: Arc<State>,
+}
+
+impl SyncService {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        SyncService { state }
+    }
+}
+
+#[tonic::async_trait]
+impl flag_proto::shared_sync::sync_server::Sync for SyncService {
+    type WatchStream = WatchStream;
+
+    #[instrument(skip_all)]
+    async fn watch(
+        &self,
+        request: Request<Streaming<v1::WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let mut inbound = request.into_inner();
+        let subscribe = match inbound.message().await? {
+            Some(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }) => subscribe,
+            _ => return Err(Status::invalid_argument("the first WatchRequest must be `subscribe`")),
+        };
+        let v1::Subscribe { environment, since_revision, client_name } = subscribe;
+        let environment = environment_or_default(&environment).to_owned();
+        if !crate::store::is_environment_name(&environment) {
+            return Err(Status::invalid_argument(format!(
+                "expected an environment name of 1 to 64 letters, digits, `_`, `.` or `-`, found {environment:?}"
+            )));
+        }
+        let name = if client_name.is_empty() { "unnamed".to_owned() } else { client_name };
+        let (sink, stream) = watch_stream(self.state.config.stream_buffer);
+        let task = StreamTask {
+            state: Arc::clone(&self.state),
+            registration: self.state.connections.register(&environment, &name),
+            environment,
+            name,
+            sent: since_revision,
+        };
+        tokio::spawn(task.run(sink, inbound));
+        Ok(Response::new(stream))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    Change,
+    Snapshot,
+}
+
+/// Why a stream ended.
+enum End {
+    /// The client left or the server is shutting down: nothing to say.
+    Quietly,
+    /// End with this status.
+    With(Status),
+}
+
+struct StreamTask {
+    state: Arc<State>,
+    registration: Registration,
+    environment: String,
+    name: String,
+    /// The revision the client holds once it has applied everything sent so far.
+    sent: u64,
+}
+
+impl StreamTask {
+    #[instrument(skip_all, fields(environment = %self.environment, client = %self.name))]
+    async fn run(mut self, sink: WatchSink, mut inbound: Streaming<v1::WatchRequest>) {
+        info!(since = self.sent, "sdk connected");
+        let mut updates = self.state.hub.subscribe(&self.environment);
+        updates.borrow_and_update();
+        let end = match self.catch_up(&sink).await {
+            Err(end) => end,
+            Ok(()) => self.follow(&sink, &mut inbound, &mut updates).await,
+        };
+        match end {
+            End::Quietly => drop(sink),
+            End::With(status) => {
+                warn!(status = %status.message(), "closing sdk stream");
+                sink.close_with(status);
+            }
+        }
+        info!("sdk disconnected");
+    }
+
+    async fn follow(
+        &mut self,
+        sink: &WatchSink,
+        inbound: &mut Streaming<v1::WatchRequest>,
+        updates: &mut tokio::sync::watch::Receiver<Option<Arc<crate::fanout::Published>>>,
+    ) -> End {
+        let interval = self.state.config.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return End::Quietly; // the server is shutting down
+                    }
+                    let latest = updates.borrow_and_update().clone();
+                    let Some(latest) = latest.filter(|p| p.revision > self.sent) else { continue };
+                    let sent = if latest.from_revision == self.sent {
+                        self.send(sink, latest.frame.clone(), latest.revision, FrameKind::Change).await
+                    } else {
+                        // Missed intermediate revisions (a slow stream): one coalesced catch-up.
+                        self.catch_up(sink).await
+                    };
+                    if let Err(end) = sent {
+                        return end;
+                    }
+                    heartbeat.reset();
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) })) => {
+                        debug!(revision, "ack");
+                        self.registration.ack(revision);
+                    }
+                    Ok(Some(_)) => return End::With(Status::invalid_argument("after `subscribe`, send only `ack`")),
+                    Ok(None) | Err(_) => return End::Quietly,
+                },
+                _ = heartbeat.tick() => {
+                    let beat = v1::WatchResponse { kind: Some(watch_response::Kind::Heartbeat(v1::Heartbeat {
+                        revision: self.sent,
+                        interval_ms: millis(interval),
+                    })) };
+                    // A heartbeat only matters when the stream is idle; skip it when frames are queued.
+                    if sink.frames.try_send(WatchFrame::encode(&beat)).is_err() && sink.frames.is_closed() {
+                        return End::Quietly;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the client from `self.sent` to the store's current revision: the changes since,
+    /// or a full snapshot when it is too far behind (or new).
+    async fn catch_up(&mut self, sink: &WatchSink) -> Result<(), End> {
+        let store = self.state.store.clone();
+        let (environment, since) = (self.environment.clone(), self.sent);
+        let read = tokio::task::spawn_blocking(move || -> Result<(u64, v1::WatchResponse, FrameKind), _> {
+            match store.changes_since(&environment, since)? {
+                ChangesSince::Delta {
+                    from_revision,
+                    revision,
+                    upserted_flags,
+                    deleted_flags,
+                    upserted_segments,
+                    deleted_segments,
+                } => {
+                    let changes = v1::Changes {
+                        from_revision,
+                        revision,
+                        upserted_flags: upserted_flags.iter().map(v1::Flag::from).collect(),
+                        deleted_flags,
+                        upserted_segments: upserted_segments.iter().map(v1::Segment::from).collect(),
+                        deleted_segments,
+                    };
+                    Ok((
+                        revision,
+                        v1::WatchResponse { kind: Some(watch_response::Kind::Changes(changes)) },
+                        FrameKind::Change,
+                    ))
+                }
+                ChangesSince::TooOld => {
+                    let (revision, set) = store.snapshot(&environment)?;
+                    let snapshot = v1::FullSnapshot {
+                        revision,
+                        flags: set.flags.iter().map(v1::Flag::from).collect(),
+                        segments: set.segments.iter().map(v1::Segment::from).collect(),
+                    };
+                    Ok((
+                        revision,
+                        v1::WatchResponse { kind: Some(watch_response::Kind::Snapshot(snapshot)) },
+                        FrameKind::Snapshot,
+                    ))
+                }
+            }
+        })
+        .await;
+        let (revision, response, kind) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(error)) => return Err(End::With(store_status(&error))),
+            Err(join) => {
+                return Err(End::With(Status::internal(format!("reading the store failed: {join}"))));
+            }
+        };
+        if revision == self.sent && kind == FrameKind::Change {
+            return Ok(()); // already current
+        }
+        self.send(sink, WatchFrame::encode(&response), revision, kind).await
+    }
+
+    async fn send(
+        &mut self,
+        sink: &WatchSink,
+        frame: WatchFrame,
+        revision: u64,
+        kind: FrameKind,
+    ) -> Result<(), End> {
+        let timeout = self.state.config.slow_client_timeout;
+        match sink.frames.send_timeout(frame, timeout).await {
+            Ok(()) => {
+                self.sent = revision;
+                match kind {
+                    FrameKind::Snapshot => metrics::counter!("flagd_snapshots_sent_total").increment(1),
+                    FrameKind::Change => metrics::counter!("flagd_changes_sent_total").increment(1),
+                }
+                Ok(())
+            }
+            Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
+            Err(SendTimeoutError::Timeout(_)) => {
+                metrics::counter!("flagd_slow_clients_dropped_total").increment(1);
+                Err(End::With(Status::resource_exhausted(format!(
+                    "the client read nothing for {} ms with {} frames queued; reconnect with since_revision = {}",
+                    timeout.as_millis(),
+                    self.state.config.stream_buffer,
+                    self.sent
+                ))))
+            }
+        }
+    }
+}
+
+/// `Duration` in whole milliseconds for the wire.
+pub(crate) fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,109 @@
+//! A flagd process is killed with SIGKILL while a client makes acknowledged writes; after a
+//! restart on the same file every acknowledged write is there. Several cycles.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flag_proto::v1;
+use support::{flag, put};
+
+/// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
+fn start_flagd(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("FLAGD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the flagd binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let grpc = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("grpc="))
+        .expect("flagd prints its address");
+    (child, format!("http://{grpc}"))
+}
+
+const COUNTER: &str = "
+key: counter
+variants: [{ name: on, value: true }, { name: off, value: false }]
+off_variant: off
+default: { variant: on }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("flags.redb");
+    let mut acknowledged: Vec<(u64, String)> = Vec::new();
+    let (mut child, mut endpoint) = start_flagd(&data);
+    for cycle in 0..5u64 {
+        // A client writes as fast as it can, remembering each acknowledged version.
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let (acked, endpoint) = (Arc::clone(&acked), endpoint.clone());
+            tokio::spawn(async move {
+                let mut admin = v1::admin_client::AdminClient::connect(endpoint).await.unwrap();
+                for n in 0.. {
+                    let mut counter = flag(COUNTER);
+                    counter.description = format!("cycle {cycle} write {n}");
+                    match admin.put_flag(put("", counter.clone(), None, "crash test")).await {
+                        Ok(written) => {
+                            let version = written.into_inner().entry.unwrap().version;
+                            acked.lock().unwrap().push((version, counter.description));
+                        }
+                        Err(_) => return, // the server died mid-request: not acknowledged
+                    }
+                }
+            })
+        };
+        // Kill at a different moment each cycle, after some writes have been acknowledged.
+        tokio::time::sleep(Duration::from_millis(150 + 97 * cycle)).await;
+        child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+        child.wait().unwrap();
+        writer.await.unwrap();
+        let this_cycle = acked.lock().unwrap().clone();
+        assert!(!this_cycle.is_empty(), "cycle {cycle} acknowledged no write");
+        acknowledged.extend(this_cycle);
+
+        (child, endpoint) = start_flagd(&data);
+        let mut admin = v1::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
+        let mut stored = std::collections::HashMap::new();
+        let mut before = 0;
+        loop {
+            let page = admin
+                .flag_history(v1::FlagHistoryRequest {
+                    environment: "".into(),
+                    key: "counter".into(),
+                    page_size: 1000,
+                    before_version: before,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for entry in page.entries {
+                stored.insert(entry.version, entry.flag.unwrap().description);
+            }
+            if page.next_before == 0 {
+                break;
+            }
+            before = page.next_before;
+        }
+        for (version, description) in &acknowledged {
+            assert_eq!(
+                stored.get(version),
+                Some(description),
+                "acknowledged version {version} lost in cycle {cycle}"
+            );
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

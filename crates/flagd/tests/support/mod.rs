@@ -1,0 +1,192 @@
+//! A real flagd on 127.0.0.1:0 with a real redb file, and clients for it.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flag_proto::v1::admin_client::AdminClient;
+use flag_proto::v1::sync_client::SyncClient;
+use flag_proto::v1::{self, watch_request, watch_response};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub grpc: std::net::SocketAddr,
+    pub management: std::net::SocketAddr,
+    pub data: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), flagd::ServeError>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: flagd::Config) -> TestServer {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let management = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc_addr, management_addr) = (grpc.local_addr().unwrap(), management.local_addr().unwrap());
+        let data = config.data.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(flagd::serve_with_management(grpc, Some(management), config, async {
+            let _ = stopped.await;
+        }));
+        TestServer { grpc: grpc_addr, management: management_addr, data, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server and waits until it has released the store.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task).await.expect("server stops in time").unwrap().unwrap();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint()).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.channel().await)
+    }
+
+    pub async fn admin_with_token(&self, token: &str) -> AdminClient<InterceptedService<Channel, Bearer>> {
+        AdminClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
+    pub async fn watch(&self, environment: &str, since: u64) -> Watcher {
+        Watcher::open(SyncClient::new(self.channel().await), environment, since).await.unwrap()
+    }
+}
+
+pub fn data_file(dir: &Path) -> PathBuf {
+    dir.join("flags.redb")
+}
+
+/// Adds `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Bearer(format!("Bearer {token}").parse().unwrap())
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A `Sync.Watch` stream that can acknowledge.
+pub struct Watcher {
+    requests: mpsc::Sender<v1::WatchRequest>,
+    responses: tonic::Streaming<v1::WatchResponse>,
+}
+
+impl Watcher {
+    pub async fn open<T>(
+        mut client: SyncClient<T>,
+        environment: &str,
+        since: u64,
+    ) -> Result<Watcher, tonic::Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        let (requests, outbound) = mpsc::channel(16);
+        let subscribe = v1::Subscribe {
+            environment: environment.into(),
+            since_revision: since,
+            client_name: format!("test-watcher-{since}"),
+        };
+        requests
+            .send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) })
+            .await
+            .unwrap();
+        let responses = client.watch(ReceiverStream::new(outbound)).await?.into_inner();
+        Ok(Watcher { requests, responses })
+    }
+
+    /// The next message that is not a heartbeat.
+    pub async fn next_change(&mut self) -> watch_response::Kind {
+        loop {
+            match self.next().await {
+                watch_response::Kind::Heartbeat(_) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message of any kind.
+    pub async fn next(&mut self) -> watch_response::Kind {
+        let message = tokio::time::timeout(WAIT, self.responses.message()).await.expect("a message in time");
+        message.unwrap().expect("the stream is open").kind.expect("a message kind")
+    }
+
+    /// The stream's next result, raw (to observe a closing status).
+    pub async fn next_raw(&mut self) -> Result<Option<v1::WatchResponse>, tonic::Status> {
+        tokio::time::timeout(WAIT, self.responses.message()).await.expect("a message in time")
+    }
+
+    pub async fn ack(&self, revision: u64) {
+        let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
+        self.requests.send(ack).await.unwrap();
+    }
+}
+
+pub fn change(reason: &str) -> Option<v1::Change> {
+    Some(v1::Change { actor: "tester".into(), reason: reason.into() })
+}
+
+/// A proto flag from YAML in flag-core's format.
+pub fn flag(yaml: &str) -> v1::Flag {
+    let flag: flag_core::Flag = serde_yaml_ng::from_str(yaml).unwrap();
+    v1::Flag::from(&flag)
+}
+
+pub fn put(
+    environment: &str,
+    flag: v1::Flag,
+    expected_version: Option<u64>,
+    reason: &str,
+) -> v1::PutFlagRequest {
+    v1::PutFlagRequest {
+        environment: environment.into(),
+        flag: Some(flag),
+        expected_version,
+        change: change(reason),
+    }
+}
+
+/// A plain HTTP/1.1 GET, returning (status code, body).
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
