@@ -208,9 +208,8 @@ impl StreamTask {
                 return Err(End::With(Status::internal(format!("reading the store failed: {join}"))));
             }
         };
-        if revision == self.sent && kind == FrameKind::Change {
-            return Ok(()); // already current
-        }
+        // Sent even when empty: a client resuming at the current revision learns at once that
+        // it is up to date, instead of waiting for a heartbeat.
         self.send(sink, WatchFrame::encode(&response), revision, kind).await
     }
 

@@ -85,8 +85,11 @@ async fn resuming_gets_exactly_the_missed_changes() {
     assert_eq!(keys, ["c", "chat"]);
     assert_eq!(delta.deleted_flags, ["a"]);
 
-    // A client that is already current gets nothing until the next change.
+    // A client that is already current is told so at once, then gets the next change.
     let mut current = server.watch("production", 5).await;
+    let up_to_date = changes(current.next_change().await);
+    assert_eq!((up_to_date.from_revision, up_to_date.revision), (5, 5));
+    assert!(up_to_date.upserted_flags.is_empty() && up_to_date.deleted_flags.is_empty());
     admin.put_flag(put("production", chat_with("y"), None, "y")).await.unwrap();
     let next = changes(current.next_change().await);
     assert_eq!((next.from_revision, next.revision), (5, 6));
