@@ -363,25 +363,28 @@ impl TryFrom<v1::Segment> for core::Segment {
     type Error = InvalidMessage;
 
     fn try_from(segment: v1::Segment) -> Result<Self, Self::Error> {
-        let v1::Segment { key, description, included, excluded, rules } = segment;
-        let root = Path::Root("segment");
-        let rules_path = root.field("rules");
-        let rules = rules
-            .into_iter()
-            .enumerate()
-            .map(|(i, v1::SegmentRule { clauses })| {
-                let rule_path = rules_path.index(i);
-                let clauses_path = rule_path.field("clauses");
-                let clauses = clauses
-                    .into_iter()
-                    .enumerate()
-                    .map(|(c, clause)| clause_from_proto(clause, &clauses_path.index(c)))
-                    .collect::<Result<_, _>>()?;
-                Ok(core::SegmentRule { clauses })
-            })
-            .collect::<Result<_, InvalidMessage>>()?;
-        Ok(core::Segment { key, description, included, excluded, rules })
+        segment_from_proto(segment, &Path::Root("segment"))
     }
+}
+
+fn segment_from_proto(segment: v1::Segment, path: &Path<'_>) -> Result<core::Segment, InvalidMessage> {
+    let v1::Segment { key, description, included, excluded, rules } = segment;
+    let rules_path = path.field("rules");
+    let rules = rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, v1::SegmentRule { clauses })| {
+            let rule_path = rules_path.index(i);
+            let clauses_path = rule_path.field("clauses");
+            let clauses = clauses
+                .into_iter()
+                .enumerate()
+                .map(|(c, clause)| clause_from_proto(clause, &clauses_path.index(c)))
+                .collect::<Result<_, _>>()?;
+            Ok(core::SegmentRule { clauses })
+        })
+        .collect::<Result<_, InvalidMessage>>()?;
+    Ok(core::Segment { key, description, included, excluded, rules })
 }
 
 /// A whole snapshot's flags and segments, with paths like `flags[3].variants[0].value`.
@@ -394,7 +397,11 @@ pub fn flag_set_from_proto(
         .enumerate()
         .map(|(i, flag)| flag_from_proto(flag, &Path::Root("flags").index(i)))
         .collect::<Result<_, _>>()?;
-    let segments = segments.into_iter().map(core::Segment::try_from).collect::<Result<_, _>>()?;
+    let segments = segments
+        .into_iter()
+        .enumerate()
+        .map(|(i, segment)| segment_from_proto(segment, &Path::Root("segments").index(i)))
+        .collect::<Result<_, _>>()?;
     Ok(core::FlagSet { flags, segments })
 }
 

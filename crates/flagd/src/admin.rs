@@ -18,6 +18,9 @@ use crate::wire::{ack_report, history_entry};
 /// Default and largest history page.
 const PAGE_SIZE: (u32, u32) = (50, 1000);
 
+/// The longest a kill or `WaitForAcks` waits for acknowledgements, whatever is asked.
+const MAX_ACK_WAIT: Duration = Duration::from_secs(60);
+
 /// Serves `flags.v1.Admin`.
 #[derive(Debug, Clone)]
 pub(crate) struct AdminService {
@@ -40,16 +43,21 @@ impl AdminService {
         let v1::Change { actor, reason } = change.unwrap_or_default();
         let meta = WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason };
         let operation = operation_name(&op);
-        let store = self.state.store.clone();
+        let state = Arc::clone(&self.state);
         let target = environment.clone();
         let started = Instant::now();
-        let committed = tokio::task::spawn_blocking(move || store.write(&target, op, &meta))
-            .await
-            .map_err(join_status)?
-            .map_err(write_status)?;
+        let committed = tokio::task::spawn_blocking(move || {
+            let committed = state.store.write(&target, op, &meta)?;
+            // Published here rather than in the request future: a client that cancels after
+            // the commit drops that future, and the change must still reach the SDKs.
+            state.hub.publish(&target, &committed);
+            Ok(committed)
+        })
+        .await
+        .map_err(join_status)?
+        .map_err(write_status)?;
         metrics::histogram!("flagd_commit_seconds").record(started.elapsed());
         metrics::counter!("flagd_writes_total", "operation" => operation).increment(1);
-        self.state.hub.publish(&environment, &committed);
         info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "committed");
         Ok(committed)
     }
@@ -97,7 +105,7 @@ fn page_size(requested: u32) -> usize {
 }
 
 fn wait_duration(wait_ms: u32) -> Duration {
-    Duration::from_millis(u64::from(wait_ms))
+    Duration::from_millis(u64::from(wait_ms)).min(MAX_ACK_WAIT)
 }
 
 #[tonic::async_trait]
@@ -173,8 +181,12 @@ impl Admin for AdminService {
         let environment = environment_or_default(&environment).to_owned();
         let (record, revision) = {
             let (environment, key) = (environment.clone(), key.clone());
-            self.read(move |store| Ok((store.flag(&environment, &key)?, store.revision(&environment)?)))
-                .await?
+            self.read(move |store| {
+                // The revision first: a client resuming from it may see a change twice, never miss one.
+                let revision = store.revision(&environment)?;
+                Ok((store.flag(&environment, &key)?, revision))
+            })
+            .await?
         };
         let record = record
             .ok_or_else(|| Status::not_found(format!("no flag {key:?} in environment {environment:?}")))?;
@@ -195,7 +207,8 @@ impl Admin for AdminService {
         let (flags, revision) = self
             .read(move |store| {
                 let tag = (!tag.is_empty()).then_some(tag.as_str());
-                Ok((store.list_flags(&environment, &prefix, tag)?, store.revision(&environment)?))
+                let revision = store.revision(&environment)?;
+                Ok((store.list_flags(&environment, &prefix, tag)?, revision))
             })
             .await?;
         Ok(Response::new(v1::ListFlagsResponse {
@@ -263,7 +276,10 @@ impl Admin for AdminService {
         let v1::ListSegmentsRequest { environment } = request.into_inner();
         let environment = environment_or_default(&environment).to_owned();
         let (segments, revision) = self
-            .read(move |store| Ok((store.segments(&environment)?, store.revision(&environment)?)))
+            .read(move |store| {
+                let revision = store.revision(&environment)?;
+                Ok((store.segments(&environment)?, revision))
+            })
             .await?;
         Ok(Response::new(v1::ListSegmentsResponse {
             segments: segments.iter().map(v1::Segment::from).collect(),

@@ -7,6 +7,7 @@
 //! from the store instead of replaying every intermediate frame.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use flag_proto::WatchFrame;
@@ -31,6 +32,8 @@ type Latest = Option<Arc<Published>>;
 pub(crate) struct Hub {
     // A plain mutex: taken once per write and once per new stream, never per frame sent.
     environments: Mutex<HashMap<String, watch::Sender<Latest>>>,
+    /// Set at shutdown: later subscriptions end at once instead of keeping the server up.
+    closed: AtomicBool,
 }
 
 impl Hub {
@@ -41,12 +44,19 @@ impl Hub {
 
     /// Follows an environment's changes from now on.
     pub(crate) fn subscribe(&self, environment: &str) -> watch::Receiver<Latest> {
+        if self.closed.load(Ordering::Acquire) {
+            // Its sender is dropped right away, so the first `changed()` reports the end.
+            return watch::Sender::new(None).subscribe();
+        }
         self.sender(environment).subscribe()
     }
 
     /// Publishes a committed write. Writes can finish out of order; an older revision than
     /// the one already published is dropped, since streams catch up past it anyway.
     pub(crate) fn publish(&self, environment: &str, committed: &Committed) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         let revision = committed.revision;
         let published = Arc::new(Published {
             from_revision: revision.saturating_sub(1),
@@ -64,6 +74,7 @@ impl Hub {
 
     /// Ends every stream's subscription (at shutdown).
     pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.environments.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }

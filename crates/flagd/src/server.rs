@@ -41,6 +41,9 @@ pub enum ServeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A setting cannot work (a zero interval, timeout or buffer).
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A listener failed.
     #[error("listener failed")]
     Io(#[from] std::io::Error),
@@ -63,6 +66,18 @@ fn without_nagle(
     })
 }
 
+fn check(config: &Config) -> Result<(), ServeError> {
+    let zero = [
+        (config.heartbeat_interval.is_zero(), "the heartbeat interval must be above zero"),
+        (config.slow_client_timeout.is_zero(), "the slow-client timeout must be above zero"),
+        (config.stream_buffer == 0, "the stream buffer must hold at least one frame"),
+    ];
+    match zero.iter().find(|(bad, _)| *bad) {
+        Some((_, message)) => Err(ServeError::Config((*message).into())),
+        None => Ok(()),
+    }
+}
+
 /// Serves gRPC on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -80,6 +95,11 @@ pub async fn serve_with_management(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let mut config = config;
+    // An empty token (say, a secret that was not filled in) is no token, here and in `Tokens`.
+    config.admin_token = config.admin_token.filter(|token| !token.is_empty());
+    config.sdk_token = config.sdk_token.filter(|token| !token.is_empty());
+    check(&config)?;
     let address = grpc.local_addr()?;
     if !address.ip().is_loopback() && config.admin_token.is_none() && !config.insecure {
         return Err(ServeError::InsecureListen(address));
@@ -106,10 +126,14 @@ pub async fn serve_with_management(
 
     // One shutdown signal, observed by the gRPC server, the management server and the streams.
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
+    let stop = Arc::new(stop);
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.send_replace(true);
+        });
+    }
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -158,6 +182,9 @@ pub async fn serve_with_management(
         .serve_with_incoming_shutdown(without_nagle(grpc), grpc_shutdown)
         .await;
     state.serving.store(false, Ordering::Release);
+    // If the gRPC server ended on its own, stop the rest too.
+    stop.send_replace(true);
+    state.hub.close();
     if let Some(task) = management_task {
         let _ = task.await;
     }

@@ -38,8 +38,16 @@ pub(crate) fn write_status(error: WriteError) -> Status {
 }
 
 pub(crate) fn store_status(error: &StoreError) -> Status {
-    error!(%error, "store failure");
-    Status::internal(format!("the flag store failed: {error}"))
+    // The whole cause chain goes to the log; the client learns only that the store failed.
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    error!(error = %chain, "store failure");
+    Status::internal("the flag store failed; the server log has the cause")
 }
 
 pub(crate) fn invalid_message(error: InvalidMessage) -> Status {

@@ -12,7 +12,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
 use crate::state::State;
-use crate::status::store_status;
+use crate::status::{join_status, store_status};
 use crate::store::ChangesSince;
 use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
 
@@ -37,30 +37,47 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
         &self,
         request: Request<Streaming<v1::WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
-        let mut inbound = request.into_inner();
-        let subscribe = match inbound.message().await? {
-            Some(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }) => subscribe,
-            _ => return Err(Status::invalid_argument("the first WatchRequest must be `subscribe`")),
-        };
-        let v1::Subscribe { environment, since_revision, client_name } = subscribe;
-        let environment = environment_or_default(&environment).to_owned();
-        if !crate::store::is_environment_name(&environment) {
-            return Err(Status::invalid_argument(format!(
-                "expected an environment name of 1 to 64 letters, digits, `_`, `.` or `-`, found {environment:?}"
-            )));
-        }
-        let name = if client_name.is_empty() { "unnamed".to_owned() } else { client_name };
+        // Answer at once and read `subscribe` in the stream's task: a client may open the
+        // stream before sending anything, and waiting here would hold its headers back.
         let (sink, stream) = watch_stream(self.state.config.stream_buffer);
-        let task = StreamTask {
-            state: Arc::clone(&self.state),
-            registration: self.state.connections.register(&environment, &name),
-            environment,
-            name,
-            sent: since_revision,
-        };
-        tokio::spawn(task.run(sink, inbound));
+        tokio::spawn(open_stream(Arc::clone(&self.state), sink, request.into_inner()));
         Ok(Response::new(stream))
     }
+}
+
+/// How long a new stream may take to send `subscribe`.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<v1::WatchRequest>) {
+    let subscribe = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, inbound.message()).await {
+        Ok(Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }))) => subscribe,
+        Ok(Ok(Some(_))) => {
+            return sink.close_with(Status::invalid_argument("the first WatchRequest must be `subscribe`"));
+        }
+        Ok(Ok(None) | Err(_)) => return,
+        Err(_) => {
+            let waited = SUBSCRIBE_TIMEOUT.as_secs();
+            return sink.close_with(Status::deadline_exceeded(format!("no `subscribe` within {waited} s")));
+        }
+    };
+    let v1::Subscribe { environment, since_revision, client_name } = subscribe;
+    let environment = environment_or_default(&environment).to_owned();
+    if !crate::store::is_environment_name(&environment) {
+        return sink.close_with(Status::invalid_argument(format!(
+            "expected an environment name of 1 to 64 letters, digits, `_`, `.` or `-`, found {environment:?}"
+        )));
+    }
+    // Names are for reports; a bounded length keeps a client from growing server memory.
+    let name: String =
+        if client_name.is_empty() { "unnamed".into() } else { client_name.chars().take(128).collect() };
+    let task = StreamTask {
+        registration: state.connections.register(&environment, &name),
+        state,
+        environment,
+        name,
+        sent: since_revision,
+    };
+    task.run(sink, inbound).await;
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -115,6 +132,8 @@ impl StreamTask {
         let interval = self.state.config.heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A client may close its request side (no more acks) and keep reading.
+        let mut inbound_open = true;
         loop {
             tokio::select! {
                 changed = updates.changed() => {
@@ -134,13 +153,15 @@ impl StreamTask {
                     }
                     heartbeat.reset();
                 }
-                message = inbound.message() => match message {
+                message = inbound.message(), if inbound_open => match message {
                     Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) })) => {
                         debug!(revision, "ack");
-                        self.registration.ack(revision);
+                        // Nobody can have applied a revision it was not sent.
+                        self.registration.ack(revision.min(self.sent));
                     }
                     Ok(Some(_)) => return End::With(Status::invalid_argument("after `subscribe`, send only `ack`")),
-                    Ok(None) | Err(_) => return End::Quietly,
+                    Ok(None) => inbound_open = false,
+                    Err(_) => return End::Quietly,
                 },
                 _ = heartbeat.tick() => {
                     let beat = v1::WatchResponse { kind: Some(watch_response::Kind::Heartbeat(v1::Heartbeat {
@@ -204,9 +225,7 @@ impl StreamTask {
         let (revision, response, kind) = match read {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => return Err(End::With(store_status(&error))),
-            Err(join) => {
-                return Err(End::With(Status::internal(format!("reading the store failed: {join}"))));
-            }
+            Err(join) => return Err(End::With(join_status(join))),
         };
         // Sent even when empty: a client resuming at the current revision learns at once that
         // it is up to date, instead of waiting for a heartbeat.

@@ -50,7 +50,9 @@ async fn every_acknowledged_write_survives_sigkill() {
         let writer = {
             let (acked, endpoint) = (Arc::clone(&acked), endpoint.clone());
             tokio::spawn(async move {
-                let mut admin = v1::admin_client::AdminClient::connect(endpoint).await.unwrap();
+                let Ok(mut admin) = v1::admin_client::AdminClient::connect(endpoint).await else {
+                    return; // killed before it accepted the connection
+                };
                 for n in 0.. {
                     let mut counter = flag(COUNTER);
                     counter.description = format!("cycle {cycle} write {n}");
@@ -64,8 +66,13 @@ async fn every_acknowledged_write_survives_sigkill() {
                 }
             })
         };
-        // Kill at a different moment each cycle, after some writes have been acknowledged.
-        tokio::time::sleep(Duration::from_millis(150 + 97 * cycle)).await;
+        // Kill at a different moment each cycle, once writes are being acknowledged (the
+        // first one waits for the store to open and recover).
+        let deadline = tokio::time::Instant::now() + support::WAIT;
+        while acked.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20 + 37 * cycle)).await;
         child.kill().unwrap(); // SIGKILL: no shutdown, no flush
         child.wait().unwrap();
         writer.await.unwrap();

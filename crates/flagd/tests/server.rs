@@ -405,22 +405,40 @@ async fn a_kill_reports_the_acknowledgements_of_connected_sdks() {
     assert!(acks.missing.is_empty());
     assert!(!seen.recv().await.unwrap()[0].enabled, "the SDK saw the kill");
 
-    // With an SDK that never acknowledges, the report says so after the wait.
-    let _silent = server.watch("production", 0).await;
+    // With an SDK that never acknowledges, the report says so after the wait. The kill
+    // answers at once; the acking SDK has its ack on the way before the wait begins.
+    let silent = server.watch("production", 0).await;
     let second = admin
         .kill(v1::KillRequest {
             environment: "".into(),
             key: "chat".into(),
             change: change("again"),
-            wait_ms: 300,
+            wait_ms: 0,
         })
         .await
         .unwrap()
-        .into_inner()
-        .acks
-        .unwrap();
-    assert_eq!((second.connected, second.acknowledged), (2, 1), "{second:?}");
-    assert_eq!(second.missing, ["test-watcher-0"]);
+        .into_inner();
+    seen.recv().await.unwrap();
+    let revision = second.write.unwrap().revision;
+    let report = admin
+        .wait_for_acks(v1::WaitForAcksRequest { environment: "".into(), revision, wait_ms: 1000 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((report.connected, report.acknowledged), (2, 1), "{report:?}");
+    assert_eq!(report.missing, std::slice::from_ref(&silent.name));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_request_side_keeps_receiving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(config(&dir)).await;
+    let mut watcher = server.watch("production", 0).await;
+    snapshot(watcher.next_change().await);
+    watcher.close_requests();
+    server.admin().await.put_flag(put("", chat_with("after close"), None, "x")).await.unwrap();
+    assert_eq!(changes(watcher.next_change().await).upserted_flags[0].description, "after close");
     server.stop().await;
 }
 
@@ -491,4 +509,8 @@ async fn listening_beyond_loopback_needs_a_token() {
     let refused = flagd::serve(listener, config(&dir), async {}).await.unwrap_err();
     assert!(matches!(refused, flagd::ServeError::InsecureListen(_)), "{refused}");
     assert!(refused.to_string().contains("FLAGD_ADMIN_TOKEN"));
+    // An empty token (an unfilled secret) is no token.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let empty = flagd::serve(listener, config(&dir).with_admin_token(""), async {}).await.unwrap_err();
+    assert!(matches!(empty, flagd::ServeError::InsecureListen(_)), "{empty}");
 }

@@ -97,9 +97,13 @@ impl Interceptor for Bearer {
 
 /// A `Sync.Watch` stream that can acknowledge.
 pub struct Watcher {
-    requests: mpsc::Sender<v1::WatchRequest>,
+    /// The client name it subscribed with, unique in the process.
+    pub name: String,
+    requests: Option<mpsc::Sender<v1::WatchRequest>>,
     responses: tonic::Streaming<v1::WatchResponse>,
 }
+
+static WATCHERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Watcher {
     pub async fn open<T>(
@@ -114,17 +118,18 @@ impl Watcher {
         <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
     {
         let (requests, outbound) = mpsc::channel(16);
+        let name = format!("test-watcher-{}", WATCHERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let subscribe = v1::Subscribe {
             environment: environment.into(),
             since_revision: since,
-            client_name: format!("test-watcher-{since}"),
+            client_name: name.clone(),
         };
         requests
             .send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) })
             .await
             .unwrap();
         let responses = client.watch(ReceiverStream::new(outbound)).await?.into_inner();
-        Ok(Watcher { requests, responses })
+        Ok(Watcher { name, requests: Some(requests), responses })
     }
 
     /// The next message that is not a heartbeat.
@@ -150,7 +155,12 @@ impl Watcher {
 
     pub async fn ack(&self, revision: u64) {
         let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
-        self.requests.send(ack).await.unwrap();
+        self.requests.as_ref().expect("requests still open").send(ack).await.unwrap();
+    }
+
+    /// Closes the request side (no more acks); the responses keep coming.
+    pub fn close_requests(&mut self) {
+        self.requests = None;
     }
 }
 
