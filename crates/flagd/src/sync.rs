@@ -12,8 +12,8 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
 use crate::state::State;
-use crate::status::{join_status, store_status};
-use crate::store::ChangesSince;
+use crate::status::{join_status, store_status, write_status};
+use crate::store::{ChangesSince, WriteError};
 use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
 
 /// Serves `flags.v1.Sync`.
@@ -63,9 +63,8 @@ async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<
     let v1::Subscribe { environment, since_revision, client_name } = subscribe;
     let environment = environment_or_default(&environment).to_owned();
     if !crate::store::is_environment_name(&environment) {
-        return sink.close_with(Status::invalid_argument(format!(
-            "expected an environment name of 1 to 64 letters, digits, `_`, `.` or `-`, found {environment:?}"
-        )));
+        // The store's own refusal, so the wording and the code match a refused write.
+        return sink.close_with(write_status(WriteError::InvalidEnvironment { environment }));
     }
     // Names are for reports; a bounded length keeps a client from growing server memory.
     let name: String =
