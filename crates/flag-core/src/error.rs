@@ -25,6 +25,14 @@ pub struct ValidationError {
     pub problems: Vec<Problem>,
 }
 
+impl ValidationError {
+    /// An error of `problems`, for checks made outside flag-core (e.g. a file's duplicate
+    /// keys); `None` when there are none.
+    pub fn from_problems(problems: Vec<Problem>) -> Option<ValidationError> {
+        (!problems.is_empty()).then_some(ValidationError { problems })
+    }
+}
+
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.problems.as_slice() {

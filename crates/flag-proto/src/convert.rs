@@ -104,6 +104,12 @@ fn variant_to_proto(variant: &core::Variant) -> v1::Variant {
     v1::Variant { name: name.clone(), value: Some(value_to_proto(value)) }
 }
 
+impl From<&core::Value> for v1::Value {
+    fn from(value: &core::Value) -> Self {
+        value_to_proto(value)
+    }
+}
+
 fn value_to_proto(value: &core::Value) -> v1::Value {
     use v1::value::Kind;
     let kind = match value {

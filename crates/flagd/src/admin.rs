@@ -12,8 +12,8 @@ use tracing::{info, instrument};
 
 use crate::state::State;
 use crate::status::{invalid_message, join_status, store_status, write_status};
-use crate::store::{Committed, Store, StoreError, WriteMeta, WriteOp};
-use crate::wire::{ack_report, history_entry};
+use crate::store::{Batch, Committed, Store, StoreError, WriteMeta, WriteOp};
+use crate::wire::{ack_report, applied_change, history_entry};
 
 /// Default and largest history page.
 const PAGE_SIZE: (u32, u32) = (50, 1000);
@@ -40,8 +40,7 @@ impl AdminService {
         change: Option<v1::Change>,
     ) -> Result<Committed, Status> {
         let environment = environment_or_default(environment).to_owned();
-        let v1::Change { actor, reason } = change.unwrap_or_default();
-        let meta = WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason };
+        let meta = write_meta(change);
         let operation = operation_name(&op);
         let state = Arc::clone(&self.state);
         let target = environment.clone();
@@ -76,6 +75,11 @@ impl AdminService {
         let result = tokio::task::spawn_blocking(move || read(&store)).await.map_err(join_status)?;
         result.map_err(|e| store_status(&e))
     }
+}
+
+fn write_meta(change: Option<v1::Change>) -> WriteMeta {
+    let v1::Change { actor, reason } = change.unwrap_or_default();
+    WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason }
 }
 
 /// The `operation` label of `flagd_writes_total`.
@@ -296,5 +300,50 @@ impl Admin for AdminService {
         let environment = environment_or_default(&environment);
         let report = self.state.connections.wait_for(environment, revision, wait_duration(wait_ms)).await;
         Ok(Response::new(ack_report(&report)))
+    }
+
+    #[instrument(skip_all)]
+    async fn apply(&self, request: Request<v1::ApplyRequest>) -> Result<Response<v1::ApplyResponse>, Status> {
+        let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
+            request.into_inner();
+        let set = flag_proto::flag_set_from_proto(flags, segments).map_err(invalid_message)?;
+        let batch = Batch { flags: set.flags, segments: set.segments, prune, dry_run, expected_revision };
+        let environment = environment_or_default(&environment).to_owned();
+        let meta = write_meta(change);
+        let state = Arc::clone(&self.state);
+        let target = environment.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let applied = state.store.apply(&target, batch, &meta)?;
+            if let Some(last) = &applied.last {
+                // One publication for the whole apply: streams see a gap and catch up with
+                // every change in one frame.
+                state.hub.publish(&target, last);
+            }
+            Ok(applied)
+        })
+        .await
+        .map_err(join_status)?
+        .map_err(write_status)?;
+        if applied.last.is_some() {
+            metrics::counter!("flagd_writes_total", "operation" => "apply").increment(1);
+            info!(%environment, changes = applied.changes.len(), revision = applied.revision, "apply committed");
+        }
+        Ok(Response::new(v1::ApplyResponse {
+            revision: applied.revision,
+            changes: applied.changes.iter().map(applied_change).collect(),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn evaluate(
+        &self,
+        request: Request<v1::EvaluateRequest>,
+    ) -> Result<Response<v1::EvaluateResponse>, Status> {
+        let v1::EvaluateRequest { environment, key, targeting_key, attributes } = request.into_inner();
+        let environment = environment_or_default(&environment).to_owned();
+        let (revision, set) = self.read(move |store| store.snapshot(&environment)).await?;
+        let attributes: Vec<_> = attributes.into_iter().collect();
+        let response = crate::evaluate::evaluate(set, revision, &key, &targeting_key, &attributes)?;
+        Ok(Response::new(response))
     }
 }

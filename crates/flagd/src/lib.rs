@@ -33,6 +33,7 @@ mod acks;
 mod admin;
 mod auth;
 mod config;
+mod evaluate;
 mod fanout;
 mod management;
 mod server;

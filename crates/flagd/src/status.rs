@@ -9,6 +9,9 @@ use crate::store::{StoreError, WriteError};
 /// Metadata key carrying the current version on a version conflict.
 pub(crate) const CURRENT_VERSION_KEY: &str = "x-current-version";
 
+/// Metadata key carrying the environment's revision when an apply expected another.
+pub(crate) const CURRENT_REVISION_KEY: &str = "x-current-revision";
+
 pub(crate) fn write_status(error: WriteError) -> Status {
     match error {
         WriteError::Invalid(invalid) => {
@@ -26,6 +29,13 @@ pub(crate) fn write_status(error: WriteError) -> Status {
             let mut status = Status::failed_precondition(error.to_string());
             if let Ok(value) = current.to_string().parse() {
                 status.metadata_mut().insert(CURRENT_VERSION_KEY, value);
+            }
+            status
+        }
+        WriteError::RevisionConflict { current, .. } => {
+            let mut status = Status::failed_precondition(error.to_string());
+            if let Ok(value) = current.to_string().parse() {
+                status.metadata_mut().insert(CURRENT_REVISION_KEY, value);
             }
             status
         }

@@ -4,7 +4,7 @@
 use flag_proto::v1;
 
 use crate::acks::AckReport;
-use crate::store::{HistoryEntry, Operation, SubjectKind};
+use crate::store::{AppliedChange, HistoryEntry, Operation, Subject, SubjectKind};
 use crate::sync::millis;
 
 pub(crate) fn history_entry(entry: &HistoryEntry) -> v1::HistoryEntry {
@@ -59,5 +59,28 @@ pub(crate) fn ack_report(report: &AckReport) -> v1::AckReport {
         acknowledged: *acknowledged,
         slowest_ms: millis(*slowest),
         missing: missing.clone(),
+    }
+}
+
+pub(crate) fn applied_change(change: &AppliedChange) -> v1::AppliedChange {
+    let AppliedChange { kind, key, operation, version, before, after } = change;
+    let flag = |subject: &Option<Subject>| match subject {
+        Some(Subject::Flag(flag)) => Some(v1::Flag::from(flag)),
+        _ => None,
+    };
+    let segment = |subject: &Option<Subject>| match subject {
+        Some(Subject::Segment(segment)) => Some(v1::Segment::from(segment)),
+        _ => None,
+    };
+    v1::AppliedChange {
+        key: key.clone(),
+        is_segment: *kind == SubjectKind::Segment,
+        // An apply only creates, updates or deletes, segments included.
+        operation: operation_to_proto(SubjectKind::Flag, *operation) as i32,
+        version: *version,
+        flag_before: flag(before),
+        flag_after: flag(after),
+        segment_before: segment(before),
+        segment_after: segment(after),
     }
 }

@@ -162,6 +162,14 @@ pub(crate) enum WriteError {
         /// The live version; 0 when the flag does not exist (or is deleted).
         current: u64,
     },
+    /// Optimistic concurrency for an apply: the environment changed since the caller read it.
+    #[error("the environment is at revision {current}, not the expected {expected}; plan again and retry")]
+    RevisionConflict {
+        /// The revision the caller based its apply on.
+        expected: u64,
+        /// The environment's revision.
+        current: u64,
+    },
     /// The flag is not in a state the operation applies to.
     #[error(transparent)]
     Precondition(#[from] Precondition),

@@ -43,10 +43,12 @@
 //! - `mod.rs` — [`Store`]: opening, and the API.
 //! - `tables` — the redb tables and their keys. `records` — entries and stored records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
+//! - `apply` — [`Batch`]: a flag file applied in one transaction.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
 //! - `subject` — what differs between flags and segments. `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
 
+mod apply;
 mod cache;
 mod error;
 mod patch;
@@ -67,6 +69,7 @@ use std::sync::Arc;
 use flag_core::{Flag, FlagSet, Segment};
 use redb::{Database, ReadableTable};
 
+pub(crate) use apply::{Applied, AppliedChange, Batch, Subject};
 pub(crate) use error::{StoreError, WriteError};
 pub(crate) use patch::WriteOp;
 pub(crate) use read::ChangesSince;
@@ -144,6 +147,17 @@ impl Store {
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
         self.inner.writer.write(&self.inner.db, environment, op, meta)
+    }
+
+    /// Makes the environment match `batch` in one durable transaction (see `apply`): every
+    /// change commits, or none does.
+    pub(crate) fn apply(
+        &self,
+        environment: &str,
+        batch: Batch,
+        meta: &WriteMeta,
+    ) -> Result<Applied, WriteError> {
+        self.inner.writer.apply(&self.inner.db, environment, batch, meta)
     }
 
     /// The environment's revision: the number of writes it has had; 0 for one never written.

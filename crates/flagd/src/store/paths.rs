@@ -34,7 +34,16 @@ pub(super) fn focus(
     error
 }
 
-fn rewrite(path: &str, set: &FlagSet, (kind, key): (SubjectKind, &str)) -> String {
+/// `path` with a position in `set` replaced by the key there: `flags["checkout"].rules[0]`.
+pub(super) fn by_key(path: &str, set: &FlagSet) -> String {
+    named(path, set, None)
+}
+
+fn rewrite(path: &str, set: &FlagSet, written: (SubjectKind, &str)) -> String {
+    named(path, set, Some(written))
+}
+
+fn named(path: &str, set: &FlagSet, written: Option<(SubjectKind, &str)>) -> String {
     let (list, keys): (&str, Vec<&str>) = if path.starts_with("flags[") {
         ("flags", set.flags.iter().map(|f| f.key.as_str()).collect())
     } else if path.starts_with("segments[") {
@@ -49,14 +58,16 @@ fn rewrite(path: &str, set: &FlagSet, (kind, key): (SubjectKind, &str)) -> Strin
     let Some(&subject) = index.parse::<usize>().ok().and_then(|i| keys.get(i)) else {
         return path.to_owned();
     };
-    let written_list = match kind {
+    match written {
+        Some((kind, key)) if list == list_of(kind) && subject == key => format!("{}{rest}", kind.noun()),
+        _ => format!("{list}[{subject:?}]{rest}"),
+    }
+}
+
+fn list_of(kind: SubjectKind) -> &'static str {
+    match kind {
         SubjectKind::Flag => "flags",
         SubjectKind::Segment => "segments",
-    };
-    if list == written_list && subject == key {
-        format!("{}{rest}", kind.noun())
-    } else {
-        format!("{list}[{subject:?}]{rest}")
     }
 }
 

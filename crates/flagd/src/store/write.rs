@@ -1,11 +1,12 @@
 //! The write path: one write, one redb write transaction, acknowledged after a durable
 //! commit.
 //!
-//! Order inside the transaction: plan the new content (`patch`), number and stamp it,
-//! validate the whole environment with it, and only then touch the tables — the current
-//! row, the history row, the change-log row and the environment's revision — and commit
-//! (redb's default `Durability::Immediate`: on disk before `commit` returns). Any refusal
-//! or failure drops the transaction, which aborts it, so nothing of a failed write remains.
+//! Order inside the transaction: plan the new content (`patch`), number and stamp it, write
+//! the current row, the history row, the change-log row and the environment's revision,
+//! validate the whole environment as it now is, and commit (redb's default
+//! `Durability::Immediate`: on disk before `commit` returns). Any refusal or failure drops
+//! the transaction, which aborts it, so nothing of a failed write remains. An apply
+//! (`apply`) records several changes the same way and validates once, at the end.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,7 +34,7 @@ pub(super) struct Writer {
 }
 
 /// When a write happened, in the two forms the store records.
-struct Now {
+pub(super) struct Now {
     /// For history entries.
     millis: i64,
     /// For flag metadata: RFC 3339 UTC with milliseconds.
@@ -41,7 +42,7 @@ struct Now {
 }
 
 impl Now {
-    fn new() -> Now {
+    pub(super) fn new() -> Now {
         let now = SystemTime::now();
         // A clock before 1970 is a broken clock; 0 keeps history readable rather than failing writes.
         let millis =
@@ -64,6 +65,20 @@ impl Writer {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
+        self.transact(db, environment, |set| {
+            let (committed, set) = commit(db, set, environment, op, meta)?;
+            Ok((committed, Some(set)))
+        })
+    }
+
+    /// Runs `body` over the environment's live set with writes serialized; `body` returns
+    /// its result and the environment's new set when it committed one.
+    pub(super) fn transact<R>(
+        &self,
+        db: &Database,
+        environment: &str,
+        body: impl FnOnce(&FlagSet) -> Result<(R, Option<FlagSet>), WriteError>,
+    ) -> Result<R, WriteError> {
         if !is_environment_name(environment) {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
         }
@@ -74,11 +89,13 @@ impl Writer {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
-        match commit(db, cache.environment(environment), environment, op, meta) {
-            Ok((committed, set)) => {
-                cache.replace(environment, set);
+        match body(cache.environment(environment)) {
+            Ok((result, new_set)) => {
+                if let Some(set) = new_set {
+                    cache.replace(environment, set);
+                }
                 *slot = Some(cache);
-                Ok(committed)
+                Ok(result)
             }
             // The commit may have reached the disk or not; leave the slot empty so the next
             // write reads the truth from the file.
@@ -133,19 +150,35 @@ fn commit(
 }
 
 /// The parts of one write shared by flags and segments.
-struct Write<'a> {
-    txn: &'a WriteTransaction,
-    set: &'a FlagSet,
-    environment: &'a str,
-    operation: Operation,
-    meta: &'a WriteMeta,
-    now: &'a Now,
+pub(super) struct Write<'a> {
+    pub(super) txn: &'a WriteTransaction,
+    pub(super) set: &'a FlagSet,
+    pub(super) environment: &'a str,
+    pub(super) operation: Operation,
+    pub(super) meta: &'a WriteMeta,
+    pub(super) now: &'a Now,
 }
 
 impl Write<'_> {
     /// Numbers, stamps and validates `content` as the new state of `key`, then writes every
     /// row of the change (not yet committed).
     fn record<T: Versioned>(self, key: &str, content: Option<T>) -> Result<(Committed, FlagSet), WriteError> {
+        let kind = T::KIND;
+        let (committed, candidate) = self.record_unchecked::<T>(key, content)?;
+        // Rows written so far are in the uncommitted transaction: a refusal drops it.
+        candidate
+            .validate()
+            .map_err(|error| WriteError::Invalid(paths::focus(error, &candidate, (kind, key))))?;
+        Ok((committed, candidate))
+    }
+
+    /// Numbers and stamps `content` as the new state of `key` and writes every row of the
+    /// change (not yet committed); returns the environment's set with it, not validated.
+    pub(super) fn record_unchecked<T: Versioned>(
+        self,
+        key: &str,
+        content: Option<T>,
+    ) -> Result<(Committed, FlagSet), WriteError> {
         let Write { txn, set, environment, operation, meta, now } = self;
         let mut history = txn.open_table(T::HISTORY)?;
         let version = latest_version(&history, environment, key)? + 1;
@@ -155,11 +188,7 @@ impl Write<'_> {
             content
         });
         let candidate = T::replaced(set, key, content.clone());
-        candidate
-            .validate()
-            .map_err(|error| WriteError::Invalid(paths::focus(error, &candidate, (T::KIND, key))))?;
 
-        // Valid: from here on, rows are written.
         let mut environments = txn.open_table(ENVIRONMENTS)?;
         let revision = revision_of(&environments, environment)? + 1;
         let mut current = txn.open_table(T::CURRENT)?;

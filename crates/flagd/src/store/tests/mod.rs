@@ -4,6 +4,7 @@
 //! other (every revision has its change row and history row, the live rows are the newest
 //! versions) and the writer's cache agrees with the file.
 
+mod apply;
 mod basics;
 mod changes;
 mod concurrency;

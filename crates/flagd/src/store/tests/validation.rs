@@ -28,7 +28,7 @@ fn requires(flag: &mut Flag, key: &str) {
     flag.prerequisites.push(Prerequisite { flag: key.into(), variant: "on".into() });
 }
 
-fn in_segment(segment: &str) -> Rule {
+pub(super) fn in_segment(segment: &str) -> Rule {
     Rule {
         description: String::new(),
         clauses: vec![Clause {

@@ -1,0 +1,2 @@
+//! flagctl.
+fn main() {}

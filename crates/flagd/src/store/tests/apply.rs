@@ -1,0 +1,116 @@
+//! Apply: a flag file in one transaction — idempotent, all or nothing, pruning on request.
+
+use flag_core::FlagSet;
+
+use super::validation::in_segment;
+use super::*;
+use crate::store::{Applied, Batch, Operation};
+
+fn apply(store: &Store, batch: Batch) -> Result<Applied, WriteError> {
+    store.apply(ENV, batch, &meta("apply"))
+}
+
+fn batch(flags: Vec<Flag>, segments: Vec<Segment>) -> Batch {
+    Batch { flags, segments, ..Batch::default() }
+}
+
+fn planned(applied: &Applied) -> Vec<(String, Operation)> {
+    applied.changes.iter().map(|c| (c.key.clone(), c.operation)).collect()
+}
+
+/// A flag whose rule needs segment `staff`: valid only if the segment is written too.
+fn staff_only_chat() -> Flag {
+    let mut chat = rollout("chat", 5.0);
+    chat.rules.push(in_segment("staff"));
+    chat
+}
+
+#[test]
+fn a_file_applies_in_one_commit_and_applying_it_again_changes_nothing() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("old", 1.0));
+    let file = batch(vec![staff_only_chat(), rollout("search", 50.0)], vec![segment("staff", &["ana"])]);
+
+    let first = apply(&store, file.clone()).unwrap();
+    // The flag needing the segment is valid only together with it: one validation, at the end.
+    assert_eq!(
+        planned(&first),
+        [
+            ("staff".into(), Operation::Create),
+            ("chat".into(), Operation::Create),
+            ("search".into(), Operation::Create)
+        ]
+    );
+    assert_eq!(first.revision, 4);
+    assert_eq!(store.revision(ENV).unwrap(), 4);
+    assert_eq!(content(&store.flag(ENV, "chat").unwrap().unwrap().flag), staff_only_chat());
+
+    let second = apply(&store, file).unwrap();
+    assert!(second.changes.is_empty(), "{:?}", second.changes);
+    assert_eq!(second.revision, 4);
+    assert!(second.last.is_none());
+    assert_eq!(store.flag(ENV, "old").unwrap().map(|r| r.flag.key), Some("old".into()), "no prune asked");
+    assert_consistent(&store);
+}
+
+#[test]
+fn an_invalid_file_changes_nothing_and_names_the_flag_by_key() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("search", 10.0));
+    let before = dump(&store);
+    let mut broken = rollout("search", 20.0);
+    broken.off_variant = "missing".into();
+    // `chat` is fine on its own terms but its segment is absent.
+    let Err(WriteError::Invalid(error)) = apply(&store, batch(vec![staff_only_chat(), broken], vec![]))
+    else {
+        panic!("expected a validation error");
+    };
+    let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(paths.contains(&"flags[\"search\"].off_variant"), "{paths:?}");
+    assert!(paths.iter().any(|p| p.starts_with("flags[\"chat\"].rules[0]")), "{paths:?}");
+    assert_eq!(dump(&store), before);
+    assert_consistent(&store);
+}
+
+#[test]
+fn prune_deletes_what_the_file_lacks_and_a_dry_run_commits_nothing() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("keep", 10.0));
+    put(&store, rollout("gone", 10.0));
+    write(&store, WriteOp::PutSegment { segment: segment("unused", &["bo"]) }).unwrap();
+    let before = dump(&store);
+    let file = Batch { prune: true, dry_run: true, ..batch(vec![rollout("keep", 20.0)], vec![]) };
+
+    let dry = apply(&store, file.clone()).unwrap();
+    let expected = [
+        ("unused".into(), Operation::Delete),
+        ("gone".into(), Operation::Delete),
+        ("keep".into(), Operation::Update),
+    ];
+    assert_eq!(planned(&dry), expected);
+    assert_eq!(dry.revision, 3, "a dry run reports the current revision");
+    assert_eq!(dump(&store), before);
+
+    let done = apply(&store, Batch { dry_run: false, ..file }).unwrap();
+    assert_eq!(planned(&done), expected);
+    let (revision, set) = store.snapshot(ENV).unwrap();
+    assert_eq!(revision, 6);
+    let keys: Vec<&str> = set.flags.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!((keys, set.segments.len()), (vec!["keep"], 0));
+    assert_consistent(&store);
+}
+
+#[test]
+fn a_stale_plan_and_duplicate_keys_are_refused() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("chat", 10.0));
+    let stale = Batch { expected_revision: Some(0), ..batch(vec![rollout("chat", 20.0)], vec![]) };
+    assert!(matches!(apply(&store, stale), Err(WriteError::RevisionConflict { expected: 0, current: 1 })));
+    let twice = batch(vec![rollout("a", 1.0), rollout("a", 2.0)], vec![]);
+    let Err(WriteError::Invalid(error)) = apply(&store, twice) else { panic!("expected a refusal") };
+    assert_eq!(error.problems[0].path, "flags[1].key");
+    assert_eq!(
+        store.snapshot(ENV).unwrap(),
+        (1, FlagSet { flags: vec![store.flag(ENV, "chat").unwrap().unwrap().flag], segments: vec![] })
+    );
+}
