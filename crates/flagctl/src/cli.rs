@@ -1,0 +1,208 @@
+//! The command line: global options and one subcommand per job.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// Exit codes, documented once for `--help` and the README.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  any other failure (the message says what)
+  2  bad command line
+  3  flag, segment or version not found
+  4  invalid input (the message names the field, and the line for `apply`)
+  5  version conflict: someone changed the flag (or environment) first; read it again
+  6  server unreachable (the message names the address tried)
+  7  unauthorized: missing or wrong token
+  8  killed, but not every connected SDK acknowledged in time";
+
+/// The operator's CLI for flagd: rollouts, the kill switch, history, rollback, apply/export.
+#[derive(Debug, Parser)]
+#[command(name = "flagctl", version, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The flagd gRPC address, `host:port` or a URL.
+    #[arg(long, global = true, env = "FLAGD_ADDR", default_value = "http://127.0.0.1:8013")]
+    pub(crate) server: String,
+    /// The admin token (sent as `authorization: Bearer …`).
+    #[arg(long, global = true, env = "FLAGD_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The environment.
+    #[arg(long = "env", global = true, env = "FLAGD_ENV", default_value = flag_proto::DEFAULT_ENVIRONMENT)]
+    pub(crate) environment: String,
+    /// Why: recorded in history with every change.
+    #[arg(long, global = true, env = "FLAGD_REASON", default_value = "")]
+    pub(crate) reason: String,
+    /// Who: recorded in history; defaults to $USER.
+    #[arg(long, global = true, env = "FLAGD_ACTOR")]
+    pub(crate) actor: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// How long to try to reach the server, and to wait for any one answer.
+    #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Set a flag's rollout (creating an on/off flag if it is missing), or serve one variant.
+    Set(SetArgs),
+    /// Turn a flag off for everyone now, and report which SDKs applied it.
+    Kill(KillArgs),
+    /// Switch a killed flag back on, serving what it served before the kill.
+    Revive(KeyArgs),
+    /// Show a flag: state, rollout, rules, variants, version, last change.
+    Get(KeyArgs),
+    /// List the environment's flags.
+    List(ListArgs),
+    /// A flag's versions, newest first, with who, when and why.
+    History(HistoryArgs),
+    /// Every change in the environment, newest first.
+    Log(LogArgs),
+    /// Restore an earlier version of a flag (as a new version).
+    Rollback(RollbackArgs),
+    /// Evaluate a flag for a user: variant, value and why.
+    Eval(EvalArgs),
+    /// Make the environment match a flag file, in one transaction.
+    Apply(ApplyArgs),
+    /// Print the environment as a flag file that `apply` takes back.
+    Export(ExportArgs),
+    /// Print changes as they commit, until interrupted.
+    Watch,
+    /// Delete a flag (its history is kept).
+    Delete(KeyArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// The flag key.
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("serve").required(true).args(["percent", "on", "off", "variant"]))]
+pub(crate) struct SetArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    /// Percentage of users who see the new path (0 to 100, decimals allowed).
+    #[arg(long)]
+    pub(crate) percent: Option<f64>,
+    /// Percentage who run the new path, seen or not (a dark launch); at least --percent.
+    #[arg(long, requires = "percent")]
+    pub(crate) dark: Option<f64>,
+    /// Everyone sees the new path (100 %).
+    #[arg(long)]
+    pub(crate) on: bool,
+    /// Nobody runs the new path (0 %).
+    #[arg(long)]
+    pub(crate) off: bool,
+    /// Serve this one variant to everyone not matched by a rule.
+    #[arg(long)]
+    pub(crate) variant: Option<String>,
+    /// Refuse unless the flag is at this version (0: it must not exist).
+    #[arg(long)]
+    pub(crate) expect_version: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KillArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    /// How long to wait for the connected SDKs to acknowledge (0s: do not wait).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub(crate) wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only keys starting with this.
+    #[arg(long, default_value = "")]
+    pub(crate) prefix: String,
+    /// Only flags with this tag.
+    #[arg(long, default_value = "")]
+    pub(crate) tag: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    /// At most this many versions.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// At most this many changes.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    /// The version to restore; the one before the current when absent.
+    #[arg(long)]
+    pub(crate) to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    /// The targeting key (user id).
+    #[arg(long)]
+    pub(crate) user: String,
+    /// An attribute, `name=value`; `true`/`false` and numbers are typed, the rest are strings
+    /// (write `name=str:42` for the string "42").
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    pub(crate) attributes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// The flag file (YAML or JSON), `-` for standard input.
+    #[arg(short = 'f', long = "file")]
+    pub(crate) file: PathBuf,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Also delete flags and segments that are not in the file.
+    #[arg(long)]
+    pub(crate) prune: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The file format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub(crate) shell: Shell,
+}

@@ -1,0 +1,173 @@
+//! Apply: make the environment match a flag file, showing what changes.
+
+use flag_core::{Flag, FlagSet, Segment};
+use flag_proto::v1::{self, Operation};
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+use super::Output;
+use super::export::{as_in_file, fetch};
+use crate::cli::ApplyArgs;
+use crate::connect::{Call, Server};
+use crate::flag_file::FlagFile;
+
+#[derive(Debug, Serialize)]
+struct Planned {
+    kind: &'static str,
+    key: String,
+    operation: &'static str,
+    version: u64,
+    #[serde(skip)]
+    diff: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Applied {
+    dry_run: bool,
+    revision: u64,
+    changes: Vec<Planned>,
+}
+
+pub(crate) async fn apply(
+    server: &Server,
+    out: &Output,
+    args: ApplyArgs,
+    change: v1::Change,
+) -> anyhow::Result<()> {
+    let ApplyArgs { file, dry_run, prune } = args;
+    let file = FlagFile::load(&file)?;
+    let (revision, live) = fetch(server).await?;
+    check_locally(&file, &live, prune)?;
+
+    let FlagSet { flags, segments } = file.set.clone();
+    let request = v1::ApplyRequest {
+        environment: server.environment.clone(),
+        flags: flags.iter().map(v1::Flag::from).collect(),
+        segments: segments.iter().map(v1::Segment::from).collect(),
+        prune,
+        dry_run,
+        // The plan shown is the plan committed: refused if anything changed since the read.
+        expected_revision: Some(revision),
+        change: Some(change),
+    };
+    let response = server
+        .admin
+        .clone()
+        .apply(server.request(request))
+        .await
+        .called(server, &format!("applying {}", file.name))?;
+    let applied = Applied {
+        dry_run,
+        revision: response.revision,
+        changes: response.changes.into_iter().map(planned).collect(),
+    };
+    out.print(&applied, || summary(&applied, &file.name, &server.environment))
+}
+
+/// The server validates too; checking here first gives file lines. Without `prune`, the file
+/// is checked together with what the server holds, as the result will be.
+fn check_locally(file: &FlagFile, live: &FlagSet, prune: bool) -> Result<(), crate::failure::Failure> {
+    let mut merged = file.set.clone();
+    if !prune {
+        let in_file_flag = |key: &str| file.set.flags.iter().any(|f| f.key == key);
+        let in_file_segment = |key: &str| file.set.segments.iter().any(|s| s.key == key);
+        merged.flags.extend(live.flags.iter().filter(|f| !in_file_flag(&f.key)).cloned());
+        merged.segments.extend(live.segments.iter().filter(|s| !in_file_segment(&s.key)).cloned());
+    }
+    match merged.validate() {
+        Ok(()) => Ok(()),
+        Err(error) => Err(file.describe(&error, |path| server_path(path, &merged))),
+    }
+}
+
+/// `flags[7].x` in the merged set → `flags["checkout"].x (on the server)`.
+fn server_path(path: &str, merged: &FlagSet) -> String {
+    let key_at = |list: &str, keys: Vec<&str>| -> Option<String> {
+        let rest = path.strip_prefix(list)?.strip_prefix('[')?;
+        let (index, tail) = rest.split_once(']')?;
+        let key = keys.get(index.parse::<usize>().ok()?)?;
+        Some(format!("{list}[{key:?}]{tail} (on the server)"))
+    };
+    key_at("flags", merged.flags.iter().map(|f| f.key.as_str()).collect())
+        .or_else(|| key_at("segments", merged.segments.iter().map(|s| s.key.as_str()).collect()))
+        .unwrap_or_else(|| path.to_owned())
+}
+
+fn planned(change: v1::AppliedChange) -> Planned {
+    let v1::AppliedChange {
+        key,
+        is_segment,
+        operation,
+        version,
+        flag_before,
+        flag_after,
+        segment_before,
+        segment_after,
+    } = change;
+    let operation = match Operation::try_from(operation) {
+        Ok(Operation::Create) => "create",
+        Ok(Operation::Delete) => "delete",
+        _ => "update",
+    };
+    let diff = if is_segment {
+        let text = |s: Option<v1::Segment>| {
+            s.and_then(|s| Segment::try_from(s).ok()).map(|s| yaml(&s)).unwrap_or_default()
+        };
+        diff(&text(segment_before), &text(segment_after))
+    } else {
+        let text = |f: Option<v1::Flag>| {
+            f.and_then(|f| Flag::try_from(f).ok()).map(|f| yaml(&as_in_file(f))).unwrap_or_default()
+        };
+        diff(&text(flag_before), &text(flag_after))
+    };
+    Planned { kind: if is_segment { "segment" } else { "flag" }, key, operation, version, diff }
+}
+
+fn yaml<T: Serialize>(value: &T) -> String {
+    serde_yaml_ng::to_string(value).unwrap_or_default()
+}
+
+/// Changed lines only, `-` before and `+` after.
+fn diff(before: &str, after: &str) -> String {
+    TextDiff::from_lines(before, after)
+        .iter_all_changes()
+        .filter_map(|change| {
+            let sign = match change.tag() {
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
+                ChangeTag::Equal => return None,
+            };
+            Some(format!("      {sign} {}", change.value().trim_end()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn summary(applied: &Applied, file: &str, environment: &str) -> String {
+    if applied.changes.is_empty() {
+        return format!(
+            "{environment} already matches {file} (revision {}): nothing to change",
+            applied.revision
+        );
+    }
+    let mut lines = Vec::new();
+    for change in &applied.changes {
+        let sign = match change.operation {
+            "create" => '+',
+            "delete" => '-',
+            _ => '~',
+        };
+        lines.push(format!("  {sign} {} {} ({})", change.kind, change.key, change.operation));
+        if change.operation == "update" && !change.diff.is_empty() {
+            lines.push(change.diff.clone());
+        }
+    }
+    let count = applied.changes.len();
+    let noun = if count == 1 { "change" } else { "changes" };
+    lines.push(if applied.dry_run {
+        format!("dry run: {count} {noun} planned for {environment}; nothing written")
+    } else {
+        format!("applied {count} {noun} to {environment} (revision {})", applied.revision)
+    });
+    lines.join("\n")
+}

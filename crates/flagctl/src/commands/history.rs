@@ -1,0 +1,61 @@
+//! History: one flag's versions, and the environment's log.
+
+use flag_proto::v1;
+
+use super::Output;
+use crate::cli::{HistoryArgs, LogArgs};
+use crate::connect::{Call, Server};
+use crate::render::Entry;
+
+pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) -> anyhow::Result<()> {
+    let HistoryArgs { key, limit } = args;
+    let request = v1::FlagHistoryRequest {
+        environment: server.environment.clone(),
+        key: key.clone(),
+        page_size: limit,
+        before_version: 0,
+    };
+    let response = server
+        .admin
+        .clone()
+        .flag_history(server.request(request))
+        .await
+        .called(server, &format!("reading the history of {key}"))?;
+    if response.entries.is_empty() {
+        return Err(crate::failure::Failure::NotFound(format!(
+            "flag {key:?} has no history in {}",
+            server.environment
+        ))
+        .into());
+    }
+    print(out, response, false)
+}
+
+pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow::Result<()> {
+    let request = v1::EnvironmentHistoryRequest {
+        environment: server.environment.clone(),
+        page_size: args.limit,
+        before_revision: 0,
+    };
+    let response = server
+        .admin
+        .clone()
+        .environment_history(server.request(request))
+        .await
+        .called(server, "reading the log")?;
+    print(out, response, true)
+}
+
+fn print(out: &Output, response: v1::HistoryResponse, with_key: bool) -> anyhow::Result<()> {
+    let entries: Vec<Entry> = response.entries.into_iter().map(Entry::from_proto).collect();
+    out.print(&entries, || {
+        let mut lines: Vec<String> = entries.iter().map(|e| e.line(with_key)).collect();
+        if lines.is_empty() {
+            lines.push("no changes".into());
+        }
+        if response.next_before != 0 {
+            lines.push("… older entries not shown (--limit)".into());
+        }
+        lines.join("\n")
+    })
+}

@@ -1,0 +1,75 @@
+//! The kill switch: one write, then the connected SDKs' acknowledgements.
+
+use flag_proto::v1;
+use serde::Serialize;
+
+use super::Output;
+use super::write::Written;
+use crate::cli::KillArgs;
+use crate::connect::{Call, Server};
+use crate::failure::Failure;
+
+#[derive(Debug, Serialize)]
+struct Killed {
+    #[serde(flatten)]
+    written: Written,
+    connected: u32,
+    acknowledged: u32,
+    slowest_ms: u32,
+    missing: Vec<String>,
+}
+
+impl Killed {
+    /// `killed chat (revision 42): 37/37 SDKs acknowledged, slowest 3 ms`.
+    fn line(&self, waited: bool) -> String {
+        let Killed { written, connected, acknowledged, slowest_ms, missing } = self;
+        let head = format!("killed {} (revision {})", written.key, written.revision);
+        if !waited {
+            return format!("{head}: not waiting for acknowledgements ({connected} SDKs connected)");
+        }
+        let mut line = format!("{head}: {acknowledged}/{connected} SDKs acknowledged");
+        if *acknowledged > 0 {
+            line.push_str(&format!(", slowest {slowest_ms} ms"));
+        }
+        if !missing.is_empty() {
+            line.push_str(&format!("\n  not acknowledged: {}", missing.join(", ")));
+        }
+        line
+    }
+}
+
+pub(crate) async fn kill(
+    server: &Server,
+    out: &Output,
+    args: KillArgs,
+    change: v1::Change,
+) -> anyhow::Result<()> {
+    let KillArgs { key, wait } = args;
+    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+    let request = v1::KillRequest {
+        environment: server.environment.clone(),
+        key: key.clone(),
+        change: Some(change),
+        wait_ms,
+    };
+    let v1::KillResponse { write, acks } = server
+        .admin
+        .clone()
+        .kill(server.request_waiting(request, wait))
+        .await
+        .called(server, &format!("killing {key}"))?;
+    let v1::AckReport { revision: _, connected, acknowledged, slowest_ms, missing } =
+        acks.unwrap_or_default();
+    let written = Written::from_response(write.unwrap_or_default());
+    let killed = Killed { written, connected, acknowledged, slowest_ms, missing };
+    out.print(&killed, || killed.line(!wait.is_zero()))?;
+    if !wait.is_zero() && acknowledged < connected {
+        let waited = humantime::format_duration(wait);
+        return Err(Failure::Unacknowledged(format!(
+            "the kill of {key} is committed, but {} of {connected} SDKs did not acknowledge it within {waited}",
+            connected - acknowledged
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! One module per group of commands; `run` dispatches.
+
+mod apply;
+mod eval;
+mod export;
+mod history;
+mod kill;
+mod read;
+mod watch;
+mod write;
+
+use clap::CommandFactory;
+use flag_proto::v1;
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, Global};
+use crate::connect::Server;
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Cli { global, command } = cli;
+    if let Command::Completions(args) = &command {
+        clap_complete::generate(args.shell, &mut Cli::command(), "flagctl", &mut std::io::stdout());
+        return Ok(());
+    }
+    let server = Server::connect(&global).await?;
+    let out = Output { json: global.json };
+    let change = change(&global);
+    match command {
+        Command::Set(args) => write::set(&server, &out, args, change).await,
+        Command::Kill(args) => kill::kill(&server, &out, args, change).await,
+        Command::Revive(args) => write::revive(&server, &out, args, change).await,
+        Command::Delete(args) => write::delete(&server, &out, args, change).await,
+        Command::Rollback(args) => write::rollback(&server, &out, args, change).await,
+        Command::Get(args) => read::get(&server, &out, args).await,
+        Command::List(args) => read::list(&server, &out, args).await,
+        Command::History(args) => history::history(&server, &out, args).await,
+        Command::Log(args) => history::log(&server, &out, args).await,
+        Command::Eval(args) => eval::eval(&server, &out, args).await,
+        Command::Apply(args) => apply::apply(&server, &out, args, change).await,
+        Command::Export(args) => export::export(&server, args, out.json).await,
+        Command::Watch => watch::watch(&server, &out).await,
+        Command::Completions(_) => Ok(()),
+    }
+}
+
+/// Who and why, for every write.
+fn change(global: &Global) -> v1::Change {
+    let actor = global
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|actor| !actor.is_empty())
+        .unwrap_or_else(|| "flagctl".into());
+    v1::Change { actor, reason: global.reason.clone() }
+}
+
+/// Text for people or JSON for programs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    pub(crate) json: bool,
+}
+
+impl Output {
+    /// Prints `text()` or, with `--json`, `value` as one JSON document.
+    pub(crate) fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", text());
+        }
+        Ok(())
+    }
+}

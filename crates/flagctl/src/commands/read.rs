@@ -1,0 +1,100 @@
+//! Reading flags: get and list.
+
+use anyhow::Context as _;
+use flag_core::Flag;
+use flag_proto::v1;
+use serde::Serialize;
+
+use super::Output;
+use crate::cli::{KeyArgs, ListArgs};
+use crate::connect::{Call, Server};
+use crate::render::{self, Entry};
+
+#[derive(Debug, Serialize)]
+struct Shown {
+    flag: Flag,
+    last_change: Option<Entry>,
+    revision: u64,
+}
+
+pub(crate) async fn get(server: &Server, out: &Output, args: KeyArgs) -> anyhow::Result<()> {
+    let request = v1::GetFlagRequest { environment: server.environment.clone(), key: args.key.clone() };
+    let v1::GetFlagResponse { flag, last_change, revision } = server
+        .admin
+        .clone()
+        .get_flag(server.request(request))
+        .await
+        .called(server, &format!("reading {}", args.key))?;
+    let flag = Flag::try_from(flag.unwrap_or_default()).context("the server sent a malformed flag")?;
+    let shown = Shown { flag, last_change: last_change.map(Entry::from_proto), revision };
+    out.print(&shown, || describe(&shown, &server.environment))
+}
+
+fn describe(shown: &Shown, environment: &str) -> String {
+    let Shown { flag, last_change, revision: _ } = shown;
+    let mut lines = vec![format!("{} ({environment}, version {})", flag.key, flag.version)];
+    if !flag.description.is_empty() {
+        lines.push(format!("  {}", flag.description));
+    }
+    let state =
+        if flag.enabled { "on".to_owned() } else { format!("KILLED: everyone gets {:?}", flag.off_variant) };
+    lines.push(format!("  state:     {state}"));
+    for (index, rule) in flag.rules.iter().enumerate() {
+        let clauses: Vec<String> = rule.clauses.iter().map(render::clause).collect();
+        let label = if index == 0 { "rules:    " } else { "          " };
+        lines.push(format!(
+            "  {label} {}. {} → {}",
+            index + 1,
+            clauses.join(" and "),
+            render::serve(&rule.serve)
+        ));
+    }
+    let default_label = if flag.rules.is_empty() { "serves:   " } else { "otherwise:" };
+    lines.push(format!("  {default_label} {}", render::serve(&flag.default)));
+    let variants: Vec<String> =
+        flag.variants.iter().map(|v| format!("{} = {}", v.name, render::value(&v.value))).collect();
+    lines.push(format!("  variants:  {} (off: {:?})", variants.join(", "), flag.off_variant));
+    if !flag.prerequisites.is_empty() {
+        let prerequisites: Vec<String> =
+            flag.prerequisites.iter().map(|p| format!("{} is {:?}", p.flag, p.variant)).collect();
+        lines.push(format!("  requires:  {}", prerequisites.join(", ")));
+    }
+    if let Some(entry) = last_change {
+        let reason = if entry.reason.is_empty() {
+            "no reason given".to_owned()
+        } else {
+            format!("{:?}", entry.reason)
+        };
+        lines.push(format!(
+            "  changed:   {} by {} at {} ({}): {reason}",
+            entry.operation,
+            entry.actor,
+            entry.time,
+            render::ago(entry.timestamp_ms)
+        ));
+    }
+    lines.join("\n")
+}
+
+pub(crate) async fn list(server: &Server, out: &Output, args: ListArgs) -> anyhow::Result<()> {
+    let ListArgs { prefix, tag } = args;
+    let request = v1::ListFlagsRequest { environment: server.environment.clone(), prefix, tag };
+    let v1::ListFlagsResponse { flags, revision: _ } =
+        server.admin.clone().list_flags(server.request(request)).await.called(server, "listing flags")?;
+    let flags: Vec<Flag> = flags
+        .into_iter()
+        .map(Flag::try_from)
+        .collect::<Result<_, _>>()
+        .context("the server sent a malformed flag")?;
+    out.print(&flags, || {
+        if flags.is_empty() {
+            return format!("no flags in {}", server.environment);
+        }
+        let width = flags.iter().map(|f| f.key.len()).max().unwrap_or(0).max(3);
+        let mut lines = vec![format!("{:<width$}  {:>7}  STATE", "KEY", "VERSION")];
+        lines.extend(
+            flags.iter().map(|f| format!("{:<width$}  {:>7}  {}", f.key, f.version, render::state(f))),
+        );
+        lines.join("\n")
+    })
+}

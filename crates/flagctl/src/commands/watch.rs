@@ -1,0 +1,106 @@
+//! Watch: follow the environment's change stream and print each change as it commits.
+//!
+//! The stream says *what* changed; the history says who and why. So each frame is followed
+//! by a read of the log entries it covers. The stream is acknowledged like an SDK's, so a
+//! kill's report counts this watcher too — it did receive the change.
+
+use flag_proto::v1::{self, watch_request, watch_response};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::Output;
+use crate::connect::{Call, Server};
+use crate::failure::Failure;
+use crate::render::Entry;
+
+/// Most log entries read per frame; more are summarised.
+const MAX_ENTRIES: u64 = 1000;
+
+pub(crate) async fn watch(server: &Server, out: &Output) -> anyhow::Result<()> {
+    let mut revision = current_revision(server).await?;
+    let (requests, outgoing) = mpsc::channel(16);
+    let subscribe = v1::WatchRequest {
+        kind: Some(watch_request::Kind::Subscribe(v1::Subscribe {
+            environment: server.environment.clone(),
+            since_revision: revision,
+            client_name: "flagctl watch".into(),
+        })),
+    };
+    // The channel is empty and open: this send cannot fail.
+    let _ = requests.send(subscribe).await;
+    let mut frames = server
+        .sync()
+        .watch(ReceiverStream::new(outgoing))
+        .await
+        .map_err(|status| server.failed(status))?
+        .into_inner();
+    if !out.json {
+        println!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment);
+    }
+    loop {
+        let frame = match frames.message().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Err(stream_ended(server, "the server closed the stream")),
+            Err(status) => return Err(server.failed(status)),
+        };
+        let latest = match frame.kind {
+            Some(watch_response::Kind::Changes(changes)) => changes.revision,
+            Some(watch_response::Kind::Snapshot(snapshot)) => snapshot.revision,
+            Some(watch_response::Kind::Heartbeat(_)) | None => continue,
+        };
+        if latest > revision {
+            print_entries(server, out, revision, latest).await?;
+            revision = latest;
+        }
+        let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
+        if requests.send(ack).await.is_err() {
+            return Err(stream_ended(server, "the stream's request side closed"));
+        }
+    }
+}
+
+fn stream_ended(server: &Server, cause: &str) -> anyhow::Error {
+    Failure::Unreachable { address: server.address.clone(), cause: cause.into() }.into()
+}
+
+async fn current_revision(server: &Server) -> anyhow::Result<u64> {
+    let request = v1::EnvironmentHistoryRequest {
+        environment: server.environment.clone(),
+        page_size: 1,
+        before_revision: 0,
+    };
+    let log = server
+        .admin
+        .clone()
+        .environment_history(server.request(request))
+        .await
+        .called(server, "reading the log")?;
+    Ok(log.entries.first().map_or(0, |entry| entry.revision))
+}
+
+/// Prints the log entries after `from` up to `to`, oldest first.
+async fn print_entries(server: &Server, out: &Output, from: u64, to: u64) -> anyhow::Result<()> {
+    let count = (to - from).min(MAX_ENTRIES);
+    let request = v1::EnvironmentHistoryRequest {
+        environment: server.environment.clone(),
+        page_size: u32::try_from(count).unwrap_or(u32::MAX),
+        before_revision: to + 1,
+    };
+    let log = server
+        .admin
+        .clone()
+        .environment_history(server.request(request))
+        .await
+        .called(server, "reading the log")?;
+    if to - from > count {
+        println!("… {} earlier changes not shown", to - from - count);
+    }
+    for entry in log.entries.into_iter().rev().filter(|e| e.revision > from).map(Entry::from_proto) {
+        if out.json {
+            println!("{}", serde_json::to_string(&entry)?);
+        } else {
+            println!("{}", entry.line(true));
+        }
+    }
+    Ok(())
+}

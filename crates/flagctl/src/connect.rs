@@ -1,0 +1,130 @@
+//! The connection to flagd: address, token and the request metadata every call carries.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use flag_proto::v1::admin_client::AdminClient;
+use flag_proto::v1::sync_client::SyncClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::cli::Global;
+use crate::failure::{Failure, status_error};
+
+/// A connected client and what every command needs to know of the global options.
+#[derive(Debug)]
+pub(crate) struct Server {
+    /// The address as tried, for messages.
+    pub(crate) address: String,
+    pub(crate) environment: String,
+    pub(crate) admin: AdminClient<InterceptedService<Channel, Bearer>>,
+    channel: Channel,
+    bearer: Bearer,
+    timeout: Duration,
+}
+
+/// Adds `authorization: Bearer <token>` when a token is given.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// `host:port` becomes `http://host:port`; a URL is kept.
+pub(crate) fn url_of(server: &str) -> String {
+    if server.contains("://") { server.to_owned() } else { format!("http://{server}") }
+}
+
+impl Server {
+    /// Connects now, so an unreachable server is reported once, naming the address.
+    pub(crate) async fn connect(global: &Global) -> anyhow::Result<Server> {
+        let address = url_of(&global.server);
+        let bearer = match global.token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Bearer(Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| Failure::Invalid("--token: expected printable ASCII".into()))?,
+            )),
+            None => Bearer(None),
+        };
+        let endpoint = Endpoint::from_shared(address.clone())
+            .map_err(|e| {
+                Failure::Invalid(format!("--server {:?}: expected host:port or a URL ({e})", global.server))
+            })?
+            .connect_timeout(global.timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|error| Failure::Unreachable { address: address.clone(), cause: error_chain(&error) })?;
+        let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone());
+        Ok(Server {
+            address,
+            environment: global.environment.clone(),
+            admin,
+            channel,
+            bearer,
+            timeout: global.timeout,
+        })
+    }
+
+    /// A Sync client on the same connection, without the per-call timeout (it streams).
+    pub(crate) fn sync(&self) -> SyncClient<InterceptedService<Channel, Bearer>> {
+        SyncClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// A request for `message` with the usual deadline.
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
+        self.request_waiting(message, Duration::ZERO)
+    }
+
+    /// A request for `message` whose deadline allows `extra` (a kill waiting for acks).
+    pub(crate) fn request_waiting<T>(&self, message: T, extra: Duration) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.timeout + extra);
+        request
+    }
+
+    /// Turns a failed call into the error a person reads.
+    pub(crate) fn failed(&self, status: Status) -> anyhow::Error {
+        status_error(status, &self.address)
+    }
+}
+
+/// An error and its causes on one line: transport errors hide the useful part in `source`.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Adds `what` as context to a server call's result.
+pub(crate) trait Call<T> {
+    fn called(self, server: &Server, what: &str) -> anyhow::Result<T>;
+}
+
+impl<T> Call<T> for Result<tonic::Response<T>, Status> {
+    fn called(self, server: &Server, what: &str) -> anyhow::Result<T> {
+        match self {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(server.failed(status)).with_context(|| what.to_owned()),
+        }
+    }
+}

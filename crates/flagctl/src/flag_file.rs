@@ -1,0 +1,80 @@
+//! Reading a flag file (the format of `docs/flag-model.md`, YAML or JSON), and reporting its
+//! problems with the file line of each field.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use flag_core::{FlagSet, ValidationError};
+
+use crate::failure::Failure;
+use crate::yaml_lines::LineIndex;
+
+/// A parsed flag file and where its fields are.
+#[derive(Debug)]
+pub(crate) struct FlagFile {
+    pub(crate) name: String,
+    pub(crate) set: FlagSet,
+    lines: LineIndex,
+}
+
+impl FlagFile {
+    /// Reads and parses `path` (`-` is standard input).
+    pub(crate) fn load(path: &Path) -> Result<FlagFile, Failure> {
+        let name = path.display().to_string();
+        let mut text = String::new();
+        let read = if name == "-" {
+            std::io::stdin().read_to_string(&mut text).map(|_| ())
+        } else {
+            std::fs::read_to_string(path).map(|t| text = t)
+        };
+        read.map_err(|e| Failure::Invalid(format!("cannot read {name}: {e}")))?;
+        FlagFile::parse(name, &text)
+    }
+
+    pub(crate) fn parse(name: String, text: &str) -> Result<FlagFile, Failure> {
+        let set: FlagSet = serde_yaml_ng::from_str(text).map_err(|error| {
+            let line = error.location().map(|l| format!(":{}", l.line())).unwrap_or_default();
+            Failure::Invalid(format!("{name}{line}: {}", strip_location(&error.to_string())))
+        })?;
+        Ok(FlagFile { lines: LineIndex::of(text), name, set })
+    }
+
+    /// Each problem as `file:line: path: message`. Problems in positions past the file's
+    /// own flags (or segments) are about what the server holds and keep their path only.
+    pub(crate) fn describe(&self, error: &ValidationError, server_keys: impl Fn(&str) -> String) -> Failure {
+        let mut lines = vec![format!("{} is not a valid flag set:", self.name)];
+        for problem in &error.problems {
+            let in_file = self.owns(&problem.path);
+            let line = in_file.then(|| self.lines.line_of(&problem.path)).flatten();
+            let path = if in_file { problem.path.clone() } else { server_keys(&problem.path) };
+            lines.push(match line {
+                Some(line) => format!("  {}:{line}: {path}: {}", self.name, problem.message),
+                None => format!("  {path}: {}", problem.message),
+            });
+        }
+        Failure::Invalid(lines.join("\n"))
+    }
+
+    /// Whether `path` points into this file (rather than a server flag appended after it).
+    fn owns(&self, path: &str) -> bool {
+        let index_in = |list: &str| {
+            path.strip_prefix(list)
+                .and_then(|rest| rest.strip_prefix('['))
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok())
+        };
+        match (index_in("flags"), index_in("segments")) {
+            (Some(i), _) => i < self.set.flags.len(),
+            (_, Some(i)) => i < self.set.segments.len(),
+            _ => true,
+        }
+    }
+}
+
+/// serde_yaml_ng ends its messages with ` at line L column C`; the line is already in front.
+fn strip_location(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    }
+}

@@ -1,0 +1,187 @@
+//! Flags, serves, rules and history as a person reads them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flag_core::{Clause, Flag, Serve, Split, TOTAL_WEIGHT, Value};
+use flag_proto::v1;
+use serde::Serialize;
+
+/// `5000` (of 100 000) → `5%`, `12500` → `12.5%`.
+pub(crate) fn percent(weight: i64) -> String {
+    let hundredths_of_thousandths = weight as f64 * 100.0 / TOTAL_WEIGHT as f64;
+    let text = format!("{hundredths_of_thousandths:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// What a serve gives: `5% on, 45% dark, 50% off`, `everyone gets "blue"`.
+pub(crate) fn serve(serve: &Serve) -> String {
+    match serve {
+        Serve::Variant(variant) => format!("everyone gets {variant:?}"),
+        Serve::Split(split) => split_text(split),
+    }
+}
+
+fn split_text(split: &Split) -> String {
+    let parts: Vec<String> = split
+        .weights
+        .iter()
+        .filter(|w| w.weight > 0)
+        .map(|w| format!("{} {}", percent(w.weight), w.variant))
+        .collect();
+    let mut text = if parts.is_empty() { "nobody (all weights 0)".to_owned() } else { parts.join(", ") };
+    if let Some(by) = &split.by {
+        text.push_str(&format!(" (bucketed by {by})"));
+    }
+    text
+}
+
+/// One line for a flag's state: what it serves, or that it is killed.
+pub(crate) fn state(flag: &Flag) -> String {
+    if flag.enabled { serve(&flag.default) } else { format!("KILLED: everyone gets {:?}", flag.off_variant) }
+}
+
+/// `country in ["NZ", "AU"]`, `not plan starts_with ["trial"]`.
+pub(crate) fn clause(clause: &Clause) -> String {
+    let op =
+        serde_json::to_value(clause.op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let values: Vec<String> = clause.values.iter().map(|v| format!("{:?}", v.0)).collect();
+    let negate = if clause.negate { "not " } else { "" };
+    format!("{negate}{} {op} [{}]", clause.attribute, values.join(", "))
+}
+
+pub(crate) fn value(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "?".into())
+}
+
+/// A proto value as JSON text.
+pub(crate) fn proto_value(value: Option<&v1::Value>) -> String {
+    use v1::value::Kind;
+    match value.and_then(|v| v.kind.as_ref()) {
+        Some(Kind::BoolValue(b)) => b.to_string(),
+        Some(Kind::StringValue(s)) => format!("{s:?}"),
+        Some(Kind::NumberValue(n)) => n.to_string(),
+        Some(Kind::JsonValue(json)) => json.clone(),
+        None => "none".into(),
+    }
+}
+
+/// Milliseconds since the epoch → `2026-11-22T02:30:01Z`.
+pub(crate) fn time(timestamp_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// How long ago, roughly: `3 min ago`.
+pub(crate) fn ago(timestamp_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
+    let Ok(elapsed) = SystemTime::now().duration_since(at) else { return "just now".into() };
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs} s ago"),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// The operation's name as history shows it.
+pub(crate) fn operation(operation: i32) -> &'static str {
+    use v1::Operation as Op;
+    match Op::try_from(operation).unwrap_or(Op::Unspecified) {
+        Op::Create => "create",
+        Op::Update => "update",
+        Op::Delete => "delete",
+        Op::Kill => "kill",
+        Op::Revive => "revive",
+        Op::Rollback => "rollback",
+        Op::SetRollout => "set-rollout",
+        Op::ServeVariant => "serve-variant",
+        Op::PutSegment => "put-segment",
+        Op::DeleteSegment => "delete-segment",
+        Op::Unspecified => "unknown",
+    }
+}
+
+/// A history entry for people and for `--json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry {
+    pub(crate) revision: u64,
+    pub(crate) key: String,
+    pub(crate) kind: &'static str,
+    pub(crate) version: u64,
+    pub(crate) operation: &'static str,
+    pub(crate) actor: String,
+    pub(crate) reason: String,
+    pub(crate) time: String,
+    /// What the subject then served; absent for segments and deletes.
+    pub(crate) state: Option<String>,
+    #[serde(skip)]
+    pub(crate) timestamp_ms: i64,
+}
+
+impl Entry {
+    pub(crate) fn from_proto(entry: v1::HistoryEntry) -> Entry {
+        let v1::HistoryEntry {
+            environment: _,
+            key,
+            is_segment,
+            version,
+            revision,
+            operation: op,
+            actor,
+            reason,
+            timestamp_ms,
+            flag,
+            segment: _,
+        } = entry;
+        let state = flag.and_then(|flag| Flag::try_from(flag).ok()).map(|flag| state(&flag));
+        Entry {
+            revision,
+            key,
+            kind: if is_segment { "segment" } else { "flag" },
+            version,
+            operation: operation(op),
+            actor,
+            reason,
+            time: time(timestamp_ms),
+            state,
+            timestamp_ms,
+        }
+    }
+
+    /// `v3  2026-11-22T02:30:01Z  kill  by ana: "incident 4711"` and what it then served.
+    pub(crate) fn line(&self, with_key: bool) -> String {
+        let subject = if with_key {
+            let kind = if self.kind == "segment" { "segment " } else { "" };
+            format!("r{:<4} {kind}{} v{}", self.revision, self.key, self.version)
+        } else {
+            format!("v{:<3} r{}", self.version, self.revision)
+        };
+        let reason = if self.reason.is_empty() { String::new() } else { format!(": {:?}", self.reason) };
+        let state = self.state.as_deref().map(|s| format!("\n        → {s}")).unwrap_or_default();
+        format!("{subject}  {}  {} by {}{reason}{state}", self.time, self.operation, self.actor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_print_without_trailing_zeros() {
+        assert_eq!(percent(5_000), "5%");
+        assert_eq!(percent(12_500), "12.5%");
+        assert_eq!(percent(1), "0.001%");
+        assert_eq!(percent(100_000), "100%");
+    }
+
+    #[test]
+    fn a_dark_launch_split_reads_as_its_three_cohorts() {
+        let flag = Flag::dark_launch("chat", 5.0, 50.0).unwrap();
+        assert_eq!(state(&flag), "5% on, 45% dark, 50% off");
+        let mut killed = flag;
+        killed.enabled = false;
+        assert_eq!(state(&killed), "KILLED: everyone gets \"off\"");
+    }
+}
