@@ -1,0 +1,131 @@
+//! End to end: the real `flagctl` binary against the real `flagd` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::Flagd;
+
+#[test]
+fn set_then_get_list_and_eval_show_the_rollout() {
+    let flagd = Flagd::start();
+    let out = flagd.flagctl(&["set", "chat", "--percent", "10", "--reason", "first cohort"]).ok();
+    assert_eq!(out.trim(), "created chat (version 1, revision 1): 10% on, 90% off");
+
+    let out = flagd.flagctl(&["get", "chat"]).ok();
+    assert!(out.contains("serves:    10% on, 90% off"), "{out}");
+    assert!(out.contains("create by ana at "), "{out}");
+    assert!(out.contains("\"first cohort\""), "{out}");
+
+    // The reference buckets of ARCHITECTURE.md: user-1 is at 8 328, user-42 at 68 275.
+    let out = flagd.flagctl(&["eval", "chat", "--user", "user-1"]).ok();
+    assert!(out.starts_with("chat for user-1: on = true"), "{out}");
+    assert!(out.contains("bucket 8328 of 100000"), "{out}");
+    let out = flagd.flagctl(&["eval", "chat", "--user", "user-42", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((json["variant"].as_str(), json["bucket"].as_u64()), (Some("off"), Some(68275)));
+
+    flagd.flagctl(&["set", "chat", "--percent", "25", "--dark", "50"]).ok();
+    let out = flagd.flagctl(&["list"]).ok();
+    assert!(out.lines().any(|l| l.starts_with("chat") && l.ends_with("25% on, 25% dark, 50% off")), "{out}");
+    let out = flagd.flagctl(&["list", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json[0]["version"], 2);
+
+    flagd.flagctl(&["set", "chat", "--variant", "off"]).ok();
+    let out = flagd.flagctl(&["eval", "chat", "--user", "user-1"]).ok();
+    assert!(out.starts_with("chat for user-1: off = false (no rule matched; the default)"), "{out}");
+}
+
+#[test]
+fn history_lists_every_change_with_its_reason_and_rollback_restores_a_version() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["set", "chat", "--percent", "5", "--reason", "first cohort"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "50", "--reason", "widen"]).ok();
+    flagd.flagctl(&["kill", "chat", "--reason", "incident 4711", "--wait", "0s"]).ok();
+    let out = flagd.flagctl(&["revive", "chat", "--reason", "fixed"]).ok();
+    assert!(out.starts_with("revived chat (version 4, revision 4): 50% on, 50% off"), "{out}");
+
+    let history = flagd.flagctl(&["history", "chat"]).ok();
+    let heads: Vec<&str> = history.lines().filter(|l| l.starts_with('v')).collect();
+    assert_eq!(heads.len(), 4, "{history}");
+    for (line, (operation, reason)) in heads.iter().zip([
+        ("revive", "fixed"),
+        ("kill", "incident 4711"),
+        ("set-rollout", "widen"),
+        ("create", "first cohort"),
+    ]) {
+        assert!(line.contains(&format!("{operation} by ana: \"{reason}\"")), "{line}");
+    }
+
+    let out = flagd.flagctl(&["rollback", "chat", "--to", "1", "--reason", "back to 5"]).ok();
+    assert!(out.contains("(version 5, revision 5): 5% on, 95% off"), "{out}");
+    let log = flagd.flagctl(&["log", "--json"]).ok();
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(log[0]["operation"], "rollback");
+    assert_eq!(log[0]["reason"], "back to 5");
+    assert_eq!(log.as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn errors_have_distinct_exit_codes_and_say_what_happened() {
+    let flagd = Flagd::start();
+    let err = flagd.flagctl(&["get", "nope"]).fails_with(3);
+    assert!(err.contains("no flag \"nope\""), "{err}");
+    flagd.flagctl(&["eval", "nope", "--user", "u"]).fails_with(3);
+    flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
+    let err = flagd.flagctl(&["set", "chat", "--percent", "150"]).fails_with(4);
+    assert!(err.contains("150"), "{err}");
+    let err = flagd.flagctl(&["set", "chat", "--percent", "10", "--expect-version", "7"]).fails_with(5);
+    assert!(err.contains("version 1, not the expected 7"), "{err}");
+    flagd.flagctl(&["rollback", "chat", "--to", "9"]).fails_with(3);
+    flagd.flagctl(&["set", "chat"]).fails_with(2);
+
+    let err = support::flagctl("127.0.0.1:1", &["list"], &[]).fails_with(6);
+    assert!(err.contains("cannot reach flagd at http://127.0.0.1:1"), "{err}");
+    // Nothing above changed the flag.
+    let out = flagd.flagctl(&["get", "chat", "--json"]).ok();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["flag"]["version"], 1);
+}
+
+#[test]
+fn a_wrong_or_missing_token_is_refused() {
+    let flagd = Flagd::start_with(&["--admin-token", "s3cret"]);
+    let err = flagd.flagctl(&["list"]).fails_with(7);
+    assert!(err.contains("--token"), "{err}");
+    flagd.flagctl(&["--token", "wrong", "set", "chat", "--on"]).fails_with(7);
+    flagd.flagctl_env(&["set", "chat", "--on"], &[("FLAGD_TOKEN", "s3cret")]).ok();
+    let out = flagd.flagctl(&["--token", "s3cret", "list"]).ok();
+    assert!(out.contains("100% on"), "{out}");
+}
+
+#[test]
+fn watch_prints_changes_as_they_commit() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
+    let mut watch = Command::new(support::FLAGCTL)
+        .args(["watch"])
+        .env("FLAGD_ADDR", &flagd.address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "watching production from revision 1 (Ctrl-C to stop)");
+    flagd.flagctl(&["kill", "chat", "--reason", "incident 4711", "--wait", "0s"]).ok();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.starts_with("r2    chat v2"), "{line}");
+    assert!(line.contains("kill by ana: \"incident 4711\""), "{line}");
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = support::flagctl("127.0.0.1:1", &["completions", shell], &[]).ok();
+        assert!(out.contains("rollback") && out.contains("--percent"), "{shell}: {out}");
+    }
+}

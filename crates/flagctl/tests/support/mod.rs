@@ -1,0 +1,128 @@
+//! The real `flagd` binary on 127.0.0.1:0 with a real redb file, and the real `flagctl`
+//! binary run against it.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+pub const FLAGCTL: &str = env!("CARGO_BIN_EXE_flagctl");
+
+/// The flagd binary of this build: beside flagctl. `cargo test --workspace` builds it (flagd
+/// has tests of its own); for `cargo test -p flagctl` it is built here once.
+pub fn flagd_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = Path::new(FLAGCTL).parent().unwrap();
+        let binary = dir.join(format!("flagd{}", std::env::consts::EXE_SUFFIX));
+        if !binary.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "flagd", "--bin", "flagd"])
+                .status()
+                .expect("running cargo to build flagd");
+            assert!(status.success(), "building flagd failed");
+        }
+        binary
+    })
+}
+
+/// A flagd process; killed when dropped.
+pub struct Flagd {
+    pub address: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Flagd {
+    pub fn start() -> Flagd {
+        Flagd::start_with(&[])
+    }
+
+    /// Starts flagd on ports picked by the OS with extra arguments, and waits for its
+    /// "listening" line.
+    pub fn start_with(args: &[&str]) -> Flagd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(flagd_binary())
+            .arg("--data")
+            .arg(dir.path().join("flags.redb"))
+            .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
+            .args(args)
+            .env("FLAGD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let address = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("grpc="))
+            .unwrap_or_else(|| panic!("flagd did not say where it listens: {line:?}"))
+            .to_owned();
+        Flagd { address, dir, child }
+    }
+
+    /// `flagctl ARGS` against this server.
+    pub fn flagctl(&self, args: &[&str]) -> Run {
+        flagctl(&self.address, args, &[])
+    }
+
+    pub fn flagctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        flagctl(&self.address, args, env)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for Flagd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a flagctl run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "flagctl failed: {}{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Asserts exit code `code` and returns stderr.
+    pub fn fails_with(self, code: i32) -> String {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}: stdout {:?} stderr {:?}",
+            self.stdout, self.stderr
+        );
+        self.stderr
+    }
+}
+
+pub fn flagctl(address: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(FLAGCTL);
+    for var in ["FLAGD_TOKEN", "FLAGD_ENV", "FLAGD_REASON", "FLAGD_ACTOR"] {
+        command.env_remove(var);
+    }
+    command.env("FLAGD_ADDR", address).env("USER", "ana").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
