@@ -61,7 +61,7 @@ fn history_lists_every_change_with_its_reason_and_rollback_restores_a_version() 
     }
 
     let out = flagd.flagctl(&["rollback", "chat", "--to", "1", "--reason", "back to 5"]).ok();
-    assert!(out.contains("(version 5, revision 5): 5% on, 95% off"), "{out}");
+    assert_eq!(out.trim(), "rolled back chat to version 1 (version 5, revision 5): 5% on, 95% off");
     let log = flagd.flagctl(&["log", "--json"]).ok();
     let log: serde_json::Value = serde_json::from_str(&log).unwrap();
     assert_eq!(log[0]["operation"], "rollback");

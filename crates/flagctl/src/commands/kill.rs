@@ -27,6 +27,9 @@ impl Killed {
         if !waited {
             return format!("{head}: not waiting for acknowledgements ({connected} SDKs connected)");
         }
+        if *connected == 0 {
+            return format!("{head}: no SDKs connected");
+        }
         let mut line = format!("{head}: {acknowledged}/{connected} SDKs acknowledged");
         if *acknowledged > 0 {
             line.push_str(&format!(", slowest {slowest_ms} ms"));

@@ -38,9 +38,15 @@ impl Written {
 
     /// `created chat (version 1, revision 7): 5% on, 95% off`.
     fn line(&self, verb: &str) -> String {
+        self.line_with(verb, "")
+    }
+
+    fn line_with(&self, verb: &str, detail: &str) -> String {
         let state = self.state.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
-        let mut line =
-            format!("{verb} {} (version {}, revision {}){state}", self.key, self.version, self.revision);
+        let mut line = format!(
+            "{verb} {}{detail} (version {}, revision {}){state}",
+            self.key, self.version, self.revision
+        );
         if self.enabled == Some(false) && verb != "killed" {
             line.push_str(&format!("\n  still killed; `flagctl revive {}` switches it back on", self.key));
         }
@@ -159,5 +165,10 @@ pub(crate) async fn rollback(
         .rollback(server.request(request))
         .await
         .called(server, &format!("rolling back {key}"))?;
-    report(out, response, |_| "rolled back")
+    let written = Written::from_response(response);
+    let detail = match to {
+        Some(version) => format!(" to version {version}"),
+        None => " to the previous version".into(),
+    };
+    out.print(&written, || written.line_with("rolled back", &detail))
 }
