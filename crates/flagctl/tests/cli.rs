@@ -67,6 +67,22 @@ fn history_lists_every_change_with_its_reason_and_rollback_restores_a_version() 
     assert_eq!(log[0]["operation"], "rollback");
     assert_eq!(log[0]["reason"], "back to 5");
     assert_eq!(log.as_array().unwrap().len(), 5);
+
+    let out = flagd.flagctl(&["delete", "chat", "--reason", "cleanup"]).ok();
+    assert_eq!(out.trim(), "deleted chat (version 6, revision 6)");
+    flagd.flagctl(&["get", "chat"]).fails_with(3);
+    let history = flagd.flagctl(&["history", "chat", "--json"]).ok();
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 6, "a deleted flag keeps its history");
+}
+
+#[test]
+fn environments_are_separate() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["--env", "staging", "set", "chat", "--on"]).ok();
+    assert_eq!(flagd.flagctl(&["list"]).ok().trim(), "no flags in production");
+    let out = flagd.flagctl_env(&["list"], &[("FLAGD_ENV", "staging")]).ok();
+    assert!(out.contains("100% on"), "{out}");
 }
 
 #[test]
