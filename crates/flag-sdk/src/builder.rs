@@ -1,0 +1,285 @@
+//! Building a client: where its flags come from, how long a start may wait, and what to
+//! do when flagd does not answer in time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::client::{Client, Tasks};
+use crate::error::ConnectError;
+use crate::files::{file_stamp, read_cache, read_flags_file, write_cache_forever};
+use crate::follower::{Bearer, FollowSettings, Follower};
+use crate::metrics::flush_every;
+use crate::model::Model;
+use crate::shared::Shared;
+use crate::status::Status;
+
+/// What [`ClientBuilder::connect`] does when no snapshot arrives within the start timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnTimeout {
+    /// Return [`ConnectError::Timeout`]: the application would rather not start without flags.
+    Fail,
+    /// Return a client serving the cache file's flags (or, without one, every caller's
+    /// default) with status [`Status::Stale`]; it keeps connecting in the background.
+    #[default]
+    Serve,
+}
+
+/// Configures and starts a [`Client`]. From [`Client::builder`] or [`Client::offline`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    endpoint: String,
+    environment: String,
+    token: Option<String>,
+    client_name: Option<String>,
+    channel: Option<Channel>,
+    connect_timeout: Duration,
+    start_timeout: Duration,
+    on_timeout: OnTimeout,
+    heartbeat_timeout: Duration,
+    backoff: (Duration, Duration),
+    cache_file: Option<PathBuf>,
+    offline_file: Option<PathBuf>,
+    reload_every: Option<Duration>,
+    metrics_every: Duration,
+}
+
+impl ClientBuilder {
+    pub(crate) fn new(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            environment: flag_proto::DEFAULT_ENVIRONMENT.into(),
+            token: None,
+            client_name: None,
+            channel: None,
+            connect_timeout: Duration::from_secs(2),
+            start_timeout: Duration::from_secs(5),
+            on_timeout: OnTimeout::default(),
+            heartbeat_timeout: Duration::from_secs(15),
+            backoff: (Duration::from_millis(100), Duration::from_secs(30)),
+            cache_file: None,
+            offline_file: None,
+            reload_every: None,
+            metrics_every: Duration::from_secs(10),
+        }
+    }
+
+    /// The environment to follow (default `production`).
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = environment.into();
+        self
+    }
+
+    /// The SDK token flagd was started with (`FLAGD_SDK_TOKEN`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into()).filter(|token| !token.is_empty());
+        self
+    }
+
+    /// Names this client in flagd's acknowledgement reports (default `flag-sdk/<pid>`).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// Uses an existing connection instead of opening one per attempt: many clients in one
+    /// process (tests, benches) can share it.
+    pub fn channel(mut self, channel: Channel) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// How long one TCP connection attempt may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long [`connect`](Self::connect) waits for the first snapshot (default 5 s), and
+    /// what it does then.
+    pub fn start_timeout(mut self, timeout: Duration, on_timeout: OnTimeout) -> Self {
+        self.start_timeout = timeout;
+        self.on_timeout = on_timeout;
+        self
+    }
+
+    /// Silence after which a stream counts as dead and is reconnected (default 15 s; never
+    /// less than three of the heartbeat intervals flagd announces).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Reconnection delays: doubling from `min` up to `max`, jittered (default 100 ms to 30 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// Keeps the last applied flags in this file (written atomically on each change) and
+    /// starts from it when flagd cannot be reached. A corrupt file is ignored with a warning.
+    pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_file = Some(path.into());
+        self
+    }
+
+    /// Serves the flags of this file (flag-core's flag set, YAML or `.json`) instead of
+    /// following flagd; status [`Status::Offline`].
+    pub fn offline_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.offline_file = Some(path.into());
+        self
+    }
+
+    /// With an offline file: checks it every `interval` and applies it when it changed (an
+    /// invalid edit is logged and the previous flags kept).
+    pub fn reload_every(mut self, interval: Duration) -> Self {
+        self.reload_every = Some(interval);
+        self
+    }
+
+    /// How often evaluation counts and gauges go to the `metrics` recorder (default 10 s).
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_every = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Starts the client. Following flagd, it returns once the first snapshot is applied,
+    /// or after the start timeout as [`OnTimeout`] says. Needs a tokio runtime.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        match self.offline_file.clone() {
+            Some(path) => self.start_offline(path),
+            None => self.start_following().instrument(info_span!("connect")).await,
+        }
+    }
+
+    fn start(&self, status: Status) -> (Arc<Shared>, Arc<Tasks>) {
+        let shared = Arc::new(Shared::new(self.environment.clone(), status));
+        let tasks = Arc::new(Tasks::default());
+        tasks.add(tokio::spawn(flush_every(
+            Arc::downgrade(&shared),
+            Arc::clone(&tasks.flusher),
+            self.metrics_every,
+        )));
+        (shared, tasks)
+    }
+
+    fn start_offline(self, path: PathBuf) -> Result<Client, ConnectError> {
+        let set = read_flags_file(&path).map_err(ConnectError::Offline)?;
+        let (shared, tasks) = self.start(Status::Offline);
+        let model = Model::from_set(set, 1, &Model::default());
+        shared.install(model, 1).map_err(|source| {
+            ConnectError::Offline(crate::FileError::Invalid { path: path.clone(), source })
+        })?;
+        if let Some(interval) = self.reload_every {
+            tasks.add(tokio::spawn(reload_forever(Arc::downgrade(&shared), path, interval)));
+        }
+        Ok(Client::from_parts(shared, tasks))
+    }
+
+    async fn start_following(self) -> Result<Client, ConnectError> {
+        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|error| ConnectError::Endpoint {
+                endpoint: self.endpoint.clone(),
+                reason: error.to_string(),
+            })?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        let token = match &self.token {
+            Some(token) => Bearer(Some(format!("Bearer {token}").parse().map_err(|_| ConnectError::Token)?)),
+            None => Bearer(None),
+        };
+        let (shared, tasks) = self.start(Status::Stale { since: Instant::now() });
+
+        let cache = self.cache_file.as_ref().map(|path| {
+            if let Some((set, revision)) = read_cache(path, &self.environment) {
+                let model = Model::from_set(set, revision, &Model::default());
+                match shared.install(model, revision) {
+                    Ok(_) => {
+                        info!(revision, path = %path.display(), "serving cached flags until flagd answers")
+                    }
+                    Err(error) => warn!(%error, "ignoring the flag cache: its flags are invalid"),
+                }
+            }
+            let (sender, latest) = watch::channel(None);
+            tasks.add(tokio::spawn(write_cache_forever(path.clone(), self.environment.clone(), latest)));
+            sender
+        });
+
+        let (last_error, last_error_seen) = watch::channel(None);
+        let follower = Follower {
+            shared: Arc::clone(&shared),
+            settings: FollowSettings {
+                endpoint,
+                channel: self.channel.clone(),
+                token,
+                environment: self.environment.clone(),
+                client_name: self
+                    .client_name
+                    .clone()
+                    .unwrap_or_else(|| format!("flag-sdk/{}", std::process::id())),
+                heartbeat_timeout: self.heartbeat_timeout,
+                backoff_min: self.backoff.0,
+                backoff_max: self.backoff.1,
+            },
+            cache,
+            last_error,
+        };
+        tasks.add(tokio::spawn(follower.run()));
+
+        let mut status = shared.status.subscribe();
+        let ready = status.wait_for(|status| *status == Status::Ready);
+        if tokio::time::timeout(self.start_timeout, ready).await.is_ok() {
+            return Ok(Client::from_parts(shared, tasks));
+        }
+        let last_error = last_error_seen.borrow().clone();
+        match self.on_timeout {
+            OnTimeout::Fail => Err(ConnectError::Timeout { waited: self.start_timeout, last_error }),
+            OnTimeout::Serve => {
+                warn!(
+                    error = last_error.as_deref().unwrap_or("none yet"),
+                    "starting without flagd: serving cached flags or defaults"
+                );
+                Ok(Client::from_parts(shared, tasks))
+            }
+        }
+    }
+}
+
+/// Applies the offline file again whenever its modification time or length changes.
+async fn reload_forever(shared: std::sync::Weak<Shared>, path: PathBuf, interval: Duration) {
+    let mut stamp = file_stamp(&path);
+    let mut loads = 1;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = file_stamp(&path);
+        if now == stamp {
+            continue;
+        }
+        stamp = now;
+        let Some(shared) = shared.upgrade() else { return };
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_flags_file(&path)).await
+        };
+        match read {
+            Ok(Ok(set)) => {
+                loads += 1;
+                let previous = Arc::clone(&shared.live.load().model);
+                match shared.install(Model::from_set(set, loads, &previous), loads) {
+                    Ok(_) => info!(path = %path.display(), "reloaded the offline flags file"),
+                    Err(error) => warn!(%error, "keeping the previous flags"),
+                }
+            }
+            Ok(Err(error)) => warn!(%error, "keeping the previous flags: the offline file is not usable"),
+            Err(error) => warn!(%error, "could not reload the offline file"),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The handle applications hold: synchronous evaluation of the live snapshot, status and
+//! subscriptions. Cheap to clone; the background tasks stop when the last clone is dropped.
+
+use std::sync::{Arc, Mutex};
+
+use flag_core::{Context, FlagHandle, LaunchStage};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::builder::ClientBuilder;
+use crate::dark_launch::{DarkLaunch, DarkLaunchStats};
+use crate::evaluate::{CachedClient, Current, FlagKey, LiveCell};
+use crate::metrics::Flusher;
+use crate::shared::Shared;
+use crate::status::{Status, SyncStats};
+use crate::subscribe::{Changes, FlagChanges};
+
+/// The in-process flag client. Build one with [`Client::builder`] (or [`TestFlags`](crate::TestFlags)
+/// in unit tests) and share it: clones are cheap and see the same flags.
+///
+/// Every evaluation is synchronous and reads the snapshot in memory: one lock-free load, no
+/// allocation, never a wait on the network, whatever the server is doing.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) shared: Arc<Shared>,
+    /// Shared by the clones so the tasks stop with the last of them.
+    tasks: Arc<Tasks>,
+}
+
+/// The client's background tasks (follower, cache writer, file reload, metrics flush).
+#[derive(Debug, Default)]
+pub(crate) struct Tasks {
+    /// A `Mutex` only so tasks can be added while the client is being built.
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    /// Flushes evaluation counts on demand as well as on its timer.
+    pub(crate) flusher: Arc<Flusher>,
+}
+
+impl Tasks {
+    pub(crate) fn add(&self, handle: JoinHandle<()>) {
+        match self.handles.lock() {
+            Ok(mut handles) => handles.push(handle),
+            // A poisoned list still must not leave the task running forever.
+            Err(_) => handle.abort(),
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        let handles = match self.handles.get_mut() {
+            Ok(handles) => handles,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for handle in handles.drain(..) {
+            handle.abort();
+        }
+    }
+}
+
+impl Client {
+    /// A builder for a client following the flagd at `endpoint` (e.g. `http://127.0.0.1:8013`).
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(endpoint)
+    }
+
+    /// A builder for a client serving the flags file at `path` instead of following flagd;
+    /// see [`ClientBuilder::offline_file`].
+    pub fn offline(path: impl Into<std::path::PathBuf>) -> ClientBuilder {
+        ClientBuilder::new(String::new()).offline_file(path)
+    }
+
+    pub(crate) fn from_parts(shared: Arc<Shared>, tasks: Arc<Tasks>) -> Client {
+        Client { shared, tasks }
+    }
+
+    /// Whether the flag serves `true` for `ctx`: false for a missing or non-boolean flag and
+    /// for the `dark` cohort of a dark launch.
+    #[inline]
+    pub fn is_enabled<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> bool {
+        self.shared.live.load().is_enabled(flag, ctx)
+    }
+
+    /// A boolean flag's value, or `default` (missing flag, other type, evaluation error).
+    #[inline]
+    pub fn bool_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: bool) -> bool {
+        self.shared.live.load().bool_detail(flag, ctx, default).value
+    }
+
+    /// A number flag's value, or `default`.
+    #[inline]
+    pub fn number_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: f64) -> f64 {
+        self.shared.live.load().number_detail(flag, ctx, default).value
+    }
+
+    /// The dark-launch cohort of `ctx` (`Off` for a missing or killed flag).
+    #[inline]
+    pub fn launch_stage<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> LaunchStage {
+        self.shared.live.load().launch_stage(flag, ctx)
+    }
+
+    /// The flags as of now, for several evaluations that must agree, for string and JSON
+    /// values (borrowed from it), and for reasons and variants. One load.
+    pub fn current(&self) -> Current {
+        Current::new(self.shared.live.load())
+    }
+
+    /// A handle for `key` that skips the hash lookup in hot loops; it stays valid across
+    /// changes (and finds the flag if it is created later).
+    pub fn handle(&self, key: &str) -> FlagHandle {
+        self.shared.live.load().snapshot.handle(key)
+    }
+
+    /// A per-thread evaluator for hot loops; see [`CachedClient`].
+    pub fn cached(&self) -> CachedClient {
+        CachedClient::new(LiveCell(Arc::clone(&self.shared)))
+    }
+
+    /// The server revision of the flags served (0 before any, or when not from a server).
+    pub fn revision(&self) -> u64 {
+        self.shared.live.load().revision
+    }
+
+    /// Whether the flags are current.
+    pub fn status(&self) -> Status {
+        *self.shared.status.borrow()
+    }
+
+    /// Snapshots, changes and reconnections so far.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.shared.sync.stats()
+    }
+
+    /// Follows the status: `changed().await` wakes on each transition.
+    pub fn status_changes(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// Wakes on every applied change to any flag.
+    pub fn changes(&self) -> Changes {
+        Changes::new(&self.shared)
+    }
+
+    /// Wakes when `key`'s answers may have changed: its definition, or a segment it uses.
+    pub fn flag_changes(&self, key: &str) -> FlagChanges {
+        FlagChanges::new(&self.shared, key)
+    }
+
+    /// Runs old and new code paths by the dark-launch cohort of `ctx`; see [`DarkLaunch`].
+    pub fn dark_launch<'a>(&'a self, key: &'a str, ctx: &Context<'_>) -> DarkLaunch<'a> {
+        DarkLaunch::new(self, key, ctx)
+    }
+
+    /// Figures of the dark launch of `key` in this process so far.
+    pub fn dark_launch_stats(&self, key: &str) -> DarkLaunchStats {
+        self.shared.dark_launches.stats(key)
+    }
+
+    /// Reports the evaluation counts gathered since the last report to the `metrics`
+    /// recorder now, instead of at the next background flush.
+    pub fn flush_metrics(&self) {
+        self.tasks.flusher.flush(&self.shared);
+    }
+}

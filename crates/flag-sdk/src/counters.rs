@@ -1,0 +1,259 @@
+// HOT PATH (`EvalCounters::record`): runs inside every evaluation. No allocation, no lock,
+// no write to memory another thread writes.
+//! Evaluation counts per flag and variant, without contention.
+//!
+//! Each snapshot carries its own table of counters: one slot per (flag, variant), one row
+//! of slots per shard. A thread owns a shard exclusively (its row is written by nobody
+//! else, so an increment is a plain load and store, not a locked read-modify-write on a
+//! shared cache line); the background flusher sums the rows and reports the differences to
+//! the `metrics` crate. Threads beyond the exclusive shards share one overflow row and pay
+//! for an atomic add.
+//!
+//! An evaluation answers with a reference to the variant's value inside the snapshot; its
+//! address identifies the (flag, variant) pair. The address → slot table is filled the
+//! first time each pair is served (by any thread), with a key comparison off the hot path,
+//! and read without writes after that.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use flag_core::{Evaluation, Value};
+
+use crate::model::Model;
+
+/// Slot counting evaluations that served no variant (missing flag, evaluation error).
+pub(crate) const NO_VARIANT: u32 = 0;
+
+/// A flag's first slot and its variant names in slot order.
+type FlagSlots = (u32, Box<[Box<str>]>);
+
+/// Per-snapshot evaluation counters; see the module docs.
+#[derive(Debug)]
+pub(crate) struct EvalCounters {
+    /// `(flag key, variant)` of each slot; slot 0 is [`NO_VARIANT`].
+    labels: Box<[(Box<str>, Box<str>)]>,
+    /// Flag key → (first slot, variant names in order): resolves a newly seen address.
+    by_key: HashMap<Box<str>, FlagSlots>,
+    /// Open-addressing table of value addresses (0 = empty). Atomics because any thread may
+    /// fill an empty entry; after that every thread only reads it.
+    addresses: Box<[AtomicUsize]>,
+    /// The slot of the address at the same index (written before the address is published).
+    slots: Box<[AtomicU32]>,
+    /// `rows × stride` counts; row `r` is written only by the thread owning shard `r`, except
+    /// the last (overflow) row. Atomics so the flusher can read while owners write.
+    counts: Box<[AtomicU64]>,
+    /// Slots per row, rounded up to a whole cache line so rows never share one.
+    stride: usize,
+}
+
+impl EvalCounters {
+    /// Counters for every (flag, variant) of `model`.
+    pub(crate) fn new(model: &Model) -> EvalCounters {
+        let mut labels: Vec<(Box<str>, Box<str>)> = vec![("".into(), "".into())];
+        let mut by_key = HashMap::with_capacity(model.flags.len());
+        for (key, flag) in &model.flags {
+            let first = labels.len() as u32;
+            let names: Box<[Box<str>]> = flag.variants.iter().map(|v| Box::from(v.name.as_str())).collect();
+            labels.extend(names.iter().map(|name| (Box::from(key.as_str()), name.clone())));
+            by_key.insert(Box::from(key.as_str()), (first, names));
+        }
+        let capacity = (labels.len() * 2).next_power_of_two().max(16);
+        let stride = labels.len().div_ceil(8) * 8;
+        let rows = shards::EXCLUSIVE + 1;
+        EvalCounters {
+            labels: labels.into_boxed_slice(),
+            by_key,
+            addresses: (0..capacity).map(|_| AtomicUsize::new(0)).collect(),
+            slots: (0..capacity).map(|_| AtomicU32::new(NO_VARIANT)).collect(),
+            counts: (0..rows * stride).map(|_| AtomicU64::new(0)).collect(),
+            stride,
+        }
+    }
+
+    /// Counts one evaluation of `key` that answered `evaluation`.
+    #[inline]
+    pub(crate) fn record(&self, key: &str, evaluation: &Evaluation<'_>) {
+        let slot = match evaluation.value {
+            Some(value) => self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation)),
+            None => NO_VARIANT,
+        };
+        let shard = shards::current();
+        let Some(count) = self.counts.get(shard.min(shards::EXCLUSIVE) * self.stride + slot as usize) else {
+            return;
+        };
+        if shard < shards::EXCLUSIVE {
+            // This thread is the only writer of its row: no read-modify-write is needed.
+            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        } else {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn slot_of(&self, value: &Value) -> Option<u32> {
+        let address = std::ptr::from_ref(value).addr();
+        let mask = self.addresses.len() - 1;
+        let mut index = hash(address) & mask;
+        loop {
+            match self.addresses[index].load(Ordering::Acquire) {
+                found if found == address => return Some(self.slots[index].load(Ordering::Relaxed)),
+                0 => return None,
+                _ => index = (index + 1) & mask,
+            }
+        }
+    }
+
+    /// The first time a (flag, variant) is served from this snapshot: find its slot by name
+    /// and publish its address. Cold; the table has room for twice the slots, so it never
+    /// fills.
+    #[cold]
+    fn register(&self, key: &str, evaluation: &Evaluation<'_>) -> u32 {
+        let (Some(value), Some(variant)) = (evaluation.value, evaluation.variant) else {
+            return NO_VARIANT;
+        };
+        let Some((first, names)) = self.by_key.get(key) else {
+            return NO_VARIANT;
+        };
+        let Some(position) = names.iter().position(|name| **name == *variant) else {
+            return NO_VARIANT;
+        };
+        let slot = first + position as u32;
+        let address = std::ptr::from_ref(value).addr();
+        let mask = self.addresses.len() - 1;
+        let mut index = hash(address) & mask;
+        for _ in 0..self.addresses.len() {
+            let entry = &self.addresses[index];
+            match entry.load(Ordering::Acquire) {
+                found if found == address => return slot,
+                0 => {
+                    // The slot is written before the address that makes it visible; a racing
+                    // writer of the same address writes the same slot.
+                    self.slots[index].store(slot, Ordering::Relaxed);
+                    match entry.compare_exchange(0, address, Ordering::Release, Ordering::Acquire) {
+                        Ok(_) => return slot,
+                        Err(other) if other == address => return slot,
+                        Err(_) => index = (index + 1) & mask,
+                    }
+                }
+                _ => index = (index + 1) & mask,
+            }
+        }
+        slot
+    }
+
+    /// The total count of each slot, summed over the shards.
+    pub(crate) fn totals(&self) -> Vec<u64> {
+        let mut totals = vec![0u64; self.labels.len()];
+        for row in self.counts.chunks(self.stride) {
+            for (total, count) in totals.iter_mut().zip(row) {
+                *total = total.wrapping_add(count.load(Ordering::Relaxed));
+            }
+        }
+        totals
+    }
+
+    /// `(flag key, variant)` of each slot, in slot order.
+    pub(crate) fn labels(&self) -> &[(Box<str>, Box<str>)] {
+        &self.labels
+    }
+}
+
+/// Fibonacci hashing of an address: the low bits of a heap address are mostly zero.
+#[inline]
+fn hash(address: usize) -> usize {
+    ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// Which counter row each thread writes.
+mod shards {
+    use super::*;
+
+    /// Rows owned by one thread each. Enough for a runtime's workers and a few more; the
+    /// rest share the overflow row.
+    pub(super) const EXCLUSIVE: usize = 8;
+
+    /// Rows released by threads that ended, for the next thread to take.
+    static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    /// Owns a row for as long as its thread lives.
+    struct Claim(usize);
+
+    impl Claim {
+        fn take() -> Claim {
+            let reused = FREE.lock().ok().and_then(|mut free| free.pop());
+            Claim(reused.unwrap_or_else(|| {
+                let next = NEXT.fetch_add(1, Ordering::Relaxed);
+                if next < EXCLUSIVE { next } else { EXCLUSIVE }
+            }))
+        }
+    }
+
+    impl Drop for Claim {
+        fn drop(&mut self) {
+            if self.0 < EXCLUSIVE
+                && let Ok(mut free) = FREE.lock()
+            {
+                free.push(self.0);
+            }
+        }
+    }
+
+    thread_local! {
+        static CLAIM: Claim = Claim::take();
+    }
+
+    /// The calling thread's row; the overflow row while the thread is being torn down.
+    #[inline]
+    pub(super) fn current() -> usize {
+        CLAIM.try_with(|claim| claim.0).unwrap_or(EXCLUSIVE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flag_core::{Context, Flag, FlagSet};
+
+    use super::*;
+
+    #[test]
+    fn counts_each_flag_and_variant_across_threads() {
+        let model = Model::from_set(
+            FlagSet {
+                flags: vec![Flag::rollout("half", 50.0).unwrap(), Flag::rollout("all", 100.0).unwrap()],
+                segments: vec![],
+            },
+            1,
+            &Model::default(),
+        );
+        let snapshot = model.compile(&flag_core::Snapshot::empty()).unwrap();
+        let counters = EvalCounters::new(&model);
+        let users: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
+        let mut expected_on = 0;
+        for user in &users {
+            expected_on += u64::from(snapshot.is_enabled("half", &Context::new(user)));
+        }
+        // 12 threads: more than the exclusive rows, so the overflow row is exercised too.
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    for user in &users {
+                        for key in ["half", "all", "missing"] {
+                            counters.record(key, &snapshot.evaluate(key, &Context::new(user)));
+                        }
+                    }
+                });
+            }
+        });
+        let totals = counters.totals();
+        let count = |key: &str, variant: &str| {
+            let slot = counters.labels().iter().position(|(k, v)| &**k == key && &**v == variant).unwrap();
+            totals[slot]
+        };
+        assert_eq!(count("half", "on"), 12 * expected_on);
+        assert_eq!(count("half", "off"), 12 * (1000 - expected_on));
+        assert_eq!(count("all", "on"), 12 * 1000);
+        assert_eq!(totals[NO_VARIANT as usize], 12 * 1000);
+    }
+}

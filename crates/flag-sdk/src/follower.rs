@@ -1,0 +1,218 @@
+//! The background task that follows flagd's `Sync.Watch` stream: subscribe from the last
+//! applied revision, apply each snapshot or change, acknowledge it, and reconnect with
+//! backoff when the stream fails or falls silent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flag_proto::flag_set_from_proto;
+use flag_proto::v1::sync_client::SyncClient;
+use flag_proto::v1::{self, watch_request, watch_response};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::backoff::Backoff;
+use crate::model::{Delta, Model};
+use crate::shared::Shared;
+use crate::status::{Status, SyncCounters};
+
+/// How the follower connects and when it gives up on a stream.
+#[derive(Debug, Clone)]
+pub(crate) struct FollowSettings {
+    pub(crate) endpoint: Endpoint,
+    /// A connection to share instead of opening one per attempt.
+    pub(crate) channel: Option<Channel>,
+    pub(crate) token: Bearer,
+    pub(crate) environment: String,
+    pub(crate) client_name: String,
+    /// Silence after which a stream counts as dead (at least three announced heartbeats).
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+/// Adds `authorization: Bearer <token>` when a token is set.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bearer(pub(crate) Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Why one stream ended; the follower reconnects after any of them.
+#[derive(Debug, thiserror::Error)]
+enum StreamEnd {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("flagd refused the stream: {}", .0.message())]
+    Refused(tonic::Status),
+    #[error("the stream failed: {}", .0.message())]
+    Failed(tonic::Status),
+    #[error("flagd ended the stream")]
+    Ended,
+    #[error("no message for {0:?}: the stream is dead")]
+    Silent(Duration),
+    #[error("flagd sent a change from revision {from} to a client at {held}")]
+    OutOfStep { from: u64, held: u64 },
+    #[error("flagd sent flags this client cannot use: {0}")]
+    Unusable(String),
+}
+
+/// An applied state for the cache writer: its revision and flags.
+pub(crate) type Applied = (u64, Arc<Model>);
+
+/// Follows the stream until the client is dropped (the task is then aborted).
+pub(crate) struct Follower {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) settings: FollowSettings,
+    /// Newest applied state for the cache writer, if there is a cache file.
+    pub(crate) cache: Option<watch::Sender<Option<Applied>>>,
+    /// The last error, for a start that times out to explain why.
+    pub(crate) last_error: watch::Sender<Option<String>>,
+}
+
+impl Follower {
+    pub(crate) async fn run(self) {
+        let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
+        let mut attempt = 0u64;
+        loop {
+            let span = if attempt == 0 {
+                info_span!("connect", environment = %self.settings.environment)
+            } else {
+                info_span!("reconnect", environment = %self.settings.environment, attempt)
+            };
+            let end = self.follow_once(&mut backoff).instrument(span).await;
+            attempt += 1;
+            SyncCounters::bump(&self.shared.sync.reconnects);
+            if matches!(*self.shared.status.borrow(), Status::Ready) {
+                self.shared.set_status(Status::Stale { since: Instant::now() });
+            }
+            metrics::gauge!("flag_sdk_stream_status", "environment" => self.settings.environment.clone())
+                .set(self.shared.status.borrow().gauge());
+            let delay = backoff.next_delay();
+            warn!(error = %end, retry_in = ?delay, "flag stream lost; serving the last flags");
+            self.last_error.send_replace(Some(end.to_string()));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One stream, from connecting to its end.
+    async fn follow_once(&self, backoff: &mut Backoff) -> StreamEnd {
+        let settings = &self.settings;
+        let channel = match &settings.channel {
+            Some(channel) => channel.clone(),
+            None => match settings.endpoint.connect().await {
+                Ok(channel) => channel,
+                Err(error) => return StreamEnd::Connect(error),
+            },
+        };
+        let mut client = SyncClient::with_interceptor(channel, settings.token.clone());
+        let (requests, outbound) = mpsc::channel(8);
+        let since = self.shared.live.load().revision;
+        let subscribe = v1::Subscribe {
+            environment: settings.environment.clone(),
+            since_revision: since,
+            client_name: settings.client_name.clone(),
+        };
+        // The channel has room: this cannot wait.
+        let _ = requests.try_send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) });
+        let mut stream = match client.watch(ReceiverStream::new(outbound)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return StreamEnd::Refused(status),
+        };
+        info!(since, "following flagd");
+        let mut silence = settings.heartbeat_timeout;
+        loop {
+            let kind = match tokio::time::timeout(silence, stream.message()).await {
+                Err(_) => return StreamEnd::Silent(silence),
+                Ok(Err(status)) => return StreamEnd::Failed(status),
+                Ok(Ok(None)) => return StreamEnd::Ended,
+                Ok(Ok(Some(v1::WatchResponse { kind: None }))) => continue,
+                Ok(Ok(Some(v1::WatchResponse { kind: Some(kind) }))) => kind,
+            };
+            let revision = match kind {
+                watch_response::Kind::Heartbeat(v1::Heartbeat { revision, interval_ms }) => {
+                    debug!(revision, "heartbeat");
+                    let announced = Duration::from_millis(u64::from(interval_ms)).saturating_mul(3);
+                    silence = settings.heartbeat_timeout.max(announced);
+                    continue;
+                }
+                watch_response::Kind::Snapshot(snapshot) => match self.apply_snapshot(snapshot) {
+                    Ok(revision) => revision,
+                    Err(end) => return end,
+                },
+                watch_response::Kind::Changes(changes) => match self.apply_changes(changes) {
+                    Ok(revision) => revision,
+                    Err(end) => return end,
+                },
+            };
+            let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
+            if requests.send(ack).await.is_err() {
+                return StreamEnd::Ended;
+            }
+            backoff.reset();
+            self.last_error.send_replace(None);
+            self.shared.set_status(Status::Ready);
+        }
+    }
+
+    fn apply_snapshot(&self, snapshot: v1::FullSnapshot) -> Result<u64, StreamEnd> {
+        let v1::FullSnapshot { revision, flags, segments } = snapshot;
+        let set =
+            flag_set_from_proto(flags, segments).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+        let previous = Arc::clone(&self.shared.live.load().model);
+        self.install(Model::from_set(set, revision, &previous), revision)?;
+        SyncCounters::bump(&self.shared.sync.full_snapshots);
+        info!(revision, "applied a full snapshot");
+        Ok(revision)
+    }
+
+    fn apply_changes(&self, changes: v1::Changes) -> Result<u64, StreamEnd> {
+        let v1::Changes {
+            from_revision,
+            revision,
+            upserted_flags,
+            deleted_flags,
+            upserted_segments,
+            deleted_segments,
+        } = changes;
+        let live = self.shared.live.load_full();
+        if from_revision != live.revision {
+            return Err(StreamEnd::OutOfStep { from: from_revision, held: live.revision });
+        }
+        SyncCounters::bump(&self.shared.sync.changes);
+        if revision == live.revision {
+            // An empty catch-up: already current.
+            return Ok(revision);
+        }
+        let upserted = flag_set_from_proto(upserted_flags, upserted_segments)
+            .map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+        let delta = Delta {
+            upserted_flags: upserted.flags,
+            deleted_flags,
+            upserted_segments: upserted.segments,
+            deleted_segments,
+        };
+        self.install(live.model.apply(delta, revision), revision)?;
+        debug!(from_revision, revision, "applied changes");
+        Ok(revision)
+    }
+
+    fn install(&self, model: Model, revision: u64) -> Result<(), StreamEnd> {
+        let live =
+            self.shared.install(model, revision).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+        if let Some(cache) = &self.cache {
+            cache.send_replace(Some((revision, Arc::clone(&live.model))));
+        }
+        Ok(())
+    }
+}

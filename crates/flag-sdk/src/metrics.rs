@@ -1,0 +1,159 @@
+//! Reports what the hot path counted, and the client's health, to the `metrics` crate.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `flag_sdk_evaluations_total` | counter | `flag`, `variant` (`""` when none was served) |
+//! | `flag_sdk_stream_status` | gauge | `environment`; 0 ready, 1 stale, 2 offline |
+//! | `flag_sdk_snapshot_revision` | gauge | `environment` |
+//! | `flag_sdk_snapshot_age_seconds` | gauge | `environment`; since the flags were last known current |
+//! | `flag_sdk_dark_launch_*` | see [`DarkLaunch`](crate::DarkLaunch) | `flag` |
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::shared::{Live, Shared};
+use crate::status::Status;
+
+/// Remembers what was already reported, so each flush reports only the difference.
+#[derive(Debug, Default)]
+pub(crate) struct Flusher {
+    /// A `Mutex`: the timer task and [`Client::flush_metrics`](crate::Client::flush_metrics)
+    /// may flush at once; neither is on the evaluation path.
+    reported: Mutex<Reported>,
+}
+
+#[derive(Debug, Default)]
+struct Reported {
+    /// The state being counted and its totals at the last flush.
+    current: Option<(Arc<Live>, Vec<u64>)>,
+    /// A replaced state, flushed once more at the next flush: evaluations that loaded it
+    /// just before the swap may still be counting.
+    retired: Option<(Arc<Live>, Vec<u64>)>,
+}
+
+impl Flusher {
+    /// Reports counts and gauges for `shared` now.
+    pub(crate) fn flush(&self, shared: &Shared) {
+        let Ok(mut reported) = self.reported.lock() else { return };
+        let live = shared.live.load_full();
+        if let Some((retired, last)) = reported.retired.take() {
+            report(&retired, &last);
+        }
+        let same = reported.current.as_ref().is_some_and(|(current, _)| Arc::ptr_eq(current, &live));
+        if !same {
+            if let Some((old, last)) = reported.current.take() {
+                let now = report(&old, &last);
+                reported.retired = Some((old, now));
+            }
+            let zeros = vec![0; live.counters.labels().len()];
+            reported.current = Some((Arc::clone(&live), zeros));
+        }
+        if let Some((current, last)) = reported.current.as_mut() {
+            *last = report(current, last);
+        }
+
+        let status = *shared.status.borrow();
+        let environment = shared.environment.clone();
+        metrics::gauge!("flag_sdk_stream_status", "environment" => environment.clone()).set(status.gauge());
+        metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone())
+            .set(live.revision as f64);
+        let fresh_at = match status {
+            Status::Ready | Status::Offline => Instant::now(),
+            Status::Stale { since } => since,
+        };
+        let age = fresh_at.elapsed();
+        metrics::gauge!("flag_sdk_snapshot_age_seconds", "environment" => environment).set(age.as_secs_f64());
+    }
+}
+
+/// Reports the growth of each slot since `last`; returns the new totals.
+fn report(live: &Live, last: &[u64]) -> Vec<u64> {
+    let totals = live.counters.totals();
+    for ((flag, variant), (total, before)) in live.counters.labels().iter().zip(totals.iter().zip(last)) {
+        let grown = total.wrapping_sub(*before);
+        if grown > 0 {
+            metrics::counter!(
+                "flag_sdk_evaluations_total",
+                "flag" => flag.to_string(),
+                "variant" => variant.to_string()
+            )
+            .increment(grown);
+        }
+    }
+    totals
+}
+
+/// Flushes every `interval` while the client exists.
+pub(crate) async fn flush_every(shared: Weak<Shared>, flusher: Arc<Flusher>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        flusher.flush(&shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flag_core::{Context, Flag, FlagSet};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+    use crate::model::Model;
+
+    fn evaluations(
+        snapshot: &[(
+            metrics_util::CompositeKey,
+            Option<metrics::Unit>,
+            Option<metrics::SharedString>,
+            DebugValue,
+        )],
+        flag: &str,
+        variant: &str,
+    ) -> u64 {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| key.key().name() == "flag_sdk_evaluations_total")
+            .filter(|(key, ..)| {
+                let labels: Vec<_> =
+                    key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+                labels.contains(&("flag".into(), flag.into()))
+                    && labels.contains(&("variant".into(), variant.into()))
+            })
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => *n,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn each_flush_reports_the_evaluations_since_the_last_including_a_replaced_snapshot() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let shared = Shared::new("production".into(), Status::Offline);
+            let flusher = Flusher::default();
+            let set = FlagSet { flags: vec![Flag::rollout("all", 100.0).unwrap()], segments: vec![] };
+            shared.install(Model::from_set(set.clone(), 1, &Model::default()), 1).unwrap();
+            for _ in 0..3 {
+                shared.live.load().is_enabled("all", &Context::new("u"));
+            }
+            flusher.flush(&shared);
+            assert_eq!(evaluations(&snapshotter.snapshot().into_vec(), "all", "on"), 3);
+
+            // Counted on the old snapshot after the last flush, then the snapshot is replaced.
+            let old = shared.live.load_full();
+            old.is_enabled("all", &Context::new("u"));
+            shared.install(Model::from_set(set, 2, &Model::default()), 2).unwrap();
+            shared.live.load().is_enabled("all", &Context::new("u"));
+            flusher.flush(&shared);
+            // A late evaluation on the replaced snapshot is still reported one flush later.
+            old.is_enabled("all", &Context::new("u"));
+            flusher.flush(&shared);
+            // The snapshotter reports what was added since its previous snapshot.
+            assert_eq!(evaluations(&snapshotter.snapshot().into_vec(), "all", "on"), 3);
+        });
+    }
+}

@@ -1,0 +1,93 @@
+//! What a client's handles and its background tasks share: the live snapshot, the status,
+//! and the notifications that subscriptions follow.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use flag_core::{Snapshot, ValidationError};
+use tokio::sync::watch;
+use tracing::info_span;
+
+use crate::counters::EvalCounters;
+use crate::dark_launch::DarkLaunches;
+use crate::model::Model;
+use crate::status::{Status, SyncCounters};
+
+/// One applied state of the flags: what every evaluation reads.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) counters: EvalCounters,
+    /// The server revision this state is at (0: none yet, or not from a server).
+    pub(crate) revision: u64,
+    /// The data the snapshot was compiled from: the base for the next change, and what
+    /// per-flag subscriptions and the cache file read.
+    pub(crate) model: Arc<Model>,
+}
+
+impl Live {
+    pub(crate) fn new(model: Arc<Model>, snapshot: Snapshot, revision: u64) -> Live {
+        let counters = EvalCounters::new(&model);
+        Live { snapshot, counters, revision, model }
+    }
+
+    fn empty() -> Live {
+        Live::new(Arc::new(Model::default()), Snapshot::empty(), 0)
+    }
+}
+
+/// State shared by every clone of a client and by its tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// `ArcSwap`: evaluations load it without locks or waiting, from any thread, while the
+    /// follower swaps in a new state; an old state lives until its last reader is done.
+    pub(crate) live: ArcSwap<Live>,
+    /// `watch`: observers want the current status, not every transition they missed.
+    pub(crate) status: watch::Sender<Status>,
+    /// Counts applied states. `watch`: a slow subscriber needs to know that something
+    /// changed, not each step; per-flag subscribers then compare the model, so coalescing
+    /// loses no change.
+    pub(crate) applied: watch::Sender<u64>,
+    /// Dark-launch figures per flag, read by the application (e.g. a mismatch rate).
+    pub(crate) dark_launches: DarkLaunches,
+    /// What the follower did, for [`Client::sync_stats`](crate::Client::sync_stats).
+    pub(crate) sync: SyncCounters,
+    /// Environment followed, for labels and logs.
+    pub(crate) environment: String,
+}
+
+impl Shared {
+    pub(crate) fn new(environment: String, status: Status) -> Shared {
+        Shared {
+            live: ArcSwap::from_pointee(Live::empty()),
+            status: watch::Sender::new(status),
+            applied: watch::Sender::new(0),
+            dark_launches: DarkLaunches::default(),
+            sync: SyncCounters::default(),
+            environment,
+        }
+    }
+
+    /// Compiles `model` and makes it the state every evaluation sees, at `revision`.
+    pub(crate) fn install(&self, model: Model, revision: u64) -> Result<Arc<Live>, ValidationError> {
+        let _span = info_span!("apply", environment = %self.environment, revision).entered();
+        let previous = self.live.load_full();
+        let snapshot = model.compile(&previous.snapshot)?;
+        let live = Arc::new(Live::new(Arc::new(model), snapshot, revision));
+        self.live.store(Arc::clone(&live));
+        metrics::gauge!("flag_sdk_snapshot_revision", "environment" => self.environment.clone())
+            .set(revision as f64);
+        tracing::debug!(flags = live.snapshot.len(), "applied");
+        // Subscribers learn of it only after the store, so what they then read is new.
+        self.applied.send_modify(|generation| *generation += 1);
+        Ok(live)
+    }
+
+    pub(crate) fn set_status(&self, status: Status) {
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+}

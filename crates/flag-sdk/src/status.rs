@@ -1,0 +1,69 @@
+//! How current the flags a client serves are.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Whether a client's flags are current. Observe it with
+/// [`Client::status`](crate::Client::status) and
+/// [`Client::status_changes`](crate::Client::status_changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Following flagd: every change is applied as it commits.
+    Ready,
+    /// Not following flagd since `since`: the client serves the last flags it had (from
+    /// the stream or the cache file, or none: callers' defaults) and keeps reconnecting.
+    Stale {
+        /// When the client last knew its flags to be current (or when it started).
+        since: Instant,
+    },
+    /// Not following any server by design: flags from an offline file or [`TestFlags`](crate::TestFlags).
+    Offline,
+}
+
+impl Status {
+    /// A number for the `flag_sdk_stream_status` gauge: 0 ready, 1 stale, 2 offline.
+    pub(crate) fn gauge(self) -> f64 {
+        match self {
+            Status::Ready => 0.0,
+            Status::Stale { .. } => 1.0,
+            Status::Offline => 2.0,
+        }
+    }
+}
+
+/// What a client's follower has done since it started, from
+/// [`Client::sync_stats`](crate::Client::sync_stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncStats {
+    /// Full snapshots applied (a new client, or one too far behind to resume).
+    pub full_snapshots: u64,
+    /// Change frames applied (resumed catch-ups and live changes).
+    pub changes: u64,
+    /// Streams lost and reconnected.
+    pub reconnects: u64,
+}
+
+/// The counts behind [`SyncStats`]. Atomics: written by the follower, read by anyone; once
+/// per frame, never on the evaluation path.
+#[derive(Debug, Default)]
+pub(crate) struct SyncCounters {
+    pub(crate) full_snapshots: AtomicU64,
+    pub(crate) changes: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+}
+
+impl SyncCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> SyncStats {
+        SyncStats {
+            full_snapshots: self.full_snapshots.load(Ordering::Relaxed),
+            changes: self.changes.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
+    }
+}

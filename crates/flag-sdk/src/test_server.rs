@@ -1,0 +1,165 @@
+//! A real flagd in the test process (feature `test-server`), for integration tests of
+//! applications and of this crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flag_proto::v1::admin_client::AdminClient;
+use flag_proto::v1::{self, KillRequest, PutFlagRequest};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::builder::ClientBuilder;
+
+/// Why the test server could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestServerError {
+    /// Binding, or creating the temporary directory, failed.
+    #[error("test flagd: {0}")]
+    Io(#[from] std::io::Error),
+    /// flagd failed to start or stopped with an error.
+    #[error("test flagd: {0}")]
+    Serve(#[from] flagd::ServeError),
+    /// The Admin connection failed.
+    #[error("test flagd admin connection: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// flagd refused an Admin call.
+    #[error("test flagd refused: {}", .0.message())]
+    Refused(#[from] tonic::Status),
+    /// The server task ended abnormally.
+    #[error("test flagd: {0}")]
+    Stopped(&'static str),
+}
+
+/// flagd on `127.0.0.1` (a random port) with its store in a temporary directory, on the
+/// test's runtime. [`stop`](Self::stop) and [`restart`](Self::restart) keep the data and
+/// the address, so clients can be tested across a server restart.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use flag_core::{Context, Flag};
+/// let server = flag_sdk::TestServer::start().await?;
+/// server.put_flag(&Flag::rollout("chat", 100.0)?).await?;
+/// let client = server.client_builder().connect().await?;
+/// assert!(client.is_enabled("chat", &Context::new("user-1")));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TestServer {
+    address: SocketAddr,
+    data: PathBuf,
+    running: Option<Running>,
+    /// Kept for the directory's lifetime: removed when the server is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts flagd with its defaults (a 1 s heartbeat, so dead streams show quickly).
+    pub async fn start() -> Result<TestServer, TestServerError> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("flags.redb");
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let mut server = TestServer { address, data, running: None, _dir: dir };
+        server.serve(listener);
+        Ok(server)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let config = flagd::Config::new(&self.data).with_heartbeat_interval(Duration::from_secs(1));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(flagd::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        self.running = Some((stop, task));
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Where flagd keeps its data.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// A client builder for this server, with test-friendly timings: reconnects from 20 ms
+    /// to 200 ms, a 3 s heartbeat timeout, and metrics flushed every 100 ms.
+    pub fn client_builder(&self) -> ClientBuilder {
+        ClientBuilder::new(self.endpoint())
+            .backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .heartbeat_timeout(Duration::from_secs(3))
+            .metrics_interval(Duration::from_millis(100))
+    }
+
+    /// A connection to the Admin API.
+    pub async fn admin(&self) -> Result<AdminClient<Channel>, TestServerError> {
+        Ok(AdminClient::connect(self.endpoint()).await?)
+    }
+
+    /// Creates or replaces a flag in `production`; answers the new revision.
+    pub async fn put_flag(&self, flag: &flag_core::Flag) -> Result<u64, TestServerError> {
+        let request = PutFlagRequest {
+            environment: String::new(),
+            flag: Some(v1::Flag::from(flag)),
+            expected_version: None,
+            change: Some(change()),
+        };
+        let response = self.admin().await?.put_flag(request).await?.into_inner();
+        Ok(response.revision)
+    }
+
+    /// Kills a flag in `production` and waits up to `wait` for the connected clients to
+    /// acknowledge it; answers (revision, clients that acknowledged).
+    pub async fn kill(&self, key: &str, wait: Duration) -> Result<(u64, u32), TestServerError> {
+        let request = KillRequest {
+            environment: String::new(),
+            key: key.into(),
+            change: Some(change()),
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        };
+        let response = self.admin().await?.kill(request).await?.into_inner();
+        let revision = response.write.map_or(0, |write| write.revision);
+        Ok((revision, response.acks.map_or(0, |acks| acks.acknowledged)))
+    }
+
+    /// Stops flagd (its streams end), keeping its data and address.
+    pub async fn stop(&mut self) -> Result<(), TestServerError> {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            match task.await {
+                Ok(served) => served?,
+                Err(_) => return Err(TestServerError::Stopped("the server task panicked")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts flagd again on the same address with the same data.
+    pub async fn restart(&mut self) -> Result<(), TestServerError> {
+        self.stop().await?;
+        let listener = TcpListener::bind(self.address).await?;
+        self.serve(listener);
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = self.running.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A serving flagd: how to stop it, and its task.
+type Running = (oneshot::Sender<()>, JoinHandle<Result<(), flagd::ServeError>>);
+
+fn change() -> v1::Change {
+    v1::Change { actor: "flag-sdk test".into(), reason: "test".into() }
+}

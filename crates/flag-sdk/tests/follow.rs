@@ -1,0 +1,167 @@
+//! A client against a real flagd: changes arrive promptly, a restarted flagd is resumed
+//! from the client's revision, and a client started while flagd is down serves its cache.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use flag_core::{Context, Flag};
+use flag_sdk::{Client, ConnectError, OnTimeout, Status, TestServer};
+
+/// Generous: these waits end as soon as the condition holds; only a failure waits this long.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn wait_for_status(client: &Client, wanted: fn(&Status) -> bool) {
+    let mut status = client.status_changes();
+    tokio::time::timeout(WAIT, status.wait_for(wanted)).await.expect("the status in time").unwrap();
+}
+
+#[tokio::test]
+async fn a_change_is_seen_promptly_and_acknowledged() {
+    let server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::rollout("chat", 0.0).unwrap()).await.unwrap();
+    server.put_flag(&Flag::rollout("other", 0.0).unwrap()).await.unwrap();
+    let client = server.client_builder().connect().await.unwrap();
+    assert_eq!(client.status(), Status::Ready);
+    let user = Context::new("user-1");
+    assert!(!client.is_enabled("chat", &user));
+
+    let mut chat_changes = client.flag_changes("chat");
+    let mut other_changes = client.flag_changes("other");
+    let revision = server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    let seen = tokio::time::timeout(WAIT, chat_changes.changed()).await.expect("the change in time");
+    assert_eq!(seen, Some(revision));
+    assert!(client.is_enabled("chat", &user));
+    assert_eq!(client.revision(), revision);
+    // A change to one flag does not wake another flag's subscribers.
+    assert!(tokio::time::timeout(Duration::from_millis(100), other_changes.changed()).await.is_err());
+
+    // The kill switch reports this client among those that applied the kill.
+    let (_, acknowledged) = server.kill("chat", WAIT).await.unwrap();
+    assert_eq!(acknowledged, 1);
+    assert!(!client.is_enabled("chat", &user));
+}
+
+#[tokio::test]
+async fn after_a_flagd_restart_the_client_resumes_from_its_revision() {
+    let mut server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::rollout("chat", 0.0).unwrap()).await.unwrap();
+    let client = server.client_builder().connect().await.unwrap();
+    assert_eq!(client.sync_stats().full_snapshots, 1);
+    let user = Context::new("user-1");
+
+    server.stop().await.unwrap();
+    wait_for_status(&client, |s| matches!(s, Status::Stale { .. })).await;
+    // Still answering from the last snapshot while flagd is down.
+    assert!(!client.is_enabled("chat", &user));
+
+    server.restart().await.unwrap();
+    wait_for_status(&client, |s| *s == Status::Ready).await;
+    let mut changes = client.flag_changes("chat");
+    let revision = server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    tokio::time::timeout(WAIT, changes.changed()).await.expect("the change in time");
+    assert!(client.is_enabled("chat", &user));
+    assert_eq!(client.revision(), revision);
+
+    let stats = client.sync_stats();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    // The reconnection resumed with changes: still only the first full snapshot.
+    assert_eq!(stats.full_snapshots, 1, "{stats:?}");
+    assert!(stats.changes >= 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn with_flagd_down_at_start_the_cache_is_served_until_flagd_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("flags.cache.json");
+    let mut server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    let first = server.client_builder().cache_file(&cache).connect().await.unwrap();
+    let revision = first.revision();
+    // The cache is written in the background after the snapshot is applied.
+    tokio::time::timeout(WAIT, async {
+        while !cache.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cache file is written");
+    drop(first);
+    server.stop().await.unwrap();
+
+    let user = Context::new("user-1");
+    let client = server
+        .client_builder()
+        .cache_file(&cache)
+        .start_timeout(Duration::from_millis(200), OnTimeout::Serve)
+        .connect()
+        .await
+        .unwrap();
+    assert!(matches!(client.status(), Status::Stale { .. }), "{:?}", client.status());
+    assert!(client.is_enabled("chat", &user));
+    assert_eq!(client.revision(), revision);
+
+    server.restart().await.unwrap();
+    wait_for_status(&client, |s| *s == Status::Ready).await;
+    assert!(client.is_enabled("chat", &user));
+    // Resumed from the cached revision: no full snapshot was needed.
+    assert_eq!(client.sync_stats().full_snapshots, 0);
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_is_ignored_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("flags.cache.json");
+    std::fs::write(&cache, b"{\"format\": 1, \"environment\": \"production\", \"revision\": 3, \"fla")
+        .unwrap();
+    let mut server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    server.stop().await.unwrap();
+
+    let user = Context::new("user-1");
+    let client = server
+        .client_builder()
+        .cache_file(&cache)
+        .start_timeout(Duration::from_millis(100), OnTimeout::Serve)
+        .connect()
+        .await
+        .unwrap();
+    // Nothing usable in the cache: callers' defaults, no crash.
+    assert!(matches!(client.status(), Status::Stale { .. }));
+    assert!(!client.is_enabled("chat", &user));
+    assert!(client.bool_value("chat", &user, true));
+
+    server.restart().await.unwrap();
+    wait_for_status(&client, |s| *s == Status::Ready).await;
+    assert!(client.is_enabled("chat", &user));
+    tokio::time::timeout(WAIT, async {
+        while !std::fs::read_to_string(&cache).unwrap_or_default().contains("\"chat\"") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cache file is rewritten");
+}
+
+#[tokio::test]
+async fn a_start_told_to_fail_fails_when_flagd_is_down() {
+    let mut server = TestServer::start().await.unwrap();
+    server.stop().await.unwrap();
+    let result =
+        server.client_builder().start_timeout(Duration::from_millis(100), OnTimeout::Fail).connect().await;
+    match result {
+        Err(ConnectError::Timeout { last_error, .. }) => {
+            assert!(last_error.is_some_and(|e| e.contains("connect")), "the cause is reported");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_endpoint_or_token_is_refused_before_connecting() {
+    let server = TestServer::start().await.unwrap();
+    // The test server needs no token; a bad endpoint is refused before any attempt.
+    let error = Client::builder("not a uri").connect().await.unwrap_err();
+    assert!(matches!(error, ConnectError::Endpoint { .. }), "{error}");
+    let error = server.client_builder().token("line\nbreak").connect().await.unwrap_err();
+    assert!(matches!(error, ConnectError::Token), "{error}");
+}
