@@ -32,18 +32,18 @@ pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) ->
 }
 
 pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow::Result<()> {
-    let request = v1::EnvironmentHistoryRequest {
-        environment: server.environment.clone(),
-        page_size: args.limit,
-        before_revision: 0,
-    };
-    let response = server
-        .admin
-        .clone()
-        .environment_history(server.request(request))
-        .await
-        .called(server, "reading the log")?;
-    print(out, response, true)
+    print(out, log_page(server, args.limit, 0).await?, true)
+}
+
+/// Up to `page_size` log entries older than `before_revision` (the newest when 0), newest first.
+pub(crate) async fn log_page(
+    server: &Server,
+    page_size: u32,
+    before_revision: u64,
+) -> anyhow::Result<v1::HistoryResponse> {
+    let request =
+        v1::EnvironmentHistoryRequest { environment: server.environment.clone(), page_size, before_revision };
+    server.admin.clone().environment_history(server.request(request)).await.called(server, "reading the log")
 }
 
 fn print(out: &Output, response: v1::HistoryResponse, with_key: bool) -> anyhow::Result<()> {

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Output;
-use crate::connect::{Call, Server};
+use super::history::log_page;
+use crate::connect::Server;
 use crate::failure::Failure;
 use crate::render::Entry;
 
@@ -64,34 +65,14 @@ fn stream_ended(server: &Server, cause: &str) -> anyhow::Error {
 }
 
 async fn current_revision(server: &Server) -> anyhow::Result<u64> {
-    let request = v1::EnvironmentHistoryRequest {
-        environment: server.environment.clone(),
-        page_size: 1,
-        before_revision: 0,
-    };
-    let log = server
-        .admin
-        .clone()
-        .environment_history(server.request(request))
-        .await
-        .called(server, "reading the log")?;
+    let log = log_page(server, 1, 0).await?;
     Ok(log.entries.first().map_or(0, |entry| entry.revision))
 }
 
 /// Prints the log entries after `from` up to `to`, oldest first.
 async fn print_entries(server: &Server, out: &Output, from: u64, to: u64) -> anyhow::Result<()> {
     let count = (to - from).min(MAX_ENTRIES);
-    let request = v1::EnvironmentHistoryRequest {
-        environment: server.environment.clone(),
-        page_size: u32::try_from(count).unwrap_or(u32::MAX),
-        before_revision: to + 1,
-    };
-    let log = server
-        .admin
-        .clone()
-        .environment_history(server.request(request))
-        .await
-        .called(server, "reading the log")?;
+    let log = log_page(server, u32::try_from(count).unwrap_or(u32::MAX), to + 1).await?;
     if to - from > count {
         println!("… {} earlier changes not shown", to - from - count);
     }

@@ -109,19 +109,7 @@ pub(crate) async fn revive(
     args: KeyArgs,
     change: v1::Change,
 ) -> anyhow::Result<()> {
-    let request = v1::ReviveRequest {
-        environment: server.environment.clone(),
-        key: args.key.clone(),
-        expected_version: None,
-        change: Some(change),
-    };
-    let response = server
-        .admin
-        .clone()
-        .revive(server.request(request))
-        .await
-        .called(server, &format!("reviving {}", args.key))?;
-    report(out, response, |_| "revived")
+    key_write(server, out, args.key, change, KeyWrite::Revive).await
 }
 
 pub(crate) async fn delete(
@@ -130,19 +118,37 @@ pub(crate) async fn delete(
     args: KeyArgs,
     change: v1::Change,
 ) -> anyhow::Result<()> {
-    let request = v1::DeleteFlagRequest {
-        environment: server.environment.clone(),
-        key: args.key.clone(),
-        expected_version: None,
-        change: Some(change),
+    key_write(server, out, args.key, change, KeyWrite::Delete).await
+}
+
+/// The writes that need only the key.
+#[derive(Debug, Clone, Copy)]
+enum KeyWrite {
+    Revive,
+    Delete,
+}
+
+async fn key_write(
+    server: &Server,
+    out: &Output,
+    key: String,
+    change: v1::Change,
+    write: KeyWrite,
+) -> anyhow::Result<()> {
+    let (environment, change, mut admin) = (server.environment.clone(), Some(change), server.admin.clone());
+    let (doing, done, response) = match write {
+        KeyWrite::Revive => {
+            let request = v1::ReviveRequest { environment, key: key.clone(), expected_version: None, change };
+            ("reviving", "revived", admin.revive(server.request(request)).await)
+        }
+        KeyWrite::Delete => {
+            let request =
+                v1::DeleteFlagRequest { environment, key: key.clone(), expected_version: None, change };
+            ("deleting", "deleted", admin.delete_flag(server.request(request)).await)
+        }
     };
-    let response = server
-        .admin
-        .clone()
-        .delete_flag(server.request(request))
-        .await
-        .called(server, &format!("deleting {}", args.key))?;
-    report(out, response, |_| "deleted")
+    let response = response.called(server, &format!("{doing} {key}"))?;
+    report(out, response, |_| done)
 }
 
 pub(crate) async fn rollback(
