@@ -170,6 +170,8 @@ impl ClientBuilder {
     }
 
     fn start_offline(self, path: PathBuf) -> Result<Client, ConnectError> {
+        // Stamped before reading: an edit made while (or after) it is read is reloaded.
+        let stamp = file_stamp(&path);
         let set = read_flags_file(&path).map_err(ConnectError::Offline)?;
         let (shared, tasks) = self.start(Status::Offline);
         let model = Model::from_set(set, 1, &Model::default());
@@ -177,7 +179,7 @@ impl ClientBuilder {
             ConnectError::Offline(crate::FileError::Invalid { path: path.clone(), source })
         })?;
         if let Some(interval) = self.reload_every {
-            tasks.add(tokio::spawn(reload_forever(Arc::downgrade(&shared), path, interval)));
+            tasks.add(tokio::spawn(reload_forever(Arc::downgrade(&shared), path, stamp, interval)));
         }
         Ok(Client::from_parts(shared, tasks))
     }
@@ -252,8 +254,12 @@ impl ClientBuilder {
 }
 
 /// Applies the offline file again whenever its modification time or length changes.
-async fn reload_forever(shared: std::sync::Weak<Shared>, path: PathBuf, interval: Duration) {
-    let mut stamp = file_stamp(&path);
+async fn reload_forever(
+    shared: std::sync::Weak<Shared>,
+    path: PathBuf,
+    mut stamp: Option<(std::time::SystemTime, u64)>,
+    interval: Duration,
+) {
     let mut loads = 1;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
