@@ -114,11 +114,11 @@ impl<'a> DarkLaunch<'a> {
             LaunchStage::Off => control(),
             LaunchStage::Dark => {
                 let figures = self.client.shared.dark_launches.get(self.key);
-                let started = Instant::now();
                 let Some(shadow) = spawn_shadow(candidate) else {
                     figures.skipped(self.key, "overloaded");
                     return control();
                 };
+                let started = Instant::now();
                 let control_result = control();
                 figures.control_took(self.key, started.elapsed());
                 let outcome = shadow.wait(self.budget);
