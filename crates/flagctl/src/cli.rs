@@ -17,7 +17,8 @@ Exit codes:
   5  version conflict: someone changed the flag (or environment) first; read it again
   6  server unreachable (the message names the address tried)
   7  unauthorized: missing or wrong token
-  8  killed, but not every connected SDK acknowledged in time";
+  8  killed, but not every connected SDK acknowledged in time
+  9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)";
 
 /// The operator's CLI for flagd: rollouts, the kill switch, history, rollback, apply/export.
 #[derive(Debug, Parser)]
@@ -142,14 +143,14 @@ pub(crate) struct HistoryArgs {
     /// The flag key.
     pub(crate) key: String,
     /// At most this many versions.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) limit: u32,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
     /// At most this many changes.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) limit: u32,
 }
 
@@ -186,6 +187,9 @@ pub(crate) struct ApplyArgs {
     /// Also delete flags and segments that are not in the file.
     #[arg(long)]
     pub(crate) prune: bool,
+    /// Refuse unless the environment is still at this revision (the one a dry run showed).
+    #[arg(long)]
+    pub(crate) expect_revision: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -96,7 +96,7 @@ impl Server {
 
     /// Turns a failed call into the error a person reads.
     pub(crate) fn failed(&self, status: Status) -> anyhow::Error {
-        status_error(status, &self.address)
+        status_error(status, &self.address, &self.environment)
     }
 }
 

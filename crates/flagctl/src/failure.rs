@@ -23,6 +23,9 @@ pub(crate) enum Failure {
     /// A kill committed, but not every SDK acknowledged it in time.
     #[error("{0}")]
     Unacknowledged(String),
+    /// The flag is not in a state the command applies to (e.g. revive of a live flag).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Failure {
@@ -34,31 +37,37 @@ impl Failure {
             Failure::Unreachable { .. } => 6,
             Failure::Unauthorized(_) => 7,
             Failure::Unacknowledged(_) => 8,
+            Failure::Refused(_) => 9,
         }
     }
 
     /// The failure a server answer means; `None` for the ones without an exit code of their
     /// own, which are reported as they are.
-    pub(crate) fn from_status(status: &Status, address: &str) -> Option<Failure> {
+    pub(crate) fn from_status(status: &Status, address: &str, environment: &str) -> Option<Failure> {
         let message = status.message().to_owned();
         let conflict = ["x-current-version", "x-current-revision"]
             .iter()
             .any(|key| status.metadata().contains_key(*key));
         Some(match status.code() {
-            Code::NotFound => Failure::NotFound(message),
+            Code::NotFound => Failure::NotFound(format!("{message} (environment {environment:?})")),
             Code::InvalidArgument => Failure::Invalid(message),
             Code::FailedPrecondition if conflict => Failure::Conflict(message),
+            Code::FailedPrecondition => Failure::Refused(message),
             Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
             Code::Unavailable => Failure::Unreachable { address: address.to_owned(), cause: message },
+            Code::Unimplemented => Failure::Unreachable {
+                address: address.to_owned(),
+                cause: "it does not serve the flagd API (the management port, or another server?)".into(),
+            },
             _ => return None,
         })
     }
 }
 
 /// A server answer as an error: a [`Failure`] when it has an exit code, else the status text.
-pub(crate) fn status_error(status: Status, address: &str) -> anyhow::Error {
-    match Failure::from_status(&status, address) {
+pub(crate) fn status_error(status: Status, address: &str, environment: &str) -> anyhow::Error {
+    match Failure::from_status(&status, address, environment) {
         Some(failure) => failure.into(),
-        None => anyhow::anyhow!("flagd refused: {} ({:?})", status.message(), status.code()),
+        None => anyhow::anyhow!("flagd answered {:?}: {}", status.code(), status.message()),
     }
 }

@@ -36,7 +36,15 @@ impl FlagFile {
             let line = error.location().map(|l| format!(":{}", l.line())).unwrap_or_default();
             Failure::Invalid(format!("{name}{line}: {}", strip_location(&error.to_string())))
         })?;
-        Ok(FlagFile { lines: LineIndex::of(text), name, set })
+        let lines = LineIndex::of(text);
+        // An empty or truncated file would read as "no flags": with `--prune`, a deleted
+        // environment. An empty set must be written out (`flags: []`).
+        if lines.line_of("flags").is_none() && lines.line_of("segments").is_none() {
+            return Err(Failure::Invalid(format!(
+                "{name} has neither `flags:` nor `segments:`; write `flags: []` to mean no flags"
+            )));
+        }
+        Ok(FlagFile { lines, name, set })
     }
 
     /// Each problem as `file:line: path: message`. Problems in positions past the file's

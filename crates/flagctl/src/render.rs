@@ -54,15 +54,18 @@ pub(crate) fn value(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "?".into())
 }
 
-/// A proto value as JSON text.
-pub(crate) fn proto_value(value: Option<&v1::Value>) -> String {
+/// A proto value as JSON (`null` when absent).
+pub(crate) fn proto_value(value: Option<&v1::Value>) -> serde_json::Value {
+    use serde_json::Value as Json;
     use v1::value::Kind;
     match value.and_then(|v| v.kind.as_ref()) {
-        Some(Kind::BoolValue(b)) => b.to_string(),
-        Some(Kind::StringValue(s)) => format!("{s:?}"),
-        Some(Kind::NumberValue(n)) => n.to_string(),
-        Some(Kind::JsonValue(json)) => json.clone(),
-        None => "none".into(),
+        Some(Kind::BoolValue(b)) => Json::Bool(*b),
+        Some(Kind::StringValue(s)) => Json::String(s.clone()),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
+        Some(Kind::JsonValue(text)) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
+        }
+        None => Json::Null,
     }
 }
 

@@ -75,7 +75,9 @@ fn a_dry_run_shows_the_change_and_writes_nothing_and_prune_deletes() {
         &FILE.replace("weight: 5000", "weight: 25000").replace("weight: 95000", "weight: 75000"),
     );
 
+    let log_before = flagd.flagctl(&["log", "--json"]).ok();
     let out = flagd.flagctl(&["apply", "-f", &ramped, "--prune", "--dry-run"]).ok();
+    assert_eq!(flagd.flagctl(&["log", "--json"]).ok(), log_before, "a dry run wrote something");
     assert!(out.contains("~ flag chat (update)"), "{out}");
     let diff: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     assert!(
@@ -83,11 +85,18 @@ fn a_dry_run_shows_the_change_and_writes_nothing_and_prune_deletes() {
         "{out}"
     );
     assert!(out.contains("- flag legacy (delete)"), "{out}");
-    assert!(out.trim_end().ends_with("dry run: 2 changes planned for production; nothing written"), "{out}");
-    assert!(flagd.flagctl(&["get", "legacy"]).ok().contains("100% on"));
+    assert!(
+        out.contains("dry run: 2 changes planned for production at revision 4; nothing written"),
+        "{out}"
+    );
 
-    let out = flagd.flagctl(&["apply", "-f", &ramped, "--prune"]).ok();
-    assert!(out.trim_end().ends_with("applied 2 changes to production (revision 6)"), "{out}");
+    // The reviewed plan is refused once the environment has moved on…
+    flagd.flagctl(&["set", "banner", "--variant", "blue"]).ok();
+    let err = flagd.flagctl(&["apply", "-f", &ramped, "--prune", "--expect-revision", "4"]).fails_with(5);
+    assert!(err.contains("production is at revision 5, not the expected 4"), "{err}");
+    // …and applies when it has not (the banner change is undone by the file, so three changes now).
+    let out = flagd.flagctl(&["apply", "-f", &ramped, "--prune", "--expect-revision", "5"]).ok();
+    assert!(out.trim_end().ends_with("applied 3 changes to production (revision 8)"), "{out}");
     flagd.flagctl(&["get", "legacy"]).fails_with(3);
     assert!(flagd.flagctl(&["get", "chat"]).ok().contains("25% on, 75% off"));
 }
@@ -125,4 +134,44 @@ fn a_bad_file_is_refused_with_its_line_and_field_and_nothing_changes() {
     assert!(err.contains("broken.yaml:"), "{err}");
 
     assert_eq!(flagd.flagctl(&["log", "--json"]).ok(), before, "a refused apply changed the environment");
+}
+
+#[test]
+fn a_file_can_come_from_stdin_and_an_empty_one_is_refused() {
+    let flagd = Flagd::start();
+    let mut child = std::process::Command::new(support::FLAGCTL)
+        .args(["apply", "-f", "-"])
+        .env("FLAGD_ADDR", &flagd.address)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), FILE.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8(output.stdout).unwrap().contains("applied 3 changes"));
+
+    // An empty (say, truncated) file with --prune would delete everything: refused.
+    let empty = write(&flagd, "empty.yaml", "");
+    let err = flagd.flagctl(&["apply", "-f", &empty, "--prune"]).fails_with(4);
+    assert!(err.contains("neither `flags:` nor `segments:`"), "{err}");
+    assert!(flagd.flagctl(&["list"]).ok().contains("chat"));
+}
+
+#[test]
+fn an_apply_keeps_a_killed_flag_killed_and_set_ramps_an_on_off_flag() {
+    let flagd = Flagd::start();
+    let file = write(&flagd, "flags.yaml", FILE);
+    flagd.flagctl(&["apply", "-f", &file]).ok();
+    // chat has only on/off variants: set --percent ramps its two-way split.
+    let out = flagd.flagctl(&["set", "chat", "--percent", "20"]).ok();
+    assert!(out.contains("20% on, 80% off"), "{out}");
+    flagd.flagctl(&["kill", "chat", "--wait", "0s"]).ok();
+
+    // The file in git still says 5 % and enabled: applying it during the incident keeps the kill.
+    let out = flagd.flagctl(&["apply", "-f", &file]).ok();
+    assert!(out.contains("~ flag chat (update)"), "{out}");
+    assert!(out.contains("flag chat is killed and stays killed"), "{out}");
+    let shown = flagd.flagctl(&["get", "chat"]).ok();
+    assert!(shown.contains("KILLED") && shown.contains("5% on, 95% off"), "{shown}");
 }

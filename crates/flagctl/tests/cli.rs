@@ -5,6 +5,8 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use support::Flagd;
 
@@ -121,21 +123,96 @@ fn a_wrong_or_missing_token_is_refused() {
 fn watch_prints_changes_as_they_commit() {
     let flagd = Flagd::start();
     flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
-    let mut watch = Command::new(support::FLAGCTL)
+    let watch = Command::new(support::FLAGCTL)
         .args(["watch"])
         .env("FLAGD_ADDR", &flagd.address)
+        .env_remove("FLAGD_ENV")
+        .env_remove("FLAGD_TOKEN")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, "watching production from revision 1 (Ctrl-C to stop)");
+    let mut watch = KillOnDrop(watch);
+    // Lines arrive through a thread, so a watch that prints nothing fails the test instead
+    // of hanging it.
+    let (sender, lines) = mpsc::channel();
+    let stdout = watch.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = sender.send(line.unwrap());
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(10)).expect("watch printed a line in time");
+    assert_eq!(next(), "watching production from revision 1 (Ctrl-C to stop)");
     flagd.flagctl(&["kill", "chat", "--reason", "incident 4711", "--wait", "0s"]).ok();
-    let line = lines.next().unwrap().unwrap();
+    let line = next();
     assert!(line.starts_with("r2    chat v2"), "{line}");
     assert!(line.contains("kill by ana: \"incident 4711\""), "{line}");
-    watch.kill().unwrap();
-    watch.wait().unwrap();
+}
+
+/// A child process that is killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn eval_types_attributes_and_names_the_matching_rule() {
+    let flagd = Flagd::start();
+    let file = flagd.dir.path().join("flags.yaml");
+    std::fs::write(
+        &file,
+        "flags:
+  - key: checkout
+    variants: [{ name: new, value: \"v2\" }, { name: old, value: \"v1\" }]
+    off_variant: old
+    rules:
+      - clauses: [{ attribute: country, op: in, values: [NZ] }, { attribute: age, op: number_gte, values: [18] }]
+        serve: { variant: new }
+    default: { variant: old }
+",
+    )
+    .unwrap();
+    flagd.flagctl(&["apply", "-f", file.to_str().unwrap()]).ok();
+    let out =
+        flagd.flagctl(&["eval", "checkout", "--user", "u1", "--attr", "country=NZ", "--attr", "age=21"]).ok();
+    assert_eq!(out.trim(), "checkout for u1: new = \"v2\" (rule 1 matched)");
+    let out =
+        flagd.flagctl(&["eval", "checkout", "--user", "u1", "--attr", "country=NZ", "--attr", "age=17"]).ok();
+    assert!(out.contains("old = \"v1\" (no rule matched; the default)"), "{out}");
+    let json = flagd
+        .flagctl(&["eval", "checkout", "--user", "u1", "--attr", "country=NZ", "--attr", "age=30", "--json"])
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((json["value"].as_str(), json["rule"].as_u64()), (Some("v2"), Some(1)));
+    flagd.flagctl(&["eval", "checkout", "--user", "u1", "--attr", "age=1", "--attr", "age=2"]).fails_with(4);
+}
+
+#[test]
+fn a_refused_operation_and_a_closed_pipe_are_reported_plainly() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["set", "chat", "--on"]).ok();
+    let err = flagd.flagctl(&["revive", "chat"]).fails_with(9);
+    assert!(err.contains("is not killed"), "{err}");
+
+    // `flagctl log | head -1`: the reader leaves early; no panic, no error.
+    for _ in 0..5 {
+        flagd.flagctl(&["set", "chat", "--percent", "10"]).ok();
+    }
+    let mut log = Command::new(support::FLAGCTL)
+        .args(["log", "--limit", "1000"])
+        .env("FLAGD_ADDR", &flagd.address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(log.stdout.take());
+    let output = log.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "{output:?}");
 }
 
 #[test]

@@ -89,9 +89,36 @@ async fn kill_reaches_the_sdks_and_reports_their_acknowledgements() {
     assert!(!next_version_of(&mut first, "chat").await.enabled);
     assert!(!next_version_of(&mut second, "chat").await.enabled);
 
+    let history = flagctl(&flagd, &["history", "chat", "--limit", "1"]).await.ok();
+    assert!(history.contains("kill by ana: \"incident 4711\""), "{history}");
+
     let out = flagctl(&flagd, &["revive", "chat"]).await.ok();
     assert!(out.contains("25% on, 75% off"), "{out}");
     assert!(next_version_of(&mut first, "chat").await.enabled);
+}
+
+#[tokio::test]
+async fn every_change_of_an_apply_reaches_a_connected_sdk() {
+    let flagd = Flagd::start();
+    flagctl(&flagd, &["set", "chat", "--percent", "5"]).await.ok();
+    let mut client = sdk(&flagd, "checkout-api", true).await;
+    next_version_of(&mut client, "chat").await;
+    let file = flagd.dir.path().join("flags.yaml");
+    let mut set = flag_core::FlagSet::default();
+    for key in ["alpha", "beta", "chat"] {
+        set.flags.push(flag_core::Flag::rollout(key, 50.0).unwrap());
+    }
+    std::fs::write(&file, serde_yaml_ng::to_string(&set).unwrap()).unwrap();
+    let out = flagctl(&flagd, &["apply", "-f", file.to_str().unwrap()]).await.ok();
+    assert!(out.contains("applied 3 changes"), "{out}");
+    // One commit of three revisions: the stream catches up with all of them.
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 3 {
+        let flag = tokio::time::timeout(WAIT, client.recv()).await.unwrap().unwrap();
+        seen.insert(flag.key.clone(), flag);
+    }
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["alpha", "beta", "chat"]);
+    assert_eq!(seen["chat"].version, 2);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
 use crate::state::State;
-use crate::status::{invalid_message, join_status, store_status, write_status};
+use crate::status::{invalid_message, join_status, store_status, stored_set_status, write_status};
 use crate::store::{Batch, Committed, Store, StoreError, WriteMeta, WriteOp};
 use crate::wire::{ack_report, applied_change, history_entry};
 
@@ -331,6 +331,7 @@ impl Admin for AdminService {
         Ok(Response::new(v1::ApplyResponse {
             revision: applied.revision,
             changes: applied.changes.iter().map(applied_change).collect(),
+            kept_killed: applied.kept_killed,
         }))
     }
 
@@ -343,7 +344,8 @@ impl Admin for AdminService {
         let environment = environment_or_default(&environment).to_owned();
         let (revision, set) = self.read(move |store| store.snapshot(&environment)).await?;
         let attributes: Vec<_> = attributes.into_iter().collect();
-        let response = crate::evaluate::evaluate(set, revision, &key, &targeting_key, &attributes)?;
+        let response = crate::evaluate::evaluate(set, revision, &key, &targeting_key, &attributes)
+            .map_err(|error| stored_set_status(&error))?;
         Ok(Response::new(response))
     }
 }

@@ -1,25 +1,20 @@
 //! `Admin.Evaluate`: one flag for one context, with the evaluator the SDKs run, so an
 //! operator can ask "why did user 42 get this?" of the server's current state.
 
-use flag_core::{AttrValue, Context, FlagSet, Reason};
+use flag_core::{AttrValue, Context, FlagSet, Reason, ValidationError};
 use flag_proto::v1::{self, attribute_value, evaluation_reason::Kind};
-use tonic::Status;
 
-/// Evaluates `key` in `set` (at `revision`) for the context of `request`.
+/// Evaluates `key` in `set` (at `revision`) for the context of `request`. The stored set was
+/// validated when written, so an error means a store that contradicts its own checks.
 pub(crate) fn evaluate(
     set: FlagSet,
     revision: u64,
     key: &str,
     targeting_key: &str,
     attributes: &[(String, v1::AttributeValue)],
-) -> Result<v1::EvaluateResponse, Status> {
+) -> Result<v1::EvaluateResponse, ValidationError> {
     let flag_version = set.flags.iter().find(|f| f.key == key).map_or(0, |f| f.version);
-    // The stored set was validated when written, so this fails only on a store that
-    // contradicts its own checks.
-    let snapshot = set.compile().map_err(|error| {
-        tracing::error!(%error, "stored flag set does not compile");
-        Status::internal("the stored flag set does not compile; the server log has the problems")
-    })?;
+    let snapshot = set.compile()?;
     let attributes: Vec<(&str, AttrValue<'_>)> = attributes
         .iter()
         .filter_map(|(name, value)| {

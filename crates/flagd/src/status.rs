@@ -60,6 +60,12 @@ pub(crate) fn store_status(error: &StoreError) -> Status {
     Status::internal("the flag store failed; the server log has the cause")
 }
 
+/// A stored set that no longer compiles: the store contradicts its own write-time checks.
+pub(crate) fn stored_set_status(error: &flag_core::ValidationError) -> Status {
+    error!(%error, "stored flag set does not compile");
+    Status::internal("the stored flag set does not compile; the server log has the problems")
+}
+
 pub(crate) fn invalid_message(error: InvalidMessage) -> Status {
     Status::invalid_argument(format!("malformed request: {error}"))
 }

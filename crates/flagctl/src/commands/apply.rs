@@ -9,6 +9,7 @@ use super::Output;
 use super::export::{as_in_file, fetch};
 use crate::cli::ApplyArgs;
 use crate::connect::{Call, Server};
+use crate::failure::Failure;
 use crate::flag_file::FlagFile;
 
 #[derive(Debug, Serialize)]
@@ -17,6 +18,9 @@ struct Planned {
     key: String,
     operation: &'static str,
     version: u64,
+    /// The content before and after, as the file format has it (`null` when absent).
+    before: serde_json::Value,
+    after: serde_json::Value,
     #[serde(skip)]
     diff: String,
 }
@@ -26,6 +30,7 @@ struct Applied {
     dry_run: bool,
     revision: u64,
     changes: Vec<Planned>,
+    kept_killed: Vec<String>,
 }
 
 pub(crate) async fn apply(
@@ -34,9 +39,16 @@ pub(crate) async fn apply(
     args: ApplyArgs,
     change: v1::Change,
 ) -> anyhow::Result<()> {
-    let ApplyArgs { file, dry_run, prune } = args;
+    let ApplyArgs { file, dry_run, prune, expect_revision } = args;
     let file = FlagFile::load(&file)?;
     let (revision, live) = fetch(server).await?;
+    if let Some(expected) = expect_revision.filter(|expected| *expected != revision) {
+        return Err(Failure::Conflict(format!(
+            "{} is at revision {revision}, not the expected {expected}; review the plan again (--dry-run)",
+            server.environment
+        ))
+        .into());
+    }
     check_locally(&file, &live, prune)?;
 
     let FlagSet { flags, segments } = file.set.clone();
@@ -56,17 +68,15 @@ pub(crate) async fn apply(
         .apply(server.request(request))
         .await
         .called(server, &format!("applying {}", file.name))?;
-    let applied = Applied {
-        dry_run,
-        revision: response.revision,
-        changes: response.changes.into_iter().map(planned).collect(),
-    };
+    let v1::ApplyResponse { revision, changes, kept_killed } = response;
+    let applied =
+        Applied { dry_run, revision, changes: changes.into_iter().map(planned).collect(), kept_killed };
     out.print(&applied, || summary(&applied, &file.name, &server.environment))
 }
 
 /// The server validates too; checking here first gives file lines. Without `prune`, the file
 /// is checked together with what the server holds, as the result will be.
-fn check_locally(file: &FlagFile, live: &FlagSet, prune: bool) -> Result<(), crate::failure::Failure> {
+fn check_locally(file: &FlagFile, live: &FlagSet, prune: bool) -> Result<(), Failure> {
     let mut merged = file.set.clone();
     if !prune {
         let in_file_flag = |key: &str| file.set.flags.iter().any(|f| f.key == key);
@@ -109,46 +119,67 @@ fn planned(change: v1::AppliedChange) -> Planned {
         Ok(Operation::Delete) => "delete",
         _ => "update",
     };
-    let diff = if is_segment {
-        let text = |s: Option<v1::Segment>| {
-            s.and_then(|s| Segment::try_from(s).ok()).map(|s| yaml(&s)).unwrap_or_default()
-        };
-        diff(&text(segment_before), &text(segment_after))
+    let (before, after) = if is_segment {
+        let json = |s: Option<v1::Segment>| s.and_then(|s| Segment::try_from(s).ok()).map(|s| to_json(&s));
+        (json(segment_before), json(segment_after))
     } else {
-        let text = |f: Option<v1::Flag>| {
-            f.and_then(|f| Flag::try_from(f).ok()).map(|f| yaml(&as_in_file(f))).unwrap_or_default()
-        };
-        diff(&text(flag_before), &text(flag_after))
+        let json =
+            |f: Option<v1::Flag>| f.and_then(|f| Flag::try_from(f).ok()).map(|f| to_json(&as_in_file(f)));
+        (json(flag_before), json(flag_after))
     };
-    Planned { kind: if is_segment { "segment" } else { "flag" }, key, operation, version, diff }
+    let (before, after) = (before.unwrap_or_default(), after.unwrap_or_default());
+    let diff = diff(&yaml(&before), &yaml(&after));
+    Planned {
+        kind: if is_segment { "segment" } else { "flag" },
+        key,
+        operation,
+        version,
+        before,
+        after,
+        diff,
+    }
 }
 
-fn yaml<T: Serialize>(value: &T) -> String {
-    serde_yaml_ng::to_string(value).unwrap_or_default()
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
-/// Changed lines only, `-` before and `+` after.
+fn yaml(value: &serde_json::Value) -> String {
+    if value.is_null() { String::new() } else { serde_yaml_ng::to_string(value).unwrap_or_default() }
+}
+
+/// The changed lines with two lines of context around each, `-` before and `+` after.
 fn diff(before: &str, after: &str) -> String {
-    TextDiff::from_lines(before, after)
-        .iter_all_changes()
-        .filter_map(|change| {
-            let sign = match change.tag() {
-                ChangeTag::Delete => '-',
-                ChangeTag::Insert => '+',
-                ChangeTag::Equal => return None,
-            };
-            Some(format!("      {sign} {}", change.value().trim_end()))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let diff = TextDiff::from_lines(before, after);
+    let mut lines = Vec::new();
+    for (index, group) in diff.grouped_ops(2).iter().enumerate() {
+        if index > 0 {
+            lines.push("      …".to_owned());
+        }
+        for op in group {
+            for change in diff.iter_changes(op) {
+                let sign = match change.tag() {
+                    ChangeTag::Delete => '-',
+                    ChangeTag::Insert => '+',
+                    ChangeTag::Equal => ' ',
+                };
+                lines.push(format!("      {sign} {}", change.value().trim_end()));
+            }
+        }
+    }
+    lines.join("\n")
 }
 
 fn summary(applied: &Applied, file: &str, environment: &str) -> String {
+    let kept_killed = applied.kept_killed.iter().map(|key| {
+        format!("  ! flag {key} is killed and stays killed: `flagctl revive {key}` switches it back on")
+    });
     if applied.changes.is_empty() {
-        return format!(
-            "{environment} already matches {file} (revision {}): nothing to change",
-            applied.revision
-        );
+        let revision = applied.revision;
+        let mut lines =
+            vec![format!("{environment} already matches {file} (revision {revision}): nothing to change")];
+        lines.extend(kept_killed);
+        return lines.join("\n");
     }
     let mut lines = Vec::new();
     for change in &applied.changes {
@@ -162,10 +193,15 @@ fn summary(applied: &Applied, file: &str, environment: &str) -> String {
             lines.push(change.diff.clone());
         }
     }
+    lines.extend(kept_killed);
     let count = applied.changes.len();
     let noun = if count == 1 { "change" } else { "changes" };
     lines.push(if applied.dry_run {
-        format!("dry run: {count} {noun} planned for {environment}; nothing written")
+        let revision = applied.revision;
+        format!(
+            "dry run: {count} {noun} planned for {environment} at revision {revision}; nothing written\n\
+             (`--expect-revision {revision}` applies exactly this plan, or nothing)"
+        )
     } else {
         format!("applied {count} {noun} to {environment} (revision {})", applied.revision)
     });

@@ -28,12 +28,18 @@ struct Evaluated {
 
 pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs { key, user, attributes } = args;
-    let attributes = attributes.iter().map(|a| attribute(a)).collect::<Result<HashMap<_, _>, _>>()?;
+    let mut named = HashMap::new();
+    for text in &attributes {
+        let (name, value) = attribute(text)?;
+        if named.insert(name.clone(), value).is_some() {
+            return Err(Failure::Invalid(format!("--attr {name:?} is given twice")).into());
+        }
+    }
     let request = v1::EvaluateRequest {
         environment: server.environment.clone(),
         key: key.clone(),
         targeting_key: user.clone(),
-        attributes,
+        attributes: named,
     };
     let v1::EvaluateResponse { variant, value, reason, flag_version, revision } = server
         .admin
@@ -46,12 +52,12 @@ pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyho
     if kind == Kind::FlagNotFound {
         return Err(Failure::NotFound(format!("no flag {key:?} in {}", server.environment)).into());
     }
-    let value_text = render::proto_value(value.as_ref());
+    let value = render::proto_value(value.as_ref());
     let evaluated = Evaluated {
         key,
         user,
         variant,
-        value: serde_json::from_str(&value_text).unwrap_or(serde_json::Value::Null),
+        value,
         reason: reason_name(kind),
         rule: (kind == Kind::TargetMatch).then_some(reason.rule + 1),
         bucket: reason.bucket,
@@ -62,7 +68,8 @@ pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyho
     };
     out.print(&evaluated, || {
         let why = explain(kind, &reason);
-        format!("{} for {}: {} = {value_text} ({why})", evaluated.key, evaluated.user, evaluated.variant)
+        let Evaluated { key, user, variant, value, .. } = &evaluated;
+        format!("{key} for {user}: {variant} = {value} ({why})")
     })
 }
 

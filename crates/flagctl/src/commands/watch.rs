@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::Output;
 use super::history::log_page;
+use super::line;
 use crate::connect::Server;
 use crate::failure::Failure;
 use crate::render::Entry;
@@ -36,7 +37,7 @@ pub(crate) async fn watch(server: &Server, out: &Output) -> anyhow::Result<()> {
         .map_err(|status| server.failed(status))?
         .into_inner();
     if !out.json {
-        println!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment);
+        line(&format!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment))?;
     }
     loop {
         let frame = match frames.message().await {
@@ -73,15 +74,13 @@ async fn current_revision(server: &Server) -> anyhow::Result<u64> {
 async fn print_entries(server: &Server, out: &Output, from: u64, to: u64) -> anyhow::Result<()> {
     let count = (to - from).min(MAX_ENTRIES);
     let log = log_page(server, u32::try_from(count).unwrap_or(u32::MAX), to + 1).await?;
-    if to - from > count {
-        println!("… {} earlier changes not shown", to - from - count);
+    let skipped = to - from - count;
+    if skipped > 0 {
+        let text = format!("… {skipped} earlier changes not shown");
+        line(&if out.json { serde_json::json!({ "skipped": skipped }).to_string() } else { text })?;
     }
     for entry in log.entries.into_iter().rev().filter(|e| e.revision > from).map(Entry::from_proto) {
-        if out.json {
-            println!("{}", serde_json::to_string(&entry)?);
-        } else {
-            println!("{}", entry.line(true));
-        }
+        line(&if out.json { serde_json::to_string(&entry)? } else { entry.line(true) })?;
     }
     Ok(())
 }

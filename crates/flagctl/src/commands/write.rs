@@ -172,9 +172,9 @@ pub(crate) async fn rollback(
         .await
         .called(server, &format!("rolling back {key}"))?;
     let written = Written::from_response(response);
-    let detail = match to {
-        Some(version) => format!(" to version {version}"),
-        None => " to the previous version".into(),
-    };
+    // Without `--to` the server restores the version before the newest one, which is two
+    // before the version this rollback wrote.
+    let restored = to.unwrap_or(written.version.saturating_sub(2));
+    let detail = format!(" to version {restored}");
     out.print(&written, || written.line_with("rolled back", &detail))
 }

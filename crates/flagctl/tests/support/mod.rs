@@ -10,13 +10,18 @@ use std::sync::OnceLock;
 pub const FLAGCTL: &str = env!("CARGO_BIN_EXE_flagctl");
 
 /// The flagd binary of this build: beside flagctl. `cargo test --workspace` builds it (flagd
-/// has tests of its own); for `cargo test -p flagctl` it is built here once.
+/// has tests of its own); for `cargo test -p flagctl` it is built here when it is missing or
+/// older than the sources it is built from.
 pub fn flagd_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let dir = Path::new(FLAGCTL).parent().unwrap();
         let binary = dir.join(format!("flagd{}", std::env::consts::EXE_SUFFIX));
-        if !binary.exists() {
+        let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sources = ["flagd", "flag-core", "flag-proto"].map(|name| crates.join(name));
+        let newest_source = sources.iter().filter_map(|dir| newest(dir)).max();
+        if built.is_none() || newest_source > built {
             let status = Command::new(env!("CARGO"))
                 .args(["build", "-p", "flagd", "--bin", "flagd"])
                 .status()
@@ -25,6 +30,15 @@ pub fn flagd_binary() -> &'static Path {
         }
         binary
     })
+}
+
+/// The newest modification time of the files below `path`.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_dir() {
+        return metadata.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.filter_map(|entry| newest(&entry.ok()?.path())).max()
 }
 
 /// A flagd process; killed when dropped.

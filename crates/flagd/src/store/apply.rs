@@ -6,6 +6,11 @@
 //! revision, like a single write, but all in one redb transaction that is validated once, at
 //! the end: the intermediate states (a flag written before the segment it refers to) never
 //! need to be valid, and either every change commits or none does.
+//!
+//! An apply never revives a killed flag: a file in git says `enabled: true` (or nothing)
+//! for a flag an operator killed during an incident, and a pipeline applying it must not
+//! undo the kill. Such a flag is applied with `enabled: false` and named in
+//! [`Applied::kept_killed`]; `revive` switches it back on. A file can still kill a flag.
 
 use std::collections::HashSet;
 
@@ -42,6 +47,8 @@ pub(crate) struct Applied {
     pub(crate) changes: Vec<AppliedChange>,
     /// The last change committed; `None` on a dry run or when nothing changed.
     pub(crate) last: Option<Committed>,
+    /// Killed flags the file has enabled, which stay killed (see the module docs).
+    pub(crate) kept_killed: Vec<String>,
 }
 
 /// One subject an apply creates, updates or deletes.
@@ -81,8 +88,9 @@ impl Writer {
         meta: &WriteMeta,
     ) -> Result<Applied, WriteError> {
         self.transact(db, environment, |live| {
-            let Batch { flags, segments, prune, dry_run, expected_revision } = batch;
+            let Batch { mut flags, segments, prune, dry_run, expected_revision } = batch;
             refuse_duplicates(&flags, &segments)?;
+            let kept_killed = keep_kills(&mut flags, live);
             let txn = db.begin_write()?;
             let current = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
             if let Some(expected) = expected_revision.filter(|expected| *expected != current) {
@@ -143,15 +151,32 @@ impl Writer {
             if dry_run || last.is_none() {
                 // Dropping the transaction aborts it.
                 return Ok((
-                    Applied { revision: if dry_run { current } else { revision }, changes, last: None },
+                    Applied {
+                        revision: if dry_run { current } else { revision },
+                        changes,
+                        last: None,
+                        kept_killed,
+                    },
                     None,
                 ));
             }
             txn.commit()?;
             tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
-            Ok((Applied { revision, changes, last }, Some(set)))
+            Ok((Applied { revision, changes, last, kept_killed }, Some(set)))
         })
     }
+}
+
+/// Turns off the wanted flags that are killed now; returns their keys.
+fn keep_kills(flags: &mut [Flag], live: &FlagSet) -> Vec<String> {
+    let mut kept = Vec::new();
+    for flag in flags.iter_mut().filter(|flag| flag.enabled) {
+        if Flag::find(live, &flag.key).is_some_and(|live| !live.enabled) {
+            flag.enabled = false;
+            kept.push(flag.key.clone());
+        }
+    }
+    kept
 }
 
 fn operation_of(existed: bool, exists: bool) -> Operation {

@@ -91,7 +91,7 @@ pub(crate) enum Precondition {
     },
     /// Set-rollout of a flag without the dark-launch variants.
     #[error(
-        "flag {key:?} has no variant {missing:?}; a rollout serves a split over the variants \"on\", \"dark\" and \"off\""
+        "flag {key:?} has no variant {missing:?}; a rollout serves a split over the variants \"on\" and \"off\" (and \"dark\" for a dark launch)"
     )]
     MissingRolloutVariants {
         /// The flag.

@@ -1,7 +1,9 @@
 //! The write operations, and what each makes of the current state: the new content of one
 //! flag or segment. The write path (`write`) then versions, validates and stores it.
 
-use flag_core::{DARK, Flag, FlagSet, OFF, ON, Segment, Serve, Split};
+use flag_core::{
+    DARK, Flag, FlagSet, OFF, ON, Segment, Serve, Split, TOTAL_WEIGHT, Weight, percent_to_weight,
+};
 use redb::ReadableTable;
 
 use super::error::{Precondition, WriteError};
@@ -217,10 +219,14 @@ fn not_found(kind: SubjectKind, key: String) -> WriteError {
     WriteError::NotFound { kind, key }
 }
 
-/// `live` with its default serve made the dark-launch split (see [`WriteOp::SetRollout`]).
+/// `live` with its default serve made the rollout split (see [`WriteOp::SetRollout`]): the
+/// on/dark/off dark-launch split, or — for a plain on/off flag without a `dark` variant and
+/// no dark cohort asked for — an on/off split.
 fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<Flag, WriteError> {
-    let missing: Vec<&'static str> =
-        [ON, DARK, OFF].into_iter().filter(|name| !live.variants.iter().any(|v| v.name == *name)).collect();
+    let has = |name: &str| live.variants.iter().any(|v| v.name == name);
+    let wants_dark = has(DARK) || dark_percent.is_some_and(|dark| dark > percent);
+    let needed: &[&'static str] = if wants_dark { &[ON, DARK, OFF] } else { &[ON, OFF] };
+    let missing: Vec<&'static str> = needed.iter().copied().filter(|name| !has(name)).collect();
     if !missing.is_empty() {
         return Err(Precondition::MissingRolloutVariants { key: live.key.clone(), missing }.into());
     }
@@ -228,11 +234,20 @@ fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<
         Serve::Split(split) => Some(split),
         Serve::Variant(_) => None,
     };
-    let dark = dark_percent.unwrap_or_else(|| {
-        let reach = current.and_then(Split::dark_launch_percentages).map(|(_, reach)| reach);
-        reach.map_or(percent, |reach| reach.max(percent))
-    });
-    let mut split = Split::dark_launch(percent, dark)?;
+    let mut split = if wants_dark {
+        let dark = dark_percent.unwrap_or_else(|| {
+            let reach = current.and_then(Split::dark_launch_percentages).map(|(_, reach)| reach);
+            reach.map_or(percent, |reach| reach.max(percent))
+        });
+        Split::dark_launch(percent, dark)?
+    } else {
+        let on = i64::from(percent_to_weight(percent)?);
+        let weights = vec![
+            Weight { variant: ON.into(), weight: on },
+            Weight { variant: OFF.into(), weight: i64::from(TOTAL_WEIGHT) - on },
+        ];
+        Split { by: None, salt: None, weights }
+    };
     if let Some(current) = current {
         split.by.clone_from(&current.by);
         split.salt.clone_from(&current.salt);

@@ -114,3 +114,23 @@ fn a_stale_plan_and_duplicate_keys_are_refused() {
         (1, FlagSet { flags: vec![store.flag(ENV, "chat").unwrap().unwrap().flag], segments: vec![] })
     );
 }
+
+#[test]
+fn an_apply_never_revives_a_killed_flag_but_can_kill_one() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("chat", 5.0));
+    put(&store, rollout("search", 5.0));
+    write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
+    // The file, as in git: both enabled, chat ramped to 25 %.
+    let mut search_off = rollout("search", 5.0);
+    search_off.enabled = false;
+    let applied = apply(&store, batch(vec![rollout("chat", 25.0), search_off], vec![])).unwrap();
+    assert_eq!(applied.kept_killed, ["chat"]);
+    let chat = store.flag(ENV, "chat").unwrap().unwrap().flag;
+    assert!(!chat.enabled, "the kill stands");
+    assert_eq!(chat.default, rollout("chat", 25.0).default, "the rest of the file is applied");
+    assert!(!store.flag(ENV, "search").unwrap().unwrap().flag.enabled, "a file can kill");
+    // Applying the same file again: nothing to change, and chat is still reported.
+    let again = apply(&store, batch(vec![rollout("chat", 25.0)], vec![])).unwrap();
+    assert!(again.changes.is_empty() && again.kept_killed == ["chat"], "{again:?}");
+}

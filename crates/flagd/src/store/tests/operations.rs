@@ -84,11 +84,30 @@ fn set_rollout_refuses_a_dark_reach_below_the_percentage_and_flags_without_the_v
     put(&store, colour);
     let error = write(&store, set_rollout("colour", 10.0, None, false)).unwrap_err();
     assert!(
-        matches!(&error, WriteError::Precondition(Precondition::MissingRolloutVariants { missing, .. }) if *missing == ["dark", "off"]),
+        matches!(&error, WriteError::Precondition(Precondition::MissingRolloutVariants { missing, .. }) if *missing == ["off"]),
         "{error:?}"
     );
-    assert!(error.to_string().contains("\"dark\", \"off\""), "{error}");
+    assert!(error.to_string().contains("[\"off\"]"), "{error}");
+    let error = write(&store, set_rollout("colour", 10.0, Some(50.0), false)).unwrap_err();
+    assert!(error.to_string().contains("[\"dark\", \"off\"]"), "{error}");
     assert_eq!(store.revision(ENV).unwrap(), 2);
+}
+
+#[test]
+fn a_plain_on_off_flag_gets_an_on_off_split() {
+    let (_dir, store) = new_store();
+    let mut chat = rollout("chat", 1.0);
+    chat.variants.retain(|v| v.name != "dark");
+    chat.default = Serve::Variant("off".into());
+    put(&store, chat);
+    write(&store, set_rollout("chat", 12.5, None, false)).unwrap();
+    let Serve::Split(split) = live(&store, "chat").default else { panic!("expected a split") };
+    let weights: Vec<(&str, i64)> = split.weights.iter().map(|w| (w.variant.as_str(), w.weight)).collect();
+    assert_eq!(weights, [("on", 12_500), ("off", 87_500)]);
+    // A dark cohort needs the dark variant.
+    let error = write(&store, set_rollout("chat", 10.0, Some(50.0), false)).unwrap_err();
+    assert!(error.to_string().contains("[\"dark\"]"), "{error}");
+    assert_consistent(&store);
 }
 
 #[test]
