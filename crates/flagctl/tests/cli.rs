@@ -121,7 +121,7 @@ fn a_wrong_or_missing_token_is_refused() {
 
 #[test]
 fn watch_prints_changes_as_they_commit() {
-    let flagd = Flagd::start();
+    let mut flagd = Flagd::start();
     flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
     let watch = Command::new(support::FLAGCTL)
         .args(["watch"])
@@ -147,6 +147,13 @@ fn watch_prints_changes_as_they_commit() {
     let line = next();
     assert!(line.starts_with("r2    chat v2"), "{line}");
     assert!(line.contains("kill by ana: \"incident 4711\""), "{line}");
+    assert!(next().contains("KILLED"));
+
+    // flagd crashes and comes back: the watch resumes where it was.
+    flagd.restart();
+    flagd.flagctl(&["revive", "chat", "--reason", "fixed"]).ok();
+    let line = next();
+    assert!(line.starts_with("r3    chat v3") && line.contains("revive by ana: \"fixed\""), "{line}");
 }
 
 /// A child process that is killed when the test ends, passed or not.

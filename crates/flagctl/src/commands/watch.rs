@@ -2,7 +2,11 @@
 //!
 //! The stream says *what* changed; the history says who and why. So each frame is followed
 //! by a read of the log entries it covers. The stream is acknowledged like an SDK's, so a
-//! kill's report counts this watcher too — it did receive the change.
+//! kill's report counts this watcher too — it did receive the change. When the stream
+//! breaks (flagd restarts, the network blips), the watch reconnects with backoff and resumes
+//! from the last revision it printed, so nothing is skipped or printed twice.
+
+use std::time::Duration;
 
 use flag_proto::v1::{self, watch_request, watch_response};
 use tokio::sync::mpsc;
@@ -18,13 +22,47 @@ use crate::render::Entry;
 /// Most log entries read per frame; more are summarised.
 const MAX_ENTRIES: u64 = 1000;
 
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 pub(crate) async fn watch(server: &Server, out: &Output) -> anyhow::Result<()> {
     let mut revision = current_revision(server).await?;
+    if !out.json {
+        line(&format!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment))?;
+    }
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut followed = false;
+        let result = follow(server, out, &mut revision, &mut followed).await;
+        // A restart or a network blip during an incident: resume from the last revision
+        // printed rather than leave the operator with a dead terminal.
+        match result {
+            Err(error) if matches!(error.downcast_ref::<Failure>(), Some(Failure::Unreachable { .. })) => {
+                if followed {
+                    backoff = Duration::from_millis(500);
+                }
+                eprintln!("flagctl: {error:#}; reconnecting in {}", humantime::format_duration(backoff));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Follows one stream from `revision`, printing what each frame covers; `followed` turns true
+/// once a frame arrived.
+async fn follow(
+    server: &Server,
+    out: &Output,
+    revision: &mut u64,
+    followed: &mut bool,
+) -> anyhow::Result<()> {
     let (requests, outgoing) = mpsc::channel(16);
     let subscribe = v1::WatchRequest {
         kind: Some(watch_request::Kind::Subscribe(v1::Subscribe {
             environment: server.environment.clone(),
-            since_revision: revision,
+            since_revision: *revision,
             client_name: "flagctl watch".into(),
         })),
     };
@@ -36,29 +74,35 @@ pub(crate) async fn watch(server: &Server, out: &Output) -> anyhow::Result<()> {
         .await
         .map_err(|status| server.failed(status))?
         .into_inner();
-    if !out.json {
-        line(&format!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment))?;
-    }
     loop {
         let frame = match frames.message().await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Err(stream_ended(server, "the server closed the stream")),
-            Err(status) => return Err(server.failed(status)),
+            // A dropped connection reads as `Unknown` ("error reading a body"); only answers
+            // that would repeat on a new stream end the watch.
+            Err(status) if is_permanent(status.code()) => return Err(server.failed(status)),
+            Err(status) => return Err(stream_ended(server, status.message())),
         };
+        *followed = true;
         let latest = match frame.kind {
             Some(watch_response::Kind::Changes(changes)) => changes.revision,
             Some(watch_response::Kind::Snapshot(snapshot)) => snapshot.revision,
             Some(watch_response::Kind::Heartbeat(_)) | None => continue,
         };
-        if latest > revision {
-            print_entries(server, out, revision, latest).await?;
-            revision = latest;
+        if latest > *revision {
+            print_entries(server, out, *revision, latest).await?;
+            *revision = latest;
         }
-        let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
+        let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision: *revision })) };
         if requests.send(ack).await.is_err() {
             return Err(stream_ended(server, "the stream's request side closed"));
         }
     }
+}
+
+fn is_permanent(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(code, Unauthenticated | PermissionDenied | InvalidArgument | NotFound | Unimplemented)
 }
 
 fn stream_ended(server: &Server, cause: &str) -> anyhow::Error {

@@ -41,6 +41,28 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::read_dir(path).ok()?.filter_map(|entry| newest(&entry.ok()?.path())).max()
 }
 
+/// Starts flagd on `listen` with the store in `dir`; waits for its "listening" line.
+fn spawn(dir: &tempfile::TempDir, listen: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(flagd_binary())
+        .arg("--data")
+        .arg(dir.path().join("flags.redb"))
+        .args(["--listen", listen, "--management", "127.0.0.1:0"])
+        .args(args)
+        .env("FLAGD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("grpc="))
+        .unwrap_or_else(|| panic!("flagd did not say where it listens: {line:?}"))
+        .to_owned();
+    (child, address)
+}
+
 /// A flagd process; killed when dropped.
 pub struct Flagd {
     pub address: String,
@@ -53,28 +75,20 @@ impl Flagd {
         Flagd::start_with(&[])
     }
 
-    /// Starts flagd on ports picked by the OS with extra arguments, and waits for its
-    /// "listening" line.
+    /// Starts flagd on a port picked by the OS, with extra arguments.
     pub fn start_with(args: &[&str]) -> Flagd {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(flagd_binary())
-            .arg("--data")
-            .arg(dir.path().join("flags.redb"))
-            .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
-            .args(args)
-            .env("FLAGD_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let address = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("grpc="))
-            .unwrap_or_else(|| panic!("flagd did not say where it listens: {line:?}"))
-            .to_owned();
+        let (child, address) = spawn(&dir, "127.0.0.1:0", args);
         Flagd { address, dir, child }
+    }
+
+    /// Kills flagd (as a crash would) and starts it again on the same address and store.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, address) = spawn(&self.dir, &self.address, &[]);
+        assert_eq!(address, self.address);
+        self.child = child;
     }
 
     /// `flagctl ARGS` against this server.
