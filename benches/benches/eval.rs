@@ -1,4 +1,5 @@
-//! `cargo bench -p flag-benches --bench eval`: evaluation cost, ours against peers, in one run.
+//! `cargo bench -p flag-benches --bench eval`: evaluation cost through the SDK's `Client`
+//! (`ours/*`), through flag-core alone (`core/*`), and peers, in one run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -8,9 +9,11 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Cache};
 use criterion::Criterion;
 use flag_benches::{
-    FLAG_COUNT, LaunchDarklyRollout, ROLLOUT_FLAG, TARGETED_FLAG, YggdrasilRollout, snapshot, user_keys,
+    FLAG_COUNT, LaunchDarklyRollout, ROLLOUT_FLAG, TARGETED_FLAG, YggdrasilRollout, flag_set, snapshot,
+    user_keys,
 };
 use flag_core::{AttrValue, Context};
+use flag_sdk::Client;
 
 /// Cycles through the user keys so no answer can be hoisted out of the loop.
 struct Keys {
@@ -30,24 +33,33 @@ impl Keys {
     }
 }
 
+/// A real `Client` serving the fixture flags (offline mode: the same snapshot holder, hot
+/// path and per-thread counters as a client following flagd). The runtime carries its
+/// background tasks.
+fn client() -> (tokio::runtime::Runtime, tempfile::TempDir, Client) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    std::fs::write(&path, serde_json::to_vec(&flag_set()).unwrap()).unwrap();
+    let client = runtime.block_on(Client::offline(&path).connect()).unwrap();
+    (runtime, dir, client)
+}
+
 fn ours(c: &mut Criterion) {
-    // Held in an ArcSwap, as the SDK holds it; each call loads it, as an application call does.
-    let current = Arc::new(ArcSwap::from_pointee(snapshot().unwrap()));
+    let (_runtime, _dir, client) = client();
     let mut group = c.benchmark_group("eval");
 
     let mut keys = Keys::new();
     group.bench_function("ours/rollout_key", |b| {
-        b.iter(|| {
-            let snapshot = current.load();
-            snapshot.is_enabled(black_box(ROLLOUT_FLAG), &Context::new(keys.next()))
-        })
+        b.iter(|| client.is_enabled(black_box(ROLLOUT_FLAG), &Context::new(keys.next())))
     });
 
-    // A hot loop keeps an arc-swap `Cache` (one pointer check per call) and a handle.
-    let handle = current.load().handle(ROLLOUT_FLAG);
-    let mut cache = Cache::new(Arc::clone(&current));
+    // A hot loop keeps a `CachedClient` (arc-swap `Cache`: one pointer check per call) and a
+    // handle.
+    let handle = client.handle(ROLLOUT_FLAG);
+    let mut cached = client.cached();
     group.bench_function("ours/rollout_handle", |b| {
-        b.iter(|| cache.load().is_enabled(black_box(&handle), &Context::new(keys.next())))
+        b.iter(|| cached.is_enabled(black_box(&handle), &Context::new(keys.next())))
     });
 
     let attributes = [
@@ -56,6 +68,40 @@ fn ours(c: &mut Criterion) {
         ("app_version", AttrValue::Str("2.4.1")),
     ];
     group.bench_function("ours/rules_3_clauses", |b| {
+        b.iter(|| {
+            let ctx = Context::new(keys.next()).with_attributes(black_box(&attributes));
+            client.is_enabled(black_box(TARGETED_FLAG), &ctx)
+        })
+    });
+    group.finish();
+}
+
+/// flag-core alone, held the way the SDK holds it but without the SDK: what the client adds
+/// on top is the difference between `ours/*` and these.
+fn core(c: &mut Criterion) {
+    let current = Arc::new(ArcSwap::from_pointee(snapshot().unwrap()));
+    let mut group = c.benchmark_group("eval");
+
+    let mut keys = Keys::new();
+    group.bench_function("core/rollout_key", |b| {
+        b.iter(|| {
+            let snapshot = current.load();
+            snapshot.is_enabled(black_box(ROLLOUT_FLAG), &Context::new(keys.next()))
+        })
+    });
+
+    let handle = current.load().handle(ROLLOUT_FLAG);
+    let mut cache = Cache::new(Arc::clone(&current));
+    group.bench_function("core/rollout_handle", |b| {
+        b.iter(|| cache.load().is_enabled(black_box(&handle), &Context::new(keys.next())))
+    });
+
+    let attributes = [
+        ("country", AttrValue::Str("NZ")),
+        ("age", AttrValue::Number(34.0)),
+        ("app_version", AttrValue::Str("2.4.1")),
+    ];
+    group.bench_function("core/rules_3_clauses", |b| {
         b.iter(|| {
             let snapshot = current.load();
             let ctx = Context::new(keys.next()).with_attributes(black_box(&attributes));
@@ -79,8 +125,8 @@ fn peers(c: &mut Criterion) {
     group.finish();
 }
 
-/// Evaluations per second of `rollout_key` on `threads` threads sharing one snapshot.
-fn throughput(current: &Arc<ArcSwap<flag_core::Snapshot>>, threads: usize, run_for: Duration) -> f64 {
+/// Evaluations per second of `ours/rollout_key` on `threads` threads sharing one client.
+fn throughput(client: &Client, threads: usize, run_for: Duration) -> f64 {
     let total: u64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -89,9 +135,7 @@ fn throughput(current: &Arc<ArcSwap<flag_core::Snapshot>>, threads: usize, run_f
                     let (start, mut done, mut enabled) = (Instant::now(), 0u64, 0u64);
                     while start.elapsed() < run_for {
                         for _ in 0..4096 {
-                            let snapshot = current.load();
-                            enabled +=
-                                u64::from(snapshot.is_enabled(ROLLOUT_FLAG, &Context::new(keys.next())));
+                            enabled += u64::from(client.is_enabled(ROLLOUT_FLAG, &Context::new(keys.next())));
                         }
                         done += 4096;
                     }
@@ -108,17 +152,18 @@ fn throughput(current: &Arc<ArcSwap<flag_core::Snapshot>>, threads: usize, run_f
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     ours(&mut criterion);
+    core(&mut criterion);
     peers(&mut criterion);
     criterion.final_summary();
 
     // `cargo test --benches` passes `--bench` only for real runs; skip the long figure otherwise.
     if std::env::args().any(|a| a == "--bench") {
-        let current = Arc::new(ArcSwap::from_pointee(snapshot().unwrap()));
+        let (_runtime, _dir, client) = client();
         let run_for = Duration::from_secs(3);
-        let one = throughput(&current, 1, run_for);
-        let two = throughput(&current, 2, run_for);
+        let one = throughput(&client, 1, run_for);
+        let two = throughput(&client, 2, run_for);
         println!(
-            "throughput rollout_key threads=1 ops_per_s={one:.0} threads=2 ops_per_s={two:.0} scaling={:.2}x",
+            "throughput ours/rollout_key threads=1 ops_per_s={one:.0} threads=2 ops_per_s={two:.0} scaling={:.2}x",
             two / one
         );
     }

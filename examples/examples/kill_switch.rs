@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let client = builder.connect().await.context("starting the flag client")?;
 
     let listen = std::env::var("KILL_SWITCH_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     println!("serving http://{}/recommendations/{{user}} (flags from {address})", listener.local_addr()?);
     let app = axum::Router::new().route("/recommendations/{user}", get(recommendations)).with_state(client);
     axum::serve(listener, app)

@@ -18,7 +18,10 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.token(token);
     }
     let client = builder.connect().await.context("starting the flag client")?;
-    println!("following {address} ({:?}); try `flagctl set quickstart --percent 50` — Ctrl-C ends", client.status());
+    println!(
+        "following {address} ({:?}); try `flagctl set quickstart --percent 50` — Ctrl-C ends",
+        client.status()
+    );
 
     let users: Vec<String> = (1..=10).map(|n| format!("user-{n}")).collect();
     // A handle skips the key lookup; it stays valid as the flag changes.
@@ -39,7 +42,11 @@ async fn main() -> anyhow::Result<()> {
             .map(|user| if current.is_enabled(&quickstart, &Context::new(user)) { '#' } else { '.' })
             .collect();
         let on = row.chars().filter(|c| *c == '#').count();
-        println!("revision {:>3} {:<24} users 1-10: {row}  ({on} of 10 on)", current.revision(), status(&client));
+        println!(
+            "revision {:>3} {:<24} users 1-10: {row}  ({on} of 10 on)",
+            current.revision(),
+            status(&client)
+        );
     }
 }
 

@@ -3,15 +3,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use flag_core::{Context, FlagHandle, LaunchStage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::builder::ClientBuilder;
 use crate::dark_launch::{DarkLaunch, DarkLaunchStats};
-use crate::evaluate::{CachedClient, Current, FlagKey, LiveCell};
+use crate::evaluate::{CachedClient, Current, FlagKey};
 use crate::metrics::Flusher;
-use crate::shared::Shared;
+use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncStats};
 use crate::subscribe::{Changes, FlagChanges};
 
@@ -22,6 +23,8 @@ use crate::subscribe::{Changes, FlagChanges};
 /// allocation, never a wait on the network, whatever the server is doing.
 #[derive(Clone, Debug)]
 pub struct Client {
+    /// The snapshot cell itself (also in `shared`): evaluations reach it in one hop.
+    live: Arc<ArcSwap<Live>>,
     pub(crate) shared: Arc<Shared>,
     /// Shared by the clones so the tasks stop with the last of them.
     tasks: Arc<Tasks>,
@@ -71,54 +74,54 @@ impl Client {
     }
 
     pub(crate) fn from_parts(shared: Arc<Shared>, tasks: Arc<Tasks>) -> Client {
-        Client { shared, tasks }
+        Client { live: Arc::clone(&shared.live), shared, tasks }
     }
 
     /// Whether the flag serves `true` for `ctx`: false for a missing or non-boolean flag and
     /// for the `dark` cohort of a dark launch.
     #[inline]
     pub fn is_enabled<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> bool {
-        self.shared.live.load().is_enabled(flag, ctx)
+        self.live.load().is_enabled(flag, ctx)
     }
 
     /// A boolean flag's value, or `default` (missing flag, other type, evaluation error).
     #[inline]
     pub fn bool_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: bool) -> bool {
-        self.shared.live.load().bool_detail(flag, ctx, default).value
+        self.live.load().bool_detail(flag, ctx, default).value
     }
 
     /// A number flag's value, or `default`.
     #[inline]
     pub fn number_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: f64) -> f64 {
-        self.shared.live.load().number_detail(flag, ctx, default).value
+        self.live.load().number_detail(flag, ctx, default).value
     }
 
     /// The dark-launch cohort of `ctx` (`Off` for a missing or killed flag).
     #[inline]
     pub fn launch_stage<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> LaunchStage {
-        self.shared.live.load().launch_stage(flag, ctx)
+        self.live.load().launch_stage(flag, ctx)
     }
 
     /// The flags as of now, for several evaluations that must agree, for string and JSON
     /// values (borrowed from it), and for reasons and variants. One load.
     pub fn current(&self) -> Current {
-        Current::new(self.shared.live.load())
+        Current::new(self.live.load())
     }
 
     /// A handle for `key` that skips the hash lookup in hot loops; it stays valid across
     /// changes (and finds the flag if it is created later).
     pub fn handle(&self, key: &str) -> FlagHandle {
-        self.shared.live.load().snapshot.handle(key)
+        self.live.load().snapshot.handle(key)
     }
 
     /// A per-thread evaluator for hot loops; see [`CachedClient`].
     pub fn cached(&self) -> CachedClient {
-        CachedClient::new(LiveCell(Arc::clone(&self.shared)))
+        CachedClient::new(Arc::clone(&self.live))
     }
 
     /// The server revision of the flags served (0 before any, or when not from a server).
     pub fn revision(&self) -> u64 {
-        self.shared.live.load().revision
+        self.live.load().revision
     }
 
     /// Whether the flags are current.

@@ -25,6 +25,16 @@ use crate::model::Model;
 /// Slot counting evaluations that served no variant (missing flag, evaluation error).
 pub(crate) const NO_VARIANT: u32 = 0;
 
+/// An entry of the address table. Atomics because any thread may fill an empty entry;
+/// after that every thread only reads it.
+#[derive(Debug, Default)]
+struct Entry {
+    /// A value's address; [`EMPTY`] or [`RESERVED`] until filled.
+    address: AtomicUsize,
+    /// Its slot, written before the address is published.
+    slot: AtomicU32,
+}
+
 /// A flag's first slot and its variant names in slot order.
 type FlagSlots = (u32, Box<[Box<str>]>);
 
@@ -35,11 +45,8 @@ pub(crate) struct EvalCounters {
     labels: Box<[(Box<str>, Box<str>)]>,
     /// Flag key → (first slot, variant names in order): resolves a newly seen address.
     by_key: HashMap<Box<str>, FlagSlots>,
-    /// Open-addressing table of value addresses (0 = empty). Atomics because any thread may
-    /// fill an empty entry; after that every thread only reads it.
-    addresses: Box<[AtomicUsize]>,
-    /// The slot of the address at the same index (written before the address is published).
-    slots: Box<[AtomicU32]>,
+    /// Open-addressing table of value addresses and their slots; one probe reads one entry.
+    entries: Box<[Entry]>,
     /// `rows × stride` counts; row `r` is written only by the thread owning shard `r`, except
     /// the last (overflow) row. Atomics so the flusher can read while owners write.
     counts: Box<[AtomicU64]>,
@@ -64,8 +71,7 @@ impl EvalCounters {
         EvalCounters {
             labels: labels.into_boxed_slice(),
             by_key,
-            addresses: (0..capacity).map(|_| AtomicUsize::new(0)).collect(),
-            slots: (0..capacity).map(|_| AtomicU32::new(NO_VARIANT)).collect(),
+            entries: (0..capacity).map(|_| Entry::default()).collect(),
             counts: (0..rows * stride).map(|_| AtomicU64::new(0)).collect(),
             stride,
         }
@@ -93,12 +99,13 @@ impl EvalCounters {
     #[inline]
     fn slot_of(&self, value: &Value) -> Option<u32> {
         let address = std::ptr::from_ref(value).addr();
-        let mask = self.addresses.len() - 1;
+        let mask = self.entries.len() - 1;
         let mut index = hash(address) & mask;
         loop {
-            match self.addresses[index].load(Ordering::Acquire) {
-                found if found == address => return Some(self.slots[index].load(Ordering::Relaxed)),
-                0 => return None,
+            let entry = self.entries.get(index)?;
+            match entry.address.load(Ordering::Acquire) {
+                found if found == address => return Some(entry.slot.load(Ordering::Relaxed)),
+                EMPTY => return None,
                 _ => index = (index + 1) & mask,
             }
         }
@@ -106,7 +113,8 @@ impl EvalCounters {
 
     /// The first time a (flag, variant) is served from this snapshot: find its slot by name
     /// and publish its address. Cold; the table has room for twice the slots, so it never
-    /// fills.
+    /// fills. An entry is reserved before its slot is written, so two threads filling the
+    /// same entry with different addresses cannot mix up their slots.
     #[cold]
     fn register(&self, key: &str, evaluation: &Evaluation<'_>) -> u32 {
         let (Some(value), Some(variant)) = (evaluation.value, evaluation.variant) else {
@@ -120,23 +128,20 @@ impl EvalCounters {
         };
         let slot = first + position as u32;
         let address = std::ptr::from_ref(value).addr();
-        let mask = self.addresses.len() - 1;
-        let mut index = hash(address) & mask;
-        for _ in 0..self.addresses.len() {
-            let entry = &self.addresses[index];
-            match entry.load(Ordering::Acquire) {
-                found if found == address => return slot,
-                0 => {
-                    // The slot is written before the address that makes it visible; a racing
-                    // writer of the same address writes the same slot.
-                    self.slots[index].store(slot, Ordering::Relaxed);
-                    match entry.compare_exchange(0, address, Ordering::Release, Ordering::Acquire) {
-                        Ok(_) => return slot,
-                        Err(other) if other == address => return slot,
-                        Err(_) => index = (index + 1) & mask,
+        let start = hash(address) & (self.entries.len() - 1);
+        for entry in self.entries.iter().cycle().skip(start).take(self.entries.len()) {
+            loop {
+                match entry.address.compare_exchange(EMPTY, RESERVED, Ordering::Acquire, Ordering::Acquire) {
+                    Ok(_) => {
+                        // Ours: the slot is written before the address that publishes it.
+                        entry.slot.store(slot, Ordering::Relaxed);
+                        entry.address.store(address, Ordering::Release);
+                        return slot;
                     }
+                    Err(RESERVED) => std::hint::spin_loop(), // another thread is filling it
+                    Err(found) if found == address => return slot,
+                    Err(_) => break, // taken by another address: probe on
                 }
-                _ => index = (index + 1) & mask,
             }
         }
         slot
@@ -159,6 +164,11 @@ impl EvalCounters {
     }
 }
 
+/// An entry nobody has filled.
+const EMPTY: usize = 0;
+/// An entry being filled: no value lives at address 1, so it never matches a lookup.
+const RESERVED: usize = 1;
+
 /// Fibonacci hashing of an address: the low bits of a heap address are mostly zero.
 #[inline]
 fn hash(address: usize) -> usize {
@@ -167,6 +177,8 @@ fn hash(address: usize) -> usize {
 
 /// Which counter row each thread writes.
 mod shards {
+    use std::cell::Cell;
+
     use super::*;
 
     /// Rows owned by one thread each. Enough for a runtime's workers and a few more; the
@@ -201,13 +213,27 @@ mod shards {
     }
 
     thread_local! {
+        /// The row, read on every evaluation: a const-initialised `Cell` without a
+        /// destructor is a plain thread-local load.
+        static ROW: Cell<usize> = const { Cell::new(UNCLAIMED) };
+        /// Gives the row back when the thread ends; touched only when claiming.
         static CLAIM: Claim = Claim::take();
     }
+
+    const UNCLAIMED: usize = usize::MAX;
 
     /// The calling thread's row; the overflow row while the thread is being torn down.
     #[inline]
     pub(super) fn current() -> usize {
-        CLAIM.try_with(|claim| claim.0).unwrap_or(EXCLUSIVE)
+        let row = ROW.get();
+        if row != UNCLAIMED { row } else { claim() }
+    }
+
+    #[cold]
+    fn claim() -> usize {
+        let row = CLAIM.try_with(|claim| claim.0).unwrap_or(EXCLUSIVE);
+        ROW.set(row);
+        row
     }
 }
 

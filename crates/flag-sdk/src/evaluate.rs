@@ -3,7 +3,6 @@
 //! Evaluation through a client: flag-core's evaluation plus the per-variant count, and the
 //! typed helpers over it.
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache, Guard};
@@ -11,7 +10,7 @@ use flag_core::{
     Context, Detail, EvalError, Evaluation, FlagHandle, FlagRef, LaunchStage, Reason, Value, ValueKind,
 };
 
-use crate::shared::{Live, Shared};
+use crate::shared::Live;
 
 mod sealed {
     pub trait Sealed {}
@@ -241,18 +240,6 @@ impl Current {
     }
 }
 
-/// Derefs a client's shared state to its snapshot cell, for arc-swap's `Cache`.
-#[derive(Debug, Clone)]
-pub(crate) struct LiveCell(pub(crate) Arc<Shared>);
-
-impl Deref for LiveCell {
-    type Target = ArcSwap<Live>;
-
-    fn deref(&self) -> &ArcSwap<Live> {
-        &self.0.live
-    }
-}
-
 /// A client for one thread's hot loop: arc-swap's `Cache` makes each load one pointer
 /// comparison, and evaluations take `&mut self`. Get one with
 /// [`Client::cached`](crate::Client::cached), pair it with [`FlagHandle`]s from
@@ -261,12 +248,12 @@ impl Deref for LiveCell {
 /// It keeps the last snapshot it saw alive until its next call.
 #[derive(Debug)]
 pub struct CachedClient {
-    cache: Cache<LiveCell, Arc<Live>>,
+    cache: Cache<Arc<ArcSwap<Live>>, Arc<Live>>,
 }
 
 impl CachedClient {
-    pub(crate) fn new(cell: LiveCell) -> CachedClient {
-        CachedClient { cache: Cache::new(cell) }
+    pub(crate) fn new(live: Arc<ArcSwap<Live>>) -> CachedClient {
+        CachedClient { cache: Cache::new(live) }
     }
 
     /// See [`Client::is_enabled`](crate::Client::is_enabled).

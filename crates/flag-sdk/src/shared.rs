@@ -40,8 +40,9 @@ impl Live {
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// `ArcSwap`: evaluations load it without locks or waiting, from any thread, while the
-    /// follower swaps in a new state; an old state lives until its last reader is done.
-    pub(crate) live: ArcSwap<Live>,
+    /// follower swaps in a new state; an old state lives until its last reader is done. In
+    /// its own `Arc` so clients and caches reach it with one pointer less.
+    pub(crate) live: Arc<ArcSwap<Live>>,
     /// `watch`: observers want the current status, not every transition they missed.
     pub(crate) status: watch::Sender<Status>,
     /// Counts applied states. `watch`: a slow subscriber needs to know that something
@@ -54,16 +55,20 @@ pub(crate) struct Shared {
     pub(crate) sync: SyncCounters,
     /// Environment followed, for labels and logs.
     pub(crate) environment: String,
+    /// Registered once: setting it on every apply is then one store, not a label lookup
+    /// (the flusher sets it too, for a recorder installed later).
+    revision_gauge: metrics::Gauge,
 }
 
 impl Shared {
     pub(crate) fn new(environment: String, status: Status) -> Shared {
         Shared {
-            live: ArcSwap::from_pointee(Live::empty()),
+            live: Arc::new(ArcSwap::from_pointee(Live::empty())),
             status: watch::Sender::new(status),
             applied: watch::Sender::new(0),
             dark_launches: DarkLaunches::default(),
             sync: SyncCounters::default(),
+            revision_gauge: metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone()),
             environment,
         }
     }
@@ -75,8 +80,7 @@ impl Shared {
         let snapshot = model.compile(&previous.snapshot)?;
         let live = Arc::new(Live::new(Arc::new(model), snapshot, revision));
         self.live.store(Arc::clone(&live));
-        metrics::gauge!("flag_sdk_snapshot_revision", "environment" => self.environment.clone())
-            .set(revision as f64);
+        self.revision_gauge.set(revision as f64);
         tracing::debug!(flags = live.snapshot.len(), "applied");
         // Subscribers learn of it only after the store, so what they then read is new.
         self.applied.send_modify(|generation| *generation += 1);

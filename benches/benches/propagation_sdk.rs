@@ -1,0 +1,140 @@
+//! `cargo bench -p flag-benches --bench propagation_sdk`: from an acknowledged kill to the
+//! moment each of N in-process `Client`s answers the new value.
+//!
+//! flagd runs on its own runtime; the clients and the operator on another, as separate
+//! processes would. Each client has its own `Sync.Watch` stream (200 per HTTP/2 connection)
+//! and its own snapshot; a task per client waits on the flag's change subscription and
+//! evaluates `is_enabled` — the time recorded is when that evaluation first answers `false`.
+//! An answer before the operator has its acknowledgement counts as zero.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flag_benches::{BenchServer, percentile_us};
+use flag_core::{Context, Flag};
+use flag_proto::v1;
+use flag_sdk::Client;
+use tokio::sync::Notify;
+use tonic::transport::Channel;
+
+const KEY: &str = "propagated";
+const KILLS: usize = 20;
+const PER_CONNECTION: usize = 200;
+
+/// When each client first answered `false` for the current kill, in ns since `base`.
+struct Answers {
+    base: Instant,
+    slots: Vec<AtomicU64>,
+    answered: AtomicUsize,
+    all_in: Notify,
+}
+
+async fn follow(client: Client, id: usize, answers: Arc<Answers>) {
+    let mut changes = client.flag_changes(KEY);
+    let user = Context::new("user-1");
+    while changes.changed().await.is_some() {
+        if !client.is_enabled(KEY, &user) {
+            answers.slots[id].store(answers.base.elapsed().as_nanos() as u64, Ordering::Release);
+            if answers.answered.fetch_add(1, Ordering::AcqRel) + 1 == answers.slots.len() {
+                answers.all_in.notify_one();
+            }
+        }
+    }
+}
+
+fn change() -> Option<v1::Change> {
+    Some(v1::Change { actor: "bench".into(), reason: "propagation_sdk".into() })
+}
+
+fn run(count: usize) {
+    let server = BenchServer::start().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut admin = v1::admin_client::AdminClient::connect(server.endpoint()).await.unwrap();
+        let on = v1::Flag::from(&Flag::rollout(KEY, 100.0).unwrap());
+        let put = |flag: v1::Flag| v1::PutFlagRequest {
+            environment: String::new(),
+            flag: Some(flag),
+            expected_version: None,
+            change: change(),
+        };
+        admin.put_flag(put(on.clone())).await.unwrap();
+
+        let mut clients = Vec::with_capacity(count);
+        let mut channel = None;
+        for id in 0..count {
+            if id % PER_CONNECTION == 0 {
+                channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
+            }
+            let client = Client::builder(server.endpoint())
+                .channel(channel.clone().unwrap())
+                .client_name(format!("bench-{id}"))
+                .heartbeat_timeout(Duration::from_secs(120))
+                .connect()
+                .await
+                .unwrap();
+            clients.push(client);
+        }
+        let answers = Arc::new(Answers {
+            base: Instant::now(),
+            slots: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            answered: AtomicUsize::new(0),
+            all_in: Notify::new(),
+        });
+        for (id, client) in clients.iter().enumerate() {
+            tokio::spawn(follow(client.clone(), id, Arc::clone(&answers)));
+        }
+
+        let mut latencies = Vec::with_capacity(count * KILLS);
+        for _ in 0..KILLS {
+            // Switch it back on and wait until every client has it.
+            let revision = admin.put_flag(put(on.clone())).await.unwrap().into_inner().revision;
+            while clients.iter().any(|client| client.revision() < revision) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            answers.answered.store(0, Ordering::Release);
+            let kill =
+                v1::KillRequest { environment: String::new(), key: KEY.into(), change: change(), wait_ms: 0 };
+            admin.kill(kill).await.unwrap();
+            let acknowledged = answers.base.elapsed().as_nanos() as u64;
+            let all_in = async {
+                loop {
+                    let notified = answers.all_in.notified();
+                    if answers.answered.load(Ordering::Acquire) >= count {
+                        break;
+                    }
+                    notified.await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), all_in).await.expect("every client sees the kill");
+            for slot in &answers.slots {
+                let answered = slot.load(Ordering::Acquire);
+                latencies.push(Duration::from_nanos(answered.saturating_sub(acknowledged)));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        latencies.sort_unstable();
+        println!(
+            "propagation_sdk clients={count} p50_us={} p99_us={} max_us={}",
+            percentile_us(&latencies, 50.0),
+            percentile_us(&latencies, 99.0),
+            latencies.last().map_or(0, Duration::as_micros),
+        );
+        drop(clients);
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+}
+
+fn main() {
+    // `cargo test --benches` runs this without `--bench`: a small run proves it works.
+    let default = if std::env::args().any(|a| a == "--bench") { vec![1, 100, 1_000] } else { vec![1] };
+    let counts: Vec<usize> = match std::env::var("PROPAGATION_SDK_CLIENTS") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => default,
+    };
+    for count in counts {
+        run(count);
+    }
+}
