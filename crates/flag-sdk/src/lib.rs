@@ -91,4 +91,4 @@ pub use status::{Status, SyncStats};
 pub use subscribe::{Changes, FlagChanges};
 pub use test_flags::TestFlags;
 #[cfg(feature = "test-server")]
-pub use test_server::{TestServer, TestServerError};
+pub use test_server::{AdminToken, TestServer, TestServerError};

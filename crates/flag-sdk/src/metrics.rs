@@ -2,7 +2,7 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `flag_sdk_evaluations_total` | counter | `flag`, `variant` (`""` when none was served) |
+//! | `flag_sdk_evaluations_total` | counter | `flag`, `variant`; both `""` for evaluations that served no variant (missing flag, evaluation error) |
 //! | `flag_sdk_stream_status` | gauge | `environment`; 0 ready, 1 stale, 2 offline |
 //! | `flag_sdk_snapshot_revision` | gauge | `environment` |
 //! | `flag_sdk_snapshot_age_seconds` | gauge | `environment`; since the flags were last known current |

@@ -10,6 +10,9 @@ use flag_proto::v1::{self, KillRequest, PutFlagRequest};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::builder::ClientBuilder;
@@ -30,7 +33,7 @@ pub enum TestServerError {
     /// flagd refused an Admin call.
     #[error("test flagd refused: {}", .0.message())]
     Refused(#[from] tonic::Status),
-    /// The server task ended abnormally.
+    /// The server task ended abnormally, or a setting cannot be used.
     #[error("test flagd: {0}")]
     Stopped(&'static str),
 }
@@ -52,6 +55,8 @@ pub enum TestServerError {
 pub struct TestServer {
     address: SocketAddr,
     data: PathBuf,
+    /// Kept to restart with the same settings.
+    config: flagd::Config,
     running: Option<Running>,
     /// Kept for the directory's lifetime: removed when the server is dropped.
     _dir: tempfile::TempDir,
@@ -60,17 +65,27 @@ pub struct TestServer {
 impl TestServer {
     /// Starts flagd with its defaults (a 1 s heartbeat, so dead streams show quickly).
     pub async fn start() -> Result<TestServer, TestServerError> {
+        TestServer::start_with(|config| config).await
+    }
+
+    /// Starts flagd with settings adjusted by `configure` (e.g. tokens); the data file is
+    /// the server's own.
+    pub async fn start_with(
+        configure: impl FnOnce(flagd::Config) -> flagd::Config,
+    ) -> Result<TestServer, TestServerError> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("flags.redb");
+        let mut config = configure(flagd::Config::new(&data).with_heartbeat_interval(Duration::from_secs(1)));
+        config.data = data.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let mut server = TestServer { address, data, running: None, _dir: dir };
+        let mut server = TestServer { address, data, config, running: None, _dir: dir };
         server.serve(listener);
         Ok(server)
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let config = flagd::Config::new(&self.data).with_heartbeat_interval(Duration::from_secs(1));
+        let config = self.config.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(flagd::serve(listener, config, async {
             let _ = stopped.await;
@@ -97,9 +112,23 @@ impl TestServer {
             .metrics_interval(Duration::from_millis(100))
     }
 
-    /// A connection to the Admin API.
-    pub async fn admin(&self) -> Result<AdminClient<Channel>, TestServerError> {
-        Ok(AdminClient::connect(self.endpoint()).await?)
+    /// A connection to the Admin API, with the admin token if one is configured.
+    pub async fn admin(
+        &self,
+    ) -> Result<AdminClient<InterceptedService<Channel, AdminToken>>, TestServerError> {
+        let channel = Channel::from_shared(self.endpoint())
+            .map_err(|_| TestServerError::Stopped("the endpoint is not a URI"))?
+            .connect()
+            .await?;
+        let token = match &self.config.admin_token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| TestServerError::Stopped("the admin token is not ASCII"))?,
+            ),
+            None => None,
+        };
+        Ok(AdminClient::with_interceptor(channel, AdminToken(token)))
     }
 
     /// Creates or replaces a flag in `production`; answers the new revision.
@@ -154,6 +183,19 @@ impl Drop for TestServer {
         if let Some((stop, _)) = self.running.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Adds the admin token to Admin calls, when there is one.
+#[derive(Debug, Clone)]
+pub struct AdminToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for AdminToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
     }
 }
 

@@ -165,3 +165,27 @@ async fn an_invalid_endpoint_or_token_is_refused_before_connecting() {
     let error = server.client_builder().token("line\nbreak").connect().await.unwrap_err();
     assert!(matches!(error, ConnectError::Token), "{error}");
 }
+
+#[tokio::test]
+async fn the_sdk_token_opens_the_stream_and_a_wrong_one_is_reported() {
+    let server =
+        TestServer::start_with(|config| config.with_admin_token("admin-secret").with_sdk_token("sdk-secret"))
+            .await
+            .unwrap();
+    server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    let client = server.client_builder().token("sdk-secret").connect().await.unwrap();
+    assert!(client.is_enabled("chat", &Context::new("user-1")));
+
+    let refused = server
+        .client_builder()
+        .token("guess")
+        .start_timeout(Duration::from_millis(300), OnTimeout::Fail)
+        .connect()
+        .await;
+    match refused {
+        Err(ConnectError::Timeout { last_error: Some(error), .. }) => {
+            assert!(error.contains("token"), "the refusal is reported: {error}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
