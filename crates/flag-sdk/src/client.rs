@@ -119,7 +119,8 @@ impl Client {
         CachedClient::new(Arc::clone(&self.live))
     }
 
-    /// The server revision of the flags served (0 before any, or when not from a server).
+    /// The revision of the flags served: flagd's when following it (or the cache's), a count
+    /// of loads for an offline file or [`TestFlags`](crate::TestFlags), 0 before any.
     pub fn revision(&self) -> u64 {
         self.live.load().revision
     }

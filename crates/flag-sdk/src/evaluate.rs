@@ -228,7 +228,7 @@ impl Current {
         self.json_detail(flag, ctx, default).value
     }
 
-    /// The server revision these flags are at (0 when not from a server).
+    /// The revision these flags are at; see [`Client::revision`](crate::Client::revision).
     pub fn revision(&self) -> u64 {
         self.live.revision
     }
