@@ -35,8 +35,13 @@ struct Receipts {
 async fn watch(channel: Channel, id: usize, receipts: Arc<Receipts>, ready: Arc<AtomicUsize>) {
     let mut client = v1::sync_client::SyncClient::new(channel);
     let (requests, outbound) = mpsc::channel(4);
-    let subscribe =
-        v1::Subscribe { environment: "production".into(), since_revision: 0, client_name: format!("w{id}") };
+    let subscribe = v1::Subscribe {
+        environment: "production".into(),
+        since_revision: 0,
+        client_name: format!("w{id}"),
+        store_id: String::new(),
+        observer: false,
+    };
     requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
     let mut stream = client.watch(ReceiverStream::new(outbound)).await.unwrap().into_inner();
     while let Ok(Some(message)) = stream.message().await {

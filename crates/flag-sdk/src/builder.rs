@@ -199,10 +199,11 @@ impl ClientBuilder {
         let (shared, tasks) = self.start(Status::Stale { since: Instant::now() });
 
         let cache = self.cache_file.as_ref().map(|path| {
-            if let Some((set, revision)) = read_cache(path, &self.environment) {
+            if let Some((set, revision, store_id)) = read_cache(path, &self.environment) {
                 let model = Model::from_set(set, revision, &Model::default());
                 match shared.install(model, revision) {
                     Ok(_) => {
+                        shared.set_store_id(store_id);
                         info!(revision, path = %path.display(), "serving cached flags until flagd answers")
                     }
                     Err(error) => warn!(%error, "ignoring the flag cache: its flags are invalid"),

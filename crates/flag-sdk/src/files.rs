@@ -24,12 +24,15 @@ struct CacheFile {
     format: u32,
     environment: String,
     revision: u64,
+    /// The flagd store `revision` counts in; absent in older caches (then trusted).
+    #[serde(default)]
+    store_id: String,
     flags: FlagSet,
 }
 
 /// The cached flags of `environment`, if the file holds a usable copy. A missing file is
 /// normal; anything wrong with it is logged and ignored — a cache never stops a start.
-pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64)> {
+pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64, String)> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
@@ -59,7 +62,7 @@ pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64
         warn!(path = %path.display(), %error, "ignoring the flag cache: its flags are invalid");
         return None;
     }
-    Some((cache.flags, cache.revision))
+    Some((cache.flags, cache.revision, cache.store_id))
 }
 
 /// Writes the cache atomically: a temporary file in the same directory, flushed to disk,
@@ -68,11 +71,12 @@ pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64
 pub(crate) fn write_cache(
     path: &Path,
     environment: &str,
-    revision: u64,
+    (revision, store_id): (u64, String),
     model: &Model,
 ) -> Result<(), FileError> {
+    let flags = model.to_set();
     let cache =
-        CacheFile { format: CACHE_FORMAT, environment: environment.into(), revision, flags: model.to_set() };
+        CacheFile { format: CACHE_FORMAT, environment: environment.into(), revision, store_id, flags };
     let bytes =
         serde_json::to_vec(&cache).map_err(|source| FileError::Encode { path: path.into(), source })?;
     let io = |source| FileError::Io { path: path.into(), source };
@@ -95,10 +99,12 @@ pub(crate) async fn write_cache_forever(
     mut latest: watch::Receiver<Option<Applied>>,
 ) {
     while latest.changed().await.is_ok() {
-        let Some((revision, model)) = latest.borrow_and_update().clone() else { continue };
+        let Some((revision, store_id, model)) = latest.borrow_and_update().clone() else { continue };
         let (path, environment) = (path.clone(), environment.clone());
-        let written =
-            tokio::task::spawn_blocking(move || write_cache(&path, &environment, revision, &model)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            write_cache(&path, &environment, (revision, store_id), &model)
+        })
+        .await;
         match written {
             Ok(Ok(())) => debug!(revision, "flag cache written"),
             Ok(Err(error)) => warn!(%error, "could not write the flag cache"),
@@ -141,8 +147,9 @@ mod tests {
     fn a_written_cache_reads_back_for_its_environment_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flags.cache.json");
-        write_cache(&path, "production", 9, &model()).unwrap();
-        let (set, revision) = read_cache(&path, "production").unwrap();
+        write_cache(&path, "production", (9, "a1".into()), &model()).unwrap();
+        let (set, revision, store_id) = read_cache(&path, "production").unwrap();
+        assert_eq!(store_id, "a1");
         assert_eq!((set.flags[0].key.as_str(), revision), ("chat", 9));
         assert!(read_cache(&path, "staging").is_none());
         // Only the cache itself is left in the directory: the temporary file was renamed.
@@ -154,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flags.cache.json");
         assert!(read_cache(&path, "production").is_none());
-        write_cache(&path, "production", 9, &model()).unwrap();
+        write_cache(&path, "production", (9, "a1".into()), &model()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(read_cache(&path, "production").is_none());

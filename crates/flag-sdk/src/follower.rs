@@ -67,8 +67,8 @@ enum StreamEnd {
     Unusable(String),
 }
 
-/// An applied state for the cache writer: its revision and flags.
-pub(crate) type Applied = (u64, Arc<Model>);
+/// An applied state for the cache writer: its revision, the store it counts in, and flags.
+pub(crate) type Applied = (u64, String, Arc<Model>);
 
 /// Follows the stream until the client is dropped (the task is then aborted).
 pub(crate) struct Follower {
@@ -122,6 +122,8 @@ impl Follower {
             environment: settings.environment.clone(),
             since_revision: since,
             client_name: settings.client_name.clone(),
+            store_id: self.shared.store_id(),
+            observer: false,
         };
         // The channel has room: this cannot wait.
         let _ = requests.try_send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) });
@@ -166,10 +168,11 @@ impl Follower {
     }
 
     fn apply_snapshot(&self, snapshot: v1::FullSnapshot) -> Result<u64, StreamEnd> {
-        let v1::FullSnapshot { revision, flags, segments } = snapshot;
+        let v1::FullSnapshot { revision, flags, segments, store_id } = snapshot;
         let set =
             flag_set_from_proto(flags, segments).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
         let previous = Arc::clone(&self.shared.live.load().model);
+        self.shared.set_store_id(store_id);
         self.install(Model::from_set(set, revision, &previous), revision)?;
         SyncCounters::bump(&self.shared.sync.full_snapshots);
         info!(revision, "applied a full snapshot");
@@ -211,7 +214,7 @@ impl Follower {
         let live =
             self.shared.install(model, revision).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
         if let Some(cache) = &self.cache {
-            cache.send_replace(Some((revision, Arc::clone(&live.model))));
+            cache.send_replace(Some((revision, self.shared.store_id(), Arc::clone(&live.model))));
         }
         Ok(())
     }

@@ -55,6 +55,11 @@ pub(crate) struct Shared {
     pub(crate) sync: SyncCounters,
     /// Environment followed, for labels and logs.
     pub(crate) environment: String,
+    /// The flagd store the live revision counts in (empty: unknown), sent back on resume so
+    /// a replaced or wiped server answers with a snapshot instead of a wrong delta. A
+    /// `Mutex`: set on a snapshot or a cache start, read on connect and by the cache writer,
+    /// never by an evaluation.
+    pub(crate) store_id: std::sync::Mutex<String>,
     /// Registered once: setting it on every apply is then one store, not a label lookup
     /// (the flusher sets it too, for a recorder installed later).
     revision_gauge: metrics::Gauge,
@@ -70,6 +75,7 @@ impl Shared {
             sync: SyncCounters::default(),
             revision_gauge: metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone()),
             environment,
+            store_id: std::sync::Mutex::default(),
         }
     }
 
@@ -85,6 +91,14 @@ impl Shared {
         // Subscribers learn of it only after the store, so what they then read is new.
         self.applied.send_modify(|generation| *generation += 1);
         Ok(live)
+    }
+
+    pub(crate) fn store_id(&self) -> String {
+        self.store_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn set_store_id(&self, id: String) {
+        *self.store_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = id;
     }
 
     pub(crate) fn set_status(&self, status: Status) {

@@ -108,6 +108,38 @@ async fn with_flagd_down_at_start_the_cache_is_served_until_flagd_returns() {
 }
 
 #[tokio::test]
+async fn a_cache_from_another_store_is_replaced_by_a_full_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("flags.cache.json");
+    let old = TestServer::start().await.unwrap();
+    old.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    let first = old.client_builder().cache_file(&cache).connect().await.unwrap();
+    let cached_revision = first.revision();
+    tokio::time::timeout(WAIT, async {
+        while !cache.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cache file is written");
+    drop(first);
+
+    // A new flagd with its own store, already further along than the cached revision: a
+    // delta from the cached revision would apply its writes on top of the old store's flags.
+    let new = TestServer::start().await.unwrap();
+    for percent in [0.0, 10.0, 100.0] {
+        new.put_flag(&Flag::rollout("other", percent).unwrap()).await.unwrap();
+    }
+    let client = new.client_builder().cache_file(&cache).connect().await.unwrap();
+    assert!(client.revision() > cached_revision);
+    wait_for_status(&client, |s| *s == Status::Ready).await;
+    let user = Context::new("user-1");
+    assert!(client.is_enabled("other", &user));
+    assert!(!client.is_enabled("chat", &user), "the old store's flag is gone");
+    assert_eq!(client.sync_stats().full_snapshots, 1);
+}
+
+#[tokio::test]
 async fn a_corrupt_cache_is_ignored_and_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("flags.cache.json");

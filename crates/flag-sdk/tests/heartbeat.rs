@@ -32,6 +32,7 @@ impl Sync for SilentSync {
             revision: 1,
             flags: vec![v1::Flag::from(&Flag::rollout("chat", 100.0).unwrap())],
             segments: vec![],
+            store_id: "fake".into(),
         };
         let first = v1::WatchResponse { kind: Some(watch_response::Kind::Snapshot(snapshot)) };
         let silent = tokio_stream::iter([Ok(first)]).chain(tokio_stream::pending());

@@ -143,9 +143,15 @@ fn watch_prints_changes_as_they_commit() {
     });
     let next = || lines.recv_timeout(Duration::from_secs(10)).expect("watch printed a line in time");
     assert_eq!(next(), "watching production from revision 1 (Ctrl-C to stop)");
-    flagd.flagctl(&["kill", "chat", "--reason", "incident 4711", "--wait", "0s"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "10", "--reason", "widen"]).ok();
+    assert!(next().starts_with("r2    chat v2"));
+    assert_eq!(next().trim(), "→ 10% on, 90% off");
+
+    // The watch follows the stream, but it is not an SDK: a kill does not wait for it.
+    let out = flagd.flagctl(&["kill", "chat", "--reason", "incident 4711", "--wait", "1s"]).ok();
+    assert_eq!(out.trim(), "killed chat (revision 3): no SDKs connected");
     let line = next();
-    assert!(line.starts_with("r2    chat v2"), "{line}");
+    assert!(line.starts_with("r3    chat v3"), "{line}");
     assert!(line.contains("kill by ana: \"incident 4711\""), "{line}");
     assert!(next().contains("KILLED"));
 
@@ -153,7 +159,7 @@ fn watch_prints_changes_as_they_commit() {
     flagd.restart();
     flagd.flagctl(&["revive", "chat", "--reason", "fixed"]).ok();
     let line = next();
-    assert!(line.starts_with("r3    chat v3") && line.contains("revive by ana: \"fixed\""), "{line}");
+    assert!(line.starts_with("r4    chat v4") && line.contains("revive by ana: \"fixed\""), "{line}");
 }
 
 /// A child process that is killed when the test ends, passed or not.

@@ -23,6 +23,8 @@ async fn sdk(flagd: &Flagd, name: &str, acks: bool) -> mpsc::UnboundedReceiver<v
         environment: String::new(),
         since_revision: 0,
         client_name: name.into(),
+        store_id: String::new(),
+        observer: false,
     });
     requests.send(v1::WatchRequest { kind: Some(subscribe) }).await.unwrap();
     let mut frames = client.watch(ReceiverStream::new(outgoing)).await.unwrap().into_inner();

@@ -60,7 +60,7 @@ async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<
             return sink.close_with(Status::deadline_exceeded(format!("no `subscribe` within {waited} s")));
         }
     };
-    let v1::Subscribe { environment, since_revision, client_name } = subscribe;
+    let v1::Subscribe { environment, since_revision, client_name, store_id, observer } = subscribe;
     let environment = environment_or_default(&environment).to_owned();
     if !crate::store::is_environment_name(&environment) {
         // The store's own refusal, so the wording and the code match a refused write.
@@ -69,8 +69,16 @@ async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<
     // Names are for reports; a bounded length keeps a client from growing server memory.
     let name: String =
         if client_name.is_empty() { "unnamed".into() } else { client_name.chars().take(128).collect() };
+    let since_revision = if store_id.is_empty() || store_id == state.store.id() {
+        since_revision
+    } else {
+        // The client's revision counts another store's writes: only a snapshot is safe.
+        info!(%environment, client = %name, %store_id, "client resumes from another store; sending a snapshot");
+        0
+    };
     let task = StreamTask {
-        registration: state.connections.register(&environment, &name),
+        // Observers (`flagctl watch`) are not SDKs: a kill does not wait for them.
+        registration: (!observer).then(|| state.connections.register(&environment, &name)),
         state,
         environment,
         name,
@@ -95,7 +103,8 @@ enum End {
 
 struct StreamTask {
     state: Arc<State>,
-    registration: Registration,
+    /// `None` for an observer.
+    registration: Option<Registration>,
     environment: String,
     name: String,
     /// The revision the client holds once it has applied everything sent so far.
@@ -156,7 +165,9 @@ impl StreamTask {
                     Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) })) => {
                         debug!(revision, "ack");
                         // Nobody can have applied a revision it was not sent.
-                        self.registration.ack(revision.min(self.sent));
+                        if let Some(registration) = &self.registration {
+                            registration.ack(revision.min(self.sent));
+                        }
                     }
                     Ok(Some(_)) => return End::With(Status::invalid_argument("after `subscribe`, send only `ack`")),
                     Ok(None) => inbound_open = false,
@@ -208,6 +219,7 @@ impl StreamTask {
                 ChangesSince::TooOld => {
                     let (revision, set) = store.snapshot(&environment)?;
                     let snapshot = v1::FullSnapshot {
+                        store_id: store.id().to_owned(),
                         revision,
                         flags: set.flags.iter().map(v1::Flag::from).collect(),
                         segments: set.segments.iter().map(v1::Segment::from).collect(),

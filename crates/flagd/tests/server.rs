@@ -44,7 +44,9 @@ async fn a_write_reaches_a_watcher() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(config(&dir)).await;
     let mut watcher = server.watch("production", 0).await;
-    assert_eq!(snapshot(watcher.next_change().await), v1::FullSnapshot::default());
+    let empty = snapshot(watcher.next_change().await);
+    assert_eq!(empty.store_id.len(), 16, "{empty:?}");
+    assert_eq!(v1::FullSnapshot { store_id: String::new(), ..empty }, v1::FullSnapshot::default());
 
     let written =
         server.admin().await.put_flag(put("", chat_with("v1"), None, "launch")).await.unwrap().into_inner();
@@ -362,6 +364,32 @@ async fn a_restart_on_the_same_file_keeps_everything() {
     assert_eq!(staging.flag.unwrap().description, "staged");
     let mut watcher = server.watch("production", 1).await;
     assert_eq!(changes(watcher.next_change().await).revision, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_resuming_from_another_store_gets_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(config(&dir)).await;
+    let mut admin = server.admin().await;
+    for description in ["one", "two", "three"] {
+        admin.put_flag(put("production", chat_with(description), None, "edit")).await.unwrap();
+    }
+    let store_id = snapshot(server.watch("production", 0).await.next_change().await).store_id;
+
+    // This store's id: the revision means something here, and the delta is sent.
+    let mut same = server.watch_from("production", 1, &store_id).await;
+    assert_eq!(changes(same.next_change().await).from_revision, 1);
+    // Another store's revision 1 (a wiped or replaced server) means nothing: a snapshot.
+    let mut other = server.watch_from("production", 1, "0123456789abcdef").await;
+    let fresh = snapshot(other.next_change().await);
+    assert_eq!((fresh.revision, fresh.flags[0].description.as_str()), (3, "three"));
+    server.stop().await;
+
+    // The id is the file's: a restart keeps it, so resuming clients keep their deltas.
+    let server = TestServer::start(config(&dir)).await;
+    let mut same = server.watch_from("production", 2, &store_id).await;
+    assert_eq!(changes(same.next_change().await).from_revision, 2);
     server.stop().await;
 }
 

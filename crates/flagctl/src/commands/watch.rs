@@ -1,8 +1,9 @@
 //! Watch: follow the environment's change stream and print each change as it commits.
 //!
 //! The stream says *what* changed; the history says who and why. So each frame is followed
-//! by a read of the log entries it covers. The stream is acknowledged like an SDK's, so a
-//! kill's report counts this watcher too — it did receive the change. When the stream
+//! by a read of the log entries it covers. The watch subscribes as an observer, so kill
+//! reports do not count it as an SDK (nor wait for a terminal piped into a paused pager).
+//! When the stream
 //! breaks (flagd restarts, the network blips), the watch reconnects with backoff and resumes
 //! from the last revision it printed, so nothing is skipped or printed twice.
 
@@ -64,6 +65,9 @@ async fn follow(
             environment: server.environment.clone(),
             since_revision: *revision,
             client_name: "flagctl watch".into(),
+            store_id: String::new(),
+            // Not an SDK: a kill should not wait for an operator's terminal.
+            observer: true,
         })),
     };
     // The channel is empty and open: this send cannot fail.

@@ -79,7 +79,7 @@ pub(crate) use tables::is_environment_name;
 use cache::Cache;
 use tables::{
     CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEGMENT_HISTORY,
-    SEGMENTS,
+    SEGMENTS, STORE_ID_KEY,
 };
 use write::Writer;
 
@@ -115,6 +115,8 @@ struct Inner {
     options: StoreOptions,
     /// The write path, serialized, with its cache.
     writer: Writer,
+    /// This store's identity, as 16 hex digits (see `tables::STORE_ID_KEY`).
+    id: String,
 }
 
 impl fmt::Debug for Store {
@@ -133,9 +135,9 @@ impl Store {
         }
         let db =
             Database::create(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
-        prepare(&db)?;
+        let id = format!("{:016x}", prepare(&db, path)?);
         let writer = Writer::new(Cache::load(&db)?);
-        Ok(Store { inner: Arc::new(Inner { db, path: path.to_owned(), options, writer }) })
+        Ok(Store { inner: Arc::new(Inner { db, path: path.to_owned(), options, writer, id }) })
     }
 
     /// Applies one write in one durable transaction: when this returns `Ok`, the write is on
@@ -158,6 +160,11 @@ impl Store {
         meta: &WriteMeta,
     ) -> Result<Applied, WriteError> {
         self.inner.writer.apply(&self.inner.db, environment, batch, meta)
+    }
+
+    /// This store's identity: revisions are comparable only within one store.
+    pub(crate) fn id(&self) -> &str {
+        &self.inner.id
     }
 
     /// The environment's revision: the number of writes it has had; 0 for one never written.
@@ -233,12 +240,23 @@ impl Store {
     }
 }
 
-/// Creates the tables of a new file (so reads never meet a missing table) and checks the
-/// schema version of an existing one.
-fn prepare(db: &Database) -> Result<(), StoreError> {
+/// Creates the tables of a new file (so reads never meet a missing table), checks the
+/// schema version of an existing one, and returns the store's id (chosen now if the file
+/// has none).
+fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
     let txn = db.begin_write()?;
+    let id;
     {
         let mut meta = txn.open_table(META)?;
+        let existing = meta.get(STORE_ID_KEY)?.map(|v| v.value());
+        id = match existing {
+            Some(id) => id,
+            None => {
+                let id = new_store_id(path);
+                meta.insert(STORE_ID_KEY, id)?;
+                id
+            }
+        };
         let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
@@ -255,5 +273,16 @@ fn prepare(db: &Database) -> Result<(), StoreError> {
         txn.open_table(CHANGES)?;
     }
     txn.commit()?;
-    Ok(())
+    Ok(id)
+}
+
+/// A number no other store is likely to have: std's randomly keyed hasher over the time,
+/// the process and the path. An identity, not a secret.
+fn new_store_id(path: &Path) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    std::time::SystemTime::now().hash(&mut hasher);
+    std::process::id().hash(&mut hasher);
+    path.hash(&mut hasher);
+    hasher.finish()
 }

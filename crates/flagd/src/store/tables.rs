@@ -28,6 +28,9 @@ use super::error::StoreError;
 pub(super) const SCHEMA_VERSION: u64 = 1;
 /// The `meta` row holding the schema version.
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
+/// A random number chosen when the file is created: revisions of two stores (a wiped and
+/// recreated file, another server) are not comparable, and clients tell them apart by it.
+pub(super) const STORE_ID_KEY: &str = "store_id";
 
 /// Longest environment name accepted.
 pub(super) const MAX_ENVIRONMENT_LEN: usize = 64;

@@ -70,7 +70,12 @@ impl TestServer {
     }
 
     pub async fn watch(&self, environment: &str, since: u64) -> Watcher {
-        Watcher::open(SyncClient::new(self.channel().await), environment, since).await.unwrap()
+        self.watch_from(environment, since, "").await
+    }
+
+    /// A watch resuming at `since` of the store `store_id` (`""`: unknown).
+    pub async fn watch_from(&self, environment: &str, since: u64, store_id: &str) -> Watcher {
+        Watcher::open_from(SyncClient::new(self.channel().await), environment, since, store_id).await.unwrap()
     }
 }
 
@@ -107,9 +112,24 @@ static WATCHERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize
 
 impl Watcher {
     pub async fn open<T>(
+        client: SyncClient<T>,
+        environment: &str,
+        since: u64,
+    ) -> Result<Watcher, tonic::Status>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
+        Watcher::open_from(client, environment, since, "").await
+    }
+
+    pub async fn open_from<T>(
         mut client: SyncClient<T>,
         environment: &str,
         since: u64,
+        store_id: &str,
     ) -> Result<Watcher, tonic::Status>
     where
         T: tonic::client::GrpcService<tonic::body::Body>,
@@ -123,6 +143,8 @@ impl Watcher {
             environment: environment.into(),
             since_revision: since,
             client_name: name.clone(),
+            store_id: store_id.into(),
+            observer: false,
         };
         requests
             .send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) })
