@@ -17,7 +17,7 @@ pub struct Config {
     pub sdk_token: Option<String>,
     /// Allow listening beyond loopback without an admin token.
     pub insecure: bool,
-    /// How often a quiet stream gets a heartbeat.
+    /// How often a quiet stream gets a heartbeat: a stream never goes silent for two intervals.
     pub heartbeat_interval: Duration,
     /// How far behind (in revisions) a client may resume from before it gets a full snapshot.
     pub resume_window: u64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flag_proto::v1::{self, watch_request, watch_response};
 use flag_proto::{WatchFrame, environment_or_default};
-use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
@@ -142,6 +142,10 @@ impl StreamTask {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // A client may close its request side (no more acks) and keep reading.
         let mut inbound_open = true;
+        // A change since the last tick makes that tick's heartbeat needless. A flag rather
+        // than `Interval::reset` after each change: a reset moves a timer-wheel entry, once
+        // per stream per change, and the silence a client sees stays under 2 intervals.
+        let mut sent_since_tick = false;
         loop {
             tokio::select! {
                 changed = updates.changed() => {
@@ -159,7 +163,7 @@ impl StreamTask {
                     if let Err(end) = sent {
                         return end;
                     }
-                    heartbeat.reset();
+                    sent_since_tick = true;
                 }
                 message = inbound.message(), if inbound_open => match message {
                     Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) })) => {
@@ -174,6 +178,9 @@ impl StreamTask {
                     Err(_) => return End::Quietly,
                 },
                 _ = heartbeat.tick() => {
+                    if std::mem::take(&mut sent_since_tick) {
+                        continue;
+                    }
                     let beat = v1::WatchResponse { kind: Some(watch_response::Kind::Heartbeat(v1::Heartbeat {
                         revision: self.sent,
                         interval_ms: millis(interval),
@@ -251,13 +258,19 @@ impl StreamTask {
         kind: FrameKind,
     ) -> Result<(), End> {
         let timeout = self.state.config.slow_client_timeout;
+        // Room in the buffer is the common case: sent without arming a timer, which for a
+        // change fanned out to thousands of streams is a timer-wheel entry each.
+        let frame = match sink.frames.try_send(frame) {
+            Ok(()) => {
+                self.sent(revision, kind);
+                return Ok(());
+            }
+            Err(TrySendError::Closed(_)) => return Err(End::Quietly),
+            Err(TrySendError::Full(frame)) => frame,
+        };
         match sink.frames.send_timeout(frame, timeout).await {
             Ok(()) => {
-                self.sent = revision;
-                match kind {
-                    FrameKind::Snapshot => metrics::counter!("flagd_snapshots_sent_total").increment(1),
-                    FrameKind::Change => metrics::counter!("flagd_changes_sent_total").increment(1),
-                }
+                self.sent(revision, kind);
                 Ok(())
             }
             Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
@@ -270,6 +283,17 @@ impl StreamTask {
                     self.sent
                 ))))
             }
+        }
+    }
+}
+
+impl StreamTask {
+    /// Records that the frame of `revision` is on its way.
+    fn sent(&mut self, revision: u64, kind: FrameKind) {
+        self.sent = revision;
+        match kind {
+            FrameKind::Snapshot => metrics::counter!("flagd_snapshots_sent_total").increment(1),
+            FrameKind::Change => metrics::counter!("flagd_changes_sent_total").increment(1),
         }
     }
 }
