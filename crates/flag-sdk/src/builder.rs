@@ -191,6 +191,11 @@ impl ClientBuilder {
                 reason: error.to_string(),
             })?
             .connect_timeout(self.connect_timeout)
+            // HTTP/2 pings find a connection that died without a FIN (a NAT or proxy that
+            // dropped it) even before the stream's heartbeat timeout does.
+            .http2_keep_alive_interval(self.heartbeat_timeout)
+            .keep_alive_timeout(self.connect_timeout)
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let token = match &self.token {
             Some(token) => Bearer(Some(format!("Bearer {token}").parse().map_err(|_| ConnectError::Token)?)),

@@ -6,8 +6,8 @@
 //! of slots per shard. A thread owns a shard exclusively (its row is written by nobody
 //! else, so an increment is a plain load and store, not a locked read-modify-write on a
 //! shared cache line); the background flusher sums the rows and reports the differences to
-//! the `metrics` crate. Threads beyond the exclusive shards share one overflow row and pay
-//! for an atomic add.
+//! the `metrics` crate. Threads beyond the exclusive shards (the cores plus a few, see
+//! `shards::exclusive`) share one overflow row and pay for an atomic add.
 //!
 //! An evaluation answers with a reference to the variant's value inside the snapshot; its
 //! address identifies the (flag, variant) pair. The address → slot table is filled the
@@ -47,12 +47,20 @@ pub(crate) struct EvalCounters {
     by_key: HashMap<Box<str>, FlagSlots>,
     /// Open-addressing table of value addresses and their slots; one probe reads one entry.
     entries: Box<[Entry]>,
-    /// `rows × stride` counts; row `r` is written only by the thread owning shard `r`, except
-    /// the last (overflow) row. Atomics so the flusher can read while owners write.
-    counts: Box<[AtomicU64]>,
-    /// Slots per row, rounded up to a whole cache line so rows never share one.
-    stride: usize,
+    /// `rows × lines_per_row` cache lines of counts; row `r` is written only by the thread
+    /// owning shard `r`, except the last (overflow) row. Atomics so the flusher can read
+    /// while owners write. Whole, aligned lines, so no two rows ever share one.
+    counts: Box<[Line]>,
+    /// Cache lines per row: the slots rounded up to whole lines.
+    lines_per_row: usize,
+    /// Rows owned by one thread each ([`shards::exclusive`]); row `exclusive` is the overflow.
+    exclusive: usize,
 }
+
+/// Eight counts on one cache line of their own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line([AtomicU64; 8]);
 
 impl EvalCounters {
     /// Counters for every (flag, variant) of `model`.
@@ -66,14 +74,15 @@ impl EvalCounters {
             by_key.insert(Box::from(key.as_str()), (first, names));
         }
         let capacity = (labels.len() * 2).next_power_of_two().max(16);
-        let stride = labels.len().div_ceil(8) * 8;
-        let rows = shards::EXCLUSIVE + 1;
+        let lines_per_row = labels.len().div_ceil(8);
+        let exclusive = shards::exclusive();
         EvalCounters {
             labels: labels.into_boxed_slice(),
             by_key,
             entries: (0..capacity).map(|_| Entry::default()).collect(),
-            counts: (0..rows * stride).map(|_| AtomicU64::new(0)).collect(),
-            stride,
+            counts: (0..(exclusive + 1) * lines_per_row).map(|_| Line::default()).collect(),
+            lines_per_row,
+            exclusive,
         }
     }
 
@@ -84,11 +93,13 @@ impl EvalCounters {
             Some(value) => self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation)),
             None => NO_VARIANT,
         };
-        let shard = shards::current();
-        let Some(count) = self.counts.get(shard.min(shards::EXCLUSIVE) * self.stride + slot as usize) else {
+        let shard = shards::current().min(self.exclusive);
+        let slot = slot as usize;
+        let Some(Line(line)) = self.counts.get(shard * self.lines_per_row + (slot >> 3)) else {
             return;
         };
-        if shard < shards::EXCLUSIVE {
+        let count = &line[slot & 7];
+        if shard < self.exclusive {
             // This thread is the only writer of its row: no read-modify-write is needed.
             count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         } else {
@@ -150,8 +161,8 @@ impl EvalCounters {
     /// The total count of each slot, summed over the shards.
     pub(crate) fn totals(&self) -> Vec<u64> {
         let mut totals = vec![0u64; self.labels.len()];
-        for row in self.counts.chunks(self.stride) {
-            for (total, count) in totals.iter_mut().zip(row) {
+        for row in self.counts.chunks(self.lines_per_row) {
+            for (total, count) in totals.iter_mut().zip(row.iter().flat_map(|Line(line)| line)) {
                 *total = total.wrapping_add(count.load(Ordering::Relaxed));
             }
         }
@@ -181,9 +192,16 @@ mod shards {
 
     use super::*;
 
-    /// Rows owned by one thread each. Enough for a runtime's workers and a few more; the
-    /// rest share the overflow row.
-    pub(super) const EXCLUSIVE: usize = 8;
+    /// Rows owned by one thread each: the machine's cores plus a few (a runtime's workers and
+    /// some blocking threads), at least 8 and at most 64 — each row costs 8 bytes per
+    /// (flag, variant) in every snapshot. Threads beyond share the overflow row.
+    pub(super) fn exclusive() -> usize {
+        static EXCLUSIVE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *EXCLUSIVE.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(8, std::num::NonZero::get);
+            (cores + 4).clamp(8, 64)
+        })
+    }
 
     /// Rows released by threads that ended, for the next thread to take.
     static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
@@ -197,14 +215,14 @@ mod shards {
             let reused = FREE.lock().ok().and_then(|mut free| free.pop());
             Claim(reused.unwrap_or_else(|| {
                 let next = NEXT.fetch_add(1, Ordering::Relaxed);
-                if next < EXCLUSIVE { next } else { EXCLUSIVE }
+                next.min(exclusive())
             }))
         }
     }
 
     impl Drop for Claim {
         fn drop(&mut self) {
-            if self.0 < EXCLUSIVE
+            if self.0 < exclusive()
                 && let Ok(mut free) = FREE.lock()
             {
                 free.push(self.0);
@@ -231,7 +249,7 @@ mod shards {
 
     #[cold]
     fn claim() -> usize {
-        let row = CLAIM.try_with(|claim| claim.0).unwrap_or(EXCLUSIVE);
+        let row = CLAIM.try_with(|claim| claim.0).unwrap_or_else(|_| exclusive());
         ROW.set(row);
         row
     }

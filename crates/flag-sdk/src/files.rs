@@ -88,6 +88,9 @@ pub(crate) fn write_cache(
     temporary.write_all(&bytes).map_err(io)?;
     temporary.as_file().sync_all().map_err(io)?;
     temporary.persist(path).map_err(|error| io(error.error))?;
+    // The rename is durable only once the directory is: a crash before that may bring back
+    // the previous cache, which is stale but whole.
+    std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(io)?;
     Ok(())
 }
 

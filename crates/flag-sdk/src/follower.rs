@@ -59,6 +59,8 @@ enum StreamEnd {
     Failed(tonic::Status),
     #[error("flagd ended the stream")]
     Ended,
+    #[error("flagd did not answer the subscription within {0:?}")]
+    NoAnswer(Duration),
     #[error("no message for {0:?}: the stream is dead")]
     Silent(Duration),
     #[error("flagd sent a change from revision {from} to a client at {held}")]
@@ -80,8 +82,21 @@ pub(crate) struct Follower {
     pub(crate) last_error: watch::Sender<Option<String>>,
 }
 
+/// Marks the flags stale when the follower stops for good — its runtime shut down while a
+/// client lives on — so the status never claims `Ready` for flags nobody follows.
+struct StaleOnDrop(Arc<Shared>);
+
+impl Drop for StaleOnDrop {
+    fn drop(&mut self) {
+        if matches!(*self.0.status.borrow(), Status::Ready) {
+            self.0.set_status(Status::Stale { since: Instant::now() });
+        }
+    }
+}
+
 impl Follower {
     pub(crate) async fn run(self) {
+        let _stale_on_drop = StaleOnDrop(Arc::clone(&self.shared));
         let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
         let mut attempt = 0u64;
         loop {
@@ -127,9 +142,14 @@ impl Follower {
         };
         // The channel has room: this cannot wait.
         let _ = requests.try_send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) });
-        let mut stream = match client.watch(ReceiverStream::new(outbound)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return StreamEnd::Refused(status),
+        // Bounded: a proxy that accepts the connection with no server behind it, or a wedged
+        // flagd, would otherwise hold the follower here for good.
+        let answer =
+            tokio::time::timeout(settings.heartbeat_timeout, client.watch(ReceiverStream::new(outbound)));
+        let mut stream = match answer.await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return StreamEnd::Refused(status),
+            Err(_) => return StreamEnd::NoAnswer(settings.heartbeat_timeout),
         };
         info!(since, "following flagd");
         let mut silence = settings.heartbeat_timeout;

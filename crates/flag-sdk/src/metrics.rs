@@ -8,7 +8,7 @@
 //! | `flag_sdk_snapshot_age_seconds` | gauge | `environment`; since the flags were last known current |
 //! | `flag_sdk_dark_launch_*` | see [`DarkLaunch`](crate::DarkLaunch) | `flag` |
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::shared::{Live, Shared};
@@ -19,38 +19,50 @@ use crate::status::Status;
 pub(crate) struct Flusher {
     /// A `Mutex`: the timer task and [`Client::flush_metrics`](crate::Client::flush_metrics)
     /// may flush at once; neither is on the evaluation path.
-    reported: Mutex<Reported>,
+    counted: Mutex<Vec<Counted>>,
 }
 
-#[derive(Debug, Default)]
-struct Reported {
-    /// The state being counted and its totals at the last flush.
-    current: Option<(Arc<Live>, Vec<u64>)>,
-    /// A replaced state, flushed once more at the next flush: evaluations that loaded it
-    /// just before the swap may still be counting.
-    retired: Option<(Arc<Live>, Vec<u64>)>,
+/// A state whose counts are being reported.
+#[derive(Debug)]
+struct Counted {
+    live: Arc<Live>,
+    /// Its totals at the last flush.
+    last: Vec<u64>,
+    /// Flushes since it was replaced (`None` while live). A replaced state is reported at two
+    /// more flushes: evaluations that loaded it just before the swap may still be counting.
+    retired_flushes: Option<u8>,
+}
+
+impl Counted {
+    fn new(live: Arc<Live>) -> Counted {
+        let last = vec![0; live.counters.labels().len()];
+        Counted { live, last, retired_flushes: None }
+    }
 }
 
 impl Flusher {
     /// Reports counts and gauges for `shared` now.
     pub(crate) fn flush(&self, shared: &Shared) {
-        let Ok(mut reported) = self.reported.lock() else { return };
-        let live = shared.live.load_full();
-        if let Some((retired, last)) = reported.retired.take() {
-            report(&retired, &last);
-        }
-        let same = reported.current.as_ref().is_some_and(|(current, _)| Arc::ptr_eq(current, &live));
-        if !same {
-            if let Some((old, last)) = reported.current.take() {
-                let now = report(&old, &last);
-                reported.retired = Some((old, now));
+        let Ok(mut counted) = self.counted.lock() else { return };
+        let retired = std::mem::take(&mut *shared.retired.lock().unwrap_or_else(PoisonError::into_inner));
+        for state in retired {
+            match counted.iter_mut().find(|c| Arc::ptr_eq(&c.live, &state)) {
+                Some(known) => known.retired_flushes = Some(0),
+                None => counted.push(Counted { retired_flushes: Some(0), ..Counted::new(state) }),
             }
-            let zeros = vec![0; live.counters.labels().len()];
-            reported.current = Some((Arc::clone(&live), zeros));
         }
-        if let Some((current, last)) = reported.current.as_mut() {
-            *last = report(current, last);
+        let live = shared.live.load_full();
+        if !counted.iter().any(|c| Arc::ptr_eq(&c.live, &live)) {
+            counted.push(Counted::new(Arc::clone(&live)));
         }
+        for state in counted.iter_mut() {
+            state.last = report(&state.live, &state.last);
+            if let Some(flushes) = state.retired_flushes.as_mut() {
+                *flushes += 1;
+            }
+        }
+        counted.retain(|state| state.retired_flushes.is_none_or(|flushes| flushes < 2));
+        drop(counted);
 
         let status = *shared.status.borrow();
         let environment = shared.environment.clone();
@@ -154,6 +166,29 @@ mod tests {
             flusher.flush(&shared);
             // The snapshotter reports what was added since its previous snapshot.
             assert_eq!(evaluations(&snapshotter.snapshot().into_vec(), "all", "on"), 3);
+        });
+    }
+
+    #[test]
+    fn states_that_come_and_go_between_two_flushes_are_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let shared = Shared::new("production".into(), Status::Offline);
+            let flusher = Flusher::default();
+            let set = FlagSet { flags: vec![Flag::rollout("all", 100.0).unwrap()], segments: vec![] };
+            // Five changes between two flushes, three evaluations on each state.
+            for revision in 1..=5 {
+                shared.install(Model::from_set(set.clone(), revision, &Model::default()), revision).unwrap();
+                for _ in 0..3 {
+                    shared.live.load().is_enabled("all", &Context::new("u"));
+                }
+            }
+            flusher.flush(&shared);
+            flusher.flush(&shared);
+            flusher.flush(&shared);
+            assert_eq!(evaluations(&snapshotter.snapshot().into_vec(), "all", "on"), 15);
+            assert!(flusher.counted.lock().unwrap().len() == 1, "replaced states are let go");
         });
     }
 }

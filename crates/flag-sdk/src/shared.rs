@@ -13,6 +13,11 @@ use crate::dark_launch::DarkLaunches;
 use crate::model::Model;
 use crate::status::{Status, SyncCounters};
 
+/// Most replaced states kept for the metrics flusher. Each holds a whole snapshot, so the
+/// cap bounds memory; more changes than this within one flush interval (10 s by default)
+/// drop the oldest states' unreported counts.
+pub(crate) const MAX_RETIRED: usize = 64;
+
 /// One applied state of the flags: what every evaluation reads.
 #[derive(Debug)]
 pub(crate) struct Live {
@@ -60,6 +65,11 @@ pub(crate) struct Shared {
     /// `Mutex`: set on a snapshot or a cache start, read on connect and by the cache writer,
     /// never by an evaluation.
     pub(crate) store_id: std::sync::Mutex<String>,
+    /// States replaced since the metrics flusher last looked, whose evaluation counts are
+    /// not all reported yet: without them, a state that lives between two flushes would
+    /// never be counted. A `Mutex`: touched once per apply and once per flush, never by an
+    /// evaluation. Capped (see [`MAX_RETIRED`]) for clients nobody flushes.
+    pub(crate) retired: std::sync::Mutex<Vec<Arc<Live>>>,
     /// Registered once: setting it on every apply is then one store, not a label lookup
     /// (the flusher sets it too, for a recorder installed later).
     revision_gauge: metrics::Gauge,
@@ -76,6 +86,7 @@ impl Shared {
             revision_gauge: metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone()),
             environment,
             store_id: std::sync::Mutex::default(),
+            retired: std::sync::Mutex::default(),
         }
     }
 
@@ -85,7 +96,13 @@ impl Shared {
         let previous = self.live.load_full();
         let snapshot = model.compile(&previous.snapshot)?;
         let live = Arc::new(Live::new(Arc::new(model), snapshot, revision));
-        self.live.store(Arc::clone(&live));
+        let replaced = self.live.swap(Arc::clone(&live));
+        let mut retired = self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if retired.len() == MAX_RETIRED {
+            retired.remove(0);
+        }
+        retired.push(replaced);
+        drop(retired);
         self.revision_gauge.set(revision as f64);
         tracing::debug!(flags = live.snapshot.len(), "applied");
         // Subscribers learn of it only after the store, so what they then read is new.

@@ -179,7 +179,7 @@ async fn a_start_told_to_fail_fails_when_flagd_is_down() {
     let mut server = TestServer::start().await.unwrap();
     server.stop().await.unwrap();
     let result =
-        server.client_builder().start_timeout(Duration::from_millis(100), OnTimeout::Fail).connect().await;
+        server.client_builder().start_timeout(Duration::from_secs(1), OnTimeout::Fail).connect().await;
     match result {
         Err(ConnectError::Timeout { last_error, .. }) => {
             assert!(last_error.is_some_and(|e| e.contains("connect")), "the cause is reported");
@@ -211,7 +211,7 @@ async fn the_sdk_token_opens_the_stream_and_a_wrong_one_is_reported() {
     let refused = server
         .client_builder()
         .token("guess")
-        .start_timeout(Duration::from_millis(300), OnTimeout::Fail)
+        .start_timeout(Duration::from_secs(1), OnTimeout::Fail)
         .connect()
         .await;
     match refused {
@@ -220,4 +220,20 @@ async fn the_sdk_token_opens_the_stream_and_a_wrong_one_is_reported() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+#[test]
+fn a_client_whose_runtime_has_shut_down_reports_its_flags_stale() {
+    let server_runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = server_runtime.block_on(TestServer::start()).unwrap();
+    server_runtime.block_on(server.put_flag(&Flag::rollout("chat", 100.0).unwrap())).unwrap();
+    let client_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = client_runtime.block_on(server.client_builder().connect()).unwrap();
+    assert_eq!(client.status(), Status::Ready);
+
+    // Nothing follows flagd any more: the flags still answer, but they are not Ready.
+    drop(client_runtime);
+    assert!(matches!(client.status(), Status::Stale { .. }), "{:?}", client.status());
+    assert!(client.is_enabled("chat", &Context::new("user-1")));
+    drop(server_runtime);
 }
