@@ -269,18 +269,38 @@ async fn reload_forever(
     let mut loads = 1;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A file written in place (not renamed over) can be read half-written, and a YAML file
+    // cut at a flag boundary is still a valid, smaller flag set. So a change is read only
+    // once its stamp has held for a whole interval, and applied only if the stamp held
+    // while it was read.
+    let mut settling = None;
     loop {
         ticks.tick().await;
         let now = file_stamp(&path);
         if now == stamp {
+            settling = None;
             continue;
         }
-        stamp = now;
+        if settling != Some(now) {
+            settling = Some(now);
+            continue;
+        }
         let Some(shared) = shared.upgrade() else { return };
         let read = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || read_flags_file(&path)).await
+            tokio::task::spawn_blocking(move || {
+                let set = read_flags_file(&path);
+                (set, file_stamp(&path))
+            })
+            .await
         };
+        let read = match read {
+            Ok((_, after)) if after != now => continue, // changed while read: settle again
+            Ok((set, _)) => Ok(set),
+            Err(error) => Err(error),
+        };
+        stamp = now;
+        settling = None;
         match read {
             Ok(Ok(set)) => {
                 loads += 1;
