@@ -209,6 +209,13 @@ impl ClientBuilder {
                 match shared.install(model, revision) {
                     Ok(_) => {
                         shared.set_store_id(store_id);
+                        // Stale since the cache was written, not since this start: that is
+                        // how old the flags may be.
+                        let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                        let age = written.and_then(|at| at.elapsed().ok());
+                        if let Some(since) = age.and_then(|age| Instant::now().checked_sub(age)) {
+                            shared.set_status(Status::Stale { since });
+                        }
                         info!(revision, path = %path.display(), "serving cached flags until flagd answers")
                     }
                     Err(error) => warn!(%error, "ignoring the flag cache: its flags are invalid"),

@@ -88,6 +88,8 @@ async fn with_flagd_down_at_start_the_cache_is_served_until_flagd_returns() {
     drop(first);
     server.stop().await.unwrap();
 
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before_start = std::time::Instant::now();
     let user = Context::new("user-1");
     let client = server
         .client_builder()
@@ -96,7 +98,12 @@ async fn with_flagd_down_at_start_the_cache_is_served_until_flagd_returns() {
         .connect()
         .await
         .unwrap();
-    assert!(matches!(client.status(), Status::Stale { .. }), "{:?}", client.status());
+    // Stale since the cache was written: the flags are at least that old.
+    assert!(
+        matches!(client.status(), Status::Stale { since } if since < before_start),
+        "{:?}",
+        client.status()
+    );
     assert!(client.is_enabled("chat", &user));
     assert_eq!(client.revision(), revision);
 
