@@ -130,7 +130,8 @@ impl ClientBuilder {
     }
 
     /// Serves the flags of this file (flag-core's flag set, YAML or `.json`) instead of
-    /// following flagd; status [`Status::Offline`].
+    /// following flagd; status [`Status::Offline`]. The endpoint, token, timeouts and cache
+    /// file are then not used: nothing connects, and the file is its own cache.
     pub fn offline_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.offline_file = Some(path.into());
         self

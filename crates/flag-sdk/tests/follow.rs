@@ -244,3 +244,26 @@ fn a_client_whose_runtime_has_shut_down_reports_its_flags_stale() {
     assert!(client.is_enabled("chat", &Context::new("user-1")));
     drop(server_runtime);
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_ends_its_stream() {
+    let server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
+    let client = server.client_builder().connect().await.unwrap();
+    let clone = client.clone();
+    drop(client);
+    let connected = || async {
+        let request =
+            flag_proto::v1::WaitForAcksRequest { environment: String::new(), revision: 0, wait_ms: 0 };
+        server.admin().await.unwrap().wait_for_acks(request).await.unwrap().into_inner().connected
+    };
+    assert_eq!(connected().await, 1, "a clone keeps the client following");
+    drop(clone);
+    tokio::time::timeout(WAIT, async {
+        while connected().await > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stream ends once the last clone is dropped");
+}
