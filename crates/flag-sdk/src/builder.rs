@@ -228,6 +228,7 @@ impl ClientBuilder {
         });
 
         let (last_error, last_error_seen) = watch::channel(None);
+        let (refused, mut refused_seen) = watch::channel(None);
         let follower = Follower {
             shared: Arc::clone(&shared),
             settings: FollowSettings {
@@ -245,13 +246,26 @@ impl ClientBuilder {
             },
             cache,
             last_error,
+            refused,
         };
         tasks.add(tokio::spawn(follower.run()));
 
         let mut status = shared.status.subscribe();
         let ready = status.wait_for(|status| *status == Status::Ready);
-        if tokio::time::timeout(self.start_timeout, ready).await.is_ok() {
-            return Ok(Client::from_parts(shared, tasks));
+        let fail_fast = self.on_timeout == OnTimeout::Fail;
+        let refused = refused_seen.wait_for(Option::is_some);
+        let started = tokio::time::timeout(self.start_timeout, async {
+            tokio::select! {
+                Ok(_) = ready => None,
+                Ok(reason) = refused, if fail_fast => Some(reason.clone().unwrap_or_default()),
+                else => std::future::pending().await,
+            }
+        })
+        .await;
+        match started {
+            Ok(None) => return Ok(Client::from_parts(shared, tasks)),
+            Ok(Some(reason)) => return Err(ConnectError::Refused { reason }),
+            Err(_) => {}
         }
         let last_error = last_error_seen.borrow().clone();
         match self.on_timeout {

@@ -78,6 +78,14 @@ pub enum ConnectError {
         /// The last connection or stream error, if any.
         last_error: Option<String>,
     },
+    /// flagd refused the subscription for a reason retrying will not fix (a wrong token, an
+    /// invalid environment), and the builder was told to fail
+    /// ([`OnTimeout::Fail`](crate::OnTimeout::Fail)): answered at once, not at the timeout.
+    #[error("flagd refused the client: {reason}")]
+    Refused {
+        /// flagd's explanation.
+        reason: String,
+    },
     /// The offline flags file cannot be used.
     #[error("offline flags file")]
     Offline(#[source] FileError),

@@ -10,6 +10,7 @@ use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_request, watch_response};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
@@ -80,6 +81,9 @@ pub(crate) struct Follower {
     pub(crate) cache: Option<watch::Sender<Option<Applied>>>,
     /// The last error, for a start that times out to explain why.
     pub(crate) last_error: watch::Sender<Option<String>>,
+    /// Set when flagd refuses the subscription in a way retrying will not fix, so a start
+    /// told to fail can say so at once.
+    pub(crate) refused: watch::Sender<Option<String>>,
 }
 
 /// Marks the flags stale when the follower stops for good — its runtime shut down while a
@@ -113,6 +117,14 @@ impl Follower {
             }
             metrics::gauge!("flag_sdk_stream_status", "environment" => self.settings.environment.clone())
                 .set(self.shared.status.borrow().gauge());
+            if let StreamEnd::Refused(status) = &end
+                && matches!(
+                    status.code(),
+                    Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument
+                )
+            {
+                self.refused.send_replace(Some(status.message().to_owned()));
+            }
             let delay = backoff.next_delay();
             warn!(error = %end, retry_in = ?delay, "flag stream lost; serving the last flags");
             self.last_error.send_replace(Some(end.to_string()));
