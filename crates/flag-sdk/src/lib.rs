@@ -68,6 +68,7 @@ mod builder;
 mod client;
 mod counters;
 mod dark_launch;
+mod dark_launch_figures;
 mod error;
 mod evaluate;
 mod files;
