@@ -22,7 +22,8 @@
 //!   [`FlagChanges`].
 //! - `files` — the cache file (atomic writes; a corrupt one is ignored) and offline flags files.
 //! - `dark_launch` — [`DarkLaunch`]: old and new paths by cohort, compared in the shadow;
-//!   `shadow` — where shadow candidates run, panics caught.
+//!   `shadow` — where shadow candidates run, panics caught, stale or late jobs dropped;
+//!   `dark_launch_figures` — the per-flag counts and timings behind [`DarkLaunchStats`].
 //! - `test_flags` — [`TestFlags`], forced flags without a server; `test_server` — with the
 //!   `test-server` feature, [`TestServer`], a real flagd in the test process.
 //!
