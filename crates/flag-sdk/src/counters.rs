@@ -47,20 +47,21 @@ pub(crate) struct EvalCounters {
     by_key: HashMap<Box<str>, FlagSlots>,
     /// Open-addressing table of value addresses and their slots; one probe reads one entry.
     entries: Box<[Entry]>,
-    /// `rows × lines_per_row` cache lines of counts; row `r` is written only by the thread
-    /// owning shard `r`, except the last (overflow) row. Atomics so the flusher can read
-    /// while owners write. Whole, aligned lines, so no two rows ever share one.
-    counts: Box<[Line]>,
-    /// Cache lines per row: the slots rounded up to whole lines.
-    lines_per_row: usize,
+    /// `rows × stride` counts from `base`; row `r` is written only by the thread owning shard
+    /// `r`, except the last (overflow) row. Atomics so the flusher can read while owners
+    /// write.
+    counts: Box<[AtomicU64]>,
+    /// Where row 0 starts: the first count on a 64-byte boundary, so that rows of whole
+    /// cache lines never share one (the allocation itself is only 8-byte aligned).
+    base: usize,
+    /// Slots per row, rounded up to a whole cache line.
+    stride: usize,
     /// Rows owned by one thread each ([`shards::exclusive`]); row `exclusive` is the overflow.
     exclusive: usize,
 }
 
-/// Eight counts on one cache line of their own.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Line([AtomicU64; 8]);
+/// Counts per cache line.
+const PER_LINE: usize = 8;
 
 impl EvalCounters {
     /// Counters for every (flag, variant) of `model`.
@@ -74,14 +75,19 @@ impl EvalCounters {
             by_key.insert(Box::from(key.as_str()), (first, names));
         }
         let capacity = (labels.len() * 2).next_power_of_two().max(16);
-        let lines_per_row = labels.len().div_ceil(8);
+        let stride = labels.len().div_ceil(PER_LINE) * PER_LINE;
         let exclusive = shards::exclusive();
+        let counts: Box<[AtomicU64]> =
+            (0..(exclusive + 1) * stride + PER_LINE - 1).map(|_| AtomicU64::new(0)).collect();
+        let misalignment = counts.as_ptr().addr() % 64 / 8;
+        let base = (PER_LINE - misalignment) % PER_LINE;
         EvalCounters {
             labels: labels.into_boxed_slice(),
             by_key,
             entries: (0..capacity).map(|_| Entry::default()).collect(),
-            counts: (0..(exclusive + 1) * lines_per_row).map(|_| Line::default()).collect(),
-            lines_per_row,
+            counts,
+            base,
+            stride,
             exclusive,
         }
     }
@@ -93,12 +99,11 @@ impl EvalCounters {
             Some(value) => self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation)),
             None => NO_VARIANT,
         };
-        let shard = shards::current().min(self.exclusive);
-        let slot = slot as usize;
-        let Some(Line(line)) = self.counts.get(shard * self.lines_per_row + (slot >> 3)) else {
+        // Rows are claimed up to `exclusive` (the overflow row), never beyond.
+        let shard = shards::current();
+        let Some(count) = self.counts.get(self.base + shard * self.stride + slot as usize) else {
             return;
         };
-        let count = &line[slot & 7];
         if shard < self.exclusive {
             // This thread is the only writer of its row: no read-modify-write is needed.
             count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
@@ -161,8 +166,8 @@ impl EvalCounters {
     /// The total count of each slot, summed over the shards.
     pub(crate) fn totals(&self) -> Vec<u64> {
         let mut totals = vec![0u64; self.labels.len()];
-        for row in self.counts.chunks(self.lines_per_row) {
-            for (total, count) in totals.iter_mut().zip(row.iter().flat_map(|Line(line)| line)) {
+        for row in self.counts[self.base..].chunks_exact(self.stride) {
+            for (total, count) in totals.iter_mut().zip(row) {
                 *total = total.wrapping_add(count.load(Ordering::Relaxed));
             }
         }
