@@ -15,6 +15,17 @@ async fn wait_for_status(client: &Client, wanted: fn(&Status) -> bool) {
     tokio::time::timeout(WAIT, status.wait_for(wanted)).await.expect("the status in time").unwrap();
 }
 
+/// The cache is written in the background after a snapshot is applied.
+async fn wait_for_file(path: &std::path::Path) {
+    tokio::time::timeout(WAIT, async {
+        while !path.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cache file is written");
+}
+
 #[tokio::test]
 async fn a_change_is_seen_promptly_and_acknowledged() {
     let server = TestServer::start().await.unwrap();
@@ -77,14 +88,7 @@ async fn with_flagd_down_at_start_the_cache_is_served_until_flagd_returns() {
     server.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
     let first = server.client_builder().cache_file(&cache).connect().await.unwrap();
     let revision = first.revision();
-    // The cache is written in the background after the snapshot is applied.
-    tokio::time::timeout(WAIT, async {
-        while !cache.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the cache file is written");
+    wait_for_file(&cache).await;
     drop(first);
     server.stop().await.unwrap();
 
@@ -122,13 +126,7 @@ async fn a_cache_from_another_store_is_replaced_by_a_full_snapshot() {
     old.put_flag(&Flag::rollout("chat", 100.0).unwrap()).await.unwrap();
     let first = old.client_builder().cache_file(&cache).connect().await.unwrap();
     let cached_revision = first.revision();
-    tokio::time::timeout(WAIT, async {
-        while !cache.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the cache file is written");
+    wait_for_file(&cache).await;
     drop(first);
 
     // A new flagd with its own store, already further along than the cached revision: a
