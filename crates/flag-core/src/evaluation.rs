@@ -15,6 +15,66 @@ pub struct Evaluation<'s> {
     pub reason: Reason<'s>,
 }
 
+impl<'s> Evaluation<'s> {
+    /// As a boolean answer: the value, or `default` with `TypeMismatch` when the flag serves
+    /// another type (or the reason it served nothing). Evaluators that do something between
+    /// evaluating and typing (the SDK counts) share this rule with the typed helpers.
+    #[inline]
+    pub fn into_bool(self, default: bool) -> Detail<'s, bool> {
+        self.typed(default, ValueKind::Bool, |v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        })
+    }
+
+    /// As a string answer; see [`Evaluation::into_bool`].
+    #[inline]
+    pub fn into_string(self, default: &'s str) -> Detail<'s, &'s str> {
+        self.typed(default, ValueKind::String, |v| match v {
+            Value::String(s) => Some(&**s),
+            _ => None,
+        })
+    }
+
+    /// As a number answer; see [`Evaluation::into_bool`].
+    #[inline]
+    pub fn into_number(self, default: f64) -> Detail<'s, f64> {
+        self.typed(default, ValueKind::Number, |v| match v {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        })
+    }
+
+    /// As a JSON answer; see [`Evaluation::into_bool`].
+    #[inline]
+    pub fn into_json(self, default: &'s serde_json::Value) -> Detail<'s, &'s serde_json::Value> {
+        self.typed(default, ValueKind::Json, |v| match v {
+            Value::Json(json) => Some(&**json),
+            _ => None,
+        })
+    }
+
+    #[inline]
+    fn typed<T>(
+        self,
+        default: T,
+        expected: ValueKind,
+        extract: impl FnOnce(&'s Value) -> Option<T>,
+    ) -> Detail<'s, T> {
+        let Some(value) = self.value else {
+            return Detail { value: default, variant: None, reason: self.reason };
+        };
+        match extract(value) {
+            Some(typed) => Detail { value: typed, variant: self.variant, reason: self.reason },
+            None => Detail {
+                value: default,
+                variant: None,
+                reason: Reason::Error(EvalError::TypeMismatch { expected, found: value.kind() }),
+            },
+        }
+    }
+}
+
 /// Why an evaluation answered as it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,28 +164,6 @@ impl Snapshot {
         matches!(self.evaluate(flag, ctx).value, Some(Value::Bool(true)))
     }
 
-    fn typed<'a, T>(
-        &'a self,
-        flag: &(impl FlagRef + ?Sized),
-        ctx: &Context<'_>,
-        default: T,
-        expected: ValueKind,
-        extract: impl FnOnce(&'a Value) -> Option<T>,
-    ) -> Detail<'a, T> {
-        let evaluation = self.evaluate(flag, ctx);
-        let Some(value) = evaluation.value else {
-            return Detail { value: default, variant: None, reason: evaluation.reason };
-        };
-        match extract(value) {
-            Some(typed) => Detail { value: typed, variant: evaluation.variant, reason: evaluation.reason },
-            None => Detail {
-                value: default,
-                variant: None,
-                reason: Reason::Error(EvalError::TypeMismatch { expected, found: value.kind() }),
-            },
-        }
-    }
-
     /// A boolean flag's value with the reason, or `default`.
     pub fn bool_detail<F: FlagRef + ?Sized>(
         &self,
@@ -133,10 +171,7 @@ impl Snapshot {
         ctx: &Context<'_>,
         default: bool,
     ) -> Detail<'_, bool> {
-        self.typed(flag, ctx, default, ValueKind::Bool, |v| match v {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_bool(default)
     }
 
     /// A string flag's value with the reason, or `default`.
@@ -146,10 +181,7 @@ impl Snapshot {
         ctx: &Context<'_>,
         default: &'a str,
     ) -> Detail<'a, &'a str> {
-        self.typed(flag, ctx, default, ValueKind::String, |v| match v {
-            Value::String(s) => Some(&**s),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_string(default)
     }
 
     /// A number flag's value with the reason, or `default`.
@@ -159,10 +191,7 @@ impl Snapshot {
         ctx: &Context<'_>,
         default: f64,
     ) -> Detail<'_, f64> {
-        self.typed(flag, ctx, default, ValueKind::Number, |v| match v {
-            Value::Number(n) => Some(*n),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_number(default)
     }
 
     /// A JSON flag's value with the reason, or `default`.
@@ -172,10 +201,7 @@ impl Snapshot {
         ctx: &Context<'_>,
         default: &'a serde_json::Value,
     ) -> Detail<'a, &'a serde_json::Value> {
-        self.typed(flag, ctx, default, ValueKind::Json, |v| match v {
-            Value::Json(json) => Some(&**json),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_json(default)
     }
 
     /// A boolean flag's value, or `default` (missing flag, other type, error).

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache, Guard};
-use flag_core::{
-    Context, Detail, EvalError, Evaluation, FlagHandle, FlagRef, LaunchStage, Reason, Value, ValueKind,
-};
+use flag_core::{Context, Detail, Evaluation, FlagHandle, FlagRef, LaunchStage, Value};
 
 use crate::shared::Live;
 
@@ -70,31 +68,6 @@ impl Live {
         }
     }
 
-    /// flag-core's typed-helper rule: the caller's default with `TypeMismatch` when the flag
-    /// serves another type.
-    #[inline]
-    pub(crate) fn typed<'a, F: FlagKey + ?Sized, T>(
-        &'a self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: T,
-        expected: ValueKind,
-        extract: impl FnOnce(&'a Value) -> Option<T>,
-    ) -> Detail<'a, T> {
-        let evaluation = self.evaluate(flag, ctx);
-        let Some(value) = evaluation.value else {
-            return Detail { value: default, variant: None, reason: evaluation.reason };
-        };
-        match extract(value) {
-            Some(typed) => Detail { value: typed, variant: evaluation.variant, reason: evaluation.reason },
-            None => Detail {
-                value: default,
-                variant: None,
-                reason: Reason::Error(EvalError::TypeMismatch { expected, found: value.kind() }),
-            },
-        }
-    }
-
     #[inline]
     pub(crate) fn bool_detail<F: FlagKey + ?Sized>(
         &self,
@@ -102,10 +75,7 @@ impl Live {
         ctx: &Context<'_>,
         default: bool,
     ) -> Detail<'_, bool> {
-        self.typed(flag, ctx, default, ValueKind::Bool, |v| match v {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_bool(default)
     }
 
     #[inline]
@@ -115,10 +85,7 @@ impl Live {
         ctx: &Context<'_>,
         default: f64,
     ) -> Detail<'_, f64> {
-        self.typed(flag, ctx, default, ValueKind::Number, |v| match v {
-            Value::Number(n) => Some(*n),
-            _ => None,
-        })
+        self.evaluate(flag, ctx).into_number(default)
     }
 }
 
@@ -189,10 +156,7 @@ impl Current {
         ctx: &Context<'_>,
         default: &'a str,
     ) -> Detail<'a, &'a str> {
-        self.live.typed(flag, ctx, default, ValueKind::String, |v| match v {
-            Value::String(s) => Some(&**s),
-            _ => None,
-        })
+        self.live.evaluate(flag, ctx).into_string(default)
     }
 
     /// A string flag's value, or `default`.
@@ -212,10 +176,7 @@ impl Current {
         ctx: &Context<'_>,
         default: &'a serde_json::Value,
     ) -> Detail<'a, &'a serde_json::Value> {
-        self.live.typed(flag, ctx, default, ValueKind::Json, |v| match v {
-            Value::Json(json) => Some(&**json),
-            _ => None,
-        })
+        self.live.evaluate(flag, ctx).into_json(default)
     }
 
     /// A JSON flag's value, or `default`.
