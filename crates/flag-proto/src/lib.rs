@@ -7,12 +7,14 @@
 //!   time (no system `protoc`): messages, the `Admin` and `Sync` clients and servers.
 //! - [`shared_sync`] — the `Sync` server once more, with [`FrameCodec`]: pre-encoded frames
 //!   are written verbatim, so a change is encoded once for all streams.
+//! - `limits` — [`MAX_MESSAGE_BYTES`], the one message-size limit every side sets.
 //! - `convert` — flag-core ⇄ proto, in one place. Every proto field is destructured, so a new
 //!   field breaks the build until it is handled; malformed input becomes [`InvalidMessage`]
 //!   naming the field.
 
 mod convert;
 mod frame;
+mod limits;
 
 /// Generated `flags.v1` messages and services.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -28,3 +30,4 @@ pub mod shared_sync {
 
 pub use convert::{DEFAULT_ENVIRONMENT, InvalidMessage, environment_or_default, flag_set_from_proto};
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
+pub use limits::{DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES};

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flag_proto::flag_set_from_proto;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_request, watch_response};
+use flag_proto::{MAX_MESSAGE_BYTES, flag_set_from_proto};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backoff::Backoff;
 use crate::model::{Delta, Model};
-use crate::shared::Shared;
+use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncCounters};
 
 /// How the follower connects and when it gives up on a stream.
@@ -142,7 +142,8 @@ impl Follower {
                 Err(error) => return StreamEnd::Connect(error),
             },
         };
-        let mut client = SyncClient::with_interceptor(channel, settings.token.clone());
+        let mut client = SyncClient::with_interceptor(channel, settings.token.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (requests, outbound) = mpsc::channel(8);
         let since = self.shared.live.load().revision;
         let subscribe = v1::Subscribe {
@@ -180,14 +181,12 @@ impl Follower {
                     silence = settings.heartbeat_timeout.max(announced);
                     continue;
                 }
-                watch_response::Kind::Snapshot(snapshot) => match self.apply_snapshot(snapshot) {
-                    Ok(revision) => revision,
-                    Err(end) => return end,
-                },
-                watch_response::Kind::Changes(changes) => match self.apply_changes(changes) {
-                    Ok(revision) => revision,
-                    Err(end) => return end,
-                },
+                watch_response::Kind::Snapshot(snapshot) => Frame::Snapshot(snapshot),
+                watch_response::Kind::Changes(changes) => Frame::Changes(changes),
+            };
+            let revision = match self.apply(revision).await {
+                Ok(revision) => revision,
+                Err(end) => return end,
             };
             let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
             if requests.send(ack).await.is_err() {
@@ -199,55 +198,84 @@ impl Follower {
         }
     }
 
-    fn apply_snapshot(&self, snapshot: v1::FullSnapshot) -> Result<u64, StreamEnd> {
-        let v1::FullSnapshot { revision, flags, segments, store_id } = snapshot;
-        let set =
-            flag_set_from_proto(flags, segments).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
-        let previous = Arc::clone(&self.shared.live.load().model);
-        self.shared.set_store_id(store_id);
-        self.install(Model::from_set(set, revision, &previous), revision)?;
-        SyncCounters::bump(&self.shared.sync.full_snapshots);
-        info!(revision, "applied a full snapshot");
-        Ok(revision)
+    /// Applies one frame on a blocking thread: converting, validating and compiling an
+    /// environment of tens of thousands of flags takes tens of milliseconds, which would stall
+    /// every other task on this runtime worker (the application's, too) if done here.
+    async fn apply(&self, frame: Frame) -> Result<u64, StreamEnd> {
+        let shared = Arc::clone(&self.shared);
+        let applied = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let applied = match frame {
+                Frame::Snapshot(snapshot) => apply_snapshot(&shared, snapshot),
+                Frame::Changes(changes) => apply_changes(&shared, changes),
+            };
+            shared.sync.record_apply(started.elapsed());
+            applied
+        })
+        .await
+        .map_err(|error| StreamEnd::Unusable(format!("applying the flags failed: {error}")))??;
+        if let (Some(cache), Some(live)) = (&self.cache, applied.live) {
+            cache.send_replace(Some((live.revision, self.shared.store_id(), Arc::clone(&live.model))));
+        }
+        Ok(applied.revision)
     }
+}
 
-    fn apply_changes(&self, changes: v1::Changes) -> Result<u64, StreamEnd> {
-        let v1::Changes {
-            from_revision,
-            revision,
-            upserted_flags,
-            deleted_flags,
-            upserted_segments,
-            deleted_segments,
-        } = changes;
-        let live = self.shared.live.load_full();
-        if from_revision != live.revision {
-            return Err(StreamEnd::OutOfStep { from: from_revision, held: live.revision });
-        }
-        SyncCounters::bump(&self.shared.sync.changes);
-        if revision == live.revision {
-            // An empty catch-up: already current.
-            return Ok(revision);
-        }
-        let upserted = flag_set_from_proto(upserted_flags, upserted_segments)
-            .map_err(|error| StreamEnd::Unusable(error.to_string()))?;
-        let delta = Delta {
-            upserted_flags: upserted.flags,
-            deleted_flags,
-            upserted_segments: upserted.segments,
-            deleted_segments,
-        };
-        self.install(live.model.apply(delta, revision), revision)?;
-        debug!(from_revision, revision, "applied changes");
-        Ok(revision)
-    }
+/// A frame that changes the flags.
+enum Frame {
+    Snapshot(v1::FullSnapshot),
+    Changes(v1::Changes),
+}
 
-    fn install(&self, model: Model, revision: u64) -> Result<(), StreamEnd> {
-        let live =
-            self.shared.install(model, revision).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
-        if let Some(cache) = &self.cache {
-            cache.send_replace(Some((revision, self.shared.store_id(), Arc::clone(&live.model))));
-        }
-        Ok(())
+/// The revision a frame brought the client to, and the state installed for it (`None` when
+/// the frame changed nothing).
+struct Installed {
+    revision: u64,
+    live: Option<Arc<Live>>,
+}
+
+fn apply_snapshot(shared: &Shared, snapshot: v1::FullSnapshot) -> Result<Installed, StreamEnd> {
+    let v1::FullSnapshot { revision, flags, segments, store_id } = snapshot;
+    let set = flag_set_from_proto(flags, segments).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+    let previous = Arc::clone(&shared.live.load().model);
+    shared.set_store_id(store_id);
+    let live = install(shared, Model::from_set(set, revision, &previous), revision)?;
+    SyncCounters::bump(&shared.sync.full_snapshots);
+    info!(revision, "applied a full snapshot");
+    Ok(Installed { revision, live: Some(live) })
+}
+
+fn apply_changes(shared: &Shared, changes: v1::Changes) -> Result<Installed, StreamEnd> {
+    let v1::Changes {
+        from_revision,
+        revision,
+        upserted_flags,
+        deleted_flags,
+        upserted_segments,
+        deleted_segments,
+    } = changes;
+    let live = shared.live.load_full();
+    if from_revision != live.revision {
+        return Err(StreamEnd::OutOfStep { from: from_revision, held: live.revision });
     }
+    SyncCounters::bump(&shared.sync.changes);
+    if revision == live.revision {
+        // An empty catch-up: already current.
+        return Ok(Installed { revision, live: None });
+    }
+    let upserted = flag_set_from_proto(upserted_flags, upserted_segments)
+        .map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+    let delta = Delta {
+        upserted_flags: upserted.flags,
+        deleted_flags,
+        upserted_segments: upserted.segments,
+        deleted_segments,
+    };
+    let installed = install(shared, live.model.apply(delta, revision), revision)?;
+    debug!(from_revision, revision, "applied changes");
+    Ok(Installed { revision, live: Some(installed) })
+}
+
+fn install(shared: &Shared, model: Model, revision: u64) -> Result<Arc<Live>, StreamEnd> {
+    shared.install(model, revision).map_err(|error| StreamEnd::Unusable(error.to_string()))
 }

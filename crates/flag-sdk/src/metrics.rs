@@ -6,6 +6,7 @@
 //! | `flag_sdk_stream_status` | gauge | `environment`; 0 ready, 1 stale, 2 offline |
 //! | `flag_sdk_snapshot_revision` | gauge | `environment` |
 //! | `flag_sdk_snapshot_age_seconds` | gauge | `environment`; since the flags were last known current |
+//! | `flag_sdk_apply_seconds` | histogram | none; time to apply one snapshot or change (see [`SyncStats`](crate::SyncStats)) |
 //! | `flag_sdk_dark_launch_*` | see [`DarkLaunch`](crate::DarkLaunch) | `flag` |
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};

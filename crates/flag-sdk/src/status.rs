@@ -1,7 +1,7 @@
 //! How current the flags a client serves are.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Whether a client's flags are current. Observe it with
 /// [`Client::status`](crate::Client::status) and
@@ -43,6 +43,11 @@ pub struct SyncStats {
     pub changes: u64,
     /// Streams lost and reconnected.
     pub reconnects: u64,
+    /// How long applying the last snapshot or change took (converting, validating and
+    /// compiling the environment, off the async runtime).
+    pub last_apply: Duration,
+    /// The total time spent applying snapshots and changes.
+    pub apply_time: Duration,
 }
 
 /// The counts behind [`SyncStats`]. Atomics: written by the follower, read by anyone; once
@@ -52,6 +57,9 @@ pub(crate) struct SyncCounters {
     pub(crate) full_snapshots: AtomicU64,
     pub(crate) changes: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Microseconds, like the other figures read by anyone at any time.
+    pub(crate) last_apply_micros: AtomicU64,
+    pub(crate) apply_micros: AtomicU64,
 }
 
 impl SyncCounters {
@@ -64,6 +72,16 @@ impl SyncCounters {
             full_snapshots: self.full_snapshots.load(Ordering::Relaxed),
             changes: self.changes.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            last_apply: Duration::from_micros(self.last_apply_micros.load(Ordering::Relaxed)),
+            apply_time: Duration::from_micros(self.apply_micros.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Records one frame's apply time, in the figures and the `flag_sdk_apply_seconds` histogram.
+    pub(crate) fn record_apply(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.last_apply_micros.store(micros, Ordering::Relaxed);
+        self.apply_micros.fetch_add(micros, Ordering::Relaxed);
+        metrics::histogram!("flag_sdk_apply_seconds").record(took);
     }
 }

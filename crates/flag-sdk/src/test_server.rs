@@ -128,7 +128,9 @@ impl TestServer {
             ),
             None => None,
         };
-        Ok(AdminClient::with_interceptor(channel, AdminToken(token)))
+        Ok(AdminClient::with_interceptor(channel, AdminToken(token))
+            .max_decoding_message_size(flag_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(flag_proto::MAX_MESSAGE_BYTES))
     }
 
     /// Creates or replaces a flag in `production`; answers the new revision.

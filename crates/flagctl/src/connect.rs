@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use flag_proto::MAX_MESSAGE_BYTES;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -66,7 +67,9 @@ impl Server {
             .connect()
             .await
             .map_err(|error| Failure::Unreachable { address: address.clone(), cause: error_chain(&error) })?;
-        let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone());
+        let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Server {
             address,
             environment: global.environment.clone(),
@@ -80,6 +83,7 @@ impl Server {
     /// A Sync client on the same connection, without the per-call timeout (it streams).
     pub(crate) fn sync(&self) -> SyncClient<InterceptedService<Channel, Bearer>> {
         SyncClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// A request for `message` with the usual deadline.

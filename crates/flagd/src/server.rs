@@ -4,12 +4,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use flag_proto::MAX_MESSAGE_BYTES;
 use flag_proto::shared_sync::sync_server::SyncServer;
 use flag_proto::v1::admin_server::AdminServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tracing::info;
 
@@ -148,15 +150,19 @@ pub async fn serve_with_management(
     };
 
     let admin_tokens = tokens.clone();
-    let admin = AdminServer::with_interceptor(
-        AdminService::new(Arc::clone(&state)),
+    let admin = InterceptedService::new(
+        AdminServer::new(AdminService::new(Arc::clone(&state)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         move |request: tonic::Request<()>| {
             admin_tokens.check_admin(request.metadata())?;
             Ok(request)
         },
     );
-    let sync = SyncServer::with_interceptor(
-        SyncService::new(Arc::clone(&state)),
+    let sync = InterceptedService::new(
+        SyncServer::new(SyncService::new(Arc::clone(&state)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         move |request: tonic::Request<()>| {
             tokens.check_sdk(request.metadata())?;
             Ok(request)
