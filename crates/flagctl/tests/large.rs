@@ -1,0 +1,51 @@
+//! An environment larger than gRPC's default 4 MiB message limit, through the real binaries:
+//! apply, list and export all of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::Flagd;
+
+const FLAGS: usize = 12_000;
+
+/// A JSON flag file of `FLAGS` flags with long descriptions: about 6 MB on the wire.
+fn large_file() -> String {
+    let description = "a description long enough to make the environment big ".repeat(6);
+    let flags: Vec<serde_json::Value> = (0..FLAGS)
+        .map(|i| {
+            serde_json::json!({
+                "key": format!("flag-{i:05}"),
+                "description": format!("{i}: {description}"),
+                "variants": [{ "name": "on", "value": true }, { "name": "off", "value": false }],
+                "off_variant": "off",
+                "default": { "variant": "off" },
+            })
+        })
+        .collect();
+    serde_json::json!({ "flags": flags }).to_string()
+}
+
+#[test]
+fn apply_list_and_export_an_environment_over_four_mebibytes() {
+    let flagd = Flagd::start();
+    let path = flagd.dir.path().join("large.json");
+    std::fs::write(&path, large_file()).unwrap();
+    let out = flagd.flagctl(&["apply", "-f", path.to_str().unwrap(), "--timeout", "120s"]).ok();
+    assert!(
+        out.trim_end().ends_with(&format!("applied {FLAGS} changes to production (revision {FLAGS})")),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+
+    let table = flagd.flagctl(&["list"]).ok();
+    assert_eq!(table.lines().count(), FLAGS + 1, "a header and a line per flag");
+    let listed = flagd.flagctl(&["list", "--json"]).ok();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let count = listed.as_array().map(Vec::len).or_else(|| listed["flags"].as_array().map(Vec::len));
+    assert_eq!(count, Some(FLAGS));
+
+    let exported = flagd.flagctl(&["export", "--format", "json"]).ok();
+    let exported: serde_json::Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(exported["flags"].as_array().map(Vec::len), Some(FLAGS));
+    assert_eq!(exported["flags"][FLAGS - 1]["key"], "flag-11999");
+}
