@@ -1,6 +1,8 @@
 //! Validation and compilation are one pass: a flag set is valid exactly when it compiles,
 //! so the server refuses precisely what the SDK's evaluator could not run.
 
+use std::borrow::Borrow;
+
 use rustc_hash::FxHashMap;
 
 use crate::compile_clause::{ClauseSite, compile_clause};
@@ -26,33 +28,44 @@ impl FlagSet {
 
     /// Validates the set and compiles it into an immutable [`Snapshot`] for evaluation.
     pub fn compile(&self) -> Result<Snapshot, ValidationError> {
-        let mut p = Problems::new();
-        let flag_index = index_keys(self.flags.iter().map(|f| f.key.as_str()), "flags", "flag", &mut p);
-        let segment_index =
-            index_keys(self.segments.iter().map(|s| s.key.as_str()), "segments", "segment", &mut p);
-
-        let segments: Vec<_> = p.field("segments", |p| {
-            let compiled = self.segments.iter().enumerate();
-            compiled.map(|(i, segment)| p.index(i, |p| compile_segment(segment, p))).collect()
-        });
-        let flags: Vec<_> = p.field("flags", |p| {
-            let names = Names { set: self, flags: &flag_index, segments: &segment_index };
-            let compiled = self.flags.iter().enumerate();
-            compiled.map(|(i, flag)| p.index(i, |p| compile_flag(flag, &names, p))).collect()
-        });
-        p.field("flags", |p| report_prerequisite_cycles(&flags, p));
-        p.into_result()?;
-
-        // No problems were reported, so every flag and segment compiled.
-        let flags: Box<[CompiledFlag]> = flags.into_iter().flatten().collect();
-        let segments: Box<[CompiledSegment]> = segments.into_iter().flatten().collect();
-        Ok(Snapshot::new(flags, segments))
+        compile_parts(&self.flags, &self.segments)
     }
 }
 
+/// [`FlagSet::compile`] of flags and segments held elsewhere — behind `Arc`s shared with the
+/// previous state, say — without first cloning them into a [`FlagSet`]. Problem paths are
+/// as for a set holding them in this order.
+pub fn compile_parts<F: Borrow<Flag>, S: Borrow<Segment>>(
+    flags: &[F],
+    segments: &[S],
+) -> Result<Snapshot, ValidationError> {
+    let flags: Vec<&Flag> = flags.iter().map(Borrow::borrow).collect();
+    let segments: Vec<&Segment> = segments.iter().map(Borrow::borrow).collect();
+    let mut p = Problems::new();
+    let flag_index = index_keys(flags.iter().map(|f| f.key.as_str()), "flags", "flag", &mut p);
+    let segment_index = index_keys(segments.iter().map(|s| s.key.as_str()), "segments", "segment", &mut p);
+
+    let compiled_segments: Vec<_> = p.field("segments", |p| {
+        let compiled = segments.iter().enumerate();
+        compiled.map(|(i, segment)| p.index(i, |p| compile_segment(segment, p))).collect()
+    });
+    let compiled_flags: Vec<_> = p.field("flags", |p| {
+        let names = Names { flags: &flags, flag_index: &flag_index, segments: &segment_index };
+        let compiled = flags.iter().enumerate();
+        compiled.map(|(i, flag)| p.index(i, |p| compile_flag(flag, &names, p))).collect()
+    });
+    p.field("flags", |p| report_prerequisite_cycles(&compiled_flags, p));
+    p.into_result()?;
+
+    // No problems were reported, so every flag and segment compiled.
+    let compiled_flags: Box<[CompiledFlag]> = compiled_flags.into_iter().flatten().collect();
+    let compiled_segments: Box<[CompiledSegment]> = compiled_segments.into_iter().flatten().collect();
+    Ok(Snapshot::new(compiled_flags, compiled_segments))
+}
+
 struct Names<'a> {
-    set: &'a FlagSet,
-    flags: &'a FxHashMap<&'a str, u32>,
+    flags: &'a [&'a Flag],
+    flag_index: &'a FxHashMap<&'a str, u32>,
     segments: &'a FxHashMap<&'a str, u32>,
 }
 
@@ -233,11 +246,11 @@ fn compile_prerequisite(
     names: &Names<'_>,
     p: &mut Problems,
 ) -> Option<CompiledPrerequisite> {
-    let Some(&index) = names.flags.get(flag) else {
+    let Some(&index) = names.flag_index.get(flag) else {
         p.report_in("flag", format!("expected the key of a flag in the set, found {flag:?}"));
         return None;
     };
-    let required = &names.set.flags[index as usize];
+    let required = names.flags[index as usize];
     let Some(position) = required.variants.iter().position(|v| v.name == variant) else {
         let known: Vec<&str> = required.variants.iter().map(|v| v.name.as_str()).collect();
         p.report_in("variant", format!("expected one of {flag:?}'s variants {known:?}, found {variant:?}"));

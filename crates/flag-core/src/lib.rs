@@ -55,7 +55,7 @@ mod semver;
 mod snapshot;
 mod value;
 
-pub use compile::MAX_KEY_LEN;
+pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
 pub use error::{Problem, ValidationError};
 pub use evaluation::{Detail, EvalError, Evaluation, Reason};

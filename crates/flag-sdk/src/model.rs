@@ -2,8 +2,9 @@
 //! to, what the cache file stores, and which flags each change touched.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use flag_core::{Flag, FlagSet, Operator, Segment, Snapshot, ValidationError};
+use flag_core::{Flag, FlagSet, Operator, Segment, Snapshot, ValidationError, compile_parts};
 
 /// Flags and segments by key, plus the revision at which each flag's answers last could
 /// have changed.
@@ -11,14 +12,18 @@ use flag_core::{Flag, FlagSet, Operator, Segment, Snapshot, ValidationError};
 /// `BTreeMap`s keep the flag order stable across changes, so a snapshot compiled after a
 /// change that creates or deletes nothing keeps its predecessor's layout and
 /// [`FlagHandle`](flag_core::FlagHandle)s stay on their fast path.
+///
+/// Flags, segments and keys are behind `Arc`s because each change clones the model: with
+/// tens of thousands of flags, cloning pointers instead of flags is most of what keeps
+/// applying one change cheap (the unchanged flags are shared with the previous state).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Model {
-    pub(crate) flags: BTreeMap<String, Flag>,
-    pub(crate) segments: BTreeMap<String, Segment>,
+    pub(crate) flags: BTreeMap<String, Arc<Flag>>,
+    pub(crate) segments: BTreeMap<String, Arc<Segment>>,
     /// Flag key → revision of the last change to it or to a segment it uses (deleted flags
     /// keep their entry). Per-flag subscriptions compare against it, so a subscriber that
     /// wakes late still sees a change that a later revision's keys would not mention.
-    pub(crate) changed_at: HashMap<String, u64>,
+    pub(crate) changed_at: HashMap<Arc<str>, u64>,
 }
 
 /// What a `Changes` frame (or a reloaded file) carries, already converted to flag-core types.
@@ -39,10 +44,10 @@ impl Model {
             changed_at: previous.changed_at.clone(),
         };
         for flag in set.flags {
-            model.flags.insert(flag.key.clone(), flag);
+            model.flags.insert(flag.key.clone(), Arc::new(flag));
         }
         for segment in set.segments {
-            model.segments.insert(segment.key.clone(), segment);
+            model.segments.insert(segment.key.clone(), Arc::new(segment));
         }
         // A full replacement: mark only what differs, so per-flag subscribers of untouched
         // flags are not woken by a reconnect that brought nothing new.
@@ -61,9 +66,7 @@ impl Model {
             .chain(previous.segments.keys().filter(|key| !model.segments.contains_key(*key)))
             .collect();
         changed.extend(model.flags_using(&segments_changed));
-        for key in changed {
-            model.changed_at.insert(key, revision);
-        }
+        model.mark_changed(changed, revision);
         model
     }
 
@@ -73,7 +76,7 @@ impl Model {
         let mut changed: Vec<String> = Vec::new();
         for flag in delta.upserted_flags {
             changed.push(flag.key.clone());
-            model.flags.insert(flag.key.clone(), flag);
+            model.flags.insert(flag.key.clone(), Arc::new(flag));
         }
         for key in delta.deleted_flags {
             model.flags.remove(&key);
@@ -82,7 +85,7 @@ impl Model {
         let mut segments: Vec<String> = Vec::new();
         for segment in delta.upserted_segments {
             segments.push(segment.key.clone());
-            model.segments.insert(segment.key.clone(), segment);
+            model.segments.insert(segment.key.clone(), Arc::new(segment));
         }
         for key in delta.deleted_segments {
             model.segments.remove(&key);
@@ -90,10 +93,19 @@ impl Model {
         }
         let segment_refs: Vec<&String> = segments.iter().collect();
         changed.extend(model.flags_using(&segment_refs));
-        for key in changed {
-            model.changed_at.insert(key, revision);
-        }
+        model.mark_changed(changed, revision);
         model
+    }
+
+    fn mark_changed(&mut self, keys: Vec<String>, revision: u64) {
+        for key in keys {
+            match self.changed_at.get_mut(key.as_str()) {
+                Some(at) => *at = revision,
+                None => {
+                    self.changed_at.insert(key.into(), revision);
+                }
+            }
+        }
     }
 
     /// Keys of the flags with an `in_segment` clause naming one of `segments`.
@@ -116,14 +128,16 @@ impl Model {
     /// The model as a flag set (for compiling and for the cache file).
     pub(crate) fn to_set(&self) -> FlagSet {
         FlagSet {
-            flags: self.flags.values().cloned().collect(),
-            segments: self.segments.values().cloned().collect(),
+            flags: self.flags.values().map(|flag| Flag::clone(flag)).collect(),
+            segments: self.segments.values().map(|segment| Segment::clone(segment)).collect(),
         }
     }
 
     /// Validates and compiles the model, keeping `previous`'s layout when the keys match.
     pub(crate) fn compile(&self, previous: &Snapshot) -> Result<Snapshot, ValidationError> {
-        Ok(self.to_set().compile()?.keep_layout_of(previous))
+        let flags: Vec<&Flag> = self.flags.values().map(|flag| &**flag).collect();
+        let segments: Vec<&Segment> = self.segments.values().map(|segment| &**segment).collect();
+        Ok(compile_parts(&flags, &segments)?.keep_layout_of(previous))
     }
 }
 

@@ -65,7 +65,7 @@ impl FlagChanges {
             self.applied.changed().await.ok()?;
             let shared = self.shared.upgrade()?;
             let live = shared.live.load();
-            let now = live.model.changed_at.get(&self.key).copied();
+            let now = live.model.changed_at.get(self.key.as_str()).copied();
             if now != self.seen {
                 self.seen = now;
                 return Some(live.revision);

@@ -55,6 +55,7 @@ mod patch;
 mod paths;
 mod read;
 mod records;
+mod size;
 mod subject;
 mod tables;
 mod write;
