@@ -256,15 +256,31 @@ pub async fn serve_reporting(
     state.serving.store(true, Ordering::Release);
     ready(Ready { grpc: address, management: management_address, tls });
     // Graceful shutdown waits for every connection to close, and a client that never closes
-    // (an idle connection, a stuck proxy) would keep flagd up forever: after the grace
-    // period the server future is dropped, which drops its connections.
-    let served = {
+    // (an idle connection, a stuck proxy) would keep flagd up forever: one grace period,
+    // counted from the stop signal, bounds both servers; then they are dropped, which drops
+    // their connections.
+    // A `watch`, not a future: both servers wait on it, and it stays over once over.
+    let (expire, expired) = watch::channel(false);
+    {
         let stopped = until_stopped(stopped.clone());
+        tokio::spawn(async move {
+            stopped.await;
+            tokio::time::sleep(grace).await;
+            expire.send_replace(true);
+        });
+    }
+    let grace_over = || {
+        let mut expired = expired.clone();
+        async move {
+            let _ = expired.wait_for(|over| *over).await;
+        }
+    };
+    let served = {
         tokio::pin!(served);
         tokio::select! {
             served = &mut served => served,
-            () = async { stopped.await; tokio::time::sleep(grace).await } => {
-                warn!(?grace, "connections still open after the shutdown grace period: dropping them");
+            () = grace_over() => {
+                warn!(?grace, "gRPC connections still open after the shutdown grace period: dropping them");
                 Ok(())
             }
         }
@@ -273,11 +289,13 @@ pub async fn serve_reporting(
     // If the gRPC server ended on its own, stop the rest too.
     stop.send_replace(true);
     state.hub.close();
-    if let Some(task) = management_task {
-        let abort = task.abort_handle();
-        if tokio::time::timeout(grace, task).await.is_err() {
-            warn!(?grace, "management connections still open after the shutdown grace period: dropping them");
-            abort.abort();
+    if let Some(mut task) = management_task {
+        tokio::select! {
+            _ = &mut task => {}
+            () = grace_over() => {
+                warn!(?grace, "management connections still open after the shutdown grace period: dropping them");
+                task.abort();
+            }
         }
     }
     served?;

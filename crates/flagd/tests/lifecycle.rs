@@ -67,9 +67,10 @@ fn sigterm_ends_flagd_within_the_grace_period_with_stdout_closed_and_a_connectio
         stdout.read_line(&mut line).unwrap();
     }
     let grpc = line.split_whitespace().find_map(|word| word.strip_prefix("grpc=")).unwrap();
-    // A connection that never speaks and never closes: graceful shutdown alone would wait
-    // for it forever.
-    let idle = TcpStream::connect(grpc).unwrap();
+    // Connections (to both ports) that never speak and never close: graceful shutdown alone
+    // would wait for them forever.
+    let management = line.split_whitespace().find_map(|word| word.strip_prefix("management=")).unwrap();
+    let idle = [TcpStream::connect(grpc).unwrap(), TcpStream::connect(management).unwrap()];
     std::thread::sleep(Duration::from_millis(200));
     terminate(&child);
     // One second of grace plus start-up slack on a loaded machine; without the grace
