@@ -63,10 +63,14 @@ impl Server {
             .connect_timeout(global.timeout)
             .tcp_nodelay(true);
         let endpoint = with_tls(endpoint, &address, global)?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|error| Failure::Unreachable { address: address.clone(), cause: error_chain(&error) })?;
+        let channel = endpoint.connect().await.map_err(|error| {
+            let mut cause = error_chain(&error);
+            if cause.contains("certificate") && global.ca_cert.is_none() {
+                // The usual cause: flagd's certificate comes from a private CA.
+                cause.push_str(" (for a private CA, pass --ca-cert or set FLAGD_CA_CERT)");
+            }
+            Failure::Unreachable { address: address.clone(), cause }
+        })?;
         let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone());
         Ok(Server {
             address,

@@ -37,6 +37,7 @@ fn flagctl_reads_and_writes_over_tls_with_the_ca_and_is_refused_without_it() {
     // The system roots do not know this CA: refused, naming the address and the certificate.
     let stderr = flagctl(&https, &["get", "chat"], &[]).fails_with(6);
     assert!(stderr.contains(&https) && stderr.contains("certificate"), "{stderr}");
+    assert!(stderr.contains("--ca-cert"), "{stderr}");
     // Plain HTTP to a TLS server is not served.
     let plain = format!("http://{}", flagd.address);
     let run = flagctl(&plain, &["--timeout", "2s", "get", "chat"], &[]);
