@@ -35,7 +35,11 @@ fn failed_start(mut command: Command) -> Output {
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    signal(child, "-TERM");
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -81,20 +85,22 @@ fn sigterm_ends_flagd_within_the_grace_period_with_stdout_closed_and_a_connectio
 }
 
 #[test]
-fn sigterm_ends_an_idle_flagd_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = flagd(&dir.path().join("flags.redb"), &["--shutdown-grace", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("flagd listening grpc=127.0.0.1:"), "{line}");
-    terminate(&child);
-    // Nothing is open, so it does not wait for the 60 s grace period.
-    let status = exits_within(&mut child, Duration::from_secs(8));
-    assert!(status.success(), "{status:?}");
+fn sigterm_or_ctrl_c_ends_an_idle_flagd_at_once() {
+    for sent in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = flagd(&dir.path().join("flags.redb"), &["--shutdown-grace", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("flagd listening grpc=127.0.0.1:"), "{line}");
+        signal(&child, sent);
+        // Nothing is open, so it does not wait for the 60 s grace period.
+        let status = exits_within(&mut child, Duration::from_secs(8));
+        assert!(status.success(), "{sent}: {status:?}");
+    }
 }
 
 #[test]
