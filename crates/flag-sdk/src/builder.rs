@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::client::{Client, Tasks};
@@ -48,6 +48,8 @@ pub struct ClientBuilder {
     offline_file: Option<PathBuf>,
     reload_every: Option<Duration>,
     metrics_every: Duration,
+    /// Trusted instead of the system roots for an `https://` endpoint.
+    ca_certificate: Option<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -67,6 +69,7 @@ impl ClientBuilder {
             offline_file: None,
             reload_every: None,
             metrics_every: Duration::from_secs(10),
+            ca_certificate: None,
         }
     }
 
@@ -92,6 +95,13 @@ impl ClientBuilder {
     /// process (tests, benches) can share it.
     pub fn channel(mut self, channel: Channel) -> Self {
         self.channel = Some(channel);
+        self
+    }
+
+    /// For an `https://` endpoint: trust this CA certificate (PEM) instead of the system's
+    /// roots, say for a private CA or a self-signed flagd.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
         self
     }
 
@@ -198,6 +208,7 @@ impl ClientBuilder {
             .keep_alive_timeout(self.connect_timeout)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let endpoint = with_tls(endpoint, &self.endpoint, self.ca_certificate.as_deref())?;
         let token = match &self.token {
             Some(token) => Bearer(Some(format!("Bearer {token}").parse().map_err(|_| ConnectError::Token)?)),
             None => Bearer(None),
@@ -282,6 +293,23 @@ impl ClientBuilder {
 }
 
 /// Applies the offline file again whenever its modification time or length changes.
+/// An `https://` endpoint speaks TLS, checked against `ca` or else the system's roots; an
+/// `http://` one given a CA is refused, since the CA would silently not be used.
+fn with_tls(endpoint: Endpoint, address: &str, ca: Option<&[u8]>) -> Result<Endpoint, ConnectError> {
+    let invalid = |reason: String| ConnectError::Endpoint { endpoint: address.to_owned(), reason };
+    if !address.starts_with("https://") {
+        return match ca {
+            Some(_) => Err(invalid("a CA certificate was given, but the endpoint is not https://".into())),
+            None => Ok(endpoint),
+        };
+    }
+    let tls = match ca {
+        Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    endpoint.tls_config(tls).map_err(|error| invalid(format!("TLS: {error}")))
+}
+
 async fn reload_forever(
     shared: std::sync::Weak<Shared>,
     path: PathBuf,

@@ -49,10 +49,27 @@ impl Interceptor for Bearer {
     }
 }
 
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Why one stream ended; the follower reconnects after any of them.
 #[derive(Debug, thiserror::Error)]
 enum StreamEnd {
-    #[error("cannot connect: {0}")]
+    // With its causes: the transport error alone says only "transport error", and the
+    // cause (refused, an untrusted certificate) is what an operator needs.
+    #[error("cannot connect: {}", chain(.0))]
     Connect(#[from] tonic::transport::Error),
     #[error("flagd refused the stream: {}", .0.message())]
     Refused(tonic::Status),

@@ -36,6 +36,9 @@ pub(crate) struct Global {
     /// The flagd gRPC address, `host:port` or a URL.
     #[arg(long, global = true, env = "FLAGD_ADDR", default_value = "http://127.0.0.1:8013")]
     pub(crate) server: String,
+    /// For an `https://` server: trust this CA certificate (PEM) instead of the system roots.
+    #[arg(long, global = true, env = "FLAGD_CA_CERT")]
+    pub(crate) ca_cert: Option<PathBuf>,
     /// The admin token (sent as `authorization: Bearer …`).
     #[arg(long, global = true, env = "FLAGD_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,

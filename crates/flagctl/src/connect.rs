@@ -9,7 +9,7 @@ use flag_proto::v1::sync_client::SyncClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use crate::cli::Global;
@@ -63,10 +63,15 @@ impl Server {
             })?
             .connect_timeout(global.timeout)
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|error| Failure::Unreachable { address: address.clone(), cause: error_chain(&error) })?;
+        let endpoint = with_tls(endpoint, &address, global)?;
+        let channel = endpoint.connect().await.map_err(|error| {
+            let mut cause = error_chain(&error);
+            if cause.contains("certificate") && global.ca_cert.is_none() {
+                // The usual cause: flagd's certificate comes from a private CA.
+                cause.push_str(" (for a private CA, pass --ca-cert or set FLAGD_CA_CERT)");
+            }
+            Failure::Unreachable { address: address.clone(), cause }
+        })?;
         let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -102,6 +107,32 @@ impl Server {
     pub(crate) fn failed(&self, status: Status) -> anyhow::Error {
         status_error(status, &self.address, &self.environment)
     }
+}
+
+/// An `https://` address speaks TLS, checked against `--ca-cert` or else the system roots.
+fn with_tls(endpoint: Endpoint, address: &str, global: &Global) -> anyhow::Result<Endpoint> {
+    let ca = match &global.ca_cert {
+        Some(path) => Some(std::fs::read(path).map_err(|error| {
+            Failure::Invalid(format!("--ca-cert {}: cannot read it ({error})", path.display()))
+        })?),
+        None => None,
+    };
+    if !address.starts_with("https://") {
+        if ca.is_some() {
+            return Err(Failure::Invalid(format!(
+                "--ca-cert is for TLS, but --server {address} is not https://"
+            ))
+            .into());
+        }
+        return Ok(endpoint);
+    }
+    let tls = match ca {
+        Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    Ok(endpoint
+        .tls_config(tls)
+        .map_err(|error| Failure::Invalid(format!("--server {address}: TLS: {error}")))?)
 }
 
 /// An error and its causes on one line: transport errors hide the useful part in `source`.

@@ -15,7 +15,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// When set, Sync calls need this token (or the admin token).
     pub sdk_token: Option<String>,
-    /// Allow listening beyond loopback without an admin token.
+    /// Allow listening beyond loopback without an admin token or without TLS.
     pub insecure: bool,
     /// How often a quiet stream gets a heartbeat: a stream never goes silent for two intervals.
     pub heartbeat_interval: Duration,
@@ -25,6 +25,37 @@ pub struct Config {
     pub slow_client_timeout: Duration,
     /// Frames buffered per stream before the client counts as slow.
     pub stream_buffer: usize,
+    /// How long shutdown waits for open connections to finish before dropping them.
+    pub shutdown_grace: Duration,
+    /// When set, gRPC and the management port are served over TLS with this identity.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TlsIdentity {
+    /// The certificate chain, leaf first (PEM).
+    pub cert_pem: Vec<u8>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// An identity from PEM text.
+    pub fn from_pem(cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        TlsIdentity { cert_pem: cert_pem.into(), key_pem: key_pem.into() }
+    }
+}
+
+// The key never reaches logs.
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Where flagd keeps its data unless told otherwise.
@@ -42,6 +73,8 @@ impl Config {
             resume_window: 10_000,
             slow_client_timeout: Duration::from_secs(10),
             stream_buffer: 64,
+            shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 
@@ -66,6 +99,18 @@ impl Config {
     /// The same settings with another resume window.
     pub fn with_resume_window(mut self, revisions: u64) -> Self {
         self.resume_window = revisions;
+        self
+    }
+
+    /// The same settings with another shutdown grace period.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The same settings, serving over TLS with `identity`.
+    pub fn with_tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
         self
     }
 
@@ -96,6 +141,8 @@ impl fmt::Debug for Config {
             .field("resume_window", &self.resume_window)
             .field("slow_client_timeout", &self.slow_client_timeout)
             .field("stream_buffer", &self.stream_buffer)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -15,7 +15,9 @@
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `auth` — bearer tokens, compared in constant time.
 //! - `management` — `/healthz`, `/readyz`, `/metrics`.
-//! - `server` — wiring; [`serve`] is what the binary and the tests run.
+//! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
+//! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
+//!   [`serve_reporting`] tells the binary when everything is bound and open.
 //!
 //! # Example
 //!
@@ -41,8 +43,10 @@ mod state;
 mod status;
 mod store;
 mod sync;
+mod tls;
 mod watch_stream;
 mod wire;
 
-pub use config::{Config, DEFAULT_DATA};
-pub use server::{ServeError, serve, serve_with_management};
+pub use config::{Config, DEFAULT_DATA, TlsIdentity};
+pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
+pub use tls::TlsError;

@@ -1,7 +1,9 @@
 //! `flagd` — the flag server binary: parse flags, set up logging, serve until SIGTERM/Ctrl-C.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,9 +30,18 @@ struct Args {
     /// Require this token (or the admin token) on Sync calls.
     #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
     sdk_token: Option<String>,
-    /// Allow a non-loopback address without an admin token.
+    /// Allow a non-loopback address without an admin token or without TLS.
     #[arg(long, env = "FLAGD_INSECURE")]
     insecure: bool,
+    /// Serve gRPC and the management port over TLS with this certificate chain (PEM).
+    #[arg(long, env = "FLAGD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FLAGD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// After SIGTERM or Ctrl-C, how long open connections may finish before they are dropped.
+    #[arg(long, env = "FLAGD_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
     /// Heartbeat interval on quiet streams.
     #[arg(long, env = "FLAGD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
@@ -63,51 +74,95 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on SIGTERM or Ctrl-C. The handlers are installed here, before the future is
+/// first polled: installed lazily, a signal arriving after "listening" but before the
+/// server polled it would kill flagd with the default action instead of shutting it down.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    init_logging(args.log_format);
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+    })
+}
+
+/// Reads `--tls-cert` and `--tls-key`, naming the file that cannot be read.
+fn tls_identity(cert: &Path, key: &Path) -> anyhow::Result<flagd::TlsIdentity> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the TLS {what} {}", path.display()))
+    };
+    Ok(flagd::TlsIdentity::from_pem(read(cert, "certificate")?, read(key, "key")?))
+}
+
+/// The one machine-readable line, so scripts and tests can find ports chosen with `:0`.
+/// Printed only once flagd serves; a stdout nobody reads any more (a closed pipe) is not a
+/// reason to stop serving, so a failed write is ignored rather than a panic.
+fn announce(ready: flagd::Ready) {
+    let management = ready.management.map_or_else(|| "none".to_owned(), |address| address.to_string());
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "flagd listening grpc={} management={management} tls={}", ready.grpc, ready.tls)
+        .and_then(|()| stdout.flush());
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let grpc =
         TcpListener::bind(args.listen).await.with_context(|| format!("binding gRPC to {}", args.listen))?;
     let management = TcpListener::bind(args.management)
         .await
         .with_context(|| format!("binding the management port to {}", args.management))?;
-    // One machine-readable line, so scripts and tests can find ports chosen with `:0`.
-    println!("flagd listening grpc={} management={}", grpc.local_addr()?, management.local_addr()?);
     let mut config = flagd::Config::new(args.data)
         .with_heartbeat_interval(args.heartbeat_interval)
         .with_resume_window(args.resume_window)
-        .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer);
+        .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer)
+        .with_shutdown_grace(args.shutdown_grace);
     if let Some(token) = args.admin_token {
         config = config.with_admin_token(token);
     }
     if let Some(token) = args.sdk_token {
         config = config.with_sdk_token(token);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config = config.with_tls(tls_identity(cert, key)?);
+    }
     config.insecure = args.insecure;
-    flagd::serve_with_management(grpc, Some(management), config, shutdown_signal())
+    flagd::serve_reporting(grpc, Some(management), config, shutdown_signal()?, announce)
         .await
         .context("flagd failed")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "Error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    // A store call still running on the blocking pool must not hold the exit past the grace
+    // period the operator chose; redb commits are atomic, so leaving one unfinished is safe.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "Error: {error:?}");
+            ExitCode::FAILURE
+        }
+    }
 }

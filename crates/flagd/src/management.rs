@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio_rustls::rustls::ServerConfig;
 
 use crate::state::State;
+use crate::tls::TlsListener;
 
 /// The process-wide Prometheus recorder. `metrics` has one global recorder, so every server
 /// in a process (tests run several) reports into the same one.
@@ -54,10 +56,11 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, &'static st
     }
 }
 
-/// Serves the management endpoints until `shutdown` completes.
+/// Serves the management endpoints until `shutdown` completes, over TLS when `tls` is given.
 pub(crate) async fn serve_management(
     listener: TcpListener,
     state: Arc<State>,
+    tls: Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -65,5 +68,11 @@ pub(crate) async fn serve_management(
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { prometheus().render() }))
         .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    }
 }

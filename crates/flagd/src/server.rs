@@ -1,6 +1,7 @@
 //! Wiring: open the store, build the services, serve until shut down.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -12,8 +13,8 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
-use tracing::info;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tracing::{info, warn};
 
 use crate::acks::Connections;
 use crate::admin::AdminService;
@@ -24,6 +25,19 @@ use crate::management::{prometheus, serve_management};
 use crate::state::State;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::sync::SyncService;
+use crate::tls::{TlsError, server_config};
+
+/// What a started server is bound to, reported once everything is bound, open and checked.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Ready {
+    /// The gRPC address.
+    pub grpc: SocketAddr,
+    /// The management address, if served.
+    pub management: Option<SocketAddr>,
+    /// Whether both ports speak TLS.
+    pub tls: bool,
+}
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +47,16 @@ pub enum ServeError {
     #[error(
         "refusing to listen on {0} without an admin token: set FLAGD_ADMIN_TOKEN, or pass --insecure to allow anyone on the network to change flags"
     )]
-    InsecureListen(std::net::SocketAddr),
+    InsecureListen(SocketAddr),
+    /// Listening beyond loopback needs TLS (or `insecure`): tokens must not cross the
+    /// network in clear text.
+    #[error(
+        "refusing to listen on {0} without TLS: tokens and flags would cross the network in clear text; pass --tls-cert and --tls-key, or --insecure to allow it"
+    )]
+    Plaintext(SocketAddr),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The flag store could not be opened.
     #[error("opening the flag store at {path}")]
     Store {
@@ -80,6 +103,30 @@ fn check(config: &Config) -> Result<(), ServeError> {
     }
 }
 
+/// The network rule, the same for both ports: beyond loopback, flagd needs an admin token
+/// (or anyone could change flags) and TLS (or tokens cross the network in clear), unless
+/// `insecure` says the operator accepts that.
+fn check_exposure(config: &Config, addresses: &[SocketAddr]) -> Result<(), ServeError> {
+    for &address in addresses {
+        if address.ip().is_loopback() || config.insecure {
+            continue;
+        }
+        if config.admin_token.is_none() {
+            return Err(ServeError::InsecureListen(address));
+        }
+        if config.tls.is_none() {
+            return Err(ServeError::Plaintext(address));
+        }
+    }
+    if config.sdk_token.is_some() && config.admin_token.is_none() {
+        warn!(
+            "an SDK token is set but no admin token: Admin calls (flag writes) are open to anyone who can reach {}; set FLAGD_ADMIN_TOKEN",
+            if config.insecure { "the gRPC port" } else { "loopback" }
+        );
+    }
+    Ok(())
+}
+
 /// Serves gRPC on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -97,15 +144,35 @@ pub async fn serve_with_management(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_reporting(grpc, management, config, shutdown, |_| {}).await
+}
+
+/// As [`serve_with_management`], calling `ready` once the store is open and checked, the
+/// settings are checked and both listeners serve; a start that fails returns the error
+/// without calling it. After `shutdown`, connections still open when the configured grace
+/// period ends are dropped.
+pub async fn serve_reporting(
+    grpc: TcpListener,
+    management: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Ready) + Send,
+) -> Result<(), ServeError> {
     let mut config = config;
     // An empty token (say, a secret that was not filled in) is no token, here and in `Tokens`.
     config.admin_token = config.admin_token.filter(|token| !token.is_empty());
     config.sdk_token = config.sdk_token.filter(|token| !token.is_empty());
     check(&config)?;
     let address = grpc.local_addr()?;
-    if !address.ip().is_loopback() && config.admin_token.is_none() && !config.insecure {
-        return Err(ServeError::InsecureListen(address));
-    }
+    let management_address = management.as_ref().map(TcpListener::local_addr).transpose()?;
+    check_exposure(&config, &[Some(address), management_address].into_iter().flatten().collect::<Vec<_>>())?;
+    // Both checked before the store is touched: a bad pair fails the start, not the first client.
+    let management_tls = config.tls.as_ref().map(server_config).transpose()?;
+    let grpc_tls = config
+        .tls
+        .as_ref()
+        .map(|tls| ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)));
+    let grace = config.shutdown_grace;
     prometheus();
     let store = {
         let (path, options) = (config.data.clone(), StoreOptions { resume_window: config.resume_window });
@@ -142,9 +209,9 @@ pub async fn serve_with_management(
 
     let management_task = match management {
         Some(listener) => {
-            info!(address = %listener.local_addr()?, "management endpoints listening");
             let state = Arc::clone(&state);
-            Some(tokio::spawn(serve_management(listener, state, until_stopped(stopped.clone()))))
+            let tls = management_tls;
+            Some(tokio::spawn(serve_management(listener, state, tls, until_stopped(stopped.clone()))))
         }
         None => None,
     };
@@ -177,22 +244,65 @@ pub async fn serve_with_management(
             state.hub.close();
         }
     };
-    info!(%address, "grpc listening");
-    state.serving.store(true, Ordering::Release);
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    let tls = grpc_tls.is_some();
+    if let Some(tls) = grpc_tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let served = builder
         // Thousands of SDK streams may share a few connections.
         .max_concurrent_streams(Some(1 << 20))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(admin)
         .add_service(sync)
-        .serve_with_incoming_shutdown(without_nagle(grpc), grpc_shutdown)
-        .await;
+        .serve_with_incoming_shutdown(without_nagle(grpc), grpc_shutdown);
+    // Everything is bound and open: the listeners already accept (the kernel queues
+    // connections until the servers poll), the store is open and the settings checked.
+    info!(%address, management = ?management_address, tls, "listening");
+    state.serving.store(true, Ordering::Release);
+    ready(Ready { grpc: address, management: management_address, tls });
+    // Graceful shutdown waits for every connection to close, and a client that never closes
+    // (an idle connection, a stuck proxy) would keep flagd up forever: one grace period,
+    // counted from the stop signal, bounds both servers; then they are dropped, which drops
+    // their connections.
+    // A `watch`, not a future: both servers wait on it, and it stays over once over.
+    let (expire, expired) = watch::channel(false);
+    {
+        let stopped = until_stopped(stopped.clone());
+        tokio::spawn(async move {
+            stopped.await;
+            tokio::time::sleep(grace).await;
+            expire.send_replace(true);
+        });
+    }
+    let grace_over = || {
+        let mut expired = expired.clone();
+        async move {
+            let _ = expired.wait_for(|over| *over).await;
+        }
+    };
+    let served = {
+        tokio::pin!(served);
+        tokio::select! {
+            served = &mut served => served,
+            () = grace_over() => {
+                warn!(?grace, "gRPC connections still open after the shutdown grace period: dropping them");
+                Ok(())
+            }
+        }
+    };
     state.serving.store(false, Ordering::Release);
     // If the gRPC server ended on its own, stop the rest too.
     stop.send_replace(true);
     state.hub.close();
-    if let Some(task) = management_task {
-        let _ = task.await;
+    if let Some(mut task) = management_task {
+        tokio::select! {
+            _ = &mut task => {}
+            () = grace_over() => {
+                warn!(?grace, "management connections still open after the shutdown grace period: dropping them");
+                task.abort();
+            }
+        }
     }
     served?;
     info!("stopped");
