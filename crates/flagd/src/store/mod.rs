@@ -45,16 +45,19 @@
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
+//! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments. `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
 
 mod apply;
 mod cache;
 mod error;
+mod lanes;
 mod patch;
 mod paths;
 mod read;
 mod records;
+mod staged;
 mod subject;
 mod tables;
 mod write;

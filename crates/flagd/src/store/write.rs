@@ -7,15 +7,19 @@
 //! `Durability::Immediate`: on disk before `commit` returns). Any refusal or failure drops
 //! the transaction, which aborts it, so nothing of a failed write remains. An apply
 //! (`apply`) records several changes the same way and validates once, at the end.
+//!
+//! Writers take turns through [`Lanes`]: a kill or revive goes before every waiting write,
+//! and a running apply gives its turn away to one (see `lanes` and `apply`).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flag_core::{Flag, FlagSet, Segment};
-use redb::{Database, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::cache::Cache;
 use super::error::{StoreError, WriteError};
+use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
 use super::records::{ChangeRecord, Committed, Operation, StoredVersion, WriteMeta, encode};
@@ -31,14 +35,16 @@ pub(super) struct Writer {
     /// "rebuild from the file": after a failed commit (it may or may not have reached the
     /// disk) or a panic in a writer, the file is the only truth.
     cache: Mutex<Option<Cache>>,
+    /// Whose turn it is: taken before `cache`, and held for the whole write.
+    lanes: Lanes,
 }
 
 /// When a write happened, in the two forms the store records.
 pub(super) struct Now {
     /// For history entries.
-    millis: i64,
+    pub(super) millis: i64,
     /// For flag metadata: RFC 3339 UTC with milliseconds.
-    text: String,
+    pub(super) text: String,
 }
 
 impl Now {
@@ -54,7 +60,35 @@ impl Now {
 impl Writer {
     /// A writer validating against `cache`, which must have been loaded from the file.
     pub(super) fn new(cache: Cache) -> Writer {
-        Writer { cache: Mutex::new(Some(cache)) }
+        Writer { cache: Mutex::new(Some(cache)), lanes: Lanes::default() }
+    }
+
+    /// Waits for a turn in `lane`.
+    pub(super) fn turn(&self, lane: Lane) -> Turn<'_> {
+        self.lanes.enter(lane)
+    }
+
+    /// Whether a kill or revive waits for the current turn (see `apply`).
+    pub(super) fn kill_waiting(&self) -> bool {
+        self.lanes.kill_waiting()
+    }
+
+    /// The environment's live set and a read transaction of exactly the state it is the set
+    /// of: no write commits while the cache is locked, so the two cannot disagree.
+    pub(super) fn peek(
+        &self,
+        db: &Database,
+        environment: &str,
+    ) -> Result<(Arc<FlagSet>, ReadTransaction), WriteError> {
+        let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = match slot.take() {
+            Some(cache) => cache,
+            None => Cache::load(db)?,
+        };
+        let set = cache.shared(environment);
+        *slot = Some(cache);
+        let read = db.begin_read()?;
+        Ok((set, read))
     }
 
     /// Applies `op` to `environment` in one durable transaction.
@@ -65,14 +99,19 @@ impl Writer {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
+        let lane = match op {
+            WriteOp::Kill { .. } | WriteOp::Revive { .. } => Lane::Urgent,
+            _ => Lane::Normal,
+        };
+        let _turn = self.turn(lane);
         self.transact(db, environment, |set| {
             let (committed, set) = commit(db, set, environment, op, meta)?;
             Ok((committed, Some(set)))
         })
     }
 
-    /// Runs `body` over the environment's live set with writes serialized; `body` returns
-    /// its result and the environment's new set when it committed one.
+    /// Runs `body` over the environment's live set; `body` returns its result and the
+    /// environment's new set when it committed one. The caller holds a [`Turn`].
     pub(super) fn transact<R>(
         &self,
         db: &Database,
@@ -126,12 +165,13 @@ fn commit(
     op: WriteOp,
     meta: &WriteMeta,
 ) -> Result<(Committed, FlagSet), WriteError> {
-    let now = Now::new();
     let txn = db.begin_write()?;
     let Planned { operation, change } = {
         let history = txn.open_table(FLAG_HISTORY)?;
         patch::plan(op, set, &history, environment)?
     };
+    // After planning: history records when the write was made, not when it was asked for.
+    let now = Now::new();
     let write = Write { txn: &txn, set, environment, operation, meta, now: &now };
     let (committed, set) = match change {
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
