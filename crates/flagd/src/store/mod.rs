@@ -145,6 +145,8 @@ impl Store {
 
     /// Applies one write in one durable transaction: when this returns `Ok`, the write is on
     /// disk. Writes are serialized, so validation sees exactly the state it commits over.
+    // The server writes through `write_if`; this is the write of callers without a client.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn write(
         &self,
         environment: &str,
@@ -152,6 +154,18 @@ impl Store {
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
         self.inner.writer.write(&self.inner.db, environment, op, meta)
+    }
+
+    /// Like [`Store::write`], but only if `wanted()` still holds when the write's turn comes
+    /// (after any queue): `None`, and nothing written, when it does not — the client has gone.
+    pub(crate) fn write_if(
+        &self,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Committed>, WriteError> {
+        self.inner.writer.write_if(&self.inner.db, environment, op, meta, wanted)
     }
 
     /// Makes the environment match `batch` in one durable transaction (see `apply`): every
