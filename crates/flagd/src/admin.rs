@@ -2,6 +2,7 @@
 //! is then published to the streams.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flag_core::{Flag, Segment};
@@ -12,7 +13,7 @@ use tracing::{info, instrument};
 
 use crate::state::State;
 use crate::status::{invalid_message, join_status, store_status, stored_set_status, write_status};
-use crate::store::{Batch, Committed, Store, StoreError, WriteMeta, WriteOp};
+use crate::store::{Batch, Committed, Store, StoreError, WriteError, WriteMeta, WriteOp};
 use crate::wire::{ack_report, applied_change, history_entry};
 
 /// Default and largest history page.
@@ -32,9 +33,11 @@ impl AdminService {
         AdminService { state }
     }
 
-    /// One durable write, then its publication to the environment's streams.
+    /// One durable write, then its publication to the environment's streams — unless the
+    /// client has gone (`client`) by the time the write's turn comes.
     async fn write(
         &self,
+        client: Client,
         environment: &str,
         op: WriteOp,
         change: Option<v1::Change>,
@@ -45,8 +48,13 @@ impl AdminService {
         let state = Arc::clone(&self.state);
         let target = environment.clone();
         let started = Instant::now();
+        let Client { deadline, present } = client;
+        let still_there = present.watcher();
         let committed = tokio::task::spawn_blocking(move || {
-            let committed = state.store.write(&target, op, &meta)?;
+            let wanted = || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
+            let Some(committed) = state.store.write_if(&target, op, &meta, &wanted)? else {
+                return Err(Unwritten::Abandoned);
+            };
             // Published here rather than in the request future: a client that cancels after
             // the commit drops that future, and the change must still reach the SDKs.
             state.hub.publish(&target, &committed);
@@ -54,15 +62,29 @@ impl AdminService {
         })
         .await
         .map_err(join_status)?
-        .map_err(write_status)?;
+        .map_err(|error| match error {
+            Unwritten::Abandoned => {
+                metrics::counter!("flagd_writes_abandoned_total").increment(1);
+                info!(%environment, operation, "client gone before its write's turn; nothing written");
+                Status::deadline_exceeded("the request's deadline passed or it was cancelled before the write's turn; nothing was written")
+            }
+            Unwritten::Failed(error) => write_status(error),
+        })?;
+        drop(present);
         metrics::histogram!("flagd_commit_seconds").record(started.elapsed());
         metrics::counter!("flagd_writes_total", "operation" => operation).increment(1);
         info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "committed");
         Ok(committed)
     }
 
-    async fn written(&self, environment: &str, op: WriteOp, change: Option<v1::Change>) -> WriteResult {
-        let committed = self.write(environment, op, change).await?;
+    async fn written(
+        &self,
+        client: Client,
+        environment: &str,
+        op: WriteOp,
+        change: Option<v1::Change>,
+    ) -> WriteResult {
+        let committed = self.write(client, environment, op, change).await?;
         Ok(Response::new(write_response(&committed)))
     }
 
@@ -75,6 +97,93 @@ impl AdminService {
         let result = tokio::task::spawn_blocking(move || read(&store)).await.map_err(join_status)?;
         result.map_err(|e| store_status(&e))
     }
+}
+
+/// What the writer needs to know of the client that asked for a write: whether it still
+/// waits for the answer. A write is queued behind others; one whose client has gone by its
+/// turn (its `grpc-timeout` passed, or the call was cancelled) is not committed, so a client
+/// told "timed out" is not surprised by a change minutes later.
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// From the `grpc-timeout` header, counted from when the request arrived.
+    deadline: Option<Instant>,
+    /// Cleared when the request future is dropped: tonic drops it when the call is
+    /// cancelled or the connection goes.
+    present: Presence,
+}
+
+impl Client {
+    pub(crate) fn of<T>(request: &Request<T>) -> Client {
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(grpc_timeout);
+        Client {
+            deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+            present: Presence::default(),
+        }
+    }
+}
+
+/// A flag set to false when the request's future is dropped. An `AtomicBool` in an `Arc`
+/// because the blocking task reads it on another thread, with no lock to wait for.
+#[derive(Debug, Default)]
+struct Presence(Arc<AtomicBool>);
+
+/// The blocking task's view of a [`Presence`].
+struct PresenceWatch(Arc<AtomicBool>);
+
+impl Presence {
+    fn watcher(&self) -> PresenceWatch {
+        self.0.store(true, Ordering::SeqCst);
+        PresenceWatch(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl PresenceWatch {
+    fn present(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a write was not committed.
+enum Unwritten {
+    /// Its client had gone when its turn came.
+    Abandoned,
+    /// The store refused or failed it.
+    Failed(WriteError),
+}
+
+impl From<WriteError> for Unwritten {
+    fn from(error: WriteError) -> Self {
+        Unwritten::Failed(error)
+    }
+}
+
+/// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n); `None` when it is
+/// not one (then the write has no deadline, as without the header).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 fn write_meta(change: Option<v1::Change>) -> WriteMeta {
@@ -116,14 +225,16 @@ fn wait_duration(wait_ms: u32) -> Duration {
 impl Admin for AdminService {
     #[instrument(skip_all)]
     async fn put_flag(&self, request: Request<v1::PutFlagRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::PutFlagRequest { environment, flag, expected_version, change } = request.into_inner();
         let flag = flag.ok_or_else(|| Status::invalid_argument("malformed request: `flag` is required"))?;
         let flag = Flag::try_from(flag).map_err(invalid_message)?;
-        self.written(&environment, WriteOp::PutFlag { flag, expected_version }, change).await
+        self.written(client, &environment, WriteOp::PutFlag { flag, expected_version }, change).await
     }
 
     #[instrument(skip_all)]
     async fn set_rollout(&self, request: Request<v1::SetRolloutRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::SetRolloutRequest {
             environment,
             key,
@@ -134,20 +245,23 @@ impl Admin for AdminService {
             create_if_missing,
         } = request.into_inner();
         let op = WriteOp::SetRollout { key, percent, dark_percent, expected_version, create_if_missing };
-        self.written(&environment, op, change).await
+        self.written(client, &environment, op, change).await
     }
 
     #[instrument(skip_all)]
     async fn serve_variant(&self, request: Request<v1::ServeVariantRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::ServeVariantRequest { environment, key, variant, expected_version, change } =
             request.into_inner();
-        self.written(&environment, WriteOp::ServeVariant { key, variant, expected_version }, change).await
+        self.written(client, &environment, WriteOp::ServeVariant { key, variant, expected_version }, change)
+            .await
     }
 
     #[instrument(skip_all)]
     async fn kill(&self, request: Request<v1::KillRequest>) -> Result<Response<v1::KillResponse>, Status> {
+        let client = Client::of(&request);
         let v1::KillRequest { environment, key, change, wait_ms } = request.into_inner();
-        let committed = self.write(&environment, WriteOp::Kill { key }, change).await?;
+        let committed = self.write(client, &environment, WriteOp::Kill { key }, change).await?;
         let environment = environment_or_default(&environment);
         let report =
             self.state.connections.wait_for(environment, committed.revision, wait_duration(wait_ms)).await;
@@ -159,21 +273,25 @@ impl Admin for AdminService {
 
     #[instrument(skip_all)]
     async fn revive(&self, request: Request<v1::ReviveRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::ReviveRequest { environment, key, expected_version, change } = request.into_inner();
-        self.written(&environment, WriteOp::Revive { key, expected_version }, change).await
+        self.written(client, &environment, WriteOp::Revive { key, expected_version }, change).await
     }
 
     #[instrument(skip_all)]
     async fn delete_flag(&self, request: Request<v1::DeleteFlagRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::DeleteFlagRequest { environment, key, expected_version, change } = request.into_inner();
-        self.written(&environment, WriteOp::DeleteFlag { key, expected_version }, change).await
+        self.written(client, &environment, WriteOp::DeleteFlag { key, expected_version }, change).await
     }
 
     #[instrument(skip_all)]
     async fn rollback(&self, request: Request<v1::RollbackRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::RollbackRequest { environment, key, to_version, expected_version, change } =
             request.into_inner();
-        self.written(&environment, WriteOp::Rollback { key, to_version, expected_version }, change).await
+        self.written(client, &environment, WriteOp::Rollback { key, to_version, expected_version }, change)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -259,17 +377,19 @@ impl Admin for AdminService {
 
     #[instrument(skip_all)]
     async fn put_segment(&self, request: Request<v1::PutSegmentRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::PutSegmentRequest { environment, segment, change } = request.into_inner();
         let segment =
             segment.ok_or_else(|| Status::invalid_argument("malformed request: `segment` is required"))?;
         let segment = Segment::try_from(segment).map_err(invalid_message)?;
-        self.written(&environment, WriteOp::PutSegment { segment }, change).await
+        self.written(client, &environment, WriteOp::PutSegment { segment }, change).await
     }
 
     #[instrument(skip_all)]
     async fn delete_segment(&self, request: Request<v1::DeleteSegmentRequest>) -> WriteResult {
+        let client = Client::of(&request);
         let v1::DeleteSegmentRequest { environment, key, change } = request.into_inner();
-        self.written(&environment, WriteOp::DeleteSegment { key }, change).await
+        self.written(client, &environment, WriteOp::DeleteSegment { key }, change).await
     }
 
     #[instrument(skip_all)]
@@ -347,5 +467,33 @@ impl Admin for AdminService {
         let response = crate::evaluate::evaluate(set, revision, &key, &targeting_key, &attributes)
             .map_err(|error| stored_set_status(&error))?;
         Ok(Response::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_values_in_every_unit_and_refusals() {
+        assert_eq!(grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_dropped_request_is_seen_as_gone() {
+        let client = Client::of(&Request::new(()));
+        assert!(client.deadline.is_none());
+        let watch = client.present.watcher();
+        assert!(watch.present());
+        drop(client);
+        assert!(!watch.present());
     }
 }

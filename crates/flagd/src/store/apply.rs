@@ -12,16 +12,20 @@
 //! undo the kill. Such a flag is applied with `enabled: false` and named in
 //! [`Applied::kept_killed`]; `revive` switches it back on. A file can still kill a flag.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use flag_core::{Flag, FlagSet, Problem, Segment, ValidationError};
 use redb::Database;
 
 use super::error::WriteError;
+use super::lanes::Lane;
 use super::records::{Committed, Operation, SubjectKind, WriteMeta};
+use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
-use super::tables::{ENVIRONMENTS, revision_of};
-use super::write::{Now, Write, Writer};
+use super::tables::{
+    CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, is_environment_name, revision_of,
+};
+use super::write::{Now, Writer};
 
 /// What an apply is asked to do.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -80,6 +84,13 @@ pub(crate) enum Subject {
 
 impl Writer {
     /// Applies `batch` to `environment`; see the module docs.
+    ///
+    /// The plan, the numbering, the stamping, the encoding and the one validation are done
+    /// before taking a turn to write, against the live set as it was (`peek`). The turn then
+    /// only inserts the rows and commits. If the environment changed meanwhile, or a kill
+    /// asks for the turn while the rows go in, the uncommitted transaction is dropped
+    /// (aborted) and the apply starts over from the new state: a kill never waits for an
+    /// apply, and it is kept by the apply that follows it (`keep_kills`).
     pub(super) fn apply(
         &self,
         db: &Database,
@@ -87,84 +98,129 @@ impl Writer {
         batch: Batch,
         meta: &WriteMeta,
     ) -> Result<Applied, WriteError> {
-        self.transact(db, environment, |live| {
-            let Batch { mut flags, segments, prune, dry_run, expected_revision } = batch;
-            refuse_duplicates(&flags, &segments)?;
-            let kept_killed = keep_kills(&mut flags, live);
-            let txn = db.begin_write()?;
-            let current = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
-            if let Some(expected) = expected_revision.filter(|expected| *expected != current) {
+        if !is_environment_name(environment) {
+            return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
+        }
+        refuse_duplicates(&batch.flags, &batch.segments)?;
+        loop {
+            let (live, read) = self.peek(db, environment)?;
+            let current = revision_of(&read.open_table(ENVIRONMENTS)?, environment)?;
+            if let Some(expected) = batch.expected_revision.filter(|expected| *expected != current) {
                 return Err(WriteError::RevisionConflict { expected, current });
             }
+            let mut flags = batch.flags.clone();
+            let kept_killed = keep_kills(&mut flags, &live);
+            let segment_plan = plan::<Segment>(&live.segments, &batch.segments, batch.prune);
+            let flag_plan = plan::<Flag>(&live.flags, &flags, batch.prune);
+            let planned = staged::merged(&live, &segment_plan, &flag_plan);
+            planned.validate().map_err(|error| WriteError::Invalid(by_key(error, &planned)))?;
+            // After planning and validation, so history records (nearly) the commit's time.
             let now = Now::new();
-            let mut set = live.clone();
-            let mut changes = Vec::new();
-            let mut last = None;
-            let mut record = |set: &mut FlagSet, kind, key: &str, operation, subject: Option<Subject>| {
-                let write = Write { txn: &txn, set, environment, operation, meta, now: &now };
-                let (committed, next) = match (kind, subject) {
-                    (_, Some(Subject::Flag(flag))) => write.record_unchecked::<Flag>(key, Some(flag))?,
-                    (_, Some(Subject::Segment(segment))) => write.record_unchecked(key, Some(segment))?,
-                    (SubjectKind::Segment, None) => write.record_unchecked::<Segment>(key, None)?,
-                    (SubjectKind::Flag, None) => write.record_unchecked::<Flag>(key, None)?,
-                };
-                *set = next;
-                let version = committed.entry.version;
-                last = Some(committed);
-                Ok::<u64, WriteError>(version)
-            };
-            for (key, before, after) in plan::<Segment>(&live.segments, &segments, prune) {
-                let operation = operation_of(before.is_some(), after.is_some());
-                let version = record(
-                    &mut set,
-                    SubjectKind::Segment,
-                    &key,
-                    operation,
-                    after.clone().map(Subject::Segment),
-                )?;
-                let (before, after) = (before.map(Subject::Segment), after.map(Subject::Segment));
-                changes.push(AppliedChange {
-                    kind: SubjectKind::Segment,
-                    key,
-                    operation,
-                    version,
-                    before,
-                    after,
-                });
+            let mut revision = current;
+            let segments =
+                staged::stage(&read, environment, &segment_plan, operation_of, &mut revision, meta, &now)?;
+            let flags =
+                staged::stage(&read, environment, &flag_plan, operation_of, &mut revision, meta, &now)?;
+            drop(read);
+            let changes = applied_changes(&segments, &flags);
+            let last = flags.last.clone().or_else(|| segments.last.clone());
+            if batch.dry_run || last.is_none() {
+                let revision = current;
+                return Ok(Applied { revision, changes, last: None, kept_killed });
             }
-            for (key, before, after) in plan::<Flag>(&live.flags, &flags, prune) {
-                let operation = operation_of(before.is_some(), after.is_some());
-                let version =
-                    record(&mut set, SubjectKind::Flag, &key, operation, after.clone().map(Subject::Flag))?;
-                let (before, after) = (before.map(Subject::Flag), after.map(Subject::Flag));
-                changes.push(AppliedChange {
-                    kind: SubjectKind::Flag,
-                    key,
-                    operation,
-                    version,
-                    before,
-                    after,
-                });
+            let set = staged::merged(&live, &segments.stamped, &flags.stamped);
+            drop(live);
+            let rows = segments.rows.iter().chain(&flags.rows);
+            if self.commit_rows(db, environment, current, rows, set)? {
+                tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
+                return Ok(Applied { revision, changes, last, kept_killed });
             }
-            set.validate().map_err(|error| WriteError::Invalid(by_key(error, &set)))?;
-            let revision = last.as_ref().map_or(current, |committed| committed.revision);
-            if dry_run || last.is_none() {
-                // Dropping the transaction aborts it.
-                return Ok((
-                    Applied {
-                        revision: if dry_run { current } else { revision },
-                        changes,
-                        last: None,
-                        kept_killed,
-                    },
-                    None,
-                ));
+            tracing::debug!(environment, "apply gave way to another write; planning again");
+        }
+    }
+
+    /// Writes `rows` and commits them if the environment is still at revision `planned_at`;
+    /// `false` when it is not, or when a kill asked for the turn before the commit (nothing
+    /// was written then).
+    fn commit_rows<'r>(
+        &self,
+        db: &Database,
+        environment: &str,
+        planned_at: u64,
+        rows: impl Iterator<Item = &'r Row>,
+        set: FlagSet,
+    ) -> Result<bool, WriteError> {
+        let _turn = self.turn(Lane::Normal);
+        self.transact(db, environment, |_| {
+            let txn = db.begin_write()?;
+            let mut environments = txn.open_table(ENVIRONMENTS)?;
+            if revision_of(&environments, environment)? != planned_at {
+                return Ok((false, None));
+            }
+            let mut last_revision = planned_at;
+            {
+                let mut flags = txn.open_table(FLAGS)?;
+                let mut segments = txn.open_table(SEGMENTS)?;
+                let mut flag_history = txn.open_table(FLAG_HISTORY)?;
+                let mut segment_history = txn.open_table(SEGMENT_HISTORY)?;
+                let mut change_log = txn.open_table(CHANGES)?;
+                for (index, row) in rows.enumerate() {
+                    // A kill waiting costs this apply its work so far, never the kill its time.
+                    if index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
+                        return Ok((false, None));
+                    }
+                    let key = (environment, row.key.as_str());
+                    let (current, history) = match row.kind {
+                        SubjectKind::Flag => (&mut flags, &mut flag_history),
+                        SubjectKind::Segment => (&mut segments, &mut segment_history),
+                    };
+                    match &row.current {
+                        Some(bytes) => {
+                            current.insert(key, bytes.as_slice())?;
+                        }
+                        None => {
+                            current.remove(key)?;
+                        }
+                    }
+                    history.insert((environment, row.key.as_str(), row.version), row.history.as_slice())?;
+                    change_log.insert((environment, row.revision), row.change.as_slice())?;
+                    last_revision = row.revision;
+                }
+            }
+            environments.insert(environment, last_revision)?;
+            drop(environments);
+            if self.kill_waiting() {
+                return Ok((false, None));
             }
             txn.commit()?;
-            tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
-            Ok((Applied { revision, changes, last, kept_killed }, Some(set)))
+            Ok((true, Some(set)))
         })
     }
+}
+
+/// Rows written between two looks at the urgent lane: a look is an atomic load, a row a
+/// few microseconds, so a kill waits for at most a few hundred microseconds of rows.
+const KILL_CHECK_EVERY: usize = 64;
+
+/// What the caller is told of each change (content as planned, before stamping).
+fn applied_changes(segments: &Staged<Segment>, flags: &Staged<Flag>) -> Vec<AppliedChange> {
+    let segment_changes = segments.rows.iter().zip(&segments.stamped).map(|(row, (key, before, after))| {
+        (row, key, before.clone().map(Subject::Segment), after.clone().map(Subject::Segment))
+    });
+    let flag_changes = flags.rows.iter().zip(&flags.stamped).map(|(row, (key, before, after))| {
+        (row, key, before.clone().map(Subject::Flag), after.clone().map(Subject::Flag))
+    });
+    segment_changes
+        .chain(flag_changes)
+        .map(|(row, key, before, after)| AppliedChange {
+            kind: row.kind,
+            key: key.clone(),
+            operation: operation_of(before.is_some(), after.is_some()),
+            version: row.version,
+            before,
+            after,
+        })
+        .collect()
 }
 
 /// Turns off the wanted flags that are killed now; returns their keys.
@@ -189,10 +245,12 @@ fn operation_of(existed: bool, exists: bool) -> Operation {
 
 /// The subjects whose content changes, sorted by key: (key, live content, new content).
 fn plan<T: Versioned + Keyed>(live: &[T], wanted: &[T], prune: bool) -> Vec<(String, Option<T>, Option<T>)> {
+    // A map rather than a search of `live` per wanted item: that search made apply quadratic.
+    let by_key: HashMap<&str, &T> = live.iter().map(|l| (l.key(), l)).collect();
     let mut planned: Vec<(String, Option<T>, Option<T>)> = wanted
         .iter()
         .filter_map(|want| {
-            let current = live.iter().find(|l| l.key() == want.key());
+            let current = by_key.get(want.key()).copied();
             match current {
                 Some(current) if current.same_content(want) => None,
                 _ => Some((want.key().to_owned(), current.cloned(), Some(want.clone()))),

@@ -5,8 +5,12 @@
 //! writer keeps the decoded sets. The cache is only ever read and replaced under the write
 //! lock, replaced only after a successful commit, and thrown away (to be rebuilt from the
 //! file) whenever a commit fails or a writer panics — so it cannot drift from the file.
+//!
+//! Each set is behind an `Arc` so that an apply can plan and validate against it without
+//! holding the write lock (see `apply`): taking it costs a reference count, not a copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use flag_core::{Flag, FlagSet, Segment};
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -18,7 +22,7 @@ use super::tables::{FLAGS, SEGMENTS};
 /// Each environment's live flags and segments, each list sorted by key.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Cache {
-    environments: HashMap<String, FlagSet>,
+    environments: HashMap<String, Arc<FlagSet>>,
 }
 
 /// The flag set of an environment nobody has written.
@@ -43,12 +47,18 @@ impl Cache {
             environments.entry(environment.to_owned()).or_default().segments.push(segment);
         }
         // Rows come in key order, so each environment's lists are already sorted by key.
+        let environments = environments.into_iter().map(|(name, set)| (name, Arc::new(set))).collect();
         Ok(Cache { environments })
     }
 
     /// The environment's live set (empty when it was never written).
     pub(super) fn environment(&self, environment: &str) -> &FlagSet {
-        self.environments.get(environment).unwrap_or(&EMPTY)
+        self.environments.get(environment).map_or(&EMPTY, |set| set)
+    }
+
+    /// The environment's live set, shared (empty when it was never written).
+    pub(super) fn shared(&self, environment: &str) -> Arc<FlagSet> {
+        self.environments.get(environment).map_or_else(|| Arc::new(FlagSet::default()), Arc::clone)
     }
 
     /// Replaces the environment's set with the one just committed.
@@ -57,9 +67,9 @@ impl Cache {
         if set.flags.is_empty() && set.segments.is_empty() {
             self.environments.remove(environment);
         } else if let Some(slot) = self.environments.get_mut(environment) {
-            *slot = set;
+            *slot = Arc::new(set);
         } else {
-            self.environments.insert(environment.to_owned(), set);
+            self.environments.insert(environment.to_owned(), Arc::new(set));
         }
     }
 }

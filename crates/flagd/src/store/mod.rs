@@ -45,17 +45,20 @@
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
+//! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments. `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
 
 mod apply;
 mod cache;
 mod error;
+mod lanes;
 mod patch;
 mod paths;
 mod read;
 mod records;
 mod size;
+mod staged;
 mod subject;
 mod tables;
 mod write;
@@ -143,6 +146,8 @@ impl Store {
 
     /// Applies one write in one durable transaction: when this returns `Ok`, the write is on
     /// disk. Writes are serialized, so validation sees exactly the state it commits over.
+    // The server writes through `write_if`; this is the write of callers without a client.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn write(
         &self,
         environment: &str,
@@ -150,6 +155,18 @@ impl Store {
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
         self.inner.writer.write(&self.inner.db, environment, op, meta)
+    }
+
+    /// Like [`Store::write`], but only if `wanted()` still holds when the write's turn comes
+    /// (after any queue): `None`, and nothing written, when it does not — the client has gone.
+    pub(crate) fn write_if(
+        &self,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Committed>, WriteError> {
+        self.inner.writer.write_if(&self.inner.db, environment, op, meta, wanted)
     }
 
     /// Makes the environment match `batch` in one durable transaction (see `apply`): every

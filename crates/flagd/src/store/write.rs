@@ -7,15 +7,19 @@
 //! `Durability::Immediate`: on disk before `commit` returns). Any refusal or failure drops
 //! the transaction, which aborts it, so nothing of a failed write remains. An apply
 //! (`apply`) records several changes the same way and validates once, at the end.
+//!
+//! Writers take turns through [`Lanes`]: a kill or revive goes before every waiting write,
+//! and a running apply gives its turn away to one (see `lanes` and `apply`).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flag_core::{Flag, FlagSet, Segment};
-use redb::{Database, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::cache::Cache;
 use super::error::{StoreError, WriteError};
+use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
 use super::records::{ChangeRecord, Committed, Operation, StoredVersion, WriteMeta, encode};
@@ -31,14 +35,16 @@ pub(super) struct Writer {
     /// "rebuild from the file": after a failed commit (it may or may not have reached the
     /// disk) or a panic in a writer, the file is the only truth.
     cache: Mutex<Option<Cache>>,
+    /// Whose turn it is: taken before `cache`, and held for the whole write.
+    lanes: Lanes,
 }
 
 /// When a write happened, in the two forms the store records.
 pub(super) struct Now {
     /// For history entries.
-    millis: i64,
+    pub(super) millis: i64,
     /// For flag metadata: RFC 3339 UTC with milliseconds.
-    text: String,
+    pub(super) text: String,
 }
 
 impl Now {
@@ -54,11 +60,69 @@ impl Now {
 impl Writer {
     /// A writer validating against `cache`, which must have been loaded from the file.
     pub(super) fn new(cache: Cache) -> Writer {
-        Writer { cache: Mutex::new(Some(cache)) }
+        Writer { cache: Mutex::new(Some(cache)), lanes: Lanes::default() }
+    }
+
+    /// Waits for a turn in `lane`.
+    pub(super) fn turn(&self, lane: Lane) -> Turn<'_> {
+        self.lanes.enter(lane)
+    }
+
+    /// Whether a kill or revive waits for the current turn (see `apply`).
+    pub(super) fn kill_waiting(&self) -> bool {
+        self.lanes.kill_waiting()
+    }
+
+    /// The environment's live set and a read transaction of exactly the state it is the set
+    /// of: no write commits while the cache is locked, so the two cannot disagree.
+    pub(super) fn peek(
+        &self,
+        db: &Database,
+        environment: &str,
+    ) -> Result<(Arc<FlagSet>, ReadTransaction), WriteError> {
+        let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = match slot.take() {
+            Some(cache) => cache,
+            None => Cache::load(db)?,
+        };
+        let set = cache.shared(environment);
+        *slot = Some(cache);
+        let read = db.begin_read()?;
+        Ok((set, read))
     }
 
     /// Applies `op` to `environment` in one durable transaction.
+    #[cfg_attr(not(test), allow(dead_code))] // see `Store::write`
     pub(super) fn write(
+        &self,
+        db: &Database,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+    ) -> Result<Committed, WriteError> {
+        let _turn = self.turn(lane_of(&op));
+        self.write_in_turn(db, environment, op, meta)
+    }
+
+    /// Like `write`, but only if `wanted()` still holds when the write's turn comes (asked
+    /// once, after the wait in the queue): a write whose client has gone is not committed.
+    /// `None` when it was not wanted any more.
+    pub(super) fn write_if(
+        &self,
+        db: &Database,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Committed>, WriteError> {
+        let _turn = self.turn(lane_of(&op));
+        if !wanted() {
+            return Ok(None);
+        }
+        self.write_in_turn(db, environment, op, meta).map(Some)
+    }
+
+    fn write_in_turn(
         &self,
         db: &Database,
         environment: &str,
@@ -71,8 +135,8 @@ impl Writer {
         })
     }
 
-    /// Runs `body` over the environment's live set with writes serialized; `body` returns
-    /// its result and the environment's new set when it committed one.
+    /// Runs `body` over the environment's live set; `body` returns its result and the
+    /// environment's new set when it committed one. The caller holds a [`Turn`].
     pub(super) fn transact<R>(
         &self,
         db: &Database,
@@ -117,6 +181,14 @@ impl Writer {
     }
 }
 
+/// Kills and revives go first (see `lanes`).
+fn lane_of(op: &WriteOp) -> Lane {
+    match op {
+        WriteOp::Kill { .. } | WriteOp::Revive { .. } => Lane::Urgent,
+        _ => Lane::Normal,
+    }
+}
+
 /// One write over `set`, the environment's live state; returns what was committed and the
 /// environment's new set.
 fn commit(
@@ -126,14 +198,18 @@ fn commit(
     op: WriteOp,
     meta: &WriteMeta,
 ) -> Result<(Committed, FlagSet), WriteError> {
-    let now = Now::new();
     let txn = db.begin_write()?;
     let Planned { operation, change } = {
         let history = txn.open_table(FLAG_HISTORY)?;
         patch::plan(op, set, &history, environment)?
     };
+    // After planning: history records when the write was made, not when it was asked for.
+    let now = Now::new();
     let write = Write { txn: &txn, set, environment, operation, meta, now: &now };
     let (committed, set) = match change {
+        Change::Flag { key, content } if only_enabled_changes(set, &key, content.as_ref()) => {
+            write.record_unchecked::<Flag>(&key, content)?
+        }
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
         Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
     };
@@ -147,6 +223,22 @@ fn commit(
         "store write committed"
     );
     Ok((committed, set))
+}
+
+/// Whether `content` is the live flag `key` with nothing but `enabled` (and what the store
+/// stamps) changed — a kill or a revive. Validation compiles the whole environment (tens of
+/// milliseconds at 10,000 flags) and reads nothing of `enabled`, so the set stays exactly as
+/// valid as it was, and the kill does not pay for it.
+fn only_enabled_changes(set: &FlagSet, key: &str, content: Option<&Flag>) -> bool {
+    let (Some(live), Some(content)) = (Flag::find(set, key), content) else {
+        return false;
+    };
+    let mut unkilled = content.clone();
+    unkilled.enabled = live.enabled;
+    unkilled.version = live.version;
+    unkilled.metadata.created_at.clone_from(&live.metadata.created_at);
+    unkilled.metadata.updated_at.clone_from(&live.metadata.updated_at);
+    unkilled == *live
 }
 
 /// The parts of one write shared by flags and segments.
