@@ -14,7 +14,9 @@
 //!   catch-up from the store, heartbeats, slow-client handling.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `auth` — bearer tokens, compared in constant time.
-//! - `management` — `/healthz`, `/readyz`, `/metrics`.
+//! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
+//!   `/metrics`.
+//! - `store_check` — [`check_store`]: the start-up check of a store file, for `flagd check`.
 //! - `server` — wiring; [`serve`] is what the binary and the tests run.
 //!
 //! # Example
@@ -40,9 +42,11 @@ mod server;
 mod state;
 mod status;
 mod store;
+mod store_check;
 mod sync;
 mod watch_stream;
 mod wire;
 
 pub use config::{Config, DEFAULT_DATA};
 pub use server::{ServeError, serve, serve_with_management};
+pub use store_check::{CheckError, StoreReport, check_store};
