@@ -181,19 +181,14 @@ async fn a_kill_on_a_full_disk_fails_cleanly_and_succeeds_once_space_is_back() {
         let endpoint = endpoint.clone();
         move || kill_chat(&endpoint)
     });
-    let revision_killed = loop {
-        match watcher.next_change().await {
-            watch_response::Kind::Changes(change) => {
-                let killed = change
-                    .upserted_flags
-                    .iter()
-                    .find(|f| f.key == "chat")
-                    .expect("the kill reaches the stream");
-                assert!(!killed.enabled);
-                break change.revision;
-            }
-            other => panic!("expected the kill, got {other:?}"),
+    let revision_killed = match watcher.next_change().await {
+        watch_response::Kind::Changes(change) => {
+            let killed =
+                change.upserted_flags.iter().find(|f| f.key == "chat").expect("the kill reaches the stream");
+            assert!(!killed.enabled);
+            change.revision
         }
+        other => panic!("expected the kill, got {other:?}"),
     };
     assert_eq!(revision_killed, revision_before + 1);
     watcher.ack(revision_killed).await;
