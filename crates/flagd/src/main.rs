@@ -61,6 +61,84 @@ enum Command {
         #[arg(long, env = "FLAGD_DATA", default_value = flagd::DEFAULT_DATA)]
         data: PathBuf,
     },
+    /// Back up a running flagd: it copies its store from one read transaction and streams
+    /// it; this writes the copy to `--to` and checks it. Restore by starting flagd on it.
+    Backup {
+        /// The running flagd's gRPC address.
+        #[arg(long, env = "FLAGD_ADDR", default_value = "http://127.0.0.1:8013")]
+        server: String,
+        /// The admin token, if flagd requires one.
+        #[arg(long, env = "FLAGD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// `flagd backup`: receive the copy into a temporary file beside `to`, make it durable,
+/// rename it into place, and check it as a start would.
+async fn run_backup(server: &str, token: Option<&str>, to: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if to.exists() {
+        anyhow::bail!("{} already exists; a backup never overwrites a file", to.display());
+    }
+    let server = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
+    let channel = tonic::transport::Endpoint::from_shared(server.clone())
+        .with_context(|| format!("parsing the server address {server}"))?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to flagd at {server}"))?;
+    let mut admin = flag_proto::v1::admin_client::AdminClient::new(channel);
+    let mut request = tonic::Request::new(flag_proto::v1::BackupRequest {});
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().context("the token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut stream = admin.backup(request).await.context("asking flagd for a backup")?.into_inner();
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name().map_or_else(|| "backup".into(), |name| name.to_string_lossy().into_owned())
+    ));
+    let mut file =
+        std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let (mut expected, mut written) = (None, 0u64);
+    let received: anyhow::Result<()> = async {
+        while let Some(chunk) = stream.message().await.context("receiving the backup")? {
+            if expected.is_none() {
+                expected = Some(chunk.total_bytes);
+            }
+            file.write_all(&chunk.data).with_context(|| format!("writing {}", partial.display()))?;
+            written += chunk.data.len() as u64;
+        }
+        if expected != Some(written) {
+            anyhow::bail!("the backup stream ended after {written} of {:?} bytes", expected.unwrap_or(0));
+        }
+        file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(error) = received {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("renaming the backup to {}", to.display()))?;
+    let report = flagd::check_store(to).context("checking the backup")?;
+    let revisions: Vec<String> = report
+        .environments
+        .iter()
+        .map(|(environment, revision)| format!("{environment}@{revision}"))
+        .collect();
+    println!(
+        "backed up {written} bytes to {}: {} environments ({}), {} changes, {} live flags; check passed",
+        to.display(),
+        report.environments.len(),
+        revisions.join(", "),
+        report.changes,
+        report.flags
+    );
+    Ok(())
 }
 
 /// `flagd check`: what was checked, and a verdict.
@@ -96,6 +174,7 @@ fn run_check(data: &std::path::Path) -> ! {
 async fn run_command(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Check { data } => run_check(data),
+        Command::Backup { server, token, to } => run_backup(server, token.as_deref(), to).await,
     }
 }
 

@@ -174,7 +174,6 @@ impl Store {
 
     /// Writes a consistent copy of the store, from one read transaction, to `to` (a new
     /// file); see `backup`.
-    #[allow(dead_code)] // used by the Admin Backup handler, added next
     pub(crate) fn backup_to(&self, to: &Path) -> Result<CheckReport, StoreError> {
         self.inner.handle.run(|db| backup::copy(db, to))
     }
