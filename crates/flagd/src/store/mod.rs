@@ -37,10 +37,19 @@
 //! - The writer keeps a **cache** of each environment's live flag set (`cache`), so a write
 //!   validates without decoding the environment from the file; it is replaced only after a
 //!   commit and rebuilt from the file whenever a commit fails.
+//! - **A failed disk is survived, not latched.** redb refuses every transaction after one
+//!   I/O error until its `Database` is reopened; `handle` does that itself (waiting for the
+//!   calls still holding the old one), so a full disk costs the writes made while it is full
+//!   and nothing after. `health()` says whether writes commit, for `/readyz`.
+//! - **A damaged file is refused at open**, never served: see `check`.
 //!
 //! # Layout
 //!
 //! - `mod.rs` — [`Store`]: opening, and the API.
+//! - `check` — opening a file: refuses empty and foreign files, runs redb's integrity check
+//!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
+//!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
+//! - `backup` — a consistent copy from one read transaction.
 //! - `tables` — the redb tables and their keys. `records` — entries and stored records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction.
