@@ -18,7 +18,8 @@ Exit codes:
   6  server unreachable (the message names the address tried)
   7  unauthorized: missing or wrong token
   8  killed, but not every connected SDK acknowledged in time
-  9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)";
+  9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)
+ 11  flagd's store cannot commit now (disk full, I/O error): nothing was applied; retry once its /readyz is ready";
 
 /// The operator's CLI for flagd: rollouts, the kill switch, history, rollback, apply/export.
 #[derive(Debug, Parser)]

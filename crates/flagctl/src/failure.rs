@@ -26,6 +26,9 @@ pub(crate) enum Failure {
     /// The flag is not in a state the command applies to (e.g. revive of a live flag).
     #[error("{0}")]
     Refused(String),
+    /// flagd's store cannot commit now (disk full, I/O error); nothing was applied.
+    #[error("{0}")]
+    StoreUnavailable(String),
 }
 
 impl Failure {
@@ -38,6 +41,7 @@ impl Failure {
             Failure::Unauthorized(_) => 7,
             Failure::Unacknowledged(_) => 8,
             Failure::Refused(_) => 9,
+            Failure::StoreUnavailable(_) => 11,
         }
     }
 
@@ -54,6 +58,9 @@ impl Failure {
             Code::FailedPrecondition if conflict => Failure::Conflict(message),
             Code::FailedPrecondition => Failure::Refused(message),
             Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
+            Code::Unavailable if status.metadata().contains_key("x-store-unavailable") => {
+                Failure::StoreUnavailable(message)
+            }
             Code::Unavailable => Failure::Unreachable { address: address.to_owned(), cause: message },
             Code::Unimplemented => Failure::Unreachable {
                 address: address.to_owned(),

@@ -468,6 +468,71 @@ impl Admin for AdminService {
             .map_err(|error| stored_set_status(&error))?;
         Ok(Response::new(response))
     }
+
+    type BackupStream = tokio_stream::wrappers::ReceiverStream<Result<v1::BackupChunk, Status>>;
+
+    /// Copies the store from one read transaction into a file beside it (see
+    /// `store::backup`), checks the copy, and streams it. The copy is removed once read.
+    #[instrument(skip_all)]
+    async fn backup(
+        &self,
+        _request: Request<v1::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let data = self.state.config.data.clone();
+        let (bytes, report) = self
+            .read(move |store| {
+                let copy = backup_path(&data);
+                let report = store.backup_to(&copy);
+                let bytes = report.and_then(|report| {
+                    std::fs::read(&copy)
+                        .map(|bytes| (bytes, report))
+                        .map_err(|source| StoreError::Read { path: copy.clone(), source })
+                });
+                let _ = std::fs::remove_file(&copy);
+                bytes
+            })
+            .await?;
+        info!(
+            bytes = bytes.len(),
+            environments = report.environments,
+            changes = report.changes,
+            "backup copied"
+        );
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let total_bytes = bytes.len() as u64;
+            let mut first = Some(v1::BackupChunk {
+                data: Vec::new(),
+                total_bytes,
+                environments: report.environments,
+                changes: report.changes,
+                flags: report.flags,
+            });
+            for piece in bytes.chunks(BACKUP_CHUNK) {
+                let mut chunk = first.take().unwrap_or_default();
+                chunk.data = piece.to_vec();
+                // A failed send means the client left: the copy is already gone.
+                if sender.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
+    }
+}
+
+/// Bytes per backup message: well under gRPC's 4 MiB message limit.
+const BACKUP_CHUNK: usize = 1 << 20;
+
+/// Where a backup is copied before it is streamed: beside the store (same filesystem, and a
+/// directory flagd can write), named so that two backups at once do not meet.
+fn backup_path(data: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name =
+        data.file_name().map_or_else(|| "flags.redb".into(), |name| name.to_string_lossy().into_owned());
+    data.with_file_name(format!(".{name}.backup-{}-{n}", std::process::id()))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@
 //!   catch-up from the store, heartbeats, slow-client handling.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `auth` — bearer tokens, compared in constant time.
-//! - `management` — `/healthz`, `/readyz`, `/metrics`.
+//! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
+//!   `/metrics`.
+//! - `store_check` — [`check_store`]: the start-up check of a store file, for `flagd check`.
 //! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
 //! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
 //!   [`serve_reporting`] tells the binary when everything is bound and open.
@@ -42,6 +44,7 @@ mod server;
 mod state;
 mod status;
 mod store;
+mod store_check;
 mod sync;
 mod tls;
 mod watch_stream;
@@ -49,4 +52,5 @@ mod wire;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
+pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;

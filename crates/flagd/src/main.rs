@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a tool instead of the server.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The redb file holding every environment (created if missing).
     #[arg(long, env = "FLAGD_DATA", default_value = flagd::DEFAULT_DATA)]
     data: PathBuf,
@@ -57,6 +60,133 @@ struct Args {
     /// Log format.
     #[arg(long, env = "FLAGD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
+}
+
+/// Tools run instead of the server.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a store file (not open in a running flagd) as flagd does at start: redb's
+    /// integrity check, then the store's invariants. Exit 0 when it passes, 1 when not.
+    Check {
+        /// The redb file to check.
+        #[arg(long, env = "FLAGD_DATA", default_value = flagd::DEFAULT_DATA)]
+        data: PathBuf,
+    },
+    /// Back up a running flagd: it copies its store from one read transaction and streams
+    /// it; this writes the copy to `--to` and checks it. Restore by starting flagd on it.
+    Backup {
+        /// The running flagd's gRPC address.
+        #[arg(long, env = "FLAGD_ADDR", default_value = "http://127.0.0.1:8013")]
+        server: String,
+        /// The admin token, if flagd requires one.
+        #[arg(long, env = "FLAGD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// `flagd backup`: receive the copy into a temporary file beside `to`, make it durable,
+/// rename it into place, and check it as a start would.
+async fn run_backup(server: &str, token: Option<&str>, to: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if to.exists() {
+        anyhow::bail!("{} already exists; a backup never overwrites a file", to.display());
+    }
+    let server = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
+    let channel = tonic::transport::Endpoint::from_shared(server.clone())
+        .with_context(|| format!("parsing the server address {server}"))?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to flagd at {server}"))?;
+    let mut admin = flag_proto::v1::admin_client::AdminClient::new(channel);
+    let mut request = tonic::Request::new(flag_proto::v1::BackupRequest {});
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().context("the token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut stream = admin.backup(request).await.context("asking flagd for a backup")?.into_inner();
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name().map_or_else(|| "backup".into(), |name| name.to_string_lossy().into_owned())
+    ));
+    let mut file =
+        std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let (mut expected, mut written) = (None, 0u64);
+    let received: anyhow::Result<()> = async {
+        while let Some(chunk) = stream.message().await.context("receiving the backup")? {
+            if expected.is_none() {
+                expected = Some(chunk.total_bytes);
+            }
+            file.write_all(&chunk.data).with_context(|| format!("writing {}", partial.display()))?;
+            written += chunk.data.len() as u64;
+        }
+        if expected != Some(written) {
+            anyhow::bail!("the backup stream ended after {written} of {:?} bytes", expected.unwrap_or(0));
+        }
+        file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(error) = received {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("renaming the backup to {}", to.display()))?;
+    let report = flagd::check_store(to).context("checking the backup")?;
+    let revisions: Vec<String> = report
+        .environments
+        .iter()
+        .map(|(environment, revision)| format!("{environment}@{revision}"))
+        .collect();
+    println!(
+        "backed up {written} bytes to {}: {} environments ({}), {} changes, {} live flags; check passed",
+        to.display(),
+        report.environments.len(),
+        revisions.join(", "),
+        report.changes,
+        report.flags
+    );
+    Ok(())
+}
+
+/// `flagd check`: what was checked, and a verdict.
+fn run_check(data: &std::path::Path) -> ! {
+    match flagd::check_store(data) {
+        Ok(report) => {
+            println!("checked {} (store {})", report.path.display(), report.store_id);
+            println!("  redb integrity: every committed page's checksum verified");
+            println!(
+                "  invariants: {} environments, {} changes, {} versions, {} live flags, {} live segments",
+                report.environments.len(),
+                report.changes,
+                report.versions,
+                report.flags,
+                report.segments
+            );
+            for (environment, revision) in &report.environments {
+                println!("    {environment}: revision {revision}, change log and history complete");
+            }
+            println!("OK: the store is sound");
+            std::process::exit(0)
+        }
+        Err(error) => {
+            eprintln!("FAILED: {:#}", anyhow::Error::new(error));
+            eprintln!(
+                "flagd refuses to start on this file; start it on a backup (see `flagd backup`) instead"
+            );
+            std::process::exit(1)
+        }
+    }
+}
+
+async fn run_command(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Check { data } => run_check(data),
+        Command::Backup { server, token, to } => run_backup(server, token.as_deref(), to).await,
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -119,6 +249,9 @@ fn announce(ready: flagd::Ready) {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(command) = &args.command {
+        return run_command(command).await;
+    }
     let grpc =
         TcpListener::bind(args.listen).await.with_context(|| format!("binding gRPC to {}", args.listen))?;
     let management = TcpListener::bind(args.management)

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::state::State;
+use crate::store::Health;
 use crate::tls::TlsListener;
 
 /// The process-wide Prometheus recorder. `metrics` has one global recorder, so every server
@@ -42,17 +43,30 @@ fn describe() {
         "flagd_slow_clients_dropped_total",
         "Streams closed because the client stopped reading."
     );
+    metrics::describe_counter!(
+        "flagd_store_errors_total",
+        "Store failures, by kind (io, corrupt, panic, closed, storage); each I/O error or panic reopens the store."
+    );
     metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
 }
 
-async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, &'static str) {
+/// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the
+/// cause, so an operator (or a load balancer) sees a full disk before a kill fails on it.
+async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, String) {
     if !state.serving.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "grpc not serving yet\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, "grpc not serving yet\n".into());
     }
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.environments()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "flag store unreadable\n"),
+    match tokio::task::spawn_blocking(move || store.health()).await {
+        Ok(Health::Ready) => (StatusCode::OK, "ready\n".into()),
+        Ok(Health::WritesFailing { cause }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("flag store cannot commit writes: {cause}\n"))
+        }
+        Ok(Health::Closed { cause }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("flag store closed after an error and not reopened yet: {cause}\n"),
+        ),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("flag store check failed: {error}\n")),
     }
 }
 

@@ -47,16 +47,24 @@ pub(crate) fn write_status(error: WriteError) -> Status {
     }
 }
 
+/// Metadata key marking a store that cannot commit now (disk full, I/O error, reopening):
+/// the write was not made, and the same request can be retried once `/readyz` is ready.
+pub(crate) const STORE_UNAVAILABLE_KEY: &str = "x-store-unavailable";
+
 pub(crate) fn store_status(error: &StoreError) -> Status {
-    // The whole cause chain goes to the log; the client learns only that the store failed.
-    let mut chain = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    // The whole cause chain goes to the log.
+    let chain = crate::store::chain(error);
     error!(error = %chain, "store failure");
+    if error.is_unavailable() {
+        // The operator needs the cause (a full disk is theirs to fix); the path stays in the log.
+        let cause = error.io_cause().unwrap_or_else(|| error.to_string());
+        let mut status = Status::unavailable(format!(
+            "the flag store cannot commit writes now ({cause}); this request was not applied. \
+             flagd reopens the store by itself: retry once its /readyz answers 200"
+        ));
+        status.metadata_mut().insert(STORE_UNAVAILABLE_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        return status;
+    }
     Status::internal("the flag store failed; the server log has the cause")
 }
 

@@ -33,6 +33,56 @@ pub(crate) enum StoreError {
         #[source]
         source: redb::DatabaseError,
     },
+    /// The path holds an empty file. A new store is made only where no file exists: an
+    /// empty one is a lost store or a wrong path, and starting empty would hide that.
+    #[error(
+        "the store file {} is empty (0 bytes); flagd creates a store only where no file exists: restore a backup to it, or remove it to start a new store",
+        path.display()
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The path holds a file that is not a redb database.
+    #[error("{} is not a flagd store (a redb file); it starts with bytes {found}", path.display())]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Its first bytes, in hex.
+        found: String,
+    },
+    /// The file could not be read to see what it is.
+    #[error("reading the store file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        #[source]
+        source: io::Error,
+    },
+    /// The file failed the check on open: redb's integrity check, or an invariant the
+    /// store's writes keep.
+    #[error("the store file {} is damaged: {problem}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the check found.
+        problem: String,
+    },
+    /// Code inside the store (redb's or ours) panicked; the store is reopened.
+    #[error("the store failed inside redb (a panic: {message}); it is being reopened")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The store file is closed after an I/O error and could not be opened again yet.
+    #[error("the store file {} is closed after an I/O error and could not be reopened yet: {cause}", path.display())]
+    Closed {
+        /// The file.
+        path: PathBuf,
+        /// Why the last reopen failed, with its causes.
+        cause: String,
+    },
     /// The file was written by a flagd with another table layout.
     #[error("the store file has schema version {found}, but this flagd reads version {supported}")]
     Schema {
@@ -189,6 +239,100 @@ macro_rules! store_error_into_write_error {
             }
         }
     )+};
+}
+
+impl StoreError {
+    /// The redb storage error at the root of this one, if any.
+    pub(crate) fn storage(&self) -> Option<&redb::StorageError> {
+        match self {
+            StoreError::Storage(error)
+            | StoreError::Transaction(redb::TransactionError::Storage(error))
+            | StoreError::Table(redb::TableError::Storage(error))
+            | StoreError::Commit(redb::CommitError::Storage(error))
+            | StoreError::Open { source: redb::DatabaseError::Storage(error), .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// What kind of store failure this is, for `flagd_store_errors_total{kind}`; `None` for
+    /// the ones that are not failures of the file (a schema from another version).
+    pub(crate) fn kind(&self) -> Option<&'static str> {
+        if let Some(storage) = self.storage() {
+            return Some(match storage {
+                redb::StorageError::Io(_) | redb::StorageError::PreviousIo => "io",
+                redb::StorageError::Corrupted(_) => "corrupt",
+                _ => "storage",
+            });
+        }
+        Some(match self {
+            StoreError::Panicked { .. } => "panic",
+            StoreError::Closed { .. } => "closed",
+            StoreError::Corrupt { .. } | StoreError::Missing { .. } | StoreError::Damaged { .. } => "corrupt",
+            StoreError::CreateDir { .. } | StoreError::Read { .. } => "io",
+            StoreError::Open { .. }
+            | StoreError::Transaction(_)
+            | StoreError::Table(_)
+            | StoreError::Commit(_) => "storage",
+            _ => return None,
+        })
+    }
+
+    /// Whether the open `Database` can no longer be trusted to commit: redb latches an I/O
+    /// error until the file is reopened, and a panic may have left its state half-changed.
+    pub(crate) fn needs_reopen(&self) -> bool {
+        matches!(self, StoreError::Panicked { .. })
+            || matches!(
+                self.storage(),
+                Some(
+                    redb::StorageError::Io(_)
+                        | redb::StorageError::PreviousIo
+                        | redb::StorageError::Corrupted(_)
+                        | redb::StorageError::DatabaseClosed
+                        | redb::StorageError::LockPoisoned(_)
+                )
+            )
+    }
+
+    /// Whether writes cannot be committed now (the file's I/O failed, or it is closed): the
+    /// client should retry once the store is back, and `/readyz` says so meanwhile.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Closed { .. } | StoreError::Panicked { .. })
+            || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
+    }
+
+    /// The innermost I/O error's text (`No space left on device (os error 28)`), if any.
+    pub(crate) fn io_cause(&self) -> Option<String> {
+        match self.storage() {
+            Some(redb::StorageError::Io(error)) => Some(error.to_string()),
+            Some(redb::StorageError::PreviousIo) => Some("an earlier I/O error".to_owned()),
+            _ => match self {
+                StoreError::Closed { cause, .. } => Some(cause.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A store error, or an error that may wrap one: what the store's handle inspects to decide
+/// whether to reopen the file.
+pub(crate) trait HasStoreError {
+    /// The store error inside, if any.
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl HasStoreError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+impl HasStoreError for WriteError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            WriteError::Store(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 store_error_into_write_error!(

@@ -37,10 +37,19 @@
 //! - The writer keeps a **cache** of each environment's live flag set (`cache`), so a write
 //!   validates without decoding the environment from the file; it is replaced only after a
 //!   commit and rebuilt from the file whenever a commit fails.
+//! - **A failed disk is survived, not latched.** redb refuses every transaction after one
+//!   I/O error until its `Database` is reopened; `handle` does that itself (waiting for the
+//!   calls still holding the old one), so a full disk costs the writes made while it is full
+//!   and nothing after. `health()` says whether writes commit, for `/readyz`.
+//! - **A damaged file is refused at open**, never served: see `check`.
 //!
 //! # Layout
 //!
 //! - `mod.rs` — [`Store`]: opening, and the API.
+//! - `check` — opening a file: refuses empty and foreign files, runs redb's integrity check
+//!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
+//!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
+//! - `backup` — a consistent copy from one read transaction.
 //! - `tables` — the redb tables and their keys. `records` — entries and stored records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction.
@@ -50,8 +59,11 @@
 //! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
 
 mod apply;
+mod backup;
 mod cache;
+mod check;
 mod error;
+mod handle;
 mod lanes;
 mod patch;
 mod paths;
@@ -73,8 +85,12 @@ use std::sync::Arc;
 use flag_core::{Flag, FlagSet, Segment};
 use redb::{Database, ReadableTable};
 
+use handle::Handle;
+
 pub(crate) use apply::{Applied, AppliedChange, Batch, Subject};
+pub(crate) use check::CheckReport;
 pub(crate) use error::{StoreError, WriteError};
+pub(crate) use handle::{Health, chain};
 pub(crate) use patch::WriteOp;
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, SubjectKind, WriteMeta};
@@ -112,8 +128,9 @@ pub(crate) struct Store {
 }
 
 struct Inner {
-    /// The file. redb's read transactions run alongside its one write transaction.
-    db: Database,
+    /// The file, reopened after an error redb cannot recover from. redb's read transactions
+    /// run alongside its one write transaction.
+    handle: Handle,
     /// Where the file is, for `Debug` and errors.
     path: PathBuf,
     options: StoreOptions,
@@ -130,18 +147,48 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store file at `path`, creating it (and its parent directories) if needed.
-    /// A file left by a crash is recovered by redb to its last committed transaction.
+    /// Opens the store file at `path`, creating it (and its parent directories) only if no
+    /// file is there, and checks it (see `check`): a damaged, empty or foreign file is
+    /// refused with the cause and the path. A file left by a crash is recovered by redb to
+    /// its last committed transaction.
     pub(crate) fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| StoreError::CreateDir { path: parent.to_owned(), source })?;
-        }
-        let db =
-            Database::create(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        Store::open_checked(path, options).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], also returning what the check looked at.
+    pub(crate) fn open_checked(
+        path: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store, CheckReport), StoreError> {
+        let (db, created) = check::open_database(path)?;
         let id = format!("{:016x}", prepare(&db, path)?);
+        let mut report = check::invariants(&db, path)?;
+        report.created = created;
         let writer = Writer::new(Cache::load(&db)?);
-        Ok(Store { inner: Arc::new(Inner { db, path: path.to_owned(), options, writer, id }) })
+        let handle = Handle::new(path, db);
+        Ok((Store { inner: Arc::new(Inner { handle, path: path.to_owned(), options, writer, id }) }, report))
+    }
+
+    /// Whether writes can be committed now. When the last one failed, this tries a commit of
+    /// its own (a row in `meta`, no environment changes), so readiness comes back once the
+    /// disk does, whether or not anyone writes.
+    pub(crate) fn health(&self) -> Health {
+        if self.inner.handle.health() != Health::Ready {
+            // Its failure is what `health()` then reports.
+            let _ = self.inner.handle.run_write(|db| -> Result<(), StoreError> {
+                let txn = db.begin_write()?;
+                txn.open_table(META)?.insert(PROBE_KEY, unix_millis())?;
+                txn.commit()?;
+                Ok(())
+            });
+        }
+        self.inner.handle.health()
+    }
+
+    /// Writes a consistent copy of the store, from one read transaction, to `to` (a new
+    /// file); see `backup`.
+    pub(crate) fn backup_to(&self, to: &Path) -> Result<CheckReport, StoreError> {
+        self.inner.handle.run(|db| backup::copy(db, to))
     }
 
     /// Applies one write in one durable transaction: when this returns `Ok`, the write is on
@@ -154,7 +201,7 @@ impl Store {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
-        self.inner.writer.write(&self.inner.db, environment, op, meta)
+        self.inner.handle.run_write(|db| self.inner.writer.write(db, environment, op, meta))
     }
 
     /// Like [`Store::write`], but only if `wanted()` still holds when the write's turn comes
@@ -166,7 +213,7 @@ impl Store {
         meta: &WriteMeta,
         wanted: &dyn Fn() -> bool,
     ) -> Result<Option<Committed>, WriteError> {
-        self.inner.writer.write_if(&self.inner.db, environment, op, meta, wanted)
+        self.inner.handle.run_write(|db| self.inner.writer.write_if(db, environment, op, meta, wanted))
     }
 
     /// Makes the environment match `batch` in one durable transaction (see `apply`): every
@@ -177,7 +224,7 @@ impl Store {
         batch: Batch,
         meta: &WriteMeta,
     ) -> Result<Applied, WriteError> {
-        self.inner.writer.apply(&self.inner.db, environment, batch, meta)
+        self.inner.handle.run_write(|db| self.inner.writer.apply(db, environment, batch, meta))
     }
 
     /// This store's identity: revisions are comparable only within one store.
@@ -187,13 +234,13 @@ impl Store {
 
     /// The environment's revision: the number of writes it has had; 0 for one never written.
     pub(crate) fn revision(&self, environment: &str) -> Result<u64, StoreError> {
-        read::revision(&self.inner.db, environment)
+        self.inner.handle.run(|db| read::revision(db, environment))
     }
 
     /// The live flag `key` with the history entry that wrote it; `None` if it does not
     /// exist or is deleted.
     pub(crate) fn flag(&self, environment: &str, key: &str) -> Result<Option<FlagRecord>, StoreError> {
-        read::flag(&self.inner.db, environment, key)
+        self.inner.handle.run(|db| read::flag(db, environment, key))
     }
 
     /// The environment's live flags whose key starts with `prefix` (`""` for all) and, when
@@ -204,18 +251,18 @@ impl Store {
         prefix: &str,
         tag: Option<&str>,
     ) -> Result<Vec<Flag>, StoreError> {
-        read::list_flags(&self.inner.db, environment, prefix, tag)
+        self.inner.handle.run(|db| read::list_flags(db, environment, prefix, tag))
     }
 
     /// The environment's live segments, sorted by key.
     pub(crate) fn segments(&self, environment: &str) -> Result<Vec<Segment>, StoreError> {
-        read::segments(&self.inner.db, environment)
+        self.inner.handle.run(|db| read::segments(db, environment))
     }
 
     /// The environment's whole flag set and the revision it is at, read in one transaction.
     /// Flags and segments are sorted by key.
     pub(crate) fn snapshot(&self, environment: &str) -> Result<(u64, FlagSet), StoreError> {
-        read::snapshot(&self.inner.db, environment)
+        self.inner.handle.run(|db| read::snapshot(db, environment))
     }
 
     /// Versions of flag `key` older than `before_version` (all when `None`), newest first,
@@ -228,7 +275,7 @@ impl Store {
         before_version: Option<u64>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        read::flag_history(&self.inner.db, environment, key, before_version, limit)
+        self.inner.handle.run(|db| read::flag_history(db, environment, key, before_version, limit))
     }
 
     /// The environment's writes (flags and segments) older than `before_revision` (all when
@@ -239,7 +286,7 @@ impl Store {
         before_revision: Option<u64>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        read::environment_history(&self.inner.db, environment, before_revision, limit)
+        self.inner.handle.run(|db| read::environment_history(db, environment, before_revision, limit))
     }
 
     /// What a client at revision `since_revision` needs to reach the current revision; see
@@ -249,12 +296,14 @@ impl Store {
         environment: &str,
         since_revision: u64,
     ) -> Result<ChangesSince, StoreError> {
-        read::changes_since(&self.inner.db, environment, since_revision, self.inner.options.resume_window)
+        self.inner
+            .handle
+            .run(|db| read::changes_since(db, environment, since_revision, self.inner.options.resume_window))
     }
 
     /// Every environment ever written, sorted.
     pub(crate) fn environments(&self) -> Result<Vec<String>, StoreError> {
-        read::environments(&self.inner.db)
+        self.inner.handle.run(read::environments)
     }
 }
 
@@ -303,4 +352,13 @@ fn new_store_id(path: &Path) -> u64 {
     std::process::id().hash(&mut hasher);
     path.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The `meta` row the readiness probe commits to (the time of the last probe).
+const PROBE_KEY: &str = "readiness_probe_ms";
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

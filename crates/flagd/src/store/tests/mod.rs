@@ -9,6 +9,7 @@ mod basics;
 mod changes;
 mod concurrency;
 mod crash;
+mod integrity;
 mod operations;
 mod validation;
 
@@ -75,7 +76,8 @@ pub(super) fn content(flag: &Flag) -> Flag {
 /// Every row of every table, as (table, key, value bytes): to show a refused write changed
 /// nothing, byte for byte.
 pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
-    let txn = store.inner.db.begin_read().unwrap();
+    let db = store.inner.handle.current();
+    let txn = db.begin_read().unwrap();
     let mut rows = Vec::new();
     macro_rules! rows_of {
         ($table:expr, $name:literal, $value:expr) => {
@@ -99,7 +101,7 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
 
 /// The tables agree with each other and with the writer's cache.
 pub(super) fn assert_consistent(store: &Store) {
-    let db = &store.inner.db;
+    let db = &*store.inner.handle.current();
     let txn = db.begin_read().unwrap();
     let environments = txn.open_table(ENVIRONMENTS).unwrap();
     let changes = txn.open_table(CHANGES).unwrap();

@@ -1,0 +1,277 @@
+//! Opening a store file, and the check every open runs: redb's own integrity check (the
+//! checksum of every committed page) and the invariants this store's writes keep.
+//!
+//! A damaged file is refused with the cause and its path, never served: a store that starts
+//! on a corrupt page answers its first history read with a panic deep inside redb. Only a
+//! path where no file exists becomes a new store — an empty (0-byte) or foreign file is
+//! somebody's lost data or a wrong `--data`, and starting empty on it would hide that.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+
+use redb::{Builder, Database, ReadableDatabase, ReadableTable};
+use serde_json::Value;
+
+use super::error::StoreError;
+use super::records::{ChangeRecord, StoredVersion, SubjectKind, decode};
+use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
+
+/// The first bytes of every redb file (redb's `MAGICNUMBER`, format version 3 and later).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// What a check looked at, for `flagd check` and the start-up log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CheckReport {
+    /// Whether the file did not exist and was created.
+    pub(crate) created: bool,
+    /// Environments, with their revisions.
+    pub(crate) environments: u64,
+    /// Change-log rows (the sum of the environments' revisions).
+    pub(crate) changes: u64,
+    /// History rows, flags and segments.
+    pub(crate) versions: u64,
+    /// Live flags.
+    pub(crate) flags: u64,
+    /// Live segments.
+    pub(crate) segments: u64,
+}
+
+/// Opens (or, where no file exists, creates) the redb file at `path` with redb's integrity
+/// check; the caller then prepares the tables and runs [`invariants`].
+pub(super) fn open_database(path: &Path) -> Result<(Database, bool), StoreError> {
+    let created = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => return Err(StoreError::Empty { path: path.to_owned() }),
+        Ok(_) => {
+            refuse_foreign(path)?;
+            false
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| StoreError::CreateDir { path: parent.to_owned(), source })?;
+            }
+            true
+        }
+        Err(source) => return Err(StoreError::Read { path: path.to_owned(), source }),
+    };
+    // redb's check turns a corrupted page into an error rather than a panic, but a file
+    // damaged in a way it does not expect can still panic inside it: caught here, so a bad
+    // file is a refusal with its cause, not a crash.
+    let opened = panic::catch_unwind(AssertUnwindSafe(|| {
+        Builder::new().set_check_integrity_on_open(true).create(path)
+    }));
+    match opened {
+        Ok(Ok(db)) => Ok((db, created)),
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(problem)))) => {
+            Err(StoreError::Damaged {
+                path: path.to_owned(),
+                problem: format!("redb integrity check: {problem}"),
+            })
+        }
+        Ok(Err(source)) => Err(StoreError::Open { path: path.to_owned(), source }),
+        Err(payload) => Err(StoreError::Damaged {
+            path: path.to_owned(),
+            problem: format!("redb panicked reading it: {}", panic_message(&*payload)),
+        }),
+    }
+}
+
+/// Refuses a file that does not start as redb files do.
+fn refuse_foreign(path: &Path) -> Result<(), StoreError> {
+    let mut head = [0u8; REDB_MAGIC.len()];
+    let mut file =
+        std::fs::File::open(path).map_err(|source| StoreError::Read { path: path.to_owned(), source })?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(StoreError::Read { path: path.to_owned(), source }),
+        }
+    }
+    if head[..filled] == REDB_MAGIC {
+        return Ok(());
+    }
+    let found = head[..filled].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    Err(StoreError::Foreign { path: path.to_owned(), found })
+}
+
+/// The text of a caught panic.
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Checks, in one read transaction, what every write keeps true: each environment's
+/// revision is its highest change-log row and it has one row per revision; every change-log
+/// row's history row is there and records that revision; versions run 1, 2, 3… with no gap;
+/// every live row is its key's newest version, and no live row lacks one.
+pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, StoreError> {
+    let damaged = |problem: String| StoreError::Damaged { path: path.to_owned(), problem };
+    let txn = db.begin_read()?;
+    let environments = txn.open_table(ENVIRONMENTS)?;
+    let changes = txn.open_table(CHANGES)?;
+    let flag_history = txn.open_table(FLAG_HISTORY)?;
+    let segment_history = txn.open_table(SEGMENT_HISTORY)?;
+    let mut report = CheckReport::default();
+
+    let mut newest: BTreeMap<(String, SubjectKind, String), u64> = BTreeMap::new();
+    let mut revisions: BTreeMap<String, u64> = BTreeMap::new();
+    for row in environments.iter()? {
+        let (environment, revision) = row?;
+        revisions.insert(environment.value().to_owned(), revision.value());
+    }
+    report.environments = revisions.len() as u64;
+    // Every change row belongs to a known environment, in order 1..=revision.
+    let mut expected: Option<(String, u64)> = None;
+    for row in changes.iter()? {
+        let (key, value) = row?;
+        let (environment, revision) = key.value();
+        report.changes += 1;
+        let next = match &expected {
+            Some((previous, last)) if previous == environment => last + 1,
+            _ => 1,
+        };
+        if revision != next {
+            return Err(damaged(format!(
+                "environment {environment:?}: change-log row {revision} follows {}; revisions must run 1, 2, 3…",
+                next - 1
+            )));
+        }
+        expected = Some((environment.to_owned(), revision));
+        let change: ChangeRecord =
+            decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
+        let history = match change.kind {
+            SubjectKind::Flag => &flag_history,
+            SubjectKind::Segment => &segment_history,
+        };
+        let stored = history.get((environment, change.key.as_str(), change.version))?.ok_or_else(|| {
+            damaged(format!(
+                "environment {environment:?}: revision {revision} wrote {} {:?} version {}, which has no history row",
+                change.kind.noun(),
+                change.key,
+                change.version
+            ))
+        })?;
+        let stored: StoredVersion<Value> = decode(
+            stored.value(),
+            "history",
+            format_args!("({environment}, {}, {})", change.key, change.version),
+        )?;
+        if stored.revision != revision {
+            return Err(damaged(format!(
+                "environment {environment:?}: {} {:?} version {} records revision {}, but the change log has it at {revision}",
+                change.kind.noun(),
+                change.key,
+                change.version,
+                stored.revision
+            )));
+        }
+        newest.insert((environment.to_owned(), change.kind, change.key), change.version);
+    }
+    // The revision counter is the highest change-log row.
+    let mut highest: BTreeMap<&str, u64> = BTreeMap::new();
+    for row in changes.iter()? {
+        let (key, _) = row?;
+        let (environment, revision) = key.value();
+        if !revisions.contains_key(environment) {
+            return Err(damaged(format!(
+                "change-log row ({environment:?}, {revision}) belongs to no environment"
+            )));
+        }
+        let environment = revisions.get_key_value(environment).map_or("", |(name, _)| name.as_str());
+        highest.insert(environment, revision);
+    }
+    for (environment, revision) in &revisions {
+        let logged = highest.get(environment.as_str()).copied().unwrap_or(0);
+        if logged != *revision {
+            return Err(damaged(format!(
+                "environment {environment:?} is at revision {revision}, but its change log ends at {logged}"
+            )));
+        }
+    }
+
+    let live_flags = txn.open_table(FLAGS)?;
+    let live_segments = txn.open_table(SEGMENTS)?;
+    for ((environment, kind, key), latest) in &newest {
+        let (history, live) = match kind {
+            SubjectKind::Flag => (&flag_history, &live_flags),
+            SubjectKind::Segment => (&segment_history, &live_segments),
+        };
+        let (environment, key) = (environment.as_str(), key.as_str());
+        let mut version = 0;
+        for row in history.range((environment, key, 0)..=(environment, key, u64::MAX))? {
+            version += 1;
+            report.versions += 1;
+            let found = row?.0.value().2;
+            if found != version {
+                return Err(damaged(format!(
+                    "environment {environment:?}: {} {key:?} has version {found} where {version} was expected",
+                    kind.noun()
+                )));
+            }
+        }
+        if version != *latest {
+            return Err(damaged(format!(
+                "environment {environment:?}: {} {key:?} has {version} versions, but the change log's newest is {latest}",
+                kind.noun()
+            )));
+        }
+        let stored = history.get((environment, key, *latest))?.ok_or_else(|| {
+            damaged(format!("environment {environment:?}: {} {key:?} lost version {latest}", kind.noun()))
+        })?;
+        let stored: StoredVersion<Value> =
+            decode(stored.value(), "history", format_args!("({environment}, {key}, {latest})"))?;
+        let live: Option<Value> = match live.get((environment, key))? {
+            Some(row) => Some(decode(row.value(), "live", format_args!("({environment}, {key})"))?),
+            None => None,
+        };
+        if live != stored.content {
+            return Err(damaged(format!(
+                "environment {environment:?}: the live {} {key:?} is not its newest version ({latest})",
+                kind.noun()
+            )));
+        }
+    }
+    for (kind, live) in [(SubjectKind::Flag, &live_flags), (SubjectKind::Segment, &live_segments)] {
+        for row in live.iter()? {
+            let row = row?;
+            let (environment, key) = row.0.value();
+            if !newest.contains_key(&(environment.to_owned(), kind, key.to_owned())) {
+                return Err(damaged(format!(
+                    "environment {environment:?}: live {} {key:?} has no history",
+                    kind.noun()
+                )));
+            }
+            match kind {
+                SubjectKind::Flag => report.flags += 1,
+                SubjectKind::Segment => report.segments += 1,
+            }
+        }
+    }
+    // History rows of keys the change log never names.
+    let named = |kind: SubjectKind, environment: &str, key: &str| {
+        newest.contains_key(&(environment.to_owned(), kind, key.to_owned()))
+    };
+    for (kind, history) in [(SubjectKind::Flag, &flag_history), (SubjectKind::Segment, &segment_history)] {
+        for row in history.iter()? {
+            let row = row?;
+            let (environment, key, version) = row.0.value();
+            if !named(kind, environment, key) {
+                return Err(damaged(format!(
+                    "environment {environment:?}: {} {key:?} version {version} is in no change-log row",
+                    kind.noun()
+                )));
+            }
+        }
+    }
+    Ok(report)
+}
