@@ -18,7 +18,8 @@ Exit codes:
   6  server unreachable (the message names the address tried)
   7  unauthorized: missing or wrong token
   8  killed, but not every connected SDK acknowledged in time
-  9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)";
+  9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)
+  10 a write timed out: outcome unknown; the message names the revision to check";
 
 /// The operator's CLI for flagd: rollouts, the kill switch, history, rollback, apply/export.
 #[derive(Debug, Parser)]

@@ -26,6 +26,21 @@ pub(crate) enum Failure {
     /// The flag is not in a state the command applies to (e.g. revive of a live flag).
     #[error("{0}")]
     Refused(String),
+    /// A write timed out here, and flagd may still commit it.
+    #[error("{}", outcome_unknown(*revision))]
+    OutcomeUnknown { revision: Option<u64> },
+}
+
+fn outcome_unknown(revision: Option<u64>) -> String {
+    match revision {
+        Some(revision) => format!(
+            "timed out waiting for flagd: outcome unknown; check revision {revision} (`flagctl log`): \
+             the write is committed if it is there or later"
+        ),
+        None => {
+            "timed out waiting for flagd: outcome unknown; check `flagctl log` once flagd answers".to_owned()
+        }
+    }
 }
 
 impl Failure {
@@ -38,6 +53,7 @@ impl Failure {
             Failure::Unauthorized(_) => 7,
             Failure::Unacknowledged(_) => 8,
             Failure::Refused(_) => 9,
+            Failure::OutcomeUnknown { .. } => 10,
         }
     }
 
