@@ -19,6 +19,7 @@ Exit codes:
   7  unauthorized: missing or wrong token
   8  killed, but not every connected SDK acknowledged in time
   9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)
+ 10  a write timed out: outcome unknown; the message names the revision to check
  11  flagd's store cannot commit now (disk full, I/O error): nothing was applied; retry once its /readyz is ready";
 
 /// The operator's CLI for flagd: rollouts, the kill switch, history, rollback, apply/export.

@@ -163,3 +163,39 @@ impl<T> Call<T> for Result<tonic::Response<T>, Status> {
         }
     }
 }
+
+/// Like [`Call`], for a write: a call that timed out on this side may still commit on the
+/// server, so the answer is never a bare "timed out" but "outcome unknown; check revision N"
+/// (exit 10), with the environment's revision read right after.
+pub(crate) trait Wrote<T> {
+    async fn wrote(self, server: &Server, what: &str) -> anyhow::Result<T>;
+}
+
+impl<T> Wrote<T> for Result<tonic::Response<T>, Status> {
+    async fn wrote(self, server: &Server, what: &str) -> anyhow::Result<T> {
+        match self {
+            Err(status)
+                if matches!(status.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded) =>
+            {
+                let revision = server.revision().await;
+                Err(Failure::OutcomeUnknown { revision }).with_context(|| what.to_owned())
+            }
+            other => other.called(server, what),
+        }
+    }
+}
+
+impl Server {
+    /// The environment's revision now, if flagd answers within the usual deadline.
+    async fn revision(&self) -> Option<u64> {
+        // A prefix no key can have (keys are ASCII letters, digits, `_ . -`): the answer
+        // carries the revision and no flags.
+        let request = flag_proto::v1::ListFlagsRequest {
+            environment: self.environment.clone(),
+            prefix: "~".into(),
+            tag: String::new(),
+        };
+        let response = self.admin.clone().list_flags(self.request(request)).await.ok()?;
+        Some(response.into_inner().revision)
+    }
+}

@@ -29,6 +29,21 @@ pub(crate) enum Failure {
     /// flagd's store cannot commit now (disk full, I/O error); nothing was applied.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// A write timed out here, and flagd may still commit it.
+    #[error("{}", outcome_unknown(*revision))]
+    OutcomeUnknown { revision: Option<u64> },
+}
+
+fn outcome_unknown(revision: Option<u64>) -> String {
+    match revision {
+        Some(revision) => format!(
+            "timed out waiting for flagd: outcome unknown; check revision {revision} (`flagctl log`): \
+             the write is committed if it is there or later"
+        ),
+        None => {
+            "timed out waiting for flagd: outcome unknown; check `flagctl log` once flagd answers".to_owned()
+        }
+    }
 }
 
 impl Failure {
@@ -41,6 +56,7 @@ impl Failure {
             Failure::Unauthorized(_) => 7,
             Failure::Unacknowledged(_) => 8,
             Failure::Refused(_) => 9,
+            Failure::OutcomeUnknown { .. } => 10,
             Failure::StoreUnavailable(_) => 11,
         }
     }

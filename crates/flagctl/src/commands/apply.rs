@@ -8,7 +8,7 @@ use similar::{ChangeTag, TextDiff};
 use super::Output;
 use super::export::{as_in_file, fetch};
 use crate::cli::ApplyArgs;
-use crate::connect::{Call, Server};
+use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 use crate::flag_file::FlagFile;
 
@@ -67,7 +67,8 @@ pub(crate) async fn apply(
         .clone()
         .apply(server.request(request))
         .await
-        .called(server, &format!("applying {}", file.name))?;
+        .wrote(server, &format!("applying {}", file.name))
+        .await?;
     let v1::ApplyResponse { revision, changes, kept_killed } = response;
     let applied =
         Applied { dry_run, revision, changes: changes.into_iter().map(planned).collect(), kept_killed };

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::Output;
 use super::write::Written;
 use crate::cli::KillArgs;
-use crate::connect::{Call, Server};
+use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 
 #[derive(Debug, Serialize)]
@@ -60,7 +60,8 @@ pub(crate) async fn kill(
         .clone()
         .kill(server.request_waiting(request, wait))
         .await
-        .called(server, &format!("killing {key}"))?;
+        .wrote(server, &format!("killing {key}"))
+        .await?;
     let v1::AckReport { revision: _, connected, acknowledged, slowest_ms, missing } =
         acks.unwrap_or_default();
     let written = Written::from_response(write.unwrap_or_default());

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Output;
 use crate::cli::{KeyArgs, RollbackArgs, SetArgs};
-use crate::connect::{Call, Server};
+use crate::connect::{Server, Wrote};
 use crate::render;
 
 /// What a write did, for people and for `--json`.
@@ -99,7 +99,7 @@ pub(crate) async fn set(
         };
         admin.set_rollout(server.request(request)).await
     };
-    let response = response.called(server, &format!("setting {key}"))?;
+    let response = response.wrote(server, &format!("setting {key}")).await?;
     report(out, response, |w| if w.operation == "create" { "created" } else { "set" })
 }
 
@@ -147,7 +147,7 @@ async fn key_write(
             ("deleting", "deleted", admin.delete_flag(server.request(request)).await)
         }
     };
-    let response = response.called(server, &format!("{doing} {key}"))?;
+    let response = response.wrote(server, &format!("{doing} {key}")).await?;
     report(out, response, |_| done)
 }
 
@@ -170,7 +170,8 @@ pub(crate) async fn rollback(
         .clone()
         .rollback(server.request(request))
         .await
-        .called(server, &format!("rolling back {key}"))?;
+        .wrote(server, &format!("rolling back {key}"))
+        .await?;
     let written = Written::from_response(response);
     // Without `--to` the server restores the version before the newest one, which is two
     // before the version this rollback wrote.
