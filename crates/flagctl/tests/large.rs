@@ -49,3 +49,20 @@ fn apply_list_and_export_an_environment_over_four_mebibytes() {
     assert_eq!(exported["flags"].as_array().map(Vec::len), Some(FLAGS));
     assert_eq!(exported["flags"][FLAGS - 1]["key"], "flag-11999");
 }
+
+#[test]
+fn a_write_past_the_environment_cap_is_refused_with_the_figures_and_exit_4() {
+    let flagd = Flagd::start_with(&["--max-environment-bytes", "4096"]);
+    let mut created = 0;
+    let stderr = loop {
+        let run = flagd.flagctl(&["set", &format!("flag-{created:03}"), "--percent", "5"]);
+        if run.code != 0 {
+            break run.fails_with(4);
+        }
+        created += 1;
+        assert!(created < 200, "a 4 KiB cap never refused a write");
+    };
+    assert!(stderr.contains("over its cap of") && stderr.contains("4096 bytes"), "{stderr}");
+    // The kill switch is never refused by the cap.
+    flagd.flagctl(&["kill", "flag-000", "--wait", "0s"]).ok();
+}

@@ -21,6 +21,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// How far behind (in revisions) a client may resume from before it gets a full snapshot.
     pub resume_window: u64,
+    /// The largest an environment's full snapshot may grow, in encoded bytes: a write that
+    /// would grow it further is refused (every client's cold start receives it in one
+    /// message). At most [`flag_proto::MAX_MESSAGE_BYTES`] less 1 MiB.
+    pub max_environment_bytes: usize,
     /// How long a stream may stay unable to take a frame before it is disconnected.
     pub slow_client_timeout: Duration,
     /// Frames buffered per stream before the client counts as slow.
@@ -71,6 +75,7 @@ impl Config {
             insecure: false,
             heartbeat_interval: Duration::from_secs(5),
             resume_window: 10_000,
+            max_environment_bytes: flag_proto::DEFAULT_MAX_ENVIRONMENT_BYTES,
             slow_client_timeout: Duration::from_secs(10),
             stream_buffer: 64,
             shutdown_grace: Duration::from_secs(10),
@@ -99,6 +104,12 @@ impl Config {
     /// The same settings with another resume window.
     pub fn with_resume_window(mut self, revisions: u64) -> Self {
         self.resume_window = revisions;
+        self
+    }
+
+    /// The same settings with another environment cap (encoded snapshot bytes).
+    pub fn with_max_environment_bytes(mut self, bytes: usize) -> Self {
+        self.max_environment_bytes = bytes;
         self
     }
 
@@ -139,6 +150,7 @@ impl fmt::Debug for Config {
             .field("insecure", &self.insecure)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("resume_window", &self.resume_window)
+            .field("max_environment_bytes", &self.max_environment_bytes)
             .field("slow_client_timeout", &self.slow_client_timeout)
             .field("stream_buffer", &self.stream_buffer)
             .field("shutdown_grace", &self.shutdown_grace)

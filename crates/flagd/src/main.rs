@@ -51,6 +51,10 @@ struct Args {
     /// Clients further behind than this many revisions get a full snapshot instead of changes.
     #[arg(long, env = "FLAGD_RESUME_WINDOW", default_value_t = 10_000)]
     resume_window: u64,
+    /// The largest an environment's full snapshot may grow, in bytes (at most 63 MiB): a
+    /// write that would grow it further is refused.
+    #[arg(long, env = "FLAGD_MAX_ENVIRONMENT_BYTES", default_value_t = flag_proto::DEFAULT_MAX_ENVIRONMENT_BYTES)]
+    max_environment_bytes: usize,
     /// Disconnect a stream that has not read for this long while frames are queued.
     #[arg(long, env = "FLAGD_SLOW_CLIENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     slow_client_timeout: Duration,
@@ -260,6 +264,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = flagd::Config::new(args.data)
         .with_heartbeat_interval(args.heartbeat_interval)
         .with_resume_window(args.resume_window)
+        .with_max_environment_bytes(args.max_environment_bytes)
         .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer)
         .with_shutdown_grace(args.shutdown_grace);
     if let Some(token) = args.admin_token {

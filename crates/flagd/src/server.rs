@@ -91,11 +91,19 @@ fn without_nagle(
     })
 }
 
+/// The largest environment cap: a snapshot of that size plus its frame fits in one message.
+const MAX_ENVIRONMENT_CAP: usize = MAX_MESSAGE_BYTES - (1 << 20);
+
 fn check(config: &Config) -> Result<(), ServeError> {
     let zero = [
         (config.heartbeat_interval.is_zero(), "the heartbeat interval must be above zero"),
         (config.slow_client_timeout.is_zero(), "the slow-client timeout must be above zero"),
         (config.stream_buffer == 0, "the stream buffer must hold at least one frame"),
+        (config.max_environment_bytes == 0, "the environment cap must be above zero"),
+        (
+            config.max_environment_bytes > MAX_ENVIRONMENT_CAP,
+            "the environment cap must leave a snapshot room in one gRPC message: at most 63 MiB (66060288 bytes)",
+        ),
     ];
     match zero.iter().find(|(bad, _)| *bad) {
         Some((_, message)) => Err(ServeError::Config((*message).into())),
@@ -175,7 +183,13 @@ pub async fn serve_reporting(
     let grace = config.shutdown_grace;
     prometheus();
     let store = {
-        let (path, options) = (config.data.clone(), StoreOptions { resume_window: config.resume_window });
+        let (path, options) = (
+            config.data.clone(),
+            StoreOptions {
+                resume_window: config.resume_window,
+                max_environment_bytes: config.max_environment_bytes,
+            },
+        );
         tokio::task::spawn_blocking(move || Store::open(&path, options))
             .await
             .map_err(std::io::Error::other)?

@@ -40,9 +40,9 @@ pub(crate) fn write_status(error: WriteError) -> Status {
             status
         }
         WriteError::Precondition(_) => Status::failed_precondition(error.to_string()),
-        WriteError::Rollout(_) | WriteError::InvalidEnvironment { .. } => {
-            Status::invalid_argument(error.to_string())
-        }
+        WriteError::Rollout(_)
+        | WriteError::InvalidEnvironment { .. }
+        | WriteError::EnvironmentTooLarge { .. } => Status::invalid_argument(error.to_string()),
         WriteError::Store(store) => store_status(&store),
     }
 }

@@ -20,6 +20,7 @@ use redb::Database;
 use super::error::WriteError;
 use super::lanes::Lane;
 use super::records::{Committed, Operation, SubjectKind, WriteMeta};
+use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
 use super::tables::{
@@ -103,7 +104,7 @@ impl Writer {
         }
         refuse_duplicates(&batch.flags, &batch.segments)?;
         loop {
-            let (live, read) = self.peek(db, environment)?;
+            let (live, bytes, read) = self.peek(db, environment)?;
             let current = revision_of(&read.open_table(ENVIRONMENTS)?, environment)?;
             if let Some(expected) = batch.expected_revision.filter(|expected| *expected != current) {
                 return Err(WriteError::RevisionConflict { expected, current });
@@ -122,6 +123,8 @@ impl Writer {
             let flags =
                 staged::stage(&read, environment, &flag_plan, operation_of, &mut revision, meta, &now)?;
             drop(read);
+            let grown = grown_bytes(bytes, &segments.stamped, &flags.stamped);
+            size::check(environment, bytes, grown, self.max_environment_bytes())?;
             let changes = applied_changes(&segments, &flags);
             let last = flags.last.clone().or_else(|| segments.last.clone());
             if batch.dry_run || last.is_none() {
@@ -131,7 +134,7 @@ impl Writer {
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
             drop(live);
             let rows = segments.rows.iter().chain(&flags.rows);
-            if self.commit_rows(db, environment, current, rows, set)? {
+            if self.commit_rows(db, environment, current, rows, (set, grown))? {
                 tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
                 return Ok(Applied { revision, changes, last, kept_killed });
             }
@@ -148,10 +151,10 @@ impl Writer {
         environment: &str,
         planned_at: u64,
         rows: impl Iterator<Item = &'r Row>,
-        set: FlagSet,
+        set: (FlagSet, usize),
     ) -> Result<bool, WriteError> {
         let _turn = self.turn(Lane::Normal);
-        self.transact(db, environment, |_| {
+        self.transact(db, environment, |_, _| {
             let txn = db.begin_write()?;
             let mut environments = txn.open_table(ENVIRONMENTS)?;
             if revision_of(&environments, environment)? != planned_at {
@@ -332,4 +335,22 @@ fn by_key(mut error: ValidationError, set: &FlagSet) -> ValidationError {
         problem.path = super::paths::by_key(&problem.path, set);
     }
     error
+}
+
+/// The snapshot size after the stamped changes (key, before, after) of both kinds.
+fn grown_bytes(
+    bytes: usize,
+    segments: &[(String, Option<Segment>, Option<Segment>)],
+    flags: &[(String, Option<Flag>, Option<Flag>)],
+) -> usize {
+    let segments = segments.iter().fold(bytes, |total, (_, before, after)| {
+        size::replaced(
+            total,
+            before.as_ref().map(size::segment_bytes),
+            after.as_ref().map(size::segment_bytes),
+        )
+    });
+    flags.iter().fold(segments, |total, (_, before, after)| {
+        size::replaced(total, before.as_ref().map(size::flag_bytes), after.as_ref().map(size::flag_bytes))
+    })
 }

@@ -17,12 +17,15 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::error::StoreError;
 use super::records::decode;
+use super::size;
 use super::tables::{FLAGS, SEGMENTS};
 
-/// Each environment's live flags and segments, each list sorted by key.
+/// Each environment's live flags and segments, each list sorted by key, and the size of its
+/// full snapshot (see `size`), kept up to date by every write rather than recomputed.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Cache {
     environments: HashMap<String, Arc<FlagSet>>,
+    bytes: HashMap<String, usize>,
 }
 
 /// The flag set of an environment nobody has written.
@@ -47,8 +50,15 @@ impl Cache {
             environments.entry(environment.to_owned()).or_default().segments.push(segment);
         }
         // Rows come in key order, so each environment's lists are already sorted by key.
+        let bytes =
+            environments.iter().map(|(name, set)| (name.clone(), size::snapshot_bytes(set))).collect();
         let environments = environments.into_iter().map(|(name, set)| (name, Arc::new(set))).collect();
-        Ok(Cache { environments })
+        Ok(Cache { environments, bytes })
+    }
+
+    /// The size of the environment's full snapshot, in encoded bytes.
+    pub(super) fn bytes(&self, environment: &str) -> usize {
+        self.bytes.get(environment).copied().unwrap_or(size::EMPTY_SNAPSHOT_BYTES)
     }
 
     /// The environment's live set (empty when it was never written).
@@ -61,15 +71,18 @@ impl Cache {
         self.environments.get(environment).map_or_else(|| Arc::new(FlagSet::default()), Arc::clone)
     }
 
-    /// Replaces the environment's set with the one just committed.
-    pub(super) fn replace(&mut self, environment: &str, set: FlagSet) {
+    /// Replaces the environment's set with the one just committed, `bytes` in a snapshot.
+    pub(super) fn replace(&mut self, environment: &str, set: FlagSet, bytes: usize) {
         // An emptied environment is dropped, as `load` would not see it either.
         if set.flags.is_empty() && set.segments.is_empty() {
             self.environments.remove(environment);
+            self.bytes.remove(environment);
         } else if let Some(slot) = self.environments.get_mut(environment) {
             *slot = Arc::new(set);
+            self.bytes.insert(environment.to_owned(), bytes);
         } else {
             self.environments.insert(environment.to_owned(), Arc::new(set));
+            self.bytes.insert(environment.to_owned(), bytes);
         }
     }
 }

@@ -226,6 +226,20 @@ pub(crate) enum WriteError {
     /// The rollout percentages cannot make a split.
     #[error(transparent)]
     Rollout(#[from] RolloutError),
+    /// The write would grow the environment's full snapshot past the configured cap.
+    #[error(
+        "environment {environment:?} would take {} in a full snapshot ({bytes} bytes), over its cap of {} ({limit} bytes; flagd --max-environment-bytes): every SDK's cold start receives it in one message. Delete unused flags, or shorten descriptions and variant values",
+        mebibytes(*bytes),
+        mebibytes(*limit)
+    )]
+    EnvironmentTooLarge {
+        /// The environment.
+        environment: String,
+        /// Its snapshot's size after the write.
+        bytes: usize,
+        /// The cap.
+        limit: usize,
+    },
     /// The store failed; see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -341,3 +355,8 @@ store_error_into_write_error!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// `bytes` as MiB with one decimal, for messages.
+fn mebibytes(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}

@@ -109,13 +109,20 @@ pub(crate) struct StoreOptions {
     /// How many revisions behind a client may be and still get a delta from
     /// [`Store::changes_since`] rather than `TooOld`.
     pub(crate) resume_window: u64,
+    /// The largest full snapshot (encoded bytes) a write may grow an environment to; see
+    /// `size`.
+    pub(crate) max_environment_bytes: usize,
 }
 
 impl Default for StoreOptions {
     /// A window of 10 000 revisions: days of busy editing, yet a delta no bigger than the
-    /// environment itself in practice.
+    /// environment itself in practice. The environment cap leaves a snapshot room in one
+    /// gRPC message.
     fn default() -> Self {
-        StoreOptions { resume_window: 10_000 }
+        StoreOptions {
+            resume_window: 10_000,
+            max_environment_bytes: flag_proto::DEFAULT_MAX_ENVIRONMENT_BYTES,
+        }
     }
 }
 
@@ -164,7 +171,7 @@ impl Store {
         let id = format!("{:016x}", prepare(&db, path)?);
         let mut report = check::invariants(&db, path)?;
         report.created = created;
-        let writer = Writer::new(Cache::load(&db)?);
+        let writer = Writer::new(Cache::load(&db)?, options.max_environment_bytes);
         let handle = Handle::new(path, db);
         Ok((Store { inner: Arc::new(Inner { handle, path: path.to_owned(), options, writer, id }) }, report))
     }

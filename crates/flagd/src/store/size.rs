@@ -4,16 +4,40 @@
 //! Every client's cold start receives the environment in one `FullSnapshot` message, and
 //! every side of the wire refuses messages over `flag_proto::MAX_MESSAGE_BYTES`. An
 //! environment that grew past that would accept the write and then fail every new SDK, so
-//! the writer refuses the write instead, with the figures. Only growth is refused: a kill, a
-//! delete or anything else that shrinks an environment already over a (lowered) cap still
-//! commits, so the cap can never stand between an operator and a kill.
+//! the writer refuses the write instead, with the figures. Only growth is refused, and never
+//! a kill or a revive: those, a delete, and anything else that shrinks an environment
+//! already over a (lowered) cap still commit, so the cap never stands between an operator
+//! and the kill switch.
 
 use flag_core::{Flag, FlagSet, Segment};
 use prost::Message as _;
 use prost::encoding::encoded_len_varint;
 
+use super::error::WriteError;
+
 /// A generous allowance for the snapshot's other fields (revision, store id).
 const SNAPSHOT_OVERHEAD: usize = 64;
+
+/// The size of an empty environment's snapshot.
+pub(super) const EMPTY_SNAPSHOT_BYTES: usize = SNAPSHOT_OVERHEAD;
+
+/// Refuses growing an environment from `before` to `after` bytes past `limit`; shrinking is
+/// always allowed (see the module docs).
+pub(super) fn check(environment: &str, before: usize, after: usize, limit: usize) -> Result<(), WriteError> {
+    if after > limit && after > before {
+        return Err(WriteError::EnvironmentTooLarge {
+            environment: environment.to_owned(),
+            bytes: after,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// `total` with an item of `before` bytes replaced by one of `after` (`None`: absent).
+pub(super) fn replaced(total: usize, before: Option<usize>, after: Option<usize>) -> usize {
+    (total + after.unwrap_or(0)).saturating_sub(before.unwrap_or(0))
+}
 
 /// Bytes `flag` adds to a snapshot: its entry in the repeated field (tag, length, message).
 pub(super) fn flag_bytes(flag: &Flag) -> usize {

@@ -22,7 +22,8 @@ use super::error::{StoreError, WriteError};
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
-use super::records::{ChangeRecord, Committed, Operation, StoredVersion, WriteMeta, encode};
+use super::records::{ChangeRecord, Committed, Operation, StoredVersion, SubjectKind, WriteMeta, encode};
+use super::size;
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};
 
@@ -35,6 +36,8 @@ pub(super) struct Writer {
     /// "rebuild from the file": after a failed commit (it may or may not have reached the
     /// disk) or a panic in a writer, the file is the only truth.
     cache: Mutex<Option<Cache>>,
+    /// The largest snapshot a write may grow an environment to (see `size`).
+    max_environment_bytes: usize,
     /// Whose turn it is: taken before `cache`, and held for the whole write.
     lanes: Lanes,
 }
@@ -59,8 +62,13 @@ impl Now {
 
 impl Writer {
     /// A writer validating against `cache`, which must have been loaded from the file.
-    pub(super) fn new(cache: Cache) -> Writer {
-        Writer { cache: Mutex::new(Some(cache)), lanes: Lanes::default() }
+    pub(super) fn new(cache: Cache, max_environment_bytes: usize) -> Writer {
+        Writer { cache: Mutex::new(Some(cache)), max_environment_bytes, lanes: Lanes::default() }
+    }
+
+    /// See `size`.
+    pub(super) fn max_environment_bytes(&self) -> usize {
+        self.max_environment_bytes
     }
 
     /// Waits for a turn in `lane`.
@@ -79,16 +87,16 @@ impl Writer {
         &self,
         db: &Database,
         environment: &str,
-    ) -> Result<(Arc<FlagSet>, ReadTransaction), WriteError> {
+    ) -> Result<(Arc<FlagSet>, usize, ReadTransaction), WriteError> {
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let cache = match slot.take() {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
-        let set = cache.shared(environment);
+        let (set, bytes) = (cache.shared(environment), cache.bytes(environment));
         *slot = Some(cache);
         let read = db.begin_read()?;
-        Ok((set, read))
+        Ok((set, bytes, read))
     }
 
     /// Applies `op` to `environment` in one durable transaction.
@@ -129,19 +137,21 @@ impl Writer {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
-        self.transact(db, environment, |set| {
-            let (committed, set) = commit(db, set, environment, op, meta)?;
-            Ok((committed, Some(set)))
+        let limit = self.max_environment_bytes;
+        self.transact(db, environment, |set, bytes| {
+            let (committed, set, bytes) = commit(db, (set, bytes, limit), environment, op, meta)?;
+            Ok((committed, Some((set, bytes))))
         })
     }
 
-    /// Runs `body` over the environment's live set; `body` returns its result and the
-    /// environment's new set when it committed one. The caller holds a [`Turn`].
+    /// Runs `body` over the environment's live set and its snapshot size; `body` returns its
+    /// result and the environment's new set and size when it committed one. The caller holds
+    /// a [`Turn`].
     pub(super) fn transact<R>(
         &self,
         db: &Database,
         environment: &str,
-        body: impl FnOnce(&FlagSet) -> Result<(R, Option<FlagSet>), WriteError>,
+        body: impl FnOnce(&FlagSet, usize) -> Result<(R, Option<(FlagSet, usize)>), WriteError>,
     ) -> Result<R, WriteError> {
         if !is_environment_name(environment) {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
@@ -153,10 +163,10 @@ impl Writer {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
-        match body(cache.environment(environment)) {
+        match body(cache.environment(environment), cache.bytes(environment)) {
             Ok((result, new_set)) => {
-                if let Some(set) = new_set {
-                    cache.replace(environment, set);
+                if let Some((set, bytes)) = new_set {
+                    cache.replace(environment, set, bytes);
                 }
                 *slot = Some(cache);
                 Ok(result)
@@ -189,15 +199,18 @@ fn lane_of(op: &WriteOp) -> Lane {
     }
 }
 
-/// One write over `set`, the environment's live state; returns what was committed and the
-/// environment's new set.
+/// One write over `set`, the environment's live state, `bytes` in a snapshot and capped at
+/// `limit`; returns what was committed and the environment's new set and size.
 fn commit(
     db: &Database,
-    set: &FlagSet,
+    (set, bytes, limit): (&FlagSet, usize, usize),
     environment: &str,
     op: WriteOp,
     meta: &WriteMeta,
-) -> Result<(Committed, FlagSet), WriteError> {
+) -> Result<(Committed, FlagSet, usize), WriteError> {
+    // A revive adds a byte or two (`enabled` is sent when true); like a kill, it is an
+    // incident's tool, and the cap never stands in its way.
+    let capped = !matches!(op, WriteOp::Kill { .. } | WriteOp::Revive { .. });
     let txn = db.begin_write()?;
     let Planned { operation, change } = {
         let history = txn.open_table(FLAG_HISTORY)?;
@@ -205,6 +218,7 @@ fn commit(
     };
     // After planning: history records when the write was made, not when it was asked for.
     let now = Now::new();
+    let set_before = set;
     let write = Write { txn: &txn, set, environment, operation, meta, now: &now };
     let (committed, set) = match change {
         Change::Flag { key, content } if only_enabled_changes(set, &key, content.as_ref()) => {
@@ -213,6 +227,21 @@ fn commit(
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
         Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
     };
+    let key = committed.entry.key.as_str();
+    // Sized as stored (stamped), so the running total stays exact.
+    let after = match (&committed.entry.flag, &committed.entry.segment) {
+        (Some(flag), _) => Some(size::flag_bytes(flag)),
+        (None, Some(segment)) => Some(size::segment_bytes(segment)),
+        (None, None) => None,
+    };
+    let before = match committed.entry.kind {
+        SubjectKind::Flag => Flag::find(set_before, key).map(size::flag_bytes),
+        SubjectKind::Segment => Segment::find(set_before, key).map(size::segment_bytes),
+    };
+    let grown = size::replaced(bytes, before, after);
+    if capped {
+        size::check(environment, bytes, grown, limit)?;
+    }
     txn.commit()?;
     tracing::debug!(
         environment,
@@ -222,7 +251,7 @@ fn commit(
         operation = ?committed.entry.operation,
         "store write committed"
     );
-    Ok((committed, set))
+    Ok((committed, set, grown))
 }
 
 /// Whether `content` is the live flag `key` with nothing but `enabled` (and what the store

@@ -213,7 +213,7 @@ fn snapshot_is_every_live_flag_and_segment_with_the_revision() {
 fn everything_survives_closing_and_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flags.redb");
-    let options = StoreOptions { resume_window: 50 };
+    let options = StoreOptions { resume_window: 50, ..StoreOptions::default() };
     let before = {
         let store = Store::open(&path, options).unwrap();
         put(&store, rollout("chat", 5.0));

@@ -98,7 +98,7 @@ fn a_delta_lists_each_changed_key_once_in_its_current_state() {
 
 #[test]
 fn too_old_for_zero_the_future_and_beyond_the_window() {
-    let (_dir, store) = new_store_with(StoreOptions { resume_window: 3 });
+    let (_dir, store) = new_store_with(StoreOptions { resume_window: 3, ..StoreOptions::default() });
     assert_eq!(store.changes_since(ENV, 0).unwrap(), ChangesSince::TooOld);
     assert_eq!(
         store.changes_since(ENV, 1).unwrap(),
