@@ -312,6 +312,8 @@ async fn history_and_rollback() {
             to_version: Some(1),
             expected_version: Some(3),
             change: change("back to 5 %"),
+            // Version 1 was live and chat is killed now: restoring it live is a revive.
+            allow_revive: true,
         })
         .await
         .unwrap()

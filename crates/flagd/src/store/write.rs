@@ -65,10 +65,7 @@ impl Writer {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
-        self.transact(db, environment, |set| {
-            let (committed, set) = commit(db, set, environment, op, meta)?;
-            Ok((committed, Some(set)))
-        })
+        self.transact(db, environment, |set| commit(db, set, environment, op, meta))
     }
 
     /// Runs `body` over the environment's live set with writes serialized; `body` returns
@@ -118,14 +115,14 @@ impl Writer {
 }
 
 /// One write over `set`, the environment's live state; returns what was committed and the
-/// environment's new set.
+/// environment's new set (`None` when nothing was written).
 fn commit(
     db: &Database,
     set: &FlagSet,
     environment: &str,
     op: WriteOp,
     meta: &WriteMeta,
-) -> Result<(Committed, FlagSet), WriteError> {
+) -> Result<(Committed, Option<FlagSet>), WriteError> {
     let now = Now::new();
     let txn = db.begin_write()?;
     let Planned { operation, change } = {
@@ -136,6 +133,8 @@ fn commit(
     let (committed, set) = match change {
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
         Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
+        // Nothing to write: the transaction is dropped unused, so no version or revision.
+        Change::Unchanged(entry) => return Ok((Committed::unchanged(entry), None)),
     };
     txn.commit()?;
     tracing::debug!(
@@ -146,7 +145,7 @@ fn commit(
         operation = ?committed.entry.operation,
         "store write committed"
     );
-    Ok((committed, set))
+    Ok((committed, Some(set)))
 }
 
 /// The parts of one write shared by flags and segments.
@@ -214,6 +213,6 @@ impl Write<'_> {
         };
         history.insert((environment, key, version), encode(&stored)?.as_slice())?;
         let entry = stored.into_entry(environment, key, version);
-        Ok((Committed { revision, entry }, candidate))
+        Ok((Committed { revision, entry, unchanged: false }, candidate))
     }
 }
