@@ -91,3 +91,32 @@ fn a_request_over_the_message_limit_is_refused_with_its_size() {
     assert!(err.contains("bytes (") && err.contains("the limit is"), "{err}");
     flagd.flagctl(&["get", "big"]).fails_with(3);
 }
+
+#[test]
+fn a_file_nested_100000_deep_is_refused_with_the_field_line_and_limit() {
+    let flagd = Flagd::start();
+    let head = "flags:\n  - key: deep\n    variants:\n      - name: on\n        value: ";
+    for (name, text) in [
+        ("deep.yaml", format!("{head}{}1{}\n", "{\"a\": ".repeat(100_000), "}".repeat(100_000))),
+        (
+            "deep.json",
+            format!(
+                "{{\"flags\": [{{\"key\": \"deep\", \"variants\": [{{\"name\": \"on\", \"value\": {}1{}}}]}}]}}",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+        ),
+    ] {
+        let file = flagd.dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let err = flagd.flagctl(&["apply", "-f", file.to_str().unwrap()]).fails_with(4);
+        let line = if name.ends_with("yaml") { 5 } else { 1 };
+        assert!(
+            err.contains(&format!(
+                "{name}:{line}: flags[0].variants[0].value: nesting deeper than 64 levels"
+            )),
+            "{err}"
+        );
+    }
+    flagd.flagctl(&["get", "deep"]).fails_with(3);
+}
