@@ -35,6 +35,27 @@ pub enum RolloutError {
     /// Not a number from 0 to 100.
     #[error("expected a percentage from 0 to 100, found {0}")]
     OutOfRange(f64),
+    /// Above 0 but below a split's smallest step (0.001 %): it would round to nobody.
+    #[error(
+        "{0} % is below a split's smallest step of 0.001 % and would round to 0 %; give 0, or at least 0.001"
+    )]
+    RoundsToZero(f64),
+    /// Below 100 but within 0.001 % of it: it would round to everyone.
+    #[error(
+        "{0} % is within a split's smallest step (0.001 %) of 100 % and would round to 100 %; give 100, or at most 99.999"
+    )]
+    RoundsToAll(f64),
+    /// A dark percentage above the rollout percentage by less than one step: the dark
+    /// cohort asked for would round to nobody.
+    #[error(
+        "the dark percentage ({dark}) is less than 0.001 % above the rollout percentage ({percent}), so nobody would be dark; give --dark equal to --percent for no dark cohort"
+    )]
+    DarkRoundsToZero {
+        /// The rollout percentage.
+        percent: f64,
+        /// The dark percentage.
+        dark: f64,
+    },
     /// The dark percentage counts the `on` users too, so it cannot be smaller.
     #[error(
         "expected the dark percentage ({dark}) to be at least the rollout percentage ({percent}): it includes the users who see the new path"
@@ -48,9 +69,19 @@ pub enum RolloutError {
 }
 
 /// A percentage in split weight units (1/1000 %), rounded to the nearest unit.
+///
+/// A percentage that is not 0 but below one unit, or not 100 but within one unit of it, is
+/// refused rather than rounded: `--percent 0.0001` meaning "nobody" (or `99.9999` meaning
+/// "everyone") is never what was asked.
 pub fn percent_to_weight(percent: f64) -> Result<u32, RolloutError> {
     if !(0.0..=100.0).contains(&percent) {
         return Err(RolloutError::OutOfRange(percent));
+    }
+    if percent > 0.0 && percent < 0.001 {
+        return Err(RolloutError::RoundsToZero(percent));
+    }
+    if percent < 100.0 && percent > 99.999 {
+        return Err(RolloutError::RoundsToAll(percent));
     }
     Ok((percent * 1000.0).round() as u32)
 }
@@ -61,8 +92,11 @@ impl Split {
     pub fn dark_launch(percent: f64, dark_percent: f64) -> Result<Split, RolloutError> {
         let on = percent_to_weight(percent)?;
         let reach = percent_to_weight(dark_percent)?;
-        if reach < on {
+        if reach < on || dark_percent < percent {
             return Err(RolloutError::DarkBelowPercent { percent, dark: dark_percent });
+        }
+        if reach == on && dark_percent > percent {
+            return Err(RolloutError::DarkRoundsToZero { percent, dark: dark_percent });
         }
         let weight = |variant: &str, weight: u32| Weight { variant: variant.into(), weight: weight.into() };
         Ok(Split {
@@ -73,6 +107,10 @@ impl Split {
     }
 
     /// If this split has the dark-launch shape, its (percent, dark percent).
+    ///
+    /// A dark share above 0 is always one an operator asked for: only an explicit dark
+    /// percentage (or a flag written whole) makes one, so a rollout change keeps it, and a
+    /// split without one has nobody dark.
     pub fn dark_launch_percentages(&self) -> Option<(f64, f64)> {
         let [on, dark, off] = self.weights.as_slice() else {
             return None;
@@ -117,5 +155,32 @@ impl Snapshot {
             (_, Some(DARK)) => LaunchStage::Dark,
             _ => LaunchStage::Off,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_percentage_below_one_step_is_refused_not_rounded_to_nobody() {
+        assert_eq!(percent_to_weight(0.0), Ok(0));
+        assert_eq!(percent_to_weight(0.001), Ok(1));
+        assert_eq!(percent_to_weight(12.5), Ok(12_500));
+        assert_eq!(percent_to_weight(100.0), Ok(100_000));
+        assert_eq!(percent_to_weight(0.0001), Err(RolloutError::RoundsToZero(0.0001)));
+        assert_eq!(percent_to_weight(0.0009), Err(RolloutError::RoundsToZero(0.0009)));
+        assert_eq!(percent_to_weight(99.9999), Err(RolloutError::RoundsToAll(99.9999)));
+        assert!(matches!(percent_to_weight(f64::NAN), Err(RolloutError::OutOfRange(_))));
+        let message = RolloutError::RoundsToZero(0.0001).to_string();
+        assert!(message.contains("0.0001 %") && message.contains("at least 0.001"), "{message}");
+    }
+
+    #[test]
+    fn a_dark_cohort_that_would_round_to_nobody_is_refused() {
+        let error = Split::dark_launch(5.0, 5.0004).unwrap_err();
+        assert_eq!(error, RolloutError::DarkRoundsToZero { percent: 5.0, dark: 5.0004 });
+        assert!(Split::dark_launch(5.0, 4.9999).is_err(), "dark counts the on users");
+        assert_eq!(Split::dark_launch(5.0, 5.0).unwrap().dark_launch_percentages(), Some((5.0, 5.0)));
     }
 }

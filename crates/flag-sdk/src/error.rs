@@ -34,6 +34,18 @@ pub enum FileError {
         #[source]
         source: serde_yaml_ng::Error,
     },
+    /// The file nests deeper than a flag file may ([`crate::nesting`]'s limit, as flagctl's).
+    #[error("{}:{line}: {field}: nesting deeper than {limit} levels", path.display())]
+    TooDeep {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of `field`.
+        line: usize,
+        /// The field the nesting is in (at most six levels: `flags[0].variants[0].value`).
+        field: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The flag set parsed but is not valid (every problem with its field path).
     #[error("{}: {source}", path.display())]
     Invalid {

@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use crate::error::FileError;
 use crate::follower::Applied;
 use crate::model::Model;
+use crate::nesting;
 
 /// Bumped when the cache layout changes; a cache of another format is ignored.
 const CACHE_FORMAT: u32 = 1;
@@ -119,6 +120,13 @@ pub(crate) async fn write_cache_forever(
 /// Reads an offline flags file: JSON when it ends in `.json`, YAML otherwise.
 pub(crate) fn read_flags_file(path: &Path) -> Result<FlagSet, FileError> {
     let text = std::fs::read_to_string(path).map_err(|source| FileError::Io { path: path.into(), source })?;
+    // First, so a deep file is refused before serde spends quadratic time on it.
+    nesting::check(&text).map_err(|(field, line)| FileError::TooDeep {
+        path: path.into(),
+        line,
+        field,
+        limit: nesting::MAX_DEPTH,
+    })?;
     let is_json = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("json"));
     let set: FlagSet = if is_json {
         serde_json::from_str(&text).map_err(|source| FileError::Json { path: path.into(), source })?
@@ -192,5 +200,28 @@ mod tests {
         .unwrap();
         let error = read_flags_file(&yaml).unwrap_err().to_string();
         assert!(error.contains("flags[0]"), "{error}");
+    }
+
+    #[test]
+    fn a_deep_flags_file_is_refused_with_the_field_line_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = |open: &str, close: &str| {
+            format!(
+                "{{\"flags\": [{{\"key\": \"x\", \"variants\": [{{\"name\": \"on\", \"value\": {}1{}}}]}}]}}",
+                open.repeat(100_000),
+                close.repeat(100_000)
+            )
+        };
+        for name in ["flags.json", "flags.yaml"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, deep("{\"a\": ", "}")).unwrap();
+            let error = read_flags_file(&path).unwrap_err().to_string();
+            assert!(
+                error.ends_with(&format!(
+                    "{name}:1: flags[0].variants[0].value: nesting deeper than 64 levels"
+                )),
+                "{error}"
+            );
+        }
     }
 }

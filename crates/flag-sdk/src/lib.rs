@@ -76,6 +76,7 @@ mod files;
 mod follower;
 mod metrics;
 mod model;
+mod nesting;
 mod shadow;
 mod shared;
 mod status;

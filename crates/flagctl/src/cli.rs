@@ -166,6 +166,9 @@ pub(crate) struct RollbackArgs {
     /// The version to restore; the one before the current when absent.
     #[arg(long)]
     pub(crate) to: Option<u64>,
+    /// Restore the version's on/off state too, even when that revives a killed flag.
+    #[arg(long)]
+    pub(crate) allow_revive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,9 @@ impl Failure {
                 Failure::StoreUnavailable(message)
             }
             Code::Unavailable => Failure::Unreachable { address: address.to_owned(), cause: message },
+            Code::OutOfRange | Code::ResourceExhausted if too_large(&message).is_some() => {
+                Failure::Invalid(too_large(&message).unwrap_or_default())
+            }
             Code::Unimplemented => Failure::Unreachable {
                 address: address.to_owned(),
                 cause: "it does not serve the flagd API (the management port, or another server?)".into(),
@@ -87,10 +90,73 @@ impl Failure {
     }
 }
 
+/// tonic's "message length too large: found N bytes, the limit is: L bytes" (from either
+/// side, encoding or decoding) as a person reads it; `None` for any other message. The sizes
+/// come from the message, so this holds whatever limits the two sides set.
+fn too_large(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.trim_end_matches(" bytes");
+    let (found, limit) = (found.parse::<u64>().ok()?, limit.parse::<u64>().ok()?);
+    let side = if message.contains("encoded") { "to send" } else { "to receive" };
+    Some(format!(
+        "a message of {} is too large {side}: the limit is {} for one message; \
+         write less at once (split the file) or make the flag smaller",
+        bytes(found),
+        bytes(limit)
+    ))
+}
+
+/// `5242880` → `5242880 bytes (5.0 MiB)`.
+fn bytes(count: u64) -> String {
+    format!("{count} bytes ({:.1} MiB)", count as f64 / f64::from(1 << 20))
+}
+
 /// A server answer as an error: a [`Failure`] when it has an exit code, else the status text.
 pub(crate) fn status_error(status: Status, address: &str, environment: &str) -> anyhow::Error {
     match Failure::from_status(&status, address, environment) {
         Some(failure) => failure.into(),
         None => anyhow::anyhow!("flagd answered {:?}: {}", status.code(), status.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: Status) -> Option<Failure> {
+        Failure::from_status(&status, "http://127.0.0.1:8013", "production")
+    }
+
+    #[test]
+    fn a_message_over_the_size_limit_is_invalid_input_with_both_sizes() {
+        // As tonic words them: the server decoding a request, and a client encoding one.
+        for (status, side) in [
+            (
+                Status::out_of_range(
+                    "Error, decoded message length too large: found 5242880 bytes, the limit is: 4194304 bytes",
+                ),
+                "to receive",
+            ),
+            (
+                Status::out_of_range(
+                    "Error, encoded message length too large: found 70000000 bytes, the limit is: 67108864 bytes",
+                ),
+                "to send",
+            ),
+        ] {
+            let Some(failure @ Failure::Invalid(_)) = failure(status) else { panic!("not invalid input") };
+            assert_eq!(failure.exit_code(), 4);
+            let message = failure.to_string();
+            assert!(message.contains(side), "{message}");
+            assert!(message.contains("bytes") && message.contains("the limit is"), "{message}");
+        }
+        let message = too_large(
+            "Error, decoded message length too large: found 5242880 bytes, the limit is: 4194304 bytes",
+        )
+        .unwrap();
+        assert!(message.contains("5242880 bytes (5.0 MiB)") && message.contains("4194304 bytes (4.0 MiB)"));
+        // Another out-of-range answer keeps its own text.
+        assert!(failure(Status::out_of_range("something else")).is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use flag_core::{FlagSet, ValidationError};
 
 use crate::failure::Failure;
-use crate::yaml_lines::LineIndex;
+use crate::yaml_lines::{LineIndex, MAX_DEPTH, TooDeep};
 
 /// A parsed flag file and where its fields are.
 #[derive(Debug)]
@@ -32,11 +32,14 @@ impl FlagFile {
     }
 
     pub(crate) fn parse(name: String, text: &str) -> Result<FlagFile, Failure> {
+        // First, so a deep document is refused before serde spends quadratic time on it.
+        let lines = LineIndex::of(text).map_err(|TooDeep { path, line }| {
+            Failure::Invalid(format!("{name}:{line}: {path}: nesting deeper than {MAX_DEPTH} levels"))
+        })?;
         let set: FlagSet = serde_yaml_ng::from_str(text).map_err(|error| {
             let line = error.location().map(|l| format!(":{}", l.line())).unwrap_or_default();
             Failure::Invalid(format!("{name}{line}: {}", strip_location(&error.to_string())))
         })?;
-        let lines = LineIndex::of(text);
         // An empty or truncated file would read as "no flags": with `--prune`, a deleted
         // environment. An empty set must be written out (`flags: []`).
         if lines.line_of("flags").is_none() && lines.line_of("segments").is_none() {

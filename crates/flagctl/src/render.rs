@@ -36,6 +36,14 @@ fn split_text(split: &Split) -> String {
     text
 }
 
+/// The on and dark shares (`5%`, `45%`) of a live dark launch with a dark cohort.
+pub(crate) fn dark_cohort(flag: &Flag) -> Option<(String, String)> {
+    let Serve::Split(split) = &flag.default else { return None };
+    let weight = |name: &str| split.weights.iter().find(|w| w.variant == name).map_or(0, |w| w.weight);
+    let dark = weight(flag_core::DARK);
+    (flag.enabled && dark > 0).then(|| (percent(weight(flag_core::ON)), percent(dark)))
+}
+
 /// One line for a flag's state: what it serves, or that it is killed.
 pub(crate) fn state(flag: &Flag) -> String {
     if flag.enabled { serve(&flag.default) } else { format!("KILLED: everyone gets {:?}", flag.off_variant) }

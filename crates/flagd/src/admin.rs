@@ -268,6 +268,8 @@ impl Admin for AdminService {
         Ok(Response::new(v1::KillResponse {
             write: Some(write_response(&committed)),
             acks: Some(ack_report(&report)),
+            // The acks are then for the revision of the kill in force (`Committed::unchanged`).
+            already_killed: committed.unchanged,
         }))
     }
 
@@ -288,10 +290,10 @@ impl Admin for AdminService {
     #[instrument(skip_all)]
     async fn rollback(&self, request: Request<v1::RollbackRequest>) -> WriteResult {
         let client = Client::of(&request);
-        let v1::RollbackRequest { environment, key, to_version, expected_version, change } =
+        let v1::RollbackRequest { environment, key, to_version, expected_version, change, allow_revive } =
             request.into_inner();
-        self.written(client, &environment, WriteOp::Rollback { key, to_version, expected_version }, change)
-            .await
+        let op = WriteOp::Rollback { key, to_version, expected_version, allow_revive };
+        self.written(client, &environment, op, change).await
     }
 
     #[instrument(skip_all)]

@@ -312,6 +312,8 @@ async fn history_and_rollback() {
             to_version: Some(1),
             expected_version: Some(3),
             change: change("back to 5 %"),
+            // Version 1 was live and chat is killed now: restoring it live is a revive.
+            allow_revive: true,
         })
         .await
         .unwrap()
@@ -436,16 +438,30 @@ async fn a_kill_reports_the_acknowledgements_of_connected_sdks() {
     // With an SDK that never acknowledges, the report says so after the wait. The kill
     // answers at once; the acking SDK has its ack on the way before the wait begins.
     let silent = server.watch("production", 0).await;
-    let second = admin
-        .kill(v1::KillRequest {
-            environment: "".into(),
-            key: "chat".into(),
-            change: change("again"),
-            wait_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // A kill of a killed flag writes nothing: it answers with the kill in force.
+    let kill = |reason: &str| v1::KillRequest {
+        environment: "".into(),
+        key: "chat".into(),
+        change: change(reason),
+        wait_ms: 0,
+    };
+    let again = admin.kill(kill("again")).await.unwrap().into_inner();
+    let entry = again.write.as_ref().and_then(|w| w.entry.as_ref()).unwrap();
+    assert!(again.already_killed);
+    assert_eq!(
+        (again.write.as_ref().unwrap().revision, entry.version, entry.reason.as_str()),
+        (2, 2, "incident")
+    );
+    let revive = v1::ReviveRequest {
+        environment: "".into(),
+        key: "chat".into(),
+        expected_version: None,
+        change: change("fixed"),
+    };
+    admin.revive(revive).await.unwrap();
+    seen.recv().await.unwrap();
+    let second = admin.kill(kill("again")).await.unwrap().into_inner();
+    assert!(!second.already_killed);
     seen.recv().await.unwrap();
     let revision = second.write.unwrap().revision;
     let report = admin

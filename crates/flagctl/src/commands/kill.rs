@@ -8,11 +8,17 @@ use super::write::Written;
 use crate::cli::KillArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
+use crate::render;
 
 #[derive(Debug, Serialize)]
 struct Killed {
     #[serde(flatten)]
     written: Written,
+    /// It was killed before: nothing was written, and `written` is the kill in force.
+    already_killed: bool,
+    /// Who killed it and when, for an `already_killed` answer.
+    #[serde(skip)]
+    since: String,
     connected: u32,
     acknowledged: u32,
     slowest_ms: u32,
@@ -22,8 +28,12 @@ struct Killed {
 impl Killed {
     /// `killed chat (revision 42): 37/37 SDKs acknowledged, slowest 3 ms`.
     fn line(&self, waited: bool) -> String {
-        let Killed { written, connected, acknowledged, slowest_ms, missing } = self;
-        let head = format!("killed {} (revision {})", written.key, written.revision);
+        let Killed { written, already_killed, since, connected, acknowledged, slowest_ms, missing } = self;
+        let head = if *already_killed {
+            format!("{} was already killed ({since}); nothing written", written.key)
+        } else {
+            format!("killed {} (revision {})", written.key, written.revision)
+        };
         if !waited {
             return format!("{head}: not waiting for acknowledgements ({connected} SDKs connected)");
         }
@@ -55,7 +65,7 @@ pub(crate) async fn kill(
         change: Some(change),
         wait_ms,
     };
-    let v1::KillResponse { write, acks } = server
+    let v1::KillResponse { write, acks, already_killed } = server
         .admin
         .clone()
         .kill(server.request_waiting(request, wait))
@@ -64,8 +74,10 @@ pub(crate) async fn kill(
         .await?;
     let v1::AckReport { revision: _, connected, acknowledged, slowest_ms, missing } =
         acks.unwrap_or_default();
-    let written = Written::from_response(write.unwrap_or_default());
-    let killed = Killed { written, connected, acknowledged, slowest_ms, missing };
+    let write = write.unwrap_or_default();
+    let since = write.entry.as_ref().map(since).unwrap_or_default();
+    let written = Written::from_response(write);
+    let killed = Killed { written, already_killed, since, connected, acknowledged, slowest_ms, missing };
     out.print(&killed, || killed.line(!wait.is_zero()))?;
     if !wait.is_zero() && acknowledged < connected {
         let waited = humantime::format_duration(wait);
@@ -76,4 +88,16 @@ pub(crate) async fn kill(
         .into());
     }
     Ok(())
+}
+
+/// `since version 3, revision 3, by ana 2 min ago: "incident 4711"`.
+fn since(entry: &v1::HistoryEntry) -> String {
+    let reason = if entry.reason.is_empty() { String::new() } else { format!(": {:?}", entry.reason) };
+    format!(
+        "since version {}, revision {}, by {} {}{reason}",
+        entry.version,
+        entry.revision,
+        entry.actor,
+        render::ago(entry.timestamp_ms)
+    )
 }

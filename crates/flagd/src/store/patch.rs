@@ -7,7 +7,7 @@ use flag_core::{
 use redb::ReadableTable;
 
 use super::error::{Precondition, WriteError};
-use super::records::{Operation, StoredVersion, SubjectKind, decode};
+use super::records::{HistoryEntry, Operation, StoredVersion, SubjectKind, decode};
 use super::subject::Versioned;
 use super::tables::{VersionKey, latest_version};
 
@@ -35,9 +35,9 @@ pub(crate) enum WriteOp {
     ///
     /// A missing flag is created as [`Flag::dark_launch`] when `create_if_missing`
     /// (operation `Create`), else refused as not found. An existing flag needs variants
-    /// `on`, `dark` and `off`. Without `dark_percent` the dark reach is kept from the current
-    /// split if it has the dark-launch shape — raised to `percent` if below it — and is
-    /// `percent` otherwise. The split's `by` and `salt` are kept, so nobody changes bucket.
+    /// `on`, `dark` and `off`. Without `dark_percent` a dark cohort of the current split (a
+    /// dark share above 0, which only an explicit dark percentage makes) keeps its reach —
+    /// raised to `percent` if below it, which uses it up — and otherwise nobody is dark. The split's `by` and `salt` are kept, so nobody changes bucket.
     /// `enabled` is kept: a rollout change never revives a killed flag, so a ramp can be
     /// prepared while killed and switched on with [`WriteOp::Revive`].
     SetRollout {
@@ -63,7 +63,8 @@ pub(crate) enum WriteOp {
         expected_version: Option<u64>,
     },
     /// `enabled = false`: everyone gets the off variant (operation `Kill`). Killing a killed
-    /// flag is recorded again, as a new version: an incident log shows every kill command.
+    /// flag writes nothing (no version, no revision): the write answers with the kill that is
+    /// in force, marked [`Committed::unchanged`](super::Committed).
     Kill {
         /// The flag.
         key: String,
@@ -84,8 +85,10 @@ pub(crate) enum WriteOp {
         /// See [`WriteOp`].
         expected_version: Option<u64>,
     },
-    /// A new version with version `to_version`'s content, `enabled` included (operation
-    /// `Rollback`); `None` means the version before the newest. Restores deleted flags too.
+    /// A new version with version `to_version`'s content (operation `Rollback`); `None`
+    /// means the version before the newest. Restores deleted flags too. A killed flag stays
+    /// killed unless `allow_revive` (as an apply keeps kills): reviving is a decision of its
+    /// own, not a side effect of restoring content. With it, `enabled` is restored too.
     Rollback {
         /// The flag.
         key: String,
@@ -93,6 +96,8 @@ pub(crate) enum WriteOp {
         to_version: Option<u64>,
         /// See [`WriteOp`].
         expected_version: Option<u64>,
+        /// Restore the version's `enabled` even when that revives a killed flag.
+        allow_revive: bool,
     },
     /// Creates or replaces a segment (operation `Create` or `Update`).
     PutSegment {
@@ -119,6 +124,9 @@ pub(super) struct Planned {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per write, moved once: see `WriteOp`
 pub(super) enum Change {
+    /// Nothing to write: the subject already is what was asked (a kill of a killed flag).
+    /// The entry is the write that made it so.
+    Unchanged(HistoryEntry),
     /// Flag `key` becomes `content`.
     Flag { key: String, content: Option<Flag> },
     /// Segment `key` becomes `content`.
@@ -161,6 +169,10 @@ pub(super) fn plan(
         }
         WriteOp::Kill { key } => {
             let mut content = existing_flag(set, &key, None)?;
+            if !content.enabled {
+                let since = kill_in_force(history, environment, &key, content.version)?;
+                return Ok(Planned { operation: Operation::Kill, change: Change::Unchanged(since) });
+            }
             content.enabled = false;
             flag(Operation::Kill, key, Some(content))
         }
@@ -176,9 +188,12 @@ pub(super) fn plan(
             existing_flag(set, &key, expected_version)?;
             flag(Operation::Delete, key, None)
         }
-        WriteOp::Rollback { key, to_version, expected_version } => {
-            live_flag(set, &key, expected_version)?;
-            let content = rollback_content(history, environment, &key, to_version)?;
+        WriteOp::Rollback { key, to_version, expected_version, allow_revive } => {
+            let killed = live_flag(set, &key, expected_version)?.is_some_and(|live| !live.enabled);
+            let mut content = rollback_content(history, environment, &key, to_version)?;
+            if killed && !allow_revive {
+                content.enabled = false;
+            }
             flag(Operation::Rollback, key, Some(content))
         }
         WriteOp::PutSegment { segment } => {
@@ -235,8 +250,16 @@ fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<
         Serve::Variant(_) => None,
     };
     let mut split = if wants_dark {
+        // The dark extent is only ever what an operator set: a dark share that exists came
+        // from an explicit dark percentage (nothing else makes one: `--on`/`--off` and a
+        // created flag get none unless asked, a percentage at or above the reach leaves
+        // none), so its reach is kept. Without one nobody is dark: users moved out of `on`
+        // go to `off`, never quietly into the shadow.
         let dark = dark_percent.unwrap_or_else(|| {
-            let reach = current.and_then(Split::dark_launch_percentages).map(|(_, reach)| reach);
+            let reach = current
+                .and_then(Split::dark_launch_percentages)
+                .filter(|(on, reach)| reach > on)
+                .map(|(_, reach)| reach);
             reach.map_or(percent, |reach| reach.max(percent))
         });
         Split::dark_launch(percent, dark)?
@@ -284,4 +307,33 @@ fn rollback_content(
     let stored: StoredVersion<Flag> =
         decode(row.value(), "flag_history", format_args!("({environment}, {key}, {version})"))?;
     stored.content.ok_or_else(|| Precondition::RollbackToDeletion { key: key.to_owned(), version }.into())
+}
+
+/// The entry of the write that killed flag `key`, killed at version `live`: the oldest of the
+/// killed versions leading up to it (a rollout changed while killed keeps the kill).
+fn kill_in_force(
+    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    environment: &str,
+    key: &str,
+    live: u64,
+) -> Result<HistoryEntry, WriteError> {
+    let mut since = None;
+    for row in history.range((environment, key, 1)..=(environment, key, live))?.rev() {
+        let (row_key, value) = row?;
+        let version = row_key.value().2;
+        let stored: StoredVersion<Flag> =
+            decode(value.value(), "flag_history", format_args!("({environment}, {key}, {version})"))?;
+        if stored.content.as_ref().is_none_or(|flag| flag.enabled) {
+            break;
+        }
+        since = Some(stored.into_entry(environment, key, version));
+    }
+    // The live version is killed, so the walk kept at least its own row; its absence means
+    // the history lost a row the live table names.
+    since.ok_or_else(|| {
+        WriteError::Store(super::error::StoreError::Missing {
+            table: "flag_history",
+            key: format!("({environment}, {key}, {live})"),
+        })
+    })
 }

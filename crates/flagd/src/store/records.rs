@@ -87,6 +87,16 @@ pub(crate) struct Committed {
     pub(crate) revision: u64,
     /// The history entry the write appended.
     pub(crate) entry: HistoryEntry,
+    /// Nothing was written: the subject already was what the write asked (a kill of a
+    /// killed flag). `entry` is then the write that made it so, and `revision` its revision.
+    pub(crate) unchanged: bool,
+}
+
+impl Committed {
+    /// The answer of a write that found nothing to do: `entry` made it so.
+    pub(crate) fn unchanged(entry: HistoryEntry) -> Committed {
+        Committed { revision: entry.revision, entry, unchanged: true }
+    }
 }
 
 /// A live flag with the history entry that made it what it is.

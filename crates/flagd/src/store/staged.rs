@@ -84,7 +84,7 @@ pub(super) fn stage<T: Versioned>(
     let last = last.map(|stored| {
         let revision = stored.revision;
         let (key, version) = rows.last().map_or((String::new(), 0), |row| (row.key.clone(), row.version));
-        Committed { revision, entry: stored.into_entry(environment, &key, version) }
+        Committed { revision, entry: stored.into_entry(environment, &key, version), unchanged: false }
     });
     Ok(Staged { rows, stamped, last })
 }

@@ -138,10 +138,7 @@ impl Writer {
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
         let limit = self.max_environment_bytes;
-        self.transact(db, environment, |set, bytes| {
-            let (committed, set, bytes) = commit(db, (set, bytes, limit), environment, op, meta)?;
-            Ok((committed, Some((set, bytes))))
-        })
+        self.transact(db, environment, |set, bytes| commit(db, (set, bytes, limit), environment, op, meta))
     }
 
     /// Runs `body` over the environment's live set and its snapshot size; `body` returns its
@@ -200,14 +197,15 @@ fn lane_of(op: &WriteOp) -> Lane {
 }
 
 /// One write over `set`, the environment's live state, `bytes` in a snapshot and capped at
-/// `limit`; returns what was committed and the environment's new set and size.
+/// `limit`; returns what was committed and the environment's new set and size (`None` when
+/// nothing was written).
 fn commit(
     db: &Database,
     (set, bytes, limit): (&FlagSet, usize, usize),
     environment: &str,
     op: WriteOp,
     meta: &WriteMeta,
-) -> Result<(Committed, FlagSet, usize), WriteError> {
+) -> Result<(Committed, Option<(FlagSet, usize)>), WriteError> {
     // A revive adds a byte or two (`enabled` is sent when true); like a kill, it is an
     // incident's tool, and the cap never stands in its way.
     let capped = !matches!(op, WriteOp::Kill { .. } | WriteOp::Revive { .. });
@@ -226,6 +224,8 @@ fn commit(
         }
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
         Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
+        // Nothing to write: the transaction is dropped unused, so no version or revision.
+        Change::Unchanged(entry) => return Ok((Committed::unchanged(entry), None)),
     };
     let key = committed.entry.key.as_str();
     // Sized as stored (stamped), so the running total stays exact.
@@ -251,7 +251,7 @@ fn commit(
         operation = ?committed.entry.operation,
         "store write committed"
     );
-    Ok((committed, set, grown))
+    Ok((committed, Some((set, grown))))
 }
 
 /// Whether `content` is the live flag `key` with nothing but `enabled` (and what the store
@@ -335,6 +335,6 @@ impl Write<'_> {
         };
         history.insert((environment, key, version), encode(&stored)?.as_slice())?;
         let entry = stored.into_entry(environment, key, version);
-        Ok((Committed { revision, entry }, candidate))
+        Ok((Committed { revision, entry, unchanged: false }, candidate))
     }
 }

@@ -137,7 +137,7 @@ fn snapshot_at_any_revision_plus_the_delta_is_the_current_snapshot() {
             0 | 1 => WriteOp::PutFlag { flag: rollout(&key, next(100) as f64), expected_version: None },
             2 => WriteOp::Kill { key },
             3 => WriteOp::DeleteFlag { key, expected_version: None },
-            4 => WriteOp::Rollback { key, to_version: None, expected_version: None },
+            4 => WriteOp::Rollback { key, to_version: None, expected_version: None, allow_revive: false },
             _ => WriteOp::PutSegment { segment: segment(&key, &["u1"]) },
         };
         // Refusals (not found, nothing to roll back) are part of the run: they change nothing.

@@ -130,7 +130,7 @@ fn serve_variant_serves_one_variant_to_everyone() {
 }
 
 #[test]
-fn kill_is_recorded_every_time_and_revive_restores_the_pre_kill_flag() {
+fn a_second_kill_writes_nothing_and_revive_restores_the_pre_kill_flag() {
     let (_dir, store) = new_store();
     let mut chat = Flag::dark_launch("chat", 5.0, 50.0).unwrap();
     chat.description = "the new chat".into();
@@ -138,13 +138,20 @@ fn kill_is_recorded_every_time_and_revive_restores_the_pre_kill_flag() {
     let error = write(&store, WriteOp::Revive { key: "chat".into(), expected_version: None }).unwrap_err();
     assert!(matches!(error, WriteError::Precondition(Precondition::NotKilled { .. })), "{error:?}");
 
-    for version in [2, 3] {
-        let killed = write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
-        assert_eq!((killed.entry.version, killed.entry.operation), (version, Operation::Kill));
-        assert!(!live(&store, "chat").enabled);
-    }
+    let killed = write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
+    assert_eq!((killed.entry.version, killed.entry.operation, killed.unchanged), (2, Operation::Kill, false));
+    // A ramp prepared while killed is not a revive; the kill in force is still version 2's.
+    write(&store, set_rollout("chat", 1.0, None, false)).unwrap();
+    let rows = dump(&store);
+    let again = store.write(ENV, WriteOp::Kill { key: "chat".into() }, &meta("again")).unwrap();
+    assert!(again.unchanged, "{again:?}");
+    assert_eq!((again.entry.version, again.revision, again.entry.reason.as_str()), (2, 2, "test"));
+    assert_eq!(dump(&store), rows, "a kill of a killed flag wrote something");
+    assert_eq!(store.revision(ENV).unwrap(), 3);
+
     let revived = write(&store, WriteOp::Revive { key: "chat".into(), expected_version: Some(3) }).unwrap();
     assert_eq!((revived.entry.version, revived.entry.operation), (4, Operation::Revive));
+    chat.default = live(&store, "chat").default;
     assert_eq!(content(&live(&store, "chat")), chat, "the content from before the kill");
     assert_eq!(store.flag(ENV, "chat").unwrap().unwrap().last_change.operation, Operation::Revive);
     assert!(matches!(write(&store, WriteOp::Kill { key: "nope".into() }), Err(WriteError::NotFound { .. })));
@@ -158,13 +165,13 @@ fn a_rollout_prepared_while_killed_waits_for_the_revive() {
     write(&store, set_rollout("chat", 1.0, None, false)).unwrap();
     let flag = live(&store, "chat");
     assert!(!flag.enabled, "a rollout change never revives a killed flag");
-    assert_eq!(percentages(&flag), Some((1.0, 50.0)));
+    assert_eq!(percentages(&flag), Some((1.0, 1.0)), "no dark cohort was asked for");
     write(&store, WriteOp::Revive { key: "chat".into(), expected_version: None }).unwrap();
     let flag = live(&store, "chat");
     assert!(flag.enabled);
     assert_eq!(
         percentages(&flag),
-        Some((1.0, 50.0)),
+        Some((1.0, 1.0)),
         "the careful ramp is kept, not the 50 % from before the kill"
     );
 }
@@ -178,7 +185,12 @@ fn rollback_restores_a_version_as_a_new_version() {
     let created_at = live(&store, "chat").metadata.created_at;
     let rolled = write(
         &store,
-        WriteOp::Rollback { key: "chat".into(), to_version: Some(1), expected_version: Some(3) },
+        WriteOp::Rollback {
+            key: "chat".into(),
+            to_version: Some(1),
+            expected_version: Some(3),
+            allow_revive: false,
+        },
     );
     let rolled = rolled.unwrap();
     assert_eq!((rolled.entry.version, rolled.entry.operation), (4, Operation::Rollback));
@@ -186,26 +198,51 @@ fn rollback_restores_a_version_as_a_new_version() {
     assert_eq!(live(&store, "chat").metadata.created_at, created_at);
 
     // None: the version before the newest (3, content 3 %).
-    write(&store, WriteOp::Rollback { key: "chat".into(), to_version: None, expected_version: None })
-        .unwrap();
+    write(
+        &store,
+        WriteOp::Rollback {
+            key: "chat".into(),
+            to_version: None,
+            expected_version: None,
+            allow_revive: false,
+        },
+    )
+    .unwrap();
     assert_eq!(content(&live(&store, "chat")), rollout("chat", 3.0));
 
-    // A killed version restores killed: rollback restores content, `enabled` included.
+    // A killed version restores killed.
     write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
     put(&store, rollout("chat", 9.0));
-    write(&store, WriteOp::Rollback { key: "chat".into(), to_version: Some(6), expected_version: None })
-        .unwrap();
+    write(
+        &store,
+        WriteOp::Rollback {
+            key: "chat".into(),
+            to_version: Some(6),
+            expected_version: None,
+            allow_revive: false,
+        },
+    )
+    .unwrap();
     assert!(!live(&store, "chat").enabled);
 
     for (to_version, latest) in [(Some(0), 8), (Some(9), 8)] {
-        let error =
-            write(&store, WriteOp::Rollback { key: "chat".into(), to_version, expected_version: None })
-                .unwrap_err();
+        let error = write(
+            &store,
+            WriteOp::Rollback { key: "chat".into(), to_version, expected_version: None, allow_revive: false },
+        )
+        .unwrap_err();
         assert!(matches!(error, WriteError::VersionNotFound { latest: l, .. } if l == latest), "{error:?}");
     }
-    let error =
-        write(&store, WriteOp::Rollback { key: "nope".into(), to_version: None, expected_version: None })
-            .unwrap_err();
+    let error = write(
+        &store,
+        WriteOp::Rollback {
+            key: "nope".into(),
+            to_version: None,
+            expected_version: None,
+            allow_revive: false,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(error, WriteError::NotFound { .. }), "{error:?}");
     assert_consistent(&store);
 }
@@ -216,25 +253,46 @@ fn rollback_brings_back_a_deleted_flag_but_not_to_its_deletion() {
     put(&store, rollout("chat", 5.0));
     let created_at = live(&store, "chat").metadata.created_at;
     write(&store, WriteOp::DeleteFlag { key: "chat".into(), expected_version: None }).unwrap();
-    let back =
-        write(&store, WriteOp::Rollback { key: "chat".into(), to_version: None, expected_version: Some(0) });
+    let back = write(
+        &store,
+        WriteOp::Rollback {
+            key: "chat".into(),
+            to_version: None,
+            expected_version: Some(0),
+            allow_revive: false,
+        },
+    );
     assert_eq!(back.unwrap().entry.version, 3);
     let flag = live(&store, "chat");
     assert_eq!(content(&flag), rollout("chat", 5.0));
     assert_eq!(flag.metadata.created_at, created_at, "its identity comes back with it");
 
-    let error =
-        write(&store, WriteOp::Rollback { key: "chat".into(), to_version: Some(2), expected_version: None })
-            .unwrap_err();
+    let error = write(
+        &store,
+        WriteOp::Rollback {
+            key: "chat".into(),
+            to_version: Some(2),
+            expected_version: None,
+            allow_revive: false,
+        },
+    )
+    .unwrap_err();
     assert!(
         matches!(error, WriteError::Precondition(Precondition::RollbackToDeletion { version: 2, .. })),
         "{error:?}"
     );
 
     put(&store, rollout("single", 1.0));
-    let error =
-        write(&store, WriteOp::Rollback { key: "single".into(), to_version: None, expected_version: None })
-            .unwrap_err();
+    let error = write(
+        &store,
+        WriteOp::Rollback {
+            key: "single".into(),
+            to_version: None,
+            expected_version: None,
+            allow_revive: false,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(error, WriteError::Precondition(Precondition::NoPreviousVersion { .. })), "{error:?}");
 }
 
@@ -258,4 +316,66 @@ fn segments_are_versioned_like_flags() {
     assert_eq!(store.segments(ENV).unwrap(), vec![segment("staff", &["u3"])]);
     assert_eq!(again.entry.segment, Some(segment("staff", &["u3"])));
     assert_consistent(&store);
+}
+
+#[test]
+fn rollback_keeps_a_kill_unless_allowed_to_revive() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("chat", 5.0));
+    put(&store, rollout("chat", 50.0));
+    write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
+    let rollback = |allow_revive| WriteOp::Rollback {
+        key: "chat".into(),
+        to_version: Some(1),
+        expected_version: None,
+        allow_revive,
+    };
+    write(&store, rollback(false)).unwrap();
+    let flag = live(&store, "chat");
+    assert!(!flag.enabled, "a rollback of a killed flag revived it");
+    assert_eq!(percentages(&flag), Some((5.0, 5.0)), "the content is restored");
+    write(&store, rollback(true)).unwrap();
+    assert!(live(&store, "chat").enabled, "--allow-revive restores `enabled` too");
+    assert_consistent(&store);
+}
+
+#[test]
+fn only_an_explicit_dark_percentage_makes_anyone_dark() {
+    let (_dir, store) = new_store();
+    let ramp = |percent, dark| write(&store, set_rollout("ramp", percent, dark, true)).unwrap();
+    let now = || percentages(&live(&store, "ramp"));
+    // Ramping down moves users out of `on` to `off`, not into the shadow.
+    ramp(50.0, None);
+    ramp(5.0, None);
+    assert_eq!(now(), Some((5.0, 5.0)));
+    // --on, then --percent 10: nobody dark.
+    ramp(100.0, Some(100.0));
+    ramp(10.0, None);
+    assert_eq!(now(), Some((10.0, 10.0)));
+    // An explicit dark cohort is kept while ramping below it…
+    ramp(25.0, Some(50.0));
+    ramp(5.0, None);
+    assert_eq!(now(), Some((5.0, 50.0)));
+    // …and used up by a percentage at or above it: ramping down again darkens nobody.
+    ramp(75.0, None);
+    ramp(10.0, None);
+    assert_eq!(now(), Some((10.0, 10.0)));
+    // --off: nobody runs the new path.
+    ramp(20.0, Some(60.0));
+    ramp(0.0, Some(0.0));
+    assert_eq!(now(), Some((0.0, 0.0)));
+    ramp(5.0, None);
+    assert_eq!(now(), Some((5.0, 5.0)));
+}
+
+#[test]
+fn a_percentage_below_one_step_is_refused() {
+    let (_dir, store) = new_store();
+    let error = write(&store, set_rollout("chat", 0.0001, None, true)).unwrap_err();
+    assert!(matches!(error, WriteError::Rollout(RolloutError::RoundsToZero(_))), "{error:?}");
+    assert!(store.flag(ENV, "chat").unwrap().is_none());
+    put(&store, rollout("chat", 5.0));
+    let error = write(&store, set_rollout("chat", 5.0, Some(5.0004), false)).unwrap_err();
+    assert!(matches!(error, WriteError::Rollout(RolloutError::DarkRoundsToZero { .. })), "{error:?}");
+    assert_eq!(store.revision(ENV).unwrap(), 1);
 }

@@ -136,7 +136,10 @@ fn refusals_of_every_kind_leave_the_store_unchanged() {
     refused(&store, WriteOp::Revive { key: key(), expected_version: None });
     refused(&store, WriteOp::ServeVariant { key: key(), variant: "nope".into(), expected_version: None });
     refused(&store, WriteOp::ServeVariant { key: key(), variant: "on".into(), expected_version: Some(7) });
-    refused(&store, WriteOp::Rollback { key: key(), to_version: None, expected_version: None });
+    refused(
+        &store,
+        WriteOp::Rollback { key: key(), to_version: None, expected_version: None, allow_revive: false },
+    );
     let rollout = |percent, dark_percent| WriteOp::SetRollout {
         key: key(),
         percent,
