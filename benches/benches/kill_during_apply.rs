@@ -2,7 +2,8 @@
 //! request to its receipt on a connected `Sync.Watch` stream, while a 10,000-flag apply is
 //! being planned, written and committed — and, in the same run, on a quiet server (the floor).
 //!
-//! Kills and revives of one flag alternate, so every one is a real change. Each kill is sent
+//! `received` is request to receipt on the stream; `acknowledged` is request to the kill's
+//! answer (committed durably). Kills and revives of one flag alternate, so every one is a real change. Each kill is sent
 //! at a different point of an apply (0 to 900 ms after the apply's request); the apply
 //! changes every one of its flags each time, so none of them is a no-op.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -77,6 +78,7 @@ async fn kill_once(
     admin: &mut AdminClient<Channel>,
     seen: &mut mpsc::UnboundedReceiver<(Instant, bool)>,
     kill: bool,
+    committed: &mut Vec<Duration>,
 ) -> Duration {
     let sent = Instant::now();
     if kill {
@@ -96,6 +98,7 @@ async fn kill_once(
         };
         admin.revive(request).await.unwrap();
     }
+    committed.push(sent.elapsed());
     loop {
         let (at, enabled) = seen.recv().await.unwrap();
         if enabled != kill {
@@ -142,12 +145,14 @@ fn main() {
 
         let mut kill = true;
         let mut quiet = Vec::with_capacity(SAMPLES);
+        let mut quiet_committed = Vec::with_capacity(SAMPLES);
         for _ in 0..SAMPLES {
-            quiet.push(kill_once(&mut killer, &mut seen, kill).await);
+            quiet.push(kill_once(&mut killer, &mut seen, kill, &mut quiet_committed).await);
             kill = !kill;
         }
 
         let mut during = Vec::with_capacity(SAMPLES);
+        let mut during_committed = Vec::with_capacity(SAMPLES);
         let mut apply_times = Vec::with_capacity(SAMPLES);
         for round in 0..SAMPLES {
             let mut applier = admin(&channel);
@@ -158,12 +163,14 @@ fn main() {
                 started.elapsed()
             });
             tokio::time::sleep(Duration::from_millis((round as u64 * 47) % 900)).await;
-            during.push(kill_once(&mut killer, &mut seen, kill).await);
+            during.push(kill_once(&mut killer, &mut seen, kill, &mut during_committed).await);
             kill = !kill;
             apply_times.push(applied.await.unwrap());
         }
-        report("quiet", quiet);
-        report("during_10000_flag_apply", during);
+        report("quiet/received", quiet);
+        report("quiet/acknowledged", quiet_committed);
+        report("during_10000_flag_apply/received", during);
+        report("during_10000_flag_apply/acknowledged", during_committed);
         apply_times.sort_unstable();
         println!(
             "kill_during_apply/apply_10000_with_kill p50_ms={} max_ms={}",
