@@ -103,7 +103,12 @@ impl Writer {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
         }
         refuse_duplicates(&batch.flags, &batch.segments)?;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
+            // After giving way `MAX_YIELDS` times, plan and commit in one turn: kills that
+            // keep coming would otherwise change the environment under every new plan.
+            let held = (attempts > MAX_YIELDS).then(|| self.turn(Lane::Normal));
             let (live, bytes, read) = self.peek(db, environment)?;
             let current = revision_of(&read.open_table(ENVIRONMENTS)?, environment)?;
             if let Some(expected) = batch.expected_revision.filter(|expected| *expected != current) {
@@ -134,7 +139,7 @@ impl Writer {
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
             drop(live);
             let rows = segments.rows.iter().chain(&flags.rows);
-            if self.commit_rows(db, environment, current, rows, (set, grown))? {
+            if self.commit_rows(db, environment, current, rows, (set, grown), held.is_none())? {
                 tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
                 return Ok(Applied { revision, changes, last, kept_killed });
             }
@@ -144,7 +149,8 @@ impl Writer {
 
     /// Writes `rows` and commits them if the environment is still at revision `planned_at`;
     /// `false` when it is not, or when a kill asked for the turn before the commit (nothing
-    /// was written then).
+    /// was written then). With `yields` false the caller holds the turn already, and keeps
+    /// it whatever waits.
     fn commit_rows<'r>(
         &self,
         db: &Database,
@@ -152,8 +158,9 @@ impl Writer {
         planned_at: u64,
         rows: impl Iterator<Item = &'r Row>,
         set: (FlagSet, usize),
+        yields: bool,
     ) -> Result<bool, WriteError> {
-        let _turn = self.turn(Lane::Normal);
+        let _turn = yields.then(|| self.turn(Lane::Normal));
         self.transact(db, environment, |_, _| {
             let txn = db.begin_write()?;
             let mut environments = txn.open_table(ENVIRONMENTS)?;
@@ -169,7 +176,7 @@ impl Writer {
                 let mut change_log = txn.open_table(CHANGES)?;
                 for (index, row) in rows.enumerate() {
                     // A kill waiting costs this apply its work so far, never the kill its time.
-                    if index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
+                    if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
                         return Ok((false, None));
                     }
                     let key = (environment, row.key.as_str());
@@ -192,7 +199,7 @@ impl Writer {
             }
             environments.insert(environment, last_revision)?;
             drop(environments);
-            if self.kill_waiting() {
+            if yields && self.kill_waiting() {
                 return Ok((false, None));
             }
             txn.commit()?;
@@ -204,6 +211,11 @@ impl Writer {
 /// Rows written between two looks at the urgent lane: a look is an atomic load, a row a
 /// few microseconds, so a kill waits for at most a few hundred microseconds of rows.
 const KILL_CHECK_EVERY: usize = 64;
+
+/// How many times an apply gives its turn away to a waiting kill before it keeps it: kills
+/// sent back to back would otherwise start it over for ever. Its last attempt then plans
+/// and commits in one turn, which a kill waits for — once, for about the apply's own time.
+const MAX_YIELDS: u32 = 3;
 
 /// What the caller is told of each change (content as planned, before stamping).
 fn applied_changes(segments: &Staged<Segment>, flags: &Staged<Flag>) -> Vec<AppliedChange> {

@@ -97,3 +97,37 @@ fn concurrent_read_modify_write_loses_no_update() {
     assert_eq!(store.revision(ENV).unwrap(), total as u64 + 1);
     assert_consistent(&store);
 }
+
+/// Kills sent back to back make a running apply give way, but only a few times: it then
+/// keeps its turn and commits while the kills are still coming.
+#[test]
+fn kills_back_to_back_do_not_starve_an_apply() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let (_dir, store) = new_store();
+    put(&store, rollout("incident", 50.0));
+    let flags: Vec<Flag> = (0..2_000).map(|i| rollout(&format!("flag-{i:04}"), 10.0)).collect();
+    let applied = AtomicBool::new(false);
+    let kills_during = AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !applied.load(Ordering::Acquire) && Instant::now() < deadline {
+                write(&store, WriteOp::Kill { key: "incident".into() }).unwrap();
+                write(&store, WriteOp::Revive { key: "incident".into(), expected_version: None }).unwrap();
+                kills_during.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        // Let the kills start first, so the apply meets them from its first attempt.
+        while kills_during.load(Ordering::Relaxed) == 0 {
+            thread::yield_now();
+        }
+        let batch = crate::store::Batch { flags, ..crate::store::Batch::default() };
+        let result = store.apply(ENV, batch, &meta("apply during kills"));
+        applied.store(true, Ordering::Release);
+        assert_eq!(result.unwrap().changes.len(), 2_000);
+    });
+    assert!(Instant::now() < deadline, "the apply committed only once the kills stopped");
+    assert_consistent(&store);
+}
