@@ -27,5 +27,5 @@ fn a_write_timing_out_here_exits_10_with_the_revision_to_check() {
     assert!(stderr.contains("outcome unknown; check"), "{stderr}");
     assert!(stderr.contains("applying"), "the message says which write: {stderr}");
     let help = flagd.flagctl(&["--help"]).ok();
-    assert!(help.contains("10 a write timed out: outcome unknown"), "{help}");
+    assert!(help.contains("10  a write timed out: outcome unknown"), "{help}");
 }
