@@ -4,33 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flag_proto::v1;
-use support::{flag, put};
-
-/// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
-fn start_flagd(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("FLAGD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the flagd binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("grpc="))
-        .expect("flagd prints its address");
-    (child, format!("http://{grpc}"))
-}
+use support::{flag, put, start_binary};
 
 const COUNTER: &str = "
 key: counter
@@ -43,7 +21,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("flags.redb");
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
-    let (mut child, mut endpoint) = start_flagd(&data);
+    let (mut child, mut endpoint) = start_binary(&data);
     for cycle in 0..5u64 {
         // A client writes as fast as it can, remembering each acknowledged version.
         let acked = Arc::new(Mutex::new(Vec::new()));
@@ -80,7 +58,7 @@ async fn every_acknowledged_write_survives_sigkill() {
         assert!(!this_cycle.is_empty(), "cycle {cycle} acknowledged no write");
         acknowledged.extend(this_cycle);
 
-        (child, endpoint) = start_flagd(&data);
+        (child, endpoint) = start_binary(&data);
         let mut admin = v1::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
         let mut stored = std::collections::HashMap::new();
         let mut before = 0;

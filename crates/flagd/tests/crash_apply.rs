@@ -6,38 +6,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flag_proto::v1::{self, admin_client::AdminClient};
-use support::{change, flag, put};
+use support::{change, flag, put, start_binary};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const FLAGS: usize = 3_000;
-const MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
-fn start_flagd(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("FLAGD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the flagd binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("grpc="))
-        .expect("flagd prints its address");
-    (child, format!("http://{grpc}"))
-}
+const MESSAGE_LIMIT: usize = flag_proto::MAX_MESSAGE_BYTES;
 
 async fn admin(endpoint: &str) -> Option<AdminClient<Channel>> {
     let client = AdminClient::connect(endpoint.to_owned()).await.ok()?;
@@ -72,7 +50,7 @@ prerequisites: [{ flag: missing, variant: on }]";
 async fn sigkill_during_apply_and_kills_keeps_exactly_what_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("flags.redb");
-    let (mut child, mut endpoint) = start_flagd(&data);
+    let (mut child, mut endpoint) = start_binary(&data);
     let mut seed = admin(&endpoint).await.unwrap();
     seed.put_flag(put("", flag(BASE), None, "seed")).await.unwrap();
     // Acknowledged (version, enabled) of `base`, over every cycle.
@@ -140,7 +118,7 @@ async fn sigkill_during_apply_and_kills_keeps_exactly_what_was_acknowledged() {
         killer.await.unwrap();
         acknowledged.extend(acked.lock().unwrap().iter().copied());
 
-        (child, endpoint) = start_flagd(&data);
+        (child, endpoint) = start_binary(&data);
         let mut admin = admin(&endpoint).await.unwrap();
         let list =
             v1::ListFlagsRequest { environment: String::new(), prefix: String::new(), tag: String::new() };

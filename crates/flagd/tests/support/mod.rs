@@ -1,7 +1,9 @@
 //! A real flagd on 127.0.0.1:0 with a real redb file, and clients for it.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use flag_proto::v1::admin_client::AdminClient;
@@ -221,4 +223,23 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
+pub fn start_binary(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("FLAGD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the flagd binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let grpc = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("grpc="))
+        .expect("flagd prints its address");
+    (child, format!("http://{grpc}"))
 }
