@@ -14,6 +14,8 @@
 //! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
+//! - `file_lines` (feature `file-lines`) — [`LineIndex`]: the file line of each field of a
+//!   flag file, and its nesting limit, checked in linear time before serde reads it.
 //!
 //! # Example
 //!
@@ -49,6 +51,8 @@ mod date;
 mod error;
 mod eval;
 mod evaluation;
+#[cfg(feature = "file-lines")]
+mod file_lines;
 mod model;
 mod murmur;
 mod semver;
@@ -59,6 +63,8 @@ pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
 pub use error::{Problem, ValidationError};
 pub use evaluation::{Detail, EvalError, Evaluation, Reason};
+#[cfg(feature = "file-lines")]
+pub use file_lines::{LineIndex, MAX_FILE_DEPTH, TooDeep};
 pub use model::{
     Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
     Serve, Split, Variant, Weight,

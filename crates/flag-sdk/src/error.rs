@@ -34,7 +34,7 @@ pub enum FileError {
         #[source]
         source: serde_yaml_ng::Error,
     },
-    /// The file nests deeper than a flag file may ([`crate::nesting`]'s limit, as flagctl's).
+    /// The file nests deeper than a flag file may ([`flag_core::MAX_FILE_DEPTH`], as in flagctl).
     #[error("{}:{line}: {field}: nesting deeper than {limit} levels", path.display())]
     TooDeep {
         /// The file.

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use flag_core::FlagSet;
+use flag_core::{FlagSet, LineIndex, MAX_FILE_DEPTH, TooDeep};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -13,7 +13,6 @@ use tracing::{debug, warn};
 use crate::error::FileError;
 use crate::follower::Applied;
 use crate::model::Model;
-use crate::nesting;
 
 /// Bumped when the cache layout changes; a cache of another format is ignored.
 const CACHE_FORMAT: u32 = 1;
@@ -121,11 +120,11 @@ pub(crate) async fn write_cache_forever(
 pub(crate) fn read_flags_file(path: &Path) -> Result<FlagSet, FileError> {
     let text = std::fs::read_to_string(path).map_err(|source| FileError::Io { path: path.into(), source })?;
     // First, so a deep file is refused before serde spends quadratic time on it.
-    nesting::check(&text).map_err(|(field, line)| FileError::TooDeep {
+    LineIndex::of(&text).map_err(|TooDeep { path: field, line }| FileError::TooDeep {
         path: path.into(),
         line,
         field,
-        limit: nesting::MAX_DEPTH,
+        limit: MAX_FILE_DEPTH,
     })?;
     let is_json = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("json"));
     let set: FlagSet = if is_json {

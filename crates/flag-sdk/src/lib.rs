@@ -76,7 +76,6 @@ mod files;
 mod follower;
 mod metrics;
 mod model;
-mod nesting;
 mod shadow;
 mod shared;
 mod status;

@@ -4,10 +4,9 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use flag_core::{FlagSet, ValidationError};
+use flag_core::{FlagSet, LineIndex, MAX_FILE_DEPTH, TooDeep, ValidationError};
 
 use crate::failure::Failure;
-use crate::yaml_lines::{LineIndex, MAX_DEPTH, TooDeep};
 
 /// A parsed flag file and where its fields are.
 #[derive(Debug)]
@@ -34,7 +33,7 @@ impl FlagFile {
     pub(crate) fn parse(name: String, text: &str) -> Result<FlagFile, Failure> {
         // First, so a deep document is refused before serde spends quadratic time on it.
         let lines = LineIndex::of(text).map_err(|TooDeep { path, line }| {
-            Failure::Invalid(format!("{name}:{line}: {path}: nesting deeper than {MAX_DEPTH} levels"))
+            Failure::Invalid(format!("{name}:{line}: {path}: nesting deeper than {MAX_FILE_DEPTH} levels"))
         })?;
         let set: FlagSet = serde_yaml_ng::from_str(text).map_err(|error| {
             let line = error.location().map(|l| format!(":{}", l.line())).unwrap_or_default();

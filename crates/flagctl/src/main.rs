@@ -15,7 +15,6 @@ mod connect;
 mod failure;
 mod flag_file;
 mod render;
-mod yaml_lines;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 //!
 //! serde does not keep positions, so the document is also read with yaml-rust2's event
 //! parser, which marks each event with its line. That read comes first and enforces the
-//! nesting limit ([`MAX_DEPTH`]): serde_yaml_ng (libyaml) takes time quadratic in the depth
+//! nesting limit ([`MAX_FILE_DEPTH`]): serde_yaml_ng (libyaml) takes time quadratic in the depth
 //! before its own recursion limit refuses a document (12 s for 40,000 levels), while this
 //! pull parser stops at the first node past the limit, so a file is refused in time linear
 //! in its size.
@@ -15,21 +15,21 @@ use yaml_rust2::scanner::Marker;
 
 /// How deep a flag file may nest, counting every mapping and sequence from the top. The flag
 /// model itself needs 8 (`segments[0].rules[0].clauses[0].values`); the rest is for JSON
-/// variant values. The SDK's offline file reader has the same limit.
-pub(crate) const MAX_DEPTH: usize = 64;
+/// variant values. flagctl and the SDK's offline file reader both check files with it.
+pub const MAX_FILE_DEPTH: usize = 64;
 
 /// How many levels of a too-deep path an error shows: as deep as the flag model goes before
 /// a free-form value starts (`flags[0].variants[0].value`), where a path of 64 levels would
 /// be unreadable.
 const SHOWN_DEPTH: usize = 6;
 
-/// A document nested deeper than [`MAX_DEPTH`].
+/// A document nested deeper than [`MAX_FILE_DEPTH`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TooDeep {
+pub struct TooDeep {
     /// The path of the node the nesting is in (at most [`SHOWN_DEPTH`] levels).
-    pub(crate) path: String,
+    pub path: String,
     /// Its 1-based line.
-    pub(crate) line: usize,
+    pub line: usize,
 }
 
 /// Why a walk stopped early.
@@ -42,14 +42,14 @@ enum Deep {
 
 /// Field path → 1-based line.
 #[derive(Debug, Default)]
-pub(crate) struct LineIndex {
+pub struct LineIndex {
     lines: HashMap<String, usize>,
 }
 
 impl LineIndex {
     /// The index of `text`; empty when it does not parse (serde reports that error), and
-    /// [`TooDeep`] when it nests deeper than [`MAX_DEPTH`].
-    pub(crate) fn of(text: &str) -> Result<LineIndex, TooDeep> {
+    /// [`TooDeep`] when it nests deeper than [`MAX_FILE_DEPTH`].
+    pub fn of(text: &str) -> Result<LineIndex, TooDeep> {
         match LineIndex::walk(text) {
             Err(Deep::At(found)) => Err(found),
             // A flow document (JSON) gives no events until the scanner's look-ahead ends, so
@@ -85,7 +85,7 @@ impl LineIndex {
     }
 
     /// The line of `path`, or of the nearest enclosing field that has one.
-    pub(crate) fn line_of(&self, path: &str) -> Option<usize> {
+    pub fn line_of(&self, path: &str) -> Option<usize> {
         let mut path = path;
         loop {
             if let Some(line) = self.lines.get(path) {
@@ -170,7 +170,7 @@ impl Walker {
             },
             Event::Alias(_) => self.value_done(),
             Event::MappingStart(..) | Event::SequenceStart(..) => {
-                if self.stack.len() == MAX_DEPTH {
+                if self.stack.len() == MAX_FILE_DEPTH {
                     return Err(self.too_deep(mark.line()));
                 }
                 let path = self.value_path().unwrap_or_default();
@@ -273,7 +273,7 @@ flags:
         let error = LineIndex::of(&json).unwrap_err();
         assert_eq!(error, TooDeep { path: "flags[0].variants[0].value".into(), line: 1 });
         // Within the limit, the same shapes are indexed as usual.
-        let index = LineIndex::of(&deep("object", MAX_DEPTH - 6)).unwrap();
+        let index = LineIndex::of(&deep("object", MAX_FILE_DEPTH - 6)).unwrap();
         assert_eq!(index.line_of("flags[0].variants[0].value.a.a"), Some(5));
     }
 }
