@@ -7,12 +7,14 @@
 //!   time (no system `protoc`): messages, the `Admin` and `Sync` clients and servers.
 //! - [`shared_sync`] — the `Sync` server once more, with [`FrameCodec`]: pre-encoded frames
 //!   are written verbatim, so a change is encoded once for all streams.
+//! - `errors` — [`error_chain`]: a client's transport error with its causes, on one line.
 //! - `limits` — [`MAX_MESSAGE_BYTES`], the one message-size limit every side sets.
 //! - `convert` — flag-core ⇄ proto, in one place. Every proto field is destructured, so a new
 //!   field breaks the build until it is handled; malformed input becomes [`InvalidMessage`]
 //!   naming the field.
 
 mod convert;
+mod errors;
 mod frame;
 mod limits;
 
@@ -29,5 +31,6 @@ pub mod shared_sync {
 }
 
 pub use convert::{DEFAULT_ENVIRONMENT, InvalidMessage, environment_or_default, flag_set_from_proto};
+pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
 pub use limits::{DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES};

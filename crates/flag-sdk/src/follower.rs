@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_request, watch_response};
-use flag_proto::{MAX_MESSAGE_BYTES, flag_set_from_proto};
+use flag_proto::{MAX_MESSAGE_BYTES, error_chain, flag_set_from_proto};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -49,27 +49,12 @@ impl Interceptor for Bearer {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Why one stream ended; the follower reconnects after any of them.
 #[derive(Debug, thiserror::Error)]
 enum StreamEnd {
     // With its causes: the transport error alone says only "transport error", and the
     // cause (refused, an untrusted certificate) is what an operator needs.
-    #[error("cannot connect: {}", chain(.0))]
+    #[error("cannot connect: {}", error_chain(.0))]
     Connect(#[from] tonic::transport::Error),
     #[error("flagd refused the stream: {}", .0.message())]
     Refused(tonic::Status),

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use flag_proto::MAX_MESSAGE_BYTES;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
+use flag_proto::{MAX_MESSAGE_BYTES, error_chain};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -133,21 +133,6 @@ fn with_tls(endpoint: Endpoint, address: &str, global: &Global) -> anyhow::Resul
     Ok(endpoint
         .tls_config(tls)
         .map_err(|error| Failure::Invalid(format!("--server {address}: TLS: {error}")))?)
-}
-
-/// An error and its causes on one line: transport errors hide the useful part in `source`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Adds `what` as context to a server call's result.
