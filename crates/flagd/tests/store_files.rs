@@ -6,13 +6,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use flag_proto::v1::{self, admin_client::AdminClient};
-use support::{flag, put};
+use support::{flag, put, start_binary};
 
 const FLAGD: &str = env!("CARGO_BIN_EXE_flagd");
 
@@ -26,19 +26,8 @@ impl Drop for Flagd {
 }
 
 fn start(data: &Path) -> (Flagd, String) {
-    let mut child = Command::new(FLAGD)
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("FLAGD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc =
-        line.split_whitespace().find_map(|w| w.strip_prefix("grpc=")).expect("flagd starts").to_owned();
-    (Flagd(child), format!("http://{grpc}"))
+    let (child, endpoint) = start_binary(data);
+    (Flagd(child), endpoint)
 }
 
 /// Runs flagd to its exit (at most 20 s), as a refused start does.
