@@ -56,8 +56,11 @@ impl AdminService {
                 return Err(Unwritten::Abandoned);
             };
             // Published here rather than in the request future: a client that cancels after
-            // the commit drops that future, and the change must still reach the SDKs.
-            state.hub.publish(&target, &committed);
+            // the commit drops that future, and the change must still reach the SDKs. A write
+            // that changed nothing (a kill of a killed flag) has nothing to publish.
+            if !committed.unchanged {
+                state.hub.publish(&target, &committed);
+            }
             Ok(committed)
         })
         .await
@@ -71,6 +74,10 @@ impl AdminService {
             Unwritten::Failed(error) => write_status(error),
         })?;
         drop(present);
+        if committed.unchanged {
+            info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "nothing to change");
+            return Ok(committed);
+        }
         metrics::histogram!("flagd_commit_seconds").record(started.elapsed());
         metrics::counter!("flagd_writes_total", "operation" => operation).increment(1);
         info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "committed");
