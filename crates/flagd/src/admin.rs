@@ -51,7 +51,8 @@ impl AdminService {
         let Client { deadline, present } = client;
         let still_there = present.watcher();
         let committed = tokio::task::spawn_blocking(move || {
-            let wanted = || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
+            let wanted =
+                || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
             let Some(committed) = state.store.write_if(&target, op, &meta, &wanted)? else {
                 return Err(Unwritten::Abandoned);
             };
@@ -65,14 +66,7 @@ impl AdminService {
         })
         .await
         .map_err(join_status)?
-        .map_err(|error| match error {
-            Unwritten::Abandoned => {
-                metrics::counter!("flagd_writes_abandoned_total").increment(1);
-                info!(%environment, operation, "client gone before its write's turn; nothing written");
-                Status::deadline_exceeded("the request's deadline passed or it was cancelled before the write's turn; nothing was written")
-            }
-            Unwritten::Failed(error) => write_status(error),
-        })?;
+        .map_err(|error| unwritten_status(error, &environment, operation))?;
         drop(present);
         if committed.unchanged {
             info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "nothing to change");
@@ -166,6 +160,19 @@ enum Unwritten {
     Abandoned,
     /// The store refused or failed it.
     Failed(WriteError),
+}
+
+fn unwritten_status(error: Unwritten, environment: &str, operation: &'static str) -> Status {
+    match error {
+        Unwritten::Abandoned => {
+            metrics::counter!("flagd_writes_abandoned_total").increment(1);
+            info!(%environment, operation, "client gone before its write's turn; nothing written");
+            Status::deadline_exceeded(
+                "the request's deadline passed or it was cancelled before the write's turn; nothing was written",
+            )
+        }
+        Unwritten::Failed(error) => write_status(error),
+    }
 }
 
 impl From<WriteError> for Unwritten {
@@ -433,6 +440,7 @@ impl Admin for AdminService {
 
     #[instrument(skip_all)]
     async fn apply(&self, request: Request<v1::ApplyRequest>) -> Result<Response<v1::ApplyResponse>, Status> {
+        let Client { deadline, present } = Client::of(&request);
         let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
             request.into_inner();
         let set = flag_proto::flag_set_from_proto(flags, segments).map_err(invalid_message)?;
@@ -441,8 +449,13 @@ impl Admin for AdminService {
         let meta = write_meta(change);
         let state = Arc::clone(&self.state);
         let target = environment.clone();
+        let still_there = present.watcher();
         let applied = tokio::task::spawn_blocking(move || {
-            let applied = state.store.apply(&target, batch, &meta)?;
+            let wanted =
+                || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
+            let Some(applied) = state.store.apply_if(&target, batch, &meta, &wanted)? else {
+                return Err(Unwritten::Abandoned);
+            };
             if let Some(last) = &applied.last {
                 // One publication for the whole apply: streams see a gap and catch up with
                 // every change in one frame.
@@ -452,7 +465,8 @@ impl Admin for AdminService {
         })
         .await
         .map_err(join_status)?
-        .map_err(write_status)?;
+        .map_err(|error| unwritten_status(error, &environment, "apply"))?;
+        drop(present);
         if applied.last.is_some() {
             metrics::counter!("flagd_writes_total", "operation" => "apply").increment(1);
             info!(%environment, changes = applied.changes.len(), revision = applied.revision, "apply committed");

@@ -40,6 +40,8 @@ mod config;
 mod evaluate;
 mod fanout;
 mod management;
+#[cfg(test)]
+mod queued_deadline_tests;
 mod server;
 mod state;
 mod status;

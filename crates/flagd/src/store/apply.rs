@@ -18,15 +18,16 @@ use flag_core::{Flag, FlagSet, Problem, Segment, ValidationError};
 use redb::Database;
 
 use super::error::WriteError;
+use super::kind::SubjectKind;
 use super::lanes::Lane;
-use super::records::{Committed, Operation, SubjectKind, WriteMeta};
+use super::records::{Committed, Now, Operation, WriteMeta};
 use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
 use super::tables::{
     CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, is_environment_name, revision_of,
 };
-use super::write::{Now, Writer};
+use super::write::Writer;
 
 /// What an apply is asked to do.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -92,13 +93,17 @@ impl Writer {
     /// asks for the turn while the rows go in, the uncommitted transaction is dropped
     /// (aborted) and the apply starts over from the new state: a kill never waits for an
     /// apply, and it is kept by the apply that follows it (`keep_kills`).
+    ///
+    /// `wanted()` is asked each time the apply has the turn, before it writes a row: an
+    /// apply whose client has gone is not committed (`None`), like a single write.
     pub(super) fn apply(
         &self,
         db: &Database,
         environment: &str,
         batch: Batch,
         meta: &WriteMeta,
-    ) -> Result<Applied, WriteError> {
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Applied>, WriteError> {
         if !is_environment_name(environment) {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
         }
@@ -134,38 +139,47 @@ impl Writer {
             let last = flags.last.clone().or_else(|| segments.last.clone());
             if batch.dry_run || last.is_none() {
                 let revision = current;
-                return Ok(Applied { revision, changes, last: None, kept_killed });
+                return Ok(Some(Applied { revision, changes, last: None, kept_killed }));
             }
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
             drop(live);
             let rows = segments.rows.iter().chain(&flags.rows);
-            if self.commit_rows(db, environment, current, rows, (set, grown), held.is_none())? {
-                tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
-                return Ok(Applied { revision, changes, last, kept_killed });
+            let turn = Commit { planned_at: current, yields: held.is_none(), wanted };
+            match self.commit_rows(db, environment, rows, (set, grown), turn)? {
+                Outcome::Committed => {
+                    tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
+                    return Ok(Some(Applied { revision, changes, last, kept_killed }));
+                }
+                Outcome::Abandoned => return Ok(None),
+                Outcome::GaveWay => {
+                    tracing::debug!(environment, "apply gave way to another write; planning again");
+                }
             }
-            tracing::debug!(environment, "apply gave way to another write; planning again");
         }
     }
 
-    /// Writes `rows` and commits them if the environment is still at revision `planned_at`;
-    /// `false` when it is not, or when a kill asked for the turn before the commit (nothing
-    /// was written then). With `yields` false the caller holds the turn already, and keeps
-    /// it whatever waits.
+    /// Writes `rows` and commits them if the environment is still at revision
+    /// `turn.planned_at` and the client still wants them; see [`Outcome`] for what else can
+    /// happen (nothing is written then).
     fn commit_rows<'r>(
         &self,
         db: &Database,
         environment: &str,
-        planned_at: u64,
         rows: impl Iterator<Item = &'r Row>,
         set: (FlagSet, usize),
-        yields: bool,
-    ) -> Result<bool, WriteError> {
+        turn: Commit<'_>,
+    ) -> Result<Outcome, WriteError> {
+        let Commit { planned_at, yields, wanted } = turn;
         let _turn = yields.then(|| self.turn(Lane::Normal));
+        if !wanted() {
+            self.abandon();
+            return Ok(Outcome::Abandoned);
+        }
         self.transact(db, environment, |_, _| {
             let txn = db.begin_write()?;
             let mut environments = txn.open_table(ENVIRONMENTS)?;
             if revision_of(&environments, environment)? != planned_at {
-                return Ok((false, None));
+                return Ok((Outcome::GaveWay, None));
             }
             let mut last_revision = planned_at;
             {
@@ -177,7 +191,7 @@ impl Writer {
                 for (index, row) in rows.enumerate() {
                     // A kill waiting costs this apply its work so far, never the kill its time.
                     if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
-                        return Ok((false, None));
+                        return Ok((Outcome::GaveWay, None));
                     }
                     let key = (environment, row.key.as_str());
                     let (current, history) = match row.kind {
@@ -200,12 +214,32 @@ impl Writer {
             environments.insert(environment, last_revision)?;
             drop(environments);
             if yields && self.kill_waiting() {
-                return Ok((false, None));
+                return Ok((Outcome::GaveWay, None));
             }
             txn.commit()?;
-            Ok((true, Some(set)))
+            Ok((Outcome::Committed, Some(set)))
         })
     }
+}
+
+/// How an apply's rows are to be committed.
+struct Commit<'w> {
+    /// The revision the rows were numbered after.
+    planned_at: u64,
+    /// Whether to take a turn, and give it away to a waiting kill; `false` when the caller
+    /// holds the turn already and keeps it whatever waits.
+    yields: bool,
+    /// Whether the client still waits for the answer.
+    wanted: &'w dyn Fn() -> bool,
+}
+
+/// What became of an apply's rows.
+enum Outcome {
+    Committed,
+    /// Another write changed the environment first, or a kill asked for the turn.
+    GaveWay,
+    /// The client had gone when the apply's turn came.
+    Abandoned,
 }
 
 /// Rows written between two looks at the urgent lane: a look is an atomic load, a row a

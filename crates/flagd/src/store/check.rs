@@ -15,7 +15,8 @@ use redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
 use super::error::StoreError;
-use super::records::{ChangeRecord, StoredVersion, SubjectKind, decode};
+use super::kind::SubjectKind;
+use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`, format version 3 and later).

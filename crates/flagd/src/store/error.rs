@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use flag_core::{RolloutError, ValidationError};
 
-use super::records::SubjectKind;
+use super::kind::SubjectKind;
 
 /// The store could not read or write its file, or found a record it cannot read.
 #[derive(Debug, thiserror::Error)]

@@ -50,13 +50,19 @@
 //!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
 //!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
 //! - `backup` — a consistent copy from one read transaction.
-//! - `tables` — the redb tables and their keys. `records` — entries and stored records.
+//! - `kind` — [`SubjectKind`], flag or segment. `tables` — the redb tables and their keys.
+//!   `records` — entries, stored records and the time a write records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
 //! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
-//! - `subject` — what differs between flags and segments. `cache` — the writer's flag sets.
+//! - `subject` — what differs between flags and segments, and replacing one in a set.
+//!   `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
+//!
+//! Imports point one way, so the modules read bottom-up: `kind`, `error`, `tables`, `size`;
+//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `staged`, `lanes`;
+//! `write`; `apply`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
 mod backup;
@@ -64,6 +70,7 @@ mod cache;
 mod check;
 mod error;
 mod handle;
+mod kind;
 mod lanes;
 mod patch;
 mod paths;
@@ -91,9 +98,10 @@ pub(crate) use apply::{Applied, AppliedChange, Batch, Subject};
 pub(crate) use check::CheckReport;
 pub(crate) use error::{StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
+pub(crate) use kind::SubjectKind;
 pub(crate) use patch::WriteOp;
 pub(crate) use read::ChangesSince;
-pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, SubjectKind, WriteMeta};
+pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, WriteMeta};
 pub(crate) use tables::is_environment_name;
 
 use cache::Cache;
@@ -225,13 +233,40 @@ impl Store {
 
     /// Makes the environment match `batch` in one durable transaction (see `apply`): every
     /// change commits, or none does.
+    // The server applies through `apply_if`; this is the apply of callers without a client.
+    #[cfg(test)]
     pub(crate) fn apply(
         &self,
         environment: &str,
         batch: Batch,
         meta: &WriteMeta,
     ) -> Result<Applied, WriteError> {
-        self.inner.handle.run_write(|db| self.inner.writer.apply(db, environment, batch, meta))
+        let applied = self.apply_if(environment, batch, meta, &|| true)?;
+        Ok(applied.expect("an apply that is always wanted is never abandoned"))
+    }
+
+    /// Like [`Store::apply`], but only if `wanted()` still holds when the apply's turn comes:
+    /// `None`, and nothing written, when it does not — the client has gone.
+    pub(crate) fn apply_if(
+        &self,
+        environment: &str,
+        batch: Batch,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Applied>, WriteError> {
+        self.inner.handle.run_write(|db| self.inner.writer.apply(db, environment, batch, meta, wanted))
+    }
+
+    /// Holds the writer's turn until the guard is dropped: writes queue behind it.
+    #[cfg(test)]
+    pub(crate) fn hold_writes(&self) -> impl Drop + '_ {
+        self.inner.writer.turn(lanes::Lane::Normal)
+    }
+
+    /// How many writes and applies were not committed because their client had gone.
+    #[cfg(test)]
+    pub(crate) fn abandoned_writes(&self) -> u64 {
+        self.inner.writer.abandoned()
     }
 
     /// This store's identity: revisions are comparable only within one store.

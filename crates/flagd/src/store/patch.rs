@@ -7,7 +7,8 @@ use flag_core::{
 use redb::ReadableTable;
 
 use super::error::{Precondition, WriteError};
-use super::records::{HistoryEntry, Operation, StoredVersion, SubjectKind, decode};
+use super::kind::SubjectKind;
+use super::records::{HistoryEntry, Operation, StoredVersion, decode};
 use super::subject::Versioned;
 use super::tables::{VersionKey, latest_version};
 

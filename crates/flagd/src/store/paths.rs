@@ -12,7 +12,7 @@
 
 use flag_core::{FlagSet, ValidationError};
 
-use super::records::SubjectKind;
+use super::kind::SubjectKind;
 
 /// Rewrites `error`'s paths as described above; `written` is the written subject, `set` the
 /// flag set that was validated.

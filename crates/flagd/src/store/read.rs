@@ -7,7 +7,8 @@ use flag_core::{Flag, FlagSet, Segment};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::error::StoreError;
-use super::records::{ChangeRecord, FlagRecord, HistoryEntry, StoredVersion, SubjectKind, decode};
+use super::kind::SubjectKind;
+use super::records::{ChangeRecord, FlagRecord, HistoryEntry, StoredVersion, decode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
 

@@ -2,33 +2,15 @@
 //! its tables, with their JSON encoding.
 
 use std::fmt::Display;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use flag_core::{Flag, Segment};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
+use super::kind::SubjectKind;
 use super::subject::Versioned;
-
-/// Which kind of thing a change is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum SubjectKind {
-    /// A flag.
-    Flag,
-    /// A segment.
-    Segment,
-}
-
-impl SubjectKind {
-    /// The noun for messages.
-    pub(crate) fn noun(self) -> &'static str {
-        match self {
-            SubjectKind::Flag => "flag",
-            SubjectKind::Segment => "segment",
-        }
-    }
-}
 
 /// What a write did to its subject, as recorded in history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,6 +155,24 @@ impl<T: Versioned> StoredVersion<T> {
             flag,
             segment,
         }
+    }
+}
+
+/// When a write happened, in the two forms the store records.
+pub(super) struct Now {
+    /// For history entries.
+    pub(super) millis: i64,
+    /// For flag metadata: RFC 3339 UTC with milliseconds.
+    pub(super) text: String,
+}
+
+impl Now {
+    pub(super) fn new() -> Now {
+        let now = SystemTime::now();
+        // A clock before 1970 is a broken clock; 0 keeps history readable rather than failing writes.
+        let millis =
+            now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Now { millis, text: humantime::format_rfc3339_millis(now).to_string() }
     }
 }
 

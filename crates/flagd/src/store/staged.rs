@@ -11,10 +11,10 @@ use flag_core::{Flag, FlagSet, Segment};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::error::WriteError;
-use super::records::{ChangeRecord, Committed, Operation, StoredVersion, SubjectKind, WriteMeta, encode};
+use super::kind::SubjectKind;
+use super::records::{ChangeRecord, Committed, Now, Operation, StoredVersion, WriteMeta, encode};
 use super::subject::Versioned;
 use super::tables::{VersionKey, latest_version};
-use super::write::Now;
 
 /// One change's rows, encoded.
 pub(super) struct Row {

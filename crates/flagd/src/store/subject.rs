@@ -6,8 +6,7 @@ use redb::TableDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::cache::{with_flag, with_segment};
-use super::records::SubjectKind;
+use super::kind::SubjectKind;
 use super::tables::{FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, SubjectKey, VersionKey};
 
 /// A flag or a segment: stored live in one table and version by version in another.
@@ -90,5 +89,50 @@ impl Versioned for Segment {
 
     fn into_entry_fields(content: Option<Self>) -> (Option<Flag>, Option<Segment>) {
         (None, content)
+    }
+}
+
+/// `set` with flag `key` replaced by `flag` (inserted in key order, or removed for `None`).
+fn with_flag(set: &FlagSet, key: &str, flag: Option<Flag>) -> FlagSet {
+    FlagSet { flags: with(&set.flags, key, flag, |f| &f.key), segments: set.segments.clone() }
+}
+
+/// `set` with segment `key` replaced by `segment` (or removed for `None`).
+fn with_segment(set: &FlagSet, key: &str, segment: Option<Segment>) -> FlagSet {
+    FlagSet { flags: set.flags.clone(), segments: with(&set.segments, key, segment, |s| &s.key) }
+}
+
+fn with<T: Clone>(list: &[T], key: &str, item: Option<T>, key_of: impl Fn(&T) -> &String) -> Vec<T> {
+    let mut list = list.to_vec();
+    match (list.binary_search_by(|t| key_of(t).as_str().cmp(key)), item) {
+        (Ok(at), Some(item)) => list[at] = item,
+        (Ok(at), None) => {
+            list.remove(at);
+        }
+        (Err(at), Some(item)) => list.insert(at, item),
+        (Err(_), None) => {}
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(set: &FlagSet) -> Vec<&str> {
+        set.flags.iter().map(|f| f.key.as_str()).collect()
+    }
+
+    #[test]
+    fn with_flag_keeps_the_list_sorted() {
+        let flag = |key: &str| Flag::rollout(key, 1.0).unwrap();
+        let set = FlagSet { flags: vec![flag("a"), flag("c")], segments: vec![] };
+        assert_eq!(keys(&with_flag(&set, "b", Some(flag("b")))), ["a", "b", "c"]);
+        assert_eq!(keys(&with_flag(&set, "d", Some(flag("d")))), ["a", "c", "d"]);
+        assert_eq!(keys(&with_flag(&set, "a", None)), ["c"]);
+        assert_eq!(keys(&with_flag(&set, "b", None)), ["a", "c"]);
+        let mut killed = flag("c");
+        killed.enabled = false;
+        assert!(!with_flag(&set, "c", Some(killed)).flags[1].enabled);
     }
 }

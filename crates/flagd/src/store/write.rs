@@ -11,18 +11,19 @@
 //! Writers take turns through [`Lanes`]: a kill or revive goes before every waiting write,
 //! and a running apply gives its turn away to one (see `lanes` and `apply`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use flag_core::{Flag, FlagSet, Segment};
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::cache::Cache;
 use super::error::{StoreError, WriteError};
+use super::kind::SubjectKind;
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
-use super::records::{ChangeRecord, Committed, Operation, StoredVersion, SubjectKind, WriteMeta, encode};
+use super::records::{ChangeRecord, Committed, Now, Operation, StoredVersion, WriteMeta, encode};
 use super::size;
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};
@@ -40,30 +41,32 @@ pub(super) struct Writer {
     max_environment_bytes: usize,
     /// Whose turn it is: taken before `cache`, and held for the whole write.
     lanes: Lanes,
-}
-
-/// When a write happened, in the two forms the store records.
-pub(super) struct Now {
-    /// For history entries.
-    pub(super) millis: i64,
-    /// For flag metadata: RFC 3339 UTC with milliseconds.
-    pub(super) text: String,
-}
-
-impl Now {
-    pub(super) fn new() -> Now {
-        let now = SystemTime::now();
-        // A clock before 1970 is a broken clock; 0 keeps history readable rather than failing writes.
-        let millis =
-            now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Now { millis, text: humantime::format_rfc3339_millis(now).to_string() }
-    }
+    /// Writes not committed because their client had gone by their turn. An atomic so
+    /// that counting one needs no lock; read by tests, which wait for a queued write to be
+    /// decided.
+    abandoned: AtomicU64,
 }
 
 impl Writer {
     /// A writer validating against `cache`, which must have been loaded from the file.
     pub(super) fn new(cache: Cache, max_environment_bytes: usize) -> Writer {
-        Writer { cache: Mutex::new(Some(cache)), max_environment_bytes, lanes: Lanes::default() }
+        Writer {
+            cache: Mutex::new(Some(cache)),
+            max_environment_bytes,
+            lanes: Lanes::default(),
+            abandoned: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a write (or apply) left uncommitted because its client had gone.
+    pub(super) fn abandon(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many writes were left uncommitted because their client had gone.
+    #[cfg(test)]
+    pub(super) fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// See `size`.
@@ -125,6 +128,7 @@ impl Writer {
     ) -> Result<Option<Committed>, WriteError> {
         let _turn = self.turn(lane_of(&op));
         if !wanted() {
+            self.abandon();
             return Ok(None);
         }
         self.write_in_turn(db, environment, op, meta).map(Some)

@@ -21,7 +21,8 @@ use redb::{ReadableDatabase, ReadableTable};
 use tempfile::TempDir;
 
 use super::cache::Cache;
-use super::records::{ChangeRecord, StoredVersion, SubjectKind, decode};
+use super::kind::SubjectKind;
+use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 

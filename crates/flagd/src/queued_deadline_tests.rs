@@ -1,0 +1,114 @@
+//! A write or an apply whose client's deadline passes while it waits for its turn to write
+//! is not committed: the client, told its call timed out, never sees it happen later.
+//!
+//! Beside the code rather than in `tests/`: the queue is made by holding the writer's turn,
+//! which only the crate can do; the server, its socket and the client are real.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flag_core::Flag;
+use flag_proto::v1::{self, admin_client::AdminClient, admin_server::AdminServer};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Code, Request};
+
+use crate::admin::AdminService;
+use crate::config::Config;
+use crate::fanout::Hub;
+use crate::state::State;
+use crate::store::{Store, StoreOptions};
+
+/// Long enough for a blocked write to reach the queue, short enough to keep the test quick.
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn flag(key: &str) -> v1::Flag {
+    v1::Flag::from(&Flag::rollout(key, 50.0).unwrap())
+}
+
+fn change() -> Option<v1::Change> {
+    Some(v1::Change { actor: "test".into(), reason: "queued deadline".into() })
+}
+
+async fn serve(store: Store) -> AdminClient<tonic::transport::Channel> {
+    let state = Arc::new(State {
+        config: Config::default(),
+        store,
+        hub: Hub::default(),
+        connections: Arc::default(),
+        serving: Default::default(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdminServer::new(AdminService::new(state)))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    AdminClient::connect(format!("http://{address}")).await.unwrap()
+}
+
+/// Waits until `done` holds; panics after 20 s (a loaded machine is slow, never that slow).
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < give_up, "gave up waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_whose_deadline_passes_while_queued_are_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("flags.redb"), StoreOptions::default()).unwrap();
+    let mut client = serve(store.clone()).await;
+
+    let held = store.hold_writes();
+    let mut put = Request::new(v1::PutFlagRequest {
+        environment: "production".into(),
+        flag: Some(flag("late")),
+        expected_version: None,
+        change: change(),
+    });
+    put.set_timeout(CLIENT_TIMEOUT);
+    let mut apply = Request::new(v1::ApplyRequest {
+        environment: "production".into(),
+        flags: vec![flag("late-a"), flag("late-b")],
+        segments: vec![],
+        prune: false,
+        dry_run: false,
+        expected_revision: None,
+        change: change(),
+    });
+    apply.set_timeout(CLIENT_TIMEOUT);
+    let (mut put_client, mut apply_client) = (client.clone(), client.clone());
+    let (put, apply) = tokio::join!(put_client.put_flag(put), apply_client.apply(apply));
+    for (call, answer) in [("put", put.map(drop)), ("apply", apply.map(drop))] {
+        let error = answer.expect_err("the writer's turn is held: the call cannot have been answered");
+        assert!(
+            matches!(error.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{call}: {:?} {}",
+            error.code(),
+            error.message()
+        );
+    }
+    drop(held);
+
+    eventually("both queued writes are decided", || store.abandoned_writes() == 2).await;
+    assert_eq!(store.revision("production").unwrap(), 0, "nothing was committed");
+    for key in ["late", "late-a", "late-b"] {
+        assert!(store.flag("production", key).unwrap().is_none(), "{key} was written");
+    }
+    // The writer is free again: a write with time to spare commits.
+    let answer = client
+        .put_flag(v1::PutFlagRequest {
+            environment: "production".into(),
+            flag: Some(flag("on-time")),
+            expected_version: None,
+            change: change(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.revision, 1);
+}
