@@ -14,6 +14,7 @@
 //! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
+//! - `diff` — [`diff`]: what differs between two flag sets, field by field.
 //! - `file_lines` (feature `file-lines`) — [`LineIndex`]: the file line of each field of a
 //!   flag file, and its nesting limit, checked in linear time before serde reads it.
 //!
@@ -48,6 +49,7 @@ mod compile_clause;
 mod compiled;
 mod dark_launch;
 mod date;
+mod diff;
 mod error;
 mod eval;
 mod evaluation;
@@ -61,6 +63,7 @@ mod value;
 
 pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
+pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
 pub use error::{Problem, ValidationError};
 pub use evaluation::{Detail, EvalError, Evaluation, Reason};
 #[cfg(feature = "file-lines")]
