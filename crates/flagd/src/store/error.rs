@@ -130,6 +130,25 @@ pub(crate) enum StoreError {
 }
 
 /// A condition a write needs that the stored flag does not meet.
+/// Why an environment's past could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum PastError {
+    /// The revision asked for has not been written yet.
+    #[error("environment {environment:?} has no revision {revision} yet: it is at revision {current}")]
+    FutureRevision {
+        /// The environment.
+        environment: String,
+        /// The revision asked for.
+        revision: u64,
+        /// Its revision now.
+        current: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum Precondition {
@@ -245,11 +264,11 @@ pub(crate) enum WriteError {
     Store(#[from] StoreError),
 }
 
-macro_rules! store_error_into_write_error {
-    ($($from:ty),+) => {$(
-        impl From<$from> for WriteError {
+macro_rules! store_error_into {
+    ($into:ident: $($from:ty),+) => {$(
+        impl From<$from> for $into {
             fn from(error: $from) -> Self {
-                WriteError::Store(error.into())
+                $into::Store(error.into())
             }
         }
     )+};
@@ -349,12 +368,17 @@ impl HasStoreError for WriteError {
     }
 }
 
-store_error_into_write_error!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+store_error_into!(WriteError: redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+store_error_into!(PastError: redb::TransactionError, redb::TableError, redb::StorageError);
+
+impl HasStoreError for PastError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            PastError::Store(error) => Some(error),
+            PastError::FutureRevision { .. } => None,
+        }
+    }
+}
 
 /// `bytes` as MiB with one decimal, for messages.
 fn mebibytes(bytes: usize) -> String {

@@ -58,10 +58,11 @@
 //! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
 //!   `cache` — the writer's flag sets.
-//! - `read` — reads, history and [`ChangesSince`]. `error` — [`StoreError`], [`WriteError`].
+//! - `read` — reads, history and [`ChangesSince`]. `past` — an environment at an earlier
+//!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`].
 //!
 //! Imports point one way, so the modules read bottom-up: `kind`, `error`, `tables`, `size`;
-//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `staged`, `lanes`;
+//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
 //! `write`; `apply`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
@@ -72,6 +73,7 @@ mod error;
 mod handle;
 mod kind;
 mod lanes;
+mod past;
 mod patch;
 mod paths;
 mod read;
@@ -96,9 +98,10 @@ use handle::Handle;
 
 pub(crate) use apply::{Applied, AppliedChange, Batch, Subject};
 pub(crate) use check::CheckReport;
-pub(crate) use error::{StoreError, WriteError};
+pub(crate) use error::{PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use kind::SubjectKind;
+pub(crate) use past::Past;
 pub(crate) use patch::WriteOp;
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, WriteMeta};
@@ -305,6 +308,20 @@ impl Store {
     /// Flags and segments are sorted by key.
     pub(crate) fn snapshot(&self, environment: &str) -> Result<(u64, FlagSet), StoreError> {
         self.inner.handle.run(|db| read::snapshot(db, environment))
+    }
+
+    /// The environment as it was at `revision` (see `past`); refused when the environment
+    /// has not reached it.
+    #[allow(dead_code)] // the Admin diff and restore calls come next
+    pub(crate) fn environment_at(&self, environment: &str, revision: u64) -> Result<Past, PastError> {
+        self.inner.handle.run(|db| past::environment_at(db, environment, revision))
+    }
+
+    /// The environment's last revision committed at or before `time_ms` (ms since the Unix
+    /// epoch); 0 when it had none then.
+    #[allow(dead_code)] // the Admin diff and restore calls come next
+    pub(crate) fn revision_at(&self, environment: &str, time_ms: i64) -> Result<u64, StoreError> {
+        self.inner.handle.run(|db| past::revision_at(db, environment, time_ms))
     }
 
     /// Versions of flag `key` older than `before_version` (all when `None`), newest first,

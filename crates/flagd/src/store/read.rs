@@ -182,7 +182,11 @@ fn decode_live<T: Versioned>(
 }
 
 /// The environment's live items whose key starts with `prefix`, sorted by key.
-fn live<T: Versioned>(txn: &ReadTransaction, environment: &str, prefix: &str) -> Result<Vec<T>, StoreError> {
+pub(super) fn live<T: Versioned>(
+    txn: &ReadTransaction,
+    environment: &str,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
     let table = txn.open_table(T::CURRENT)?;
     let mut items = Vec::new();
     for row in table.range((environment, prefix)..)? {
@@ -217,7 +221,7 @@ fn history<T: Versioned>(
 }
 
 /// Version `version` of `key`, which the change log says exists.
-fn version<T: Versioned>(
+pub(super) fn version<T: Versioned>(
     txn: &ReadTransaction,
     environment: &str,
     key: &str,

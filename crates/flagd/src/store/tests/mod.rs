@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod integrity;
 mod operations;
+mod past;
 mod size;
 mod validation;
 
