@@ -444,7 +444,14 @@ impl Admin for AdminService {
         let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
             request.into_inner();
         let set = flag_proto::flag_set_from_proto(flags, segments).map_err(invalid_message)?;
-        let batch = Batch { flags: set.flags, segments: set.segments, prune, dry_run, expected_revision };
+        let batch = Batch {
+            flags: set.flags,
+            segments: set.segments,
+            prune,
+            dry_run,
+            expected_revision,
+            allow_revive: false,
+        };
         let environment = environment_or_default(&environment).to_owned();
         let meta = write_meta(change);
         let state = Arc::clone(&self.state);

@@ -22,9 +22,9 @@ pub(crate) fn write_status(error: WriteError) -> Status {
             }
             Status::invalid_argument(message)
         }
-        WriteError::NotFound { .. } | WriteError::VersionNotFound { .. } => {
-            Status::not_found(error.to_string())
-        }
+        WriteError::NotFound { .. }
+        | WriteError::VersionNotFound { .. }
+        | WriteError::FutureRevision { .. } => Status::not_found(error.to_string()),
         WriteError::VersionConflict { current, .. } => {
             let mut status = Status::failed_precondition(error.to_string());
             if let Ok(value) = current.to_string().parse() {

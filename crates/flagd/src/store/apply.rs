@@ -42,6 +42,9 @@ pub(crate) struct Batch {
     pub(crate) dry_run: bool,
     /// Refuse unless the environment is at this revision.
     pub(crate) expected_revision: Option<u64>,
+    /// Switch killed flags back on where the batch has them enabled (a restore to a point
+    /// before a kill, asked for explicitly); otherwise they stay killed (see the module docs).
+    pub(crate) allow_revive: bool,
 }
 
 /// What an apply did (or, on a dry run, would do).
@@ -120,7 +123,7 @@ impl Writer {
                 return Err(WriteError::RevisionConflict { expected, current });
             }
             let mut flags = batch.flags.clone();
-            let kept_killed = keep_kills(&mut flags, &live);
+            let kept_killed = if batch.allow_revive { Vec::new() } else { keep_kills(&mut flags, &live) };
             let segment_plan = plan::<Segment>(&live.segments, &batch.segments, batch.prune);
             let flag_plan = plan::<Flag>(&live.flags, &flags, batch.prune);
             let planned = staged::merged(&live, &segment_plan, &flag_plan);

@@ -211,6 +211,16 @@ pub(crate) enum WriteError {
         /// The key asked for.
         key: String,
     },
+    /// A restore to a revision the environment has not reached.
+    #[error("environment {environment:?} has no revision {revision} yet: it is at revision {current}")]
+    FutureRevision {
+        /// The environment.
+        environment: String,
+        /// The revision asked for.
+        revision: u64,
+        /// Its revision now.
+        current: u64,
+    },
     /// Rollback to a version the flag never had.
     #[error("flag {key:?} has no version {version} (its latest is {latest})")]
     VersionNotFound {
@@ -370,6 +380,17 @@ impl HasStoreError for WriteError {
 
 store_error_into!(WriteError: redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 store_error_into!(PastError: redb::TransactionError, redb::TableError, redb::StorageError);
+
+impl From<PastError> for WriteError {
+    fn from(error: PastError) -> Self {
+        match error {
+            PastError::FutureRevision { environment, revision, current } => {
+                WriteError::FutureRevision { environment, revision, current }
+            }
+            PastError::Store(error) => WriteError::Store(error),
+        }
+    }
+}
 
 impl HasStoreError for PastError {
     fn store_error(&self) -> Option<&StoreError> {

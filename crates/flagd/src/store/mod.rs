@@ -53,7 +53,8 @@
 //! - `kind` — [`SubjectKind`], flag or segment. `tables` — the redb tables and their keys.
 //!   `records` — entries, stored records and the time a write records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
-//! - `apply` — [`Batch`]: a flag file applied in one transaction.
+//! - `apply` — [`Batch`]: a flag file applied in one transaction. `restore` — [`Restore`]: an
+//!   environment made what it was at an earlier revision, as one apply.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
 //! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
@@ -63,7 +64,7 @@
 //!
 //! Imports point one way, so the modules read bottom-up: `kind`, `error`, `tables`, `size`;
 //! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
-//! `write`; `apply`; `handle`, `backup`; `mod.rs`.
+//! `write`; `apply`; `restore`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
 mod backup;
@@ -78,6 +79,7 @@ mod patch;
 mod paths;
 mod read;
 mod records;
+mod restore;
 mod size;
 mod staged;
 mod subject;
@@ -105,6 +107,7 @@ pub(crate) use past::Past;
 pub(crate) use patch::WriteOp;
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, WriteMeta};
+pub(crate) use restore::{Restore, Restored};
 pub(crate) use tables::is_environment_name;
 
 use cache::Cache;
@@ -270,6 +273,19 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn abandoned_writes(&self) -> u64 {
         self.inner.writer.abandoned()
+    }
+
+    /// Makes `environment` what it was at an earlier revision, in one durable transaction
+    /// (see `restore`), unless `wanted()` no longer holds when its turn comes (`None`).
+    #[allow(dead_code)] // the Admin restore call comes next
+    pub(crate) fn restore_if(
+        &self,
+        environment: &str,
+        restore: Restore,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Restored>, WriteError> {
+        self.inner.handle.run_write(|db| self.inner.writer.restore(db, environment, restore, meta, wanted))
     }
 
     /// This store's identity: revisions are comparable only within one store.

@@ -12,6 +12,7 @@ mod crash;
 mod integrity;
 mod operations;
 mod past;
+mod restore;
 mod size;
 mod validation;
 
