@@ -10,6 +10,7 @@ mod changes;
 mod concurrency;
 mod crash;
 mod integrity;
+mod model;
 mod operations;
 mod past;
 mod restore;
@@ -169,12 +170,4 @@ pub(super) fn assert_consistent(store: &Store) {
     if let Some(cached) = store.inner.writer.cached().as_ref() {
         assert_eq!(*cached, from_file, "the writer's cache is the file's state");
     }
-}
-
-#[test]
-fn handles_cross_threads() {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Store>();
-    send_sync::<WriteError>();
-    send_sync::<super::StoreError>();
 }
