@@ -451,6 +451,7 @@ impl Admin for AdminService {
             dry_run,
             expected_revision,
             allow_revive: false,
+            from_history: false,
         };
         let environment = environment_or_default(&environment).to_owned();
         let meta = write_meta(change);

@@ -45,6 +45,9 @@ pub(crate) struct Batch {
     /// Switch killed flags back on where the batch has them enabled (a restore to a point
     /// before a kill, asked for explicitly); otherwise they stay killed (see the module docs).
     pub(crate) allow_revive: bool,
+    /// The flags are versions from this store's own history (a restore), whose
+    /// `created_at` is the store's and is kept; a file's is replaced, as a put's is.
+    pub(crate) from_history: bool,
 }
 
 /// What an apply did (or, on a dry run, would do).
@@ -123,6 +126,13 @@ impl Writer {
                 return Err(WriteError::RevisionConflict { expected, current });
             }
             let mut flags = batch.flags.clone();
+            if !batch.from_history {
+                // The store sets these times, whatever a file says (`Versioned::stamp`).
+                for flag in &mut flags {
+                    flag.metadata.created_at = None;
+                    flag.metadata.updated_at = None;
+                }
+            }
             let kept_killed = if batch.allow_revive { Vec::new() } else { keep_kills(&mut flags, &live) };
             let segment_plan = plan::<Segment>(&live.segments, &batch.segments, batch.prune);
             let flag_plan = plan::<Flag>(&live.flags, &flags, batch.prune);

@@ -61,6 +61,7 @@ impl Writer {
             dry_run,
             expected_revision,
             allow_revive,
+            from_history: true,
         };
         let meta =
             WriteMeta { actor: meta.actor.clone(), reason: reason(revision, committed_ms, &meta.reason) };
