@@ -24,7 +24,8 @@ pub(crate) fn write_status(error: WriteError) -> Status {
         }
         WriteError::NotFound { .. }
         | WriteError::VersionNotFound { .. }
-        | WriteError::FutureRevision { .. } => Status::not_found(error.to_string()),
+        | WriteError::FutureRevision { .. }
+        | WriteError::UnknownKeys { .. } => Status::not_found(error.to_string()),
         WriteError::VersionConflict { current, .. } => {
             let mut status = Status::failed_precondition(error.to_string());
             if let Ok(value) = current.to_string().parse() {
@@ -42,6 +43,7 @@ pub(crate) fn write_status(error: WriteError) -> Status {
         WriteError::Precondition(_) => Status::failed_precondition(error.to_string()),
         WriteError::Rollout(_)
         | WriteError::InvalidEnvironment { .. }
+        | WriteError::PromoteToItself { .. }
         | WriteError::EnvironmentTooLarge { .. } => Status::invalid_argument(error.to_string()),
         WriteError::Store(store) => store_status(&store),
     }

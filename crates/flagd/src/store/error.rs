@@ -211,6 +211,20 @@ pub(crate) enum WriteError {
         /// The key asked for.
         key: String,
     },
+    /// A promote whose source and target are the same environment.
+    #[error("cannot promote environment {environment:?} to itself; name another with --from")]
+    PromoteToItself {
+        /// The environment.
+        environment: String,
+    },
+    /// Flags asked for that the environment does not have.
+    #[error("no flag {} in environment {environment:?}", quoted(keys))]
+    UnknownKeys {
+        /// The environment.
+        environment: String,
+        /// The keys it lacks.
+        keys: Vec<String>,
+    },
     /// A restore to a revision the environment has not reached.
     #[error("environment {environment:?} has no revision {revision} yet: it is at revision {current}")]
     FutureRevision {
@@ -399,6 +413,11 @@ impl HasStoreError for PastError {
             PastError::FutureRevision { .. } => None,
         }
     }
+}
+
+/// `"a", "b"`, for messages.
+fn quoted(keys: &[String]) -> String {
+    keys.iter().map(|key| format!("{key:?}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `bytes` as MiB with one decimal, for messages.

@@ -54,7 +54,8 @@
 //!   `records` — entries, stored records and the time a write records.
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction. `restore` — [`Restore`]: an
-//!   environment made what it was at an earlier revision, as one apply.
+//!   environment made what it was at an earlier revision, as one apply. `promote` —
+//!   [`Promote`]: flags of one environment made so in another, as one apply on the target.
 //! - `write` — the write path. `paths` — validation paths the writer can use.
 //! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
@@ -64,7 +65,7 @@
 //!
 //! Imports point one way, so the modules read bottom-up: `kind`, `error`, `tables`, `size`;
 //! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
-//! `write`; `apply`; `restore`; `handle`, `backup`; `mod.rs`.
+//! `write`; `apply`; `restore`, `promote`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
 mod backup;
@@ -77,6 +78,7 @@ mod lanes;
 mod past;
 mod patch;
 mod paths;
+mod promote;
 mod read;
 mod records;
 mod restore;
@@ -105,6 +107,7 @@ pub(crate) use handle::{Health, chain};
 pub(crate) use kind::SubjectKind;
 pub(crate) use past::Past;
 pub(crate) use patch::WriteOp;
+pub(crate) use promote::{Promote, Promoted};
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
@@ -286,6 +289,19 @@ impl Store {
         wanted: &dyn Fn() -> bool,
     ) -> Result<Option<Restored>, WriteError> {
         self.inner.handle.run_write(|db| self.inner.writer.restore(db, environment, restore, meta, wanted))
+    }
+
+    /// Promotes flags from `promote.from` to `environment` in one durable transaction on
+    /// the target (see `promote`), unless `wanted()` no longer holds when its turn comes.
+    #[allow(dead_code)] // the Admin promote call comes next
+    pub(crate) fn promote_if(
+        &self,
+        environment: &str,
+        promote: &Promote,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Promoted>, WriteError> {
+        self.inner.handle.run_write(|db| self.inner.writer.promote(db, environment, promote, meta, wanted))
     }
 
     /// This store's identity: revisions are comparable only within one store.

@@ -13,6 +13,7 @@ mod integrity;
 mod model;
 mod operations;
 mod past;
+mod promote;
 mod restore;
 mod size;
 mod validation;

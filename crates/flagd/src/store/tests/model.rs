@@ -383,9 +383,11 @@ fn refusal(error: WriteError) -> Refusal {
         WriteError::VersionConflict { .. } | WriteError::RevisionConflict { .. } => Refusal::Conflict,
         WriteError::NotFound { .. }
         | WriteError::VersionNotFound { .. }
-        | WriteError::FutureRevision { .. } => Refusal::NotFound,
+        | WriteError::FutureRevision { .. }
+        | WriteError::UnknownKeys { .. } => Refusal::NotFound,
         WriteError::Invalid(_)
         | WriteError::InvalidEnvironment { .. }
+        | WriteError::PromoteToItself { .. }
         | WriteError::Rollout(_)
         | WriteError::EnvironmentTooLarge { .. } => Refusal::Invalid,
         WriteError::Precondition(_) => Refusal::Precondition,
