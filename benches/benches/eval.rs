@@ -13,7 +13,7 @@ use flag_benches::{
     user_keys,
 };
 use flag_core::{AttrValue, Context};
-use flag_sdk::Client;
+use flag_sdk::{Client, Evaluate};
 
 /// Cycles through the user keys so no answer can be hoisted out of the loop.
 struct Keys {

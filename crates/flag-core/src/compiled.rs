@@ -1,5 +1,5 @@
 //! The compiled form of flags and segments: everything parsed, resolved to indices and
-//! laid out for evaluation. Built only by `compile.rs`, read only by `eval.rs`.
+//! laid out for evaluation. Built only by `compile.rs`, read only by `evaluate.rs`.
 
 use regex::Regex;
 use rustc_hash::FxHashSet;

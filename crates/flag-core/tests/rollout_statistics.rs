@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use flag_core::{Context, Flag, FlagSet, Reason, Snapshot};
+use flag_core::{Context, Evaluate, Flag, FlagSet, Reason, Snapshot};
 
 const KEYS: u32 = 1_000_000;
 

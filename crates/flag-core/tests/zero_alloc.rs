@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
 
-use flag_core::{AttrValue, Context, Flag, FlagSet, Snapshot};
+use flag_core::{AttrValue, Context, Evaluate, Flag, FlagSet, Snapshot};
 
 /// Counts allocations made by the current thread, so other test threads do not interfere.
 struct CountingAllocator;

@@ -262,7 +262,7 @@ mod shards {
 
 #[cfg(test)]
 mod tests {
-    use flag_core::{Context, Flag, FlagSet};
+    use flag_core::{Context, Evaluate, Flag, FlagSet};
 
     use super::*;
 

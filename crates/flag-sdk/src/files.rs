@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flag_core::{FlagSet, LineIndex, MAX_FILE_DEPTH, TooDeep};
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,10 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::error::FileError;
-use crate::follower::Applied;
 use crate::model::Model;
+
+/// An applied state for the cache writer: its revision, the store it counts in, and flags.
+pub(crate) type Applied = (u64, String, Arc<Model>);
 
 /// Bumped when the cache layout changes; a cache of another format is ignored.
 const CACHE_FORMAT: u32 = 1;

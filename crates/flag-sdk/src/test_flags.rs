@@ -17,7 +17,7 @@ use crate::status::Status;
 ///
 /// ```
 /// use flag_core::{Context, LaunchStage};
-/// use flag_sdk::TestFlags;
+/// use flag_sdk::{Evaluate, TestFlags};
 ///
 /// let flags = TestFlags::new();
 /// flags.enable("new-checkout").variant("chat", "dark").string("theme", "dusk");
@@ -192,7 +192,7 @@ fn plain(key: &str, variants: Vec<Variant>, off: &str, serve: &str) -> Flag {
 
 #[cfg(test)]
 mod tests {
-    use flag_core::Context;
+    use flag_core::{Context, Evaluate};
 
     use super::*;
 

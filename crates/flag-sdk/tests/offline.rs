@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flag_core::Context;
-use flag_sdk::{Client, ConnectError, Status};
+use flag_sdk::{Client, ConnectError, Evaluate, Status};
 
 const WAIT: Duration = Duration::from_secs(10);
 
