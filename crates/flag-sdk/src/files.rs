@@ -60,7 +60,9 @@ pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64
         );
         return None;
     }
-    // Compiled here so a cache that parses but would not compile is refused the same way.
+    // Validated here, so that a cache that parses but would not compile is refused like a
+    // corrupt one. Only validated: the snapshot `validate` compiles is dropped, and the start
+    // compiles the flags again when it installs them.
     if let Err(error) = cache.flags.validate() {
         warn!(path = %path.display(), %error, "ignoring the flag cache: its flags are invalid");
         return None;

@@ -214,6 +214,30 @@ mod tests {
     }
 
     #[test]
+    fn the_client_answers_strings_json_and_details_as_owned_copies() {
+        let flags = TestFlags::new();
+        flags.string("theme", "dusk").json("layout", serde_json::json!({ "columns": 2 })).enable("chat");
+        let client = flags.client();
+        let user = Context::new("user-1");
+        let theme: String = client.string_value("theme", &user, "light");
+        assert_eq!(theme, "dusk");
+        assert_eq!(client.json_value("layout", &user, &serde_json::Value::Null)["columns"], 2);
+        assert_eq!(client.string_value("missing", &user, "light"), "light");
+        let detail = client.bool_detail("chat", &user, false);
+        assert_eq!((detail.value, detail.variant.as_deref()), (true, Some("on")));
+        assert_eq!(detail.reason, flag_core::OwnedReason::Default);
+        // The same answers as a holder that lends its snapshot, which borrows them instead.
+        let current = client.current();
+        assert_eq!(current.string_detail("theme", &user, "light").value, theme);
+        let mismatch = client.number_detail("theme", &user, 1.0);
+        assert_eq!((mismatch.value, mismatch.variant), (1.0, None));
+        assert!(matches!(
+            mismatch.reason,
+            flag_core::OwnedReason::Error(flag_core::EvalError::TypeMismatch { .. })
+        ));
+    }
+
+    #[test]
     fn a_variant_forced_for_one_user_leaves_the_others_alone() {
         let flags = TestFlags::new();
         flags.disable("chat").variant_for("chat", "vip", flag_core::ON);
