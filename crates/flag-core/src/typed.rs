@@ -12,6 +12,11 @@
 //! `Client`: one lock-free load per call, released at its end) cannot, so it answers with
 //! [`Question::Owned`] — the same answer copied. Each question knows both forms; the
 //! holder's [`Evaluate::Out`] picks one.
+//!
+//! Not marked as the hot path, but on it: every getter is `#[inline]` and reaches
+//! [`Snapshot::evaluate`] through exactly one `ask`, without allocating. The one exception
+//! is [`Question::into_owned`] of strings, JSON and details, which copies, and which only
+//! holders that cannot lend their snapshot call.
 
 use crate::answer::{Detail, Evaluation, OwnedDetail};
 use crate::dark_launch::{DARK, LaunchStage};
