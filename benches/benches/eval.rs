@@ -1,5 +1,6 @@
 //! `cargo bench -p flag-benches --bench eval`: evaluation cost through the SDK's `Client`
-//! (`ours/*`), through flag-core alone (`core/*`), and peers, in one run.
+//! (`ours/*`, and `ours/rollout_key_overflow_row` on the counters' shared row), through
+//! flag-core alone (`core/*`), and peers, in one run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -13,7 +14,7 @@ use flag_benches::{
     user_keys,
 };
 use flag_core::{AttrValue, Context};
-use flag_sdk::Client;
+use flag_sdk::{Client, Evaluate};
 
 /// Cycles through the user keys so no answer can be hoisted out of the loop.
 struct Keys {
@@ -111,6 +112,44 @@ fn core(c: &mut Criterion) {
     group.finish();
 }
 
+/// `ours/rollout_key` from a thread counting on the SDK's shared overflow row (an atomic add
+/// instead of a plain store): the cost of evaluating once more threads evaluate at once than
+/// the counters have exclusive rows (the cores plus four, 8 to 64). Other threads hold every
+/// exclusive row meanwhile. It measures on a thread of its own, which has not claimed a row
+/// yet, hence its own `Criterion`.
+fn overflow_row(client: &Client) {
+    /// At least every exclusive row there can be.
+    const ROW_HOLDERS: usize = 64;
+    let gate = std::sync::RwLock::new(());
+    let closed = gate.write().unwrap();
+    let (claimed, all_claimed) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..ROW_HOLDERS {
+            let (claimed, gate) = (claimed.clone(), &gate);
+            scope.spawn(move || {
+                black_box(client.is_enabled(ROLLOUT_FLAG, &Context::new("claims-a-row")));
+                claimed.send(()).unwrap();
+                drop(gate.read());
+            });
+        }
+        for _ in 0..ROW_HOLDERS {
+            all_claimed.recv().unwrap();
+        }
+        let measure = scope.spawn(|| {
+            let mut criterion = Criterion::default().configure_from_args();
+            let mut group = criterion.benchmark_group("eval");
+            let mut keys = Keys::new();
+            group.bench_function("ours/rollout_key_overflow_row", |b| {
+                b.iter(|| client.is_enabled(black_box(ROLLOUT_FLAG), &Context::new(keys.next())))
+            });
+            group.finish();
+            criterion.final_summary();
+        });
+        measure.join().unwrap();
+        drop(closed);
+    });
+}
+
 fn peers(c: &mut Criterion) {
     let yggdrasil = YggdrasilRollout::new(FLAG_COUNT).unwrap();
     let launchdarkly = LaunchDarklyRollout::new(FLAG_COUNT).unwrap();
@@ -155,6 +194,10 @@ fn main() {
     core(&mut criterion);
     peers(&mut criterion);
     criterion.final_summary();
+    {
+        let (_runtime, _dir, client) = client();
+        overflow_row(&client);
+    }
 
     // `cargo test --benches` passes `--bench` only for real runs; skip the long figure otherwise.
     if std::env::args().any(|a| a == "--bench") {

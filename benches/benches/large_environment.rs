@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use flag_benches::{BenchServer, percentile_us};
 use flag_core::{Context, Flag};
 use flag_proto::{MAX_MESSAGE_BYTES, v1};
-use flag_sdk::{Client, OnTimeout};
+use flag_sdk::{Client, Evaluate, OnTimeout};
 use prost::Message as _;
 use tonic::transport::Channel;
 

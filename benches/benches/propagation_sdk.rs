@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use flag_benches::{BenchServer, percentile_us};
 use flag_core::{Context, Flag};
 use flag_proto::v1;
-use flag_sdk::Client;
+use flag_sdk::{Client, Evaluate};
 use tokio::sync::Notify;
 use tonic::transport::Channel;
 

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use flag_core::Context;
-use flag_sdk::{Client, OnTimeout};
+use flag_sdk::{Client, Evaluate, OnTimeout};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flag_core::Context;
-use flag_sdk::{Client, OnTimeout};
+use flag_sdk::{Client, Evaluate, OnTimeout};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -12,9 +12,9 @@ use crate::compiled::{
 };
 use crate::date::parse_rfc3339_millis;
 use crate::error::{Problems, ValidationError};
+use crate::evaluate::Snapshot;
 use crate::model::{Flag, FlagSet, Segment, Serve, Split, Weight};
 use crate::murmur::{Murmur3, TOTAL_WEIGHT};
-use crate::snapshot::Snapshot;
 use crate::value::KEY_ATTRIBUTE;
 
 /// Longest flag or segment key accepted.

@@ -1,5 +1,6 @@
 //! The compiled form of flags and segments: everything parsed, resolved to indices and
-//! laid out for evaluation. Built only by `compile.rs`, read only by `eval.rs`.
+//! laid out for evaluation. Built only by `compile.rs`; read by `evaluate.rs` (and by
+//! `snapshot.rs`, for keys and kinds).
 
 use regex::Regex;
 use rustc_hash::FxHashSet;

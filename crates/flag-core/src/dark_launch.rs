@@ -1,14 +1,13 @@
 //! The dark-launch convention: a boolean flag split over `on`, `dark` and `off`.
 //!
 //! `on` users see the new path; `dark` users exercise it invisibly (their value is `false`,
-//! so [`Snapshot::is_enabled`] is false for them) while an SDK helper shadow-runs it; `off`
+//! so [`Evaluate::is_enabled`](crate::Evaluate::is_enabled) is false for them) while an SDK helper shadow-runs it; `off`
 //! users are untouched. The split lists `on` first, then `dark`, so raising the percentage
 //! moves exactly the users whose new path has already been exercised from `dark` to `on`.
 
 use crate::model::{Flag, Metadata, Serve, Split, Variant, Weight};
 use crate::murmur::TOTAL_WEIGHT;
-use crate::snapshot::{FlagRef, Snapshot};
-use crate::value::{Context, Value};
+use crate::value::Value;
 
 /// Variant name of the cohort that sees the new path.
 pub const ON: &str = "on";
@@ -142,19 +141,6 @@ impl Flag {
     /// launch can be added later without moving anyone.
     pub fn rollout(key: &str, percent: f64) -> Result<Flag, RolloutError> {
         Flag::dark_launch(key, percent, percent)
-    }
-}
-
-impl Snapshot {
-    /// The dark-launch cohort of this context.
-    #[inline]
-    pub fn launch_stage<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> LaunchStage {
-        let evaluation = self.evaluate(flag, ctx);
-        match (evaluation.value, evaluation.variant) {
-            (Some(Value::Bool(true)), _) => LaunchStage::On,
-            (_, Some(DARK)) => LaunchStage::Dark,
-            _ => LaunchStage::Off,
-        }
     }
 }
 

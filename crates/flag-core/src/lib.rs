@@ -9,8 +9,15 @@
 //! - `value` — variant values, and the borrowed [`Context`] evaluations are made for.
 //! - `compile`, `compile_clause` — validation and compilation in one pass: a set is valid
 //!   exactly when it compiles; every problem is reported with its field path (`error`).
-//! - `compiled`, `snapshot` — the immutable [`Snapshot`] and [`FlagHandle`]s into it.
-//! - `eval` — the hot path. `evaluation` — its answers and the typed helpers.
+//! - `compiled` — flags and segments compiled for evaluation.
+//! - `evaluate` — the hot path, marked `// HOT PATH`: the [`Snapshot`]'s fields as evaluation
+//!   reads them, the key lookup (by key or [`FlagHandle`]), and [`Snapshot::evaluate`].
+//! - `snapshot` — building a snapshot, its keys, handles, and layouts kept across changes.
+//! - `answer` — what an evaluation answers: [`Evaluation`], [`Reason`], [`Detail`] (and
+//!   [`OwnedDetail`], borrowing nothing).
+//! - `typed` — the typed getters, defined once: [`Evaluate`], implemented by every holder of
+//!   a snapshot (here [`Snapshot`]; in the SDK its client and caches), and the [`Question`]
+//!   each getter asks.
 //! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
@@ -21,7 +28,7 @@
 //! # Example
 //!
 //! ```
-//! use flag_core::{AttrValue, Context, Flag, FlagSet, Reason};
+//! use flag_core::{AttrValue, Context, Evaluate, Flag, FlagSet, Reason};
 //!
 //! let mut chat = Flag::rollout("chat", 10.0)?;
 //! chat.rules.push(serde_json::from_value(serde_json::json!({
@@ -44,6 +51,7 @@
 
 #![forbid(unsafe_code)]
 
+mod answer;
 mod compile;
 mod compile_clause;
 mod compiled;
@@ -51,21 +59,22 @@ mod dark_launch;
 mod date;
 mod diff;
 mod error;
-mod eval;
-mod evaluation;
+mod evaluate;
 #[cfg(feature = "file-lines")]
 mod file_lines;
 mod model;
 mod murmur;
 mod semver;
 mod snapshot;
+mod typed;
 mod value;
 
+pub use answer::{Detail, EvalError, Evaluation, OwnedDetail, OwnedReason, Reason};
 pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
 pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
 pub use error::{Problem, ValidationError};
-pub use evaluation::{Detail, EvalError, Evaluation, Reason};
+pub use evaluate::{FlagHandle, FlagRef, Snapshot};
 #[cfg(feature = "file-lines")]
 pub use file_lines::{LineIndex, MAX_FILE_DEPTH, TooDeep};
 pub use model::{
@@ -73,5 +82,8 @@ pub use model::{
     Serve, Split, Variant, Weight,
 };
 pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
-pub use snapshot::{FlagHandle, FlagRef, Snapshot};
+pub use typed::{
+    BoolDetail, BoolValue, Evaluate, IsEnabled, JsonDetail, JsonValue, NumberDetail, NumberValue, Question,
+    Stage, StringDetail, StringValue,
+};
 pub use value::{AttrValue, Context, KEY_ATTRIBUTE, Value, ValueKind};

@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use flag_core::{
-    AttrValue, Clause, Context, EvalError, Flag, FlagSet, LaunchStage, Metadata, Operator, Prerequisite,
-    Rule, Segment, SegmentRule, Serve, Split, Value, Variant, Weight,
+    AttrValue, Clause, Context, EvalError, Evaluate, Flag, FlagSet, LaunchStage, Metadata, Operator,
+    Prerequisite, Rule, Segment, SegmentRule, Serve, Split, Value, Variant, Weight,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -1,7 +1,7 @@
 //! What users see: variants, values and the reason for each, through every typed helper.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use flag_core::{AttrValue, Context, EvalError, FlagSet, LaunchStage, Reason, Value, ValueKind};
+use flag_core::{AttrValue, Context, EvalError, Evaluate, FlagSet, LaunchStage, Reason, Value, ValueKind};
 
 const FLAGS: &str = r##"
 segments:

@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
 
-use flag_core::{AttrValue, Context, Flag, FlagSet, Snapshot};
+use flag_core::{AttrValue, Context, Evaluate, Flag, FlagSet, LaunchStage, Reason, Snapshot};
 
 /// Counts allocations made by the current thread, so other test threads do not interfere.
 struct CountingAllocator;
@@ -111,10 +111,7 @@ fn a_rule_with_string_number_semver_and_date_clauses_allocates_nothing() {
     });
     assert_eq!(count, 0);
     // The rule matched for every key, so the clauses really were evaluated.
-    assert!(
-        reasons.iter().all(|r| matches!(r, flag_core::Reason::TargetMatch { rule: 0, .. })),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().all(|r| matches!(r, Reason::TargetMatch { rule: 0, .. })), "{reasons:?}");
 }
 
 #[test]
@@ -127,7 +124,138 @@ fn dark_launch_split_allocates_nothing() {
         }
     });
     assert_eq!(count, 0);
-    assert_eq!(stages.len(), KEYS.len());
+    // The keys straddle the cohorts, so the split really was evaluated.
+    assert!(stages.contains(&LaunchStage::Off), "{stages:?}");
+    assert!(stages.contains(&LaunchStage::Dark) || stages.contains(&LaunchStage::On), "{stages:?}");
+}
+
+/// Segments (included, excluded, by rule), a regex, a prerequisite and splits by attribute.
+const TARGETING: &str = r##"
+segments:
+  - key: beta
+    included: [vip-1]
+    excluded: [banned-1]
+    rules:
+      - clauses: [{ attribute: email, op: ends_with, values: ["@example.com"] }]
+flags:
+  - key: segmented
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    off_variant: off
+    rules:
+      - clauses: [{ attribute: key, op: in_segment, values: [beta] }]
+        serve: { variant: on }
+    default: { variant: off }
+  - key: pattern
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    off_variant: off
+    rules:
+      - clauses: [{ attribute: email, op: regex, values: ['^[a-z0-9.]+@(example|test)\.(com|org)$'] }]
+        serve: { variant: on }
+    default: { variant: off }
+  - key: base
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    off_variant: off
+    default: { split: { weights: [{ variant: on, weight: 50000 }, { variant: off, weight: 50000 }] } }
+  - key: gated
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    off_variant: off
+    prerequisites: [{ flag: base, variant: on }]
+    default: { variant: on }
+  - key: by-org
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    off_variant: off
+    default: { split: { by: org, weights: [{ variant: on, weight: 50000 }, { variant: off, weight: 50000 }] } }
+"##;
+
+fn targeting() -> Snapshot {
+    serde_yaml_ng::from_str::<FlagSet>(TARGETING).unwrap().compile().unwrap()
+}
+
+#[test]
+fn segments_included_excluded_and_by_rule_allocate_nothing() {
+    let snapshot = targeting();
+    let email = [("email", AttrValue::Str("ana@example.com"))];
+    let contexts = [
+        Context::new("vip-1"),
+        Context::new("banned-1").with_attributes(&email),
+        Context::new("user-7").with_attributes(&email),
+        Context::new("user-8"),
+    ];
+    let mut variants = Vec::with_capacity(contexts.len());
+    let count = allocations_during(|| {
+        for ctx in &contexts {
+            variants.push(snapshot.evaluate(black_box("segmented"), black_box(ctx)).variant);
+        }
+    });
+    assert_eq!(count, 0);
+    // Included; excluded despite the rule; in by the rule; in by nothing.
+    assert_eq!(variants, [Some("on"), Some("off"), Some("on"), Some("off")]);
+}
+
+#[test]
+fn a_regex_clause_allocates_nothing_once_its_thread_has_a_cache() {
+    let snapshot = targeting();
+    let emails = ["ana@example.com", "bo@test.org", "eve@evil.example.net", "x@example.co"];
+    let attributes: Vec<[(&str, AttrValue<'_>); 1]> =
+        emails.iter().map(|email| [("email", AttrValue::Str(email))]).collect();
+    // The `regex` crate matches with a per-thread cache: made the first time a thread uses
+    // the pattern, and filled by its lazy DFA with the states each new input leads to. So a
+    // regex clause is allocation-free in the steady state, once its thread has matched
+    // these inputs; the first pass warms the cache, the second must not allocate.
+    let mut variants = Vec::with_capacity(emails.len());
+    let mut evaluate_all = || {
+        variants.clear();
+        for (key, attributes) in KEYS.iter().zip(&attributes) {
+            let ctx = Context::new(black_box(key)).with_attributes(black_box(attributes));
+            variants.push(snapshot.evaluate("pattern", &ctx).variant);
+        }
+    };
+    evaluate_all();
+    let count = allocations_during(&mut evaluate_all);
+    assert_eq!(count, 0);
+    assert_eq!(variants, [Some("on"), Some("on"), Some("off"), Some("off")]);
+}
+
+#[test]
+fn prerequisites_allocate_nothing() {
+    let snapshot = targeting();
+    let mut reasons = Vec::with_capacity(KEYS.len());
+    let count = allocations_during(|| {
+        for key in KEYS {
+            let ctx = Context::new(black_box(key));
+            reasons.push((snapshot.evaluate("gated", &ctx).reason, snapshot.is_enabled("base", &ctx)));
+        }
+    });
+    assert_eq!(count, 0);
+    // The prerequisite was evaluated for every key: it held exactly where `base` is on.
+    for (reason, base_on) in &reasons {
+        let failed = matches!(reason, Reason::PrerequisiteFailed { prerequisite: "base" });
+        assert_eq!(failed, !base_on, "{reasons:?}");
+    }
+    assert!(reasons.iter().any(|(_, on)| *on) && reasons.iter().any(|(_, on)| !on), "{reasons:?}");
+}
+
+#[test]
+fn bucketing_by_a_string_or_number_attribute_allocates_nothing() {
+    let snapshot = targeting();
+    let orgs = [
+        AttrValue::Str("org-1"),
+        AttrValue::Str("12345"),
+        AttrValue::Number(12345.0),
+        AttrValue::Number(-7.0),
+    ];
+    let attributes: Vec<[(&str, AttrValue<'_>); 1]> = orgs.iter().map(|&org| [("org", org)]).collect();
+    let mut reasons = Vec::with_capacity(orgs.len());
+    let count = allocations_during(|| {
+        for attributes in &attributes {
+            let ctx = Context::new(black_box("user-1")).with_attributes(black_box(attributes));
+            reasons.push(snapshot.evaluate("by-org", &ctx).reason);
+        }
+    });
+    assert_eq!(count, 0);
+    assert!(reasons.iter().all(|r| matches!(r, Reason::Split { .. })), "{reasons:?}");
+    // A whole number buckets like its decimal text: the number was formatted, on the stack.
+    assert_eq!(reasons[1], reasons[2]);
 }
 
 #[test]

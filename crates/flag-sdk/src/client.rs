@@ -4,14 +4,14 @@
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use flag_core::{Context, FlagHandle, LaunchStage};
+use flag_core::{Context, Evaluate, FlagHandle, FlagRef, Question};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::builder::ClientBuilder;
-use crate::dark_launch::{DarkLaunch, DarkLaunchStats};
-use crate::evaluate::{CachedClient, Current, FlagKey};
+use crate::dark_launch::{DarkLaunch, DarkLaunchStats, DarkLaunches};
+use crate::evaluate::{CachedClient, Current};
 use crate::metrics::Flusher;
+use crate::settings::ClientBuilder;
 use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncStats};
 use crate::subscribe::{Changes, FlagChanges};
@@ -21,11 +21,26 @@ use crate::subscribe::{Changes, FlagChanges};
 ///
 /// Every evaluation is synchronous and reads the snapshot in memory: one lock-free load, no
 /// allocation, never a wait on the network, whatever the server is doing.
+///
+/// The getters are flag-core's [`Evaluate`] (`use flag_sdk::Evaluate;`). The client's one
+/// load ends with each call — a change may swap the snapshot out and free it right after —
+/// so answers that would borrow it are copied: [`string_value`](Evaluate::string_value) is
+/// a `String`, [`json_value`](Evaluate::json_value) a `serde_json::Value`, and the
+/// `*_detail` getters answer an [`OwnedDetail`](flag_core::OwnedDetail); they allocate for
+/// it. Owned rather than `Arc`-backed: sharing the snapshot's values through `Arc`s would
+/// cost an atomic write to one shared count per call, which contends across threads, and
+/// holding the snapshot in the answer would keep old snapshots alive. Copying costs only
+/// these getters; the others (`is_enabled`, `bool_value`, `number_value`, `launch_stage`)
+/// allocate nothing. To borrow without copying, ask [`Client::current`] (or
+/// [`Client::cached`] in a hot loop).
 #[derive(Clone, Debug)]
 pub struct Client {
     /// The snapshot cell itself (also in `shared`): evaluations reach it in one hop.
     live: Arc<ArcSwap<Live>>,
     pub(crate) shared: Arc<Shared>,
+    /// Dark-launch figures per flag, read by the application (e.g. a mismatch rate). Shared
+    /// by the clones, which count into the same figures; the background tasks never use it.
+    dark_launches: Arc<DarkLaunches>,
     /// Shared by the clones so the tasks stop with the last of them.
     tasks: Arc<Tasks>,
 }
@@ -74,36 +89,11 @@ impl Client {
     }
 
     pub(crate) fn from_parts(shared: Arc<Shared>, tasks: Arc<Tasks>) -> Client {
-        Client { live: Arc::clone(&shared.live), shared, tasks }
+        Client { live: Arc::clone(&shared.live), shared, dark_launches: Arc::default(), tasks }
     }
 
-    /// Whether the flag serves `true` for `ctx`: false for a missing or non-boolean flag and
-    /// for the `dark` cohort of a dark launch.
-    #[inline]
-    pub fn is_enabled<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> bool {
-        self.live.load().is_enabled(flag, ctx)
-    }
-
-    /// A boolean flag's value, or `default` (missing flag, other type, evaluation error).
-    #[inline]
-    pub fn bool_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: bool) -> bool {
-        self.live.load().bool_detail(flag, ctx, default).value
-    }
-
-    /// A number flag's value, or `default`.
-    #[inline]
-    pub fn number_value<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: f64) -> f64 {
-        self.live.load().number_detail(flag, ctx, default).value
-    }
-
-    /// The dark-launch cohort of `ctx` (`Off` for a missing or killed flag).
-    #[inline]
-    pub fn launch_stage<F: FlagKey + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> LaunchStage {
-        self.live.load().launch_stage(flag, ctx)
-    }
-
-    /// The flags as of now, for several evaluations that must agree, for string and JSON
-    /// values (borrowed from it), and for reasons and variants. One load.
+    /// The flags as of now, for several evaluations that must agree, and for string and JSON
+    /// values and details borrowed from it instead of copied. One load.
     pub fn current(&self) -> Current {
         Current::new(self.live.load())
     }
@@ -152,17 +142,27 @@ impl Client {
 
     /// Runs old and new code paths by the dark-launch cohort of `ctx`; see [`DarkLaunch`].
     pub fn dark_launch<'a>(&'a self, key: &'a str, ctx: &Context<'_>) -> DarkLaunch<'a> {
-        DarkLaunch::new(self, key, ctx)
+        DarkLaunch::new(&self.live, &self.dark_launches, key, ctx)
     }
 
     /// Figures of the dark launch of `key` in this process so far.
     pub fn dark_launch_stats(&self, key: &str) -> DarkLaunchStats {
-        self.shared.dark_launches.stats(key)
+        self.dark_launches.stats(key)
     }
 
     /// Reports the evaluation counts gathered since the last report to the `metrics`
     /// recorder now, instead of at the next background flush.
     pub fn flush_metrics(&self) {
         self.tasks.flusher.flush(&self.shared);
+    }
+}
+
+impl<'a> Evaluate<'a> for &'a Client {
+    type Out<Q: Question<'a>> = Q::Owned;
+
+    #[inline]
+    fn ask<F: FlagRef + ?Sized, Q: Question<'a>>(self, flag: &F, ctx: &Context<'_>, question: Q) -> Q::Owned {
+        let live = self.live.load();
+        Q::into_owned(question.answer(live.evaluate(flag, ctx)))
     }
 }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use flag_core::{Context, LaunchStage};
+use flag_core::{Context, Evaluate, LaunchStage};
 use tokio::task::JoinHandle;
 
-use crate::client::Client;
 pub use crate::dark_launch_figures::DarkLaunchStats;
 pub(crate) use crate::dark_launch_figures::DarkLaunches;
 use crate::dark_launch_figures::{Figures, Outcome, Pending, Skip, Verdict};
@@ -20,8 +19,8 @@ use crate::shared::Live;
 /// The shadow budget unless [`DarkLaunch::budget`] says otherwise.
 pub const DEFAULT_SHADOW_BUDGET: Duration = Duration::from_millis(50);
 
-/// One dark-launched call, from [`Client::dark_launch`]: the context's cohort is read once,
-/// when it is made.
+/// One dark-launched call, from [`Client::dark_launch`](crate::Client::dark_launch): the
+/// context's cohort is read once, when it is made.
 ///
 /// - `on`: the candidate runs and its result is returned (its panics are the caller's, as
 ///   on any code path).
@@ -40,7 +39,7 @@ pub const DEFAULT_SHADOW_BUDGET: Duration = Duration::from_millis(50);
 /// Killing the flag moves everyone to `off` on the next call; a shadow run queued or spawned
 /// before the kill is dropped unrun if its flag has changed by the time it would start.
 ///
-/// Figures ([`Client::dark_launch_stats`] and the `metrics` crate, labelled by `flag`):
+/// Figures ([`Client::dark_launch_stats`](crate::Client::dark_launch_stats) and the `metrics` crate, labelled by `flag`):
 /// `flag_sdk_dark_launch_shadow_runs_total`, `_mismatches_total`, `_candidate_errors_total`,
 /// `_candidate_panics_total`, `_skipped_total` (`reason` = `over_budget`, `overloaded` or
 /// `flag_changed`), and the histogram `flag_sdk_dark_launch_seconds` (`path` = `control` or
@@ -48,7 +47,10 @@ pub const DEFAULT_SHADOW_BUDGET: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 #[must_use]
 pub struct DarkLaunch<'a> {
-    client: &'a Client,
+    /// The client's live state: the cohort is read from it, and a shadow run checks it.
+    live: &'a Arc<ArcSwap<Live>>,
+    /// The client's figures, which this call counts into.
+    registry: &'a DarkLaunches,
     key: &'a str,
     stage: LaunchStage,
     /// The flag's change generation as the cohort was read: a shadow run starts only if it
@@ -58,12 +60,17 @@ pub struct DarkLaunch<'a> {
 }
 
 impl<'a> DarkLaunch<'a> {
-    pub(crate) fn new(client: &'a Client, key: &'a str, ctx: &Context<'_>) -> DarkLaunch<'a> {
+    pub(crate) fn new(
+        live: &'a Arc<ArcSwap<Live>>,
+        registry: &'a DarkLaunches,
+        key: &'a str,
+        ctx: &Context<'_>,
+    ) -> DarkLaunch<'a> {
         // The generation before the cohort: a change in between makes the run look stale
         // (dropped), never current.
-        let generation = generation_of(&client.shared.live, key);
-        let stage = client.launch_stage(key, ctx);
-        DarkLaunch { client, key, stage, generation, budget: DEFAULT_SHADOW_BUDGET }
+        let generation = generation_of(live, key);
+        let stage = live.load().launch_stage(key, ctx);
+        DarkLaunch { live, registry, key, stage, generation, budget: DEFAULT_SHADOW_BUDGET }
     }
 
     /// The context's cohort.
@@ -233,7 +240,7 @@ impl<'a> DarkLaunch<'a> {
             LaunchStage::Off => control.await,
             LaunchStage::Dark => {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                    self.client.shared.dark_launches.get(self.key).skipped(self.key, Skip::Overloaded);
+                    self.registry.get(self.key).skipped(self.key, Skip::Overloaded);
                     return control.await;
                 };
                 let (shadow, figures) = self.shadow();
@@ -292,7 +299,7 @@ impl<'a> DarkLaunch<'a> {
             LaunchStage::On => candidate.await,
             LaunchStage::Off => control.await,
             LaunchStage::Dark => {
-                let figures = self.client.shared.dark_launches.get(self.key);
+                let figures = self.registry.get(self.key);
                 let started = Instant::now();
                 let mut control = std::pin::pin!(control);
                 let mut candidate = std::pin::pin!(CatchUnwind::new(candidate));
@@ -322,11 +329,11 @@ impl<'a> DarkLaunch<'a> {
 
     /// What a shadow run carries to its thread or task, and the figures it counts into.
     fn shadow(&self) -> (Shadow, Arc<Figures>) {
-        let figures = self.client.shared.dark_launches.get(self.key);
+        let figures = self.registry.get(self.key);
         let shadow = Shadow {
             _pending: figures.start(),
             figures: Arc::clone(&figures),
-            live: Arc::clone(&self.client.shared.live),
+            live: Arc::clone(self.live),
             key: self.key.to_owned(),
             generation: self.generation,
         };

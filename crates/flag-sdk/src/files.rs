@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flag_core::{FlagSet, LineIndex, MAX_FILE_DEPTH, TooDeep};
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,10 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::error::FileError;
-use crate::follower::Applied;
 use crate::model::Model;
+
+/// An applied state for the cache writer: its revision, the store it counts in, and flags.
+pub(crate) type Applied = (u64, String, Arc<Model>);
 
 /// Bumped when the cache layout changes; a cache of another format is ignored.
 const CACHE_FORMAT: u32 = 1;
@@ -57,7 +60,9 @@ pub(crate) fn read_cache(path: &Path, environment: &str) -> Option<(FlagSet, u64
         );
         return None;
     }
-    // Compiled here so a cache that parses but would not compile is refused the same way.
+    // Validated here, so that a cache that parses but would not compile is refused like a
+    // corrupt one. Only validated: the snapshot `validate` compiles is dropped, and the start
+    // compiles the flags again when it installs them.
     if let Err(error) = cache.flags.validate() {
         warn!(path = %path.display(), %error, "ignoring the flag cache: its flags are invalid");
         return None;

@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backoff::Backoff;
+use crate::files::Applied;
 use crate::model::{Delta, Model};
 use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncCounters};
@@ -71,9 +72,6 @@ enum StreamEnd {
     #[error("flagd sent flags this client cannot use: {0}")]
     Unusable(String),
 }
-
-/// An applied state for the cache writer: its revision, the store it counts in, and flags.
-pub(crate) type Applied = (u64, String, Arc<Model>);
 
 /// Follows the stream until the client is dropped (the task is then aborted).
 pub(crate) struct Follower {

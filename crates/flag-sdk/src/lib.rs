@@ -9,21 +9,32 @@
 //!
 //! # Layout
 //!
-//! - `builder` — [`ClientBuilder`]: endpoint, environment, token, timeouts, cache and offline
-//!   files; `connect` waits for the first snapshot or applies [`OnTimeout`].
-//! - `client` — [`Client`]: evaluation, status, subscriptions. `evaluate` — the hot path
-//!   ([`Current`] for several evaluations on one snapshot, [`CachedClient`] for hot loops).
-//! - `counters` — per-thread evaluation counts per flag and variant; `metrics` flushes them
-//!   and the client's gauges to the `metrics` crate in the background.
-//! - `shared` — the state a client's clones and tasks share; `model` — the flag set as data,
-//!   to which changes apply.
-//! - `follower` — the `Sync.Watch` follower: resume by revision, acknowledgements, heartbeat
-//!   timeout, reconnection with `backoff`. `status` — [`Status`]. `subscribe` — [`Changes`],
+//! Read bottom-up: each module uses only those above it in this list (and flag-core).
+//!
+//! - `status` — [`Status`], [`SyncStats`]; `backoff` — reconnection delays; `error` —
+//!   [`ConnectError`], [`FileError`].
+//! - `model` — the flag set as data, to which changes apply; `counters` — per-thread
+//!   evaluation counts per flag and variant.
+//! - `shared` — the state a client's clones and tasks share: the live snapshot, the status,
+//!   the change notifications.
+//! - `evaluate` — the hot path: flag-core's evaluation plus the count, and the holders that
+//!   lend a snapshot to the typed getters of [`Evaluate`] ([`Current`] for several
+//!   evaluations on one snapshot, [`CachedClient`] for hot loops). `metrics` flushes the
+//!   counts and the client's gauges to the `metrics` crate; `subscribe` — [`Changes`],
 //!   [`FlagChanges`].
-//! - `files` — the cache file (atomic writes; a corrupt one is ignored) and offline flags files.
-//! - `dark_launch` — [`DarkLaunch`]: old and new paths by cohort, compared in the shadow;
-//!   `shadow` — where shadow candidates run, panics caught, stale or late jobs dropped;
-//!   `dark_launch_figures` — the per-flag counts and timings behind [`DarkLaunchStats`].
+//! - `files` — the cache file (atomic writes; a corrupt one is ignored) and offline flags
+//!   files. `follower` — the `Sync.Watch` follower: resume by revision, acknowledgements,
+//!   heartbeat timeout, reconnection with `backoff`.
+//! - `shadow` — where dark-launch candidates run, panics caught, stale or late jobs dropped;
+//!   `dark_launch_figures` — the per-flag counts and timings behind [`DarkLaunchStats`];
+//!   `dark_launch` — [`DarkLaunch`]: old and new paths by cohort, compared in the shadow.
+//! - `settings` — [`ClientBuilder`]'s settings (endpoint, environment, token, timeouts, cache
+//!   and offline files) and [`OnTimeout`].
+//! - `client` — [`Client`]: evaluation (through [`Evaluate`], answers copied), status,
+//!   subscriptions, dark launches and their figures.
+//! - `start` — [`ClientBuilder::connect`]: follows flagd (from the cache file until it
+//!   answers) and waits for the first snapshot or applies [`OnTimeout`], or serves and
+//!   reloads an offline file.
 //! - `test_flags` — [`TestFlags`], forced flags without a server; `test_server` — with the
 //!   `test-server` feature, [`TestServer`], a real flagd in the test process.
 //!
@@ -39,7 +50,7 @@
 //!
 //! ```
 //! use flag_core::{Context, LaunchStage};
-//! use flag_sdk::TestFlags;
+//! use flag_sdk::{Evaluate, TestFlags};
 //!
 //! // In production: `Client::builder("http://127.0.0.1:8013").cache_file(…).connect().await?`.
 //! let flags = TestFlags::new();
@@ -65,7 +76,6 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
-mod builder;
 mod client;
 mod counters;
 mod dark_launch;
@@ -76,19 +86,24 @@ mod files;
 mod follower;
 mod metrics;
 mod model;
+mod settings;
 mod shadow;
 mod shared;
+mod start;
 mod status;
 mod subscribe;
 mod test_flags;
 #[cfg(feature = "test-server")]
 mod test_server;
 
-pub use builder::{ClientBuilder, OnTimeout};
 pub use client::Client;
 pub use dark_launch::{DEFAULT_SHADOW_BUDGET, DarkLaunch, DarkLaunchStats};
 pub use error::{ConnectError, FileError};
-pub use evaluate::{CachedClient, Current, FlagKey};
+pub use evaluate::{CachedClient, Current};
+/// flag-core's typed getters and what names a flag, re-exported: the client and its
+/// holders implement [`Evaluate`].
+pub use flag_core::{Evaluate, FlagRef};
+pub use settings::{ClientBuilder, OnTimeout};
 pub use status::{Status, SyncStats};
 pub use subscribe::{Changes, FlagChanges};
 pub use test_flags::TestFlags;

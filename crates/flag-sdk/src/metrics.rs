@@ -109,7 +109,7 @@ pub(crate) async fn flush_every(shared: Weak<Shared>, flusher: Arc<Flusher>, int
 
 #[cfg(test)]
 mod tests {
-    use flag_core::{Context, Flag, FlagSet};
+    use flag_core::{Context, Evaluate, Flag, FlagSet};
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
     use super::*;

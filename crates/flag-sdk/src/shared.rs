@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tracing::info_span;
 
 use crate::counters::EvalCounters;
-use crate::dark_launch::DarkLaunches;
 use crate::model::Model;
 use crate::status::{Status, SyncCounters};
 
@@ -54,8 +53,6 @@ pub(crate) struct Shared {
     /// changed, not each step; per-flag subscribers then compare the model, so coalescing
     /// loses no change.
     pub(crate) applied: watch::Sender<u64>,
-    /// Dark-launch figures per flag, read by the application (e.g. a mismatch rate).
-    pub(crate) dark_launches: DarkLaunches,
     /// What the follower did, for [`Client::sync_stats`](crate::Client::sync_stats).
     pub(crate) sync: SyncCounters,
     /// Environment followed, for labels and logs.
@@ -81,7 +78,6 @@ impl Shared {
             live: Arc::new(ArcSwap::from_pointee(Live::empty())),
             status: watch::Sender::new(status),
             applied: watch::Sender::new(0),
-            dark_launches: DarkLaunches::default(),
             sync: SyncCounters::default(),
             revision_gauge: metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone()),
             environment,

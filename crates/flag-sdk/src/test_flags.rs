@@ -17,7 +17,7 @@ use crate::status::Status;
 ///
 /// ```
 /// use flag_core::{Context, LaunchStage};
-/// use flag_sdk::TestFlags;
+/// use flag_sdk::{Evaluate, TestFlags};
 ///
 /// let flags = TestFlags::new();
 /// flags.enable("new-checkout").variant("chat", "dark").string("theme", "dusk");
@@ -192,7 +192,7 @@ fn plain(key: &str, variants: Vec<Variant>, off: &str, serve: &str) -> Flag {
 
 #[cfg(test)]
 mod tests {
-    use flag_core::Context;
+    use flag_core::{Context, Evaluate};
 
     use super::*;
 
@@ -211,6 +211,30 @@ mod tests {
         flags.remove("limit");
         assert_eq!(client.number_value("limit", &user, 1.0), 1.0);
         assert_eq!(client.status(), Status::Offline);
+    }
+
+    #[test]
+    fn the_client_answers_strings_json_and_details_as_owned_copies() {
+        let flags = TestFlags::new();
+        flags.string("theme", "dusk").json("layout", serde_json::json!({ "columns": 2 })).enable("chat");
+        let client = flags.client();
+        let user = Context::new("user-1");
+        let theme: String = client.string_value("theme", &user, "light");
+        assert_eq!(theme, "dusk");
+        assert_eq!(client.json_value("layout", &user, &serde_json::Value::Null)["columns"], 2);
+        assert_eq!(client.string_value("missing", &user, "light"), "light");
+        let detail = client.bool_detail("chat", &user, false);
+        assert_eq!((detail.value, detail.variant.as_deref()), (true, Some("on")));
+        assert_eq!(detail.reason, flag_core::OwnedReason::Default);
+        // The same answers as a holder that lends its snapshot, which borrows them instead.
+        let current = client.current();
+        assert_eq!(current.string_detail("theme", &user, "light").value, theme);
+        let mismatch = client.number_detail("theme", &user, 1.0);
+        assert_eq!((mismatch.value, mismatch.variant), (1.0, None));
+        assert!(matches!(
+            mismatch.reason,
+            flag_core::OwnedReason::Error(flag_core::EvalError::TypeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::builder::ClientBuilder;
+use crate::settings::ClientBuilder;
 
 /// Why the test server could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum TestServerError {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use flag_core::{Context, Flag};
+/// use flag_core::{Context, Evaluate, Flag};
 /// let server = flag_sdk::TestServer::start().await?;
 /// server.put_flag(&Flag::rollout("chat", 100.0)?).await?;
 /// let client = server.client_builder().connect().await?;

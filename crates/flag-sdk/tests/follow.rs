@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use flag_core::{Context, Flag};
-use flag_sdk::{Client, ConnectError, OnTimeout, Status, TestServer};
+use flag_sdk::{Client, ConnectError, Evaluate, OnTimeout, Status, TestServer};
 
 /// Generous: these waits end as soon as the condition holds; only a failure waits this long.
 const WAIT: Duration = Duration::from_secs(10);

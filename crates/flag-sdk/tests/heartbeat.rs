@@ -10,7 +10,7 @@ use std::time::Duration;
 use flag_core::{Context, Flag};
 use flag_proto::v1::sync_server::{Sync, SyncServer};
 use flag_proto::v1::{self, watch_response};
-use flag_sdk::{Client, Status};
+use flag_sdk::{Client, Evaluate, Status};
 use tokio_stream::Stream;
 
 /// Answers every `Watch` with a full snapshot, then keeps the stream open and silent.

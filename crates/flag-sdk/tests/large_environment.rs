@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use flag_core::{Context, Flag};
 use flag_proto::v1;
-use flag_sdk::{OnTimeout, Status, TestServer};
+use flag_sdk::{Evaluate, OnTimeout, Status, TestServer};
 use prost::Message as _;
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use flag_core::{Context, Flag};
 use flag_proto::v1;
-use flag_sdk::{Client, ConnectError, OnTimeout, Status};
+use flag_sdk::{Client, ConnectError, Evaluate, OnTimeout, Status};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 

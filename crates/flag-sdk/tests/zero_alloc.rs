@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::hint::black_box;
 
 use flag_core::{AttrValue, Context, Flag};
-use flag_sdk::TestFlags;
+use flag_sdk::{Evaluate, TestFlags};
 
 /// Counts allocations made by the current thread, so other test threads do not interfere.
 struct CountingAllocator;

@@ -1,165 +1,26 @@
-//! Building a client: where its flags come from, how long a start may wait, and what to
-//! do when flagd does not answer in time.
+//! Starting a client from its settings: following flagd (bootstrapped from the cache file
+//! while it does not answer), or serving an offline file and reloading it. This layer
+//! depends on the client; the client knows only the settings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::client::{Client, Tasks};
-use crate::error::ConnectError;
+use crate::error::{ConnectError, FileError};
 use crate::files::{file_stamp, read_cache, read_flags_file, write_cache_forever};
 use crate::follower::{Bearer, FollowSettings, Follower};
 use crate::metrics::flush_every;
 use crate::model::Model;
+use crate::settings::{ClientBuilder, OnTimeout};
 use crate::shared::Shared;
 use crate::status::Status;
 
-/// What [`ClientBuilder::connect`] does when no snapshot arrives within the start timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OnTimeout {
-    /// Return [`ConnectError::Timeout`]: the application would rather not start without flags.
-    Fail,
-    /// Return a client serving the cache file's flags (or, without one, every caller's
-    /// default) with status [`Status::Stale`]; it keeps connecting in the background.
-    #[default]
-    Serve,
-}
-
-/// Configures and starts a [`Client`]. From [`Client::builder`] or [`Client::offline`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct ClientBuilder {
-    endpoint: String,
-    environment: String,
-    token: Option<String>,
-    client_name: Option<String>,
-    channel: Option<Channel>,
-    connect_timeout: Duration,
-    start_timeout: Duration,
-    on_timeout: OnTimeout,
-    heartbeat_timeout: Duration,
-    backoff: (Duration, Duration),
-    cache_file: Option<PathBuf>,
-    offline_file: Option<PathBuf>,
-    reload_every: Option<Duration>,
-    metrics_every: Duration,
-    /// Trusted instead of the system roots for an `https://` endpoint.
-    ca_certificate: Option<Vec<u8>>,
-}
-
 impl ClientBuilder {
-    pub(crate) fn new(endpoint: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            endpoint: endpoint.into(),
-            environment: flag_proto::DEFAULT_ENVIRONMENT.into(),
-            token: None,
-            client_name: None,
-            channel: None,
-            connect_timeout: Duration::from_secs(2),
-            start_timeout: Duration::from_secs(5),
-            on_timeout: OnTimeout::default(),
-            heartbeat_timeout: Duration::from_secs(15),
-            backoff: (Duration::from_millis(100), Duration::from_secs(30)),
-            cache_file: None,
-            offline_file: None,
-            reload_every: None,
-            metrics_every: Duration::from_secs(10),
-            ca_certificate: None,
-        }
-    }
-
-    /// The environment to follow (default `production`).
-    pub fn environment(mut self, environment: impl Into<String>) -> Self {
-        self.environment = environment.into();
-        self
-    }
-
-    /// The SDK token flagd was started with (`FLAGD_SDK_TOKEN`).
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into()).filter(|token| !token.is_empty());
-        self
-    }
-
-    /// Names this client in flagd's acknowledgement reports (default `flag-sdk/<pid>`).
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
-        self.client_name = Some(name.into());
-        self
-    }
-
-    /// Uses an existing connection instead of opening one per attempt: many clients in one
-    /// process (tests, benches) can share it.
-    pub fn channel(mut self, channel: Channel) -> Self {
-        self.channel = Some(channel);
-        self
-    }
-
-    /// For an `https://` endpoint: trust this CA certificate (PEM) instead of the system's
-    /// roots, say for a private CA or a self-signed flagd.
-    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_certificate = Some(pem.into());
-        self
-    }
-
-    /// How long one TCP connection attempt may take (default 2 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long [`connect`](Self::connect) waits for the first snapshot (default 5 s), and
-    /// what it does then.
-    pub fn start_timeout(mut self, timeout: Duration, on_timeout: OnTimeout) -> Self {
-        self.start_timeout = timeout;
-        self.on_timeout = on_timeout;
-        self
-    }
-
-    /// Silence after which a stream counts as dead and is reconnected (default 15 s; never
-    /// less than three of the heartbeat intervals flagd announces).
-    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
-        self.heartbeat_timeout = timeout;
-        self
-    }
-
-    /// Reconnection delays: doubling from `min` up to `max`, jittered (default 100 ms to 30 s).
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff = (min, max);
-        self
-    }
-
-    /// Keeps the last applied flags in this file (written atomically on each change) and
-    /// starts from it when flagd cannot be reached. A corrupt file is ignored with a warning.
-    pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.cache_file = Some(path.into());
-        self
-    }
-
-    /// Serves the flags of this file (flag-core's flag set, YAML or `.json`) instead of
-    /// following flagd; status [`Status::Offline`]. The endpoint, token, timeouts and cache
-    /// file are then not used: nothing connects, and the file is its own cache.
-    pub fn offline_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.offline_file = Some(path.into());
-        self
-    }
-
-    /// With an offline file: checks it every `interval` and applies it when it changed (an
-    /// invalid edit is logged and the previous flags kept).
-    pub fn reload_every(mut self, interval: Duration) -> Self {
-        self.reload_every = Some(interval);
-        self
-    }
-
-    /// How often evaluation counts and gauges go to the `metrics` recorder (default 10 s).
-    pub fn metrics_interval(mut self, interval: Duration) -> Self {
-        self.metrics_every = interval.max(Duration::from_millis(1));
-        self
-    }
-
     /// Starts the client. Following flagd, it returns once the first snapshot is applied,
     /// or after the start timeout as [`OnTimeout`] says. Needs a tokio runtime.
     pub async fn connect(self) -> Result<Client, ConnectError> {
@@ -186,9 +47,9 @@ impl ClientBuilder {
         let set = read_flags_file(&path).map_err(ConnectError::Offline)?;
         let (shared, tasks) = self.start(Status::Offline);
         let model = Model::from_set(set, 1, &Model::default());
-        shared.install(model, 1).map_err(|source| {
-            ConnectError::Offline(crate::FileError::Invalid { path: path.clone(), source })
-        })?;
+        shared
+            .install(model, 1)
+            .map_err(|source| ConnectError::Offline(FileError::Invalid { path: path.clone(), source }))?;
         if let Some(interval) = self.reload_every {
             tasks.add(tokio::spawn(reload_forever(Arc::downgrade(&shared), path, stamp, interval)));
         }

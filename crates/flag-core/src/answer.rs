@@ -1,8 +1,8 @@
-//! What an evaluation answers, and the typed ways to ask.
+//! What an evaluation answers — the variant, its value and the reason — and the typed
+//! readings of it that the getters share. Borrowed from the snapshot; [`OwnedDetail`] for
+//! holders that cannot lend it.
 
-use crate::eval::Resolution;
-use crate::snapshot::{FlagRef, Snapshot};
-use crate::value::{Context, Value, ValueKind};
+use crate::value::{Value, ValueKind};
 
 /// The answer for one flag and one context, borrowed from the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,99 +138,74 @@ pub struct Detail<'s, T> {
     pub reason: Reason<'s>,
 }
 
-impl Snapshot {
-    /// Evaluates a flag (by key or [`FlagHandle`](crate::FlagHandle)) for a context.
-    #[inline]
-    pub fn evaluate<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> Evaluation<'_> {
-        let Some(index) = flag.position_in(self) else {
-            return Evaluation { variant: None, value: None, reason: Reason::FlagNotFound };
-        };
-        let compiled = &self.flags[index];
-        let resolution: Resolution<'_> = self.resolve(compiled, ctx);
-        match resolution.and_then(|(v, reason)| {
-            compiled.variants.get(v as usize).map(|v| (v, reason)).ok_or(EvalError::Internal)
-        }) {
-            Ok((variant, reason)) => {
-                Evaluation { variant: Some(&variant.name), value: Some(&variant.value), reason }
-            }
-            Err(error) => Evaluation { variant: None, value: None, reason: Reason::Error(error) },
+impl<T> Detail<'_, T> {
+    /// The same answer borrowing nothing (the variant name and a failed prerequisite's key
+    /// copied), its value made owned by `owned`.
+    pub fn into_owned<U>(self, owned: impl FnOnce(T) -> U) -> OwnedDetail<U> {
+        OwnedDetail {
+            value: owned(self.value),
+            variant: self.variant.map(str::to_owned),
+            reason: self.reason.into(),
         }
     }
+}
 
-    /// Whether the flag serves `true` for this context. False for missing or non-boolean
-    /// flags, and for the `dark` cohort of a dark launch.
-    #[inline]
-    pub fn is_enabled<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> bool {
-        matches!(self.evaluate(flag, ctx).value, Some(Value::Bool(true)))
-    }
+/// A [`Detail`] that borrows nothing, from holders whose snapshot may be gone once the call
+/// returns (the SDK's `Client`, whose one load ends with the call). Making it costs an
+/// allocation for the variant name: where that matters, ask a holder that lends its snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedDetail<T> {
+    /// The value to use.
+    pub value: T,
+    /// The variant served, if one was.
+    pub variant: Option<String>,
+    /// Why.
+    pub reason: OwnedReason,
+}
 
-    /// A boolean flag's value with the reason, or `default`.
-    pub fn bool_detail<F: FlagRef + ?Sized>(
-        &self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: bool,
-    ) -> Detail<'_, bool> {
-        self.evaluate(flag, ctx).into_bool(default)
-    }
+/// A [`Reason`] that borrows nothing; see [`OwnedDetail`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OwnedReason {
+    /// [`Reason::Disabled`].
+    Disabled,
+    /// [`Reason::TargetMatch`].
+    TargetMatch {
+        /// Index of the rule in the flag.
+        rule: usize,
+        /// The context's bucket (of 100 000) when the rule served a split.
+        bucket: Option<u32>,
+    },
+    /// [`Reason::Split`].
+    Split {
+        /// The context's bucket.
+        bucket: u32,
+    },
+    /// [`Reason::Default`].
+    Default,
+    /// [`Reason::PrerequisiteFailed`].
+    PrerequisiteFailed {
+        /// Key of the first prerequisite that failed.
+        prerequisite: String,
+    },
+    /// [`Reason::FlagNotFound`].
+    FlagNotFound,
+    /// [`Reason::Error`].
+    Error(EvalError),
+}
 
-    /// A string flag's value with the reason, or `default`.
-    pub fn string_detail<'a, F: FlagRef + ?Sized>(
-        &'a self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: &'a str,
-    ) -> Detail<'a, &'a str> {
-        self.evaluate(flag, ctx).into_string(default)
-    }
-
-    /// A number flag's value with the reason, or `default`.
-    pub fn number_detail<F: FlagRef + ?Sized>(
-        &self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: f64,
-    ) -> Detail<'_, f64> {
-        self.evaluate(flag, ctx).into_number(default)
-    }
-
-    /// A JSON flag's value with the reason, or `default`.
-    pub fn json_detail<'a, F: FlagRef + ?Sized>(
-        &'a self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: &'a serde_json::Value,
-    ) -> Detail<'a, &'a serde_json::Value> {
-        self.evaluate(flag, ctx).into_json(default)
-    }
-
-    /// A boolean flag's value, or `default` (missing flag, other type, error).
-    pub fn bool_value<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: bool) -> bool {
-        self.bool_detail(flag, ctx, default).value
-    }
-
-    /// A string flag's value, or `default`.
-    pub fn string_value<'a, F: FlagRef + ?Sized>(
-        &'a self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: &'a str,
-    ) -> &'a str {
-        self.string_detail(flag, ctx, default).value
-    }
-
-    /// A number flag's value, or `default`.
-    pub fn number_value<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>, default: f64) -> f64 {
-        self.number_detail(flag, ctx, default).value
-    }
-
-    /// A JSON flag's value, or `default`.
-    pub fn json_value<'a, F: FlagRef + ?Sized>(
-        &'a self,
-        flag: &F,
-        ctx: &Context<'_>,
-        default: &'a serde_json::Value,
-    ) -> &'a serde_json::Value {
-        self.json_detail(flag, ctx, default).value
+impl From<Reason<'_>> for OwnedReason {
+    fn from(reason: Reason<'_>) -> Self {
+        match reason {
+            Reason::Disabled => OwnedReason::Disabled,
+            Reason::TargetMatch { rule, bucket } => OwnedReason::TargetMatch { rule, bucket },
+            Reason::Split { bucket } => OwnedReason::Split { bucket },
+            Reason::Default => OwnedReason::Default,
+            Reason::PrerequisiteFailed { prerequisite } => {
+                OwnedReason::PrerequisiteFailed { prerequisite: prerequisite.to_owned() }
+            }
+            Reason::FlagNotFound => OwnedReason::FlagNotFound,
+            Reason::Error(error) => OwnedReason::Error(error),
+        }
     }
 }

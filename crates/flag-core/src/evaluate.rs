@@ -2,24 +2,170 @@
 // (`format!`, `String`, `Vec` growth, `Box`), no locks, no shared atomics, no logging.
 // `tests/zero_alloc.rs` counts allocations to hold this line.
 
-//! Resolving a compiled flag for a context to a variant and a reason.
+//! A snapshot as evaluation reads it: the key table and the layout that handles trust, the
+//! key lookup, and [`Snapshot::evaluate`] — resolving a compiled flag for a context to a
+//! variant and a reason. Building a snapshot and what else it offers are in `snapshot.rs`;
+//! what an evaluation answers is in `answer.rs`; the typed getters are in `typed.rs`.
 
-use crate::compiled::{AttributeRef, CompiledClause, CompiledFlag, CompiledServe, CompiledSplit, Test};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+use crate::answer::{EvalError, Evaluation, Reason};
+use crate::compiled::{
+    AttributeRef, CompiledClause, CompiledFlag, CompiledSegment, CompiledServe, CompiledSplit, Test,
+};
 use crate::date::parse_rfc3339_millis;
-use crate::evaluation::{EvalError, Reason};
 use crate::murmur::{TOTAL_WEIGHT, bucket_of};
 use crate::semver;
-use crate::snapshot::Snapshot;
 use crate::value::{AttrValue, Context};
 
+/// Every flag of an environment compiled for evaluation. Built by
+/// [`FlagSet::compile`](crate::FlagSet::compile); never changes afterwards, so one can be
+/// shared by every thread (an SDK swaps in a new one when flags change).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) flags: Box<[CompiledFlag]>,
+    pub(crate) segments: Box<[CompiledSegment]>,
+    /// Indices into `flags`, found by the FxHash of the key and confirmed against the key
+    /// stored in the flag: a table of bare `u32`s keeps each key in memory once. FxHash is
+    /// the right trade because keys are short and were validated when the set was written.
+    pub(crate) by_key: HashTable<u32>,
+    /// Shared by snapshots whose flags have the same keys in the same order, so a handle
+    /// can trust its index after one pointer comparison. Held in an `Arc` by the handles
+    /// too, so the address cannot be reused by another layout while a handle exists.
+    pub(crate) layout: Arc<Layout>,
+}
+
+/// The identity of an order of flag keys; see [`Snapshot::keep_layout_of`].
+#[derive(Debug)]
+pub(crate) struct Layout;
+
+/// A pre-resolved flag: its position in the snapshot it came from, and its key to check
+/// that position (and to look it up again in a snapshot laid out differently).
+#[derive(Clone, Debug)]
+pub struct FlagHandle {
+    /// Position in snapshots of `layout`; `None` when the flag did not exist there.
+    pub(crate) index: Option<u32>,
+    pub(crate) layout: Arc<Layout>,
+    pub(crate) key: Arc<str>,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for str {}
+    impl Sealed for String {}
+    impl Sealed for super::FlagHandle {}
+}
+
+/// What names a flag for evaluation: its key (`&str`, `&String`) or a [`FlagHandle`].
+pub trait FlagRef: sealed::Sealed {
+    /// The flag's key (an SDK labels its evaluation counts with it).
+    fn flag_key(&self) -> &str;
+
+    #[doc(hidden)]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize>;
+}
+
+impl FlagRef for str {
+    #[inline]
+    fn flag_key(&self) -> &str {
+        self
+    }
+
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        snapshot.index_of(self)
+    }
+}
+
+impl FlagRef for String {
+    #[inline]
+    fn flag_key(&self) -> &str {
+        self
+    }
+
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        snapshot.index_of(self)
+    }
+}
+
+impl FlagRef for FlagHandle {
+    #[inline]
+    fn flag_key(&self) -> &str {
+        &self.key
+    }
+
+    #[inline]
+    fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
+        if Arc::ptr_eq(&self.layout, &snapshot.layout) {
+            return self.index.map(|i| i as usize);
+        }
+        match self.index.and_then(|i| snapshot.flags.get(i as usize)) {
+            Some(flag) if *flag.key == *self.key => self.index.map(|i| i as usize),
+            _ => snapshot.index_of(&self.key),
+        }
+    }
+}
+
+/// The hash the key table is built and searched with.
+pub(crate) fn hash_key(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+/// Key equality, compared eight bytes at a time in line: flag keys are short, and the call
+/// to `memcmp` that `==` makes costs more than the comparison itself.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let words_equal = a_words.by_ref().zip(b_words.by_ref()).all(|(x, y)| {
+        u64::from_ne_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])
+            == u64::from_ne_bytes([y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7]])
+    });
+    words_equal && a_words.remainder().iter().zip(b_words.remainder()).all(|(x, y)| x == y)
+}
+
 /// Which variant a flag resolved to, and why.
-pub(crate) type Resolution<'s> = Result<(u32, Reason<'s>), EvalError>;
+type Resolution<'s> = Result<(u32, Reason<'s>), EvalError>;
 
 impl Snapshot {
+    /// Evaluates a flag (by key or [`FlagHandle`]) for a context: the one entry point of
+    /// evaluation, which every typed getter ([`Evaluate`](crate::Evaluate)) goes through.
+    #[inline]
+    pub fn evaluate<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> Evaluation<'_> {
+        let Some(index) = flag.position_in(self) else {
+            return Evaluation { variant: None, value: None, reason: Reason::FlagNotFound };
+        };
+        let compiled = &self.flags[index];
+        let resolution: Resolution<'_> = self.resolve(compiled, ctx);
+        match resolution.and_then(|(v, reason)| {
+            compiled.variants.get(v as usize).map(|v| (v, reason)).ok_or(EvalError::Internal)
+        }) {
+            Ok((variant, reason)) => {
+                Evaluation { variant: Some(&variant.name), value: Some(&variant.value), reason }
+            }
+            Err(error) => Evaluation { variant: None, value: None, reason: Reason::Error(error) },
+        }
+    }
+
+    /// The position of the flag with this key.
+    #[inline]
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        let found = self.by_key.find(hash_key(key), |&i| same_key(&self.flags[i as usize].key, key));
+        found.map(|&i| i as usize)
+    }
+
     // Inlined into every caller: the common flag (no prerequisites, no rules) is then a
     // few branches and a hash, without a call.
     #[inline(always)]
-    pub(crate) fn resolve(&self, flag: &CompiledFlag, ctx: &Context<'_>) -> Resolution<'_> {
+    fn resolve(&self, flag: &CompiledFlag, ctx: &Context<'_>) -> Resolution<'_> {
         if !flag.enabled {
             return Ok((flag.off_variant, Reason::Disabled));
         }
@@ -156,4 +302,28 @@ fn split_variant(split: &CompiledSplit, ctx: &Context<'_>) -> Result<(u32, u32),
     let variant = split.ranges.iter().find(|&&(upper, _)| bucket < upper).map(|&(_, variant)| variant);
     // Weights total TOTAL_WEIGHT and bucket < TOTAL_WEIGHT, so some range always holds it.
     variant.map(|v| (v, bucket)).ok_or(EvalError::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn same_key_compares_every_byte() {
+        for (a, b) in
+            [("", ""), ("chat", "chat"), ("flag-500", "flag-500"), ("checkout.v2-beta", "checkout.v2-beta")]
+        {
+            assert!(same_key(a, b), "{a} == {b}");
+        }
+        for (a, b) in [
+            ("chat", "chad"),
+            ("flag-500", "flag-501"),
+            ("flag-5000", "flag-5001"),
+            ("xlag-5000", "flag-5000"),
+            ("flag-500", "flag-5000"),
+            ("checkout.v2-betb", "checkout.v2-beta"),
+        ] {
+            assert!(!same_key(a, b), "{a} != {b}");
+        }
+    }
 }
