@@ -105,7 +105,7 @@ pub(crate) use check::CheckReport;
 pub(crate) use error::{PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use kind::SubjectKind;
-pub(crate) use past::Past;
+pub(crate) use past::{Past, Side};
 pub(crate) use patch::WriteOp;
 pub(crate) use promote::{Promote, Promoted};
 pub(crate) use read::ChangesSince;
@@ -347,6 +347,13 @@ impl Store {
     #[allow(dead_code)] // the Admin diff and restore calls come next
     pub(crate) fn environment_at(&self, environment: &str, revision: u64) -> Result<Past, PastError> {
         self.inner.handle.run(|db| past::environment_at(db, environment, revision))
+    }
+
+    /// Two environments, each at a revision or as it is now, from one read transaction: a
+    /// diff of the two compares states that both existed at once.
+    #[allow(dead_code)] // the Admin diff call comes next
+    pub(crate) fn sides(&self, from: Side<'_>, to: Side<'_>) -> Result<(Past, Past), PastError> {
+        self.inner.handle.run(|db| past::sides(db, from, to))
     }
 
     /// The environment's last revision committed at or before `time_ms` (ms since the Unix

@@ -39,8 +39,22 @@ pub(crate) struct Past {
 
 /// See [`Store::environment_at`](super::Store::environment_at).
 pub(super) fn environment_at(db: &Database, environment: &str, revision: u64) -> Result<Past, PastError> {
+    at(&db.begin_read()?, environment, Some(revision))
+}
+
+/// See [`Store::sides`](super::Store::sides).
+pub(super) fn sides(db: &Database, from: Side<'_>, to: Side<'_>) -> Result<(Past, Past), PastError> {
     let txn = db.begin_read()?;
+    Ok((at(&txn, from.0, from.1)?, at(&txn, to.0, to.1)?))
+}
+
+/// An environment, at a revision or (`None`) as it is now.
+pub(crate) type Side<'a> = (&'a str, Option<u64>);
+
+/// The environment at `revision` (now, for `None`) as `txn` sees it.
+fn at(txn: &ReadTransaction, environment: &str, revision: Option<u64>) -> Result<Past, PastError> {
     let current = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let revision = revision.unwrap_or(current);
     if revision > current {
         return Err(PastError::FutureRevision { environment: environment.to_owned(), revision, current });
     }
@@ -53,11 +67,11 @@ pub(super) fn environment_at(db: &Database, environment: &str, revision: u64) ->
         let change: ChangeRecord = decode(value.value(), "changes", format_args!("({environment}, {at})"))?;
         first_after.entry((change.kind, change.key)).or_insert((change.version, change.existed_before));
     }
-    let mut flags = rolled_back::<Flag>(&txn, environment, &first_after)?;
-    let mut segments = rolled_back::<Segment>(&txn, environment, &first_after)?;
+    let mut flags = rolled_back::<Flag>(txn, environment, &first_after)?;
+    let mut segments = rolled_back::<Segment>(txn, environment, &first_after)?;
     flags.sort_by(|a, b| a.key.cmp(&b.key));
     segments.sort_by(|a, b| a.key.cmp(&b.key));
-    let committed_ms = committed_ms(&txn, environment, revision)?;
+    let committed_ms = committed_ms(txn, environment, revision)?;
     Ok(Past { revision, committed_ms, current, set: FlagSet { flags, segments } })
 }
 

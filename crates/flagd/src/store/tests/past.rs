@@ -99,3 +99,23 @@ fn a_time_finds_the_last_revision_committed_by_then() {
     let past = store.environment_at(ENV, 3).unwrap();
     assert_eq!(past.committed_ms, Some(times[2]));
 }
+
+#[test]
+fn two_sides_are_read_together_now_or_at_a_revision() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("chat", 5.0));
+    put(&store, rollout("chat", 50.0));
+    store
+        .write(
+            "staging",
+            WriteOp::PutFlag { flag: rollout("chat", 90.0), expected_version: None },
+            &meta("s"),
+        )
+        .unwrap();
+    let (then, staging) = store.sides((ENV, Some(1)), ("staging", None)).unwrap();
+    assert_eq!((then.revision, then.current, staging.revision), (1, 2, 1));
+    assert_eq!(content(&then.set.flags[0]), rollout("chat", 5.0));
+    assert_eq!(content(&staging.set.flags[0]), rollout("chat", 90.0));
+    let future = store.sides((ENV, None), ("staging", Some(5))).unwrap_err();
+    assert!(matches!(future, PastError::FutureRevision { revision: 5, current: 1, .. }), "{future:?}");
+}
