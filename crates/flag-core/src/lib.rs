@@ -14,6 +14,9 @@
 //! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
+//! - `records` — what the server reports about changes (history entries, applied changes,
+//!   change batches, acknowledgement reports) as plain data, so flagd, flagctl and the SDK
+//!   talk about changes without naming protobuf messages.
 //! - `file_lines` (feature `file-lines`) — [`LineIndex`]: the file line of each field of a
 //!   flag file, and its nesting limit, checked in linear time before serde reads it.
 //!
@@ -55,6 +58,7 @@ mod evaluation;
 mod file_lines;
 mod model;
 mod murmur;
+mod records;
 mod semver;
 mod snapshot;
 mod value;
@@ -70,5 +74,6 @@ pub use model::{
     Serve, Split, Variant, Weight,
 };
 pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
+pub use records::{AckReport, AppliedChange, ChangeBatch, HistoryEntry, Operation, Subject, SubjectKind};
 pub use snapshot::{FlagHandle, FlagRef, Snapshot};
 pub use value::{AttrValue, Context, KEY_ATTRIBUTE, Value, ValueKind};

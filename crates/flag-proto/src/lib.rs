@@ -13,10 +13,12 @@
 //!   field breaks the build until it is handled; malformed input becomes [`InvalidMessage`]
 //!   naming the field.
 
+mod auth;
 mod convert;
 mod errors;
 mod frame;
 mod limits;
+mod metadata;
 
 /// Generated `flags.v1` messages and services.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -30,7 +32,18 @@ pub mod shared_sync {
     include!(concat!(env!("OUT_DIR"), "/shared_frames/flags.v1.Sync.rs"));
 }
 
-pub use convert::{DEFAULT_ENVIRONMENT, InvalidMessage, environment_or_default, flag_set_from_proto};
+pub use auth::{Bearer, InvalidToken, bearer_token};
+pub use convert::{
+    Answer, AnswerReason, ApplyOutcome, Authorship, BackupTotals, ClientMessage, DEFAULT_ENVIRONMENT,
+    EncodedChanges, EncodedSnapshot, FlagState, HistoryPage, InvalidMessage, Killed, Listed, Snapshot,
+    Subscription, SyncFrame, Written, ack_request, apply_response, attribute_to_proto, attributes_from_proto,
+    backup_chunk, changes_frame, environment_or_default, evaluate_response, flag_set_from_proto,
+    get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
+    list_segments_response, snapshot_frame, subscribe_request, write_response,
+};
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
 pub use limits::{DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES};
+pub use metadata::{
+    AUTHORIZATION_KEY, CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, GRPC_TIMEOUT_KEY, STORE_UNAVAILABLE_KEY,
+};

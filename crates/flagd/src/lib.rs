@@ -40,6 +40,7 @@ mod config;
 mod evaluate;
 mod fanout;
 mod management;
+mod records;
 mod server;
 mod state;
 mod status;
@@ -48,7 +49,6 @@ mod store_check;
 mod sync;
 mod tls;
 mod watch_stream;
-mod wire;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
