@@ -69,6 +69,7 @@ pub struct HistoryEntry {
 
 /// A flag or a segment, as one side of an [`AppliedChange`].
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per apply, as in the store
 pub enum Subject {
     /// A flag.
     Flag(Flag),

@@ -3,17 +3,29 @@
 //! # Layout
 //!
 //! - `cli` — the command line (clap), with the exit codes.
-//! - `connect` — the connection to flagd: address, token, deadlines.
-//! - `failure` — errors with exit codes of their own, and what a server answer means.
-//! - `commands` — one module per group of commands.
-//! - `render` — flags, serves and history as a person reads them.
-//! - `flag_file` and `yaml_lines` — reading a flag file, with line numbers for its errors.
+//! - `connect` — the connection to flagd: address, deadlines, and flag-proto's bearer
+//!   interceptor for the token.
+//! - `failure` — errors with exit codes of their own, and what a server answer means (the
+//!   metadata names come from flag-proto, as flagd sets them).
+//! - `commands` — one module per group of commands. A command never calls another's module:
+//!   what several share is below.
+//! - `reads` — the reads commands share: the environment at one revision, a page of the log.
+//! - `render` — flags, serves, history and write reports as a person reads them.
+//! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
+//!   `LineIndex`).
+//!
+//! Answers are read as flag-core values through flag-proto's conversions (`HistoryPage`,
+//! `Written`, `Answer` …); the commands build only the request messages of the calls they make.
+//!
+//! Imports run one way: `commands` → `reads`, `render`, `flag_file`, `connect` →
+//! `failure`, `cli`.
 
 mod cli;
 mod commands;
 mod connect;
 mod failure;
 mod flag_file;
+mod reads;
 mod render;
 
 use std::process::ExitCode;

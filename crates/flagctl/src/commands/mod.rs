@@ -10,7 +10,7 @@ mod watch;
 mod write;
 
 use clap::CommandFactory;
-use flag_proto::v1;
+use flag_proto::Authorship;
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, Global};
@@ -44,7 +44,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Who and why, for every write.
-fn change(global: &Global) -> v1::Change {
+fn change(global: &Global) -> Authorship {
     let actor = global
         .actor
         .clone()
@@ -52,7 +52,7 @@ fn change(global: &Global) -> v1::Change {
         .or_else(|| std::env::var("USERNAME").ok())
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "flagctl".into());
-    v1::Change { actor, reason: global.reason.clone() }
+    Authorship { actor, reason: global.reason.clone() }
 }
 
 /// Text for people or JSON for programs.

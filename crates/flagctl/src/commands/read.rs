@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use flag_core::Flag;
-use flag_proto::v1;
+use flag_proto::{FlagState, Listed, v1};
 use serde::Serialize;
 
 use super::Output;
@@ -19,14 +19,15 @@ struct Shown {
 
 pub(crate) async fn get(server: &Server, out: &Output, args: KeyArgs) -> anyhow::Result<()> {
     let request = v1::GetFlagRequest { environment: server.environment.clone(), key: args.key.clone() };
-    let v1::GetFlagResponse { flag, last_change, revision } = server
+    let response = server
         .admin
         .clone()
         .get_flag(server.request(request))
         .await
         .called(server, &format!("reading {}", args.key))?;
-    let flag = Flag::try_from(flag.unwrap_or_default()).context("the server sent a malformed flag")?;
-    let shown = Shown { flag, last_change: last_change.map(Entry::from_proto), revision };
+    let FlagState { flag, last_change, revision } =
+        FlagState::try_from(response).context("the server sent a malformed flag")?;
+    let shown = Shown { flag, last_change: last_change.map(Entry::of), revision };
     out.print(&shown, || describe(&shown, &server.environment))
 }
 
@@ -79,13 +80,10 @@ fn describe(shown: &Shown, environment: &str) -> String {
 pub(crate) async fn list(server: &Server, out: &Output, args: ListArgs) -> anyhow::Result<()> {
     let ListArgs { prefix, tag } = args;
     let request = v1::ListFlagsRequest { environment: server.environment.clone(), prefix, tag };
-    let v1::ListFlagsResponse { flags, revision: _ } =
+    let response =
         server.admin.clone().list_flags(server.request(request)).await.called(server, "listing flags")?;
-    let flags: Vec<Flag> = flags
-        .into_iter()
-        .map(Flag::try_from)
-        .collect::<Result<_, _>>()
-        .context("the server sent a malformed flag")?;
+    let Listed { items: flags, revision: _ } =
+        Listed::<Flag>::try_from(response).context("the server sent a malformed flag")?;
     out.print(&flags, || {
         if flags.is_empty() {
             return format!("no flags in {}", server.environment);

@@ -1,70 +1,28 @@
 //! Writes that change one flag: set, revive, delete, rollback.
 
-use flag_core::{Flag, RolloutError, Split, percent_to_weight};
-use flag_proto::v1;
+use anyhow::Context as _;
+use flag_core::{RolloutError, Split, percent_to_weight};
+use flag_proto::{Authorship, HistoryPage, Written, v1};
 use serde::Serialize;
 
 use super::Output;
 use crate::cli::{KeyArgs, RollbackArgs, SetArgs};
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
-use crate::render;
+use crate::reads::MALFORMED;
+use crate::render::WriteReport;
 
-/// What a write did, for people and for `--json`.
-#[derive(Debug, Serialize)]
-pub(crate) struct Written {
-    pub(crate) key: String,
-    pub(crate) operation: &'static str,
-    pub(crate) version: u64,
-    pub(crate) revision: u64,
-    /// What the flag now serves; absent after a delete.
-    pub(crate) state: Option<String>,
-    pub(crate) enabled: Option<bool>,
-    /// The on and dark shares of a dark launch with a dark cohort (`5%`, `45%`).
-    #[serde(skip)]
-    pub(crate) dark: Option<(String, String)>,
-}
-
-impl Written {
-    pub(crate) fn from_response(response: v1::WriteResponse) -> Written {
-        let v1::WriteResponse { revision, entry } = response;
-        let entry = entry.unwrap_or_default();
-        let flag = entry.flag.clone().and_then(|flag| Flag::try_from(flag).ok());
-        Written {
-            key: entry.key,
-            operation: render::operation(entry.operation),
-            version: entry.version,
-            revision,
-            state: flag.as_ref().map(render::state),
-            enabled: flag.as_ref().map(|flag| flag.enabled),
-            dark: flag.as_ref().and_then(render::dark_cohort),
-        }
-    }
-
-    /// `created chat (version 1, revision 7): 5% on, 95% off`.
-    fn line(&self, verb: &str) -> String {
-        self.line_with(verb, "", true)
-    }
-
-    fn line_with(&self, verb: &str, detail: &str, revive_hint: bool) -> String {
-        let state = self.state.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
-        let mut line = format!(
-            "{verb} {}{detail} (version {}, revision {}){state}",
-            self.key, self.version, self.revision
-        );
-        if self.enabled == Some(false) && revive_hint {
-            line.push_str(&format!("\n  still killed; `flagctl revive {}` switches it back on", self.key));
-        }
-        line
-    }
+/// A write's answer as its report.
+fn written(response: v1::WriteResponse) -> anyhow::Result<WriteReport> {
+    Ok(WriteReport::of(&Written::try_from(response).context(MALFORMED)?))
 }
 
 fn report(
     out: &Output,
     response: v1::WriteResponse,
-    verb: impl FnOnce(&Written) -> &'static str,
+    verb: impl FnOnce(&WriteReport) -> &'static str,
 ) -> anyhow::Result<()> {
-    let written = Written::from_response(response);
+    let written = written(response)?;
     out.print(&written, || written.line(verb(&written)))
 }
 
@@ -72,7 +30,7 @@ pub(crate) async fn set(
     server: &Server,
     out: &Output,
     args: SetArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     let SetArgs { key, percent, dark, on, off, variant, expect_version } = args;
     let mut admin = server.admin.clone();
@@ -83,7 +41,7 @@ pub(crate) async fn set(
             key: key.clone(),
             variant,
             expected_version: expect_version,
-            change: Some(change),
+            change: Some(change.into()),
         };
         admin.serve_variant(server.request(request)).await
     } else {
@@ -100,13 +58,13 @@ pub(crate) async fn set(
             percent,
             dark_percent,
             expected_version: expect_version,
-            change: Some(change),
+            change: Some(change.into()),
             create_if_missing: true,
         };
         admin.set_rollout(server.request(request)).await
     };
     let response = response.wrote(server, &format!("setting {key}")).await?;
-    let written = Written::from_response(response);
+    let written = written(response)?;
     let verb = if written.operation == "create" { "created" } else { "set" };
     out.print(&written, || {
         let mut line = written.line(verb);
@@ -135,7 +93,7 @@ pub(crate) async fn revive(
     server: &Server,
     out: &Output,
     args: KeyArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     key_write(server, out, args.key, change, KeyWrite::Revive).await
 }
@@ -144,7 +102,7 @@ pub(crate) async fn delete(
     server: &Server,
     out: &Output,
     args: KeyArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     key_write(server, out, args.key, change, KeyWrite::Delete).await
 }
@@ -160,10 +118,11 @@ async fn key_write(
     server: &Server,
     out: &Output,
     key: String,
-    change: v1::Change,
+    change: Authorship,
     write: KeyWrite,
 ) -> anyhow::Result<()> {
-    let (environment, change, mut admin) = (server.environment.clone(), Some(change), server.admin.clone());
+    let (environment, change, mut admin) =
+        (server.environment.clone(), Some(change.into()), server.admin.clone());
     let (doing, done, response) = match write {
         KeyWrite::Revive => {
             let request = v1::ReviveRequest { environment, key: key.clone(), expected_version: None, change };
@@ -183,7 +142,7 @@ pub(crate) async fn rollback(
     server: &Server,
     out: &Output,
     args: RollbackArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     let RollbackArgs { key, to, allow_revive } = args;
     let request = v1::RollbackRequest {
@@ -191,7 +150,7 @@ pub(crate) async fn rollback(
         key: key.clone(),
         to_version: to,
         expected_version: None,
-        change: Some(change),
+        change: Some(change.into()),
         allow_revive,
     };
     let response = server
@@ -201,7 +160,7 @@ pub(crate) async fn rollback(
         .await
         .wrote(server, &format!("rolling back {key}"))
         .await?;
-    let written = Written::from_response(response);
+    let written = written(response)?;
     // Without `--to` the server restores the version before the newest one, which is two
     // before the version this rollback wrote.
     let restored = to.unwrap_or(written.version.saturating_sub(2));
@@ -227,7 +186,7 @@ pub(crate) async fn rollback(
 #[derive(Debug, Serialize)]
 struct RolledBack {
     #[serde(flatten)]
-    written: Written,
+    written: WriteReport,
     restored: u64,
     /// The flag was killed and stays killed, though the version restored was not.
     kept_killed: bool,
@@ -242,6 +201,7 @@ async fn enabled_at(server: &Server, key: &str, version: u64) -> Option<bool> {
         before_version: version + 1,
     };
     let history = server.admin.clone().flag_history(server.request(request)).await.ok()?.into_inner();
+    let history = HistoryPage::try_from(history).ok()?;
     let entry = history.entries.into_iter().next().filter(|entry| entry.version == version)?;
     Some(entry.flag?.enabled)
 }
