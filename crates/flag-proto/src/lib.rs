@@ -7,11 +7,31 @@
 //!   time (no system `protoc`): messages, the `Admin` and `Sync` clients and servers.
 //! - [`shared_sync`] — the `Sync` server once more, with [`FrameCodec`]: pre-encoded frames
 //!   are written verbatim, so a change is encoded once for all streams.
+//! - `convert` — domain ⇄ proto, in one place, and the only code outside `v1` that names
+//!   our messages' fields. Every proto field is destructured (no `..`), so a new field breaks
+//!   the build until it is handled; malformed input becomes [`InvalidMessage`] naming the
+//!   field. Beside the model itself (flags, segments, whole sets):
+//!   - `convert/admin` — the Admin answers built from domain values ([`write_response`],
+//!     [`kill_response`], [`history_response`] …) and read back as them ([`Written`],
+//!     [`Killed`], [`HistoryPage`], [`ApplyOutcome`] …), and [`Authorship`] (who and why);
+//!   - `convert/answer` — `Evaluate`: request attributes as a context's, an evaluation and its
+//!     reason as the answer ([`evaluate_response`]), and the owned [`Answer`] a client reads;
+//!   - `convert/records` — flag-core's history entries, applied changes and acknowledgement
+//!     reports;
+//!   - `convert/sync` — the `Watch` stream: [`Subscription`]s and acks in, snapshot, change
+//!     and heartbeat frames out ([`snapshot_frame`], [`changes_frame`], [`heartbeat_frame`],
+//!     each encoded once), and [`SyncFrame`] for a client, whose flags stay encoded until it
+//!     decodes them (off its async worker, if it likes).
+//! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
+//!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
+//! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
+//!   [`bearer_token`], the one reading of it flagd compares.
 //! - `errors` — [`error_chain`]: a client's transport error with its causes, on one line.
 //! - `limits` — [`MAX_MESSAGE_BYTES`], the one message-size limit every side sets.
-//! - `convert` — flag-core ⇄ proto, in one place. Every proto field is destructured, so a new
-//!   field breaks the build until it is handled; malformed input becomes [`InvalidMessage`]
-//!   naming the field.
+//!
+//! flag-proto depends on flag-core and on nothing of flagd's: where flagd keeps its own
+//! record types (the store's history entries), flagd moves them into flag-core's
+//! (`flag_core::HistoryEntry` …) before handing them over.
 
 mod auth;
 mod convert;

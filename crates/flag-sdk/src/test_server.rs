@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::{self, KillRequest, PutFlagRequest};
+use flag_proto::{Authorship, Bearer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -120,15 +119,9 @@ impl TestServer {
             .map_err(|_| TestServerError::Stopped("the endpoint is not a URI"))?
             .connect()
             .await?;
-        let token = match &self.config.admin_token {
-            Some(token) => Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| TestServerError::Stopped("the admin token is not ASCII"))?,
-            ),
-            None => None,
-        };
-        Ok(AdminClient::with_interceptor(channel, AdminToken(token))
+        let token = Bearer::new(self.config.admin_token.as_deref())
+            .map_err(|_| TestServerError::Stopped("the admin token is not ASCII"))?;
+        Ok(AdminClient::with_interceptor(channel, token)
             .max_decoding_message_size(flag_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(flag_proto::MAX_MESSAGE_BYTES))
     }
@@ -188,22 +181,13 @@ impl Drop for TestServer {
     }
 }
 
-/// Adds the admin token to Admin calls, when there is one.
-#[derive(Debug, Clone)]
-pub struct AdminToken(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for AdminToken {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
+/// Adds the admin token to Admin calls, when there is one: flag-proto's one client
+/// interceptor, under the name this crate has always given it.
+pub type AdminToken = Bearer;
 
 /// A serving flagd: how to stop it, and its task.
 type Running = (oneshot::Sender<()>, JoinHandle<Result<(), flagd::ServeError>>);
 
 fn change() -> v1::Change {
-    v1::Change { actor: "flag-sdk test".into(), reason: "test".into() }
+    Authorship { actor: "flag-sdk test".into(), reason: "test".into() }.into()
 }

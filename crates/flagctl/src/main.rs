@@ -11,13 +11,14 @@
 //!   what several share is below.
 //! - `reads` — the reads commands share: the environment at one revision, a page of the log.
 //! - `render` — flags, serves, history and write reports as a person reads them.
+//! - `output` — where an answer goes: text or `--json`, on stdout (a closed pipe is an error).
 //! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
 //!   `LineIndex`).
 //!
 //! Answers are read as flag-core values through flag-proto's conversions (`HistoryPage`,
 //! `Written`, `Answer` …); the commands build only the request messages of the calls they make.
 //!
-//! Imports run one way: `commands` → `reads`, `render`, `flag_file`, `connect` →
+//! Imports run one way: `commands` → `reads`, `render`, `output`, `flag_file`, `connect` →
 //! `failure`, `cli`.
 
 mod cli;
@@ -25,6 +26,7 @@ mod commands;
 mod connect;
 mod failure;
 mod flag_file;
+mod output;
 mod reads;
 mod render;
 

@@ -6,11 +6,11 @@ use flag_proto::{ApplyOutcome, Authorship, v1};
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
-use super::Output;
 use crate::cli::ApplyArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 use crate::flag_file::FlagFile;
+use crate::output::Output;
 use crate::reads::{self, MALFORMED};
 use crate::render::as_in_file;
 

@@ -7,10 +7,10 @@ use flag_core::AttrValue;
 use flag_proto::{Answer, AnswerReason, attribute_to_proto, v1};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::EvalArgs;
 use crate::connect::{Call, Server};
 use crate::failure::Failure;
+use crate::output::Output;
 use crate::reads::MALFORMED;
 use crate::render;
 

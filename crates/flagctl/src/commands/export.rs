@@ -19,5 +19,5 @@ pub(crate) async fn export(server: &Server, args: ExportArgs, json: bool) -> any
     let (_, set) = reads::environment(server).await?;
     let set = FlagSet { flags: set.flags.into_iter().map(as_in_file).collect(), segments: set.segments };
     let format = if json { Format::Json } else { args.format };
-    super::line(to_text(&set, format)?.trim_end())
+    crate::output::line(to_text(&set, format)?.trim_end())
 }

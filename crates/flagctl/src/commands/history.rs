@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use flag_proto::{HistoryPage, v1};
 
-use super::Output;
 use crate::cli::{HistoryArgs, LogArgs};
 use crate::connect::{Call, Server};
+use crate::output::Output;
 use crate::reads::{MALFORMED, log_page};
 use crate::render::Entry;
 

@@ -5,10 +5,10 @@ use flag_core::{AckReport, HistoryEntry};
 use flag_proto::{Authorship, Killed as Answer, v1};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::KillArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
+use crate::output::Output;
 use crate::reads::MALFORMED;
 use crate::render::{self, WriteReport};
 

@@ -1,4 +1,5 @@
-//! One module per group of commands; `run` dispatches.
+//! One module per group of commands; `run` dispatches. The commands share only what lives
+//! outside this directory (`reads`, `render`, `output`), never each other's modules.
 
 mod apply;
 mod eval;
@@ -11,10 +12,10 @@ mod write;
 
 use clap::CommandFactory;
 use flag_proto::Authorship;
-use serde::Serialize;
 
 use crate::cli::{Cli, Command, Global};
 use crate::connect::Server;
+use crate::output::Output;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
@@ -53,27 +54,4 @@ fn change(global: &Global) -> Authorship {
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "flagctl".into());
     Authorship { actor, reason: global.reason.clone() }
-}
-
-/// Text for people or JSON for programs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Output {
-    pub(crate) json: bool,
-}
-
-impl Output {
-    /// Prints `text()` or, with `--json`, `value` as one JSON document.
-    pub(crate) fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
-        if self.json { line(&serde_json::to_string_pretty(value)?) } else { line(&text()) }
-    }
-}
-
-/// Writes `text` and a newline to stdout. Unlike `println!`, a closed stdout is an error the
-/// caller sees (and `main` ends quietly on), not a panic.
-pub(crate) fn line(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
-    stdout.flush()?;
-    Ok(())
 }

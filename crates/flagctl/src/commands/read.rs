@@ -5,9 +5,9 @@ use flag_core::Flag;
 use flag_proto::{FlagState, Listed, v1};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::{KeyArgs, ListArgs};
 use crate::connect::{Call, Server};
+use crate::output::Output;
 use crate::render::{self, Entry};
 
 #[derive(Debug, Serialize)]

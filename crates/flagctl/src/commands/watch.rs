@@ -13,10 +13,9 @@ use flag_proto::{Subscription, SyncFrame, ack_request, subscribe_request};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::Output;
-use super::line;
 use crate::connect::Server;
 use crate::failure::Failure;
+use crate::output::{Output, line};
 use crate::reads::log_page;
 use crate::render::Entry;
 

@@ -5,10 +5,10 @@ use flag_core::{RolloutError, Split, percent_to_weight};
 use flag_proto::{Authorship, HistoryPage, Written, v1};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::{KeyArgs, RollbackArgs, SetArgs};
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
+use crate::output::Output;
 use crate::reads::MALFORMED;
 use crate::render::WriteReport;
 
