@@ -114,17 +114,15 @@ pub struct ChangeBatch {
 
 impl ChangeBatch {
     /// The batch of the one write that `entry` records: from the revision before it to its own.
-    pub fn of_entry(entry: &HistoryEntry) -> ChangeBatch {
-        let revision = entry.revision;
+    pub fn of_entry(entry: HistoryEntry) -> ChangeBatch {
+        let HistoryEntry { kind, key, revision, flag, segment, .. } = entry;
         let mut batch =
             ChangeBatch { from_revision: revision.saturating_sub(1), revision, ..Default::default() };
-        match (&entry.flag, &entry.segment) {
-            (Some(flag), _) => batch.upserted_flags.push(flag.clone()),
-            (None, Some(segment)) => batch.upserted_segments.push(segment.clone()),
-            (None, None) if entry.kind == SubjectKind::Segment => {
-                batch.deleted_segments.push(entry.key.clone())
-            }
-            (None, None) => batch.deleted_flags.push(entry.key.clone()),
+        match (flag, segment) {
+            (Some(flag), _) => batch.upserted_flags.push(flag),
+            (None, Some(segment)) => batch.upserted_segments.push(segment),
+            (None, None) if kind == SubjectKind::Segment => batch.deleted_segments.push(key),
+            (None, None) => batch.deleted_flags.push(key),
         }
         batch
     }

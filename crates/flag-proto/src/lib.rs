@@ -32,6 +32,21 @@
 //! flag-proto depends on flag-core and on nothing of flagd's: where flagd keeps its own
 //! record types (the store's history entries), flagd moves them into flag-core's
 //! (`flag_core::HistoryEntry` …) before handing them over.
+//!
+//! # Example
+//!
+//! ```
+//! use flag_core::{Flag, FlagSet};
+//! use flag_proto::{SyncFrame, snapshot_frame};
+//!
+//! // flagd encodes a snapshot once; a client reads the frame and decodes the flags when it likes.
+//! let set = FlagSet { flags: vec![Flag::rollout("chat", 10.0)?], segments: vec![] };
+//! let frame = SyncFrame::from(snapshot_frame(7, "store-1", &set).decode()?);
+//! assert_eq!(frame.revision(), Some(7));
+//! let SyncFrame::Snapshot(snapshot) = frame else { unreachable!("a snapshot frame") };
+//! assert_eq!(snapshot.decode()?.set, set);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod auth;
 mod convert;

@@ -62,7 +62,7 @@ impl Hub {
         let published = Arc::new(Published {
             from_revision: revision.saturating_sub(1),
             revision,
-            frame: changes_frame(&ChangeBatch::of_entry(&history_entry(committed.entry.clone()))),
+            frame: changes_frame(&ChangeBatch::of_entry(history_entry(committed.entry.clone()))),
         });
         self.sender(environment).send_if_modified(|latest| {
             let newer = latest.as_ref().is_none_or(|current| current.revision < revision);

@@ -228,3 +228,78 @@ impl From<v1::AckReport> for core::AckReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: core::SubjectKind, operation: core::Operation) -> core::HistoryEntry {
+        core::HistoryEntry {
+            environment: "staging".into(),
+            kind,
+            key: "chat".into(),
+            version: 3,
+            revision: 9,
+            operation,
+            actor: "ana".into(),
+            reason: "incident 4711".into(),
+            timestamp_ms: 1_700_000_000_000,
+            flag: (kind == core::SubjectKind::Flag).then(|| core::Flag::rollout("chat", 5.0).unwrap()),
+            segment: None,
+        }
+    }
+
+    #[test]
+    fn a_history_entry_survives_a_round_trip() {
+        for operation in [core::Operation::Create, core::Operation::Kill, core::Operation::ServeVariant] {
+            let entry = entry(core::SubjectKind::Flag, operation);
+            assert_eq!(core::HistoryEntry::try_from(v1::HistoryEntry::from(&entry)).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn segment_writes_are_puts_and_deletes_on_the_wire() {
+        let put = v1::HistoryEntry::from(&entry(core::SubjectKind::Segment, core::Operation::Create));
+        assert_eq!((put.operation, put.is_segment), (v1::Operation::PutSegment as i32, true));
+        assert_eq!(core::HistoryEntry::try_from(put).unwrap().operation, core::Operation::Update);
+        let delete = v1::HistoryEntry::from(&entry(core::SubjectKind::Segment, core::Operation::Delete));
+        assert_eq!(delete.operation, v1::Operation::DeleteSegment as i32);
+    }
+
+    #[test]
+    fn an_unknown_operation_names_the_field() {
+        let mut wire = v1::HistoryEntry::from(&entry(core::SubjectKind::Flag, core::Operation::Update));
+        wire.operation = 99;
+        assert_eq!(core::HistoryEntry::try_from(wire).unwrap_err().path, "entry.operation");
+    }
+
+    #[test]
+    fn an_applied_change_keeps_its_sides() {
+        let change = core::AppliedChange {
+            kind: core::SubjectKind::Flag,
+            key: "chat".into(),
+            operation: core::Operation::Update,
+            version: 4,
+            before: Some(core::Subject::Flag(core::Flag::rollout("chat", 5.0).unwrap())),
+            after: Some(core::Subject::Flag(core::Flag::rollout("chat", 50.0).unwrap())),
+        };
+        let wire = v1::AppliedChange::from(&change);
+        assert!(wire.segment_before.is_none() && wire.flag_after.is_some());
+        assert_eq!(core::AppliedChange::try_from(wire).unwrap(), change);
+    }
+
+    #[test]
+    fn an_ack_report_counts_in_whole_milliseconds() {
+        let report = core::AckReport {
+            revision: 7,
+            connected: 3,
+            acknowledged: 2,
+            slowest: Duration::from_micros(12_345),
+            missing: vec!["stuck".into()],
+        };
+        let wire = v1::AckReport::from(&report);
+        assert_eq!(wire.slowest_ms, 12);
+        let back = core::AckReport::from(wire);
+        assert_eq!((back.slowest, back.missing), (Duration::from_millis(12), report.missing));
+    }
+}
