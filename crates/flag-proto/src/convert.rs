@@ -429,6 +429,7 @@ pub fn flag_set_from_proto(
 mod admin;
 mod answer;
 mod records;
+mod requests;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -439,6 +440,7 @@ pub use admin::{
     list_segments_response, write_response,
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
+pub use requests::{ApplyPlan, Requests, Restore, Rollout, backup_request};
 pub use sync::{
     ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
     changes_frame, heartbeat_frame, snapshot_frame, subscribe_request,

@@ -21,7 +21,9 @@
 //!   - `convert/sync` — the `Watch` stream: [`Subscription`]s and acks in, snapshot, change
 //!     and heartbeat frames out ([`snapshot_frame`], [`changes_frame`], [`heartbeat_frame`],
 //!     each encoded once), and [`SyncFrame`] for a client, whose flags stay encoded until it
-//!     decodes them (off its async worker, if it likes).
+//!     decodes them (off its async worker, if it likes);
+//!   - `convert/requests` — [`Requests`]: the Admin requests a client sends, from domain
+//!     values, so no client spells out a request message.
 //! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
 //!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
 //! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
@@ -69,12 +71,13 @@ pub mod shared_sync {
 
 pub use auth::{Bearer, InvalidToken, bearer_token};
 pub use convert::{
-    Answer, AnswerReason, ApplyOutcome, Authorship, BackupTotals, ClientMessage, DEFAULT_ENVIRONMENT,
-    EncodedChanges, EncodedSnapshot, FlagState, HistoryPage, InvalidMessage, Killed, Listed, Snapshot,
-    Subscription, SyncFrame, Written, ack_request, apply_response, attribute_to_proto, attributes_from_proto,
-    backup_chunk, changes_frame, environment_or_default, evaluate_response, flag_set_from_proto,
-    get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
-    list_segments_response, snapshot_frame, subscribe_request, write_response,
+    Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, ClientMessage,
+    DEFAULT_ENVIRONMENT, EncodedChanges, EncodedSnapshot, FlagState, HistoryPage, InvalidMessage, Killed,
+    Listed, Requests, Restore, Rollout, Snapshot, Subscription, SyncFrame, Written, ack_request,
+    apply_response, attribute_to_proto, attributes_from_proto, backup_chunk, backup_request, changes_frame,
+    environment_or_default, evaluate_response, flag_set_from_proto, get_flag_response, heartbeat_frame,
+    history_response, kill_response, list_flags_response, list_segments_response, snapshot_frame,
+    subscribe_request, write_response,
 };
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flag_proto::v1::admin_client::AdminClient;
-use flag_proto::v1::{self, KillRequest, PutFlagRequest};
-use flag_proto::{Authorship, Bearer};
+use flag_proto::{Authorship, Bearer, Requests};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -128,12 +127,7 @@ impl TestServer {
 
     /// Creates or replaces a flag in `production`; answers the new revision.
     pub async fn put_flag(&self, flag: &flag_core::Flag) -> Result<u64, TestServerError> {
-        let request = PutFlagRequest {
-            environment: String::new(),
-            flag: Some(v1::Flag::from(flag)),
-            expected_version: None,
-            change: Some(change()),
-        };
+        let request = production().put_flag(flag, None, change());
         let response = self.admin().await?.put_flag(request).await?.into_inner();
         Ok(response.revision)
     }
@@ -141,12 +135,7 @@ impl TestServer {
     /// Kills a flag in `production` and waits up to `wait` for the connected clients to
     /// acknowledge it; answers (revision, clients that acknowledged).
     pub async fn kill(&self, key: &str, wait: Duration) -> Result<(u64, u32), TestServerError> {
-        let request = KillRequest {
-            environment: String::new(),
-            key: key.into(),
-            change: Some(change()),
-            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
-        };
+        let request = production().kill(key, wait, change());
         let response = self.admin().await?.kill(request).await?.into_inner();
         let revision = response.write.map_or(0, |write| write.revision);
         Ok((revision, response.acks.map_or(0, |acks| acks.acknowledged)))
@@ -188,6 +177,11 @@ pub type AdminToken = Bearer;
 /// A serving flagd: how to stop it, and its task.
 type Running = (oneshot::Sender<()>, JoinHandle<Result<(), flagd::ServeError>>);
 
-fn change() -> v1::Change {
-    Authorship { actor: "flag-sdk test".into(), reason: "test".into() }.into()
+/// Requests for the default environment.
+fn production() -> Requests<'static> {
+    Requests::new("")
+}
+
+fn change() -> Authorship {
+    Authorship { actor: "flag-sdk test".into(), reason: "test".into() }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
-use flag_proto::{Bearer, MAX_MESSAGE_BYTES, error_chain};
+use flag_proto::{Bearer, MAX_MESSAGE_BYTES, Requests, error_chain};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
@@ -68,6 +68,11 @@ impl Server {
     pub(crate) fn sync(&self) -> SyncClient<InterceptedService<Channel, Bearer>> {
         SyncClient::with_interceptor(self.channel.clone(), self.bearer.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// The requests of this environment.
+    pub(crate) fn requests(&self) -> Requests<'_> {
+        Requests::new(&self.environment)
     }
 
     /// A request for `message` with the usual deadline.
@@ -154,11 +159,7 @@ impl Server {
     async fn revision(&self) -> Option<u64> {
         // A prefix no key can have (keys are ASCII letters, digits, `_ . -`): the answer
         // carries the revision and no flags.
-        let request = flag_proto::v1::ListFlagsRequest {
-            environment: self.environment.clone(),
-            prefix: "~".into(),
-            tag: String::new(),
-        };
+        let request = self.requests().list_flags("~", "");
         let response = self.admin.clone().list_flags(self.request(request)).await.ok()?;
         Some(response.into_inner().revision)
     }

@@ -15,8 +15,9 @@
 //! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
 //!   `LineIndex`).
 //!
-//! Answers are read as flag-core values through flag-proto's conversions (`HistoryPage`,
-//! `Written`, `Answer` …); the commands build only the request messages of the calls they make.
+//! The commands never spell out a protocol message: requests are built from domain values by
+//! flag-proto's `Requests` (`Server::requests`), and answers are read back as flag-core values
+//! through its conversions (`HistoryPage`, `Written`, `Answer` …).
 //!
 //! Imports run one way: `commands` → `reads`, `render`, `output`, `flag_file`, `connect` →
 //! `failure`, `cli`.

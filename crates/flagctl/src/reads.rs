@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use flag_core::{Flag, FlagSet, Segment};
-use flag_proto::{HistoryPage, Listed, v1};
+use flag_proto::{HistoryPage, Listed};
 
 use crate::connect::{Call, Server};
 
@@ -13,18 +13,13 @@ pub(crate) const MALFORMED: &str = "flagd sent a malformed answer";
 
 /// The environment's flags and segments at one revision.
 pub(crate) async fn environment(server: &Server) -> anyhow::Result<(u64, FlagSet)> {
-    let environment = server.environment.clone();
     let mut admin = server.admin.clone();
     // Two reads; a write between them shows as two revisions, and the pair is read again.
     for _ in 0..5 {
-        let list = v1::ListFlagsRequest {
-            environment: environment.clone(),
-            prefix: String::new(),
-            tag: String::new(),
-        };
+        let list = server.requests().list_flags("", "");
         let flags = admin.list_flags(server.request(list)).await.called(server, "listing flags")?;
         let flags = Listed::<Flag>::try_from(flags).context(MALFORMED)?;
-        let segments_request = v1::ListSegmentsRequest { environment: environment.clone() };
+        let segments_request = server.requests().list_segments();
         let segments =
             admin.list_segments(server.request(segments_request)).await.called(server, "listing segments")?;
         let segments = Listed::<Segment>::try_from(segments).context(MALFORMED)?;
@@ -41,8 +36,7 @@ pub(crate) async fn log_page(
     page_size: u32,
     before_revision: u64,
 ) -> anyhow::Result<HistoryPage> {
-    let request =
-        v1::EnvironmentHistoryRequest { environment: server.environment.clone(), page_size, before_revision };
+    let request = server.requests().environment_history(page_size, before_revision);
     let page = server
         .admin
         .clone()

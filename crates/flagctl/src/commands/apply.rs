@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use flag_core::{AppliedChange, FlagSet, Operation, Subject};
-use flag_proto::{ApplyOutcome, Authorship, v1};
+use flag_proto::{ApplyOutcome, ApplyPlan, Authorship};
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
@@ -53,17 +53,9 @@ pub(crate) async fn apply(
     }
     check_locally(&file, &live, prune)?;
 
-    let FlagSet { flags, segments } = file.set.clone();
-    let request = v1::ApplyRequest {
-        environment: server.environment.clone(),
-        flags: flags.iter().map(v1::Flag::from).collect(),
-        segments: segments.iter().map(v1::Segment::from).collect(),
-        prune,
-        dry_run,
-        // The plan shown is the plan committed: refused if anything changed since the read.
-        expected_revision: Some(revision),
-        change: Some(change.into()),
-    };
+    // The plan shown is the plan committed: refused if anything changed since the read.
+    let plan = ApplyPlan { prune, dry_run, expected_revision: Some(revision) };
+    let request = server.requests().apply(&file.set, plan, change);
     let response = server
         .admin
         .clone()

@@ -1,10 +1,8 @@
 //! Evaluate a flag for a user on the server, with the reason.
 
-use std::collections::HashMap;
-
 use anyhow::Context as _;
 use flag_core::AttrValue;
-use flag_proto::{Answer, AnswerReason, attribute_to_proto, v1};
+use flag_proto::{Answer, AnswerReason};
 use serde::Serialize;
 
 use crate::cli::EvalArgs;
@@ -31,19 +29,15 @@ struct Evaluated {
 
 pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs { key, user, attributes } = args;
-    let mut named = HashMap::new();
+    let mut named: Vec<(&str, AttrValue<'_>)> = Vec::with_capacity(attributes.len());
     for text in &attributes {
         let (name, value) = attribute(text)?;
-        if named.insert(name.clone(), value).is_some() {
+        if named.iter().any(|(seen, _)| *seen == name) {
             return Err(Failure::Invalid(format!("--attr {name:?} is given twice")).into());
         }
+        named.push((name, value));
     }
-    let request = v1::EvaluateRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        targeting_key: user.clone(),
-        attributes: named,
-    };
+    let request = server.requests().evaluate(&key, &user, &named);
     let response = server
         .admin
         .clone()
@@ -89,7 +83,7 @@ pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyho
 }
 
 /// `name=value`: `true`/`false` are booleans, numbers are numbers, `str:` forces a string.
-fn attribute(text: &str) -> Result<(String, v1::AttributeValue), Failure> {
+fn attribute(text: &str) -> Result<(&str, AttrValue<'_>), Failure> {
     let Some((name, raw)) = text.split_once('=').filter(|(name, _)| !name.is_empty()) else {
         return Err(Failure::Invalid(format!("--attr {text:?}: expected NAME=VALUE, e.g. country=NZ")));
     };
@@ -102,7 +96,7 @@ fn attribute(text: &str) -> Result<(String, v1::AttributeValue), Failure> {
     } else {
         AttrValue::Str(raw)
     };
-    Ok((name.to_owned(), attribute_to_proto(value)))
+    Ok((name, value))
 }
 
 fn reason_name(reason: &AnswerReason) -> &'static str {
@@ -140,12 +134,13 @@ fn explain(reason: &AnswerReason) -> String {
 
 #[cfg(test)]
 mod tests {
+    use flag_proto::attribute_to_proto;
     use flag_proto::v1::attribute_value;
 
     use super::*;
 
     fn kind_of(text: &str) -> attribute_value::Kind {
-        attribute(text).unwrap().1.kind.unwrap()
+        attribute_to_proto(attribute(text).unwrap().1).kind.unwrap()
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! History: one flag's versions, and the environment's log.
 
 use anyhow::Context as _;
-use flag_proto::{HistoryPage, v1};
+use flag_proto::HistoryPage;
 
 use crate::cli::{HistoryArgs, LogArgs};
 use crate::connect::{Call, Server};
@@ -11,12 +11,7 @@ use crate::render::Entry;
 
 pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) -> anyhow::Result<()> {
     let HistoryArgs { key, limit } = args;
-    let request = v1::FlagHistoryRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        page_size: limit,
-        before_version: 0,
-    };
+    let request = server.requests().flag_history(&key, limit, 0);
     let response = server
         .admin
         .clone()

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use flag_core::{AckReport, HistoryEntry};
-use flag_proto::{Authorship, Killed as Answer, v1};
+use flag_proto::{Authorship, Killed as Answer};
 use serde::Serialize;
 
 use crate::cli::KillArgs;
@@ -60,13 +60,7 @@ pub(crate) async fn kill(
     change: Authorship,
 ) -> anyhow::Result<()> {
     let KillArgs { key, wait } = args;
-    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-    let request = v1::KillRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        change: Some(change.into()),
-        wait_ms,
-    };
+    let request = server.requests().kill(&key, wait, change);
     let response = server
         .admin
         .clone()

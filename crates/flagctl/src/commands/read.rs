@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use flag_core::Flag;
-use flag_proto::{FlagState, Listed, v1};
+use flag_proto::{FlagState, Listed};
 use serde::Serialize;
 
 use crate::cli::{KeyArgs, ListArgs};
@@ -18,7 +18,7 @@ struct Shown {
 }
 
 pub(crate) async fn get(server: &Server, out: &Output, args: KeyArgs) -> anyhow::Result<()> {
-    let request = v1::GetFlagRequest { environment: server.environment.clone(), key: args.key.clone() };
+    let request = server.requests().get_flag(&args.key);
     let response = server
         .admin
         .clone()
@@ -79,7 +79,7 @@ fn describe(shown: &Shown, environment: &str) -> String {
 
 pub(crate) async fn list(server: &Server, out: &Output, args: ListArgs) -> anyhow::Result<()> {
     let ListArgs { prefix, tag } = args;
-    let request = v1::ListFlagsRequest { environment: server.environment.clone(), prefix, tag };
+    let request = server.requests().list_flags(&prefix, &tag);
     let response =
         server.admin.clone().list_flags(server.request(request)).await.called(server, "listing flags")?;
     let Listed { items: flags, revision: _ } =

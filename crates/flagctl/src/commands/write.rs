@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use flag_core::{RolloutError, Split, percent_to_weight};
-use flag_proto::{Authorship, HistoryPage, Written, v1};
+use flag_proto::{Authorship, HistoryPage, InvalidMessage, Restore, Rollout, Written};
 use serde::Serialize;
 
 use crate::cli::{KeyArgs, RollbackArgs, SetArgs};
@@ -13,15 +13,17 @@ use crate::reads::MALFORMED;
 use crate::render::WriteReport;
 
 /// A write's answer as its report.
-fn written(response: v1::WriteResponse) -> anyhow::Result<WriteReport> {
+fn written<R>(response: R) -> anyhow::Result<WriteReport>
+where
+    Written: TryFrom<R, Error = InvalidMessage>,
+{
     Ok(WriteReport::of(&Written::try_from(response).context(MALFORMED)?))
 }
 
-fn report(
-    out: &Output,
-    response: v1::WriteResponse,
-    verb: impl FnOnce(&WriteReport) -> &'static str,
-) -> anyhow::Result<()> {
+fn report<R>(out: &Output, response: R, verb: impl FnOnce(&WriteReport) -> &'static str) -> anyhow::Result<()>
+where
+    Written: TryFrom<R, Error = InvalidMessage>,
+{
     let written = written(response)?;
     out.print(&written, || written.line(verb(&written)))
 }
@@ -34,15 +36,9 @@ pub(crate) async fn set(
 ) -> anyhow::Result<()> {
     let SetArgs { key, percent, dark, on, off, variant, expect_version } = args;
     let mut admin = server.admin.clone();
-    let environment = server.environment.clone();
+    let requests = server.requests();
     let response = if let Some(variant) = variant {
-        let request = v1::ServeVariantRequest {
-            environment,
-            key: key.clone(),
-            variant,
-            expected_version: expect_version,
-            change: Some(change.into()),
-        };
+        let request = requests.serve_variant(&key, &variant, expect_version, change);
         admin.serve_variant(server.request(request)).await
     } else {
         // --on and --off keep the rollout shape, so a later --percent ramps from there.
@@ -52,15 +48,8 @@ pub(crate) async fn set(
             (None, _, _) => (0.0, Some(0.0)),
         };
         check_percentages(percent, dark_percent)?;
-        let request = v1::SetRolloutRequest {
-            environment,
-            key: key.clone(),
-            percent,
-            dark_percent,
-            expected_version: expect_version,
-            change: Some(change.into()),
-            create_if_missing: true,
-        };
+        let rollout = Rollout { percent, dark_percent, create_if_missing: true };
+        let request = requests.set_rollout(&key, rollout, expect_version, change);
         admin.set_rollout(server.request(request)).await
     };
     let response = response.wrote(server, &format!("setting {key}")).await?;
@@ -121,16 +110,14 @@ async fn key_write(
     change: Authorship,
     write: KeyWrite,
 ) -> anyhow::Result<()> {
-    let (environment, change, mut admin) =
-        (server.environment.clone(), Some(change.into()), server.admin.clone());
+    let (requests, mut admin) = (server.requests(), server.admin.clone());
     let (doing, done, response) = match write {
         KeyWrite::Revive => {
-            let request = v1::ReviveRequest { environment, key: key.clone(), expected_version: None, change };
+            let request = requests.revive(&key, None, change);
             ("reviving", "revived", admin.revive(server.request(request)).await)
         }
         KeyWrite::Delete => {
-            let request =
-                v1::DeleteFlagRequest { environment, key: key.clone(), expected_version: None, change };
+            let request = requests.delete_flag(&key, None, change);
             ("deleting", "deleted", admin.delete_flag(server.request(request)).await)
         }
     };
@@ -145,14 +132,7 @@ pub(crate) async fn rollback(
     change: Authorship,
 ) -> anyhow::Result<()> {
     let RollbackArgs { key, to, allow_revive } = args;
-    let request = v1::RollbackRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        to_version: to,
-        expected_version: None,
-        change: Some(change.into()),
-        allow_revive,
-    };
+    let request = server.requests().rollback(&key, Restore { to_version: to, allow_revive }, None, change);
     let response = server
         .admin
         .clone()
@@ -194,12 +174,7 @@ struct RolledBack {
 
 /// Whether version `version` of `key` was switched on; `None` when it cannot be read.
 async fn enabled_at(server: &Server, key: &str, version: u64) -> Option<bool> {
-    let request = v1::FlagHistoryRequest {
-        environment: server.environment.clone(),
-        key: key.to_owned(),
-        page_size: 1,
-        before_version: version + 1,
-    };
+    let request = server.requests().flag_history(key, 1, version + 1);
     let history = server.admin.clone().flag_history(server.request(request)).await.ok()?.into_inner();
     let history = HistoryPage::try_from(history).ok()?;
     let entry = history.entries.into_iter().next().filter(|entry| entry.version == version)?;
