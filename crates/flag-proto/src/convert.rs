@@ -1,4 +1,6 @@
-//! flag-core ⇄ flags.v1, in one place.
+//! flag-core ⇄ flags.v1, in one place: the model here; the Admin answers (`admin`), the
+//! evaluation (`answer`), history and acknowledgement records (`records`) and the sync
+//! stream's frames (`sync`) beside it.
 //!
 //! Every proto message is destructured without `..`, so adding a field to the contract breaks
 //! the build here until the conversion handles it. Proto → model conversions return
@@ -32,7 +34,7 @@ pub struct InvalidMessage {
 
 /// A field path built lazily: rendered only when a conversion fails.
 #[derive(Clone, Copy)]
-enum Path<'a> {
+pub(crate) enum Path<'a> {
     Root(&'a str),
     Field(&'a Path<'a>, &'static str),
     Index(&'a Path<'a>, usize),
@@ -49,15 +51,15 @@ impl fmt::Display for Path<'_> {
 }
 
 impl<'a> Path<'a> {
-    fn field(&'a self, name: &'static str) -> Path<'a> {
+    pub(crate) fn field(&'a self, name: &'static str) -> Path<'a> {
         Path::Field(self, name)
     }
 
-    fn index(&'a self, index: usize) -> Path<'a> {
+    pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
         Path::Index(self, index)
     }
 
-    fn invalid(&self, expected: impl Into<String>) -> InvalidMessage {
+    pub(crate) fn invalid(&self, expected: impl Into<String>) -> InvalidMessage {
         InvalidMessage { path: self.to_string(), expected: expected.into() }
     }
 }
@@ -110,7 +112,7 @@ impl From<&core::Value> for v1::Value {
     }
 }
 
-fn value_to_proto(value: &core::Value) -> v1::Value {
+pub(crate) fn value_to_proto(value: &core::Value) -> v1::Value {
     use v1::value::Kind;
     let kind = match value {
         core::Value::Bool(b) => Kind::BoolValue(*b),
@@ -239,7 +241,7 @@ impl TryFrom<v1::Flag> for core::Flag {
     }
 }
 
-fn flag_from_proto(flag: v1::Flag, path: &Path<'_>) -> Result<core::Flag, InvalidMessage> {
+pub(crate) fn flag_from_proto(flag: v1::Flag, path: &Path<'_>) -> Result<core::Flag, InvalidMessage> {
     let v1::Flag {
         key,
         description,
@@ -286,26 +288,36 @@ fn flag_from_proto(flag: v1::Flag, path: &Path<'_>) -> Result<core::Flag, Invali
 }
 
 fn variant_from_proto(variant: v1::Variant, path: &Path<'_>) -> Result<core::Variant, InvalidMessage> {
-    use v1::value::Kind;
     let v1::Variant { name, value } = variant;
     let value_path = path.field("value");
-    let value = match value.and_then(|v1::Value { kind }| kind) {
+    let value = match value {
+        Some(value) => value_from_proto(value, &value_path)?,
+        None => return Err(missing_value(&value_path)),
+    };
+    Ok(core::Variant { name, value })
+}
+
+fn missing_value(path: &Path<'_>) -> InvalidMessage {
+    path.invalid("one of bool_value, string_value, number_value or json_value")
+}
+
+pub(crate) fn value_from_proto(value: v1::Value, path: &Path<'_>) -> Result<core::Value, InvalidMessage> {
+    use v1::value::Kind;
+    let v1::Value { kind } = value;
+    Ok(match kind {
         Some(Kind::BoolValue(b)) => core::Value::Bool(b),
         Some(Kind::StringValue(s)) => core::Value::String(s.into()),
         Some(Kind::NumberValue(n)) if n.is_finite() => core::Value::Number(n),
-        Some(Kind::NumberValue(n)) => return Err(value_path.invalid(format!("a finite number, found {n}"))),
+        Some(Kind::NumberValue(n)) => return Err(path.invalid(format!("a finite number, found {n}"))),
         Some(Kind::JsonValue(text)) => match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
                 core::Value::Json(Box::new(json))
             }
-            Ok(other) => return Err(value_path.invalid(format!("a JSON object or array, found {other}"))),
-            Err(e) => return Err(value_path.invalid(format!("JSON text ({e})"))),
+            Ok(other) => return Err(path.invalid(format!("a JSON object or array, found {other}"))),
+            Err(e) => return Err(path.invalid(format!("JSON text ({e})"))),
         },
-        None => {
-            return Err(value_path.invalid("one of bool_value, string_value, number_value or json_value"));
-        }
-    };
-    Ok(core::Variant { name, value })
+        None => return Err(missing_value(path)),
+    })
 }
 
 fn serve_from_proto(serve: Option<v1::Serve>, path: &Path<'_>) -> Result<core::Serve, InvalidMessage> {
@@ -373,7 +385,10 @@ impl TryFrom<v1::Segment> for core::Segment {
     }
 }
 
-fn segment_from_proto(segment: v1::Segment, path: &Path<'_>) -> Result<core::Segment, InvalidMessage> {
+pub(crate) fn segment_from_proto(
+    segment: v1::Segment,
+    path: &Path<'_>,
+) -> Result<core::Segment, InvalidMessage> {
     let v1::Segment { key, description, included, excluded, rules } = segment;
     let rules_path = path.field("rules");
     let rules = rules
@@ -411,5 +426,22 @@ pub fn flag_set_from_proto(
     Ok(core::FlagSet { flags, segments })
 }
 
+mod admin;
+mod answer;
+mod records;
+mod requests;
+mod sync;
 #[cfg(test)]
 mod tests;
+
+pub use admin::{
+    ApplyOutcome, Authorship, BackupTotals, FlagState, HistoryPage, Killed, Listed, Written, apply_response,
+    backup_chunk, get_flag_response, history_response, kill_response, list_flags_response,
+    list_segments_response, write_response,
+};
+pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
+pub use requests::{ApplyPlan, Requests, Restore, Rollout, backup_request};
+pub use sync::{
+    ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
+    changes_frame, heartbeat_frame, snapshot_frame, subscribe_request,
+};

@@ -7,16 +7,55 @@
 //!   time (no system `protoc`): messages, the `Admin` and `Sync` clients and servers.
 //! - [`shared_sync`] — the `Sync` server once more, with [`FrameCodec`]: pre-encoded frames
 //!   are written verbatim, so a change is encoded once for all streams.
+//! - `convert` — domain ⇄ proto, in one place, and the only code outside `v1` that names
+//!   our messages' fields. Every proto field is destructured (no `..`), so a new field breaks
+//!   the build until it is handled; malformed input becomes [`InvalidMessage`] naming the
+//!   field. Beside the model itself (flags, segments, whole sets):
+//!   - `convert/admin` — the Admin answers built from domain values ([`write_response`],
+//!     [`kill_response`], [`history_response`] …) and read back as them ([`Written`],
+//!     [`Killed`], [`HistoryPage`], [`ApplyOutcome`] …), and [`Authorship`] (who and why);
+//!   - `convert/answer` — `Evaluate`: request attributes as a context's, an evaluation and its
+//!     reason as the answer ([`evaluate_response`]), and the owned [`Answer`] a client reads;
+//!   - `convert/records` — flag-core's history entries, applied changes and acknowledgement
+//!     reports;
+//!   - `convert/sync` — the `Watch` stream: [`Subscription`]s and acks in, snapshot, change
+//!     and heartbeat frames out ([`snapshot_frame`], [`changes_frame`], [`heartbeat_frame`],
+//!     each encoded once), and [`SyncFrame`] for a client, whose flags stay encoded until it
+//!     decodes them (off its async worker, if it likes);
+//!   - `convert/requests` — [`Requests`]: the Admin requests a client sends, from domain
+//!     values, so no client spells out a request message.
+//! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
+//!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
+//! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
+//!   [`bearer_token`], the one reading of it flagd compares.
 //! - `errors` — [`error_chain`]: a client's transport error with its causes, on one line.
 //! - `limits` — [`MAX_MESSAGE_BYTES`], the one message-size limit every side sets.
-//! - `convert` — flag-core ⇄ proto, in one place. Every proto field is destructured, so a new
-//!   field breaks the build until it is handled; malformed input becomes [`InvalidMessage`]
-//!   naming the field.
+//!
+//! flag-proto depends on flag-core and on nothing of flagd's: where flagd keeps its own
+//! record types (the store's history entries), flagd moves them into flag-core's
+//! (`flag_core::HistoryEntry` …) before handing them over.
+//!
+//! # Example
+//!
+//! ```
+//! use flag_core::{Flag, FlagSet};
+//! use flag_proto::{SyncFrame, snapshot_frame};
+//!
+//! // flagd encodes a snapshot once; a client reads the frame and decodes the flags when it likes.
+//! let set = FlagSet { flags: vec![Flag::rollout("chat", 10.0)?], segments: vec![] };
+//! let frame = SyncFrame::from(snapshot_frame(7, "store-1", &set).decode()?);
+//! assert_eq!(frame.revision(), Some(7));
+//! let SyncFrame::Snapshot(snapshot) = frame else { unreachable!("a snapshot frame") };
+//! assert_eq!(snapshot.decode()?.set, set);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod auth;
 mod convert;
 mod errors;
 mod frame;
 mod limits;
+mod metadata;
 
 /// Generated `flags.v1` messages and services.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -30,7 +69,19 @@ pub mod shared_sync {
     include!(concat!(env!("OUT_DIR"), "/shared_frames/flags.v1.Sync.rs"));
 }
 
-pub use convert::{DEFAULT_ENVIRONMENT, InvalidMessage, environment_or_default, flag_set_from_proto};
+pub use auth::{Bearer, InvalidToken, bearer_token};
+pub use convert::{
+    Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, ClientMessage,
+    DEFAULT_ENVIRONMENT, EncodedChanges, EncodedSnapshot, FlagState, HistoryPage, InvalidMessage, Killed,
+    Listed, Requests, Restore, Rollout, Snapshot, Subscription, SyncFrame, Written, ack_request,
+    apply_response, attribute_to_proto, attributes_from_proto, backup_chunk, backup_request, changes_frame,
+    environment_or_default, evaluate_response, flag_set_from_proto, get_flag_response, heartbeat_frame,
+    history_response, kill_response, list_flags_response, list_segments_response, snapshot_frame,
+    subscribe_request, write_response,
+};
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
 pub use limits::{DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES};
+pub use metadata::{
+    AUTHORIZATION_KEY, CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, GRPC_TIMEOUT_KEY, STORE_UNAVAILABLE_KEY,
+};

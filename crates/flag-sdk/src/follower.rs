@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flag_core::ChangeBatch;
 use flag_proto::v1::sync_client::SyncClient;
-use flag_proto::v1::{self, watch_request, watch_response};
-use flag_proto::{MAX_MESSAGE_BYTES, error_chain, flag_set_from_proto};
+use flag_proto::{
+    Bearer, EncodedChanges, EncodedSnapshot, MAX_MESSAGE_BYTES, Snapshot, Subscription, SyncFrame,
+    ack_request, error_chain, subscribe_request,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -35,19 +36,6 @@ pub(crate) struct FollowSettings {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
-}
-
-/// Adds `authorization: Bearer <token>` when a token is set.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Bearer(pub(crate) Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
 }
 
 /// Why one stream ended; the follower reconnects after any of them.
@@ -146,15 +134,15 @@ impl Follower {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (requests, outbound) = mpsc::channel(8);
         let since = self.shared.live.load().revision;
-        let subscribe = v1::Subscribe {
+        let subscribe = subscribe_request(Subscription {
             environment: settings.environment.clone(),
             since_revision: since,
             client_name: settings.client_name.clone(),
             store_id: self.shared.store_id(),
             observer: false,
-        };
+        });
         // The channel has room: this cannot wait.
-        let _ = requests.try_send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) });
+        let _ = requests.try_send(subscribe);
         // Bounded: a proxy that accepts the connection with no server behind it, or a wedged
         // flagd, would otherwise hold the follower here for good.
         let answer =
@@ -167,29 +155,28 @@ impl Follower {
         info!(since, "following flagd");
         let mut silence = settings.heartbeat_timeout;
         loop {
-            let kind = match tokio::time::timeout(silence, stream.message()).await {
+            let frame = match tokio::time::timeout(silence, stream.message()).await {
                 Err(_) => return StreamEnd::Silent(silence),
                 Ok(Err(status)) => return StreamEnd::Failed(status),
                 Ok(Ok(None)) => return StreamEnd::Ended,
-                Ok(Ok(Some(v1::WatchResponse { kind: None }))) => continue,
-                Ok(Ok(Some(v1::WatchResponse { kind: Some(kind) }))) => kind,
+                Ok(Ok(Some(message))) => SyncFrame::from(message),
             };
-            let revision = match kind {
-                watch_response::Kind::Heartbeat(v1::Heartbeat { revision, interval_ms }) => {
+            let frame = match frame {
+                SyncFrame::Heartbeat { revision, interval } => {
                     debug!(revision, "heartbeat");
-                    let announced = Duration::from_millis(u64::from(interval_ms)).saturating_mul(3);
-                    silence = settings.heartbeat_timeout.max(announced);
+                    silence = settings.heartbeat_timeout.max(interval.saturating_mul(3));
                     continue;
                 }
-                watch_response::Kind::Snapshot(snapshot) => Frame::Snapshot(snapshot),
-                watch_response::Kind::Changes(changes) => Frame::Changes(changes),
+                SyncFrame::Snapshot(snapshot) => Frame::Snapshot(snapshot),
+                SyncFrame::Changes(changes) => Frame::Changes(changes),
+                // A kind this client does not know (a newer flagd): nothing to apply.
+                _ => continue,
             };
-            let revision = match self.apply(revision).await {
+            let revision = match self.apply(frame).await {
                 Ok(revision) => revision,
                 Err(end) => return end,
             };
-            let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) };
-            if requests.send(ack).await.is_err() {
+            if requests.send(ack_request(revision)).await.is_err() {
                 return StreamEnd::Ended;
             }
             backoff.reset();
@@ -221,10 +208,10 @@ impl Follower {
     }
 }
 
-/// A frame that changes the flags.
+/// A frame that changes the flags, still encoded: converted on the blocking thread.
 enum Frame {
-    Snapshot(v1::FullSnapshot),
-    Changes(v1::Changes),
+    Snapshot(EncodedSnapshot),
+    Changes(EncodedChanges),
 }
 
 /// The revision a frame brought the client to, and the state installed for it (`None` when
@@ -234,9 +221,9 @@ struct Installed {
     live: Option<Arc<Live>>,
 }
 
-fn apply_snapshot(shared: &Shared, snapshot: v1::FullSnapshot) -> Result<Installed, StreamEnd> {
-    let v1::FullSnapshot { revision, flags, segments, store_id } = snapshot;
-    let set = flag_set_from_proto(flags, segments).map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+fn apply_snapshot(shared: &Shared, snapshot: EncodedSnapshot) -> Result<Installed, StreamEnd> {
+    let Snapshot { revision, store_id, set } =
+        snapshot.decode().map_err(|error| StreamEnd::Unusable(error.to_string()))?;
     let previous = Arc::clone(&shared.live.load().model);
     shared.set_store_id(store_id);
     let live = install(shared, Model::from_set(set, revision, &previous), revision)?;
@@ -245,15 +232,8 @@ fn apply_snapshot(shared: &Shared, snapshot: v1::FullSnapshot) -> Result<Install
     Ok(Installed { revision, live: Some(live) })
 }
 
-fn apply_changes(shared: &Shared, changes: v1::Changes) -> Result<Installed, StreamEnd> {
-    let v1::Changes {
-        from_revision,
-        revision,
-        upserted_flags,
-        deleted_flags,
-        upserted_segments,
-        deleted_segments,
-    } = changes;
+fn apply_changes(shared: &Shared, changes: EncodedChanges) -> Result<Installed, StreamEnd> {
+    let (from_revision, revision) = (changes.from_revision(), changes.revision());
     let live = shared.live.load_full();
     if from_revision != live.revision {
         return Err(StreamEnd::OutOfStep { from: from_revision, held: live.revision });
@@ -263,14 +243,15 @@ fn apply_changes(shared: &Shared, changes: v1::Changes) -> Result<Installed, Str
         // An empty catch-up: already current.
         return Ok(Installed { revision, live: None });
     }
-    let upserted = flag_set_from_proto(upserted_flags, upserted_segments)
-        .map_err(|error| StreamEnd::Unusable(error.to_string()))?;
-    let delta = Delta {
-        upserted_flags: upserted.flags,
+    let ChangeBatch {
+        from_revision: _,
+        revision: _,
+        upserted_flags,
         deleted_flags,
-        upserted_segments: upserted.segments,
+        upserted_segments,
         deleted_segments,
-    };
+    } = changes.decode().map_err(|error| StreamEnd::Unusable(error.to_string()))?;
+    let delta = Delta { upserted_flags, deleted_flags, upserted_segments, deleted_segments };
     let installed = install(shared, live.model.apply(delta, revision), revision)?;
     debug!(from_revision, revision, "applied changes");
     Ok(Installed { revision, live: Some(installed) })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flag_proto::Bearer;
 use tokio::sync::watch;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{Instrument, info, info_span, warn};
@@ -13,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::client::{Client, Tasks};
 use crate::error::{ConnectError, FileError};
 use crate::files::{file_stamp, read_cache, read_flags_file, write_cache_forever};
-use crate::follower::{Bearer, FollowSettings, Follower};
+use crate::follower::{FollowSettings, Follower};
 use crate::metrics::flush_every;
 use crate::model::Model;
 use crate::settings::{ClientBuilder, OnTimeout};
@@ -70,10 +71,7 @@ impl ClientBuilder {
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let endpoint = with_tls(endpoint, &self.endpoint, self.ca_certificate.as_deref())?;
-        let token = match &self.token {
-            Some(token) => Bearer(Some(format!("Bearer {token}").parse().map_err(|_| ConnectError::Token)?)),
-            None => Bearer(None),
-        };
+        let token = Bearer::new(self.token.as_deref()).map_err(|_| ConnectError::Token)?;
         let (shared, tasks) = self.start(Status::Stale { since: Instant::now() });
 
         let cache = self.cache_file.as_ref().map(|path| {

@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flag_proto::v1::admin_client::AdminClient;
-use flag_proto::v1::{self, KillRequest, PutFlagRequest};
+use flag_proto::{Authorship, Bearer, Requests};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -120,27 +118,16 @@ impl TestServer {
             .map_err(|_| TestServerError::Stopped("the endpoint is not a URI"))?
             .connect()
             .await?;
-        let token = match &self.config.admin_token {
-            Some(token) => Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| TestServerError::Stopped("the admin token is not ASCII"))?,
-            ),
-            None => None,
-        };
-        Ok(AdminClient::with_interceptor(channel, AdminToken(token))
+        let token = Bearer::new(self.config.admin_token.as_deref())
+            .map_err(|_| TestServerError::Stopped("the admin token is not ASCII"))?;
+        Ok(AdminClient::with_interceptor(channel, token)
             .max_decoding_message_size(flag_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(flag_proto::MAX_MESSAGE_BYTES))
     }
 
     /// Creates or replaces a flag in `production`; answers the new revision.
     pub async fn put_flag(&self, flag: &flag_core::Flag) -> Result<u64, TestServerError> {
-        let request = PutFlagRequest {
-            environment: String::new(),
-            flag: Some(v1::Flag::from(flag)),
-            expected_version: None,
-            change: Some(change()),
-        };
+        let request = production().put_flag(flag, None, change());
         let response = self.admin().await?.put_flag(request).await?.into_inner();
         Ok(response.revision)
     }
@@ -148,12 +135,7 @@ impl TestServer {
     /// Kills a flag in `production` and waits up to `wait` for the connected clients to
     /// acknowledge it; answers (revision, clients that acknowledged).
     pub async fn kill(&self, key: &str, wait: Duration) -> Result<(u64, u32), TestServerError> {
-        let request = KillRequest {
-            environment: String::new(),
-            key: key.into(),
-            change: Some(change()),
-            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
-        };
+        let request = production().kill(key, wait, change());
         let response = self.admin().await?.kill(request).await?.into_inner();
         let revision = response.write.map_or(0, |write| write.revision);
         Ok((revision, response.acks.map_or(0, |acks| acks.acknowledged)))
@@ -188,22 +170,18 @@ impl Drop for TestServer {
     }
 }
 
-/// Adds the admin token to Admin calls, when there is one.
-#[derive(Debug, Clone)]
-pub struct AdminToken(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for AdminToken {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
+/// Adds the admin token to Admin calls, when there is one: flag-proto's one client
+/// interceptor, under the name this crate has always given it.
+pub type AdminToken = Bearer;
 
 /// A serving flagd: how to stop it, and its task.
 type Running = (oneshot::Sender<()>, JoinHandle<Result<(), flagd::ServeError>>);
 
-fn change() -> v1::Change {
-    v1::Change { actor: "flag-sdk test".into(), reason: "test".into() }
+/// Requests for the default environment.
+fn production() -> Requests<'static> {
+    Requests::new("")
+}
+
+fn change() -> Authorship {
+    Authorship { actor: "flag-sdk test".into(), reason: "test".into() }
 }

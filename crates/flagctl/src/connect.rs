@@ -5,9 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
-use flag_proto::{MAX_MESSAGE_BYTES, error_chain};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
+use flag_proto::{Bearer, MAX_MESSAGE_BYTES, Requests, error_chain};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
@@ -27,19 +25,6 @@ pub(crate) struct Server {
     timeout: Duration,
 }
 
-/// Adds `authorization: Bearer <token>` when a token is given.
-#[derive(Debug, Clone)]
-pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// `host:port` becomes `http://host:port`; a URL is kept.
 pub(crate) fn url_of(server: &str) -> String {
     if server.contains("://") { server.to_owned() } else { format!("http://{server}") }
@@ -49,14 +34,8 @@ impl Server {
     /// Connects now, so an unreachable server is reported once, naming the address.
     pub(crate) async fn connect(global: &Global) -> anyhow::Result<Server> {
         let address = url_of(&global.server);
-        let bearer = match global.token.as_deref().filter(|t| !t.is_empty()) {
-            Some(token) => Bearer(Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| Failure::Invalid("--token: expected printable ASCII".into()))?,
-            )),
-            None => Bearer(None),
-        };
+        let bearer = Bearer::new(global.token.as_deref().filter(|t| !t.is_empty()))
+            .map_err(|_| Failure::Invalid("--token: expected printable ASCII".into()))?;
         let endpoint = Endpoint::from_shared(address.clone())
             .map_err(|e| {
                 Failure::Invalid(format!("--server {:?}: expected host:port or a URL ({e})", global.server))
@@ -89,6 +68,11 @@ impl Server {
     pub(crate) fn sync(&self) -> SyncClient<InterceptedService<Channel, Bearer>> {
         SyncClient::with_interceptor(self.channel.clone(), self.bearer.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// The requests of this environment.
+    pub(crate) fn requests(&self) -> Requests<'_> {
+        Requests::new(&self.environment)
     }
 
     /// A request for `message` with the usual deadline.
@@ -175,11 +159,7 @@ impl Server {
     async fn revision(&self) -> Option<u64> {
         // A prefix no key can have (keys are ASCII letters, digits, `_ . -`): the answer
         // carries the revision and no flags.
-        let request = flag_proto::v1::ListFlagsRequest {
-            environment: self.environment.clone(),
-            prefix: "~".into(),
-            tag: String::new(),
-        };
+        let request = self.requests().list_flags("~", "");
         let response = self.admin.clone().list_flags(self.request(request)).await.ok()?;
         Some(response.into_inner().revision)
     }

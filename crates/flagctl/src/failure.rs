@@ -1,5 +1,6 @@
 //! What can go wrong, as a person reads it, and the exit code of each kind.
 
+use flag_proto::{CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, STORE_UNAVAILABLE_KEY};
 use tonic::{Code, Status};
 
 /// A failure with a distinct exit code (see `cli::EXIT_CODES`). Anything else exits 1.
@@ -65,7 +66,7 @@ impl Failure {
     /// own, which are reported as they are.
     pub(crate) fn from_status(status: &Status, address: &str, environment: &str) -> Option<Failure> {
         let message = status.message().to_owned();
-        let conflict = ["x-current-version", "x-current-revision"]
+        let conflict = [CURRENT_VERSION_KEY, CURRENT_REVISION_KEY]
             .iter()
             .any(|key| status.metadata().contains_key(*key));
         Some(match status.code() {
@@ -74,7 +75,7 @@ impl Failure {
             Code::FailedPrecondition if conflict => Failure::Conflict(message),
             Code::FailedPrecondition => Failure::Refused(message),
             Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
-            Code::Unavailable if status.metadata().contains_key("x-store-unavailable") => {
+            Code::Unavailable if status.metadata().contains_key(STORE_UNAVAILABLE_KEY) => {
                 Failure::StoreUnavailable(message)
             }
             Code::Unavailable => Failure::Unreachable { address: address.to_owned(), cause: message },

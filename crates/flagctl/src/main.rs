@@ -3,17 +3,32 @@
 //! # Layout
 //!
 //! - `cli` — the command line (clap), with the exit codes.
-//! - `connect` — the connection to flagd: address, token, deadlines.
-//! - `failure` — errors with exit codes of their own, and what a server answer means.
-//! - `commands` — one module per group of commands.
-//! - `render` — flags, serves and history as a person reads them.
-//! - `flag_file` and `yaml_lines` — reading a flag file, with line numbers for its errors.
+//! - `connect` — the connection to flagd: address, deadlines, and flag-proto's bearer
+//!   interceptor for the token.
+//! - `failure` — errors with exit codes of their own, and what a server answer means (the
+//!   metadata names come from flag-proto, as flagd sets them).
+//! - `commands` — one module per group of commands. A command never calls another's module:
+//!   what several share is below.
+//! - `reads` — the reads commands share: the environment at one revision, a page of the log.
+//! - `render` — flags, serves, history and write reports as a person reads them.
+//! - `output` — where an answer goes: text or `--json`, on stdout (a closed pipe is an error).
+//! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
+//!   `LineIndex`).
+//!
+//! The commands never spell out a protocol message: requests are built from domain values by
+//! flag-proto's `Requests` (`Server::requests`), and answers are read back as flag-core values
+//! through its conversions (`HistoryPage`, `Written`, `Answer` …).
+//!
+//! Imports run one way: `commands` → `reads`, `render`, `output`, `flag_file`, `connect` →
+//! `failure`, `cli`.
 
 mod cli;
 mod commands;
 mod connect;
 mod failure;
 mod flag_file;
+mod output;
+mod reads;
 mod render;
 
 use std::process::ExitCode;

@@ -1,9 +1,10 @@
-//! Flags, serves, rules and history as a person reads them.
+//! Flags, serves, rules, history and write reports as a person reads them (and as `--json`
+//! prints them): the one place every command renders from, so no command reaches into
+//! another's module for its output.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flag_core::{Clause, Flag, Serve, Split, TOTAL_WEIGHT, Value};
-use flag_proto::v1;
+use flag_core::{Clause, Flag, HistoryEntry, Operation, Serve, Split, SubjectKind, TOTAL_WEIGHT, Value};
 use serde::Serialize;
 
 /// `5000` (of 100 000) → `5%`, `12500` → `12.5%`.
@@ -62,19 +63,17 @@ pub(crate) fn value(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "?".into())
 }
 
-/// A proto value as JSON (`null` when absent).
-pub(crate) fn proto_value(value: Option<&v1::Value>) -> serde_json::Value {
-    use serde_json::Value as Json;
-    use v1::value::Kind;
-    match value.and_then(|v| v.kind.as_ref()) {
-        Some(Kind::BoolValue(b)) => Json::Bool(*b),
-        Some(Kind::StringValue(s)) => Json::String(s.clone()),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
-        Some(Kind::JsonValue(text)) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
-        }
-        None => Json::Null,
-    }
+/// A served value as JSON (`null` when none was served).
+pub(crate) fn value_json(value: Option<&Value>) -> serde_json::Value {
+    value.and_then(|value| serde_json::to_value(value).ok()).unwrap_or_default()
+}
+
+/// `flag` without what the store sets itself, as a file holds it.
+pub(crate) fn as_in_file(mut flag: Flag) -> Flag {
+    flag.version = 0;
+    flag.metadata.created_at = None;
+    flag.metadata.updated_at = None;
+    flag
 }
 
 /// Milliseconds since the epoch → `2026-11-22T02:30:01Z`.
@@ -96,21 +95,20 @@ pub(crate) fn ago(timestamp_ms: i64) -> String {
     }
 }
 
-/// The operation's name as history shows it.
-pub(crate) fn operation(operation: i32) -> &'static str {
-    use v1::Operation as Op;
-    match Op::try_from(operation).unwrap_or(Op::Unspecified) {
-        Op::Create => "create",
-        Op::Update => "update",
-        Op::Delete => "delete",
-        Op::Kill => "kill",
-        Op::Revive => "revive",
-        Op::Rollback => "rollback",
-        Op::SetRollout => "set-rollout",
-        Op::ServeVariant => "serve-variant",
-        Op::PutSegment => "put-segment",
-        Op::DeleteSegment => "delete-segment",
-        Op::Unspecified => "unknown",
+/// The operation's name as history shows it; a segment's write is a put or a delete.
+pub(crate) fn operation(kind: SubjectKind, operation: Operation) -> &'static str {
+    match (kind, operation) {
+        (SubjectKind::Segment, Operation::Delete) => "delete-segment",
+        (SubjectKind::Segment, _) => "put-segment",
+        (SubjectKind::Flag, Operation::Create) => "create",
+        (SubjectKind::Flag, Operation::Update) => "update",
+        (SubjectKind::Flag, Operation::Delete) => "delete",
+        (SubjectKind::Flag, Operation::Kill) => "kill",
+        (SubjectKind::Flag, Operation::Revive) => "revive",
+        (SubjectKind::Flag, Operation::Rollback) => "rollback",
+        (SubjectKind::Flag, Operation::SetRollout) => "set-rollout",
+        (SubjectKind::Flag, Operation::ServeVariant) => "serve-variant",
+        (SubjectKind::Flag, _) => "unknown",
     }
 }
 
@@ -132,11 +130,11 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn from_proto(entry: v1::HistoryEntry) -> Entry {
-        let v1::HistoryEntry {
+    pub(crate) fn of(entry: HistoryEntry) -> Entry {
+        let HistoryEntry {
             environment: _,
+            kind,
             key,
-            is_segment,
             version,
             revision,
             operation: op,
@@ -146,17 +144,16 @@ impl Entry {
             flag,
             segment: _,
         } = entry;
-        let state = flag.and_then(|flag| Flag::try_from(flag).ok()).map(|flag| state(&flag));
         Entry {
             revision,
             key,
-            kind: if is_segment { "segment" } else { "flag" },
+            kind: if kind == SubjectKind::Segment { "segment" } else { "flag" },
             version,
-            operation: operation(op),
+            operation: operation(kind, op),
             actor,
             reason,
             time: time(timestamp_ms),
-            state,
+            state: flag.as_ref().map(state),
             timestamp_ms,
         }
     }
@@ -172,6 +169,54 @@ impl Entry {
         let reason = if self.reason.is_empty() { String::new() } else { format!(": {:?}", self.reason) };
         let state = self.state.as_deref().map(|s| format!("\n        → {s}")).unwrap_or_default();
         format!("{subject}  {}  {} by {}{reason}{state}", self.time, self.operation, self.actor)
+    }
+}
+
+/// What a write did, for people and for `--json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct WriteReport {
+    pub(crate) key: String,
+    pub(crate) operation: &'static str,
+    pub(crate) version: u64,
+    pub(crate) revision: u64,
+    /// What the flag now serves; absent after a delete.
+    pub(crate) state: Option<String>,
+    pub(crate) enabled: Option<bool>,
+    /// The on and dark shares of a dark launch with a dark cohort (`5%`, `45%`).
+    #[serde(skip)]
+    pub(crate) dark: Option<(String, String)>,
+}
+
+impl WriteReport {
+    pub(crate) fn of(written: &flag_proto::Written) -> WriteReport {
+        let flag_proto::Written { revision, entry } = written;
+        let flag = entry.flag.as_ref();
+        WriteReport {
+            key: entry.key.clone(),
+            operation: operation(entry.kind, entry.operation),
+            version: entry.version,
+            revision: *revision,
+            state: flag.map(state),
+            enabled: flag.map(|flag| flag.enabled),
+            dark: flag.and_then(dark_cohort),
+        }
+    }
+
+    /// `created chat (version 1, revision 7): 5% on, 95% off`.
+    pub(crate) fn line(&self, verb: &str) -> String {
+        self.line_with(verb, "", true)
+    }
+
+    pub(crate) fn line_with(&self, verb: &str, detail: &str, revive_hint: bool) -> String {
+        let state = self.state.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
+        let mut line = format!(
+            "{verb} {}{detail} (version {}, revision {}){state}",
+            self.key, self.version, self.revision
+        );
+        if self.enabled == Some(false) && revive_hint {
+            line.push_str(&format!("\n  still killed; `flagctl revive {}` switches it back on", self.key));
+        }
+        line
     }
 }
 

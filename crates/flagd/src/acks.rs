@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use flag_core::AckReport;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -44,17 +45,6 @@ impl Default for Connections {
 pub(crate) struct Registration {
     id: u64,
     connections: Arc<Connections>,
-}
-
-/// What a wait for acknowledgements found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AckReport {
-    pub(crate) revision: u64,
-    pub(crate) connected: u32,
-    pub(crate) acknowledged: u32,
-    pub(crate) slowest: Duration,
-    /// Names of the SDKs that had not acknowledged when the wait ended.
-    pub(crate) missing: Vec<String>,
 }
 
 impl Connections {

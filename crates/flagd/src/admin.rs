@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flag_core::{Flag, Segment};
-use flag_proto::environment_or_default;
 use flag_proto::v1::{self, admin_server::Admin};
+use flag_proto::{Authorship, BackupTotals, GRPC_TIMEOUT_KEY, environment_or_default};
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
+use crate::records::{applied_change, history_entries, history_entry};
 use crate::state::State;
-use crate::status::{invalid_message, join_status, store_status, stored_set_status, write_status};
+use crate::status::RequestError;
 use crate::store::{Batch, Committed, Store, StoreError, WriteError, WriteMeta, WriteOp};
-use crate::wire::{ack_report, applied_change, history_entry};
 
 /// Default and largest history page.
 const PAGE_SIZE: (u32, u32) = (50, 1000);
@@ -40,7 +40,7 @@ impl AdminService {
         client: Client,
         environment: &str,
         op: WriteOp,
-        change: Option<v1::Change>,
+        change: Authorship,
     ) -> Result<Committed, Status> {
         let environment = environment_or_default(environment).to_owned();
         let meta = write_meta(change);
@@ -65,8 +65,8 @@ impl AdminService {
             Ok(committed)
         })
         .await
-        .map_err(join_status)?
-        .map_err(|error| unwritten_status(error, &environment, operation))?;
+        .map_err(RequestError::from)?
+        .map_err(|error| unwritten(error, &environment, operation))?;
         drop(present);
         if committed.unchanged {
             info!(%environment, key = %committed.entry.key, revision = committed.revision, operation, "nothing to change");
@@ -85,7 +85,7 @@ impl AdminService {
         op: WriteOp,
         change: Option<v1::Change>,
     ) -> WriteResult {
-        let committed = self.write(client, environment, op, change).await?;
+        let committed = self.write(client, environment, op, change.into()).await?;
         Ok(Response::new(write_response(&committed)))
     }
 
@@ -95,8 +95,7 @@ impl AdminService {
         read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Status> {
         let store = self.state.store.clone();
-        let result = tokio::task::spawn_blocking(move || read(&store)).await.map_err(join_status)?;
-        result.map_err(|e| store_status(&e))
+        Ok(tokio::task::spawn_blocking(move || read(&store)).await.map_err(RequestError::from)??)
     }
 }
 
@@ -117,7 +116,7 @@ impl Client {
     pub(crate) fn of<T>(request: &Request<T>) -> Client {
         let timeout = request
             .metadata()
-            .get("grpc-timeout")
+            .get(GRPC_TIMEOUT_KEY)
             .and_then(|value| value.to_str().ok())
             .and_then(grpc_timeout);
         Client {
@@ -162,16 +161,15 @@ enum Unwritten {
     Failed(WriteError),
 }
 
-fn unwritten_status(error: Unwritten, environment: &str, operation: &'static str) -> Status {
+/// The request's error for a write that was not committed; an abandoned one is counted.
+fn unwritten(error: Unwritten, environment: &str, operation: &'static str) -> RequestError {
     match error {
         Unwritten::Abandoned => {
             metrics::counter!("flagd_writes_abandoned_total").increment(1);
             info!(%environment, operation, "client gone before its write's turn; nothing written");
-            Status::deadline_exceeded(
-                "the request's deadline passed or it was cancelled before the write's turn; nothing was written",
-            )
+            RequestError::Abandoned
         }
-        Unwritten::Failed(error) => write_status(error),
+        Unwritten::Failed(error) => RequestError::Write(error),
     }
 }
 
@@ -200,8 +198,8 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn write_meta(change: Option<v1::Change>) -> WriteMeta {
-    let v1::Change { actor, reason } = change.unwrap_or_default();
+fn write_meta(change: Authorship) -> WriteMeta {
+    let Authorship { actor, reason } = change;
     WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason }
 }
 
@@ -223,7 +221,7 @@ fn operation_name(op: &WriteOp) -> &'static str {
 type WriteResult = Result<Response<v1::WriteResponse>, Status>;
 
 fn write_response(committed: &Committed) -> v1::WriteResponse {
-    v1::WriteResponse { revision: committed.revision, entry: Some(history_entry(&committed.entry)) }
+    flag_proto::write_response(committed.revision, &history_entry(committed.entry.clone()))
 }
 
 fn page_size(requested: u32) -> usize {
@@ -241,8 +239,7 @@ impl Admin for AdminService {
     async fn put_flag(&self, request: Request<v1::PutFlagRequest>) -> WriteResult {
         let client = Client::of(&request);
         let v1::PutFlagRequest { environment, flag, expected_version, change } = request.into_inner();
-        let flag = flag.ok_or_else(|| Status::invalid_argument("malformed request: `flag` is required"))?;
-        let flag = Flag::try_from(flag).map_err(invalid_message)?;
+        let flag = Flag::try_from(flag.ok_or(RequestError::Missing("flag"))?).map_err(RequestError::from)?;
         self.written(client, &environment, WriteOp::PutFlag { flag, expected_version }, change).await
     }
 
@@ -275,16 +272,13 @@ impl Admin for AdminService {
     async fn kill(&self, request: Request<v1::KillRequest>) -> Result<Response<v1::KillResponse>, Status> {
         let client = Client::of(&request);
         let v1::KillRequest { environment, key, change, wait_ms } = request.into_inner();
-        let committed = self.write(client, &environment, WriteOp::Kill { key }, change).await?;
+        let committed = self.write(client, &environment, WriteOp::Kill { key }, change.into()).await?;
         let environment = environment_or_default(&environment);
         let report =
             self.state.connections.wait_for(environment, committed.revision, wait_duration(wait_ms)).await;
-        Ok(Response::new(v1::KillResponse {
-            write: Some(write_response(&committed)),
-            acks: Some(ack_report(&report)),
-            // The acks are then for the revision of the kill in force (`Committed::unchanged`).
-            already_killed: committed.unchanged,
-        }))
+        let Committed { revision, entry, unchanged } = committed;
+        // The acks are then for the revision of the kill in force (`Committed::unchanged`).
+        Ok(Response::new(flag_proto::kill_response(revision, &history_entry(entry), &report, unchanged)))
     }
 
     #[instrument(skip_all)]
@@ -326,13 +320,9 @@ impl Admin for AdminService {
             })
             .await?
         };
-        let record = record
-            .ok_or_else(|| Status::not_found(format!("no flag {key:?} in environment {environment:?}")))?;
-        Ok(Response::new(v1::GetFlagResponse {
-            flag: Some(v1::Flag::from(&record.flag)),
-            last_change: Some(history_entry(&record.last_change)),
-            revision,
-        }))
+        let record = record.ok_or(RequestError::FlagNotFound { key, environment })?;
+        let last_change = history_entry(record.last_change);
+        Ok(Response::new(flag_proto::get_flag_response(&record.flag, &last_change, revision)))
     }
 
     #[instrument(skip_all)]
@@ -349,10 +339,7 @@ impl Admin for AdminService {
                 Ok((store.list_flags(&environment, &prefix, tag)?, revision))
             })
             .await?;
-        Ok(Response::new(v1::ListFlagsResponse {
-            flags: flags.iter().map(v1::Flag::from).collect(),
-            revision,
-        }))
+        Ok(Response::new(flag_proto::list_flags_response(&flags, revision)))
     }
 
     #[instrument(skip_all)]
@@ -367,10 +354,7 @@ impl Admin for AdminService {
         let before = (before_version != 0).then_some(before_version);
         let entries = self.read(move |store| store.flag_history(&environment, &key, before, limit)).await?;
         let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.version) } else { 0 };
-        Ok(Response::new(v1::HistoryResponse {
-            entries: entries.iter().map(history_entry).collect(),
-            next_before,
-        }))
+        Ok(Response::new(flag_proto::history_response(&history_entries(entries), next_before)))
     }
 
     #[instrument(skip_all)]
@@ -385,19 +369,15 @@ impl Admin for AdminService {
         let before = (before_revision != 0).then_some(before_revision);
         let entries = self.read(move |store| store.environment_history(&environment, before, limit)).await?;
         let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.revision) } else { 0 };
-        Ok(Response::new(v1::HistoryResponse {
-            entries: entries.iter().map(history_entry).collect(),
-            next_before,
-        }))
+        Ok(Response::new(flag_proto::history_response(&history_entries(entries), next_before)))
     }
 
     #[instrument(skip_all)]
     async fn put_segment(&self, request: Request<v1::PutSegmentRequest>) -> WriteResult {
         let client = Client::of(&request);
         let v1::PutSegmentRequest { environment, segment, change } = request.into_inner();
-        let segment =
-            segment.ok_or_else(|| Status::invalid_argument("malformed request: `segment` is required"))?;
-        let segment = Segment::try_from(segment).map_err(invalid_message)?;
+        let segment = Segment::try_from(segment.ok_or(RequestError::Missing("segment"))?)
+            .map_err(RequestError::from)?;
         self.written(client, &environment, WriteOp::PutSegment { segment }, change).await
     }
 
@@ -421,10 +401,7 @@ impl Admin for AdminService {
                 Ok((store.segments(&environment)?, revision))
             })
             .await?;
-        Ok(Response::new(v1::ListSegmentsResponse {
-            segments: segments.iter().map(v1::Segment::from).collect(),
-            revision,
-        }))
+        Ok(Response::new(flag_proto::list_segments_response(&segments, revision)))
     }
 
     #[instrument(skip_all)]
@@ -435,7 +412,7 @@ impl Admin for AdminService {
         let v1::WaitForAcksRequest { environment, revision, wait_ms } = request.into_inner();
         let environment = environment_or_default(&environment);
         let report = self.state.connections.wait_for(environment, revision, wait_duration(wait_ms)).await;
-        Ok(Response::new(ack_report(&report)))
+        Ok(Response::new(v1::AckReport::from(&report)))
     }
 
     #[instrument(skip_all)]
@@ -443,7 +420,7 @@ impl Admin for AdminService {
         let Client { deadline, present } = Client::of(&request);
         let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
             request.into_inner();
-        let set = flag_proto::flag_set_from_proto(flags, segments).map_err(invalid_message)?;
+        let set = flag_proto::flag_set_from_proto(flags, segments).map_err(RequestError::from)?;
         let batch = Batch {
             flags: set.flags,
             segments: set.segments,
@@ -454,7 +431,7 @@ impl Admin for AdminService {
             from_history: false,
         };
         let environment = environment_or_default(&environment).to_owned();
-        let meta = write_meta(change);
+        let meta = write_meta(change.into());
         let state = Arc::clone(&self.state);
         let target = environment.clone();
         let still_there = present.watcher();
@@ -472,18 +449,15 @@ impl Admin for AdminService {
             Ok(applied)
         })
         .await
-        .map_err(join_status)?
-        .map_err(|error| unwritten_status(error, &environment, "apply"))?;
+        .map_err(RequestError::from)?
+        .map_err(|error| unwritten(error, &environment, "apply"))?;
         drop(present);
         if applied.last.is_some() {
             metrics::counter!("flagd_writes_total", "operation" => "apply").increment(1);
             info!(%environment, changes = applied.changes.len(), revision = applied.revision, "apply committed");
         }
-        Ok(Response::new(v1::ApplyResponse {
-            revision: applied.revision,
-            changes: applied.changes.iter().map(applied_change).collect(),
-            kept_killed: applied.kept_killed,
-        }))
+        let changes: Vec<_> = applied.changes.into_iter().map(applied_change).collect();
+        Ok(Response::new(flag_proto::apply_response(applied.revision, &changes, applied.kept_killed)))
     }
 
     #[instrument(skip_all)]
@@ -494,9 +468,12 @@ impl Admin for AdminService {
         let v1::EvaluateRequest { environment, key, targeting_key, attributes } = request.into_inner();
         let environment = environment_or_default(&environment).to_owned();
         let (revision, set) = self.read(move |store| store.snapshot(&environment)).await?;
-        let attributes: Vec<_> = attributes.into_iter().collect();
-        let response = crate::evaluate::evaluate(set, revision, &key, &targeting_key, &attributes)
-            .map_err(|error| stored_set_status(&error))?;
+        let attributes = flag_proto::attributes_from_proto(&attributes);
+        let response =
+            crate::evaluate::evaluate(set, &key, &targeting_key, &attributes, |evaluation, version| {
+                flag_proto::evaluate_response(evaluation, version, revision)
+            })
+            .map_err(RequestError::StoredSet)?;
         Ok(Response::new(response))
     }
 
@@ -532,16 +509,14 @@ impl Admin for AdminService {
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let total_bytes = bytes.len() as u64;
-            let mut first = Some(v1::BackupChunk {
-                data: Vec::new(),
+            let mut first = Some(BackupTotals {
                 total_bytes,
                 environments: report.environments,
                 changes: report.changes,
                 flags: report.flags,
             });
             for piece in bytes.chunks(BACKUP_CHUNK) {
-                let mut chunk = first.take().unwrap_or_default();
-                chunk.data = piece.to_vec();
+                let chunk = flag_proto::backup_chunk(piece.to_vec(), first.take());
                 // A failed send means the client left: the copy is already gone.
                 if sender.send(Ok(chunk)).await.is_err() {
                     return;

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use flag_proto::bearer_token;
 use subtle::ConstantTimeEq;
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+
+use crate::status::RequestError;
 
 /// The tokens a server accepts. Cloned into each service's interceptor.
 #[derive(Clone, Default)]
@@ -22,12 +24,6 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-fn bearer(metadata: &MetadataMap) -> Option<&[u8]> {
-    let value = metadata.get("authorization")?.as_bytes();
-    let scheme = value.get(..7)?;
-    scheme.eq_ignore_ascii_case(b"bearer ").then(|| &value[7..])
-}
-
 fn matches(expected: &Option<Arc<[u8]>>, offered: &[u8]) -> bool {
     // `ct_eq` on slices leaks only the length, which is not the secret.
     expected.as_ref().is_some_and(|token| bool::from(token.ct_eq(offered)))
@@ -40,26 +36,28 @@ impl Tokens {
     }
 
     /// Admin calls: the admin token, when one is configured.
-    pub(crate) fn check_admin(&self, metadata: &MetadataMap) -> Result<(), Status> {
+    pub(crate) fn check_admin(&self, metadata: &MetadataMap) -> Result<(), RequestError> {
         if self.admin.is_none() {
             return Ok(());
         }
-        match bearer(metadata) {
+        match bearer_token(metadata) {
             Some(offered) if matches(&self.admin, offered) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("the admin token is not valid")),
-            None => Err(Status::unauthenticated("admin calls need `authorization: Bearer <admin token>`")),
+            Some(_) => Err(RequestError::Unauthenticated("the admin token is not valid")),
+            None => {
+                Err(RequestError::Unauthenticated("admin calls need `authorization: Bearer <admin token>`"))
+            }
         }
     }
 
     /// Sync calls: the SDK token or the admin token, when an SDK token is configured.
-    pub(crate) fn check_sdk(&self, metadata: &MetadataMap) -> Result<(), Status> {
+    pub(crate) fn check_sdk(&self, metadata: &MetadataMap) -> Result<(), RequestError> {
         if self.sdk.is_none() {
             return Ok(());
         }
-        match bearer(metadata) {
+        match bearer_token(metadata) {
             Some(offered) if matches(&self.sdk, offered) || matches(&self.admin, offered) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("the SDK token is not valid")),
-            None => Err(Status::unauthenticated("sync calls need `authorization: Bearer <sdk token>`")),
+            Some(_) => Err(RequestError::Unauthenticated("the SDK token is not valid")),
+            None => Err(RequestError::Unauthenticated("sync calls need `authorization: Bearer <sdk token>`")),
         }
     }
 }
@@ -70,7 +68,7 @@ mod tests {
 
     fn with_header(value: &str) -> MetadataMap {
         let mut metadata = MetadataMap::new();
-        metadata.insert("authorization", value.parse().unwrap());
+        metadata.insert(flag_proto::AUTHORIZATION_KEY, value.parse().unwrap());
         metadata
     }
 

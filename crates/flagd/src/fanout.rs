@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flag_proto::WatchFrame;
-use flag_proto::v1::{self, watch_response};
+use flag_core::ChangeBatch;
+use flag_proto::{WatchFrame, changes_frame};
 use tokio::sync::watch;
 
-use crate::store::{Committed, HistoryEntry, SubjectKind};
+use crate::records::history_entry;
+use crate::store::Committed;
 
 /// One committed change, encoded once for every stream.
 #[derive(Debug)]
@@ -61,7 +62,7 @@ impl Hub {
         let published = Arc::new(Published {
             from_revision: revision.saturating_sub(1),
             revision,
-            frame: WatchFrame::encode(&changes_frame(revision, &committed.entry)),
+            frame: changes_frame(&ChangeBatch::of_entry(history_entry(committed.entry.clone()))),
         });
         self.sender(environment).send_if_modified(|latest| {
             let newer = latest.as_ref().is_none_or(|current| current.revision < revision);
@@ -77,19 +78,4 @@ impl Hub {
         self.closed.store(true, Ordering::Release);
         self.environments.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
-}
-
-/// The `Changes` message for the one write that made `revision`.
-fn changes_frame(revision: u64, entry: &HistoryEntry) -> v1::WatchResponse {
-    let mut changes =
-        v1::Changes { from_revision: revision.saturating_sub(1), revision, ..Default::default() };
-    match (&entry.flag, &entry.segment) {
-        (Some(flag), _) => changes.upserted_flags.push(v1::Flag::from(flag)),
-        (None, Some(segment)) => changes.upserted_segments.push(v1::Segment::from(segment)),
-        (None, None) if entry.kind == SubjectKind::Segment => {
-            changes.deleted_segments.push(entry.key.clone())
-        }
-        (None, None) => changes.deleted_flags.push(entry.key.clone()),
-    }
-    v1::WatchResponse { kind: Some(watch_response::Kind::Changes(changes)) }
 }

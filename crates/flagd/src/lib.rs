@@ -7,11 +7,21 @@
 //!
 //! - `store` — the durable store: one redb write transaction per change (flag row, history
 //!   row, change-log row, revision bump), validated by flag-core before it touches the file.
-//! - `admin` — the `flags.v1.Admin` service; `status` maps every error to a gRPC status in one
-//!   place; `wire` converts server records (history, acknowledgements) to messages.
+//! - `admin` — the `flags.v1.Admin` service. It destructures the requests tonic hands it and
+//!   answers through flag-proto's builders from domain values; it builds no message itself.
+//! - `status` — `RequestError`: every way a request or stream fails,
+//!   and the one mapping of errors to a gRPC status (code, message, metadata).
+//! - `records` — the store's records (history entries, applied changes, change batches) as
+//!   flag-core's, which flag-proto puts on the wire.
+//! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
-//!   catch-up from the store, heartbeats, slow-client handling.
+//!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
+//!
+//! Outside `store`, imports run one way: `server` → the services (`admin`, `sync`) →
+//! `fanout`, `acks`, `evaluate`, `records`, `status`, `state`; none of those imports a
+//! service, and `status`, `records`, `evaluate` and `acks` import nothing of the crate but
+//! the store.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `auth` — bearer tokens, compared in constant time.
 //! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
@@ -42,6 +52,7 @@ mod fanout;
 mod management;
 #[cfg(test)]
 mod queued_deadline_tests;
+mod records;
 mod server;
 mod state;
 mod status;
@@ -50,7 +61,6 @@ mod store_check;
 mod sync;
 mod tls;
 mod watch_stream;
-mod wire;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};

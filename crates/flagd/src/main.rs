@@ -104,13 +104,10 @@ async fn run_backup(server: &str, token: Option<&str>, to: &std::path::Path) -> 
         .connect()
         .await
         .with_context(|| format!("connecting to flagd at {server}"))?;
-    let mut admin = flag_proto::v1::admin_client::AdminClient::new(channel);
-    let mut request = tonic::Request::new(flag_proto::v1::BackupRequest {});
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().context("the token is not a valid header value")?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    let mut stream = admin.backup(request).await.context("asking flagd for a backup")?.into_inner();
+    let bearer = flag_proto::Bearer::new(token).context("the token is not a valid header value")?;
+    let mut admin = flag_proto::v1::admin_client::AdminClient::with_interceptor(channel, bearer);
+    let mut stream =
+        admin.backup(flag_proto::backup_request()).await.context("asking flagd for a backup")?.into_inner();
     let partial = to.with_file_name(format!(
         ".{}.partial",
         to.file_name().map_or_else(|| "backup".into(), |name| name.to_string_lossy().into_owned())

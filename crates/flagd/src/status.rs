@@ -1,18 +1,117 @@
 //! Every error a request can meet becomes a `tonic::Status` here, and only here.
+//!
+//! The services and the stream tasks fail with [`RequestError`] (or with the store's own
+//! errors, which convert into it); the one `From<RequestError> for Status` below chooses the
+//! code, the message and the metadata (named in flag-proto, which the clients read too).
 
-use flag_proto::InvalidMessage;
+use std::time::Duration;
+
+use flag_proto::{CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, InvalidMessage, STORE_UNAVAILABLE_KEY};
 use tonic::Status;
+use tonic::metadata::MetadataValue;
 use tracing::error;
 
 use crate::store::{StoreError, WriteError};
 
-/// Metadata key carrying the current version on a version conflict.
-pub(crate) const CURRENT_VERSION_KEY: &str = "x-current-version";
+/// Why a request (or a stream) is refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The store refused or failed a write.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The store failed a read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task running a store call failed (it panicked).
+    #[error("store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stored set that no longer compiles: the store contradicts its own write-time checks.
+    #[error("stored flag set does not compile: {0}")]
+    StoredSet(flag_core::ValidationError),
+    /// A message that cannot become a model value.
+    #[error("malformed request: {0}")]
+    Malformed(#[from] InvalidMessage),
+    /// A required field of the request is absent.
+    #[error("malformed request: `{0}` is required")]
+    Missing(&'static str),
+    /// The client had gone (deadline passed, call cancelled) before the write's turn.
+    #[error("the request's deadline passed or it was cancelled before the write's turn; nothing was written")]
+    Abandoned,
+    /// No live flag with this key.
+    #[error("no flag {key:?} in environment {environment:?}")]
+    FlagNotFound {
+        /// The key asked for.
+        key: String,
+        /// The environment looked in.
+        environment: String,
+    },
+    /// A missing or wrong token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A stream whose first message is not `subscribe`.
+    #[error("the first WatchRequest must be `subscribe`")]
+    NotSubscribe,
+    /// A stream that sent nothing in time.
+    #[error("no `subscribe` within {} s", .0.as_secs())]
+    NoSubscribe(Duration),
+    /// A stream that sent something other than `ack` after subscribing.
+    #[error("after `subscribe`, send only `ack`")]
+    NotAck,
+    /// A stream that read nothing while its buffer was full.
+    #[error(
+        "the client read nothing for {} ms with {queued} frames queued; reconnect with since_revision = {sent}",
+        .waited.as_millis()
+    )]
+    SlowClient {
+        /// How long the stream waited for room.
+        waited: Duration,
+        /// The buffer it filled.
+        queued: usize,
+        /// The revision the client holds.
+        sent: u64,
+    },
+}
 
-/// Metadata key carrying the environment's revision when an apply expected another.
-pub(crate) const CURRENT_REVISION_KEY: &str = "x-current-revision";
+impl From<RequestError> for Status {
+    fn from(error: RequestError) -> Status {
+        match error {
+            RequestError::Write(write) => write_status(write),
+            RequestError::Store(store) => store_status(&store),
+            RequestError::Task(error) => {
+                error!(%error, "store task failed");
+                Status::internal("the flag store task failed")
+            }
+            RequestError::StoredSet(error) => {
+                error!(%error, "stored flag set does not compile");
+                Status::internal("the stored flag set does not compile; the server log has the problems")
+            }
+            RequestError::Malformed(_)
+            | RequestError::Missing(_)
+            | RequestError::NotSubscribe
+            | RequestError::NotAck => Status::invalid_argument(error.to_string()),
+            RequestError::Abandoned | RequestError::NoSubscribe(_) => {
+                Status::deadline_exceeded(error.to_string())
+            }
+            RequestError::FlagNotFound { .. } => Status::not_found(error.to_string()),
+            RequestError::Unauthenticated(message) => Status::unauthenticated(message),
+            RequestError::SlowClient { .. } => Status::resource_exhausted(error.to_string()),
+        }
+    }
+}
 
-pub(crate) fn write_status(error: WriteError) -> Status {
+impl From<WriteError> for Status {
+    fn from(error: WriteError) -> Status {
+        RequestError::Write(error).into()
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Status {
+        RequestError::Store(error).into()
+    }
+}
+
+fn write_status(error: WriteError) -> Status {
     match error {
         WriteError::Invalid(invalid) => {
             let mut message = String::from("invalid flag set:");
@@ -28,16 +127,12 @@ pub(crate) fn write_status(error: WriteError) -> Status {
         | WriteError::UnknownKeys { .. } => Status::not_found(error.to_string()),
         WriteError::VersionConflict { current, .. } => {
             let mut status = Status::failed_precondition(error.to_string());
-            if let Ok(value) = current.to_string().parse() {
-                status.metadata_mut().insert(CURRENT_VERSION_KEY, value);
-            }
+            status.metadata_mut().insert(CURRENT_VERSION_KEY, MetadataValue::from(current));
             status
         }
         WriteError::RevisionConflict { current, .. } => {
             let mut status = Status::failed_precondition(error.to_string());
-            if let Ok(value) = current.to_string().parse() {
-                status.metadata_mut().insert(CURRENT_REVISION_KEY, value);
-            }
+            status.metadata_mut().insert(CURRENT_REVISION_KEY, MetadataValue::from(current));
             status
         }
         WriteError::Precondition(_) => Status::failed_precondition(error.to_string()),
@@ -49,11 +144,7 @@ pub(crate) fn write_status(error: WriteError) -> Status {
     }
 }
 
-/// Metadata key marking a store that cannot commit now (disk full, I/O error, reopening):
-/// the write was not made, and the same request can be retried once `/readyz` is ready.
-pub(crate) const STORE_UNAVAILABLE_KEY: &str = "x-store-unavailable";
-
-pub(crate) fn store_status(error: &StoreError) -> Status {
+fn store_status(error: &StoreError) -> Status {
     // The whole cause chain goes to the log.
     let chain = crate::store::chain(error);
     error!(error = %chain, "store failure");
@@ -64,23 +155,8 @@ pub(crate) fn store_status(error: &StoreError) -> Status {
             "the flag store cannot commit writes now ({cause}); this request was not applied. \
              flagd reopens the store by itself: retry once its /readyz answers 200"
         ));
-        status.metadata_mut().insert(STORE_UNAVAILABLE_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        status.metadata_mut().insert(STORE_UNAVAILABLE_KEY, MetadataValue::from_static("1"));
         return status;
     }
     Status::internal("the flag store failed; the server log has the cause")
-}
-
-/// A stored set that no longer compiles: the store contradicts its own write-time checks.
-pub(crate) fn stored_set_status(error: &flag_core::ValidationError) -> Status {
-    error!(%error, "stored flag set does not compile");
-    Status::internal("the stored flag set does not compile; the server log has the problems")
-}
-
-pub(crate) fn invalid_message(error: InvalidMessage) -> Status {
-    Status::invalid_argument(format!("malformed request: {error}"))
-}
-
-pub(crate) fn join_status(error: tokio::task::JoinError) -> Status {
-    error!(%error, "store task failed");
-    Status::internal("the flag store task failed")
 }

@@ -3,17 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flag_proto::v1::{self, watch_request, watch_response};
-use flag_proto::{WatchFrame, environment_or_default};
+use flag_proto::v1;
+use flag_proto::{
+    ClientMessage, Subscription, WatchFrame, changes_frame, environment_or_default, heartbeat_frame,
+    snapshot_frame,
+};
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
+use crate::records::change_batch;
 use crate::state::State;
-use crate::status::{join_status, store_status, write_status};
-use crate::store::{ChangesSince, WriteError};
+use crate::status::RequestError;
+use crate::store::WriteError;
 use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
 
 /// Serves `flags.v1.Sync`.
@@ -49,22 +53,19 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<v1::WatchRequest>) {
-    let subscribe = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, inbound.message()).await {
-        Ok(Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }))) => subscribe,
-        Ok(Ok(Some(_))) => {
-            return sink.close_with(Status::invalid_argument("the first WatchRequest must be `subscribe`"));
-        }
+    let subscription = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, inbound.message()).await {
+        Ok(Ok(Some(request))) => match ClientMessage::try_from(request) {
+            Ok(ClientMessage::Subscribe(subscription)) => subscription,
+            _ => return sink.close_with(RequestError::NotSubscribe.into()),
+        },
         Ok(Ok(None) | Err(_)) => return,
-        Err(_) => {
-            let waited = SUBSCRIBE_TIMEOUT.as_secs();
-            return sink.close_with(Status::deadline_exceeded(format!("no `subscribe` within {waited} s")));
-        }
+        Err(_) => return sink.close_with(RequestError::NoSubscribe(SUBSCRIBE_TIMEOUT).into()),
     };
-    let v1::Subscribe { environment, since_revision, client_name, store_id, observer } = subscribe;
+    let Subscription { environment, since_revision, client_name, store_id, observer } = subscription;
     let environment = environment_or_default(&environment).to_owned();
     if !crate::store::is_environment_name(&environment) {
         // The store's own refusal, so the wording and the code match a refused write.
-        return sink.close_with(write_status(WriteError::InvalidEnvironment { environment }));
+        return sink.close_with(WriteError::InvalidEnvironment { environment }.into());
     }
     // Names are for reports; a bounded length keeps a client from growing server memory.
     let name: String =
@@ -165,15 +166,15 @@ impl StreamTask {
                     }
                     sent_since_tick = true;
                 }
-                message = inbound.message(), if inbound_open => match message {
-                    Ok(Some(v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) })) => {
+                message = inbound.message(), if inbound_open => match message.map(|m| m.map(ClientMessage::try_from)) {
+                    Ok(Some(Ok(ClientMessage::Ack(revision)))) => {
                         debug!(revision, "ack");
                         // Nobody can have applied a revision it was not sent.
                         if let Some(registration) = &self.registration {
                             registration.ack(revision.min(self.sent));
                         }
                     }
-                    Ok(Some(_)) => return End::With(Status::invalid_argument("after `subscribe`, send only `ack`")),
+                    Ok(Some(_)) => return End::With(RequestError::NotAck.into()),
                     Ok(None) => inbound_open = false,
                     Err(_) => return End::Quietly,
                 },
@@ -181,12 +182,8 @@ impl StreamTask {
                     if std::mem::take(&mut sent_since_tick) {
                         continue;
                     }
-                    let beat = v1::WatchResponse { kind: Some(watch_response::Kind::Heartbeat(v1::Heartbeat {
-                        revision: self.sent,
-                        interval_ms: millis(interval),
-                    })) };
                     // A heartbeat only matters when the stream is idle; skip it when frames are queued.
-                    if sink.frames.try_send(WatchFrame::encode(&beat)).is_err() && sink.frames.is_closed() {
+                    if sink.frames.try_send(heartbeat_frame(self.sent, interval)).is_err() && sink.frames.is_closed() {
                         return End::Quietly;
                     }
                 }
@@ -199,55 +196,25 @@ impl StreamTask {
     async fn catch_up(&mut self, sink: &WatchSink) -> Result<(), End> {
         let store = self.state.store.clone();
         let (environment, since) = (self.environment.clone(), self.sent);
-        let read = tokio::task::spawn_blocking(move || -> Result<(u64, v1::WatchResponse, FrameKind), _> {
-            match store.changes_since(&environment, since)? {
-                ChangesSince::Delta {
-                    from_revision,
-                    revision,
-                    upserted_flags,
-                    deleted_flags,
-                    upserted_segments,
-                    deleted_segments,
-                } => {
-                    let changes = v1::Changes {
-                        from_revision,
-                        revision,
-                        upserted_flags: upserted_flags.iter().map(v1::Flag::from).collect(),
-                        deleted_flags,
-                        upserted_segments: upserted_segments.iter().map(v1::Segment::from).collect(),
-                        deleted_segments,
-                    };
-                    Ok((
-                        revision,
-                        v1::WatchResponse { kind: Some(watch_response::Kind::Changes(changes)) },
-                        FrameKind::Change,
-                    ))
+        let read =
+            tokio::task::spawn_blocking(move || -> Result<(u64, WatchFrame, FrameKind), RequestError> {
+                // Encoded on this blocking thread: a snapshot of many flags takes a while.
+                match change_batch(store.changes_since(&environment, since)?) {
+                    Some(batch) => Ok((batch.revision, changes_frame(&batch), FrameKind::Change)),
+                    None => {
+                        let (revision, set) = store.snapshot(&environment)?;
+                        Ok((revision, snapshot_frame(revision, store.id(), &set), FrameKind::Snapshot))
+                    }
                 }
-                ChangesSince::TooOld => {
-                    let (revision, set) = store.snapshot(&environment)?;
-                    let snapshot = v1::FullSnapshot {
-                        store_id: store.id().to_owned(),
-                        revision,
-                        flags: set.flags.iter().map(v1::Flag::from).collect(),
-                        segments: set.segments.iter().map(v1::Segment::from).collect(),
-                    };
-                    Ok((
-                        revision,
-                        v1::WatchResponse { kind: Some(watch_response::Kind::Snapshot(snapshot)) },
-                        FrameKind::Snapshot,
-                    ))
-                }
-            }
-        })
-        .await;
-        let (revision, response, kind) = match read {
-            Ok(Ok(read)) => read,
-            Ok(Err(error)) => return Err(End::With(store_status(&error))),
-            Err(join) => return Err(End::With(join_status(join))),
+            })
+            .await;
+        let (revision, frame, kind) = match read.map_err(RequestError::from).and_then(|read| read) {
+            Ok(read) => read,
+            Err(error) => return Err(End::With(error.into())),
         };
         // Sent even when empty: a client resuming at the current revision learns at once that
         // it is up to date, instead of waiting for a heartbeat.
-        self.send(sink, WatchFrame::encode(&response), revision, kind).await
+        self.send(sink, frame, revision, kind).await
     }
 
     async fn send(
@@ -276,12 +243,14 @@ impl StreamTask {
             Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
             Err(SendTimeoutError::Timeout(_)) => {
                 metrics::counter!("flagd_slow_clients_dropped_total").increment(1);
-                Err(End::With(Status::resource_exhausted(format!(
-                    "the client read nothing for {} ms with {} frames queued; reconnect with since_revision = {}",
-                    timeout.as_millis(),
-                    self.state.config.stream_buffer,
-                    self.sent
-                ))))
+                Err(End::With(
+                    RequestError::SlowClient {
+                        waited: timeout,
+                        queued: self.state.config.stream_buffer,
+                        sent: self.sent,
+                    }
+                    .into(),
+                ))
             }
         }
     }
@@ -296,9 +265,4 @@ impl StreamTask {
             FrameKind::Change => metrics::counter!("flagd_changes_sent_total").increment(1),
         }
     }
-}
-
-/// `Duration` in whole milliseconds for the wire.
-pub(crate) fn millis(duration: Duration) -> u32 {
-    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }

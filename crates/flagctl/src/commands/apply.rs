@@ -1,16 +1,18 @@
 //! Apply: make the environment match a flag file, showing what changes.
 
-use flag_core::{Flag, FlagSet, Segment};
-use flag_proto::v1::{self, Operation};
+use anyhow::Context as _;
+use flag_core::{AppliedChange, FlagSet, Operation, Subject};
+use flag_proto::{ApplyOutcome, ApplyPlan, Authorship};
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
-use super::Output;
-use super::export::{as_in_file, fetch};
 use crate::cli::ApplyArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 use crate::flag_file::FlagFile;
+use crate::output::Output;
+use crate::reads::{self, MALFORMED};
+use crate::render::as_in_file;
 
 #[derive(Debug, Serialize)]
 struct Planned {
@@ -37,11 +39,11 @@ pub(crate) async fn apply(
     server: &Server,
     out: &Output,
     args: ApplyArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     let ApplyArgs { file, dry_run, prune, expect_revision } = args;
     let file = FlagFile::load(&file)?;
-    let (revision, live) = fetch(server).await?;
+    let (revision, live) = reads::environment(server).await?;
     if let Some(expected) = expect_revision.filter(|expected| *expected != revision) {
         return Err(Failure::Conflict(format!(
             "{} is at revision {revision}, not the expected {expected}; review the plan again (--dry-run)",
@@ -51,17 +53,9 @@ pub(crate) async fn apply(
     }
     check_locally(&file, &live, prune)?;
 
-    let FlagSet { flags, segments } = file.set.clone();
-    let request = v1::ApplyRequest {
-        environment: server.environment.clone(),
-        flags: flags.iter().map(v1::Flag::from).collect(),
-        segments: segments.iter().map(v1::Segment::from).collect(),
-        prune,
-        dry_run,
-        // The plan shown is the plan committed: refused if anything changed since the read.
-        expected_revision: Some(revision),
-        change: Some(change),
-    };
+    // The plan shown is the plan committed: refused if anything changed since the read.
+    let plan = ApplyPlan { prune, dry_run, expected_revision: Some(revision) };
+    let request = server.requests().apply(&file.set, plan, change);
     let response = server
         .admin
         .clone()
@@ -69,7 +63,8 @@ pub(crate) async fn apply(
         .await
         .wrote(server, &format!("applying {}", file.name))
         .await?;
-    let v1::ApplyResponse { revision, changes, kept_killed } = response;
+    let ApplyOutcome { revision, changes, kept_killed } =
+        ApplyOutcome::try_from(response).context(MALFORMED)?;
     let applied =
         Applied { dry_run, revision, changes: changes.into_iter().map(planned).collect(), kept_killed };
     out.print(&applied, || summary(&applied, &file.name, &server.environment))
@@ -104,34 +99,22 @@ fn server_path(path: &str, merged: &FlagSet) -> String {
         .unwrap_or_else(|| path.to_owned())
 }
 
-fn planned(change: v1::AppliedChange) -> Planned {
-    let v1::AppliedChange {
-        key,
-        is_segment,
-        operation,
-        version,
-        flag_before,
-        flag_after,
-        segment_before,
-        segment_after,
-    } = change;
-    let operation = match Operation::try_from(operation) {
-        Ok(Operation::Create) => "create",
-        Ok(Operation::Delete) => "delete",
+fn planned(change: AppliedChange) -> Planned {
+    let AppliedChange { kind, key, operation, version, before, after } = change;
+    let operation = match operation {
+        Operation::Create => "create",
+        Operation::Delete => "delete",
         _ => "update",
     };
-    let (before, after) = if is_segment {
-        let json = |s: Option<v1::Segment>| s.and_then(|s| Segment::try_from(s).ok()).map(|s| to_json(&s));
-        (json(segment_before), json(segment_after))
-    } else {
-        let json =
-            |f: Option<v1::Flag>| f.and_then(|f| Flag::try_from(f).ok()).map(|f| to_json(&as_in_file(f)));
-        (json(flag_before), json(flag_after))
+    let json = |subject: Option<Subject>| match subject {
+        Some(Subject::Flag(flag)) => to_json(&as_in_file(flag)),
+        Some(Subject::Segment(segment)) => to_json(&segment),
+        None => serde_json::Value::Null,
     };
-    let (before, after) = (before.unwrap_or_default(), after.unwrap_or_default());
+    let (before, after) = (json(before), json(after));
     let diff = diff(&yaml(&before), &yaml(&after));
     Planned {
-        kind: if is_segment { "segment" } else { "flag" },
+        kind: if kind == flag_core::SubjectKind::Segment { "segment" } else { "flag" },
         key,
         operation,
         version,

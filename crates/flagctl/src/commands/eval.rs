@@ -1,14 +1,15 @@
 //! Evaluate a flag for a user on the server, with the reason.
 
-use std::collections::HashMap;
-
-use flag_proto::v1::{self, attribute_value, evaluation_reason::Kind};
+use anyhow::Context as _;
+use flag_core::AttrValue;
+use flag_proto::{Answer, AnswerReason};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::EvalArgs;
 use crate::connect::{Call, Server};
 use crate::failure::Failure;
+use crate::output::Output;
+use crate::reads::MALFORMED;
 use crate::render;
 
 #[derive(Debug, Serialize)]
@@ -28,107 +29,118 @@ struct Evaluated {
 
 pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs { key, user, attributes } = args;
-    let mut named = HashMap::new();
+    let mut named: Vec<(&str, AttrValue<'_>)> = Vec::with_capacity(attributes.len());
     for text in &attributes {
         let (name, value) = attribute(text)?;
-        if named.insert(name.clone(), value).is_some() {
+        if named.iter().any(|(seen, _)| *seen == name) {
             return Err(Failure::Invalid(format!("--attr {name:?} is given twice")).into());
         }
+        named.push((name, value));
     }
-    let request = v1::EvaluateRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        targeting_key: user.clone(),
-        attributes: named,
-    };
-    let v1::EvaluateResponse { variant, value, reason, flag_version, revision } = server
+    let request = server.requests().evaluate(&key, &user, &named);
+    let response = server
         .admin
         .clone()
         .evaluate(server.request(request))
         .await
         .called(server, &format!("evaluating {key}"))?;
-    let reason = reason.unwrap_or_default();
-    let kind = Kind::try_from(reason.kind).unwrap_or(Kind::Unspecified);
-    if kind == Kind::FlagNotFound {
+    let Answer { variant, value, reason, flag_version, revision, .. } =
+        Answer::try_from(response).context(MALFORMED)?;
+    if reason == AnswerReason::FlagNotFound {
         return Err(Failure::NotFound(format!("no flag {key:?} in {}", server.environment)).into());
     }
-    let value = render::proto_value(value.as_ref());
+    let value = render::value_json(value.as_ref());
     let evaluated = Evaluated {
         key,
         user,
         variant,
         value,
-        reason: reason_name(kind),
-        rule: (kind == Kind::TargetMatch).then_some(reason.rule + 1),
-        bucket: reason.bucket,
-        prerequisite: (kind == Kind::PrerequisiteFailed).then(|| reason.prerequisite.clone()),
-        error: (kind == Kind::Error).then(|| reason.error.clone()),
+        reason: reason_name(&reason),
+        rule: match reason {
+            AnswerReason::TargetMatch { rule, .. } => Some(rule + 1),
+            _ => None,
+        },
+        bucket: match reason {
+            AnswerReason::TargetMatch { bucket, .. } | AnswerReason::Split { bucket } => bucket,
+            _ => None,
+        },
+        prerequisite: match &reason {
+            AnswerReason::PrerequisiteFailed { prerequisite } => Some(prerequisite.clone()),
+            _ => None,
+        },
+        error: match &reason {
+            AnswerReason::Error { error } => Some(error.clone()),
+            _ => None,
+        },
         flag_version,
         revision,
     };
     out.print(&evaluated, || {
-        let why = explain(kind, &reason);
+        let why = explain(&reason);
         let Evaluated { key, user, variant, value, .. } = &evaluated;
         format!("{key} for {user}: {variant} = {value} ({why})")
     })
 }
 
 /// `name=value`: `true`/`false` are booleans, numbers are numbers, `str:` forces a string.
-fn attribute(text: &str) -> Result<(String, v1::AttributeValue), Failure> {
+fn attribute(text: &str) -> Result<(&str, AttrValue<'_>), Failure> {
     let Some((name, raw)) = text.split_once('=').filter(|(name, _)| !name.is_empty()) else {
         return Err(Failure::Invalid(format!("--attr {text:?}: expected NAME=VALUE, e.g. country=NZ")));
     };
-    let kind = if let Some(forced) = raw.strip_prefix("str:") {
-        attribute_value::Kind::StringValue(forced.to_owned())
+    let value = if let Some(forced) = raw.strip_prefix("str:") {
+        AttrValue::Str(forced)
     } else if let Ok(flag) = raw.parse::<bool>() {
-        attribute_value::Kind::BoolValue(flag)
+        AttrValue::Bool(flag)
     } else if let Some(number) = raw.parse::<f64>().ok().filter(|n| n.is_finite()) {
-        attribute_value::Kind::NumberValue(number)
+        AttrValue::Number(number)
     } else {
-        attribute_value::Kind::StringValue(raw.to_owned())
+        AttrValue::Str(raw)
     };
-    Ok((name.to_owned(), v1::AttributeValue { kind: Some(kind) }))
+    Ok((name, value))
 }
 
-fn reason_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Disabled => "disabled",
-        Kind::TargetMatch => "target_match",
-        Kind::Split => "split",
-        Kind::Default => "default",
-        Kind::PrerequisiteFailed => "prerequisite_failed",
-        Kind::FlagNotFound => "flag_not_found",
-        Kind::Error => "error",
-        Kind::Unspecified => "unknown",
+fn reason_name(reason: &AnswerReason) -> &'static str {
+    match reason {
+        AnswerReason::Disabled => "disabled",
+        AnswerReason::TargetMatch { .. } => "target_match",
+        AnswerReason::Split { .. } => "split",
+        AnswerReason::Default => "default",
+        AnswerReason::PrerequisiteFailed { .. } => "prerequisite_failed",
+        AnswerReason::FlagNotFound => "flag_not_found",
+        AnswerReason::Error { .. } => "error",
+        _ => "unknown",
     }
 }
 
-fn explain(kind: Kind, reason: &v1::EvaluationReason) -> String {
+fn explain(reason: &AnswerReason) -> String {
     let bucket =
         |b: Option<u32>| b.map(|b| format!("bucket {b} of {}", flag_core::TOTAL_WEIGHT)).unwrap_or_default();
-    match kind {
-        Kind::Disabled => "the flag is killed: its off variant".into(),
-        Kind::TargetMatch if reason.bucket.is_some() => {
-            format!("rule {} matched and split: {}", reason.rule + 1, bucket(reason.bucket))
+    match reason {
+        AnswerReason::Disabled => "the flag is killed: its off variant".into(),
+        AnswerReason::TargetMatch { rule, bucket: Some(b) } => {
+            format!("rule {} matched and split: {}", rule + 1, bucket(Some(*b)))
         }
-        Kind::TargetMatch => format!("rule {} matched", reason.rule + 1),
-        Kind::Split => format!("no rule matched; default split: {}", bucket(reason.bucket)),
-        Kind::Default => "no rule matched; the default".into(),
-        Kind::PrerequisiteFailed => {
-            format!("prerequisite {:?} not met: the off variant", reason.prerequisite)
+        AnswerReason::TargetMatch { rule, bucket: None } => format!("rule {} matched", rule + 1),
+        AnswerReason::Split { bucket: b } => format!("no rule matched; default split: {}", bucket(*b)),
+        AnswerReason::Default => "no rule matched; the default".into(),
+        AnswerReason::PrerequisiteFailed { prerequisite } => {
+            format!("prerequisite {prerequisite:?} not met: the off variant")
         }
-        Kind::FlagNotFound => "no such flag".into(),
-        Kind::Error => format!("evaluation failed: {}", reason.error),
-        Kind::Unspecified => "no reason given".into(),
+        AnswerReason::FlagNotFound => "no such flag".into(),
+        AnswerReason::Error { error } => format!("evaluation failed: {error}"),
+        _ => "no reason given".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use flag_proto::attribute_to_proto;
+    use flag_proto::v1::attribute_value;
+
     use super::*;
 
     fn kind_of(text: &str) -> attribute_value::Kind {
-        attribute(text).unwrap().1.kind.unwrap()
+        attribute_to_proto(attribute(text).unwrap().1).kind.unwrap()
     }
 
     #[test]

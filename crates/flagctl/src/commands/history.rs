@@ -1,26 +1,24 @@
 //! History: one flag's versions, and the environment's log.
 
-use flag_proto::v1;
+use anyhow::Context as _;
+use flag_proto::HistoryPage;
 
-use super::Output;
 use crate::cli::{HistoryArgs, LogArgs};
 use crate::connect::{Call, Server};
+use crate::output::Output;
+use crate::reads::{MALFORMED, log_page};
 use crate::render::Entry;
 
 pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) -> anyhow::Result<()> {
     let HistoryArgs { key, limit } = args;
-    let request = v1::FlagHistoryRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        page_size: limit,
-        before_version: 0,
-    };
+    let request = server.requests().flag_history(&key, limit, 0);
     let response = server
         .admin
         .clone()
         .flag_history(server.request(request))
         .await
         .called(server, &format!("reading the history of {key}"))?;
+    let response = HistoryPage::try_from(response).context(MALFORMED)?;
     if response.entries.is_empty() {
         return Err(crate::failure::Failure::NotFound(format!(
             "flag {key:?} has no history in {}",
@@ -35,19 +33,8 @@ pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow:
     print(out, log_page(server, args.limit, 0).await?, true)
 }
 
-/// Up to `page_size` log entries older than `before_revision` (the newest when 0), newest first.
-pub(crate) async fn log_page(
-    server: &Server,
-    page_size: u32,
-    before_revision: u64,
-) -> anyhow::Result<v1::HistoryResponse> {
-    let request =
-        v1::EnvironmentHistoryRequest { environment: server.environment.clone(), page_size, before_revision };
-    server.admin.clone().environment_history(server.request(request)).await.called(server, "reading the log")
-}
-
-fn print(out: &Output, response: v1::HistoryResponse, with_key: bool) -> anyhow::Result<()> {
-    let entries: Vec<Entry> = response.entries.into_iter().map(Entry::from_proto).collect();
+fn print(out: &Output, response: HistoryPage, with_key: bool) -> anyhow::Result<()> {
+    let entries: Vec<Entry> = response.entries.into_iter().map(Entry::of).collect();
     out.print(&entries, || {
         let mut lines: Vec<String> = entries.iter().map(|e| e.line(with_key)).collect();
         if lines.is_empty() {

@@ -1,19 +1,21 @@
 //! The kill switch: one write, then the connected SDKs' acknowledgements.
 
-use flag_proto::v1;
+use anyhow::Context as _;
+use flag_core::{AckReport, HistoryEntry};
+use flag_proto::{Authorship, Killed as Answer};
 use serde::Serialize;
 
-use super::Output;
-use super::write::Written;
 use crate::cli::KillArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
-use crate::render;
+use crate::output::Output;
+use crate::reads::MALFORMED;
+use crate::render::{self, WriteReport};
 
 #[derive(Debug, Serialize)]
 struct Killed {
     #[serde(flatten)]
-    written: Written,
+    written: WriteReport,
     /// It was killed before: nothing was written, and `written` is the kill in force.
     already_killed: bool,
     /// Who killed it and when, for an `already_killed` answer.
@@ -55,28 +57,22 @@ pub(crate) async fn kill(
     server: &Server,
     out: &Output,
     args: KillArgs,
-    change: v1::Change,
+    change: Authorship,
 ) -> anyhow::Result<()> {
     let KillArgs { key, wait } = args;
-    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-    let request = v1::KillRequest {
-        environment: server.environment.clone(),
-        key: key.clone(),
-        change: Some(change),
-        wait_ms,
-    };
-    let v1::KillResponse { write, acks, already_killed } = server
+    let request = server.requests().kill(&key, wait, change);
+    let response = server
         .admin
         .clone()
         .kill(server.request_waiting(request, wait))
         .await
         .wrote(server, &format!("killing {key}"))
         .await?;
-    let v1::AckReport { revision: _, connected, acknowledged, slowest_ms, missing } =
-        acks.unwrap_or_default();
-    let write = write.unwrap_or_default();
-    let since = write.entry.as_ref().map(since).unwrap_or_default();
-    let written = Written::from_response(write);
+    let Answer { written, acks, already_killed } = Answer::try_from(response).context(MALFORMED)?;
+    let AckReport { revision: _, connected, acknowledged, slowest, missing } = acks;
+    let slowest_ms = u32::try_from(slowest.as_millis()).unwrap_or(u32::MAX);
+    let since = since(&written.entry);
+    let written = WriteReport::of(&written);
     let killed = Killed { written, already_killed, since, connected, acknowledged, slowest_ms, missing };
     out.print(&killed, || killed.line(!wait.is_zero()))?;
     if !wait.is_zero() && acknowledged < connected {
@@ -91,7 +87,7 @@ pub(crate) async fn kill(
 }
 
 /// `since version 3, revision 3, by ana 2 min ago: "incident 4711"`.
-fn since(entry: &v1::HistoryEntry) -> String {
+fn since(entry: &HistoryEntry) -> String {
     let reason = if entry.reason.is_empty() { String::new() } else { format!(": {:?}", entry.reason) };
     format!(
         "since version {}, revision {}, by {} {}{reason}",

@@ -1,4 +1,5 @@
-//! One module per group of commands; `run` dispatches.
+//! One module per group of commands; `run` dispatches. The commands share only what lives
+//! outside this directory (`reads`, `render`, `output`), never each other's modules.
 
 mod apply;
 mod eval;
@@ -10,11 +11,11 @@ mod watch;
 mod write;
 
 use clap::CommandFactory;
-use flag_proto::v1;
-use serde::Serialize;
+use flag_proto::Authorship;
 
 use crate::cli::{Cli, Command, Global};
 use crate::connect::Server;
+use crate::output::Output;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
@@ -44,7 +45,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Who and why, for every write.
-fn change(global: &Global) -> v1::Change {
+fn change(global: &Global) -> Authorship {
     let actor = global
         .actor
         .clone()
@@ -52,28 +53,5 @@ fn change(global: &Global) -> v1::Change {
         .or_else(|| std::env::var("USERNAME").ok())
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "flagctl".into());
-    v1::Change { actor, reason: global.reason.clone() }
-}
-
-/// Text for people or JSON for programs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Output {
-    pub(crate) json: bool,
-}
-
-impl Output {
-    /// Prints `text()` or, with `--json`, `value` as one JSON document.
-    pub(crate) fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
-        if self.json { line(&serde_json::to_string_pretty(value)?) } else { line(&text()) }
-    }
-}
-
-/// Writes `text` and a newline to stdout. Unlike `println!`, a closed stdout is an error the
-/// caller sees (and `main` ends quietly on), not a panic.
-pub(crate) fn line(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
-    stdout.flush()?;
-    Ok(())
+    Authorship { actor, reason: global.reason.clone() }
 }

@@ -2,12 +2,12 @@
 
 use anyhow::Context as _;
 use flag_core::Flag;
-use flag_proto::v1;
+use flag_proto::{FlagState, Listed};
 use serde::Serialize;
 
-use super::Output;
 use crate::cli::{KeyArgs, ListArgs};
 use crate::connect::{Call, Server};
+use crate::output::Output;
 use crate::render::{self, Entry};
 
 #[derive(Debug, Serialize)]
@@ -18,15 +18,16 @@ struct Shown {
 }
 
 pub(crate) async fn get(server: &Server, out: &Output, args: KeyArgs) -> anyhow::Result<()> {
-    let request = v1::GetFlagRequest { environment: server.environment.clone(), key: args.key.clone() };
-    let v1::GetFlagResponse { flag, last_change, revision } = server
+    let request = server.requests().get_flag(&args.key);
+    let response = server
         .admin
         .clone()
         .get_flag(server.request(request))
         .await
         .called(server, &format!("reading {}", args.key))?;
-    let flag = Flag::try_from(flag.unwrap_or_default()).context("the server sent a malformed flag")?;
-    let shown = Shown { flag, last_change: last_change.map(Entry::from_proto), revision };
+    let FlagState { flag, last_change, revision } =
+        FlagState::try_from(response).context("the server sent a malformed flag")?;
+    let shown = Shown { flag, last_change: last_change.map(Entry::of), revision };
     out.print(&shown, || describe(&shown, &server.environment))
 }
 
@@ -78,14 +79,11 @@ fn describe(shown: &Shown, environment: &str) -> String {
 
 pub(crate) async fn list(server: &Server, out: &Output, args: ListArgs) -> anyhow::Result<()> {
     let ListArgs { prefix, tag } = args;
-    let request = v1::ListFlagsRequest { environment: server.environment.clone(), prefix, tag };
-    let v1::ListFlagsResponse { flags, revision: _ } =
+    let request = server.requests().list_flags(&prefix, &tag);
+    let response =
         server.admin.clone().list_flags(server.request(request)).await.called(server, "listing flags")?;
-    let flags: Vec<Flag> = flags
-        .into_iter()
-        .map(Flag::try_from)
-        .collect::<Result<_, _>>()
-        .context("the server sent a malformed flag")?;
+    let Listed { items: flags, revision: _ } =
+        Listed::<Flag>::try_from(response).context("the server sent a malformed flag")?;
     out.print(&flags, || {
         if flags.is_empty() {
             return format!("no flags in {}", server.environment);

@@ -9,15 +9,14 @@
 
 use std::time::Duration;
 
-use flag_proto::v1::{self, watch_request, watch_response};
+use flag_proto::{Subscription, SyncFrame, ack_request, subscribe_request};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::Output;
-use super::history::log_page;
-use super::line;
 use crate::connect::Server;
 use crate::failure::Failure;
+use crate::output::{Output, line};
+use crate::reads::log_page;
 use crate::render::Entry;
 
 /// Most log entries read per frame; more are summarised.
@@ -60,16 +59,14 @@ async fn follow(
     followed: &mut bool,
 ) -> anyhow::Result<()> {
     let (requests, outgoing) = mpsc::channel(16);
-    let subscribe = v1::WatchRequest {
-        kind: Some(watch_request::Kind::Subscribe(v1::Subscribe {
-            environment: server.environment.clone(),
-            since_revision: *revision,
-            client_name: "flagctl watch".into(),
-            store_id: String::new(),
-            // Not an SDK: a kill should not wait for an operator's terminal.
-            observer: true,
-        })),
-    };
+    let subscribe = subscribe_request(Subscription {
+        environment: server.environment.clone(),
+        since_revision: *revision,
+        client_name: "flagctl watch".into(),
+        store_id: String::new(),
+        // Not an SDK: a kill should not wait for an operator's terminal.
+        observer: true,
+    });
     // The channel is empty and open: this send cannot fail.
     let _ = requests.send(subscribe).await;
     let mut frames = server
@@ -88,17 +85,12 @@ async fn follow(
             Err(status) => return Err(stream_ended(server, status.message())),
         };
         *followed = true;
-        let latest = match frame.kind {
-            Some(watch_response::Kind::Changes(changes)) => changes.revision,
-            Some(watch_response::Kind::Snapshot(snapshot)) => snapshot.revision,
-            Some(watch_response::Kind::Heartbeat(_)) | None => continue,
-        };
+        let Some(latest) = SyncFrame::from(frame).revision() else { continue };
         if latest > *revision {
             print_entries(server, out, *revision, latest).await?;
             *revision = latest;
         }
-        let ack = v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision: *revision })) };
-        if requests.send(ack).await.is_err() {
+        if requests.send(ack_request(*revision)).await.is_err() {
             return Err(stream_ended(server, "the stream's request side closed"));
         }
     }
@@ -127,7 +119,7 @@ async fn print_entries(server: &Server, out: &Output, from: u64, to: u64) -> any
         let text = format!("… {skipped} earlier changes not shown");
         line(&if out.json { serde_json::json!({ "skipped": skipped }).to_string() } else { text })?;
     }
-    for entry in log.entries.into_iter().rev().filter(|e| e.revision > from).map(Entry::from_proto) {
+    for entry in log.entries.into_iter().rev().filter(|e| e.revision > from).map(Entry::of) {
         line(&if out.json { serde_json::to_string(&entry)? } else { entry.line(true) })?;
     }
     Ok(())

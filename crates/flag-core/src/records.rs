@@ -1,0 +1,144 @@
+//! What the server reports about changes, as plain data: history entries, what an apply
+//! changed, the batch of changes a follower applies, and who acknowledged a revision.
+//!
+//! flagd produces these, flagctl shows them and the SDK applies change batches; flag-proto
+//! converts them to and from the wire. They live here, beside the model they carry, so that
+//! none of those crates has to name a protobuf message to talk about a change.
+
+use std::time::Duration;
+
+use crate::model::{Flag, Segment};
+
+/// Which kind of thing a change is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    /// A flag.
+    Flag,
+    /// A segment.
+    Segment,
+}
+
+/// What a write did to its subject, as recorded in history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// The subject did not exist (or had been deleted) and now does.
+    Create,
+    /// The subject was replaced by new content.
+    Update,
+    /// The subject was deleted; its history is kept.
+    Delete,
+    /// The flag was switched off (`enabled = false`).
+    Kill,
+    /// A killed flag was switched back on.
+    Revive,
+    /// An earlier version's content was restored.
+    Rollback,
+    /// The flag's default serve became a dark-launch split.
+    SetRollout,
+    /// The flag's default serve became a single variant.
+    ServeVariant,
+}
+
+/// One version of a flag or segment: who wrote it, when, why, and what it then was.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    /// The environment written.
+    pub environment: String,
+    /// Whether `key` names a flag or a segment.
+    pub kind: SubjectKind,
+    /// The flag or segment key.
+    pub key: String,
+    /// The subject's version after the write: 1, 2, 3… per key, continuing across deletes.
+    pub version: u64,
+    /// The environment's revision after the write.
+    pub revision: u64,
+    /// What the write did.
+    pub operation: Operation,
+    /// Who asked for it.
+    pub actor: String,
+    /// Why, in their words.
+    pub reason: String,
+    /// Wall-clock time of the write, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The flag after the write; `None` for segments and deletes.
+    pub flag: Option<Flag>,
+    /// The segment after the write; `None` for flags and deletes.
+    pub segment: Option<Segment>,
+}
+
+/// A flag or a segment, as one side of an [`AppliedChange`].
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per apply, as in the store
+pub enum Subject {
+    /// A flag.
+    Flag(Flag),
+    /// A segment.
+    Segment(Segment),
+}
+
+/// One flag or segment that an apply creates, updates or deletes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedChange {
+    /// Flag or segment.
+    pub kind: SubjectKind,
+    /// Its key.
+    pub key: String,
+    /// `Create`, `Update` or `Delete`.
+    pub operation: Operation,
+    /// Its version after the apply.
+    pub version: u64,
+    /// Live content before the apply; `None` on create.
+    pub before: Option<Subject>,
+    /// Content after it; `None` on delete.
+    pub after: Option<Subject>,
+}
+
+/// Everything that changed after `from_revision` up to `revision`, each key once with its
+/// current content: a follower holding `from_revision` applies it and holds `revision`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangeBatch {
+    /// The revision the batch applies to.
+    pub from_revision: u64,
+    /// The revision it brings the follower to.
+    pub revision: u64,
+    /// Flags created or changed.
+    pub upserted_flags: Vec<Flag>,
+    /// Keys of flags that no longer exist.
+    pub deleted_flags: Vec<String>,
+    /// Segments created or changed.
+    pub upserted_segments: Vec<Segment>,
+    /// Keys of segments that no longer exist.
+    pub deleted_segments: Vec<String>,
+}
+
+impl ChangeBatch {
+    /// The batch of the one write that `entry` records: from the revision before it to its own.
+    pub fn of_entry(entry: HistoryEntry) -> ChangeBatch {
+        let HistoryEntry { kind, key, revision, flag, segment, .. } = entry;
+        let mut batch =
+            ChangeBatch { from_revision: revision.saturating_sub(1), revision, ..Default::default() };
+        match (flag, segment) {
+            (Some(flag), _) => batch.upserted_flags.push(flag),
+            (None, Some(segment)) => batch.upserted_segments.push(segment),
+            (None, None) if kind == SubjectKind::Segment => batch.deleted_segments.push(key),
+            (None, None) => batch.deleted_flags.push(key),
+        }
+        batch
+    }
+}
+
+/// How many of the followers connected when a wait began hold a revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AckReport {
+    /// The revision waited for.
+    pub revision: u64,
+    /// Followers connected when the wait began.
+    pub connected: u32,
+    /// Of those, how many acknowledged the revision (or a later one) in time.
+    pub acknowledged: u32,
+    /// From the start of the wait to the slowest acknowledgement.
+    pub slowest: Duration,
+    /// Names of the followers that had not acknowledged when the wait ended.
+    pub missing: Vec<String>,
+}
