@@ -7,10 +7,14 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Flag, Segment};
 
-/// Which kind of thing a change is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which kind of thing a change is about. Serialized as `flag` / `segment`: the store
+/// keeps it in its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
     /// A flag.
     Flag,
@@ -18,8 +22,20 @@ pub enum SubjectKind {
     Segment,
 }
 
-/// What a write did to its subject, as recorded in history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+impl SubjectKind {
+    /// The noun for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            SubjectKind::Flag => "flag",
+            SubjectKind::Segment => "segment",
+        }
+    }
+}
+
+/// What a write did to its subject, as recorded in history. Serialized in snake case
+/// (`set_rollout`): the store keeps it in its history rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Operation {
     /// The subject did not exist (or had been deleted) and now does.

@@ -11,7 +11,6 @@ use flag_proto::{Authorship, BackupTotals, GRPC_TIMEOUT_KEY, environment_or_defa
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
-use crate::records::{applied_change, history_entries, history_entry};
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Batch, Committed, Store, StoreError, WriteError, WriteMeta, WriteOp};
@@ -221,7 +220,7 @@ fn operation_name(op: &WriteOp) -> &'static str {
 type WriteResult = Result<Response<v1::WriteResponse>, Status>;
 
 fn write_response(committed: &Committed) -> v1::WriteResponse {
-    flag_proto::write_response(committed.revision, &history_entry(committed.entry.clone()))
+    flag_proto::write_response(committed.revision, &committed.entry)
 }
 
 fn page_size(requested: u32) -> usize {
@@ -278,7 +277,7 @@ impl Admin for AdminService {
             self.state.connections.wait_for(environment, committed.revision, wait_duration(wait_ms)).await;
         let Committed { revision, entry, unchanged } = committed;
         // The acks are then for the revision of the kill in force (`Committed::unchanged`).
-        Ok(Response::new(flag_proto::kill_response(revision, &history_entry(entry), &report, unchanged)))
+        Ok(Response::new(flag_proto::kill_response(revision, &entry, &report, unchanged)))
     }
 
     #[instrument(skip_all)]
@@ -321,7 +320,7 @@ impl Admin for AdminService {
             .await?
         };
         let record = record.ok_or(RequestError::FlagNotFound { key, environment })?;
-        let last_change = history_entry(record.last_change);
+        let last_change = record.last_change;
         Ok(Response::new(flag_proto::get_flag_response(&record.flag, &last_change, revision)))
     }
 
@@ -354,7 +353,7 @@ impl Admin for AdminService {
         let before = (before_version != 0).then_some(before_version);
         let entries = self.read(move |store| store.flag_history(&environment, &key, before, limit)).await?;
         let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.version) } else { 0 };
-        Ok(Response::new(flag_proto::history_response(&history_entries(entries), next_before)))
+        Ok(Response::new(flag_proto::history_response(&entries, next_before)))
     }
 
     #[instrument(skip_all)]
@@ -369,7 +368,7 @@ impl Admin for AdminService {
         let before = (before_revision != 0).then_some(before_revision);
         let entries = self.read(move |store| store.environment_history(&environment, before, limit)).await?;
         let next_before = if entries.len() == limit { entries.last().map_or(0, |e| e.revision) } else { 0 };
-        Ok(Response::new(flag_proto::history_response(&history_entries(entries), next_before)))
+        Ok(Response::new(flag_proto::history_response(&entries, next_before)))
     }
 
     #[instrument(skip_all)]
@@ -456,8 +455,7 @@ impl Admin for AdminService {
             metrics::counter!("flagd_writes_total", "operation" => "apply").increment(1);
             info!(%environment, changes = applied.changes.len(), revision = applied.revision, "apply committed");
         }
-        let changes: Vec<_> = applied.changes.into_iter().map(applied_change).collect();
-        Ok(Response::new(flag_proto::apply_response(applied.revision, &changes, applied.kept_killed)))
+        Ok(Response::new(flag_proto::apply_response(applied.revision, &applied.changes, applied.kept_killed)))
     }
 
     #[instrument(skip_all)]

@@ -14,7 +14,6 @@ use flag_core::ChangeBatch;
 use flag_proto::{WatchFrame, changes_frame};
 use tokio::sync::watch;
 
-use crate::records::history_entry;
 use crate::store::Committed;
 
 /// One committed change, encoded once for every stream.
@@ -62,7 +61,7 @@ impl Hub {
         let published = Arc::new(Published {
             from_revision: revision.saturating_sub(1),
             revision,
-            frame: changes_frame(&ChangeBatch::of_entry(history_entry(committed.entry.clone()))),
+            frame: changes_frame(&ChangeBatch::of_entry(committed.entry.clone())),
         });
         self.sender(environment).send_if_modified(|latest| {
             let newer = latest.as_ref().is_none_or(|current| current.revision < revision);

@@ -11,17 +11,11 @@
 //!   answers through flag-proto's builders from domain values; it builds no message itself.
 //! - `status` — `RequestError`: every way a request or stream fails,
 //!   and the one mapping of errors to a gRPC status (code, message, metadata).
-//! - `records` — the store's records (history entries, applied changes, change batches) as
-//!   flag-core's, which flag-proto puts on the wire.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
 //!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
 //!
-//! Outside `store`, imports run one way: `server` → the services (`admin`, `sync`) →
-//! `fanout`, `acks`, `evaluate`, `records`, `status`, `state`; none of those imports a
-//! service, and `status`, `records`, `evaluate` and `acks` import nothing of the crate but
-//! the store.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `auth` — bearer tokens, compared in constant time.
 //! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
@@ -30,6 +24,12 @@
 //! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
 //! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
 //!   [`serve_reporting`] tells the binary when everything is bound and open.
+//!
+//! The store answers in flag-core's records (history entries, applied changes, change
+//! batches), which flag-proto puts on the wire as they are. Outside `store`, imports run one
+//! way: `server` → the services (`admin`, `sync`) → `fanout`, `acks`, `evaluate`, `status`,
+//! `state`; none of those imports a service, and `status`, `evaluate` and `acks` import
+//! nothing of the crate but the store.
 //!
 //! # Example
 //!
@@ -52,7 +52,6 @@ mod fanout;
 mod management;
 #[cfg(test)]
 mod queued_deadline_tests;
-mod records;
 mod server;
 mod state;
 mod status;

@@ -14,7 +14,6 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
-use crate::records::change_batch;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::WriteError;
@@ -199,7 +198,7 @@ impl StreamTask {
         let read =
             tokio::task::spawn_blocking(move || -> Result<(u64, WatchFrame, FrameKind), RequestError> {
                 // Encoded on this blocking thread: a snapshot of many flags takes a while.
-                match change_batch(store.changes_since(&environment, since)?) {
+                match store.changes_since(&environment, since)?.into_batch() {
                     Some(batch) => Ok((batch.revision, changes_frame(&batch), FrameKind::Change)),
                     None => {
                         let (revision, set) = store.snapshot(&environment)?;

@@ -14,13 +14,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flag_core::{Flag, FlagSet, Problem, Segment, ValidationError};
+use flag_core::{
+    AppliedChange, Flag, FlagSet, Operation, Problem, Segment, Subject, SubjectKind, ValidationError,
+};
 use redb::Database;
 
 use super::error::WriteError;
-use super::kind::SubjectKind;
 use super::lanes::Lane;
-use super::records::{Committed, Now, Operation, WriteMeta};
+use super::records::{Committed, Now, WriteMeta};
 use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
@@ -61,33 +62,6 @@ pub(crate) struct Applied {
     pub(crate) last: Option<Committed>,
     /// Killed flags the file has enabled, which stay killed (see the module docs).
     pub(crate) kept_killed: Vec<String>,
-}
-
-/// One subject an apply creates, updates or deletes.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct AppliedChange {
-    /// Flag or segment.
-    pub(crate) kind: SubjectKind,
-    /// Its key.
-    pub(crate) key: String,
-    /// `Create`, `Update` or `Delete`.
-    pub(crate) operation: Operation,
-    /// Its version after the apply.
-    pub(crate) version: u64,
-    /// Live content before (flag or segment), `None` on create.
-    pub(crate) before: Option<Subject>,
-    /// Content after, `None` on delete.
-    pub(crate) after: Option<Subject>,
-}
-
-/// A flag or a segment.
-#[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)] // a handful per apply
-pub(crate) enum Subject {
-    /// A flag.
-    Flag(Flag),
-    /// A segment.
-    Segment(Segment),
 }
 
 impl Writer {

@@ -11,11 +11,11 @@ use std::io::Read as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
+use flag_core::SubjectKind;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
 use super::error::StoreError;
-use super::kind::SubjectKind;
 use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
 

@@ -7,9 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use flag_core::{RolloutError, ValidationError};
-
-use super::kind::SubjectKind;
+use flag_core::{RolloutError, SubjectKind, ValidationError};
 
 /// The store could not read or write its file, or found a record it cannot read.
 #[derive(Debug, thiserror::Error)]

@@ -50,8 +50,8 @@
 //!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
 //!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
 //! - `backup` — a consistent copy from one read transaction.
-//! - `kind` — [`SubjectKind`], flag or segment. `tables` — the redb tables and their keys.
-//!   `records` — entries, stored records and the time a write records.
+//! - `tables` — the redb tables and their keys. `records` — stored records and their JSON,
+//!   the time a write records; history entries are flag-core's [`HistoryEntry`].
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
 //! - `apply` — [`Batch`]: a flag file applied in one transaction. `restore` — [`Restore`]: an
 //!   environment made what it was at an earlier revision, as one apply. `promote` —
@@ -63,7 +63,7 @@
 //! - `read` — reads, history and [`ChangesSince`]. `past` — an environment at an earlier
 //!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`].
 //!
-//! Imports point one way, so the modules read bottom-up: `kind`, `error`, `tables`, `size`;
+//! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
 //! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
 //! `write`; `apply`; `restore`, `promote`; `handle`, `backup`; `mod.rs`.
 
@@ -73,7 +73,6 @@ mod cache;
 mod check;
 mod error;
 mod handle;
-mod kind;
 mod lanes;
 mod past;
 mod patch;
@@ -95,21 +94,20 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, HistoryEntry, Segment};
 use redb::{Database, ReadableTable};
 
 use handle::Handle;
 
-pub(crate) use apply::{Applied, AppliedChange, Batch, Subject};
+pub(crate) use apply::{Applied, Batch};
 pub(crate) use check::CheckReport;
 pub(crate) use error::{PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
-pub(crate) use kind::SubjectKind;
 pub(crate) use past::{Past, Side};
 pub(crate) use patch::WriteOp;
 pub(crate) use promote::{Promote, Promoted};
 pub(crate) use read::ChangesSince;
-pub(crate) use records::{Committed, FlagRecord, HistoryEntry, Operation, WriteMeta};
+pub(crate) use records::{Committed, FlagRecord, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
 pub(crate) use tables::is_environment_name;
 

@@ -14,13 +14,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use super::error::{PastError, StoreError};
-use super::kind::SubjectKind;
 use super::read::{live, version};
-use super::records::{ChangeRecord, HistoryEntry, decode};
+use super::records::{ChangeRecord, decode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
 

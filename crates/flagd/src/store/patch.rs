@@ -2,13 +2,13 @@
 //! flag or segment. The write path (`write`) then versions, validates and stores it.
 
 use flag_core::{
-    DARK, Flag, FlagSet, OFF, ON, Segment, Serve, Split, TOTAL_WEIGHT, Weight, percent_to_weight,
+    DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind, TOTAL_WEIGHT,
+    Weight, percent_to_weight,
 };
 use redb::ReadableTable;
 
 use super::error::{Precondition, WriteError};
-use super::kind::SubjectKind;
-use super::records::{HistoryEntry, Operation, StoredVersion, decode};
+use super::records::{StoredVersion, decode};
 use super::subject::Versioned;
 use super::tables::{VersionKey, latest_version};
 

@@ -10,9 +10,7 @@
 //!   closed through another flag — name them by key: `flags["checkout"].prerequisites[0].flag`.
 //!   The key is quoted because keys may be digits (`flags["3"]` is not `flags[3]`).
 
-use flag_core::{FlagSet, ValidationError};
-
-use super::kind::SubjectKind;
+use flag_core::{FlagSet, SubjectKind, ValidationError};
 
 /// Rewrites `error`'s paths as described above; `written` is the written subject, `set` the
 /// flag set that was validated.

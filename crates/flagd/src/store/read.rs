@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::error::StoreError;
-use super::kind::SubjectKind;
-use super::records::{ChangeRecord, FlagRecord, HistoryEntry, StoredVersion, decode};
+use super::records::{ChangeRecord, FlagRecord, StoredVersion, decode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
 
@@ -35,6 +34,30 @@ pub(crate) enum ChangesSince {
     /// The revision is 0, in the future (another store, or a reset one), or further behind
     /// than the resume window: the client needs a full snapshot.
     TooOld,
+}
+
+impl ChangesSince {
+    /// The delta as the batch a follower applies; `None` when it needs a snapshot.
+    pub(crate) fn into_batch(self) -> Option<ChangeBatch> {
+        match self {
+            ChangesSince::Delta {
+                from_revision,
+                revision,
+                upserted_flags,
+                deleted_flags,
+                upserted_segments,
+                deleted_segments,
+            } => Some(ChangeBatch {
+                from_revision,
+                revision,
+                upserted_flags,
+                deleted_flags,
+                upserted_segments,
+                deleted_segments,
+            }),
+            ChangesSince::TooOld => None,
+        }
+    }
 }
 
 /// See [`Store::revision`](super::Store::revision).

@@ -4,63 +4,12 @@
 use std::fmt::Display;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flag_core::{Flag, Segment};
+use flag_core::{Flag, HistoryEntry, Operation, SubjectKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use super::kind::SubjectKind;
 use super::subject::Versioned;
-
-/// What a write did to its subject, as recorded in history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub(crate) enum Operation {
-    /// The subject did not exist (or had been deleted) and now does.
-    Create,
-    /// The subject was replaced by new content.
-    Update,
-    /// The subject was deleted; its history is kept.
-    Delete,
-    /// The flag was switched off (`enabled = false`).
-    Kill,
-    /// A killed flag was switched back on.
-    Revive,
-    /// An earlier version's content was restored.
-    Rollback,
-    /// The flag's default serve became a dark-launch split.
-    SetRollout,
-    /// The flag's default serve became a single variant.
-    ServeVariant,
-}
-
-/// One version of a flag or segment: who wrote it, when, why, and what it then was.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct HistoryEntry {
-    /// The environment written.
-    pub(crate) environment: String,
-    /// Whether `key` names a flag or a segment.
-    pub(crate) kind: SubjectKind,
-    /// The flag or segment key.
-    pub(crate) key: String,
-    /// The subject's version after the write: 1, 2, 3… per key, continuing across deletes.
-    pub(crate) version: u64,
-    /// The environment's revision after the write.
-    pub(crate) revision: u64,
-    /// What the write did.
-    pub(crate) operation: Operation,
-    /// Who asked for it.
-    pub(crate) actor: String,
-    /// Why, in their words.
-    pub(crate) reason: String,
-    /// Wall-clock time of the write, in milliseconds since the Unix epoch.
-    pub(crate) timestamp_ms: i64,
-    /// The flag after the write; `None` for segments and deletes.
-    pub(crate) flag: Option<Flag>,
-    /// The segment after the write; `None` for flags and deletes.
-    pub(crate) segment: Option<Segment>,
-}
 
 /// A write that is durably committed.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,12 +7,11 @@
 
 use std::collections::HashMap;
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::error::WriteError;
-use super::kind::SubjectKind;
-use super::records::{ChangeRecord, Committed, Now, Operation, StoredVersion, WriteMeta, encode};
+use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::subject::Versioned;
 use super::tables::{VersionKey, latest_version};
 

@@ -1,12 +1,11 @@
 //! What differs between the two things the store versions, flags and segments, so that the
 //! write and read paths are written once.
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, Segment, SubjectKind};
 use redb::TableDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::kind::SubjectKind;
 use super::tables::{FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, SubjectKey, VersionKey};
 
 /// A flag or a segment: stored live in one table and version by version in another.

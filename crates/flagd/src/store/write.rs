@@ -14,16 +14,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::cache::Cache;
 use super::error::{StoreError, WriteError};
-use super::kind::SubjectKind;
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
-use super::records::{ChangeRecord, Committed, Now, Operation, StoredVersion, WriteMeta, encode};
+use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::size;
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};

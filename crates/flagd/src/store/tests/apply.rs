@@ -1,10 +1,10 @@
 //! Apply: a flag file in one transaction — idempotent, all or nothing, pruning on request.
 
-use flag_core::FlagSet;
+use flag_core::{FlagSet, Operation};
 
 use super::validation::in_segment;
 use super::*;
-use crate::store::{Applied, Batch, Operation};
+use crate::store::{Applied, Batch};
 
 fn apply(store: &Store, batch: Batch) -> Result<Applied, WriteError> {
     store.apply(ENV, batch, &meta("apply"))

@@ -1,11 +1,11 @@
 //! Put, get, list, delete, history and reopening.
 
-use flag_core::{FlagKind, FlagSet};
+use flag_core::{FlagKind, FlagSet, Operation};
 
 use super::*;
-use crate::store::{Operation, StoreOptions};
+use crate::store::StoreOptions;
 
-fn versions(entries: &[crate::store::HistoryEntry]) -> Vec<u64> {
+fn versions(entries: &[flag_core::HistoryEntry]) -> Vec<u64> {
     entries.iter().map(|e| e.version).collect()
 }
 
@@ -138,7 +138,7 @@ fn flag_history_pages_newest_first() {
     assert_eq!(store.flag_history(ENV, "chat", None, 0).unwrap(), vec![]);
     assert_eq!(store.flag_history(ENV, "nope", None, 3).unwrap(), vec![]);
     // Each version holds that version's content.
-    let split = |v: &crate::store::HistoryEntry| v.flag.as_ref().unwrap().default.clone();
+    let split = |v: &flag_core::HistoryEntry| v.flag.as_ref().unwrap().default.clone();
     assert_eq!(split(&store.flag_history(ENV, "chat", Some(4), 1).unwrap()[0]), rollout("chat", 3.0).default);
 }
 
@@ -154,7 +154,7 @@ fn environment_history_pages_across_flags_and_segments_newest_first() {
         .write("staging", WriteOp::PutFlag { flag: rollout("z", 1.0), expected_version: None }, &meta("x"))
         .unwrap();
 
-    let summary = |entries: Vec<crate::store::HistoryEntry>| -> Vec<(u64, SubjectKind, String, Operation)> {
+    let summary = |entries: Vec<flag_core::HistoryEntry>| -> Vec<(u64, SubjectKind, String, Operation)> {
         entries.into_iter().map(|e| (e.revision, e.kind, e.key, e.operation)).collect()
     };
     let all = store.environment_history(ENV, None, 10).unwrap();

@@ -20,12 +20,11 @@ mod validation;
 
 use std::collections::BTreeMap;
 
-use flag_core::{Flag, Segment};
+use flag_core::{Flag, Segment, SubjectKind};
 use redb::{ReadableDatabase, ReadableTable};
 use tempfile::TempDir;
 
 use super::cache::Cache;
-use super::kind::SubjectKind;
 use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};

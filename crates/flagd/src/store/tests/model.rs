@@ -16,7 +16,7 @@ mod rules;
 
 use std::path::Path;
 
-use flag_core::{Flag, FlagSet, Prerequisite};
+use flag_core::{AppliedChange, Flag, FlagSet, HistoryEntry, Prerequisite, Subject};
 use proptest::prelude::*;
 use proptest::{bool::weighted, collection::vec, option, sample::select};
 
@@ -25,7 +25,7 @@ use self::reference::Model;
 use self::rules::without_store_fields;
 use super::validation::in_segment;
 use super::*;
-use crate::store::{Applied, AppliedChange, Batch, ChangesSince, HistoryEntry, Subject};
+use crate::store::{Applied, Batch, ChangesSince};
 
 const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
 const FLAGS: [&str; 2] = ["a", "b"];

@@ -1,10 +1,10 @@
 //! The operations beyond put and delete: rollout, serve variant, kill, revive, rollback,
 //! segments.
 
-use flag_core::{RolloutError, Serve, Split, Value, Variant};
+use flag_core::{Operation, RolloutError, Serve, Split, Value, Variant};
 
 use super::*;
-use crate::store::Operation;
+
 use crate::store::error::Precondition;
 
 fn set_rollout(key: &str, percent: f64, dark_percent: Option<f64>, create_if_missing: bool) -> WriteOp {

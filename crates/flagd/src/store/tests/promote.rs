@@ -1,12 +1,12 @@
 //! Promote: chosen parts of chosen flags from one environment to another, in one apply on
 //! the target, never touching the target's kill state.
 
-use flag_core::Prerequisite;
+use flag_core::{Operation, Prerequisite};
 
 use super::validation::in_segment;
 use super::*;
 use crate::store::promote::Parts;
-use crate::store::{Operation, Promote, Promoted};
+use crate::store::{Promote, Promoted};
 
 const STAGING: &str = "staging";
 

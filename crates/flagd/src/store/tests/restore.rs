@@ -1,10 +1,10 @@
 //! Point-in-time restore: the environment becomes what it was, as new versions, and a kill
 //! made since is kept unless revival is asked for.
 
-use flag_core::FlagSet;
+use flag_core::{FlagSet, Operation};
 
 use super::*;
-use crate::store::{Operation, Restore, Restored};
+use crate::store::{Restore, Restored};
 
 fn restore(store: &Store, restore: Restore) -> Result<Restored, WriteError> {
     Ok(store.restore_if(ENV, restore, &meta("bad deploy"), &|| true)?.unwrap())

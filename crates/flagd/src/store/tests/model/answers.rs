@@ -2,9 +2,7 @@
 //! kind, history without times and actor (checked on their own), contents without what the
 //! store stamps.
 
-use flag_core::{Flag, Segment};
-
-use crate::store::{Operation, SubjectKind};
+use flag_core::{Flag, Operation, Segment, SubjectKind};
 
 /// How a write was refused, as the test compares refusals: by kind, never by message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

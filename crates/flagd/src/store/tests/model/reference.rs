@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use flag_core::{Flag, Segment, Serve};
+use flag_core::{Flag, Operation, Segment, Serve, SubjectKind};
 
 use super::answers::{ApplyAnswer, Change, Content, Delta, Entry, Refusal, Written};
 use super::rules::{changes, rollout, valid, without_store_fields};
-use crate::store::{Batch, Operation, SubjectKind, WriteOp};
+use crate::store::{Batch, WriteOp};
 
 #[derive(Clone, Debug)]
 struct Version<T> {
