@@ -81,7 +81,10 @@ pub use convert::{
 };
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
-pub use limits::{DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES};
+pub use limits::{
+    DEFAULT_MAX_ENVIRONMENT_BYTES, MAX_MESSAGE_BYTES, SNAPSHOT_OVERHEAD_BYTES, snapshot_flag_bytes,
+    snapshot_segment_bytes,
+};
 pub use metadata::{
     AUTHORIZATION_KEY, CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, GRPC_TIMEOUT_KEY, STORE_UNAVAILABLE_KEY,
 };

@@ -10,16 +10,11 @@
 //! and the kill switch.
 
 use flag_core::{Flag, FlagSet, Segment};
-use prost::Message as _;
-use prost::encoding::encoded_len_varint;
 
 use super::error::WriteError;
 
-/// A generous allowance for the snapshot's other fields (revision, store id).
-const SNAPSHOT_OVERHEAD: usize = 64;
-
 /// The size of an empty environment's snapshot.
-pub(super) const EMPTY_SNAPSHOT_BYTES: usize = SNAPSHOT_OVERHEAD;
+pub(super) const EMPTY_SNAPSHOT_BYTES: usize = flag_proto::SNAPSHOT_OVERHEAD_BYTES;
 
 /// Refuses growing an environment from `before` to `after` bytes past `limit`; shrinking is
 /// always allowed (see the module docs).
@@ -39,52 +34,20 @@ pub(super) fn replaced(total: usize, before: Option<usize>, after: Option<usize>
     (total + after.unwrap_or(0)).saturating_sub(before.unwrap_or(0))
 }
 
-/// Bytes `flag` adds to a snapshot: its entry in the repeated field (tag, length, message).
+/// Bytes `flag` adds to a snapshot (measured by flag-proto, which owns the wire).
 pub(super) fn flag_bytes(flag: &Flag) -> usize {
-    entry_bytes(flag_proto::v1::Flag::from(flag).encoded_len())
+    flag_proto::snapshot_flag_bytes(flag)
 }
 
 /// Bytes `segment` adds to a snapshot.
 pub(super) fn segment_bytes(segment: &Segment) -> usize {
-    entry_bytes(flag_proto::v1::Segment::from(segment).encoded_len())
+    flag_proto::snapshot_segment_bytes(segment)
 }
 
-fn entry_bytes(message: usize) -> usize {
-    1 + encoded_len_varint(message as u64) + message
-}
-
-/// The encoded size of a snapshot of `set`, at most [`SNAPSHOT_OVERHEAD`] over the exact one.
+/// The encoded size of a snapshot of `set`, at most `SNAPSHOT_OVERHEAD_BYTES` over the
+/// exact one (flag-proto's test holds it to that).
 pub(super) fn snapshot_bytes(set: &FlagSet) -> usize {
-    SNAPSHOT_OVERHEAD
+    EMPTY_SNAPSHOT_BYTES
         + set.flags.iter().map(flag_bytes).sum::<usize>()
         + set.segments.iter().map(segment_bytes).sum::<usize>()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_estimate_bounds_the_encoded_snapshot_from_above_and_closely() {
-        let mut flags: Vec<Flag> =
-            (0..300).map(|i| Flag::rollout(&format!("flag-{i}"), 10.0).unwrap()).collect();
-        flags[7].description = "x".repeat(300);
-        let segment = Segment {
-            key: "staff".into(),
-            description: String::new(),
-            included: vec!["ana".into()],
-            excluded: vec![],
-            rules: vec![],
-        };
-        let set = FlagSet { flags, segments: vec![segment] };
-        let message = flag_proto::v1::FullSnapshot {
-            revision: u64::MAX,
-            flags: set.flags.iter().map(flag_proto::v1::Flag::from).collect(),
-            segments: set.segments.iter().map(flag_proto::v1::Segment::from).collect(),
-            store_id: "0123456789abcdef".into(),
-        };
-        let exact = message.encoded_len();
-        let estimate = snapshot_bytes(&set);
-        assert!(estimate >= exact && estimate <= exact + SNAPSHOT_OVERHEAD, "{estimate} for {exact}");
-    }
 }
