@@ -435,12 +435,15 @@ mod sync;
 mod tests;
 
 pub use admin::{
-    ApplyOutcome, Authorship, BackupTotals, FlagState, HistoryPage, Killed, Listed, Written, apply_response,
-    backup_chunk, get_flag_response, history_response, kill_response, list_flags_response,
-    list_segments_response, write_response,
+    ApplyOutcome, Authorship, BackupTotals, FlagState, HistoryPage, Killed, Listed, RestoreOutcome, Written,
+    apply_response, backup_chunk, get_flag_response, history_response, kill_response, list_flags_response,
+    list_segments_response, restore_response, write_response,
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
-pub use requests::{ApplyPlan, Requests, Restore, Rollout, backup_request};
+pub use requests::{
+    ApplyPlan, Requests, Restore, RestorePlan, RestorePoint, Rollout, backup_request,
+    restore_request_from_proto,
+};
 pub use sync::{
     ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
     changes_frame, heartbeat_frame, snapshot_frame, subscribe_request,

@@ -85,6 +85,9 @@ pub(crate) enum Command {
     Apply(ApplyArgs),
     /// Print the environment as a flag file that `apply` takes back.
     Export(ExportArgs),
+    /// Put a whole environment back to how it was at an earlier revision or time, in one
+    /// transaction (each change a new version; flags killed since stay killed).
+    Restore(RestoreArgs),
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
@@ -198,6 +201,31 @@ pub(crate) struct ApplyArgs {
     /// Refuse unless the environment is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("point").required(true).args(["to_revision", "at", "ago"])))]
+pub(crate) struct RestoreArgs {
+    /// The environment to restore.
+    pub(crate) environment: String,
+    /// The revision whose state to bring back.
+    #[arg(long)]
+    pub(crate) to_revision: Option<u64>,
+    /// A time (RFC 3339, `2026-12-01T10:00:00Z`): the state of the last revision committed by then.
+    #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+    pub(crate) at: Option<std::time::SystemTime>,
+    /// How long ago (`1h`, `30m`): the state of the last revision committed by then.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) ago: Option<Duration>,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Refuse unless the environment is still at this revision (the one a dry run showed).
+    #[arg(long)]
+    pub(crate) expect_revision: Option<u64>,
+    /// Also switch back on the flags killed since that point.
+    #[arg(long)]
+    pub(crate) allow_revive: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -14,7 +14,7 @@ use crate::cli::Global;
 use crate::failure::{Failure, status_error};
 
 /// A connected client and what every command needs to know of the global options.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Server {
     /// The address as tried, for messages.
     pub(crate) address: String,
@@ -71,6 +71,11 @@ impl Server {
     }
 
     /// The requests of this environment.
+    /// The same connection, for a command that names its environment itself.
+    pub(crate) fn in_environment(&self, environment: &str) -> Server {
+        Server { environment: environment.to_owned(), ..self.clone() }
+    }
+
     pub(crate) fn requests(&self) -> Requests<'_> {
         Requests::new(&self.environment)
     }

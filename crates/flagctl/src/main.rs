@@ -11,6 +11,7 @@
 //!   what several share is below.
 //! - `reads` — the reads commands share: the environment at one revision, a page of the log.
 //! - `render` — flags, serves, history and write reports as a person reads them.
+//! - `changes` — the planned or committed changes of an apply or a restore, with diffs.
 //! - `output` — where an answer goes: text or `--json`, on stdout (a closed pipe is an error).
 //! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
 //!   `LineIndex`).
@@ -19,9 +20,10 @@
 //! flag-proto's `Requests` (`Server::requests`), and answers are read back as flag-core values
 //! through its conversions (`HistoryPage`, `Written`, `Answer` …).
 //!
-//! Imports run one way: `commands` → `reads`, `render`, `output`, `flag_file`, `connect` →
+//! Imports run one way: `commands` → `reads`, `changes` → `render`, `output`, `flag_file`, `connect` →
 //! `failure`, `cli`.
 
+mod changes;
 mod cli;
 mod commands;
 mod connect;

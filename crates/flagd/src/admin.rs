@@ -125,10 +125,22 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Whether the client still waits, for the blocking task to ask at the write's turn, and
+    /// the guard that says so: keep it until the answer is built.
+    pub(crate) fn still_wanted(self) -> (impl Fn() -> bool + Send + 'static, Presence) {
+        let Client { deadline, present } = self;
+        let still_there = present.watcher();
+        let wanted =
+            move || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
+        (wanted, present)
+    }
+}
+
 /// A flag set to false when the request's future is dropped. An `AtomicBool` in an `Arc`
 /// because the blocking task reads it on another thread, with no lock to wait for.
 #[derive(Debug, Default)]
-struct Presence(Arc<AtomicBool>);
+pub(crate) struct Presence(Arc<AtomicBool>);
 
 /// The blocking task's view of a [`Presence`].
 struct PresenceWatch(Arc<AtomicBool>);
@@ -153,7 +165,7 @@ impl PresenceWatch {
 }
 
 /// Why a write was not committed.
-enum Unwritten {
+pub(crate) enum Unwritten {
     /// Its client had gone when its turn came.
     Abandoned,
     /// The store refused or failed it.
@@ -161,7 +173,7 @@ enum Unwritten {
 }
 
 /// The request's error for a write that was not committed; an abandoned one is counted.
-fn unwritten(error: Unwritten, environment: &str, operation: &'static str) -> RequestError {
+pub(crate) fn unwritten(error: Unwritten, environment: &str, operation: &'static str) -> RequestError {
     match error {
         Unwritten::Abandoned => {
             metrics::counter!("flagd_writes_abandoned_total").increment(1);
@@ -197,7 +209,7 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn write_meta(change: Authorship) -> WriteMeta {
+pub(crate) fn write_meta(change: Authorship) -> WriteMeta {
     let Authorship { actor, reason } = change;
     WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason }
 }
@@ -456,6 +468,14 @@ impl Admin for AdminService {
             info!(%environment, changes = applied.changes.len(), revision = applied.revision, "apply committed");
         }
         Ok(Response::new(flag_proto::apply_response(applied.revision, &applied.changes, applied.kept_killed)))
+    }
+
+    #[instrument(skip_all)]
+    async fn point_in_time_restore(
+        &self,
+        request: Request<v1::PointInTimeRestoreRequest>,
+    ) -> Result<Response<v1::PointInTimeRestoreResponse>, Status> {
+        Ok(Response::new(crate::point_in_time::restore(&self.state, request).await?))
     }
 
     #[instrument(skip_all)]

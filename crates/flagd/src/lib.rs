@@ -11,6 +11,7 @@
 //!   answers through flag-proto's builders from domain values; it builds no message itself.
 //! - `status` — `RequestError`: every way a request or stream fails,
 //!   and the one mapping of errors to a gRPC status (code, message, metadata).
+//! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
@@ -50,6 +51,7 @@ mod config;
 mod evaluate;
 mod fanout;
 mod management;
+mod point_in_time;
 #[cfg(test)]
 mod queued_deadline_tests;
 mod server;

@@ -252,3 +252,41 @@ pub fn backup_chunk(data: Vec<u8>, totals: Option<BackupTotals>) -> v1::BackupCh
     let BackupTotals { total_bytes, environments, changes, flags } = totals.unwrap_or_default();
     v1::BackupChunk { data, total_bytes, environments, changes, flags }
 }
+
+/// The answer to `PointInTimeRestore`.
+pub fn restore_response(
+    restored_revision: u64,
+    restored_at_ms: Option<i64>,
+    applied: v1::ApplyResponse,
+) -> v1::PointInTimeRestoreResponse {
+    v1::PointInTimeRestoreResponse {
+        restored_revision,
+        restored_at_unix_ms: restored_at_ms.unwrap_or(0),
+        applied: Some(applied),
+    }
+}
+
+/// `PointInTimeRestore`'s answer as the client reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreOutcome {
+    /// The revision whose state was restored.
+    pub restored_revision: u64,
+    /// When it was committed (ms since the Unix epoch); `None` for revision 0.
+    pub restored_at_ms: Option<i64>,
+    /// The changes; `kept_killed` names the flags left killed.
+    pub applied: ApplyOutcome,
+}
+
+impl TryFrom<v1::PointInTimeRestoreResponse> for RestoreOutcome {
+    type Error = InvalidMessage;
+
+    fn try_from(response: v1::PointInTimeRestoreResponse) -> Result<Self, Self::Error> {
+        let v1::PointInTimeRestoreResponse { restored_revision, restored_at_unix_ms, applied } = response;
+        let applied = applied.ok_or_else(|| Path::Root("applied").invalid("the changes"))?;
+        Ok(RestoreOutcome {
+            restored_revision,
+            restored_at_ms: (restored_revision > 0).then_some(restored_at_unix_ms),
+            applied: ApplyOutcome::try_from(applied)?,
+        })
+    }
+}

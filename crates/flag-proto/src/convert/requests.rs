@@ -9,6 +9,7 @@ use flag_core as core;
 use super::admin::Authorship;
 use super::answer::attribute_to_proto;
 use super::records::millis;
+use super::{InvalidMessage, Path};
 use crate::v1;
 
 /// A new rollout for `SetRollout`.
@@ -36,6 +37,27 @@ pub struct Restore {
 pub struct ApplyPlan {
     /// Also delete the live flags and segments the set does not have.
     pub prune: bool,
+    /// Plan and validate, commit nothing.
+    pub dry_run: bool,
+    /// Refuse unless the environment is at this revision.
+    pub expected_revision: Option<u64>,
+}
+
+/// Which earlier state a point-in-time restore brings back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePoint {
+    /// The state at this revision.
+    Revision(u64),
+    /// The state at the last revision committed at or before this time (ms since the Unix
+    /// epoch).
+    At(i64),
+}
+
+/// How a point-in-time restore runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// Switch back on the flags killed since the point.
+    pub allow_revive: bool,
     /// Plan and validate, commit nothing.
     pub dry_run: bool,
     /// Refuse unless the environment is at this revision.
@@ -234,6 +256,54 @@ impl<'a> Requests<'a> {
             change: Some(by.into()),
         }
     }
+}
+
+impl Requests<'_> {
+    /// `PointInTimeRestore` to `point`.
+    pub fn point_in_time_restore(
+        &self,
+        point: RestorePoint,
+        plan: RestorePlan,
+        by: Authorship,
+    ) -> v1::PointInTimeRestoreRequest {
+        let RestorePlan { allow_revive, dry_run, expected_revision } = plan;
+        let point = match point {
+            RestorePoint::Revision(revision) => {
+                v1::point_in_time_restore_request::Point::ToRevision(revision)
+            }
+            RestorePoint::At(ms) => v1::point_in_time_restore_request::Point::AtUnixMs(ms),
+        };
+        v1::PointInTimeRestoreRequest {
+            environment: self.environment(),
+            point: Some(point),
+            allow_revive,
+            dry_run,
+            expected_revision,
+            change: Some(by.into()),
+        }
+    }
+}
+
+/// `PointInTimeRestore`'s request as the server reads it: the point and the plan.
+pub fn restore_request_from_proto(
+    request: v1::PointInTimeRestoreRequest,
+) -> Result<(String, RestorePoint, RestorePlan, Authorship), InvalidMessage> {
+    let v1::PointInTimeRestoreRequest {
+        environment,
+        point,
+        allow_revive,
+        dry_run,
+        expected_revision,
+        change,
+    } = request;
+    let point = match point {
+        Some(v1::point_in_time_restore_request::Point::ToRevision(revision)) => {
+            RestorePoint::Revision(revision)
+        }
+        Some(v1::point_in_time_restore_request::Point::AtUnixMs(ms)) => RestorePoint::At(ms),
+        None => return Err(Path::Root("point").invalid("to_revision or at_unix_ms")),
+    };
+    Ok((environment, point, RestorePlan { allow_revive, dry_run, expected_revision }, change.into()))
 }
 
 /// `Backup` (of the whole store: no environment).

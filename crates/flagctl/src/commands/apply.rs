@@ -1,37 +1,23 @@
 //! Apply: make the environment match a flag file, showing what changes.
 
 use anyhow::Context as _;
-use flag_core::{AppliedChange, FlagSet, Operation, Subject};
+use flag_core::FlagSet;
 use flag_proto::{ApplyOutcome, ApplyPlan, Authorship};
 use serde::Serialize;
-use similar::{ChangeTag, TextDiff};
 
+use crate::changes;
 use crate::cli::ApplyArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 use crate::flag_file::FlagFile;
 use crate::output::Output;
 use crate::reads::{self, MALFORMED};
-use crate::render::as_in_file;
-
-#[derive(Debug, Serialize)]
-struct Planned {
-    kind: &'static str,
-    key: String,
-    operation: &'static str,
-    version: u64,
-    /// The content before and after, as the file format has it (`null` when absent).
-    before: serde_json::Value,
-    after: serde_json::Value,
-    #[serde(skip)]
-    diff: String,
-}
 
 #[derive(Debug, Serialize)]
 struct Applied {
     dry_run: bool,
     revision: u64,
-    changes: Vec<Planned>,
+    changes: Vec<changes::Planned>,
     kept_killed: Vec<String>,
 }
 
@@ -65,8 +51,12 @@ pub(crate) async fn apply(
         .await?;
     let ApplyOutcome { revision, changes, kept_killed } =
         ApplyOutcome::try_from(response).context(MALFORMED)?;
-    let applied =
-        Applied { dry_run, revision, changes: changes.into_iter().map(planned).collect(), kept_killed };
+    let applied = Applied {
+        dry_run,
+        revision,
+        changes: changes.into_iter().map(changes::planned).collect(),
+        kept_killed,
+    };
     out.print(&applied, || summary(&applied, &file.name, &server.environment))
 }
 
@@ -99,65 +89,8 @@ fn server_path(path: &str, merged: &FlagSet) -> String {
         .unwrap_or_else(|| path.to_owned())
 }
 
-fn planned(change: AppliedChange) -> Planned {
-    let AppliedChange { kind, key, operation, version, before, after } = change;
-    let operation = match operation {
-        Operation::Create => "create",
-        Operation::Delete => "delete",
-        _ => "update",
-    };
-    let json = |subject: Option<Subject>| match subject {
-        Some(Subject::Flag(flag)) => to_json(&as_in_file(flag)),
-        Some(Subject::Segment(segment)) => to_json(&segment),
-        None => serde_json::Value::Null,
-    };
-    let (before, after) = (json(before), json(after));
-    let diff = diff(&yaml(&before), &yaml(&after));
-    Planned {
-        kind: if kind == flag_core::SubjectKind::Segment { "segment" } else { "flag" },
-        key,
-        operation,
-        version,
-        before,
-        after,
-        diff,
-    }
-}
-
-fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
-}
-
-fn yaml(value: &serde_json::Value) -> String {
-    if value.is_null() { String::new() } else { serde_yaml_ng::to_string(value).unwrap_or_default() }
-}
-
-/// The changed lines with two lines of context around each, `-` before and `+` after.
-fn diff(before: &str, after: &str) -> String {
-    let diff = TextDiff::from_lines(before, after);
-    let mut lines = Vec::new();
-    for (index, group) in diff.grouped_ops(2).iter().enumerate() {
-        if index > 0 {
-            lines.push("      …".to_owned());
-        }
-        for op in group {
-            for change in diff.iter_changes(op) {
-                let sign = match change.tag() {
-                    ChangeTag::Delete => '-',
-                    ChangeTag::Insert => '+',
-                    ChangeTag::Equal => ' ',
-                };
-                lines.push(format!("      {sign} {}", change.value().trim_end()));
-            }
-        }
-    }
-    lines.join("\n")
-}
-
 fn summary(applied: &Applied, file: &str, environment: &str) -> String {
-    let kept_killed = applied.kept_killed.iter().map(|key| {
-        format!("  ! flag {key} is killed and stays killed: `flagctl revive {key}` switches it back on")
-    });
+    let kept_killed = applied.kept_killed.iter().map(|key| changes::kept_killed(key));
     if applied.changes.is_empty() {
         let revision = applied.revision;
         let mut lines =
@@ -165,18 +98,7 @@ fn summary(applied: &Applied, file: &str, environment: &str) -> String {
         lines.extend(kept_killed);
         return lines.join("\n");
     }
-    let mut lines = Vec::new();
-    for change in &applied.changes {
-        let sign = match change.operation {
-            "create" => '+',
-            "delete" => '-',
-            _ => '~',
-        };
-        lines.push(format!("  {sign} {} {} ({})", change.kind, change.key, change.operation));
-        if change.operation == "update" && !change.diff.is_empty() {
-            lines.push(change.diff.clone());
-        }
-    }
+    let mut lines = changes::lines(&applied.changes);
     lines.extend(kept_killed);
     let count = applied.changes.len();
     let noun = if count == 1 { "change" } else { "changes" };

@@ -7,6 +7,7 @@ mod export;
 mod history;
 mod kill;
 mod read;
+mod restore;
 mod watch;
 mod write;
 
@@ -39,6 +40,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&server, &out, args).await,
         Command::Apply(args) => apply::apply(&server, &out, args, change).await,
         Command::Export(args) => export::export(&server, args, out.json).await,
+        Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) => Ok(()),
     }

@@ -278,7 +278,6 @@ impl Store {
 
     /// Makes `environment` what it was at an earlier revision, in one durable transaction
     /// (see `restore`), unless `wanted()` no longer holds when its turn comes (`None`).
-    #[allow(dead_code)] // the Admin restore call comes next
     pub(crate) fn restore_if(
         &self,
         environment: &str,
@@ -356,7 +355,6 @@ impl Store {
 
     /// The environment's last revision committed at or before `time_ms` (ms since the Unix
     /// epoch); 0 when it had none then.
-    #[allow(dead_code)] // the Admin diff and restore calls come next
     pub(crate) fn revision_at(&self, environment: &str, time_ms: i64) -> Result<u64, StoreError> {
         self.inner.handle.run(|db| past::revision_at(db, environment, time_ms))
     }

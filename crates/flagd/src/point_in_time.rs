@@ -1,0 +1,53 @@
+//! `Admin.PointInTimeRestore`: an environment made what it was at an earlier revision or
+//! time, through the store's restore (one apply), then published like an apply.
+
+use std::sync::Arc;
+
+use flag_proto::{RestorePlan, RestorePoint, environment_or_default, v1};
+use tonic::Request;
+use tracing::info;
+
+use crate::admin::{Client, Unwritten, unwritten, write_meta};
+use crate::state::State;
+use crate::status::RequestError;
+use crate::store::{Restore, Restored};
+
+/// Restores the environment `request` names; see the module docs.
+pub(crate) async fn restore(
+    state: &Arc<State>,
+    request: Request<v1::PointInTimeRestoreRequest>,
+) -> Result<v1::PointInTimeRestoreResponse, RequestError> {
+    let (wanted, present) = Client::of(&request).still_wanted();
+    let (environment, point, plan, change) = flag_proto::restore_request_from_proto(request.into_inner())?;
+    let environment = environment_or_default(&environment).to_owned();
+    let meta = write_meta(change);
+    let RestorePlan { allow_revive, dry_run, expected_revision } = plan;
+    let (state, target) = (Arc::clone(state), environment.clone());
+    let restored = tokio::task::spawn_blocking(move || {
+        let to_revision = match point {
+            RestorePoint::Revision(revision) => revision,
+            RestorePoint::At(ms) => {
+                state.store.revision_at(&target, ms).map_err(crate::store::WriteError::from)?
+            }
+        };
+        let restore = Restore { to_revision, allow_revive, dry_run, expected_revision };
+        let Some(restored) = state.store.restore_if(&target, restore, &meta, &wanted)? else {
+            return Err(Unwritten::Abandoned);
+        };
+        if let Some(last) = &restored.applied.last {
+            // Like an apply: one publication, streams catch up over the gap.
+            state.hub.publish(&target, last);
+        }
+        Ok(restored)
+    })
+    .await?
+    .map_err(|error| unwritten(error, &environment, "restore"))?;
+    drop(present);
+    let Restored { to_revision, to_committed_ms, applied } = restored;
+    if applied.last.is_some() {
+        metrics::counter!("flagd_writes_total", "operation" => "restore").increment(1);
+        info!(%environment, to_revision, changes = applied.changes.len(), revision = applied.revision, "restore committed");
+    }
+    let applied = flag_proto::apply_response(applied.revision, &applied.changes, applied.kept_killed);
+    Ok(flag_proto::restore_response(to_revision, to_committed_ms, applied))
+}
