@@ -428,6 +428,7 @@ pub fn flag_set_from_proto(
 
 mod admin;
 mod answer;
+mod diff;
 mod records;
 mod requests;
 mod sync;
@@ -440,9 +441,9 @@ pub use admin::{
     list_segments_response, restore_response, write_response,
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
+pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_response};
 pub use requests::{
-    ApplyPlan, Requests, Restore, RestorePlan, RestorePoint, Rollout, backup_request,
-    restore_request_from_proto,
+    ApplyPlan, Point, Requests, Restore, RestorePlan, Rollout, backup_request, restore_request_from_proto,
 };
 pub use sync::{
     ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,

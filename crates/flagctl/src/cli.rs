@@ -9,8 +9,8 @@ use clap_complete::Shell;
 /// Exit codes, documented once for `--help` and the README.
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  done
-  1  any other failure (the message says what)
+  0  done (`diff`: the two sides are the same)
+  1  any other failure (the message says what); `diff`: the two sides differ
   2  bad command line
   3  flag, segment or version not found
   4  invalid input (the message names the field, and the line for `apply`)
@@ -85,6 +85,10 @@ pub(crate) enum Command {
     Apply(ApplyArgs),
     /// Print the environment as a flag file that `apply` takes back.
     Export(ExportArgs),
+    /// What differs between two environments, or one at two points (`production@r120`,
+    /// `production@2026-12-01T10:00:00Z`, `production@-1h`), flag by flag and field by field.
+    /// Exits 0 when they are the same, 1 when they differ.
+    Diff(DiffArgs),
     /// Put a whole environment back to how it was at an earlier revision or time, in one
     /// transaction (each change a new version; flags killed since stay killed).
     Restore(RestoreArgs),
@@ -201,6 +205,16 @@ pub(crate) struct ApplyArgs {
     /// Refuse unless the environment is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The side compared from: `ENV`, `ENV@rN`, `ENV@TIME` (RFC 3339) or `ENV@-DURATION`.
+    pub(crate) from: String,
+    /// The side compared to, in the same form.
+    pub(crate) to: String,
+    /// Only these flags and segments.
+    pub(crate) keys: Vec<String>,
 }
 
 #[derive(Debug, Args)]

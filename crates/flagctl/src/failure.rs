@@ -30,6 +30,9 @@ pub(crate) enum Failure {
     /// flagd's store cannot commit now (disk full, I/O error); nothing was applied.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// `diff` found differences: exit 1, like `diff(1)`, with nothing more to say.
+    #[error("the two sides differ")]
+    Differs,
     /// A write timed out here, and flagd may still commit it.
     #[error("{}", outcome_unknown(*revision))]
     OutcomeUnknown { revision: Option<u64> },
@@ -50,6 +53,7 @@ fn outcome_unknown(revision: Option<u64>) -> String {
 impl Failure {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
+            Failure::Differs => 1,
             Failure::NotFound(_) => 3,
             Failure::Invalid(_) => 4,
             Failure::Conflict(_) => 5,

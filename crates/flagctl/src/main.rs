@@ -52,6 +52,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`flagctl log | head`): not a failure of the command.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        // The differences are the output: nothing to add on stderr.
+        Err(error) if matches!(error.downcast_ref::<Failure>(), Some(Failure::Differs)) => ExitCode::from(1),
         Err(error) => {
             eprintln!("flagctl: {error:#}");
             let code = error.downcast_ref::<Failure>().map_or(1, Failure::exit_code);

@@ -479,6 +479,11 @@ impl Admin for AdminService {
     }
 
     #[instrument(skip_all)]
+    async fn diff(&self, request: Request<v1::DiffRequest>) -> Result<Response<v1::DiffResponse>, Status> {
+        Ok(Response::new(crate::environment_diff::diff(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
     async fn evaluate(
         &self,
         request: Request<v1::EvaluateRequest>,

@@ -12,6 +12,7 @@
 //! - `status` — `RequestError`: every way a request or stream fails,
 //!   and the one mapping of errors to a gRPC status (code, message, metadata).
 //! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore.
+//! - `environment_diff` — `Admin.Diff`: two sides from one read, compared by flag-core.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
@@ -48,6 +49,7 @@ mod acks;
 mod admin;
 mod auth;
 mod config;
+mod environment_diff;
 mod evaluate;
 mod fanout;
 mod management;

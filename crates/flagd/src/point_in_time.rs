@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flag_proto::{RestorePlan, RestorePoint, environment_or_default, v1};
+use flag_proto::{Point, RestorePlan, environment_or_default, v1};
 use tonic::Request;
 use tracing::info;
 
@@ -25,10 +25,8 @@ pub(crate) async fn restore(
     let (state, target) = (Arc::clone(state), environment.clone());
     let restored = tokio::task::spawn_blocking(move || {
         let to_revision = match point {
-            RestorePoint::Revision(revision) => revision,
-            RestorePoint::At(ms) => {
-                state.store.revision_at(&target, ms).map_err(crate::store::WriteError::from)?
-            }
+            Point::Revision(revision) => revision,
+            Point::At(ms) => state.store.revision_at(&target, ms).map_err(crate::store::WriteError::from)?,
         };
         let restore = Restore { to_revision, allow_revive, dry_run, expected_revision };
         let Some(restored) = state.store.restore_if(&target, restore, &meta, &wanted)? else {

@@ -43,9 +43,9 @@ pub struct ApplyPlan {
     pub expected_revision: Option<u64>,
 }
 
-/// Which earlier state a point-in-time restore brings back.
+/// An earlier state of an environment: what a restore brings back, or a side of a diff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RestorePoint {
+pub enum Point {
     /// The state at this revision.
     Revision(u64),
     /// The state at the last revision committed at or before this time (ms since the Unix
@@ -262,16 +262,14 @@ impl Requests<'_> {
     /// `PointInTimeRestore` to `point`.
     pub fn point_in_time_restore(
         &self,
-        point: RestorePoint,
+        point: Point,
         plan: RestorePlan,
         by: Authorship,
     ) -> v1::PointInTimeRestoreRequest {
         let RestorePlan { allow_revive, dry_run, expected_revision } = plan;
         let point = match point {
-            RestorePoint::Revision(revision) => {
-                v1::point_in_time_restore_request::Point::ToRevision(revision)
-            }
-            RestorePoint::At(ms) => v1::point_in_time_restore_request::Point::AtUnixMs(ms),
+            Point::Revision(revision) => v1::point_in_time_restore_request::Point::ToRevision(revision),
+            Point::At(ms) => v1::point_in_time_restore_request::Point::AtUnixMs(ms),
         };
         v1::PointInTimeRestoreRequest {
             environment: self.environment(),
@@ -287,7 +285,7 @@ impl Requests<'_> {
 /// `PointInTimeRestore`'s request as the server reads it: the point and the plan.
 pub fn restore_request_from_proto(
     request: v1::PointInTimeRestoreRequest,
-) -> Result<(String, RestorePoint, RestorePlan, Authorship), InvalidMessage> {
+) -> Result<(String, Point, RestorePlan, Authorship), InvalidMessage> {
     let v1::PointInTimeRestoreRequest {
         environment,
         point,
@@ -297,10 +295,8 @@ pub fn restore_request_from_proto(
         change,
     } = request;
     let point = match point {
-        Some(v1::point_in_time_restore_request::Point::ToRevision(revision)) => {
-            RestorePoint::Revision(revision)
-        }
-        Some(v1::point_in_time_restore_request::Point::AtUnixMs(ms)) => RestorePoint::At(ms),
+        Some(v1::point_in_time_restore_request::Point::ToRevision(revision)) => Point::Revision(revision),
+        Some(v1::point_in_time_restore_request::Point::AtUnixMs(ms)) => Point::At(ms),
         None => return Err(Path::Root("point").invalid("to_revision or at_unix_ms")),
     };
     Ok((environment, point, RestorePlan { allow_revive, dry_run, expected_revision }, change.into()))

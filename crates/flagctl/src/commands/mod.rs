@@ -2,6 +2,7 @@
 //! outside this directory (`reads`, `render`, `output`), never each other's modules.
 
 mod apply;
+mod diff;
 mod eval;
 mod export;
 mod history;
@@ -40,6 +41,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&server, &out, args).await,
         Command::Apply(args) => apply::apply(&server, &out, args, change).await,
         Command::Export(args) => export::export(&server, args, out.json).await,
+        Command::Diff(args) => diff::diff(&server, &out, args).await,
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) => Ok(()),

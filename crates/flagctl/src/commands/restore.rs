@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use flag_proto::{ApplyOutcome, Authorship, RestoreOutcome, RestorePlan, RestorePoint};
+use flag_proto::{ApplyOutcome, Authorship, Point, RestoreOutcome, RestorePlan};
 use serde::Serialize;
 
 use crate::changes::{self, Planned};
@@ -35,11 +35,11 @@ pub(crate) async fn restore(
 ) -> anyhow::Result<()> {
     let RestoreArgs { environment, to_revision, at, ago, dry_run, expect_revision, allow_revive } = args;
     let point = match (to_revision, at, ago) {
-        (Some(revision), _, _) => RestorePoint::Revision(revision),
-        (None, Some(at), _) => RestorePoint::At(unix_ms(at, "--at")?),
+        (Some(revision), _, _) => Point::Revision(revision),
+        (None, Some(at), _) => Point::At(unix_ms(at, "--at")?),
         (None, None, Some(ago)) => {
             let at = SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH);
-            RestorePoint::At(unix_ms(at, "--ago")?)
+            Point::At(unix_ms(at, "--ago")?)
         }
         (None, None, None) => return Err(Failure::Invalid("give --to-revision, --at or --ago".into()).into()),
     };

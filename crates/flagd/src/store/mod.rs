@@ -340,15 +340,14 @@ impl Store {
     }
 
     /// The environment as it was at `revision` (see `past`); refused when the environment
-    /// has not reached it.
-    #[allow(dead_code)] // the Admin diff and restore calls come next
+    /// has not reached it. (The server reads the past through `sides` and `restore_if`.)
+    #[cfg(test)]
     pub(crate) fn environment_at(&self, environment: &str, revision: u64) -> Result<Past, PastError> {
         self.inner.handle.run(|db| past::environment_at(db, environment, revision))
     }
 
     /// Two environments, each at a revision or as it is now, from one read transaction: a
     /// diff of the two compares states that both existed at once.
-    #[allow(dead_code)] // the Admin diff call comes next
     pub(crate) fn sides(&self, from: Side<'_>, to: Side<'_>) -> Result<(Past, Past), PastError> {
         self.inner.handle.run(|db| past::sides(db, from, to))
     }
