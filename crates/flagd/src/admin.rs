@@ -2,18 +2,18 @@
 //! is then published to the streams.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flag_core::{Flag, Segment};
 use flag_proto::v1::{self, admin_server::Admin};
-use flag_proto::{Authorship, BackupTotals, GRPC_TIMEOUT_KEY, environment_or_default};
+use flag_proto::{Authorship, BackupTotals, environment_or_default};
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
 use crate::state::State;
 use crate::status::RequestError;
-use crate::store::{Batch, Committed, Store, StoreError, WriteError, WriteMeta, WriteOp};
+use crate::store::{Batch, Committed, Store, StoreError, WriteOp};
+use crate::write_client::{Client, Unwritten, unwritten, write_meta};
 
 /// Default and largest history page.
 const PAGE_SIZE: (u32, u32) = (50, 1000);
@@ -47,11 +47,8 @@ impl AdminService {
         let state = Arc::clone(&self.state);
         let target = environment.clone();
         let started = Instant::now();
-        let Client { deadline, present } = client;
-        let still_there = present.watcher();
+        let (wanted, present) = client.still_wanted();
         let committed = tokio::task::spawn_blocking(move || {
-            let wanted =
-                || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
             let Some(committed) = state.store.write_if(&target, op, &meta, &wanted)? else {
                 return Err(Unwritten::Abandoned);
             };
@@ -96,122 +93,6 @@ impl AdminService {
         let store = self.state.store.clone();
         Ok(tokio::task::spawn_blocking(move || read(&store)).await.map_err(RequestError::from)??)
     }
-}
-
-/// What the writer needs to know of the client that asked for a write: whether it still
-/// waits for the answer. A write is queued behind others; one whose client has gone by its
-/// turn (its `grpc-timeout` passed, or the call was cancelled) is not committed, so a client
-/// told "timed out" is not surprised by a change minutes later.
-#[derive(Debug)]
-pub(crate) struct Client {
-    /// From the `grpc-timeout` header, counted from when the request arrived.
-    deadline: Option<Instant>,
-    /// Cleared when the request future is dropped: tonic drops it when the call is
-    /// cancelled or the connection goes.
-    present: Presence,
-}
-
-impl Client {
-    pub(crate) fn of<T>(request: &Request<T>) -> Client {
-        let timeout = request
-            .metadata()
-            .get(GRPC_TIMEOUT_KEY)
-            .and_then(|value| value.to_str().ok())
-            .and_then(grpc_timeout);
-        Client {
-            deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
-            present: Presence::default(),
-        }
-    }
-}
-
-impl Client {
-    /// Whether the client still waits, for the blocking task to ask at the write's turn, and
-    /// the guard that says so: keep it until the answer is built.
-    pub(crate) fn still_wanted(self) -> (impl Fn() -> bool + Send + 'static, Presence) {
-        let Client { deadline, present } = self;
-        let still_there = present.watcher();
-        let wanted =
-            move || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
-        (wanted, present)
-    }
-}
-
-/// A flag set to false when the request's future is dropped. An `AtomicBool` in an `Arc`
-/// because the blocking task reads it on another thread, with no lock to wait for.
-#[derive(Debug, Default)]
-pub(crate) struct Presence(Arc<AtomicBool>);
-
-/// The blocking task's view of a [`Presence`].
-struct PresenceWatch(Arc<AtomicBool>);
-
-impl Presence {
-    fn watcher(&self) -> PresenceWatch {
-        self.0.store(true, Ordering::SeqCst);
-        PresenceWatch(Arc::clone(&self.0))
-    }
-}
-
-impl Drop for Presence {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-impl PresenceWatch {
-    fn present(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Why a write was not committed.
-pub(crate) enum Unwritten {
-    /// Its client had gone when its turn came.
-    Abandoned,
-    /// The store refused or failed it.
-    Failed(WriteError),
-}
-
-/// The request's error for a write that was not committed; an abandoned one is counted.
-pub(crate) fn unwritten(error: Unwritten, environment: &str, operation: &'static str) -> RequestError {
-    match error {
-        Unwritten::Abandoned => {
-            metrics::counter!("flagd_writes_abandoned_total").increment(1);
-            info!(%environment, operation, "client gone before its write's turn; nothing written");
-            RequestError::Abandoned
-        }
-        Unwritten::Failed(error) => RequestError::Write(error),
-    }
-}
-
-impl From<WriteError> for Unwritten {
-    fn from(error: WriteError) -> Self {
-        Unwritten::Failed(error)
-    }
-}
-
-/// A `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n); `None` when it is
-/// not one (then the write has no deadline, as without the header).
-fn grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-pub(crate) fn write_meta(change: Authorship) -> WriteMeta {
-    let Authorship { actor, reason } = change;
-    WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason }
 }
 
 /// The `operation` label of `flagd_writes_total`.
@@ -428,7 +309,7 @@ impl Admin for AdminService {
 
     #[instrument(skip_all)]
     async fn apply(&self, request: Request<v1::ApplyRequest>) -> Result<Response<v1::ApplyResponse>, Status> {
-        let Client { deadline, present } = Client::of(&request);
+        let (wanted, present) = Client::of(&request).still_wanted();
         let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
             request.into_inner();
         let set = flag_proto::flag_set_from_proto(flags, segments).map_err(RequestError::from)?;
@@ -445,10 +326,7 @@ impl Admin for AdminService {
         let meta = write_meta(change.into());
         let state = Arc::clone(&self.state);
         let target = environment.clone();
-        let still_there = present.watcher();
         let applied = tokio::task::spawn_blocking(move || {
-            let wanted =
-                || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
             let Some(applied) = state.store.apply_if(&target, batch, &meta, &wanted)? else {
                 return Err(Unwritten::Abandoned);
             };
@@ -562,32 +440,4 @@ fn backup_path(data: &std::path::Path) -> std::path::PathBuf {
     let name =
         data.file_name().map_or_else(|| "flags.redb".into(), |name| name.to_string_lossy().into_owned());
     data.with_file_name(format!(".{name}.backup-{}-{n}", std::process::id()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_values_in_every_unit_and_refusals() {
-        assert_eq!(grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(grpc_timeout("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        assert_eq!(grpc_timeout("9n"), Some(Duration::from_nanos(9)));
-        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
-            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_dropped_request_is_seen_as_gone() {
-        let client = Client::of(&Request::new(()));
-        assert!(client.deadline.is_none());
-        let watch = client.present.watcher();
-        assert!(watch.present());
-        drop(client);
-        assert!(!watch.present());
-    }
 }

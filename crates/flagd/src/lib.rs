@@ -11,6 +11,8 @@
 //!   answers through flag-proto's builders from domain values; it builds no message itself.
 //! - `status` — `RequestError`: every way a request or stream fails,
 //!   and the one mapping of errors to a gRPC status (code, message, metadata).
+//! - `write_client` — what a write knows of its client (its deadline, whether it is still
+//!   there), so a write whose client has gone is not committed; shared by the writing calls.
 //! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore.
 //! - `environment_diff` — `Admin.Diff`: two sides from one read, compared by flag-core.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
@@ -64,6 +66,7 @@ mod store_check;
 mod sync;
 mod tls;
 mod watch_stream;
+mod write_client;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};

@@ -7,10 +7,10 @@ use flag_proto::{Point, RestorePlan, environment_or_default, v1};
 use tonic::Request;
 use tracing::info;
 
-use crate::admin::{Client, Unwritten, unwritten, write_meta};
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Restore, Restored};
+use crate::write_client::{Client, Unwritten, unwritten, write_meta};
 
 /// Restores the environment `request` names; see the module docs.
 pub(crate) async fn restore(
