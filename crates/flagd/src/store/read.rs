@@ -14,47 +14,21 @@ use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
 /// What a client at some revision needs to catch up; see [`changes_since`].
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ChangesSince {
-    /// Everything changed after `from_revision` up to `revision`, coalesced: each changed key
-    /// once, with its current content, or listed as deleted. A key created and deleted
-    /// within the range is not listed at all: the client never had it.
-    Delta {
-        /// The revision the client has.
-        from_revision: u64,
-        /// The revision the delta brings it to.
-        revision: u64,
-        /// Flags created or changed, by key.
-        upserted_flags: Vec<Flag>,
-        /// Keys of flags the client has that no longer exist, sorted.
-        deleted_flags: Vec<String>,
-        /// Segments created or changed, by key.
-        upserted_segments: Vec<Segment>,
-        /// Keys of segments the client has that no longer exist, sorted.
-        deleted_segments: Vec<String>,
-    },
+    /// Everything changed after the batch's `from_revision` up to its `revision`,
+    /// coalesced: each changed key once, with its current content, or listed as deleted
+    /// (deleted keys sorted). A key created and deleted within the range is not listed at
+    /// all: the client never had it.
+    Delta(ChangeBatch),
     /// The revision is 0, in the future (another store, or a reset one), or further behind
     /// than the resume window: the client needs a full snapshot.
     TooOld,
 }
 
 impl ChangesSince {
-    /// The delta as the batch a follower applies; `None` when it needs a snapshot.
+    /// The delta a follower applies; `None` when it needs a snapshot.
     pub(crate) fn into_batch(self) -> Option<ChangeBatch> {
         match self {
-            ChangesSince::Delta {
-                from_revision,
-                revision,
-                upserted_flags,
-                deleted_flags,
-                upserted_segments,
-                deleted_segments,
-            } => Some(ChangeBatch {
-                from_revision,
-                revision,
-                upserted_flags,
-                deleted_flags,
-                upserted_segments,
-                deleted_segments,
-            }),
+            ChangesSince::Delta(batch) => Some(batch),
             ChangesSince::TooOld => None,
         }
     }
@@ -184,14 +158,14 @@ pub(super) fn changes_since(
             (None, SubjectKind::Segment) => deleted_segments.push(key),
         }
     }
-    Ok(ChangesSince::Delta {
+    Ok(ChangesSince::Delta(ChangeBatch {
         from_revision: since,
         revision,
         upserted_flags,
         deleted_flags,
         upserted_segments,
         deleted_segments,
-    })
+    }))
 }
 
 /// A live row of `table`.

@@ -1,6 +1,6 @@
 //! Put, get, list, delete, history and reopening.
 
-use flag_core::{FlagKind, FlagSet, Operation};
+use flag_core::{ChangeBatch, FlagKind, FlagSet, Operation};
 
 use super::*;
 use crate::store::StoreOptions;
@@ -243,7 +243,7 @@ fn everything_survives_closing_and_reopening_the_file() {
     assert_eq!(store.environments().unwrap(), ["production", "staging"]);
     assert!(matches!(
         store.changes_since(ENV, 2).unwrap(),
-        crate::store::ChangesSince::Delta { revision: 5, .. }
+        crate::store::ChangesSince::Delta(ChangeBatch { revision: 5, .. })
     ));
     // The reopened writer continues where the file left off.
     let next = write(&store, WriteOp::Revive { key: "chat".into(), expected_version: Some(2) }).unwrap();

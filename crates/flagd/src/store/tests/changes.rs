@@ -2,21 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use flag_core::FlagSet;
+use flag_core::{ChangeBatch, FlagSet};
 
 use super::*;
 use crate::store::ChangesSince;
 
 /// Applies a delta to a client's copy, as an SDK would.
 fn apply(mut set: FlagSet, delta: ChangesSince) -> (u64, FlagSet) {
-    let ChangesSince::Delta {
+    let ChangesSince::Delta(ChangeBatch {
         revision,
         upserted_flags,
         deleted_flags,
         upserted_segments,
         deleted_segments,
         ..
-    } = delta
+    }) = delta
     else {
         panic!("expected a delta");
     };
@@ -58,14 +58,14 @@ fn a_delta_lists_each_changed_key_once_in_its_current_state() {
         )
         .unwrap();
 
-    let ChangesSince::Delta {
+    let ChangesSince::Delta(ChangeBatch {
         from_revision,
         revision,
         upserted_flags,
         deleted_flags,
         upserted_segments,
         deleted_segments,
-    } = store.changes_since(ENV, since).unwrap()
+    }) = store.changes_since(ENV, since).unwrap()
     else {
         panic!("expected a delta");
     };
@@ -84,14 +84,14 @@ fn a_delta_lists_each_changed_key_once_in_its_current_state() {
     let current = store.revision(ENV).unwrap();
     assert_eq!(
         store.changes_since(ENV, current).unwrap(),
-        ChangesSince::Delta {
+        ChangesSince::Delta(ChangeBatch {
             from_revision: current,
             revision: current,
             upserted_flags: vec![],
             deleted_flags: vec![],
             upserted_segments: vec![],
             deleted_segments: vec![],
-        },
+        }),
         "an up-to-date client gets an empty delta"
     );
 }
@@ -113,7 +113,7 @@ fn too_old_for_zero_the_future_and_beyond_the_window() {
     assert_eq!(store.changes_since(ENV, 1).unwrap(), ChangesSince::TooOld, "4 behind, window 3");
     assert!(matches!(
         store.changes_since(ENV, 2).unwrap(),
-        ChangesSince::Delta { from_revision: 2, revision: 5, .. }
+        ChangesSince::Delta(ChangeBatch { from_revision: 2, revision: 5, .. })
     ));
 }
 

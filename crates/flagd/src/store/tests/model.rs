@@ -16,7 +16,7 @@ mod rules;
 
 use std::path::Path;
 
-use flag_core::{AppliedChange, Flag, FlagSet, HistoryEntry, Prerequisite, Subject};
+use flag_core::{AppliedChange, ChangeBatch, Flag, FlagSet, HistoryEntry, Prerequisite, Subject};
 use proptest::prelude::*;
 use proptest::{bool::weighted, collection::vec, option, sample::select};
 
@@ -466,14 +466,14 @@ fn untimed(flag: &Flag) -> Flag {
 fn delta(changes: ChangesSince) -> Option<Delta> {
     match changes {
         ChangesSince::TooOld => None,
-        ChangesSince::Delta {
+        ChangesSince::Delta(ChangeBatch {
             from_revision: _,
             revision,
             upserted_flags,
             deleted_flags,
             upserted_segments,
             deleted_segments,
-        } => Some(Delta {
+        }) => Some(Delta {
             revision,
             upserted_flags: upserted_flags.iter().map(untimed).collect(),
             deleted_flags,
