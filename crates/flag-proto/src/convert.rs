@@ -429,6 +429,7 @@ pub fn flag_set_from_proto(
 mod admin;
 mod answer;
 mod diff;
+mod promote;
 mod records;
 mod requests;
 mod sync;
@@ -442,6 +443,9 @@ pub use admin::{
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
 pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_response};
+pub use promote::{
+    Part, PromoteAsk, PromoteOutcome, promote_request, promote_request_from_proto, promote_response,
+};
 pub use requests::{
     ApplyPlan, Point, Requests, Restore, RestorePlan, Rollout, backup_request, restore_request_from_proto,
 };

@@ -89,6 +89,9 @@ pub(crate) enum Command {
     /// `production@2026-12-01T10:00:00Z`, `production@-1h`), flag by flag and field by field.
     /// Exits 0 when they are the same, 1 when they differ.
     Diff(DiffArgs),
+    /// Promote flags from one environment to another — their rules, default, variants,
+    /// prerequisites and metadata, never the kill state — in one transaction on the target.
+    Promote(PromoteArgs),
     /// Put a whole environment back to how it was at an earlier revision or time, in one
     /// transaction (each change a new version; flags killed since stay killed).
     Restore(RestoreArgs),
@@ -205,6 +208,40 @@ pub(crate) struct ApplyArgs {
     /// Refuse unless the environment is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["keys", "all"])))]
+pub(crate) struct PromoteArgs {
+    /// The flags to promote.
+    pub(crate) keys: Vec<String>,
+    /// Every flag of the source.
+    #[arg(long, conflicts_with = "keys")]
+    pub(crate) all: bool,
+    /// The environment promoted from.
+    #[arg(long)]
+    pub(crate) from: String,
+    /// The environment promoted to.
+    #[arg(long)]
+    pub(crate) to: String,
+    /// Only these parts (comma-separated): rules, default, variants, prerequisites, metadata.
+    #[arg(long, value_delimiter = ',', value_parser = part)]
+    pub(crate) only: Vec<flag_proto::Part>,
+    /// Flags left out (comma-separated, or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) except: Vec<String>,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Refuse unless the target is still at this revision (the one a dry run showed).
+    #[arg(long)]
+    pub(crate) expect_revision: Option<u64>,
+}
+
+fn part(name: &str) -> Result<flag_proto::Part, String> {
+    flag_proto::Part::named(name).ok_or_else(|| {
+        format!("expected rules, default, variants, prerequisites or metadata, found {name:?}")
+    })
 }
 
 #[derive(Debug, Args)]

@@ -362,6 +362,14 @@ impl Admin for AdminService {
     }
 
     #[instrument(skip_all)]
+    async fn promote(
+        &self,
+        request: Request<v1::PromoteRequest>,
+    ) -> Result<Response<v1::PromoteResponse>, Status> {
+        Ok(Response::new(crate::environment_promote::promote(&self.state, request).await?))
+    }
+
+    #[instrument(skip_all)]
     async fn evaluate(
         &self,
         request: Request<v1::EvaluateRequest>,

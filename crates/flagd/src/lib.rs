@@ -15,6 +15,7 @@
 //!   there), so a write whose client has gone is not committed; shared by the writing calls.
 //! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore.
 //! - `environment_diff` — `Admin.Diff`: two sides from one read, compared by flag-core.
+//! - `environment_promote` — `Admin.Promote`, through the store's promote.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
@@ -52,6 +53,7 @@ mod admin;
 mod auth;
 mod config;
 mod environment_diff;
+mod environment_promote;
 mod evaluate;
 mod fanout;
 mod management;

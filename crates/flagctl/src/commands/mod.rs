@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod history;
 mod kill;
+mod promote;
 mod read;
 mod restore;
 mod watch;
@@ -42,6 +43,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => apply::apply(&server, &out, args, change).await,
         Command::Export(args) => export::export(&server, args, out.json).await,
         Command::Diff(args) => diff::diff(&server, &out, args).await,
+        Command::Promote(args) => promote::promote(&server, &out, args, change).await,
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) => Ok(()),

@@ -105,7 +105,7 @@ pub(crate) use error::{PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use past::{Past, Side};
 pub(crate) use patch::WriteOp;
-pub(crate) use promote::{Promote, Promoted};
+pub(crate) use promote::{Parts, Promote, Promoted};
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
@@ -290,7 +290,6 @@ impl Store {
 
     /// Promotes flags from `promote.from` to `environment` in one durable transaction on
     /// the target (see `promote`), unless `wanted()` no longer holds when its turn comes.
-    #[allow(dead_code)] // the Admin promote call comes next
     pub(crate) fn promote_if(
         &self,
         environment: &str,
