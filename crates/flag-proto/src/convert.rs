@@ -437,9 +437,9 @@ mod sync;
 mod tests;
 
 pub use admin::{
-    ApplyOutcome, Authorship, BackupTotals, FlagState, HistoryPage, Killed, Listed, RestoreOutcome, Written,
-    apply_response, backup_chunk, get_flag_response, history_response, kill_response, list_flags_response,
-    list_segments_response, restore_response, write_response,
+    ApplyOutcome, Authorship, BackupTotals, BookmarkInfo, FlagState, HistoryPage, Killed, Listed,
+    RestoreOutcome, Written, apply_response, backup_chunk, get_flag_response, history_response,
+    kill_response, list_flags_response, list_segments_response, restore_response, write_response,
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
 pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_response};

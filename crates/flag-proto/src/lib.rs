@@ -71,7 +71,7 @@ pub mod shared_sync {
 
 pub use auth::{Bearer, InvalidToken, bearer_token};
 pub use convert::{
-    Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, ClientMessage,
+    Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, BookmarkInfo, ClientMessage,
     DEFAULT_ENVIRONMENT, DiffOutcome, EncodedChanges, EncodedSnapshot, FlagState, HistoryPage,
     InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Requests, Restore,
     RestoreOutcome, RestorePlan, Rollout, Side, Snapshot, Subscription, SyncFrame, Written, ack_request,

@@ -92,6 +92,9 @@ pub(crate) enum Command {
     /// Promote flags from one environment to another — their rules, default, variants,
     /// prerequisites and metadata, never the kill state — in one transaction on the target.
     Promote(PromoteArgs),
+    /// Name an environment's current revision (`bookmark production pre-deploy-4711`), for
+    /// `restore --to NAME` and `diff production@NAME …`; `bookmark list [ENV]` lists them.
+    Bookmark(BookmarkArgs),
     /// Put a whole environment back to how it was at an earlier revision or time, in one
     /// transaction (each change a new version; flags killed since stay killed).
     Restore(RestoreArgs),
@@ -245,8 +248,16 @@ fn part(name: &str) -> Result<flag_proto::Part, String> {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct BookmarkArgs {
+    /// `ENV NAME` to make one; `list [ENV]` to list them (ENV defaults to --env).
+    #[arg(num_args = 1..=2, required = true, value_name = "ENV NAME | list [ENV]")]
+    pub(crate) words: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The side compared from: `ENV`, `ENV@rN`, `ENV@TIME` (RFC 3339) or `ENV@-DURATION`.
+    /// The side compared from: `ENV`, `ENV@rN`, `ENV@TIME` (RFC 3339), `ENV@-DURATION` or
+    /// `ENV@BOOKMARK`.
     pub(crate) from: String,
     /// The side compared to, in the same form.
     pub(crate) to: String,
@@ -255,7 +266,7 @@ pub(crate) struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("point").required(true).args(["to_revision", "at", "ago"])))]
+#[command(group(clap::ArgGroup::new("point").required(true).args(["to_revision", "at", "ago", "to"])))]
 pub(crate) struct RestoreArgs {
     /// The environment to restore.
     pub(crate) environment: String,
@@ -268,6 +279,9 @@ pub(crate) struct RestoreArgs {
     /// How long ago (`1h`, `30m`): the state of the last revision committed by then.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) ago: Option<Duration>,
+    /// A bookmark (`flagctl bookmark`): the state at the revision it names.
+    #[arg(long)]
+    pub(crate) to: Option<String>,
     /// Show what would change; write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,

@@ -78,6 +78,8 @@ impl Failure {
             Code::InvalidArgument => Failure::Invalid(message),
             Code::FailedPrecondition if conflict => Failure::Conflict(message),
             Code::FailedPrecondition => Failure::Refused(message),
+            // A bookmark name that is taken.
+            Code::AlreadyExists => Failure::Conflict(message),
             Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
             Code::Unavailable if status.metadata().contains_key(STORE_UNAVAILABLE_KEY) => {
                 Failure::StoreUnavailable(message)

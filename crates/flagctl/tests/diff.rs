@@ -54,6 +54,9 @@ fn one_environment_at_two_points_and_bad_sides() {
 
     let future = flagd.flagctl(&["diff", "production@r9", "production"]).fails_with(3);
     assert!(future.contains("no revision 9 yet"), "{future}");
-    let bad = flagd.flagctl(&["diff", "production@yesterday", "production"]).fails_with(4);
+    let bad = flagd.flagctl(&["diff", "production@2026-13-01T00:00:00Z", "production"]).fails_with(4);
     assert!(bad.contains("expected ENV@rN"), "{bad}");
+    // Anything else after `@` names a bookmark.
+    let unknown = flagd.flagctl(&["diff", "production@yesterday", "production"]).fails_with(3);
+    assert!(unknown.contains("no bookmark \"yesterday\""), "{unknown}");
 }

@@ -81,3 +81,32 @@ fn a_time_or_a_duration_names_the_point_and_bad_points_are_refused() {
     let no_point = flagd.flagctl(&["restore", "production"]).fails_with(2);
     assert!(no_point.contains("--to-revision"), "{no_point}");
 }
+
+#[test]
+fn a_bookmark_names_the_point_for_diff_and_restore() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
+    let made =
+        flagd.flagctl(&["--reason", "before deploy 4711", "bookmark", "production", "pre-deploy-4711"]).ok();
+    assert!(made.contains("bookmarked production at revision 1 as \"pre-deploy-4711\""), "{made}");
+    let before = export(&flagd);
+    flagd.flagctl(&["set", "chat", "--percent", "60"]).ok();
+    flagd.flagctl(&["set", "beta", "--percent", "1"]).ok();
+
+    let diff = flagd.flagctl(&["diff", "production@pre-deploy-4711", "production"]);
+    assert_eq!(diff.code, 1, "{diff:?}");
+    assert!(diff.stdout.contains("  + flag beta (only in production)"), "{}", diff.stdout);
+    flagd.flagctl(&["restore", "production", "--to", "pre-deploy-4711"]).ok();
+    assert_eq!(export(&flagd), before);
+    flagd.flagctl(&["diff", "production@pre-deploy-4711", "production"]).ok();
+
+    let listed = flagd.flagctl(&["bookmark", "list"]).ok();
+    assert!(
+        listed.contains("pre-deploy-4711") && listed.contains("r1") && listed.contains("before deploy 4711"),
+        "{listed}"
+    );
+    let taken = flagd.flagctl(&["bookmark", "production", "pre-deploy-4711"]).fails_with(5);
+    assert!(taken.contains("exists already (revision 1)"), "{taken}");
+    let missing = flagd.flagctl(&["restore", "production", "--to", "nope"]).fails_with(3);
+    assert!(missing.contains("no bookmark \"nope\""), "{missing}");
+}

@@ -370,6 +370,22 @@ impl Admin for AdminService {
     }
 
     #[instrument(skip_all)]
+    async fn create_bookmark(
+        &self,
+        request: Request<v1::CreateBookmarkRequest>,
+    ) -> Result<Response<v1::Bookmark>, Status> {
+        Ok(Response::new(crate::bookmarks::create(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_bookmarks(
+        &self,
+        request: Request<v1::ListBookmarksRequest>,
+    ) -> Result<Response<v1::ListBookmarksResponse>, Status> {
+        Ok(Response::new(crate::bookmarks::list(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
     async fn evaluate(
         &self,
         request: Request<v1::EvaluateRequest>,

@@ -1,9 +1,9 @@
-//! `Admin.Diff`: two environment sides read from one read transaction (a time is first
-//! resolved to the revision in force then), compared by flag-core's diff.
+//! `Admin.Diff`: two environment sides read from one read transaction (a time or a bookmark
+//! is first resolved to its revision), compared by flag-core's diff.
 
 use std::sync::Arc;
 
-use flag_proto::{Point, Side, environment_or_default, v1};
+use flag_proto::{Side, environment_or_default, v1};
 
 use crate::state::State;
 use crate::status::RequestError;
@@ -15,10 +15,10 @@ pub(crate) async fn diff(
     request: v1::DiffRequest,
 ) -> Result<v1::DiffResponse, RequestError> {
     let (from, to, keys) = flag_proto::diff_request_from_proto(request)?;
+    let (from_environment, from_revision) = resolved(&state.store, from).await?;
+    let (to_environment, to_revision) = resolved(&state.store, to).await?;
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || -> Result<_, WriteError> {
-        let (from_environment, from_revision) = resolved(&store, &from)?;
-        let (to_environment, to_revision) = resolved(&store, &to)?;
         let (from, to) = store.sides((&from_environment, from_revision), (&to_environment, to_revision))?;
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let diff = flag_core::diff(&from.set, &to.set, &keys);
@@ -29,12 +29,11 @@ pub(crate) async fn diff(
 }
 
 /// The side's environment and revision (`None`: now).
-fn resolved(store: &Store, side: &Side) -> Result<(String, Option<u64>), WriteError> {
+async fn resolved(store: &Store, side: Side) -> Result<(String, Option<u64>), RequestError> {
     let environment = environment_or_default(&side.environment).to_owned();
     let revision = match side.point {
         None => None,
-        Some(Point::Revision(revision)) => Some(revision),
-        Some(Point::At(ms)) => Some(store.revision_at(&environment, ms)?),
+        Some(point) => Some(crate::points::revision(store, &environment, point).await?),
     };
     Ok((environment, revision))
 }

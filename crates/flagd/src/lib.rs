@@ -13,7 +13,9 @@
 //!   and the one mapping of errors to a gRPC status (code, message, metadata).
 //! - `write_client` — what a write knows of its client (its deadline, whether it is still
 //!   there), so a write whose client has gone is not committed; shared by the writing calls.
-//! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore.
+//! - `point_in_time` — `Admin.PointInTimeRestore`, through the store's restore. `points` —
+//!   a revision, time or bookmark made the revision it names. `bookmarks` — `Admin`'s
+//!   bookmark calls.
 //! - `environment_diff` — `Admin.Diff`: two sides from one read, compared by flag-core.
 //! - `environment_promote` — `Admin.Promote`, through the store's promote.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
@@ -51,6 +53,7 @@
 mod acks;
 mod admin;
 mod auth;
+mod bookmarks;
 mod config;
 mod environment_diff;
 mod environment_promote;
@@ -58,6 +61,7 @@ mod evaluate;
 mod fanout;
 mod management;
 mod point_in_time;
+mod points;
 #[cfg(test)]
 mod queued_deadline_tests;
 mod server;

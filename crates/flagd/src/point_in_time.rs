@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flag_proto::{Point, RestorePlan, environment_or_default, v1};
+use flag_proto::{RestorePlan, environment_or_default, v1};
 use tonic::Request;
 use tracing::info;
 
@@ -22,12 +22,9 @@ pub(crate) async fn restore(
     let environment = environment_or_default(&environment).to_owned();
     let meta = write_meta(change);
     let RestorePlan { allow_revive, dry_run, expected_revision } = plan;
+    let to_revision = crate::points::revision(&state.store, &environment, point).await?;
     let (state, target) = (Arc::clone(state), environment.clone());
     let restored = tokio::task::spawn_blocking(move || {
-        let to_revision = match point {
-            Point::Revision(revision) => revision,
-            Point::At(ms) => state.store.revision_at(&target, ms).map_err(crate::store::WriteError::from)?,
-        };
         let restore = Restore { to_revision, allow_revive, dry_run, expected_revision };
         let Some(restored) = state.store.restore_if(&target, restore, &meta, &wanted)? else {
             return Err(Unwritten::Abandoned);

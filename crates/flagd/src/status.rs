@@ -11,7 +11,7 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tracing::error;
 
-use crate::store::{StoreError, WriteError};
+use crate::store::{BookmarkError, StoreError, WriteError};
 
 /// Why a request (or a stream) is refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,9 @@ pub(crate) enum RequestError {
     /// The store failed a read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bookmark could not be made or found.
+    #[error(transparent)]
+    Bookmark(#[from] BookmarkError),
     /// The blocking task running a store call failed (it panicked).
     #[error("store task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -77,6 +80,14 @@ impl From<RequestError> for Status {
         match error {
             RequestError::Write(write) => write_status(write),
             RequestError::Store(store) => store_status(&store),
+            RequestError::Bookmark(BookmarkError::Store(store)) => store_status(&store),
+            RequestError::Bookmark(error @ BookmarkError::Exists { .. }) => {
+                Status::already_exists(error.to_string())
+            }
+            RequestError::Bookmark(error @ BookmarkError::NotFound { .. }) => {
+                Status::not_found(error.to_string())
+            }
+            RequestError::Bookmark(error) => Status::invalid_argument(error.to_string()),
             RequestError::Task(error) => {
                 error!(%error, "store task failed");
                 Status::internal("the flag store task failed")

@@ -290,3 +290,45 @@ impl TryFrom<v1::PointInTimeRestoreResponse> for RestoreOutcome {
         })
     }
 }
+
+/// A bookmark: a revision an operator named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BookmarkInfo {
+    /// The environment.
+    pub environment: String,
+    /// Its name.
+    pub name: String,
+    /// The revision it names.
+    pub revision: u64,
+    /// Who made it, and why.
+    pub by: Authorship,
+    /// When (ms since the Unix epoch).
+    pub created_ms: i64,
+}
+
+impl From<&BookmarkInfo> for v1::Bookmark {
+    fn from(bookmark: &BookmarkInfo) -> Self {
+        let BookmarkInfo { environment, name, revision, by, created_ms } = bookmark;
+        v1::Bookmark {
+            environment: environment.clone(),
+            name: name.clone(),
+            revision: *revision,
+            actor: by.actor.clone(),
+            reason: by.reason.clone(),
+            created_unix_ms: *created_ms,
+        }
+    }
+}
+
+impl From<v1::Bookmark> for BookmarkInfo {
+    fn from(bookmark: v1::Bookmark) -> Self {
+        let v1::Bookmark { environment, name, revision, actor, reason, created_unix_ms } = bookmark;
+        BookmarkInfo {
+            environment,
+            name,
+            revision,
+            by: Authorship { actor, reason },
+            created_ms: created_unix_ms,
+        }
+    }
+}

@@ -22,9 +22,10 @@ pub fn diff_request(from: &Side, to: &Side, keys: &[String]) -> v1::DiffRequest 
 }
 
 fn side_to_proto(side: &Side) -> v1::DiffSide {
-    let point = side.point.map(|point| match point {
+    let point = side.point.clone().map(|point| match point {
         Point::Revision(revision) => v1::diff_side::Point::Revision(revision),
         Point::At(ms) => v1::diff_side::Point::AtUnixMs(ms),
+        Point::Bookmark(name) => v1::diff_side::Point::Bookmark(name),
     });
     v1::DiffSide { environment: side.environment.clone(), point }
 }
@@ -39,6 +40,7 @@ pub fn diff_request_from_proto(
         let point = point.map(|point| match point {
             v1::diff_side::Point::Revision(revision) => Point::Revision(revision),
             v1::diff_side::Point::AtUnixMs(ms) => Point::At(ms),
+            v1::diff_side::Point::Bookmark(name) => Point::Bookmark(name),
         });
         Ok::<_, InvalidMessage>(Side { environment, point })
     };

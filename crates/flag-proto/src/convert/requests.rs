@@ -44,13 +44,15 @@ pub struct ApplyPlan {
 }
 
 /// An earlier state of an environment: what a restore brings back, or a side of a diff.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Point {
     /// The state at this revision.
     Revision(u64),
     /// The state at the last revision committed at or before this time (ms since the Unix
     /// epoch).
     At(i64),
+    /// The state at the revision a bookmark names.
+    Bookmark(String),
 }
 
 /// How a point-in-time restore runs.
@@ -259,6 +261,20 @@ impl<'a> Requests<'a> {
 }
 
 impl Requests<'_> {
+    /// `CreateBookmark` of the environment's current revision.
+    pub fn create_bookmark(&self, name: &str, by: Authorship) -> v1::CreateBookmarkRequest {
+        v1::CreateBookmarkRequest {
+            environment: self.environment(),
+            name: name.to_owned(),
+            change: Some(by.into()),
+        }
+    }
+
+    /// `ListBookmarks`.
+    pub fn list_bookmarks(&self) -> v1::ListBookmarksRequest {
+        v1::ListBookmarksRequest { environment: self.environment() }
+    }
+
     /// `PointInTimeRestore` to `point`.
     pub fn point_in_time_restore(
         &self,
@@ -270,6 +286,7 @@ impl Requests<'_> {
         let point = match point {
             Point::Revision(revision) => v1::point_in_time_restore_request::Point::ToRevision(revision),
             Point::At(ms) => v1::point_in_time_restore_request::Point::AtUnixMs(ms),
+            Point::Bookmark(name) => v1::point_in_time_restore_request::Point::Bookmark(name),
         };
         v1::PointInTimeRestoreRequest {
             environment: self.environment(),
@@ -297,7 +314,8 @@ pub fn restore_request_from_proto(
     let point = match point {
         Some(v1::point_in_time_restore_request::Point::ToRevision(revision)) => Point::Revision(revision),
         Some(v1::point_in_time_restore_request::Point::AtUnixMs(ms)) => Point::At(ms),
-        None => return Err(Path::Root("point").invalid("to_revision or at_unix_ms")),
+        Some(v1::point_in_time_restore_request::Point::Bookmark(name)) => Point::Bookmark(name),
+        None => return Err(Path::Root("point").invalid("to_revision, at_unix_ms or bookmark")),
     };
     Ok((environment, point, RestorePlan { allow_revive, dry_run, expected_revision }, change.into()))
 }

@@ -75,17 +75,23 @@ fn side(text: &str) -> Result<Side, Failure> {
     };
     let expected = || {
         Failure::Invalid(format!(
-            "{text:?}: expected ENV@rN (a revision), ENV@TIME (RFC 3339, 2026-12-01T10:00:00Z) or \
-             ENV@-DURATION (-1h)"
+            "{text:?}: expected ENV@rN (a revision), ENV@TIME (RFC 3339, 2026-12-01T10:00:00Z), \
+             ENV@-DURATION (-1h) or ENV@BOOKMARK"
         ))
     };
-    let point = if let Some(revision) = point.strip_prefix('r') {
-        Point::Revision(revision.parse().map_err(|_| expected())?)
+    let revision = point.strip_prefix('r').and_then(|digits| digits.parse().ok());
+    let point = if let Some(revision) = revision {
+        Point::Revision(revision)
     } else if let Some(ago) = point.strip_prefix('-') {
         let ago = humantime::parse_duration(ago).map_err(|_| expected())?;
         unix_ms(SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH)).ok_or_else(expected)?
+    } else if let Ok(at) = humantime::parse_rfc3339_weak(point) {
+        unix_ms(at).ok_or_else(expected)?
+    } else if point.starts_with(|c: char| c.is_ascii_digit()) {
+        // A time with a typo, not a bookmark name.
+        return Err(expected());
     } else {
-        unix_ms(humantime::parse_rfc3339_weak(point).map_err(|_| expected())?).ok_or_else(expected)?
+        Point::Bookmark(point.to_owned())
     };
     Ok(Side { environment: environment.to_owned(), point: Some(point) })
 }
@@ -169,7 +175,12 @@ mod tests {
         let now = unix_ms(SystemTime::now()).unwrap();
         let Point::At(now) = now else { panic!("a time") };
         assert!((now - ago - 3_600_000).abs() < 60_000, "{now} {ago}");
-        for bad in ["production@yesterday", "production@rx", "production@-soon"] {
+        assert_eq!(
+            side("production@pre-deploy-4711").unwrap().point,
+            Some(Point::Bookmark("pre-deploy-4711".into()))
+        );
+        assert_eq!(side("production@release-1").unwrap().point, Some(Point::Bookmark("release-1".into())));
+        for bad in ["production@2026-13-01T00:00:00Z", "production@-soon"] {
             let error = side(bad).unwrap_err().to_string();
             assert!(error.contains("expected ENV@rN"), "{bad}: {error}");
         }

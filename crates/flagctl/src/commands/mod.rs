@@ -2,6 +2,7 @@
 //! outside this directory (`reads`, `render`, `output`), never each other's modules.
 
 mod apply;
+mod bookmark;
 mod diff;
 mod eval;
 mod export;
@@ -44,6 +45,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::export(&server, args, out.json).await,
         Command::Diff(args) => diff::diff(&server, &out, args).await,
         Command::Promote(args) => promote::promote(&server, &out, args, change).await,
+        Command::Bookmark(args) => bookmark::bookmark(&server, &out, args, change).await,
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) => Ok(()),

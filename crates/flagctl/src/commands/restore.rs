@@ -33,15 +33,18 @@ pub(crate) async fn restore(
     args: RestoreArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let RestoreArgs { environment, to_revision, at, ago, dry_run, expect_revision, allow_revive } = args;
-    let point = match (to_revision, at, ago) {
-        (Some(revision), _, _) => Point::Revision(revision),
-        (None, Some(at), _) => Point::At(unix_ms(at, "--at")?),
-        (None, None, Some(ago)) => {
+    let RestoreArgs { environment, to_revision, at, ago, to, dry_run, expect_revision, allow_revive } = args;
+    let point = match (to_revision, at, ago, to) {
+        (Some(revision), ..) => Point::Revision(revision),
+        (None, Some(at), ..) => Point::At(unix_ms(at, "--at")?),
+        (None, None, Some(ago), _) => {
             let at = SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH);
             Point::At(unix_ms(at, "--ago")?)
         }
-        (None, None, None) => return Err(Failure::Invalid("give --to-revision, --at or --ago".into()).into()),
+        (None, None, None, Some(bookmark)) => Point::Bookmark(bookmark),
+        (None, None, None, None) => {
+            return Err(Failure::Invalid("give --to-revision, --at, --ago or --to".into()).into());
+        }
     };
     let server = server.in_environment(&environment);
     let plan = RestorePlan { allow_revive, dry_run, expected_revision: expect_revision };

@@ -12,7 +12,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::check::{self, CheckReport};
 use super::error::StoreError;
-use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
 
 /// Copies `db` as one committed state to a new file at `to`, which must not exist, and
 /// checks the copy.
@@ -37,7 +37,7 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
             }
         })+};
     }
-    copy_table!(META, ENVIRONMENTS, FLAGS, SEGMENTS, FLAG_HISTORY, SEGMENT_HISTORY, CHANGES);
+    copy_table!(META, ENVIRONMENTS, FLAGS, SEGMENTS, FLAG_HISTORY, SEGMENT_HISTORY, CHANGES, BOOKMARKS);
     txn.commit()?;
     check::invariants(&target, to)
 }

@@ -49,7 +49,7 @@
 //! - `check` — opening a file: refuses empty and foreign files, runs redb's integrity check
 //!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
 //!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
-//! - `backup` — a consistent copy from one read transaction.
+//! - `backup` — a consistent copy from one read transaction. `bookmarks` — named revisions.
 //! - `tables` — the redb tables and their keys. `records` — stored records and their JSON,
 //!   the time a write records; history entries are flag-core's [`HistoryEntry`].
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
@@ -69,6 +69,7 @@
 
 mod apply;
 mod backup;
+mod bookmarks;
 mod cache;
 mod check;
 mod error;
@@ -100,6 +101,7 @@ use redb::{Database, ReadableTable};
 use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
+pub(crate) use bookmarks::{Bookmark, BookmarkError};
 pub(crate) use check::CheckReport;
 pub(crate) use error::{PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
@@ -113,8 +115,8 @@ pub(crate) use tables::is_environment_name;
 
 use cache::Cache;
 use tables::{
-    CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEGMENT_HISTORY,
-    SEGMENTS, STORE_ID_KEY,
+    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY,
 };
 use write::Writer;
 
@@ -300,6 +302,26 @@ impl Store {
         self.inner.handle.run_write(|db| self.inner.writer.promote(db, environment, promote, meta, wanted))
     }
 
+    /// Names the environment's current revision `name` (see `bookmarks`).
+    pub(crate) fn bookmark(
+        &self,
+        environment: &str,
+        name: &str,
+        meta: &WriteMeta,
+    ) -> Result<Bookmark, BookmarkError> {
+        self.inner.handle.run_write(|db| bookmarks::create(db, environment, name, meta))
+    }
+
+    /// The environment's bookmarks, by name.
+    pub(crate) fn bookmarks(&self, environment: &str) -> Result<Vec<Bookmark>, StoreError> {
+        self.inner.handle.run(|db| bookmarks::list(db, environment))
+    }
+
+    /// The revision bookmark `name` names; refused when there is none.
+    pub(crate) fn bookmarked(&self, environment: &str, name: &str) -> Result<u64, BookmarkError> {
+        self.inner.handle.run(|db| bookmarks::revision(db, environment, name))
+    }
+
     /// This store's identity: revisions are comparable only within one store.
     pub(crate) fn id(&self) -> &str {
         &self.inner.id
@@ -430,6 +452,7 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         txn.open_table(FLAG_HISTORY)?;
         txn.open_table(SEGMENT_HISTORY)?;
         txn.open_table(CHANGES)?;
+        txn.open_table(BOOKMARKS)?;
     }
     txn.commit()?;
     Ok(id)

@@ -14,6 +14,7 @@
 //! | `flag_history` | (environment, flag key, version) | `StoredVersion<Flag>`: who/when/why and the content |
 //! | `segment_history` | (environment, segment key, version) | `StoredVersion<Segment>` |
 //! | `changes` | (environment, revision) | `ChangeRecord`: which subject and version that revision wrote |
+//! | `bookmarks` | (environment, name) | `BookmarkRecord`: a revision named by an operator, who, when |
 //!
 //! The current tables are derivable from the history tables (the newest version of each
 //! key); they exist so that listing an environment reads each live row once instead of
@@ -51,6 +52,9 @@ pub(super) const FLAG_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
 pub(super) const SEGMENT_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
     TableDefinition::new("segment_history");
 pub(super) const CHANGES: TableDefinition<'static, RevisionKey, &[u8]> = TableDefinition::new("changes");
+/// Added after schema version 1 without a bump: a file without it gets it at open, and an
+/// older flagd never reads it.
+pub(super) const BOOKMARKS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("bookmarks");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

@@ -6,6 +6,7 @@
 
 mod apply;
 mod basics;
+mod bookmarks;
 mod changes;
 mod concurrency;
 mod crash;
@@ -26,7 +27,7 @@ use tempfile::TempDir;
 
 use super::cache::Cache;
 use super::records::{ChangeRecord, StoredVersion, decode};
-use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 
 pub(super) const ENV: &str = "production";
@@ -101,6 +102,7 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
     rows_of!(FLAG_HISTORY, "flag_history", bytes);
     rows_of!(SEGMENT_HISTORY, "segment_history", bytes);
     rows_of!(CHANGES, "changes", bytes);
+    rows_of!(BOOKMARKS, "bookmarks", bytes);
     rows
 }
 
