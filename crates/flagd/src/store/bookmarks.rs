@@ -9,9 +9,11 @@ use flag_core::MAX_KEY_LEN;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::error::StoreError;
+use super::error::{BookmarkError, StoreError};
 use super::records::{Now, WriteMeta, decode, encode};
-use super::tables::{BOOKMARKS, ENVIRONMENTS, is_environment_name, revision_of};
+use super::tables::{
+    BOOKMARKS, ENVIRONMENTS, MAX_ENVIRONMENT_LEN, is_environment_name, is_key_name, revision_of,
+};
 
 /// A named revision.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,74 +41,6 @@ struct BookmarkRecord {
     created_ms: i64,
 }
 
-/// Why a bookmark could not be made or found.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum BookmarkError {
-    /// The name is taken.
-    #[error("bookmark {name:?} of {environment:?} exists already (revision {revision}); choose another name")]
-    Exists {
-        /// The environment.
-        environment: String,
-        /// The name.
-        name: String,
-        /// The revision it names.
-        revision: u64,
-    },
-    /// No bookmark of that name.
-    #[error("no bookmark {name:?} in environment {environment:?} (`flagctl bookmark list` shows them)")]
-    NotFound {
-        /// The environment.
-        environment: String,
-        /// The name.
-        name: String,
-    },
-    /// A name outside the key alphabet, or an environment name that cannot exist.
-    #[error("{what} {name:?}: expected 1 to {MAX_KEY_LEN} of A-Z a-z 0-9 _ . -")]
-    InvalidName {
-        /// "bookmark" or "environment".
-        what: &'static str,
-        /// The name.
-        name: String,
-    },
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<redb::TransactionError> for BookmarkError {
-    fn from(error: redb::TransactionError) -> Self {
-        BookmarkError::Store(error.into())
-    }
-}
-
-impl From<redb::TableError> for BookmarkError {
-    fn from(error: redb::TableError) -> Self {
-        BookmarkError::Store(error.into())
-    }
-}
-
-impl From<redb::StorageError> for BookmarkError {
-    fn from(error: redb::StorageError) -> Self {
-        BookmarkError::Store(error.into())
-    }
-}
-
-impl From<redb::CommitError> for BookmarkError {
-    fn from(error: redb::CommitError) -> Self {
-        BookmarkError::Store(error.into())
-    }
-}
-
-impl super::error::HasStoreError for BookmarkError {
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            BookmarkError::Store(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
 /// See [`Store::bookmark`](super::Store::bookmark).
 pub(super) fn create(
     db: &Database,
@@ -115,10 +49,14 @@ pub(super) fn create(
     meta: &WriteMeta,
 ) -> Result<Bookmark, BookmarkError> {
     if !is_environment_name(environment) {
-        return Err(BookmarkError::InvalidName { what: "environment", name: environment.to_owned() });
+        return Err(BookmarkError::InvalidName {
+            what: "environment",
+            name: environment.to_owned(),
+            max: MAX_ENVIRONMENT_LEN,
+        });
     }
-    if !is_bookmark_name(name) {
-        return Err(BookmarkError::InvalidName { what: "bookmark", name: name.to_owned() });
+    if !is_key_name(name) {
+        return Err(BookmarkError::InvalidName { what: "bookmark", name: name.to_owned(), max: MAX_KEY_LEN });
     }
     let txn = db.begin_write()?;
     let bookmark = {
@@ -185,9 +123,4 @@ fn bookmark(environment: &str, name: &str, record: BookmarkRecord) -> Bookmark {
         reason,
         created_ms,
     }
-}
-
-fn is_bookmark_name(name: &str) -> bool {
-    (1..=MAX_KEY_LEN).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }

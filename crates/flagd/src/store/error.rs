@@ -286,6 +286,43 @@ pub(crate) enum WriteError {
     Store(#[from] StoreError),
 }
 
+/// Why a bookmark could not be made or found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum BookmarkError {
+    /// The name is taken.
+    #[error("bookmark {name:?} of {environment:?} exists already (revision {revision}); choose another name")]
+    Exists {
+        /// The environment.
+        environment: String,
+        /// The name.
+        name: String,
+        /// The revision it names.
+        revision: u64,
+    },
+    /// No bookmark of that name.
+    #[error("no bookmark {name:?} in environment {environment:?} (`flagctl bookmark list` shows them)")]
+    NotFound {
+        /// The environment.
+        environment: String,
+        /// The name.
+        name: String,
+    },
+    /// A name outside the key alphabet, or an environment name that cannot exist.
+    #[error("{what} {name:?}: expected 1 to {max} of A-Z a-z 0-9 _ . -")]
+    InvalidName {
+        /// "bookmark" or "environment".
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The longest such name.
+        max: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 macro_rules! store_error_into {
     ($into:ident: $($from:ty),+) => {$(
         impl From<$from> for $into {
@@ -392,6 +429,16 @@ impl HasStoreError for WriteError {
 
 store_error_into!(WriteError: redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 store_error_into!(PastError: redb::TransactionError, redb::TableError, redb::StorageError);
+store_error_into!(BookmarkError: redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+impl HasStoreError for BookmarkError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            BookmarkError::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<PastError> for WriteError {
     fn from(error: PastError) -> Self {

@@ -61,7 +61,8 @@
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
 //!   `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `past` — an environment at an earlier
-//!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`].
+//!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`],
+//!   [`BookmarkError`].
 //!
 //! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
 //! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
@@ -101,9 +102,9 @@ use redb::{Database, ReadableTable};
 use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
-pub(crate) use bookmarks::{Bookmark, BookmarkError};
+pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
-pub(crate) use error::{PastError, StoreError, WriteError};
+pub(crate) use error::{BookmarkError, PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use past::{Past, Side};
 pub(crate) use patch::WriteOp;

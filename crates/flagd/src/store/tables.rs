@@ -63,7 +63,16 @@ pub(super) const BOOKMARKS: TableDefinition<'static, SubjectKey, &[u8]> = TableD
 /// on reads calls this. Environment names end up in URLs, metric labels and file names, so they get the
 /// conservative alphabet of flag keys.
 pub(crate) fn is_environment_name(name: &str) -> bool {
-    (1..=MAX_ENVIRONMENT_LEN).contains(&name.len())
+    in_key_alphabet(name, MAX_ENVIRONMENT_LEN)
+}
+
+/// Whether `name` can name a bookmark: a flag key's alphabet and length.
+pub(super) fn is_key_name(name: &str) -> bool {
+    in_key_alphabet(name, flag_core::MAX_KEY_LEN)
+}
+
+fn in_key_alphabet(name: &str, max_len: usize) -> bool {
+    (1..=max_len).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
