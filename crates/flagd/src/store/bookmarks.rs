@@ -113,6 +113,12 @@ pub(super) fn revision(db: &Database, environment: &str, name: &str) -> Result<u
     Ok(record.revision)
 }
 
+/// The revision a bookmark row names (for the store's check).
+pub(super) fn revision_of_row(bytes: &[u8], environment: &str, name: &str) -> Result<u64, StoreError> {
+    let record: BookmarkRecord = decode(bytes, "bookmarks", format_args!("({environment}, {name})"))?;
+    Ok(record.revision)
+}
+
 fn bookmark(environment: &str, name: &str, record: BookmarkRecord) -> Bookmark {
     let BookmarkRecord { revision, actor, reason, created_ms } = record;
     Bookmark {

@@ -15,9 +15,10 @@ use flag_core::SubjectKind;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
+use super::bookmarks;
 use super::error::StoreError;
 use super::records::{ChangeRecord, StoredVersion, decode};
-use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`, format version 3 and later).
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -114,7 +115,8 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Checks, in one read transaction, what every write keeps true: each environment's
 /// revision is its highest change-log row and it has one row per revision; every change-log
 /// row's history row is there and records that revision; versions run 1, 2, 3… with no gap;
-/// every live row is its key's newest version, and no live row lacks one.
+/// every live row is its key's newest version, and no live row lacks one; no bookmark names a
+/// revision its environment has not reached.
 pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, StoreError> {
     let damaged = |problem: String| StoreError::Damaged { path: path.to_owned(), problem };
     let txn = db.begin_read()?;
@@ -273,6 +275,25 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
                 )));
             }
         }
+    }
+    // Each bookmark names a revision its environment has reached. Files made before
+    // bookmarks lack the table until they are opened for writing.
+    match txn.open_table(BOOKMARKS) {
+        Ok(bookmarks) => {
+            for row in bookmarks.iter()? {
+                let row = row?;
+                let (environment, name) = row.0.value();
+                let revision = bookmarks::revision_of_row(row.1.value(), environment, name)?;
+                let reached = revisions.get(environment).copied().unwrap_or(0);
+                if revision > reached {
+                    return Err(damaged(format!(
+                        "environment {environment:?}: bookmark {name:?} names revision {revision}, past its revision {reached}"
+                    )));
+                }
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(error) => return Err(error.into()),
     }
     Ok(report)
 }

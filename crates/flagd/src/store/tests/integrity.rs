@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::store::StoreError;
-use crate::store::tables::{ENVIRONMENTS, FLAG_HISTORY};
+use crate::store::tables::{BOOKMARKS, ENVIRONMENTS, FLAG_HISTORY};
 
 /// A store file with `n` flags, closed; returns its directory and path.
 fn store_file(n: usize) -> (TempDir, std::path::PathBuf) {
@@ -156,4 +156,34 @@ fn a_backup_is_one_committed_state_that_opens_and_passes_the_check() {
         store.environment_history(ENV, None, 100).unwrap()
     );
     let _ = copy.inner.handle.current().begin_read().unwrap();
+}
+
+#[test]
+fn a_bookmark_past_its_environments_revision_is_refused_and_an_older_file_without_bookmarks_opens() {
+    let (_dir, path) = store_file(2);
+    {
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        store.bookmark(ENV, "good", &meta("")).unwrap();
+    }
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let row = br#"{"revision":9,"actor":"mallory","reason":"","created_ms":0}"#;
+        txn.open_table(BOOKMARKS).unwrap().insert((ENV, "ahead"), row.as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let text = damaged(Store::open(&path, StoreOptions::default()).unwrap_err(), &path);
+    assert!(text.contains("bookmark \"ahead\" names revision 9, past its revision 2"), "{text}");
+
+    // A file from before bookmarks: the table is missing, the check passes, and opening adds it.
+    let (_dir, path) = store_file(1);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(BOOKMARKS).unwrap());
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    store.bookmark(ENV, "later", &meta("")).unwrap();
+    assert_eq!(store.bookmarked(ENV, "later").unwrap(), 1);
 }
