@@ -119,25 +119,21 @@ fn cohort_fingerprint() -> u64 {
     fingerprint
 }
 
-/// The other process's half of `cohorts_do_not_depend_on_the_process`: prints its
-/// fingerprint. Ignored, so that a normal run reports it as ignored, never as a pass of its
-/// own; the parent runs it by name with `--ignored --exact`.
-#[test]
-#[ignore = "run in a child process by cohorts_do_not_depend_on_the_process"]
-fn cohort_fingerprint_in_a_child_process() {
-    println!("cohort={}", cohort_fingerprint());
-}
+/// Set in the child process of `cohorts_do_not_depend_on_the_process`.
+const CHILD_ENV: &str = "FLAG_CORE_COHORT_CHILD";
 
+/// The same keys land in the same cohorts in another process: the test re-runs itself by
+/// name with `CHILD_ENV` set, and the child prints its fingerprint instead. One test entry,
+/// whichever way it is run: run alone it is the parent.
 #[test]
 fn cohorts_do_not_depend_on_the_process() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        println!("cohort={}", cohort_fingerprint());
+        return;
+    }
     let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "cohort_fingerprint_in_a_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "cohorts_do_not_depend_on_the_process", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
         .output()
         .unwrap();
     assert!(child.status.success(), "the child failed: {child:?}");

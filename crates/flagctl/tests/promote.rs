@@ -4,7 +4,14 @@
 
 mod support;
 
-use support::Flagd;
+use support::{Flagd, Run};
+
+/// `flagctl [GLOBAL…] promote --all --except search --from staging --to production [ARGS…]`.
+fn promote_all_but_search(flagd: &Flagd, global: &[&str], args: &[&str]) -> Run {
+    let promote = ["promote", "--all", "--except", "search", "--from", "staging", "--to", "production"];
+    let words: Vec<&str> = global.iter().chain(&promote).chain(args).copied().collect();
+    flagd.flagctl(&words)
+}
 
 #[test]
 fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
@@ -18,19 +25,7 @@ fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
     flagd.flagctl(&["--env", "staging", "set", "beta", "--percent", "1"]).ok();
     flagd.flagctl(&["--env", "production", "kill", "chat", "--wait", "0s"]).ok();
 
-    let plan = flagd
-        .flagctl(&[
-            "promote",
-            "--all",
-            "--except",
-            "search",
-            "--from",
-            "staging",
-            "--to",
-            "production",
-            "--dry-run",
-        ])
-        .ok();
+    let plan = promote_all_but_search(&flagd, &[], &["--dry-run"]).ok();
     assert!(plan.contains("+ flag beta (create)"), "{plan}");
     assert!(plan.contains("~ flag chat (update)"), "{plan}");
     assert!(!plan.contains("search"), "left out: {plan}");
@@ -40,38 +35,10 @@ fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
         "{plan}"
     );
 
-    let stale = flagd
-        .flagctl(&[
-            "promote",
-            "--all",
-            "--except",
-            "search",
-            "--from",
-            "staging",
-            "--to",
-            "production",
-            "--expect-revision",
-            "2",
-        ])
-        .fails_with(5);
+    let stale = promote_all_but_search(&flagd, &[], &["--expect-revision", "2"]).fails_with(5);
     assert!(stale.contains("not the expected 2"), "{stale}");
 
-    let done = flagd
-        .flagctl(&[
-            "--reason",
-            "release 42",
-            "promote",
-            "--all",
-            "--except",
-            "search",
-            "--from",
-            "staging",
-            "--to",
-            "production",
-            "--expect-revision",
-            "3",
-        ])
-        .ok();
+    let done = promote_all_but_search(&flagd, &["--reason", "release 42"], &["--expect-revision", "3"]).ok();
     assert!(done.contains("promoted 2 changes from staging@r5 to production (revision 5)"), "{done}");
     let history = flagd.flagctl(&["history", "chat"]).ok();
     assert!(history.contains("promote from staging@r5: release 42"), "{history}");

@@ -9,6 +9,9 @@ use crate::store::Store;
 /// The revision `point` names in `environment`: a time is the last revision committed by
 /// then, a bookmark the revision it was made at.
 pub(crate) async fn revision(store: &Store, environment: &str, point: Point) -> Result<u64, RequestError> {
+    if let Point::Revision(revision) = point {
+        return Ok(revision);
+    }
     let (store, environment) = (store.clone(), environment.to_owned());
     tokio::task::spawn_blocking(move || match point {
         Point::Revision(revision) => Ok(revision),

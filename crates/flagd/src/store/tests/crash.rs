@@ -1,9 +1,9 @@
 //! Crash consistency: a write acknowledged is a write kept, even when the process is killed
 //! mid-stream.
 //!
-//! The test re-runs its own binary as a child (the ignored `crash_child`, run by name with
-//! `--ignored`) that writes in a loop and prints `acked <version> <percent>` after each write
-//! returns. The parent SIGKILLs it at a varying moment, reopens the file (redb recovers it to
+//! The test re-runs itself as a child (the same test, by name, with the store path in
+//! `CHILD_ENV`): the child writes in a loop and prints `acked <version> <percent>` after each
+//! write returns. One test entry, whichever way it is run: run alone it is the parent. The parent SIGKILLs it at a varying moment, reopens the file (redb recovers it to
 //! its last commit) and checks that every acknowledged write is there. Several cycles run on
 //! the same file, so recovery itself is recovered from.
 
@@ -17,16 +17,9 @@ use super::*;
 const CHILD_ENV: &str = "FLAGD_STORE_CRASH_CHILD";
 const KEY: &str = "crash";
 
-/// The child, started by the parent with the store path in `CHILD_ENV`. Ignored, so that it
-/// is never counted as a test of its own; run by hand it fails rather than pass having done
-/// nothing.
-#[test]
-#[ignore = "the child process of every_acknowledged_write_survives_sigkill, which runs it"]
-fn crash_child() {
-    let path = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
-        panic!("crash_child is the child of every_acknowledged_write_survives_sigkill: run that test")
-    });
-    let store = Store::open(Path::new(&path), StoreOptions::default()).unwrap();
+/// The child's part: writes until killed (or for 20 s, should the parent die first).
+fn write_until_killed(path: &str) {
+    let store = Store::open(Path::new(path), StoreOptions::default()).unwrap();
     let started = Instant::now();
     // Bounded, in case the parent dies without killing us.
     while started.elapsed() < Duration::from_secs(20) {
@@ -47,13 +40,18 @@ fn crash_child() {
 
 #[test]
 fn every_acknowledged_write_survives_sigkill() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        write_until_killed(&path);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flags.redb");
-    let child_test = format!("{}::crash_child", module_path!().split_once("::").unwrap().1);
+    let this_test =
+        format!("{}::every_acknowledged_write_survives_sigkill", module_path!().split_once("::").unwrap().1);
     let mut acked: Vec<(u64, f64)> = Vec::new();
     for cycle in 0..5u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([child_test.as_str(), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([this_test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
