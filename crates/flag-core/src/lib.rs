@@ -61,6 +61,7 @@ mod compiled;
 mod dark_launch;
 mod date;
 mod diff;
+mod environment;
 mod error;
 mod evaluate;
 #[cfg(feature = "file-lines")]
@@ -77,6 +78,7 @@ pub use answer::{Detail, EvalError, Evaluation, OwnedDetail, OwnedReason, Reason
 pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
 pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
+pub use environment::{CopiedFrom, EnvironmentSummary, Stamp};
 pub use error::{Problem, ValidationError};
 pub use evaluate::{FlagHandle, FlagRef, Snapshot};
 #[cfg(feature = "file-lines")]

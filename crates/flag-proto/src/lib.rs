@@ -72,13 +72,14 @@ pub mod shared_sync {
 pub use auth::{Bearer, InvalidToken, bearer_token};
 pub use convert::{
     Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, BookmarkInfo, ClientMessage,
-    DEFAULT_ENVIRONMENT, DiffOutcome, EncodedChanges, EncodedSnapshot, FlagState, HistoryPage,
-    InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Requests, Restore,
+    DEFAULT_ENVIRONMENT, Deleted, DiffOutcome, EncodedChanges, EncodedSnapshot, EnvironmentInfo, FlagState,
+    HistoryPage, InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Requests, Restore,
     RestoreOutcome, RestorePlan, Rollout, Side, Snapshot, Subscription, SyncFrame, Written, ack_request,
     apply_response, attribute_to_proto, attributes_from_proto, backup_chunk, backup_request, changes_frame,
-    diff_request, diff_request_from_proto, diff_response, environment_or_default, evaluate_response,
-    flag_set_from_proto, get_flag_response, heartbeat_frame, history_response, kill_response,
-    list_flags_response, list_segments_response, promote_request, promote_request_from_proto,
+    create_environment_request, delete_environment_request, delete_environment_response, diff_request,
+    diff_request_from_proto, diff_response, environment_or_default, environments_from_proto,
+    evaluate_response, flag_set_from_proto, get_flag_response, heartbeat_frame, history_response,
+    kill_response, list_flags_response, list_segments_response, promote_request, promote_request_from_proto,
     promote_response, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
     write_response,
 };

@@ -63,6 +63,19 @@ impl Connections {
         Registration { id, connections: Arc::clone(self) }
     }
 
+    /// The names of the SDKs connected to `environment` now, sorted.
+    pub(crate) fn connected(&self, environment: &str) -> Vec<String> {
+        let inner = self.lock();
+        let mut names: Vec<String> = inner
+            .connections
+            .values()
+            .filter(|c| c.environment == environment)
+            .map(|c| c.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Waits until every SDK connected to `environment` now has acknowledged `revision`,
     /// or `timeout` passes.
     pub(crate) async fn wait_for(&self, environment: &str, revision: u64, timeout: Duration) -> AckReport {

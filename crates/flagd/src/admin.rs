@@ -302,8 +302,10 @@ impl Admin for AdminService {
         request: Request<v1::WaitForAcksRequest>,
     ) -> Result<Response<v1::AckReport>, Status> {
         let v1::WaitForAcksRequest { environment, revision, wait_ms } = request.into_inner();
-        let environment = environment_or_default(&environment);
-        let report = self.state.connections.wait_for(environment, revision, wait_duration(wait_ms)).await;
+        let environment = environment_or_default(&environment).to_owned();
+        let known = environment.clone();
+        self.read(move |store| store.revision(&known)).await?;
+        let report = self.state.connections.wait_for(&environment, revision, wait_duration(wait_ms)).await;
         Ok(Response::new(v1::AckReport::from(&report)))
     }
 
@@ -321,6 +323,7 @@ impl Admin for AdminService {
             expected_revision,
             allow_revive: false,
             from_history: false,
+            lifecycle: None,
         };
         let environment = environment_or_default(&environment).to_owned();
         let meta = write_meta(change.into());
@@ -400,6 +403,38 @@ impl Admin for AdminService {
             })
             .map_err(RequestError::StoredSet)?;
         Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all)]
+    async fn create_environment(
+        &self,
+        request: Request<v1::CreateEnvironmentRequest>,
+    ) -> Result<Response<v1::Environment>, Status> {
+        Ok(Response::new(crate::environments::create(&self.state, request).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_environments(
+        &self,
+        request: Request<v1::ListEnvironmentsRequest>,
+    ) -> Result<Response<v1::ListEnvironmentsResponse>, Status> {
+        Ok(Response::new(crate::environments::list(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn describe_environment(
+        &self,
+        request: Request<v1::DescribeEnvironmentRequest>,
+    ) -> Result<Response<v1::Environment>, Status> {
+        Ok(Response::new(crate::environments::describe(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn delete_environment(
+        &self,
+        request: Request<v1::DeleteEnvironmentRequest>,
+    ) -> Result<Response<v1::DeleteEnvironmentResponse>, Status> {
+        Ok(Response::new(crate::environments::delete(&self.state, request).await?))
     }
 
     type BackupStream = tokio_stream::wrappers::ReceiverStream<Result<v1::BackupChunk, Status>>;

@@ -33,6 +33,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// When set, gRPC and the management port are served over TLS with this identity.
     pub tls: Option<TlsIdentity>,
+    /// Environments created at start when missing (a new store starts with `production`).
+    pub environments: Vec<String>,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -80,7 +82,14 @@ impl Config {
             stream_buffer: 64,
             shutdown_grace: Duration::from_secs(10),
             tls: None,
+            environments: Vec::new(),
         }
+    }
+
+    /// The same settings, creating these environments at start when they are missing.
+    pub fn with_environments<S: Into<String>>(mut self, environments: impl IntoIterator<Item = S>) -> Self {
+        self.environments = environments.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The same settings with an admin token.
@@ -155,6 +164,7 @@ impl fmt::Debug for Config {
             .field("stream_buffer", &self.stream_buffer)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls)
+            .field("environments", &self.environments)
             .finish()
     }
 }

@@ -72,6 +72,17 @@ impl Hub {
         });
     }
 
+    /// Ends the subscriptions of a deleted environment: their `changed()` reports the end,
+    /// and, the hub being open, the streams know it is the environment's.
+    pub(crate) fn end(&self, environment: &str) {
+        self.environments.lock().unwrap_or_else(PoisonError::into_inner).remove(environment);
+    }
+
+    /// Whether the hub is closed (the server is shutting down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Ends every stream's subscription (at shutdown).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);

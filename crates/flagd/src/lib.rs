@@ -57,6 +57,7 @@ mod bookmarks;
 mod config;
 mod environment_diff;
 mod environment_promote;
+mod environments;
 mod evaluate;
 mod fanout;
 mod management;

@@ -42,6 +42,10 @@ struct Args {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "FLAGD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Environments to create at start when missing, comma-separated (a new store starts
+    /// with `production`; `flagctl env create` adds more at any time).
+    #[arg(long, env = "FLAGD_ENVIRONMENTS", value_delimiter = ',')]
+    environments: Vec<String>,
     /// After SIGTERM or Ctrl-C, how long open connections may finish before they are dropped.
     #[arg(long, env = "FLAGD_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
@@ -263,7 +267,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_resume_window(args.resume_window)
         .with_max_environment_bytes(args.max_environment_bytes)
         .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer)
-        .with_shutdown_grace(args.shutdown_grace);
+        .with_shutdown_grace(args.shutdown_grace)
+        .with_environments(args.environments);
     if let Some(token) = args.admin_token {
         config = config.with_admin_token(token);
     }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -23,7 +24,7 @@ use crate::config::Config;
 use crate::fanout::Hub;
 use crate::management::{prometheus, serve_management};
 use crate::state::State;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Store, StoreError, StoreOptions, WriteError, WriteMeta};
 use crate::sync::SyncService;
 use crate::tls::{TlsError, server_config};
 
@@ -94,6 +95,21 @@ fn without_nagle(
 /// The largest environment cap: a snapshot of that size plus its frame fits in one message.
 const MAX_ENVIRONMENT_CAP: usize = MAX_MESSAGE_BYTES - (1 << 20);
 
+/// Opens the store and creates the declared environments it lacks.
+fn open_declaring(path: &Path, options: StoreOptions, declared: &[String]) -> Result<Store, ServeError> {
+    let opened = |source: StoreError| ServeError::Store { path: path.to_owned(), source: source.into() };
+    let store = Store::open(path, options).map_err(opened)?;
+    let meta = WriteMeta { actor: "flagd".into(), reason: "declared with --environments".into() };
+    let created = store.declare(declared, &meta).map_err(|error| match error {
+        WriteError::Store(source) => opened(source),
+        other => ServeError::Config(format!("--environments: {other}")),
+    })?;
+    if !created.is_empty() {
+        info!(environments = ?created, "declared environments created");
+    }
+    Ok(store)
+}
+
 fn check(config: &Config) -> Result<(), ServeError> {
     let zero = [
         (config.heartbeat_interval.is_zero(), "the heartbeat interval must be above zero"),
@@ -105,8 +121,13 @@ fn check(config: &Config) -> Result<(), ServeError> {
             "the environment cap must leave a snapshot room in one gRPC message: at most 63 MiB (66060288 bytes)",
         ),
     ];
-    match zero.iter().find(|(bad, _)| *bad) {
-        Some((_, message)) => Err(ServeError::Config((*message).into())),
+    if let Some((_, message)) = zero.iter().find(|(bad, _)| *bad) {
+        return Err(ServeError::Config((*message).into()));
+    }
+    match config.environments.iter().find(|name| !crate::store::is_environment_name(name)) {
+        Some(name) => Err(ServeError::Config(format!(
+            "--environments: expected names of 1 to 64 letters, digits, `_`, `.` or `-`, found {name:?}"
+        ))),
         None => Ok(()),
     }
 }
@@ -190,13 +211,10 @@ pub async fn serve_reporting(
                 max_environment_bytes: config.max_environment_bytes,
             },
         );
-        tokio::task::spawn_blocking(move || Store::open(&path, options))
+        let declared = config.environments.clone();
+        tokio::task::spawn_blocking(move || open_declaring(&path, options, &declared))
             .await
-            .map_err(std::io::Error::other)?
-            .map_err(|source: StoreError| ServeError::Store {
-                path: config.data.clone(),
-                source: source.into(),
-            })?
+            .map_err(std::io::Error::other)??
     };
     let tokens = Tokens::new(config.admin_token.as_deref(), config.sdk_token.as_deref());
     let state = Arc::new(State {

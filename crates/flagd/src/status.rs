@@ -48,6 +48,24 @@ pub(crate) enum RequestError {
         /// The environment looked in.
         environment: String,
     },
+    /// A delete of an environment SDKs are streaming, not forced.
+    #[error(
+        "environment {environment:?} has {} SDK(s) connected ({}); move them first, or delete with --force (their streams end)",
+        connected.len(),
+        connected.join(", ")
+    )]
+    EnvironmentInUse {
+        /// The environment.
+        environment: String,
+        /// The connected SDKs' names.
+        connected: Vec<String>,
+    },
+    /// A stream of an environment that was deleted while it streamed.
+    #[error("environment {environment:?} was deleted; its SDKs keep the flags they have")]
+    EnvironmentDeleted {
+        /// The environment.
+        environment: String,
+    },
     /// A missing or wrong token.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -103,7 +121,10 @@ impl From<RequestError> for Status {
             RequestError::Abandoned | RequestError::NoSubscribe(_) => {
                 Status::deadline_exceeded(error.to_string())
             }
-            RequestError::FlagNotFound { .. } => Status::not_found(error.to_string()),
+            RequestError::FlagNotFound { .. } | RequestError::EnvironmentDeleted { .. } => {
+                Status::not_found(error.to_string())
+            }
+            RequestError::EnvironmentInUse { .. } => Status::failed_precondition(error.to_string()),
             RequestError::Unauthenticated(message) => Status::unauthenticated(message),
             RequestError::SlowClient { .. } => Status::resource_exhausted(error.to_string()),
         }
@@ -147,6 +168,7 @@ fn write_status(error: WriteError) -> Status {
             status
         }
         WriteError::Precondition(_) => Status::failed_precondition(error.to_string()),
+        WriteError::EnvironmentExists { .. } => Status::already_exists(error.to_string()),
         WriteError::Rollout(_)
         | WriteError::InvalidEnvironment { .. }
         | WriteError::PromoteToItself { .. }
@@ -156,6 +178,9 @@ fn write_status(error: WriteError) -> Status {
 }
 
 fn store_status(error: &StoreError) -> Status {
+    if let StoreError::UnknownEnvironment { .. } = error {
+        return Status::not_found(error.to_string());
+    }
     // The whole cause chain goes to the log.
     let chain = crate::store::chain(error);
     error!(error = %chain, "store failure");

@@ -150,7 +150,11 @@ impl StreamTask {
             tokio::select! {
                 changed = updates.changed() => {
                     if changed.is_err() {
-                        return End::Quietly; // the server is shutting down
+                        if self.state.hub.is_closed() {
+                            return End::Quietly; // the server is shutting down
+                        }
+                        let environment = self.environment.clone();
+                        return End::With(RequestError::EnvironmentDeleted { environment }.into());
                     }
                     let latest = updates.borrow_and_update().clone();
                     let Some(latest) = latest.filter(|p| p.revision > self.sent) else { continue };

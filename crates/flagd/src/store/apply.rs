@@ -19,6 +19,7 @@ use flag_core::{
 };
 use redb::Database;
 
+use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;
 use super::lanes::Lane;
 use super::records::{Committed, Now, WriteMeta};
@@ -26,7 +27,8 @@ use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
 use super::tables::{
-    CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, is_environment_name, revision_of,
+    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS,
+    is_environment_name,
 };
 use super::write::Writer;
 
@@ -49,6 +51,9 @@ pub(crate) struct Batch {
     /// The flags are versions from this store's own history (a restore), whose
     /// `created_at` is the store's and is kept; a file's is replaced, as a put's is.
     pub(crate) from_history: bool,
+    /// The apply creates or deletes the environment (see `environments`); it commits even
+    /// when no flag changes.
+    pub(crate) lifecycle: Option<Lifecycle>,
 }
 
 /// What an apply did (or, on a dry run, would do).
@@ -95,7 +100,14 @@ impl Writer {
             // keep coming would otherwise change the environment under every new plan.
             let held = (attempts > MAX_YIELDS).then(|| self.turn(Lane::Normal));
             let (live, bytes, read) = self.peek(db, environment)?;
-            let current = revision_of(&read.open_table(ENVIRONMENTS)?, environment)?;
+            let current = match &batch.lifecycle {
+                Some(Lifecycle::Create { .. }) => environments::counter(
+                    &read.open_table(ENVIRONMENTS)?,
+                    &read.open_table(ENVIRONMENT_INFO)?,
+                    environment,
+                )?,
+                _ => environments::known(&read, environment)?,
+            };
             if let Some(expected) = batch.expected_revision.filter(|expected| *expected != current) {
                 return Err(WriteError::RevisionConflict { expected, current });
             }
@@ -124,14 +136,19 @@ impl Writer {
             size::check(environment, bytes, grown, self.max_environment_bytes())?;
             let changes = applied_changes(&segments, &flags);
             let last = flags.last.clone().or_else(|| segments.last.clone());
-            if batch.dry_run || last.is_none() {
+            if batch.dry_run || (last.is_none() && batch.lifecycle.is_none()) {
                 let revision = current;
                 return Ok(Some(Applied { revision, changes, last: None, kept_killed }));
             }
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
             drop(live);
             let rows = segments.rows.iter().chain(&flags.rows);
-            let turn = Commit { planned_at: current, yields: held.is_none(), wanted };
+            let turn = Commit {
+                planned_at: current,
+                yields: held.is_none(),
+                wanted,
+                lifecycle: batch.lifecycle.as_ref().map(|lifecycle| (lifecycle, meta, &now)),
+            };
             match self.commit_rows(db, environment, rows, (set, grown), turn)? {
                 Outcome::Committed => {
                     tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
@@ -156,16 +173,18 @@ impl Writer {
         set: (FlagSet, usize),
         turn: Commit<'_>,
     ) -> Result<Outcome, WriteError> {
-        let Commit { planned_at, yields, wanted } = turn;
+        let Commit { planned_at, yields, wanted, lifecycle } = turn;
         let _turn = yields.then(|| self.turn(Lane::Normal));
         if !wanted() {
             self.abandon();
             return Ok(Outcome::Abandoned);
         }
-        self.transact(db, environment, |_, _| {
+        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |_, _| {
             let txn = db.begin_write()?;
             let mut environments = txn.open_table(ENVIRONMENTS)?;
-            if revision_of(&environments, environment)? != planned_at {
+            let counter =
+                environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
+            if counter != planned_at {
                 return Ok((Outcome::GaveWay, None));
             }
             let mut last_revision = planned_at;
@@ -200,6 +219,19 @@ impl Writer {
             }
             environments.insert(environment, last_revision)?;
             drop(environments);
+            if let Some((lifecycle, meta, now)) = lifecycle {
+                let stamp = StampRecord {
+                    actor: meta.actor.clone(),
+                    reason: meta.reason.clone(),
+                    timestamp_ms: now.millis,
+                };
+                match lifecycle {
+                    Lifecycle::Create { copied_from } => {
+                        environments::mark_created(&txn, environment, stamp, copied_from.as_ref())?;
+                    }
+                    Lifecycle::Delete => environments::mark_deleted(&txn, environment, stamp, last_revision)?,
+                }
+            }
             if yields && self.kill_waiting() {
                 return Ok((Outcome::GaveWay, None));
             }
@@ -218,6 +250,8 @@ struct Commit<'w> {
     yields: bool,
     /// Whether the client still waits for the answer.
     wanted: &'w dyn Fn() -> bool,
+    /// When the apply creates or deletes the environment: how, asked by whom, and when.
+    lifecycle: Option<(&'w Lifecycle, &'w WriteMeta, &'w Now)>,
 }
 
 /// What became of an apply's rows.

@@ -9,11 +9,10 @@ use flag_core::MAX_KEY_LEN;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::environments;
 use super::error::{BookmarkError, StoreError};
 use super::records::{Now, WriteMeta, decode, encode};
-use super::tables::{
-    BOOKMARKS, ENVIRONMENTS, MAX_ENVIRONMENT_LEN, is_environment_name, is_key_name, revision_of,
-};
+use super::tables::{BOOKMARKS, ENVIRONMENTS, MAX_ENVIRONMENT_LEN, is_environment_name, is_key_name};
 
 /// A named revision.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +59,12 @@ pub(super) fn create(
     }
     let txn = db.begin_write()?;
     let bookmark = {
-        let revision = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+        let environments = txn.open_table(ENVIRONMENTS)?;
+        let revision = match environments.get(environment)? {
+            Some(revision) => revision.value(),
+            None => return Err(environments::unknown(&environments, environment)?.into()),
+        };
+        drop(environments);
         let mut bookmarks = txn.open_table(BOOKMARKS)?;
         if let Some(existing) = bookmarks.get((environment, name))? {
             let existing: BookmarkRecord =
@@ -87,6 +91,7 @@ pub(super) fn create(
 /// See [`Store::bookmarks`](super::Store::bookmarks).
 pub(super) fn list(db: &Database, environment: &str) -> Result<Vec<Bookmark>, StoreError> {
     let txn = db.begin_read()?;
+    environments::readable(&txn, environment)?;
     let table = txn.open_table(BOOKMARKS)?;
     let mut bookmarks = Vec::new();
     for row in table.range((environment, "")..)? {

@@ -9,7 +9,7 @@
 //! Each set is behind an `Arc` so that an apply can plan and validate against it without
 //! holding the write lock (see `apply`): taking it costs a reference count, not a copy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use flag_core::{Flag, FlagSet, Segment};
@@ -18,14 +18,16 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use super::error::StoreError;
 use super::records::decode;
 use super::size;
-use super::tables::{FLAGS, SEGMENTS};
+use super::tables::{ENVIRONMENTS, FLAGS, SEGMENTS};
 
 /// Each environment's live flags and segments, each list sorted by key, and the size of its
-/// full snapshot (see `size`), kept up to date by every write rather than recomputed.
+/// full snapshot (see `size`), kept up to date by every write rather than recomputed; and
+/// which environments exist, so a write to one that does not is refused without a read.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Cache {
     environments: HashMap<String, Arc<FlagSet>>,
     bytes: HashMap<String, usize>,
+    existing: HashSet<String>,
 }
 
 /// The flag set of an environment nobody has written.
@@ -35,6 +37,10 @@ impl Cache {
     /// Reads every live flag and segment from the file, in one read transaction.
     pub(super) fn load(db: &Database) -> Result<Cache, StoreError> {
         let txn = db.begin_read()?;
+        let mut existing = HashSet::new();
+        for row in txn.open_table(ENVIRONMENTS)?.iter()? {
+            existing.insert(row?.0.value().to_owned());
+        }
         let mut environments: HashMap<String, FlagSet> = HashMap::new();
         for row in txn.open_table(FLAGS)?.iter()? {
             let (key, value) = row?;
@@ -53,7 +59,21 @@ impl Cache {
         let bytes =
             environments.iter().map(|(name, set)| (name.clone(), size::snapshot_bytes(set))).collect();
         let environments = environments.into_iter().map(|(name, set)| (name, Arc::new(set))).collect();
-        Ok(Cache { environments, bytes })
+        Ok(Cache { environments, bytes, existing })
+    }
+
+    /// Whether the environment exists (see `environments`).
+    pub(super) fn exists(&self, environment: &str) -> bool {
+        self.existing.contains(environment)
+    }
+
+    /// Records a committed creation (`true`) or deletion of the environment.
+    pub(super) fn set_exists(&mut self, environment: &str, exists: bool) {
+        if exists {
+            self.existing.insert(environment.to_owned());
+        } else {
+            self.existing.remove(environment);
+        }
     }
 
     /// The size of the environment's full snapshot, in encoded bytes.

@@ -16,9 +16,12 @@ use redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
 use super::bookmarks;
+use super::environments;
 use super::error::StoreError;
 use super::records::{ChangeRecord, StoredVersion, decode};
-use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS,
+};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`, format version 3 and later).
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -112,6 +115,25 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Each deleted environment and the revision it was deleted at. Files made before
+/// environments were created explicitly lack the table until opened for writing.
+fn deleted_environments(txn: &redb::ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
+    let info = match txn.open_table(ENVIRONMENT_INFO) {
+        Ok(info) => info,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut deleted = Vec::new();
+    for row in info.iter()? {
+        let (environment, _) = row?;
+        let environment = environment.value();
+        if let Some(record) = environments::record(&info, environment)?.and_then(|record| record.deleted) {
+            deleted.push((environment.to_owned(), record.revision));
+        }
+    }
+    Ok(deleted)
+}
+
 /// Checks, in one read transaction, what every write keeps true: each environment's
 /// revision is its highest change-log row and it has one row per revision; every change-log
 /// row's history row is there and records that revision; versions run 1, 2, 3… with no gap;
@@ -133,6 +155,13 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
         revisions.insert(environment.value().to_owned(), revision.value());
     }
     report.environments = revisions.len() as u64;
+    // A deleted environment's change log stays, up to the revision it was deleted at.
+    for (environment, deleted_at) in deleted_environments(&txn)? {
+        if revisions.contains_key(&environment) {
+            return Err(damaged(format!("environment {environment:?} exists and is recorded as deleted")));
+        }
+        revisions.insert(environment, deleted_at);
+    }
     // Every change row belongs to a known environment, in order 1..=revision.
     let mut expected: Option<(String, u64)> = None;
     for row in changes.iter()? {

@@ -123,6 +123,15 @@ pub(crate) enum StoreError {
         key: String,
     },
     /// A record could not be encoded (a number JSON cannot hold).
+    /// A read or write names an environment that does not exist; nothing was created.
+    #[error("{}", unknown_environment(environment, known))]
+    UnknownEnvironment {
+        /// The name asked for.
+        environment: String,
+        /// The environments that exist, sorted.
+        known: Vec<String>,
+    },
+
     #[error("encoding a store record")]
     Encode(#[source] serde_json::Error),
 }
@@ -222,6 +231,14 @@ pub(crate) enum WriteError {
         environment: String,
         /// The keys it lacks.
         keys: Vec<String>,
+    },
+    /// An environment created under a name that exists already.
+    #[error("environment {environment:?} exists already (revision {revision})")]
+    EnvironmentExists {
+        /// The name.
+        environment: String,
+        /// Its revision.
+        revision: u64,
     },
     /// A restore to a revision the environment has not reached.
     #[error("environment {environment:?} has no revision {revision} yet: it is at revision {current}")]
@@ -461,6 +478,17 @@ impl HasStoreError for PastError {
 }
 
 /// `"a", "b"`, for messages.
+/// `no environment "prodution"; did you mean "production"?`, or the names there are.
+fn unknown_environment(environment: &str, known: &[String]) -> String {
+    match super::environments::nearest(environment, known) {
+        Some(nearest) => format!("no environment {environment:?}; did you mean {nearest:?}?"),
+        None if known.is_empty() => {
+            format!("no environment {environment:?}; there are none yet (`flagctl env create NAME`)")
+        }
+        None => format!("no environment {environment:?}; the environments are {}", quoted(known)),
+    }
+}
+
 fn quoted(keys: &[String]) -> String {
     keys.iter().map(|key| format!("{key:?}")).collect::<Vec<_>>().join(", ")
 }

@@ -73,6 +73,8 @@ mod backup;
 mod bookmarks;
 mod cache;
 mod check;
+mod create;
+mod environments;
 mod error;
 mod handle;
 mod lanes;
@@ -86,6 +88,7 @@ mod restore;
 mod size;
 mod staged;
 mod subject;
+mod summary;
 mod tables;
 mod write;
 
@@ -96,14 +99,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flag_core::{Flag, FlagSet, HistoryEntry, Segment};
-use redb::{Database, ReadableTable};
+use flag_core::{EnvironmentSummary, Flag, FlagSet, HistoryEntry, Segment};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
 pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
+pub(crate) use environments::Lifecycle;
 pub(crate) use error::{BookmarkError, PastError, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use past::{Past, Side};
@@ -116,8 +120,8 @@ pub(crate) use tables::is_environment_name;
 
 use cache::Cache;
 use tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY, SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY,
 };
 use write::Writer;
 
@@ -416,9 +420,64 @@ impl Store {
             .run(|db| read::changes_since(db, environment, since_revision, self.inner.options.resume_window))
     }
 
-    /// Every environment ever written, sorted.
+    /// Every environment that exists, sorted.
     pub(crate) fn environments(&self) -> Result<Vec<String>, StoreError> {
         self.inner.handle.run(read::environments)
+    }
+
+    /// Creates `environment`, empty or (`from`) a copy of another's flags and segments at
+    /// its current revision, in one durable transaction (see `environments`); refused when
+    /// it exists. `None` when `wanted()` no longer held at its turn.
+    pub(crate) fn create_environment(
+        &self,
+        environment: &str,
+        from: Option<&str>,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Applied>, WriteError> {
+        self.inner
+            .handle
+            .run_write(|db| self.inner.writer.create_environment(db, environment, from, meta, wanted))
+    }
+
+    /// Deletes every live flag and segment of `environment` (each a history version) and
+    /// then the environment, in one durable transaction; its history stays readable.
+    pub(crate) fn delete_environment(
+        &self,
+        environment: &str,
+        meta: &WriteMeta,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<Option<Applied>, WriteError> {
+        let batch = Batch { prune: true, lifecycle: Some(Lifecycle::Delete), ..Batch::default() };
+        self.inner.handle.run_write(|db| self.inner.writer.apply(db, environment, batch, meta, wanted))
+    }
+
+    /// Creates each of `environments` that does not exist (empty); returns those created.
+    pub(crate) fn declare(
+        &self,
+        environments: &[String],
+        meta: &WriteMeta,
+    ) -> Result<Vec<String>, WriteError> {
+        let mut created = Vec::new();
+        for environment in environments {
+            match self.create_environment(environment, None, meta, &|| true) {
+                Ok(_) => created.push(environment.clone()),
+                Err(WriteError::EnvironmentExists { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(created)
+    }
+
+    /// Every environment (with `deleted`, the deleted ones too), sorted by name, from one
+    /// read transaction.
+    pub(crate) fn environment_summaries(&self, deleted: bool) -> Result<Vec<EnvironmentSummary>, StoreError> {
+        self.inner.handle.run(|db| summary::summaries(&db.begin_read()?, deleted))
+    }
+
+    /// One environment, existing or deleted.
+    pub(crate) fn environment_summary(&self, environment: &str) -> Result<EnvironmentSummary, StoreError> {
+        self.inner.handle.run(|db| summary::summary(&db.begin_read()?, environment))
     }
 }
 
@@ -428,9 +487,11 @@ impl Store {
 fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
     let txn = db.begin_write()?;
     let id;
+    let fresh;
     {
         let mut meta = txn.open_table(META)?;
         let existing = meta.get(STORE_ID_KEY)?.map(|v| v.value());
+        fresh = existing.is_none();
         id = match existing {
             Some(id) => id,
             None => {
@@ -454,10 +515,17 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         txn.open_table(SEGMENT_HISTORY)?;
         txn.open_table(CHANGES)?;
         txn.open_table(BOOKMARKS)?;
+        txn.open_table(ENVIRONMENT_INFO)?;
+        if fresh && txn.open_table(ENVIRONMENTS)?.is_empty()? {
+            environments::start_with(&txn, DEFAULT_ENVIRONMENT)?;
+        }
     }
     txn.commit()?;
     Ok(id)
 }
+
+/// The environment a new store starts with, so that a first `flagctl set` works.
+const DEFAULT_ENVIRONMENT: &str = flag_proto::DEFAULT_ENVIRONMENT;
 
 /// A number no other store is likely to have: std's randomly keyed hasher over the time,
 /// the process and the path. An identity, not a secret.

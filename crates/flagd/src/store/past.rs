@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, HashSet};
 use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
+use super::environments;
 use super::error::{PastError, StoreError};
 use super::read::{live, version};
 use super::records::{ChangeRecord, decode};
 use super::subject::Versioned;
-use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
+use super::tables::CHANGES;
 
 /// An environment at an earlier revision.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +53,7 @@ pub(crate) type Side<'a> = (&'a str, Option<u64>);
 
 /// The environment at `revision` (now, for `None`) as `txn` sees it.
 fn at(txn: &ReadTransaction, environment: &str, revision: Option<u64>) -> Result<Past, PastError> {
-    let current = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let current = environments::known(txn, environment)?;
     let revision = revision.unwrap_or(current);
     if revision > current {
         return Err(PastError::FutureRevision { environment: environment.to_owned(), revision, current });
@@ -77,7 +78,7 @@ fn at(txn: &ReadTransaction, environment: &str, revision: Option<u64>) -> Result
 /// See [`Store::revision_at`](super::Store::revision_at).
 pub(super) fn revision_at(db: &Database, environment: &str, time_ms: i64) -> Result<u64, StoreError> {
     let txn = db.begin_read()?;
-    let current = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let current = environments::known(&txn, environment)?;
     // The last revision committed at or before `time_ms`: times follow revisions (see the
     // module docs), so a binary search over 1..=current finds it.
     let (mut low, mut high) = (0, current);

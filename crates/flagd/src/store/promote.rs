@@ -109,6 +109,7 @@ impl Writer {
             expected_revision: promote.expected_revision,
             allow_revive: false,
             from_history: false,
+            lifecycle: None,
         };
         let reason = match meta.reason.as_str() {
             "" => format!("promote from {}@r{from_revision}", promote.from),

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
+use super::environments;
 use super::error::StoreError;
 use super::records::{ChangeRecord, FlagRecord, StoredVersion, decode};
 use super::subject::Versioned;
-use super::tables::{CHANGES, ENVIRONMENTS, revision_of};
+use super::tables::{CHANGES, ENVIRONMENTS};
 
 /// What a client at some revision needs to catch up; see [`changes_since`].
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +37,7 @@ impl ChangesSince {
 
 /// See [`Store::revision`](super::Store::revision).
 pub(super) fn revision(db: &Database, environment: &str) -> Result<u64, StoreError> {
-    revision_of(&db.begin_read()?.open_table(ENVIRONMENTS)?, environment)
+    environments::known(&db.begin_read()?, environment)
 }
 
 /// See [`Store::environments`](super::Store::environments).
@@ -60,7 +61,9 @@ pub(super) fn list_flags(
     prefix: &str,
     tag: Option<&str>,
 ) -> Result<Vec<Flag>, StoreError> {
-    let mut flags: Vec<Flag> = live::<Flag>(&db.begin_read()?, environment, prefix)?;
+    let txn = db.begin_read()?;
+    environments::known(&txn, environment)?;
+    let mut flags: Vec<Flag> = live::<Flag>(&txn, environment, prefix)?;
     if let Some(tag) = tag {
         flags.retain(|flag| flag.metadata.tags.iter().any(|t| t == tag));
     }
@@ -69,13 +72,15 @@ pub(super) fn list_flags(
 
 /// See [`Store::segments`](super::Store::segments).
 pub(super) fn segments(db: &Database, environment: &str) -> Result<Vec<Segment>, StoreError> {
-    live::<Segment>(&db.begin_read()?, environment, "")
+    let txn = db.begin_read()?;
+    environments::known(&txn, environment)?;
+    live::<Segment>(&txn, environment, "")
 }
 
 /// See [`Store::snapshot`](super::Store::snapshot).
 pub(super) fn snapshot(db: &Database, environment: &str) -> Result<(u64, FlagSet), StoreError> {
     let txn = db.begin_read()?;
-    let revision = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let revision = environments::known(&txn, environment)?;
     let set = FlagSet { flags: live(&txn, environment, "")?, segments: live(&txn, environment, "")? };
     Ok((revision, set))
 }
@@ -88,7 +93,9 @@ pub(super) fn flag_history(
     before_version: Option<u64>,
     limit: usize,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
-    history::<Flag>(&db.begin_read()?, environment, key, before_version, limit)
+    let txn = db.begin_read()?;
+    environments::readable(&txn, environment)?;
+    history::<Flag>(&txn, environment, key, before_version, limit)
 }
 
 /// See [`Store::environment_history`](super::Store::environment_history).
@@ -99,6 +106,7 @@ pub(super) fn environment_history(
     limit: usize,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     let txn = db.begin_read()?;
+    environments::readable(&txn, environment)?;
     let changes = txn.open_table(CHANGES)?;
     let rows = changes.range((environment, 0)..(environment, before_revision.unwrap_or(u64::MAX)))?;
     let mut entries = Vec::new();
@@ -124,7 +132,7 @@ pub(super) fn changes_since(
     resume_window: u64,
 ) -> Result<ChangesSince, StoreError> {
     let txn = db.begin_read()?;
-    let revision = revision_of(&txn.open_table(ENVIRONMENTS)?, environment)?;
+    let revision = environments::known(&txn, environment)?;
     if since == 0 || since > revision || revision - since > resume_window {
         return Ok(ChangesSince::TooOld);
     }

@@ -62,6 +62,7 @@ impl Writer {
             expected_revision,
             allow_revive,
             from_history: true,
+            lifecycle: None,
         };
         let meta =
             WriteMeta { actor: meta.actor.clone(), reason: reason(revision, committed_ms, &meta.reason) };

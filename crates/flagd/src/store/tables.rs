@@ -8,7 +8,8 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | name (`schema_version`) | u64 |
-//! | `environments` | environment | its revision (u64): how many writes it has had |
+//! | `environments` | environment | its revision (u64): how many writes it has had; present while it exists |
+//! | `environment_info` | environment | `EnvironmentRecord`: who created it (from what), who deleted it at which revision |
 //! | `flags` | (environment, flag key) | the current [`Flag`](flag_core::Flag); absent once deleted |
 //! | `segments` | (environment, segment key) | the current [`Segment`](flag_core::Segment) |
 //! | `flag_history` | (environment, flag key, version) | `StoredVersion<Flag>`: who/when/why and the content |
@@ -55,6 +56,9 @@ pub(super) const CHANGES: TableDefinition<'static, RevisionKey, &[u8]> = TableDe
 /// Added after schema version 1 without a bump: a file without it gets it at open, and an
 /// older flagd never reads it.
 pub(super) const BOOKMARKS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("bookmarks");
+/// Added like `bookmarks`; an environment without a row came into being by its first write.
+pub(super) const ENVIRONMENT_INFO: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("environment_info");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

@@ -18,6 +18,7 @@ use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::cache::Cache;
+use super::environments::{self, Lifecycle};
 use super::error::{StoreError, WriteError};
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
@@ -141,16 +142,19 @@ impl Writer {
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
         let limit = self.max_environment_bytes;
-        self.transact(db, environment, |set, bytes| commit(db, (set, bytes, limit), environment, op, meta))
+        self.transact(db, environment, None, |set, bytes| {
+            commit(db, (set, bytes, limit), environment, op, meta)
+        })
     }
 
     /// Runs `body` over the environment's live set and its snapshot size; `body` returns its
     /// result and the environment's new set and size when it committed one. The caller holds
-    /// a [`Turn`].
+    /// a [`Turn`]. The environment must exist — or, when `lifecycle` creates it, must not.
     pub(super) fn transact<R>(
         &self,
         db: &Database,
         environment: &str,
+        lifecycle: Option<&Lifecycle>,
         body: impl FnOnce(&FlagSet, usize) -> Result<(R, Option<(FlagSet, usize)>), WriteError>,
     ) -> Result<R, WriteError> {
         if !is_environment_name(environment) {
@@ -163,10 +167,21 @@ impl Writer {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
+        let creates = matches!(lifecycle, Some(Lifecycle::Create { .. }));
+        if cache.exists(environment) == creates {
+            let refusal = refuse_lifecycle(db, environment, creates);
+            *slot = Some(cache);
+            return Err(refusal);
+        }
         match body(cache.environment(environment), cache.bytes(environment)) {
             Ok((result, new_set)) => {
                 if let Some((set, bytes)) = new_set {
                     cache.replace(environment, set, bytes);
+                    match lifecycle {
+                        Some(Lifecycle::Create { .. }) => cache.set_exists(environment, true),
+                        Some(Lifecycle::Delete) => cache.set_exists(environment, false),
+                        None => {}
+                    }
                 }
                 *slot = Some(cache);
                 Ok(result)
@@ -189,6 +204,20 @@ impl Writer {
     pub(super) fn cached(&self) -> std::sync::MutexGuard<'_, Option<Cache>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Why a write cannot go ahead: `environment` exists and is to be created (`creates`), or
+/// does not exist and is to be written.
+fn refuse_lifecycle(db: &Database, environment: &str, creates: bool) -> WriteError {
+    let read = || -> Result<WriteError, StoreError> {
+        let txn = db.begin_read()?;
+        if creates {
+            let revision = environments::known(&txn, environment)?;
+            return Ok(WriteError::EnvironmentExists { environment: environment.to_owned(), revision });
+        }
+        Ok(environments::unknown(&txn.open_table(ENVIRONMENTS)?, environment)?.into())
+    };
+    read().unwrap_or_else(WriteError::from)
 }
 
 /// Kills and revives go first (see `lanes`).

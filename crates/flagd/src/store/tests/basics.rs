@@ -1,9 +1,9 @@
 //! Put, get, list, delete, history and reopening.
 
-use flag_core::{ChangeBatch, FlagKind, FlagSet, Operation};
+use flag_core::{ChangeBatch, FlagKind, Operation};
 
 use super::*;
-use crate::store::StoreOptions;
+use crate::store::{StoreError, StoreOptions};
 
 fn versions(entries: &[flag_core::HistoryEntry]) -> Vec<u64> {
     entries.iter().map(|e| e.version).collect()
@@ -87,7 +87,7 @@ fn list_filters_by_prefix_and_tag_and_sorts_by_key() {
     assert_eq!(keys("", Some("nope")), Vec::<String>::new());
     assert_eq!(keys("zzz", None), Vec::<String>::new());
     assert_eq!(store.list_flags("staging", "", None).unwrap().len(), 1);
-    assert_eq!(store.list_flags("nowhere", "", None).unwrap(), vec![]);
+    assert!(matches!(store.list_flags("nowhere", "", None), Err(StoreError::UnknownEnvironment { .. })));
 }
 
 #[test]
@@ -178,11 +178,36 @@ fn environment_history_pages_across_flags_and_segments_newest_first() {
 }
 
 #[test]
-fn unknown_environments_are_empty_and_bad_names_cannot_be_written() {
+fn unknown_environments_are_refused_with_the_nearest_name_and_nothing_is_created() {
     let (_dir, store) = new_store();
-    assert_eq!(store.revision("nowhere").unwrap(), 0);
-    assert_eq!(store.snapshot("nowhere").unwrap(), (0, FlagSet::default()));
-    assert_eq!(store.environments().unwrap(), Vec::<String>::new());
+    let unknown = |result: Result<(), StoreError>| match result {
+        Err(error @ StoreError::UnknownEnvironment { .. }) => error.to_string(),
+        other => panic!("expected an unknown environment, got {other:?}"),
+    };
+    assert_eq!(
+        unknown(store.revision("prodution").map(drop)),
+        r#"no environment "prodution"; did you mean "production"?"#
+    );
+    assert_eq!(
+        unknown(store.snapshot("eu-west").map(drop)),
+        r#"no environment "eu-west"; the environments are "production", "staging""#
+    );
+    unknown(store.segments("eu-west").map(drop));
+    unknown(store.flag_history("eu-west", "chat", None, 10).map(drop));
+    unknown(store.environment_history("eu-west", None, 10).map(drop));
+    unknown(store.changes_since("eu-west", 1).map(drop));
+    let op = WriteOp::PutFlag { flag: rollout("chat", 1.0), expected_version: None };
+    match store.write("prodution", op, &meta("typo")) {
+        Err(WriteError::Store(StoreError::UnknownEnvironment { environment, .. })) => {
+            assert_eq!(environment, "prodution");
+        }
+        other => panic!("expected an unknown environment, got {other:?}"),
+    }
+    let batch = crate::store::Batch { flags: vec![rollout("chat", 1.0)], ..Default::default() };
+    assert!(matches!(
+        store.apply("prodution", batch, &meta("typo")),
+        Err(WriteError::Store(StoreError::UnknownEnvironment { .. }))
+    ));
     for bad in ["", "prod uction", "a/b", &"x".repeat(65)] {
         let op = WriteOp::PutFlag { flag: rollout("chat", 1.0), expected_version: None };
         let error = store.write(bad, op, &meta("x")).unwrap_err();
@@ -191,7 +216,9 @@ fn unknown_environments_are_empty_and_bad_names_cannot_be_written() {
             "{error:?}"
         );
     }
-    assert_eq!(store.environments().unwrap(), Vec::<String>::new());
+    assert_eq!(store.environments().unwrap(), ["production", "staging"], "nothing was created");
+    assert_eq!(store.revision(ENV).unwrap(), 0, "nothing was written");
+    assert_consistent(&store);
 }
 
 #[test]
@@ -216,6 +243,7 @@ fn everything_survives_closing_and_reopening_the_file() {
     let options = StoreOptions { resume_window: 50, ..StoreOptions::default() };
     let before = {
         let store = Store::open(&path, options).unwrap();
+        store.declare(&["staging".to_owned()], &meta("a second environment")).unwrap();
         put(&store, rollout("chat", 5.0));
         write(&store, WriteOp::PutSegment { segment: segment("staff", &["u1"]) }).unwrap();
         write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();

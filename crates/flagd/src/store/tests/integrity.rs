@@ -146,7 +146,7 @@ fn a_backup_is_one_committed_state_that_opens_and_passes_the_check() {
     write(&store, WriteOp::Kill { key: "flag-3".into() }).unwrap();
     let to = dir.path().join("backup.redb");
     let report = store.backup_to(&to).unwrap();
-    assert_eq!((report.environments, report.changes, report.flags), (1, 21, 20));
+    assert_eq!((report.environments, report.changes, report.flags), (2, 21, 20), "production and staging");
     assert!(store.backup_to(&to).is_err(), "an existing file is not overwritten");
     let copy = Store::open(&to, StoreOptions::default()).unwrap();
     assert_eq!(copy.id(), store.id(), "a restored store is the same store");

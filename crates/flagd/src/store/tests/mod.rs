@@ -10,6 +10,7 @@ mod bookmarks;
 mod changes;
 mod concurrency;
 mod crash;
+mod environments;
 mod integrity;
 mod model;
 mod operations;
@@ -31,6 +32,8 @@ use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META,
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 
 pub(super) const ENV: &str = "production";
+/// The second environment of a test store (see `new_store_with`).
+pub(super) const OTHER_ENV: &str = "staging";
 
 /// A store in a fresh temporary directory (kept alive by the returned `TempDir`).
 pub(super) fn new_store() -> (TempDir, Store) {
@@ -40,6 +43,8 @@ pub(super) fn new_store() -> (TempDir, Store) {
 pub(super) fn new_store_with(options: StoreOptions) -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("data/flags.redb"), options).unwrap();
+    // A new file has production; tests of two environments use staging too.
+    store.declare(&[OTHER_ENV.to_owned()], &meta("a second environment")).unwrap();
     (dir, store)
 }
 

@@ -284,6 +284,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     expected_revision,
                     allow_revive: false,
                     from_history: false,
+                    lifecycle: None,
                 };
                 let answer = store.apply(environment, batch.clone(), &meta).map(applied).map_err(refusal);
                 let wanted = model.apply(environment, &batch, &reason);
@@ -309,8 +310,12 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The store with the model's environments (a new file starts with production only).
 fn open(path: &Path) -> Store {
-    Store::open(path, StoreOptions::default()).unwrap()
+    let store = Store::open(path, StoreOptions::default()).unwrap();
+    let names: Vec<String> = ENVIRONMENTS.iter().map(|name| name.to_string()).collect();
+    store.declare(&names, &super::meta("the model's environments")).unwrap();
+    store
 }
 
 fn at_step(error: TestCaseError, n: usize) -> TestCaseError {
@@ -380,7 +385,9 @@ fn write_op(step: &Step, model: &Model) -> (&'static str, WriteOp) {
 /// A refusal by kind. A failure of the file itself is never a refusal: the test fails.
 fn refusal(error: WriteError) -> Refusal {
     match error {
-        WriteError::VersionConflict { .. } | WriteError::RevisionConflict { .. } => Refusal::Conflict,
+        WriteError::VersionConflict { .. }
+        | WriteError::RevisionConflict { .. }
+        | WriteError::EnvironmentExists { .. } => Refusal::Conflict,
         WriteError::NotFound { .. }
         | WriteError::VersionNotFound { .. }
         | WriteError::FutureRevision { .. }
@@ -486,7 +493,8 @@ fn delta(changes: ChangesSince) -> Option<Delta> {
 /// Every read of both environments, store against model. `deep` adds every history page and
 /// every delta.
 fn compare(store: &Store, model: &Model, deep: bool) -> Result<(), TestCaseError> {
-    prop_assert_eq!(store.environments().unwrap(), model.environments(), "environments");
+    // Both exist from the start (`open`), written or not.
+    prop_assert_eq!(store.environments().unwrap(), ENVIRONMENTS.map(String::from).to_vec(), "environments");
     for env in ENVIRONMENTS {
         let revision = store.revision(env).unwrap();
         prop_assert_eq!(revision, model.revision(env), "revision of {}", env);

@@ -47,11 +47,6 @@ impl Model {
         self.environments.get(environment).map_or(0, |e| e.log.len() as u64)
     }
 
-    /// Environments with at least one write, sorted.
-    pub(super) fn environments(&self) -> Vec<String> {
-        self.environments.iter().filter(|(_, e)| !e.log.is_empty()).map(|(name, _)| name.clone()).collect()
-    }
-
     /// The live version of flag `key`: 0 when it does not exist.
     pub(super) fn live_version(&self, environment: &str, key: &str) -> u64 {
         let versions = self.environments.get(environment).and_then(|e| e.flags.get(key));
