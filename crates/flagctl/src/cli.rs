@@ -98,6 +98,10 @@ pub(crate) enum Command {
     /// Put a whole environment back to how it was at an earlier revision or time, in one
     /// transaction (each change a new version; flags killed since stay killed).
     Restore(RestoreArgs),
+    /// Environments: `env list`, `env create NAME [--from ENV]`, `env describe NAME`,
+    /// `env delete NAME [--force]`. Every other command names one that exists (`--env`).
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
@@ -252,6 +256,38 @@ pub(crate) struct BookmarkArgs {
     /// `ENV NAME` to make one; `list [ENV]` to list them (ENV defaults to --env).
     #[arg(num_args = 1..=2, required = true, value_name = "ENV NAME | list [ENV]")]
     pub(crate) words: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EnvCommand {
+    /// Every environment: flags, revision and last change.
+    List {
+        /// Also list deleted environments (their history is kept).
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Create an environment: empty, or a copy of another's flags and segments.
+    Create {
+        /// Its name: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+        name: String,
+        /// Copy this environment's flags and segments, at its current revision.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// One environment: flags, segments, revision, last change, origin, connected SDKs.
+    Describe {
+        /// The environment.
+        name: String,
+    },
+    /// Delete an environment's flags and segments, then the environment; its history stays.
+    Delete {
+        /// The environment.
+        name: String,
+        /// Delete even while SDKs are connected to it (their streams end; they keep the
+        /// flags they have).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

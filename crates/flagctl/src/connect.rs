@@ -70,12 +70,12 @@ impl Server {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    /// The requests of this environment.
     /// The same connection, for a command that names its environment itself.
     pub(crate) fn in_environment(&self, environment: &str) -> Server {
         Server { environment: environment.to_owned(), ..self.clone() }
     }
 
+    /// The requests of this environment.
     pub(crate) fn requests(&self) -> Requests<'_> {
         Requests::new(&self.environment)
     }

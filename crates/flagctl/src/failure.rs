@@ -74,11 +74,13 @@ impl Failure {
             .iter()
             .any(|key| status.metadata().contains_key(*key));
         Some(match status.code() {
+            // An unknown environment's message names it already.
+            Code::NotFound if message.starts_with("no environment") => Failure::NotFound(message),
             Code::NotFound => Failure::NotFound(format!("{message} (environment {environment:?})")),
             Code::InvalidArgument => Failure::Invalid(message),
             Code::FailedPrecondition if conflict => Failure::Conflict(message),
             Code::FailedPrecondition => Failure::Refused(message),
-            // A bookmark name that is taken.
+            // A bookmark or environment name that is taken.
             Code::AlreadyExists => Failure::Conflict(message),
             Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
             Code::Unavailable if status.metadata().contains_key(STORE_UNAVAILABLE_KEY) => {

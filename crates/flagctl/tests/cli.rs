@@ -81,6 +81,7 @@ fn history_lists_every_change_with_its_reason_and_rollback_restores_a_version() 
 #[test]
 fn environments_are_separate() {
     let flagd = Flagd::start();
+    flagd.flagctl(&["env", "create", "staging"]).ok();
     flagd.flagctl(&["--env", "staging", "set", "chat", "--on"]).ok();
     assert_eq!(flagd.flagctl(&["list"]).ok().trim(), "no flags in production");
     let out = flagd.flagctl_env(&["list"], &[("FLAGD_ENV", "staging")]).ok();

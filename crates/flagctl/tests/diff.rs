@@ -16,6 +16,7 @@ fn differs(run: Run) -> String {
 #[test]
 fn two_environments_differ_field_by_field_and_exit_1() {
     let flagd = Flagd::start();
+    flagd.flagctl(&["env", "create", "staging"]).ok();
     for env in ["staging", "production"] {
         flagd.flagctl(&["--env", env, "set", "chat", "--percent", "5"]).ok();
         flagd.flagctl(&["--env", env, "set", "search", "--percent", "20"]).ok();

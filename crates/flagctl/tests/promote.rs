@@ -16,6 +16,7 @@ fn promote_all_but_search(flagd: &Flagd, global: &[&str], args: &[&str]) -> Run 
 #[test]
 fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
     let flagd = Flagd::start();
+    flagd.flagctl(&["env", "create", "staging"]).ok();
     for env in ["staging", "production"] {
         flagd.flagctl(&["--env", env, "set", "chat", "--percent", "5"]).ok();
         flagd.flagctl(&["--env", env, "set", "search", "--percent", "5"]).ok();
@@ -55,6 +56,7 @@ fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
 #[test]
 fn only_some_parts_and_refusals() {
     let flagd = Flagd::start();
+    flagd.flagctl(&["env", "create", "staging"]).ok();
     flagd.flagctl(&["--env", "staging", "set", "chat", "--percent", "40"]).ok();
     let missing =
         flagd.flagctl(&["promote", "chat", "nope", "--from", "staging", "--to", "production"]).fails_with(3);

@@ -8,27 +8,91 @@ mod support;
 use regex::Regex;
 use support::Flagd;
 
-const MARKER: &str = "<!-- walkthrough:";
+/// The marker before each walkthrough's console block.
+const BASICS: &str = "<!-- walkthrough: run as written";
+const ENVIRONMENTS: &str = "<!-- walkthrough: environments";
+/// The marker before a file a walkthrough reads: `<!-- walkthrough-file: NAME -->`.
+const FILE: &str = "<!-- walkthrough-file: ";
 
-/// (command arguments, expected output) for each `$ flagctl …` line of the walkthrough.
-fn walkthrough(readme: &str) -> Vec<(Vec<String>, String)> {
-    let start = readme.find(MARKER).expect("the README has a walkthrough marker");
-    let block = &readme[start..];
-    let block = &block[block.find("```console\n").expect("a console block follows the marker") + 11..];
-    let block = &block[..block.find("```").expect("the console block ends")];
-    let mut steps: Vec<(Vec<String>, String)> = Vec::new();
+/// One `$ flagctl …` line: its arguments, the output under it and the exit code an
+/// `[exit N]` line after the output names (0 without one).
+struct Step {
+    args: Vec<String>,
+    expected: String,
+    code: i32,
+}
+
+/// The steps of the walkthrough after `marker`.
+fn walkthrough(readme: &str, marker: &str) -> Vec<Step> {
+    let block = fenced(readme, marker, "```console\n");
+    let mut steps: Vec<Step> = Vec::new();
     for line in block.lines() {
         if let Some(command) = line.strip_prefix("$ ") {
             let words = split(command);
             assert_eq!(words[0], "flagctl", "the walkthrough runs flagctl only: {line}");
-            steps.push((words[1..].to_vec(), String::new()));
+            steps.push(Step { args: words[1..].to_vec(), expected: String::new(), code: 0 });
         } else {
-            let (_, expected) = steps.last_mut().expect("output follows a command");
-            expected.push_str(line);
-            expected.push('\n');
+            let step = steps.last_mut().expect("output follows a command");
+            match line.strip_prefix("[exit ").and_then(|code| code.strip_suffix(']')) {
+                Some(code) => step.code = code.parse().expect("`[exit N]` names a number"),
+                None => {
+                    step.expected.push_str(line);
+                    step.expected.push('\n');
+                }
+            }
         }
     }
     steps
+}
+
+/// The text of the first `fence` block after `marker`.
+fn fenced<'r>(readme: &'r str, marker: &str, fence: &str) -> &'r str {
+    let start = readme.find(marker).unwrap_or_else(|| panic!("the README has the marker {marker:?}"));
+    let block = &readme[start..];
+    let block = &block[block.find(fence).expect("a fenced block follows the marker") + fence.len()..];
+    &block[..block.find("```").expect("the block ends")]
+}
+
+/// Every `walkthrough-file` of the README: (name, content).
+fn files(readme: &str) -> Vec<(String, String)> {
+    readme
+        .match_indices(FILE)
+        .map(|(at, _)| {
+            let name = &readme[at + FILE.len()..];
+            let name = name[..name.find(" -->").expect("the file marker ends")].to_owned();
+            let content = fenced(&readme[at..], FILE, "```yaml\n").to_owned();
+            (name, content)
+        })
+        .collect()
+}
+
+/// Runs `steps` against a new flagd, from a directory holding the README's files, and
+/// compares each output with the README's (timestamps as timestamps).
+fn run(readme: &str, steps: Vec<Step>) {
+    let time = Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    let flagd = Flagd::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files(readme) {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    for Step { args, expected, code } in steps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = support::flagctl_in(Some(dir.path()), &flagd.address, &args, &[]);
+        assert_eq!(
+            run.code,
+            code,
+            "`flagctl {}` exited otherwise: {}{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        assert_eq!(
+            time.replace_all(&run.stdout, "<time>"),
+            time.replace_all(&expected, "<time>"),
+            "`flagctl {}` printed something else than the README shows",
+            args.join(" ")
+        );
+    }
 }
 
 /// Shell-like words: spaces separate, double quotes group.
@@ -54,23 +118,27 @@ fn split(command: &str) -> Vec<String> {
 #[test]
 fn the_readme_walkthrough_works_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let steps = walkthrough(&readme);
-    let commands: Vec<&str> = steps.iter().map(|(args, _)| args[0].as_str()).collect();
+    let steps = walkthrough(&readme, BASICS);
+    let commands: Vec<&str> = steps.iter().map(|step| step.args[0].as_str()).collect();
     for needed in ["set", "eval", "kill", "history", "rollback"] {
         assert!(commands.contains(&needed), "the walkthrough lost its `{needed}` step: {commands:?}");
     }
-    let time = Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").unwrap();
-    let flagd = Flagd::start();
-    for (args, expected) in steps {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = flagd.flagctl(&args).ok();
-        assert_eq!(
-            time.replace_all(&output, "<time>"),
-            time.replace_all(&expected, "<time>"),
-            "`flagctl {}` printed something else than the README shows",
-            args.join(" ")
+    run(&readme, steps);
+}
+
+#[test]
+fn the_readme_environments_walkthrough_works_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let steps = walkthrough(&readme, ENVIRONMENTS);
+    let commands: Vec<String> = steps.iter().map(|step| step.args.join(" ")).collect();
+    for needed in ["env create staging", "diff staging production", "promote", "bookmark", "restore"] {
+        assert!(
+            commands.iter().any(|command| command.contains(needed)),
+            "the walkthrough lost its `{needed}` step: {commands:?}"
         );
     }
+    assert!(steps.iter().any(|step| step.code == 1), "the walkthrough shows a diff that differs");
+    run(&readme, steps);
 }
 
 #[test]

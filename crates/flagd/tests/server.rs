@@ -341,7 +341,7 @@ async fn history_and_rollback() {
 #[tokio::test]
 async fn a_restart_on_the_same_file_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(config(&dir)).await;
+    let server = TestServer::start(config(&dir).with_environments(["staging"])).await;
     let mut admin = server.admin().await;
     admin.put_flag(put("production", chat_with("one"), None, "first")).await.unwrap();
     admin.put_flag(put("staging", chat_with("staged"), None, "stage")).await.unwrap();

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use flag_proto::Authorship;
 use flag_proto::v1::{self, admin_client::AdminClient};
 use support::{flag, put, start_binary};
 
@@ -128,6 +129,8 @@ async fn a_backup_of_a_running_flagd_starts_a_second_one_with_the_same_flags_and
     for key in ["chat", "checkout", "search"] {
         first.put_flag(put("production", rollout(key), None, "launch")).await.unwrap();
     }
+    let staging = flag_proto::create_environment_request("staging", None, Authorship::default());
+    first.create_environment(staging).await.unwrap();
     first.put_flag(put("staging", rollout("chat"), None, "try")).await.unwrap();
     first
         .kill(v1::KillRequest {

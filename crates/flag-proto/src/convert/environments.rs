@@ -143,7 +143,7 @@ fn environment_from_proto(
     let last_change =
         last_change.map(|entry| history_entry_from_proto(entry, &path.field("last_change"))).transpose()?;
     let copied_from = (!copied_from.is_empty())
-        .then(|| core::CopiedFrom { environment: copied_from, revision: copied_from_revision });
+        .then_some(core::CopiedFrom { environment: copied_from, revision: copied_from_revision });
     Ok(EnvironmentInfo {
         summary: core::EnvironmentSummary {
             name,

@@ -4,6 +4,7 @@
 mod apply;
 mod bookmark;
 mod diff;
+mod environment;
 mod eval;
 mod export;
 mod history;
@@ -47,6 +48,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Promote(args) => promote::promote(&server, &out, args, change).await,
         Command::Bookmark(args) => bookmark::bookmark(&server, &out, args, change).await,
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
+        Command::Env(command) => environment::run(&server, &out, command, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) => Ok(()),
     }

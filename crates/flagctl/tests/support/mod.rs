@@ -139,7 +139,15 @@ impl Run {
 }
 
 pub fn flagctl(address: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    flagctl_in(None, address, args, env)
+}
+
+/// `flagctl ARGS` run in `dir` (relative file names are read from there).
+pub fn flagctl_in(dir: Option<&Path>, address: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(FLAGCTL);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
     for var in ["FLAGD_TOKEN", "FLAGD_ENV", "FLAGD_REASON", "FLAGD_ACTOR"] {
         command.env_remove(var);
     }
