@@ -26,7 +26,7 @@ fn apply_request(environment: &str, flags: u64, round: u64) -> v1::ApplyRequest 
 }
 
 fn main() {
-    let server = BenchServer::start().unwrap();
+    let server = BenchServer::start_with(&["apply-1000", "apply-2500", "apply-10000"]).unwrap();
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     client.block_on(async {
         let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();

@@ -50,7 +50,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let server = BenchServer::start().unwrap();
+    let server = BenchServer::start_with(&["staging"]).unwrap();
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     client.block_on(async {
         let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();

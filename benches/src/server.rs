@@ -19,15 +19,21 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
-    /// Starts flagd on 127.0.0.1:0 with a fresh store.
+    /// Starts flagd on 127.0.0.1:0 with a fresh store (its one environment: production).
     pub fn start() -> std::io::Result<BenchServer> {
+        BenchServer::start_with(&[])
+    }
+
+    /// Starts flagd on 127.0.0.1:0 with a fresh store that also has `environments`.
+    pub fn start_with(environments: &[&str]) -> std::io::Result<BenchServer> {
         let dir = tempfile::tempdir()?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let config = flagd::Config::new(dir.path().join("flags.redb"))
             .with_heartbeat_interval(Duration::from_secs(30))
-            .with_slow_client_limits(Duration::from_secs(30), 64);
+            .with_slow_client_limits(Duration::from_secs(30), 64)
+            .with_environments(environments.iter().copied());
         let (stop, stopped) = oneshot::channel::<()>();
         runtime.spawn(flagd::serve(listener, config, async {
             let _ = stopped.await;
