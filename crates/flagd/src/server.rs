@@ -26,6 +26,7 @@ use crate::state::State;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::sync::SyncService;
 use crate::tls::{TlsError, server_config};
+use crate::webhooks;
 
 /// What a started server is bound to, reported once everything is bound, open and checked.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +101,8 @@ fn check(config: &Config) -> Result<(), ServeError> {
         (config.slow_client_timeout.is_zero(), "the slow-client timeout must be above zero"),
         (config.stream_buffer == 0, "the stream buffer must hold at least one frame"),
         (config.max_environment_bytes == 0, "the environment cap must be above zero"),
+        (config.webhook_timeout.is_zero(), "the webhook timeout must be above zero"),
+        (config.webhook_retry_max.is_zero(), "the longest webhook retry wait must be above zero"),
         (
             config.max_environment_bytes > MAX_ENVIRONMENT_CAP,
             "the environment cap must leave a snapshot room in one gRPC message: at most 63 MiB (66060288 bytes)",
@@ -107,7 +110,7 @@ fn check(config: &Config) -> Result<(), ServeError> {
     ];
     match zero.iter().find(|(bad, _)| *bad) {
         Some((_, message)) => Err(ServeError::Config((*message).into())),
-        None => Ok(()),
+        None => webhooks::check_ids(&config.webhooks).map_err(ServeError::Config),
     }
 }
 
@@ -220,6 +223,9 @@ pub async fn serve_reporting(
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let deliveries = webhooks::start(&state, stopped.clone())
+        .await
+        .map_err(|source| ServeError::Store { path: state.config.data.clone(), source: source.into() })?;
 
     let management_task = match management {
         Some(listener) => {
@@ -317,6 +323,10 @@ pub async fn serve_reporting(
                 task.abort();
             }
         }
+    }
+    tokio::select! {
+        () = deliveries.finish() => {}
+        () = grace_over() => warn!(?grace, "webhook deliverers still running after the shutdown grace period: dropping them"),
     }
     served?;
     info!("stopped");

@@ -12,7 +12,10 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::check::{self, CheckReport};
 use super::error::StoreError;
-use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{
+    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS, WEBHOOK_CURSORS,
+    WEBHOOKS,
+};
 
 /// Copies `db` as one committed state to a new file at `to`, which must not exist, and
 /// checks the copy.
@@ -27,7 +30,8 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
     let target = Database::create(to).map_err(|source| StoreError::Open { path: to.to_owned(), source })?;
     let txn = target.begin_write()?; // durable: redb commits with `Durability::Immediate` by default
     // A macro, not a generic function: the tables' key types differ, and redb's borrowed
-    // key types make one generic copy harder to state than seven loops.
+    // key types make one generic copy harder to state than ten loops. A backup keeps the
+    // webhook cursors: a flagd started on it resumes delivering where the copy was made.
     macro_rules! copy_table {
         ($($table:expr),+) => {$({
             let mut out = txn.open_table($table)?;
@@ -37,7 +41,18 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
             }
         })+};
     }
-    copy_table!(META, ENVIRONMENTS, FLAGS, SEGMENTS, FLAG_HISTORY, SEGMENT_HISTORY, CHANGES, BOOKMARKS);
+    copy_table!(
+        META,
+        ENVIRONMENTS,
+        FLAGS,
+        SEGMENTS,
+        FLAG_HISTORY,
+        SEGMENT_HISTORY,
+        CHANGES,
+        BOOKMARKS,
+        WEBHOOKS,
+        WEBHOOK_CURSORS
+    );
     txn.commit()?;
     check::invariants(&target, to)
 }
