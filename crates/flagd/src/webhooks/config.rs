@@ -41,7 +41,7 @@ const MAX_ID_LEN: usize = 64;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 #[non_exhaustive]
 pub enum WebhookFormat {
-    /// The change as a JSON object (see the `webhooks` module docs).
+    /// The change as JSON: environment, revision, key, action, actor, reason, time, before/after.
     #[default]
     Json,
     /// `{"text": "ana killed chat in production: incident 4711"}`, for Slack-style chat
