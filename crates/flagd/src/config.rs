@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::webhooks::{self, Webhook, WebhookFormat};
+
 /// How a flagd server runs. Built by the binary from flags and environment variables, and
 /// by tests directly.
 #[derive(Clone)]
@@ -35,6 +37,14 @@ pub struct Config {
     pub tls: Option<TlsIdentity>,
     /// Environments created at start when missing (a new store starts with `production`).
     pub environments: Vec<String>,
+    /// Where every committed change is POSTed (see the `webhooks` module).
+    pub webhooks: Vec<Webhook>,
+    /// The body of webhooks that do not choose one.
+    pub webhook_format: WebhookFormat,
+    /// How long one delivery attempt may take, from connecting to the end of the answer.
+    pub webhook_timeout: Duration,
+    /// The longest wait between two attempts of one delivery.
+    pub webhook_retry_max: Duration,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -83,12 +93,29 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             environments: Vec::new(),
+            webhooks: Vec::new(),
+            webhook_format: WebhookFormat::Json,
+            webhook_timeout: webhooks::DEFAULT_TIMEOUT,
+            webhook_retry_max: webhooks::DEFAULT_RETRY_MAX,
         }
     }
 
     /// The same settings, creating these environments at start when they are missing.
     pub fn with_environments<S: Into<String>>(mut self, environments: impl IntoIterator<Item = S>) -> Self {
         self.environments = environments.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same settings with one more webhook.
+    pub fn with_webhook(mut self, webhook: Webhook) -> Self {
+        self.webhooks.push(webhook);
+        self
+    }
+
+    /// The same settings with another per-attempt webhook timeout and longest retry wait.
+    pub fn with_webhook_limits(mut self, timeout: Duration, retry_max: Duration) -> Self {
+        self.webhook_timeout = timeout;
+        self.webhook_retry_max = retry_max;
         self
     }
 
@@ -165,6 +192,10 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls)
             .field("environments", &self.environments)
+            .field("webhooks", &self.webhooks)
+            .field("webhook_format", &self.webhook_format)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("webhook_retry_max", &self.webhook_retry_max)
             .finish()
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct Hub {
     environments: Mutex<HashMap<String, watch::Sender<Latest>>>,
     /// Set at shutdown: later subscriptions end at once instead of keeping the server up.
     closed: AtomicBool,
+    /// Bumped by every publication, whatever the environment: what webhook deliverers wait
+    /// on. A `watch` of a counter because they read what changed from the store and need
+    /// only "something did"; it costs a write one store of an integer, whoever listens.
+    commits: watch::Sender<u64>,
 }
 
 impl Hub {
@@ -57,6 +61,7 @@ impl Hub {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
+        self.commits.send_modify(|count| *count = count.wrapping_add(1));
         let revision = committed.revision;
         let published = Arc::new(Published {
             from_revision: revision.saturating_sub(1),
@@ -81,6 +86,11 @@ impl Hub {
     /// Whether the hub is closed (the server is shutting down).
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever a write is published, in any environment.
+    pub(crate) fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// Ends every stream's subscription (at shutdown).

@@ -29,6 +29,8 @@
 //!   `/metrics`.
 //! - `store_check` — [`check_store`]: the start-up check of a store file, for `flagd check`.
 //! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
+//! - `webhooks` — change notifications: per webhook, a task POSTing every committed change
+//!   after its cursor in the store's outbox, signed, retried with backoff, woken by `fanout`.
 //! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
 //!   [`serve_reporting`] tells the binary when everything is bound and open.
 //!
@@ -36,7 +38,8 @@
 //! batches), which flag-proto puts on the wire as they are. Outside `store`, imports run one
 //! way: `server` → the services (`admin`, `sync`) → `fanout`, `acks`, `evaluate`, `status`,
 //! `state`; none of those imports a service, and `status`, `evaluate` and `acks` import
-//! nothing of the crate but the store.
+//! nothing of the crate but the store. `server` also starts `webhooks`, which reads `state`
+//! and the store; `config` names only webhooks' leaf `config`.
 //!
 //! # Example
 //!
@@ -73,9 +76,11 @@ mod store_check;
 mod sync;
 mod tls;
 mod watch_stream;
+mod webhooks;
 mod write_client;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
+pub use webhooks::{Webhook, WebhookFormat, WebhookSpecError};

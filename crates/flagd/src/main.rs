@@ -68,6 +68,21 @@ struct Args {
     /// Log format.
     #[arg(long, env = "FLAGD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
+    /// POST every committed change to a webhook; repeatable. A bare http:// URL, or fields:
+    /// `url=http://HOST[:PORT]/PATH,environments=staging;production,secret-env=VARIABLE
+    /// (or secret-file=PATH),format=json|slack,id=NAME` — only url is required.
+    #[arg(long = "webhook", value_name = "SPEC", value_parser = flagd::Webhook::parse)]
+    webhooks: Vec<flagd::Webhook>,
+    /// The body of webhooks without format=: the change as JSON, or a one-line chat message.
+    #[arg(long, env = "FLAGD_WEBHOOK_FORMAT", value_enum, default_value_t = flagd::WebhookFormat::Json)]
+    webhook_format: flagd::WebhookFormat,
+    /// How long one webhook delivery attempt may take, connect to answer.
+    #[arg(long, env = "FLAGD_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    webhook_timeout: Duration,
+    /// The longest wait between two attempts of a failing webhook delivery (the waits
+    /// double from 250ms up to this, with jitter).
+    #[arg(long, env = "FLAGD_WEBHOOK_RETRY_MAX", default_value = "60s", value_parser = humantime::parse_duration)]
+    webhook_retry_max: Duration,
 }
 
 /// Tools run instead of the server.
@@ -268,7 +283,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_max_environment_bytes(args.max_environment_bytes)
         .with_slow_client_limits(args.slow_client_timeout, args.stream_buffer)
         .with_shutdown_grace(args.shutdown_grace)
-        .with_environments(args.environments);
+        .with_environments(args.environments)
+        .with_webhook_limits(args.webhook_timeout, args.webhook_retry_max);
+    config.webhook_format = args.webhook_format;
+    for webhook in args.webhooks {
+        config = config.with_webhook(webhook);
+    }
     if let Some(token) = args.admin_token {
         config = config.with_admin_token(token);
     }

@@ -48,6 +48,7 @@ fn describe() {
         "Store failures, by kind (io, corrupt, panic, closed, storage); each I/O error or panic reopens the store."
     );
     metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
+    crate::webhooks::describe_metrics();
 }
 
 /// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the

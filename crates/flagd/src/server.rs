@@ -27,6 +27,7 @@ use crate::state::State;
 use crate::store::{Store, StoreError, StoreOptions, WriteError, WriteMeta};
 use crate::sync::SyncService;
 use crate::tls::{TlsError, server_config};
+use crate::webhooks;
 
 /// What a started server is bound to, reported once everything is bound, open and checked.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +117,8 @@ fn check(config: &Config) -> Result<(), ServeError> {
         (config.slow_client_timeout.is_zero(), "the slow-client timeout must be above zero"),
         (config.stream_buffer == 0, "the stream buffer must hold at least one frame"),
         (config.max_environment_bytes == 0, "the environment cap must be above zero"),
+        (config.webhook_timeout.is_zero(), "the webhook timeout must be above zero"),
+        (config.webhook_retry_max.is_zero(), "the longest webhook retry wait must be above zero"),
         (
             config.max_environment_bytes > MAX_ENVIRONMENT_CAP,
             "the environment cap must leave a snapshot room in one gRPC message: at most 63 MiB (66060288 bytes)",
@@ -124,12 +127,12 @@ fn check(config: &Config) -> Result<(), ServeError> {
     if let Some((_, message)) = zero.iter().find(|(bad, _)| *bad) {
         return Err(ServeError::Config((*message).into()));
     }
-    match config.environments.iter().find(|name| !crate::store::is_environment_name(name)) {
-        Some(name) => Err(ServeError::Config(format!(
+    if let Some(name) = config.environments.iter().find(|name| !crate::store::is_environment_name(name)) {
+        return Err(ServeError::Config(format!(
             "--environments: expected names of 1 to 64 letters, digits, `_`, `.` or `-`, found {name:?}"
-        ))),
-        None => Ok(()),
+        )));
     }
+    webhooks::check_ids(&config.webhooks).map_err(ServeError::Config)
 }
 
 /// The network rule, the same for both ports: beyond loopback, flagd needs an admin token
@@ -238,6 +241,9 @@ pub async fn serve_reporting(
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let deliveries = webhooks::start(&state, stopped.clone())
+        .await
+        .map_err(|source| ServeError::Store { path: state.config.data.clone(), source: source.into() })?;
 
     let management_task = match management {
         Some(listener) => {
@@ -335,6 +341,10 @@ pub async fn serve_reporting(
                 task.abort();
             }
         }
+    }
+    tokio::select! {
+        () = deliveries.finish() => {}
+        () = grace_over() => warn!(?grace, "webhook deliverers still running after the shutdown grace period: dropping them"),
     }
     served?;
     info!("stopped");

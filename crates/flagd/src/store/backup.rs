@@ -14,6 +14,7 @@ use super::check::{self, CheckReport};
 use super::error::StoreError;
 use super::tables::{
     BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS,
+    WEBHOOK_CURSORS, WEBHOOKS,
 };
 
 /// Copies `db` as one committed state to a new file at `to`, which must not exist, and
@@ -29,7 +30,8 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
     let target = Database::create(to).map_err(|source| StoreError::Open { path: to.to_owned(), source })?;
     let txn = target.begin_write()?; // durable: redb commits with `Durability::Immediate` by default
     // A macro, not a generic function: the tables' key types differ, and redb's borrowed
-    // key types make one generic copy harder to state than a loop per table.
+    // key types make one generic copy harder to state than a loop per table. A backup keeps
+    // the webhook cursors: a flagd started on it resumes delivering where the copy was made.
     macro_rules! copy_table {
         ($($table:expr),+) => {$({
             let mut out = txn.open_table($table)?;
@@ -48,7 +50,9 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
         SEGMENT_HISTORY,
         CHANGES,
         BOOKMARKS,
-        ENVIRONMENT_INFO
+        ENVIRONMENT_INFO,
+        WEBHOOKS,
+        WEBHOOK_CURSORS
     );
     txn.commit()?;
     check::invariants(&target, to)

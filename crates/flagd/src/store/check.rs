@@ -22,6 +22,7 @@ use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{
     BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS,
 };
+use super::webhook_cursors;
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`, format version 3 and later).
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -137,8 +138,8 @@ fn deleted_environments(txn: &redb::ReadTransaction) -> Result<Vec<(String, u64)
 /// Checks, in one read transaction, what every write keeps true: each environment's
 /// revision is its highest change-log row and it has one row per revision; every change-log
 /// row's history row is there and records that revision; versions run 1, 2, 3… with no gap;
-/// every live row is its key's newest version, and no live row lacks one; no bookmark names a
-/// revision its environment has not reached.
+/// every live row is its key's newest version, and no live row lacks one; no bookmark or
+/// webhook cursor names a revision its environment has not reached.
 pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, StoreError> {
     let damaged = |problem: String| StoreError::Damaged { path: path.to_owned(), problem };
     let txn = db.begin_read()?;
@@ -323,6 +324,9 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
         }
         Err(redb::TableError::TableDoesNotExist(_)) => {}
         Err(error) => return Err(error.into()),
+    }
+    if let Some(problem) = webhook_cursors::problem(&txn, &revisions)? {
+        return Err(damaged(problem));
     }
     Ok(report)
 }

@@ -99,6 +99,25 @@ pub(super) fn readable(txn: &ReadTransaction, environment: &str) -> Result<(), S
     }
 }
 
+/// The environments that exist and (with `deleted`) those deleted, sorted by name.
+pub(super) fn names(txn: &ReadTransaction, deleted: bool) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    for row in txn.open_table(ENVIRONMENTS)?.iter()? {
+        names.push(row?.0.value().to_owned());
+    }
+    if deleted {
+        let info = txn.open_table(ENVIRONMENT_INFO)?;
+        for row in info.iter()? {
+            let name = row?.0.value().to_owned();
+            if record(&info, &name)?.is_some_and(|record| record.deleted.is_some()) {
+                names.push(name);
+            }
+        }
+        names.sort();
+    }
+    Ok(names)
+}
+
 /// The revision the environment's next write follows: its revision, the revision it was
 /// deleted at, or 0 for a name never used.
 pub(super) fn counter(

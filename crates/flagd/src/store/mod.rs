@@ -50,6 +50,8 @@
 //!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
 //!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
 //! - `backup` — a consistent copy from one read transaction. `bookmarks` — named revisions.
+//!   `webhook_cursors` — the webhook outbox: per webhook and environment, the last revision
+//!   delivered ([`Outbox`]).
 //! - `tables` — the redb tables and their keys. `records` — stored records and their JSON,
 //!   the time a write records; history entries are flag-core's [`HistoryEntry`].
 //! - `patch` — [`WriteOp`]: what each operation makes of the current state.
@@ -65,8 +67,8 @@
 //!   [`BookmarkError`].
 //!
 //! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
-//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `check`; `past`, `staged`, `lanes`;
-//! `write`; `apply`; `restore`, `promote`; `handle`, `backup`; `mod.rs`.
+//! `subject`, `records`; `cache`, `paths`, `patch`, `read`; `webhook_cursors`, `check`; `past`,
+//! `staged`, `lanes`; `write`; `apply`; `restore`, `promote`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
 mod backup;
@@ -90,6 +92,7 @@ mod staged;
 mod subject;
 mod summary;
 mod tables;
+mod webhook_cursors;
 mod write;
 
 #[cfg(test)]
@@ -117,11 +120,12 @@ pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
 pub(crate) use tables::is_environment_name;
+pub(crate) use webhook_cursors::{Outbox, OutboxEntry};
 
 use cache::Cache;
 use tables::{
     BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY,
+    SCHEMA_VERSION_KEY, SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY, WEBHOOK_CURSORS, WEBHOOKS,
 };
 use write::Writer;
 
@@ -327,6 +331,44 @@ impl Store {
         self.inner.handle.run(|db| bookmarks::revision(db, environment, name))
     }
 
+    /// Registers webhook `id` covering `filter` (`None`: every environment), or brings its
+    /// registration up to date, in one durable commit; returns its cursors (see
+    /// `webhook_cursors`). An environment without one is delivered from revision 0.
+    pub(crate) fn register_webhook(
+        &self,
+        id: &str,
+        filter: Option<&[String]>,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.inner.handle.run_write(|db| webhook_cursors::register(db, id, filter))
+    }
+
+    /// Moves webhook `id`'s cursor for `environment` to `revision` (never back), committed
+    /// without an fsync: a crash may deliver again, never skip.
+    pub(crate) fn advance_webhook_cursor(
+        &self,
+        id: &str,
+        environment: &str,
+        revision: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.handle.run(|db| webhook_cursors::advance(db, id, environment, revision))
+    }
+
+    /// Makes every cursor move so far durable (at shutdown).
+    pub(crate) fn flush_webhook_cursors(&self) -> Result<(), StoreError> {
+        self.inner.handle.run_write(webhook_cursors::flush)
+    }
+
+    /// Up to `limit` changes of `environment` after revision `after`, each with the version
+    /// it replaced, from one read transaction.
+    pub(crate) fn webhook_outbox(
+        &self,
+        environment: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Outbox, StoreError> {
+        self.inner.handle.run(|db| webhook_cursors::outbox(db, environment, after, limit))
+    }
+
     /// This store's identity: revisions are comparable only within one store.
     pub(crate) fn id(&self) -> &str {
         &self.inner.id
@@ -425,6 +467,11 @@ impl Store {
         self.inner.handle.run(read::environments)
     }
 
+    /// Every environment that exists or was deleted (its history is kept), sorted.
+    pub(crate) fn environments_with_history(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.handle.run(|db| environments::names(&db.begin_read()?, true))
+    }
+
     /// Creates `environment`, empty or (`from`) a copy of another's flags and segments at
     /// its current revision, in one durable transaction (see `environments`); refused when
     /// it exists. `None` when `wanted()` no longer held at its turn.
@@ -515,6 +562,8 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         txn.open_table(SEGMENT_HISTORY)?;
         txn.open_table(CHANGES)?;
         txn.open_table(BOOKMARKS)?;
+        txn.open_table(WEBHOOKS)?;
+        txn.open_table(WEBHOOK_CURSORS)?;
         txn.open_table(ENVIRONMENT_INFO)?;
         if fresh && txn.open_table(ENVIRONMENTS)?.is_empty()? {
             environments::start_with(&txn, DEFAULT_ENVIRONMENT)?;

@@ -1,9 +1,9 @@
 //! What the store says of its environments: size, revision, last change, lifecycle.
 
 use flag_core::{CopiedFrom, EnvironmentSummary, Flag, HistoryEntry, Segment, Stamp, SubjectKind};
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadTransaction;
 
-use super::environments::{EnvironmentRecord, StampRecord, counter, readable, record};
+use super::environments::{StampRecord, counter, names, readable, record};
 use super::error::StoreError;
 use super::read::version;
 use super::records::{ChangeRecord, decode};
@@ -12,22 +12,7 @@ use super::tables::{CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS};
 
 /// Every environment (and, with `deleted`, every deleted one), sorted by name.
 pub(super) fn summaries(txn: &ReadTransaction, deleted: bool) -> Result<Vec<EnvironmentSummary>, StoreError> {
-    let mut names: Vec<String> = Vec::new();
-    for row in txn.open_table(ENVIRONMENTS)?.iter()? {
-        names.push(row?.0.value().to_owned());
-    }
-    if deleted {
-        for row in txn.open_table(ENVIRONMENT_INFO)?.iter()? {
-            let (name, value) = row?;
-            let record: EnvironmentRecord =
-                decode(value.value(), "environment_info", format_args!("{}", name.value()))?;
-            if record.deleted.is_some() {
-                names.push(name.value().to_owned());
-            }
-        }
-        names.sort();
-    }
-    names.iter().map(|name| summary(txn, name)).collect()
+    names(txn, deleted)?.iter().map(|name| summary(txn, name)).collect()
 }
 
 /// One environment, existing or deleted; refused when the name was never used.

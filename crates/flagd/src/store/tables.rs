@@ -16,6 +16,8 @@
 //! | `segment_history` | (environment, segment key, version) | `StoredVersion<Segment>` |
 //! | `changes` | (environment, revision) | `ChangeRecord`: which subject and version that revision wrote |
 //! | `bookmarks` | (environment, name) | `BookmarkRecord`: a revision named by an operator, who, when |
+//! | `webhooks` | webhook id | `WebhookRecord`: when it was registered, what it covered at the last start |
+//! | `webhook_cursors` | (webhook id, environment) | the last revision the webhook's receiver acknowledged (u64) |
 //!
 //! The current tables are derivable from the history tables (the newest version of each
 //! key); they exist so that listing an environment reads each live row once instead of
@@ -59,6 +61,11 @@ pub(super) const BOOKMARKS: TableDefinition<'static, SubjectKey, &[u8]> = TableD
 /// Added like `bookmarks`; an environment without a row came into being by its first write.
 pub(super) const ENVIRONMENT_INFO: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("environment_info");
+/// The webhook outbox (see `webhook_cursors`): added like `bookmarks`, without a bump.
+pub(super) const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("webhooks");
+/// `(webhook id, environment)` → the last revision delivered.
+pub(super) const WEBHOOK_CURSORS: TableDefinition<'static, SubjectKey, u64> =
+    TableDefinition::new("webhook_cursors");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

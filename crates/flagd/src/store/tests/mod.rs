@@ -19,6 +19,7 @@ mod promote;
 mod restore;
 mod size;
 mod validation;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,10 @@ use tempfile::TempDir;
 
 use super::cache::Cache;
 use super::records::{ChangeRecord, StoredVersion, decode};
-use super::tables::{BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS};
+use super::tables::{
+    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS, WEBHOOK_CURSORS,
+    WEBHOOKS,
+};
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 
 pub(super) const ENV: &str = "production";
@@ -108,6 +112,8 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
     rows_of!(SEGMENT_HISTORY, "segment_history", bytes);
     rows_of!(CHANGES, "changes", bytes);
     rows_of!(BOOKMARKS, "bookmarks", bytes);
+    rows_of!(WEBHOOKS, "webhooks", bytes);
+    rows_of!(WEBHOOK_CURSORS, "webhook_cursors", number);
     rows
 }
 
