@@ -430,6 +430,7 @@ mod admin;
 mod answer;
 mod diff;
 mod promote;
+mod reach;
 mod records;
 mod requests;
 mod sync;
@@ -446,6 +447,7 @@ pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_re
 pub use promote::{
     Part, PromoteAsk, PromoteOutcome, promote_request, promote_request_from_proto, promote_response,
 };
+pub use reach::{Reach, Reaches, Touch};
 pub use requests::{
     ApplyPlan, Point, Requests, Restore, RestorePlan, Rollout, backup_request, restore_request_from_proto,
 };

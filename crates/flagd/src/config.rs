@@ -15,6 +15,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// When set, Sync calls need this token (or the admin token).
     pub sdk_token: Option<String>,
+    /// A tokens file (YAML) of named principals, each with the SHA-256 of its secret, a
+    /// role and its environments. When set, every call needs the token of a principal (of
+    /// the file, or of the two options above) allowed to make it; SIGHUP reloads the file.
+    pub tokens: Option<PathBuf>,
     /// Allow listening beyond loopback without an admin token or without TLS.
     pub insecure: bool,
     /// How often a quiet stream gets a heartbeat: a stream never goes silent for two intervals.
@@ -72,6 +76,7 @@ impl Config {
             data: data.into(),
             admin_token: None,
             sdk_token: None,
+            tokens: None,
             insecure: false,
             heartbeat_interval: Duration::from_secs(5),
             resume_window: 10_000,
@@ -92,6 +97,12 @@ impl Config {
     /// The same settings with an SDK token.
     pub fn with_sdk_token(mut self, token: impl Into<String>) -> Self {
         self.sdk_token = Some(token.into());
+        self
+    }
+
+    /// The same settings with a tokens file.
+    pub fn with_tokens_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tokens = Some(path.into());
         self
     }
 
@@ -147,6 +158,7 @@ impl fmt::Debug for Config {
             .field("data", &self.data)
             .field("admin_token", &redact(&self.admin_token))
             .field("sdk_token", &redact(&self.sdk_token))
+            .field("tokens", &self.tokens)
             .field("insecure", &self.insecure)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("resume_window", &self.resume_window)
