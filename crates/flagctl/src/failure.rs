@@ -19,7 +19,7 @@ pub(crate) enum Failure {
     #[error("cannot reach flagd at {address}: {cause}")]
     Unreachable { address: String, cause: String },
     /// Missing or wrong token.
-    #[error("unauthorized: {0}; pass the admin token with --token or FLAGD_TOKEN")]
+    #[error("unauthorized: {0}; pass a valid token with --token or FLAGD_TOKEN")]
     Unauthorized(String),
     /// A valid token whose principal may not do this (its role, or its environments): the
     /// message names the principal and the environment.

@@ -112,6 +112,8 @@ pub(crate) fn parse(text: &str, reserved: &[Reserved<'_>]) -> Result<Vec<Princip
     if reader.problems.is_empty() {
         Ok(principals.into_iter().map(|(_, principal)| principal).collect())
     } else {
+        // In the order of the file (the sort is stable: one line's problems keep theirs).
+        reader.problems.sort_by_key(|problem| problem.line);
         Err(reader.problems)
     }
 }
