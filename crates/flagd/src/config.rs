@@ -11,9 +11,11 @@ use std::time::Duration;
 pub struct Config {
     /// The redb file holding every environment.
     pub data: PathBuf,
-    /// When set, Admin calls need `authorization: Bearer <token>`.
+    /// When set, Admin calls need `authorization: Bearer <token>`: the token of the
+    /// principal `admin` (role admin, all environments).
     pub admin_token: Option<String>,
-    /// When set, Sync calls need this token (or the admin token).
+    /// When set, Sync calls need this token (or the admin token): the principal `sdk` (role
+    /// sdk, all environments).
     pub sdk_token: Option<String>,
     /// A tokens file (YAML) of named principals, each with the SHA-256 of its secret, a
     /// role and its environments. When set, every call needs the token of a principal (of

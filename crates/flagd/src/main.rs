@@ -27,10 +27,12 @@ struct Args {
     /// Management HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
     management: SocketAddr,
-    /// Require `authorization: Bearer <token>` on Admin calls.
+    /// Require `authorization: Bearer <token>` on Admin calls (the principal `admin`, all
+    /// environments).
     #[arg(long, env = "FLAGD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Require this token (or the admin token) on Sync calls.
+    /// Require this token (or the admin token) on Sync calls (the principal `sdk`, all
+    /// environments).
     #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
     sdk_token: Option<String>,
     /// A tokens file (YAML) of named principals, each with the SHA-256 of its secret, a role

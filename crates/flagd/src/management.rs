@@ -48,6 +48,14 @@ fn describe() {
         "Store failures, by kind (io, corrupt, panic, closed, storage); each I/O error or panic reopens the store."
     );
     metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
+    metrics::describe_counter!(
+        "flagd_access_denied_total",
+        "Calls and streams refused because their principal's role or environments do not allow them."
+    );
+    metrics::describe_counter!(
+        "flagd_tokens_reloads_total",
+        "Tokens file reloads on SIGHUP, by outcome (loaded, refused: the principals before stay in force)."
+    );
 }
 
 /// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the

@@ -75,8 +75,9 @@ async fn open_stream(
         return sink.close_with(WriteError::InvalidEnvironment { environment }.into());
     }
     let unauthenticated = || RequestError::Unauthenticated("the stream was not authenticated".into());
-    let access = match caller.ok_or_else(unauthenticated).and_then(|c| state.access.follow(&c, &environment))
-    {
+    let followed =
+        caller.ok_or_else(unauthenticated).and_then(|caller| state.access.follow(&caller, &environment));
+    let access = match followed {
         Ok(access) => access,
         Err(refused) => return sink.close_with(refused.into()),
     };

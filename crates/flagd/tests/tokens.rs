@@ -46,6 +46,7 @@ fn write_tokens(path: &Path, principals: &[(&str, &str, &str, &str)]) {
 struct Flagd {
     child: Child,
     endpoint: String,
+    management: std::net::SocketAddr,
     log: mpsc::Receiver<String>,
 }
 
@@ -82,8 +83,10 @@ fn start(data: &Path, args: &[&str]) -> Flagd {
     });
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc = line.split_whitespace().find_map(|word| word.strip_prefix("grpc=")).expect("flagd listens");
-    Flagd { child, endpoint: format!("http://{grpc}"), log }
+    let word =
+        |name: &str| line.split_whitespace().find_map(|word| word.strip_prefix(name)).expect("flagd listens");
+    let (grpc, management) = (word("grpc="), word("management=").parse().unwrap());
+    Flagd { child, endpoint: format!("http://{grpc}"), management, log }
 }
 
 impl Flagd {
@@ -103,6 +106,10 @@ impl Flagd {
                 Err(_) => panic!("flagd did not log {text:?} in time"),
             }
         }
+    }
+
+    async fn metrics(&self) -> String {
+        support::http_get(self.management, "/metrics").await.1
     }
 
     async fn channel(&self) -> Channel {
@@ -228,6 +235,10 @@ async fn sighup_ends_the_streams_of_a_revoked_or_narrowed_token_and_keeps_the_ot
     assert_eq!(again.await.err().map(|status| status.code()), Some(Code::Unauthenticated));
     flagd.admin(NEW).await.list_flags(v1::ListFlagsRequest::default()).await.unwrap();
 
+    let metrics = flagd.metrics().await;
+    assert!(metrics.contains(r#"flagd_tokens_reloads_total{outcome="loaded"} 1"#), "{metrics}");
+    assert!(metrics.contains("flagd_access_denied_total 1"), "{metrics}");
+
     // The kept stream never dropped: the next change reaches it.
     admin.set_rollout(rollout("production", "chat", 25.0)).await.unwrap();
     match web.next_change().await {
@@ -252,6 +263,9 @@ async fn sighup_with_a_malformed_file_keeps_the_principals_in_force_and_logs_the
     let warning = flagd.log_line("tokens file not reloaded");
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains("principals[0].sha256: required"), "{warning}");
+
+    let metrics = flagd.metrics().await;
+    assert!(metrics.contains(r#"flagd_tokens_reloads_total{outcome="refused"} 1"#), "{metrics}");
 
     // Both principals still work, and the stream was never touched.
     let mut bot = flagd.admin(APP).await;
