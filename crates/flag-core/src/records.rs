@@ -71,8 +71,12 @@ pub struct HistoryEntry {
     pub revision: u64,
     /// What the write did.
     pub operation: Operation,
-    /// Who asked for it.
+    /// Who made it: the name of the principal whose token the server accepted, or (on a
+    /// server without tokens) whoever the client said it was.
     pub actor: String,
+    /// Whom `actor` says it acted for (`flagctl --actor`), when that is someone else: the
+    /// client's claim, kept beside the principal's name and never instead of it.
+    pub on_behalf_of: Option<String>,
     /// Why, in their words.
     pub reason: String,
     /// Wall-clock time of the write, in milliseconds since the Unix epoch.

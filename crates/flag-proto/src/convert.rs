@@ -431,6 +431,7 @@ mod answer;
 mod diff;
 mod environments;
 mod promote;
+mod reach;
 mod records;
 mod requests;
 mod sync;
@@ -451,6 +452,7 @@ pub use environments::{
 pub use promote::{
     Part, PromoteAsk, PromoteOutcome, promote_request, promote_request_from_proto, promote_response,
 };
+pub use reach::{Reach, Reaches, Touch};
 pub use requests::{
     ApplyPlan, Point, Requests, Restore, RestorePlan, Rollout, backup_request, restore_request_from_proto,
 };

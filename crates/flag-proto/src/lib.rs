@@ -23,7 +23,9 @@
 //!     each encoded once), and [`SyncFrame`] for a client, whose flags stay encoded until it
 //!     decodes them (off its async worker, if it likes);
 //!   - `convert/requests` — [`Requests`]: the Admin requests a client sends, from domain
-//!     values, so no client spells out a request message.
+//!     values, so no client spells out a request message;
+//!   - `convert/reach` — [`Reaches`]: which environments each Admin request reads or writes
+//!     ([`Reach`]), all flagd's access check needs to know of a call.
 //! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
 //!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
 //! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
@@ -73,15 +75,15 @@ pub use auth::{Bearer, InvalidToken, bearer_token};
 pub use convert::{
     Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, BookmarkInfo, ClientMessage,
     DEFAULT_ENVIRONMENT, Deleted, DiffOutcome, EncodedChanges, EncodedSnapshot, EnvironmentInfo, FlagState,
-    HistoryPage, InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Requests, Restore,
-    RestoreOutcome, RestorePlan, Rollout, Side, Snapshot, Subscription, SyncFrame, Written, ack_request,
-    apply_response, attribute_to_proto, attributes_from_proto, backup_chunk, backup_request, changes_frame,
-    create_environment_request, delete_environment_request, delete_environment_response, diff_request,
-    diff_request_from_proto, diff_response, environment_or_default, environments_from_proto,
-    evaluate_response, flag_set_from_proto, get_flag_response, heartbeat_frame, history_response,
-    kill_response, list_flags_response, list_segments_response, promote_request, promote_request_from_proto,
-    promote_response, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
-    write_response,
+    HistoryPage, InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Reach, Reaches,
+    Requests, Restore, RestoreOutcome, RestorePlan, Rollout, Side, Snapshot, Subscription, SyncFrame, Touch,
+    Written, ack_request, apply_response, attribute_to_proto, attributes_from_proto, backup_chunk,
+    backup_request, changes_frame, create_environment_request, delete_environment_request,
+    delete_environment_response, diff_request, diff_request_from_proto, diff_response,
+    environment_or_default, environments_from_proto, evaluate_response, flag_set_from_proto,
+    get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
+    list_segments_response, promote_request, promote_request_from_proto, promote_response,
+    restore_request_from_proto, restore_response, snapshot_frame, subscribe_request, write_response,
 };
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};

@@ -16,7 +16,8 @@ Exit codes:
   4  invalid input (the message names the field, and the line for `apply`)
   5  version conflict: someone changed the flag (or environment) first; read it again
   6  server unreachable (the message names the address tried)
-  7  unauthorized: missing or wrong token
+  7  unauthorized: missing or wrong token, or its principal may not do this (the message
+     names the principal and the environment)
   8  killed, but not every connected SDK acknowledged in time
   9  refused: the flag is not in a state the command applies to (e.g. revive of a live flag)
  10  a write timed out: outcome unknown; the message names the revision to check
@@ -106,6 +107,9 @@ pub(crate) enum Command {
     Watch,
     /// Delete a flag (its history is kept).
     Delete(KeyArgs),
+    /// Tokens for flagd's tokens file: `token hash` prints the line for a secret read from
+    /// standard input, `token hash --generate` makes a new secret and prints it with its line.
+    Token(TokenArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -340,6 +344,24 @@ pub(crate) struct ExportArgs {
     /// The file format.
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    #[command(subcommand)]
+    pub(crate) command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Print `sha256: …`, the tokens file's line for a secret (read from standard input; a
+    /// trailing newline is not part of it). Needs no server.
+    Hash {
+        /// Make a new secret (32 random bytes from the operating system, URL-safe text) and
+        /// print it, once, with its line.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -19,8 +19,12 @@ pub(crate) enum Failure {
     #[error("cannot reach flagd at {address}: {cause}")]
     Unreachable { address: String, cause: String },
     /// Missing or wrong token.
-    #[error("unauthorized: {0}; pass the admin token with --token or FLAGD_TOKEN")]
+    #[error("unauthorized: {0}; pass a valid token with --token or FLAGD_TOKEN")]
     Unauthorized(String),
+    /// A valid token whose principal may not do this (its role, or its environments): the
+    /// message names the principal and the environment.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
     /// A kill committed, but not every SDK acknowledged it in time.
     #[error("{0}")]
     Unacknowledged(String),
@@ -58,7 +62,7 @@ impl Failure {
             Failure::Invalid(_) => 4,
             Failure::Conflict(_) => 5,
             Failure::Unreachable { .. } => 6,
-            Failure::Unauthorized(_) => 7,
+            Failure::Unauthorized(_) | Failure::Forbidden(_) => 7,
             Failure::Unacknowledged(_) => 8,
             Failure::Refused(_) => 9,
             Failure::OutcomeUnknown { .. } => 10,
@@ -82,7 +86,8 @@ impl Failure {
             Code::FailedPrecondition => Failure::Refused(message),
             // A bookmark or environment name that is taken.
             Code::AlreadyExists => Failure::Conflict(message),
-            Code::Unauthenticated | Code::PermissionDenied => Failure::Unauthorized(message),
+            Code::Unauthenticated => Failure::Unauthorized(message),
+            Code::PermissionDenied => Failure::Forbidden(message),
             Code::Unavailable if status.metadata().contains_key(STORE_UNAVAILABLE_KEY) => {
                 Failure::StoreUnavailable(message)
             }
@@ -135,6 +140,23 @@ mod tests {
 
     fn failure(status: Status) -> Option<Failure> {
         Failure::from_status(&status, "http://127.0.0.1:8013", "production")
+    }
+
+    #[test]
+    fn a_principal_not_allowed_is_exit_7_with_the_server_s_words_and_no_token_hint() {
+        let denied = r#"principal "ci-bot" (writer for staging) may not write environment "production""#;
+        let Some(forbidden @ Failure::Forbidden(_)) = failure(Status::permission_denied(denied)) else {
+            panic!("not forbidden")
+        };
+        assert_eq!(forbidden.exit_code(), 7);
+        assert_eq!(forbidden.to_string(), format!("not allowed: {denied}"));
+        let Some(wrong @ Failure::Unauthorized(_)) =
+            failure(Status::unauthenticated("the token is not valid"))
+        else {
+            panic!("not unauthorized")
+        };
+        assert_eq!(wrong.exit_code(), 7);
+        assert!(wrong.to_string().contains("--token"));
     }
 
     #[test]

@@ -112,6 +112,15 @@ pub(crate) fn operation(kind: SubjectKind, operation: Operation) -> &'static str
     }
 }
 
+/// Who made a change: the actor, and whom it said it acted for when that is someone else
+/// (`ci-bot on behalf of ana`).
+pub(crate) fn by(actor: &str, on_behalf_of: Option<&str>) -> String {
+    match on_behalf_of {
+        Some(them) => format!("{actor} on behalf of {them}"),
+        None => actor.to_owned(),
+    }
+}
+
 /// A history entry for people and for `--json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Entry {
@@ -121,6 +130,9 @@ pub(crate) struct Entry {
     pub(crate) version: u64,
     pub(crate) operation: &'static str,
     pub(crate) actor: String,
+    /// Whom the actor (a principal) said it acted for; absent when nobody else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) on_behalf_of: Option<String>,
     pub(crate) reason: String,
     pub(crate) time: String,
     /// What the subject then served; absent for segments and deletes.
@@ -139,6 +151,7 @@ impl Entry {
             revision,
             operation: op,
             actor,
+            on_behalf_of,
             reason,
             timestamp_ms,
             flag,
@@ -151,6 +164,7 @@ impl Entry {
             version,
             operation: operation(kind, op),
             actor,
+            on_behalf_of,
             reason,
             time: time(timestamp_ms),
             state: flag.as_ref().map(state),
@@ -168,7 +182,12 @@ impl Entry {
         };
         let reason = if self.reason.is_empty() { String::new() } else { format!(": {:?}", self.reason) };
         let state = self.state.as_deref().map(|s| format!("\n        → {s}")).unwrap_or_default();
-        format!("{subject}  {}  {} by {}{reason}{state}", self.time, self.operation, self.actor)
+        format!("{subject}  {}  {} by {}{reason}{state}", self.time, self.operation, self.by())
+    }
+
+    /// `ana`, or `ci-bot on behalf of ana`.
+    pub(crate) fn by(&self) -> String {
+        by(&self.actor, self.on_behalf_of.as_deref())
     }
 }
 

@@ -13,7 +13,7 @@ use tracing::{info, instrument};
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Batch, Committed, Store, StoreError, WriteOp};
-use crate::write_client::{Client, Unwritten, unwritten, write_meta};
+use crate::write_client::{Client, Unwritten, unwritten};
 
 /// Default and largest history page.
 const PAGE_SIZE: (u32, u32) = (50, 1000);
@@ -42,7 +42,7 @@ impl AdminService {
         change: Authorship,
     ) -> Result<Committed, Status> {
         let environment = environment_or_default(environment).to_owned();
-        let meta = write_meta(change);
+        let meta = client.meta(change);
         let operation = operation_name(&op);
         let state = Arc::clone(&self.state);
         let target = environment.clone();
@@ -311,7 +311,7 @@ impl Admin for AdminService {
 
     #[instrument(skip_all)]
     async fn apply(&self, request: Request<v1::ApplyRequest>) -> Result<Response<v1::ApplyResponse>, Status> {
-        let (wanted, present) = Client::of(&request).still_wanted();
+        let client = Client::of(&request);
         let v1::ApplyRequest { environment, flags, segments, prune, dry_run, expected_revision, change } =
             request.into_inner();
         let set = flag_proto::flag_set_from_proto(flags, segments).map_err(RequestError::from)?;
@@ -326,7 +326,8 @@ impl Admin for AdminService {
             lifecycle: None,
         };
         let environment = environment_or_default(&environment).to_owned();
-        let meta = write_meta(change.into());
+        let meta = client.meta(change.into());
+        let (wanted, present) = client.still_wanted();
         let state = Arc::clone(&self.state);
         let target = environment.clone();
         let applied = tokio::task::spawn_blocking(move || {
@@ -377,7 +378,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::CreateBookmarkRequest>,
     ) -> Result<Response<v1::Bookmark>, Status> {
-        Ok(Response::new(crate::bookmarks::create(&self.state, request.into_inner()).await?))
+        Ok(Response::new(crate::bookmarks::create(&self.state, request).await?))
     }
 
     #[instrument(skip_all)]

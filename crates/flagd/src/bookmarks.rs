@@ -7,16 +7,17 @@ use flag_proto::{Authorship, BookmarkInfo, environment_or_default, v1};
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::Bookmark;
-use crate::write_client::write_meta;
+use crate::write_client::Author;
 
 /// Names the environment's current revision.
 pub(crate) async fn create(
     state: &Arc<State>,
-    request: v1::CreateBookmarkRequest,
+    request: tonic::Request<v1::CreateBookmarkRequest>,
 ) -> Result<v1::Bookmark, RequestError> {
-    let v1::CreateBookmarkRequest { environment, name, change } = request;
+    let author = Author::of(&request);
+    let v1::CreateBookmarkRequest { environment, name, change } = request.into_inner();
     let environment = environment_or_default(&environment).to_owned();
-    let meta = write_meta(change.into());
+    let meta = author.meta(change.into());
     let store = state.store.clone();
     let bookmark = tokio::task::spawn_blocking(move || store.bookmark(&environment, &name, &meta)).await??;
     tracing::info!(environment = %bookmark.environment, name = %bookmark.name, revision = bookmark.revision, "bookmark made");

@@ -13,10 +13,16 @@ use crate::webhooks::{self, Webhook, WebhookFormat};
 pub struct Config {
     /// The redb file holding every environment.
     pub data: PathBuf,
-    /// When set, Admin calls need `authorization: Bearer <token>`.
+    /// When set, Admin calls need `authorization: Bearer <token>`: the token of the
+    /// principal `admin` (role admin, all environments).
     pub admin_token: Option<String>,
-    /// When set, Sync calls need this token (or the admin token).
+    /// When set, Sync calls need this token (or the admin token): the principal `sdk` (role
+    /// sdk, all environments).
     pub sdk_token: Option<String>,
+    /// A tokens file (YAML) of named principals, each with the SHA-256 of its secret, a
+    /// role and its environments. When set, every call needs the token of a principal (of
+    /// the file, or of the two options above) allowed to make it; SIGHUP reloads the file.
+    pub tokens: Option<PathBuf>,
     /// Allow listening beyond loopback without an admin token or without TLS.
     pub insecure: bool,
     /// How often a quiet stream gets a heartbeat: a stream never goes silent for two intervals.
@@ -84,6 +90,7 @@ impl Config {
             data: data.into(),
             admin_token: None,
             sdk_token: None,
+            tokens: None,
             insecure: false,
             heartbeat_interval: Duration::from_secs(5),
             resume_window: 10_000,
@@ -128,6 +135,12 @@ impl Config {
     /// The same settings with an SDK token.
     pub fn with_sdk_token(mut self, token: impl Into<String>) -> Self {
         self.sdk_token = Some(token.into());
+        self
+    }
+
+    /// The same settings with a tokens file.
+    pub fn with_tokens_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tokens = Some(path.into());
         self
     }
 
@@ -183,6 +196,7 @@ impl fmt::Debug for Config {
             .field("data", &self.data)
             .field("admin_token", &redact(&self.admin_token))
             .field("sdk_token", &redact(&self.sdk_token))
+            .field("tokens", &self.tokens)
             .field("insecure", &self.insecure)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("resume_window", &self.resume_window)

@@ -10,14 +10,14 @@ use tracing::info;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Parts, Promote, Promoted};
-use crate::write_client::{Client, Unwritten, unwritten, write_meta};
+use crate::write_client::{Client, Unwritten, unwritten};
 
 /// Promotes what `request` asks for; see the module docs.
 pub(crate) async fn promote(
     state: &Arc<State>,
     request: Request<v1::PromoteRequest>,
 ) -> Result<v1::PromoteResponse, RequestError> {
-    let (wanted, present) = Client::of(&request).still_wanted();
+    let client = Client::of(&request);
     let (ask, change) = flag_proto::promote_request_from_proto(request.into_inner())?;
     // `all` is the empty key list (the request refuses both and neither).
     let PromoteAsk { from, to, keys, all: _, except, only, dry_run, expected_revision } = ask;
@@ -30,7 +30,8 @@ pub(crate) async fn promote(
         dry_run,
         expected_revision,
     };
-    let meta = write_meta(change);
+    let meta = client.meta(change);
+    let (wanted, present) = client.still_wanted();
     let (state, target) = (Arc::clone(state), environment.clone());
     let promoted = tokio::task::spawn_blocking(move || {
         let Some(promoted) = state.store.promote_if(&target, &promote, &meta, &wanted)? else {

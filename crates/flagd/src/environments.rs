@@ -11,16 +11,17 @@ use tracing::info;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::Applied;
-use crate::write_client::{Client, Unwritten, unwritten, write_meta};
+use crate::write_client::{Client, Unwritten, unwritten};
 
 /// Creates an environment, empty or a copy of another.
 pub(crate) async fn create(
     state: &Arc<State>,
     request: Request<v1::CreateEnvironmentRequest>,
 ) -> Result<v1::Environment, RequestError> {
-    let (wanted, present) = Client::of(&request).still_wanted();
+    let client = Client::of(&request);
     let v1::CreateEnvironmentRequest { name, from, change } = request.into_inner();
-    let meta = write_meta(change.into());
+    let meta = client.meta(change.into());
+    let (wanted, present) = client.still_wanted();
     let store = state.store.clone();
     let target = name.clone();
     let summary = tokio::task::spawn_blocking(move || {
@@ -73,13 +74,14 @@ pub(crate) async fn delete(
     state: &Arc<State>,
     request: Request<v1::DeleteEnvironmentRequest>,
 ) -> Result<v1::DeleteEnvironmentResponse, RequestError> {
-    let (wanted, present) = Client::of(&request).still_wanted();
+    let client = Client::of(&request);
     let v1::DeleteEnvironmentRequest { name, force, change } = request.into_inner();
     let connected = state.connections.connected(&name);
     if !connected.is_empty() && !force {
         return Err(RequestError::EnvironmentInUse { environment: name, connected });
     }
-    let meta = write_meta(change.into());
+    let meta = client.meta(change.into());
+    let (wanted, present) = client.still_wanted();
     let meta = crate::store::WriteMeta {
         reason: match meta.reason.as_str() {
             "" => "environment deleted".to_owned(),

@@ -24,7 +24,13 @@
 //!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
 //!
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
-//! - `auth` — bearer tokens, compared in constant time.
+//! - `principal` — named tokens (role, environments) and the one access decision, pure.
+//!   `tokens_file` — reading the tokens file, naming the path and line of each problem.
+//! - `auth` — a request's bearer token made its principal (SHA-256 digests compared in
+//!   constant time); the principals in force, reloaded on SIGHUP (`reload`), and an open
+//!   stream's watch over its own access.
+//! - `admin_access` — the Admin service behind its access check: each call checked against
+//!   its caller before `admin` runs it.
 //! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
 //!   `/metrics`.
 //! - `store_check` — [`check_store`]: the start-up check of a store file, for `flagd check`.
@@ -36,10 +42,11 @@
 //!
 //! The store answers in flag-core's records (history entries, applied changes, change
 //! batches), which flag-proto puts on the wire as they are. Outside `store`, imports run one
-//! way: `server` → the services (`admin`, `sync`) → `fanout`, `acks`, `evaluate`, `status`,
-//! `state`; none of those imports a service, and `status`, `evaluate` and `acks` import
-//! nothing of the crate but the store. `server` also starts `webhooks`, which reads `state`
-//! and the store; `config` names only webhooks' leaf `config`.
+//! way: `server` → `admin_access` → the services (`admin`, `sync`) → `fanout`, `acks`,
+//! `evaluate`, `auth`, `status`, `state`; none of those imports a service; `status` imports
+//! nothing of the crate but the store and `principal`, `evaluate` and `acks` nothing but the
+//! store, and `principal` nothing at all. `server` also starts `webhooks`, which reads
+//! `state` and the store; `config` names only webhooks' leaf `config`.
 //!
 //! # Example
 //!
@@ -55,6 +62,7 @@
 
 mod acks;
 mod admin;
+mod admin_access;
 mod auth;
 mod bookmarks;
 mod config;
@@ -66,8 +74,10 @@ mod fanout;
 mod management;
 mod point_in_time;
 mod points;
+mod principal;
 #[cfg(test)]
 mod queued_deadline_tests;
+mod reload;
 mod server;
 mod state;
 mod status;
@@ -75,6 +85,7 @@ mod store;
 mod store_check;
 mod sync;
 mod tls;
+mod tokens_file;
 mod watch_stream;
 mod webhooks;
 mod write_client;

@@ -27,12 +27,19 @@ struct Args {
     /// Management HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
     management: SocketAddr,
-    /// Require `authorization: Bearer <token>` on Admin calls.
+    /// Require `authorization: Bearer <token>` on Admin calls (the principal `admin`, all
+    /// environments).
     #[arg(long, env = "FLAGD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Require this token (or the admin token) on Sync calls.
+    /// Require this token (or the admin token) on Sync calls (the principal `sdk`, all
+    /// environments).
     #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
     sdk_token: Option<String>,
+    /// A tokens file (YAML) of named principals, each with the SHA-256 of its secret, a role
+    /// (admin, writer, reader, sdk) and its environments; every call then needs a principal's
+    /// token. SIGHUP reloads it.
+    #[arg(long, env = "FLAGD_TOKENS")]
+    tokens: Option<PathBuf>,
     /// Allow a non-loopback address without an admin token or without TLS.
     #[arg(long, env = "FLAGD_INSECURE")]
     insecure: bool,
@@ -294,6 +301,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(token) = args.sdk_token {
         config = config.with_sdk_token(token);
+    }
+    if let Some(tokens) = args.tokens {
+        config = config.with_tokens_file(tokens);
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config = config.with_tls(tls_identity(cert, key)?);

@@ -49,6 +49,14 @@ fn describe() {
     );
     metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
     crate::webhooks::describe_metrics();
+    metrics::describe_counter!(
+        "flagd_access_denied_total",
+        "Calls and streams refused because their principal's role or environments do not allow them."
+    );
+    metrics::describe_counter!(
+        "flagd_tokens_reloads_total",
+        "Tokens file reloads on SIGHUP, by outcome (loaded, refused: the principals before stay in force)."
+    );
 }
 
 /// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the

@@ -10,17 +10,18 @@ use tracing::info;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Restore, Restored};
-use crate::write_client::{Client, Unwritten, unwritten, write_meta};
+use crate::write_client::{Client, Unwritten, unwritten};
 
 /// Restores the environment `request` names; see the module docs.
 pub(crate) async fn restore(
     state: &Arc<State>,
     request: Request<v1::PointInTimeRestoreRequest>,
 ) -> Result<v1::PointInTimeRestoreResponse, RequestError> {
-    let (wanted, present) = Client::of(&request).still_wanted();
+    let client = Client::of(&request);
     let (environment, point, plan, change) = flag_proto::restore_request_from_proto(request.into_inner())?;
     let environment = environment_or_default(&environment).to_owned();
-    let meta = write_meta(change);
+    let meta = client.meta(change);
+    let (wanted, present) = client.still_wanted();
     let RestorePlan { allow_revive, dry_run, expected_revision } = plan;
     let to_revision = crate::points::revision(&state.store, &environment, point).await?;
     let (state, target) = (Arc::clone(state), environment.clone());

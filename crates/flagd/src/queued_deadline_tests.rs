@@ -37,6 +37,7 @@ async fn serve(store: Store) -> AdminClient<tonic::transport::Channel> {
         config: Config::default(),
         store,
         hub: Hub::default(),
+        access: crate::auth::Access::new(None, None, None).unwrap(),
         connections: Arc::default(),
         serving: Default::default(),
     });

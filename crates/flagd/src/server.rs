@@ -19,10 +19,12 @@ use tracing::{info, warn};
 
 use crate::acks::Connections;
 use crate::admin::AdminService;
-use crate::auth::Tokens;
+use crate::admin_access::CheckedAdmin;
+use crate::auth::{Access, Service};
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::management::{prometheus, serve_management};
+use crate::reload::reload_on_hangup;
 use crate::state::State;
 use crate::store::{Store, StoreError, StoreOptions, WriteError, WriteMeta};
 use crate::sync::SyncService;
@@ -47,7 +49,7 @@ pub struct Ready {
 pub enum ServeError {
     /// Listening beyond loopback needs an admin token (or `insecure`).
     #[error(
-        "refusing to listen on {0} without an admin token: set FLAGD_ADMIN_TOKEN, or pass --insecure to allow anyone on the network to change flags"
+        "refusing to listen on {0} without an admin token: set FLAGD_ADMIN_TOKEN (or a tokens file, FLAGD_TOKENS), or pass --insecure to allow anyone on the network to change flags"
     )]
     InsecureListen(SocketAddr),
     /// Listening beyond loopback needs TLS (or `insecure`): tokens must not cross the
@@ -59,6 +61,10 @@ pub enum ServeError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The tokens file cannot be read, or names something flagd cannot use (the message
+    /// has the file, line and field).
+    #[error("the tokens file cannot be used")]
+    Tokens(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The flag store could not be opened.
     #[error("opening the flag store at {path}")]
     Store {
@@ -100,7 +106,11 @@ const MAX_ENVIRONMENT_CAP: usize = MAX_MESSAGE_BYTES - (1 << 20);
 fn open_declaring(path: &Path, options: StoreOptions, declared: &[String]) -> Result<Store, ServeError> {
     let opened = |source: StoreError| ServeError::Store { path: path.to_owned(), source: source.into() };
     let store = Store::open(path, options).map_err(opened)?;
-    let meta = WriteMeta { actor: "flagd".into(), reason: "declared with --environments".into() };
+    let meta = WriteMeta {
+        actor: "flagd".into(),
+        on_behalf_of: None,
+        reason: "declared with --environments".into(),
+    };
     let created = store.declare(declared, &meta).map_err(|error| match error {
         WriteError::Store(source) => opened(source),
         other => ServeError::Config(format!("--environments: {other}")),
@@ -143,14 +153,14 @@ fn check_exposure(config: &Config, addresses: &[SocketAddr]) -> Result<(), Serve
         if address.ip().is_loopback() || config.insecure {
             continue;
         }
-        if config.admin_token.is_none() {
+        if config.admin_token.is_none() && config.tokens.is_none() {
             return Err(ServeError::InsecureListen(address));
         }
         if config.tls.is_none() {
             return Err(ServeError::Plaintext(address));
         }
     }
-    if config.sdk_token.is_some() && config.admin_token.is_none() {
+    if config.sdk_token.is_some() && config.admin_token.is_none() && config.tokens.is_none() {
         warn!(
             "an SDK token is set but no admin token: Admin calls (flag writes) are open to anyone who can reach {}; set FLAGD_ADMIN_TOKEN",
             if config.insecure { "the gRPC port" } else { "loopback" }
@@ -204,6 +214,9 @@ pub async fn serve_reporting(
         .tls
         .as_ref()
         .map(|tls| ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)));
+    let access =
+        Access::new(config.admin_token.as_deref(), config.sdk_token.as_deref(), config.tokens.as_deref())
+            .map_err(|error| ServeError::Tokens(error.into()))?;
     let grace = config.shutdown_grace;
     prometheus();
     let store = {
@@ -219,11 +232,11 @@ pub async fn serve_reporting(
             .await
             .map_err(std::io::Error::other)??
     };
-    let tokens = Tokens::new(config.admin_token.as_deref(), config.sdk_token.as_deref());
     let state = Arc::new(State {
         config,
         store,
         hub: Hub::default(),
+        access,
         connections: Arc::new(Connections::default()),
         serving: Default::default(),
     });
@@ -254,24 +267,30 @@ pub async fn serve_reporting(
         None => None,
     };
 
-    let admin_tokens = tokens.clone();
+    if state.access.file().is_some() {
+        reload_on_hangup(Arc::clone(&state), until_stopped(stopped.clone()))?;
+    }
+    // Each interceptor finds the caller (a principal, or anyone on an open service) and puts
+    // it on the request, for the access checks and the history's actor.
+    let authenticated = |service: Service| {
+        let state = Arc::clone(&state);
+        move |mut request: tonic::Request<()>| {
+            let caller = state.access.authenticate(request.metadata(), service)?;
+            request.extensions_mut().insert(caller);
+            Ok(request)
+        }
+    };
     let admin = InterceptedService::new(
-        AdminServer::new(AdminService::new(Arc::clone(&state)))
+        AdminServer::new(CheckedAdmin(AdminService::new(Arc::clone(&state))))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        move |request: tonic::Request<()>| {
-            admin_tokens.check_admin(request.metadata())?;
-            Ok(request)
-        },
+        authenticated(Service::Admin),
     );
     let sync = InterceptedService::new(
         SyncServer::new(SyncService::new(Arc::clone(&state)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        move |request: tonic::Request<()>| {
-            tokens.check_sdk(request.metadata())?;
-            Ok(request)
-        },
+        authenticated(Service::Sync),
     );
     let grpc_shutdown = {
         let state = Arc::clone(&state);

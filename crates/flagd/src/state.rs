@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::acks::Connections;
+use crate::auth::Access;
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::store::Store;
@@ -14,6 +15,8 @@ pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) hub: Hub,
+    /// The principals, read by the interceptors and watched by the streams.
+    pub(crate) access: Access,
     /// In an `Arc` because each stream's registration removes itself on drop.
     pub(crate) connections: Arc<Connections>,
     /// Set once the gRPC server accepts connections; read by `/readyz`.

@@ -11,6 +11,7 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tracing::error;
 
+use crate::principal::Denied;
 use crate::store::{BookmarkError, StoreError, WriteError};
 
 /// Why a request (or a stream) is refused or failed.
@@ -66,9 +67,12 @@ pub(crate) enum RequestError {
         /// The environment.
         environment: String,
     },
-    /// A missing or wrong token.
+    /// A missing or wrong token, or one no longer accepted.
     #[error("{0}")]
-    Unauthenticated(&'static str),
+    Unauthenticated(String),
+    /// A principal asked for something its role or environments do not allow.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// A stream whose first message is not `subscribe`.
     #[error("the first WatchRequest must be `subscribe`")]
     NotSubscribe,
@@ -126,6 +130,10 @@ impl From<RequestError> for Status {
             }
             RequestError::EnvironmentInUse { .. } => Status::failed_precondition(error.to_string()),
             RequestError::Unauthenticated(message) => Status::unauthenticated(message),
+            RequestError::Denied(denied) => {
+                metrics::counter!("flagd_access_denied_total").increment(1);
+                Status::permission_denied(denied.to_string())
+            }
             RequestError::SlowClient { .. } => Status::resource_exhausted(error.to_string()),
         }
     }

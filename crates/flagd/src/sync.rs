@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
+use crate::auth::{Caller, StreamAccess};
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::WriteError;
@@ -43,7 +44,9 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
         // Answer at once and read `subscribe` in the stream's task: a client may open the
         // stream before sending anything, and waiting here would hold its headers back.
         let (sink, stream) = watch_stream(self.state.config.stream_buffer);
-        tokio::spawn(open_stream(Arc::clone(&self.state), sink, request.into_inner()));
+        // Set by the interceptor; none (it did not run) is refused when the stream opens.
+        let caller = Caller::of(&request).cloned();
+        tokio::spawn(open_stream(Arc::clone(&self.state), sink, request.into_inner(), caller));
         Ok(Response::new(stream))
     }
 }
@@ -51,7 +54,12 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
 /// How long a new stream may take to send `subscribe`.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<v1::WatchRequest>) {
+async fn open_stream(
+    state: Arc<State>,
+    sink: WatchSink,
+    mut inbound: Streaming<v1::WatchRequest>,
+    caller: Option<Caller>,
+) {
     let subscription = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, inbound.message()).await {
         Ok(Ok(Some(request))) => match ClientMessage::try_from(request) {
             Ok(ClientMessage::Subscribe(subscription)) => subscription,
@@ -66,6 +74,13 @@ async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<
         // The store's own refusal, so the wording and the code match a refused write.
         return sink.close_with(WriteError::InvalidEnvironment { environment }.into());
     }
+    let unauthenticated = || RequestError::Unauthenticated("the stream was not authenticated".into());
+    let followed =
+        caller.ok_or_else(unauthenticated).and_then(|caller| state.access.follow(&caller, &environment));
+    let access = match followed {
+        Ok(access) => access,
+        Err(refused) => return sink.close_with(refused.into()),
+    };
     // Names are for reports; a bounded length keeps a client from growing server memory.
     let name: String =
         if client_name.is_empty() { "unnamed".into() } else { client_name.chars().take(128).collect() };
@@ -84,7 +99,7 @@ async fn open_stream(state: Arc<State>, sink: WatchSink, mut inbound: Streaming<
         name,
         sent: since_revision,
     };
-    task.run(sink, inbound).await;
+    task.run(sink, inbound, access).await;
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,13 +128,18 @@ struct StreamTask {
 
 impl StreamTask {
     #[instrument(skip_all, fields(environment = %self.environment, client = %self.name))]
-    async fn run(mut self, sink: WatchSink, mut inbound: Streaming<v1::WatchRequest>) {
+    async fn run(
+        mut self,
+        sink: WatchSink,
+        mut inbound: Streaming<v1::WatchRequest>,
+        mut access: StreamAccess,
+    ) {
         info!(since = self.sent, "sdk connected");
         let mut updates = self.state.hub.subscribe(&self.environment);
         updates.borrow_and_update();
         let end = match self.catch_up(&sink).await {
             Err(end) => end,
-            Ok(()) => self.follow(&sink, &mut inbound, &mut updates).await,
+            Ok(()) => self.follow(&sink, &mut inbound, &mut updates, &mut access).await,
         };
         match end {
             End::Quietly => drop(sink),
@@ -136,6 +156,7 @@ impl StreamTask {
         sink: &WatchSink,
         inbound: &mut Streaming<v1::WatchRequest>,
         updates: &mut tokio::sync::watch::Receiver<Option<Arc<crate::fanout::Published>>>,
+        access: &mut StreamAccess,
     ) -> End {
         let interval = self.state.config.heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -181,6 +202,8 @@ impl StreamTask {
                     Ok(None) => inbound_open = false,
                     Err(_) => return End::Quietly,
                 },
+                // A tokens file reloaded without this stream's principal, or narrowed it.
+                refused = access.revoked() => return End::With(refused.into()),
                 _ = heartbeat.tick() => {
                     if std::mem::take(&mut sent_since_tick) {
                         continue;

@@ -9,11 +9,12 @@ use flag_proto::{Authorship, GRPC_TIMEOUT_KEY};
 use tonic::Request;
 use tracing::info;
 
+use crate::auth::Caller;
 use crate::status::RequestError;
 use crate::store::{WriteError, WriteMeta};
 
-/// What the writer needs to know of the client that asked for a write: whether it still
-/// waits for the answer. A write is queued behind others; one whose client has gone by its
+/// What the writer needs to know of the client that asked for a write: who it is, and
+/// whether it still waits for the answer. A write is queued behind others; one whose client has gone by its
 /// turn (its `grpc-timeout` passed, or the call was cancelled) is not committed, so a client
 /// told "timed out" is not surprised by a change minutes later.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ pub(crate) struct Client {
     /// Cleared when the request future is dropped: tonic drops it when the call is
     /// cancelled or the connection goes.
     present: Presence,
+    author: Author,
 }
 
 impl Client {
@@ -35,7 +37,13 @@ impl Client {
         Client {
             deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             present: Presence::default(),
+            author: Author::of(request),
         }
+    }
+
+    /// Who and why, as history records the write.
+    pub(crate) fn meta(&self, change: Authorship) -> WriteMeta {
+        self.author.meta(change)
     }
 }
 
@@ -43,7 +51,7 @@ impl Client {
     /// Whether the client still waits, for the blocking task to ask at the write's turn, and
     /// the guard that says so: keep it until the answer is built.
     pub(crate) fn still_wanted(self) -> (impl Fn() -> bool + Send + 'static, Presence) {
-        let Client { deadline, present } = self;
+        let Client { deadline, present, author: _ } = self;
         let still_there = present.watcher();
         let wanted =
             move || still_there.present() && deadline.is_none_or(|deadline| Instant::now() < deadline);
@@ -123,9 +131,38 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-pub(crate) fn write_meta(change: Authorship) -> WriteMeta {
-    let Authorship { actor, reason } = change;
-    WriteMeta { actor: if actor.is_empty() { "unknown".into() } else { actor }, reason }
+/// Whom a write is by: the principal whose token the request carried, or, on a server
+/// without tokens, nobody the server knows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Author {
+    principal: Option<String>,
+}
+
+impl Author {
+    pub(crate) fn of<T>(request: &Request<T>) -> Author {
+        let principal =
+            Caller::of(request).and_then(Caller::principal).map(|principal| principal.name.clone());
+        Author { principal }
+    }
+
+    /// Who and why, as history records it. The actor is the principal; the actor the
+    /// client names (`Change.actor`) is kept beside it when it is someone else, never
+    /// instead of it. Without tokens, the client's actor is all there is.
+    pub(crate) fn meta(&self, change: Authorship) -> WriteMeta {
+        let Authorship { actor, reason } = change;
+        match &self.principal {
+            None => WriteMeta {
+                actor: if actor.is_empty() { "unknown".into() } else { actor },
+                on_behalf_of: None,
+                reason,
+            },
+            Some(principal) => WriteMeta {
+                on_behalf_of: (!actor.is_empty() && actor != *principal).then_some(actor),
+                actor: principal.clone(),
+                reason,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +179,25 @@ mod tests {
         assert_eq!(grpc_timeout("9n"), Some(Duration::from_nanos(9)));
         for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
             assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_principal_is_the_actor_and_whom_the_client_names_is_kept_beside_it() {
+        let by = |actor: &str| Authorship { actor: actor.into(), reason: "why".into() };
+        let open = Author::default();
+        assert_eq!(open.meta(by("ana")).actor, "ana");
+        assert_eq!(open.meta(by("")).actor, "unknown");
+        assert_eq!(open.meta(by("ana")).on_behalf_of, None);
+        let bot = Author { principal: Some("ci-bot".into()) };
+        let meta = bot.meta(by("ana"));
+        assert_eq!(
+            (meta.actor.as_str(), meta.on_behalf_of.as_deref(), meta.reason.as_str()),
+            ("ci-bot", Some("ana"), "why")
+        );
+        for same in ["ci-bot", ""] {
+            let meta = bot.meta(by(same));
+            assert_eq!((meta.actor.as_str(), meta.on_behalf_of), ("ci-bot", None), "{same:?}");
         }
     }
 

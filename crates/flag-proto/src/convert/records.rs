@@ -67,6 +67,7 @@ impl From<&core::HistoryEntry> for v1::HistoryEntry {
             revision,
             operation,
             actor,
+            on_behalf_of,
             reason,
             timestamp_ms,
             flag,
@@ -84,6 +85,7 @@ impl From<&core::HistoryEntry> for v1::HistoryEntry {
             timestamp_ms: *timestamp_ms,
             flag: flag.as_ref().map(v1::Flag::from),
             segment: segment.as_ref().map(v1::Segment::from),
+            on_behalf_of: on_behalf_of.clone().unwrap_or_default(),
         }
     }
 }
@@ -112,6 +114,7 @@ pub(crate) fn history_entry_from_proto(
         timestamp_ms,
         flag,
         segment,
+        on_behalf_of,
     } = entry;
     let flag = flag.map(|flag| flag_from_proto(flag, &path.field("flag"))).transpose()?;
     let segment = segment.map(|segment| segment_from_proto(segment, &path.field("segment"))).transpose()?;
@@ -123,6 +126,7 @@ pub(crate) fn history_entry_from_proto(
         revision,
         operation: operation_from_proto(operation, &path.field("operation"))?,
         actor,
+        on_behalf_of: (!on_behalf_of.is_empty()).then_some(on_behalf_of),
         reason,
         timestamp_ms,
         flag,
@@ -242,6 +246,7 @@ mod tests {
             revision: 9,
             operation,
             actor: "ana".into(),
+            on_behalf_of: None,
             reason: "incident 4711".into(),
             timestamp_ms: 1_700_000_000_000,
             flag: (kind == core::SubjectKind::Flag).then(|| core::Flag::rollout("chat", 5.0).unwrap()),
@@ -255,6 +260,19 @@ mod tests {
             let entry = entry(core::SubjectKind::Flag, operation);
             assert_eq!(core::HistoryEntry::try_from(v1::HistoryEntry::from(&entry)).unwrap(), entry);
         }
+    }
+
+    #[test]
+    fn whom_a_principal_acted_for_survives_a_round_trip_and_empty_is_nobody() {
+        let mut entry = entry(core::SubjectKind::Flag, core::Operation::Kill);
+        entry.actor = "ci-bot".into();
+        entry.on_behalf_of = Some("ana".into());
+        let wire = v1::HistoryEntry::from(&entry);
+        assert_eq!((wire.actor.as_str(), wire.on_behalf_of.as_str()), ("ci-bot", "ana"));
+        assert_eq!(core::HistoryEntry::try_from(wire).unwrap(), entry);
+        let mut wire = v1::HistoryEntry::from(&entry);
+        wire.on_behalf_of.clear();
+        assert_eq!(core::HistoryEntry::try_from(wire).unwrap().on_behalf_of, None);
     }
 
     #[test]

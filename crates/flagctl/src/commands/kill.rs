@@ -93,7 +93,7 @@ fn since(entry: &HistoryEntry) -> String {
         "since version {}, revision {}, by {} {}{reason}",
         entry.version,
         entry.revision,
-        entry.actor,
+        render::by(&entry.actor, entry.on_behalf_of.as_deref()),
         render::ago(entry.timestamp_ms)
     )
 }

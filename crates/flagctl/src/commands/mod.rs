@@ -12,6 +12,7 @@ mod kill;
 mod promote;
 mod read;
 mod restore;
+mod token;
 mod watch;
 mod write;
 
@@ -28,8 +29,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         clap_complete::generate(args.shell, &mut Cli::command(), "flagctl", &mut std::io::stdout());
         return Ok(());
     }
-    let server = Server::connect(&global).await?;
     let out = Output { json: global.json };
+    // It needs no server.
+    if let Command::Token(args) = command {
+        return token::token(&out, args);
+    }
+    let server = Server::connect(&global).await?;
     let change = change(&global);
     match command {
         Command::Set(args) => write::set(&server, &out, args, change).await,
@@ -50,7 +55,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Env(command) => environment::run(&server, &out, command, change).await,
         Command::Watch => watch::watch(&server, &out).await,
-        Command::Completions(_) => Ok(()),
+        Command::Completions(_) | Command::Token(_) => Ok(()),
     }
 }
 

@@ -69,7 +69,7 @@ fn describe(shown: &Shown, environment: &str) -> String {
         lines.push(format!(
             "  changed:   {} by {} at {} ({}): {reason}",
             entry.operation,
-            entry.actor,
+            entry.by(),
             entry.time,
             render::ago(entry.timestamp_ms)
         ));

@@ -115,7 +115,7 @@ impl Writer {
             "" => format!("promote from {}@r{from_revision}", promote.from),
             theirs => format!("promote from {}@r{from_revision}: {theirs}", promote.from),
         };
-        let meta = WriteMeta { actor: meta.actor.clone(), reason };
+        let meta = WriteMeta { reason, ..meta.clone() };
         let applied = self.apply(db, environment, batch, &meta, wanted)?;
         let segments = segments.into_iter().map(|segment| segment.key).collect();
         Ok(applied.map(|applied| Promoted { from_revision, applied, segments, kill_state_kept }))

@@ -42,8 +42,12 @@ pub(crate) struct FlagRecord {
 /// Who asked for a write, and why; recorded in history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct WriteMeta {
-    /// The person or system writing (e.g. the token's subject, `flagctl` user).
+    /// The person or system writing: the principal whose token was accepted, or, on a server
+    /// without tokens, whoever the client said it was.
     pub(crate) actor: String,
+    /// Whom the client said it wrote for, when that is not `actor` (and `actor` is a
+    /// principal): recorded beside it, never instead of it.
+    pub(crate) on_behalf_of: Option<String>,
     /// Why, in their words; shown in history and incident timelines.
     pub(crate) reason: String,
 }
@@ -58,6 +62,10 @@ pub(super) struct StoredVersion<T> {
     pub(super) operation: Operation,
     /// Who asked for it.
     pub(super) actor: String,
+    /// Whom `actor` said it acted for. Absent in rows from before principals, which read
+    /// as nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) on_behalf_of: Option<String>,
     /// Why.
     pub(super) reason: String,
     /// When, in milliseconds since the Unix epoch.
@@ -89,7 +97,7 @@ pub(super) struct ChangeRecord {
 impl<T: Versioned> StoredVersion<T> {
     /// The public form of this row.
     pub(super) fn into_entry(self, environment: &str, key: &str, version: u64) -> HistoryEntry {
-        let StoredVersion { revision, operation, actor, reason, timestamp_ms, content } = self;
+        let StoredVersion { revision, operation, actor, on_behalf_of, reason, timestamp_ms, content } = self;
         let (flag, segment) = T::into_entry_fields(content);
         HistoryEntry {
             environment: environment.to_owned(),
@@ -99,6 +107,7 @@ impl<T: Versioned> StoredVersion<T> {
             revision,
             operation,
             actor,
+            on_behalf_of,
             reason,
             timestamp_ms,
             flag,
@@ -154,6 +163,7 @@ mod tests {
             revision: 7,
             operation: Operation::SetRollout,
             actor: "ana".into(),
+            on_behalf_of: None,
             reason: "ramp".into(),
             timestamp_ms: 1_700_000_000_000,
             content: Some(flag.clone()),
@@ -169,6 +179,26 @@ mod tests {
         let deleted = StoredVersion::<Flag> { content: None, ..decode(&bytes, "flag_history", "x").unwrap() };
         let json = String::from_utf8(encode(&deleted).unwrap()).unwrap();
         assert!(!json.contains("content"), "a delete stores no content: {json}");
+        assert!(!json.contains("on_behalf_of"), "nobody is not written: {json}");
+    }
+
+    #[test]
+    fn a_row_from_before_principals_reads_as_acting_for_nobody_and_a_new_one_keeps_whom() {
+        let old = br#"{"revision":2,"operation":"kill","actor":"ana","reason":"incident","timestamp_ms":5}"#;
+        let entry =
+            decode::<StoredVersion<Flag>>(old, "flag_history", "x").unwrap().into_entry("p", "chat", 2);
+        assert_eq!((entry.actor.as_str(), entry.on_behalf_of), ("ana", None));
+        let stored = StoredVersion::<Flag> {
+            revision: 3,
+            operation: Operation::Revive,
+            actor: "ci-bot".into(),
+            on_behalf_of: Some("ana".into()),
+            reason: String::new(),
+            timestamp_ms: 6,
+            content: None,
+        };
+        let back: StoredVersion<Flag> = decode(&encode(&stored).unwrap(), "flag_history", "x").unwrap();
+        assert_eq!(back.on_behalf_of.as_deref(), Some("ana"));
     }
 
     #[test]

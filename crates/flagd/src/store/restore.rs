@@ -64,8 +64,7 @@ impl Writer {
             from_history: true,
             lifecycle: None,
         };
-        let meta =
-            WriteMeta { actor: meta.actor.clone(), reason: reason(revision, committed_ms, &meta.reason) };
+        let meta = WriteMeta { reason: reason(revision, committed_ms, &meta.reason), ..meta.clone() };
         let applied = self.apply(db, environment, batch, &meta, wanted)?;
         Ok(applied.map(|applied| Restored { to_revision: revision, to_committed_ms: committed_ms, applied }))
     }

@@ -64,6 +64,7 @@ pub(super) fn stage<T: Versioned>(
             revision: *revision,
             operation: operation_of(before.is_some(), after.is_some()),
             actor: meta.actor.clone(),
+            on_behalf_of: meta.on_behalf_of.clone(),
             reason: meta.reason.clone(),
             timestamp_ms: now.millis,
             content,

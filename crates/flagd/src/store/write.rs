@@ -361,6 +361,7 @@ impl Write<'_> {
             revision,
             operation,
             actor: meta.actor.clone(),
+            on_behalf_of: meta.on_behalf_of.clone(),
             reason: meta.reason.clone(),
             timestamp_ms: now.millis,
             content,

@@ -27,7 +27,10 @@ struct Body<'a> {
     version: u64,
     /// flag-core's `Operation`, snake case (`kill`, `set_rollout`, …).
     action: Operation,
+    /// The authenticated principal (or, on a server without tokens, the client's actor).
     actor: &'a str,
+    /// Whom the client said it acted for, when that is someone else; `null` otherwise.
+    on_behalf_of: Option<&'a str>,
     reason: &'a str,
     /// When the change was committed, RFC 3339 UTC.
     time: String,
@@ -119,6 +122,7 @@ pub(crate) fn json(
         version: entry.version,
         action: entry.operation,
         actor: &entry.actor,
+        on_behalf_of: entry.on_behalf_of.as_deref(),
         reason: &entry.reason,
         time: rfc3339(entry.timestamp_ms),
         before: before.as_ref().and_then(summary),
@@ -156,7 +160,11 @@ pub(crate) fn sentence(entry: &HistoryEntry) -> String {
         },
         _ => format!("changed {subject}"),
     };
-    let actor = if entry.actor.is_empty() { "someone" } else { entry.actor.as_str() };
+    let actor = match (entry.actor.as_str(), &entry.on_behalf_of) {
+        ("", _) => "someone".to_owned(),
+        (actor, Some(them)) => format!("{actor} on behalf of {them}"),
+        (actor, None) => actor.to_owned(),
+    };
     let mut line = format!("{actor} {did} in {}", entry.environment);
     if !entry.reason.is_empty() {
         line.push_str(": ");
@@ -191,6 +199,7 @@ mod tests {
             revision: 42,
             operation,
             actor: "ana".into(),
+            on_behalf_of: None,
             reason: "incident 4711".into(),
             timestamp_ms: 1_798_761_600_123,
             flag,
@@ -214,6 +223,9 @@ mod tests {
         let mut quiet = entry(Operation::Delete, None);
         (quiet.actor, quiet.reason, quiet.kind) = (String::new(), String::new(), SubjectKind::Segment);
         assert_eq!(sentence(&quiet), "someone deleted segment chat in production");
+        let mut for_ana = entry(Operation::Revive, None);
+        (for_ana.actor, for_ana.on_behalf_of) = ("ci-bot".into(), Some("ana".into()));
+        assert_eq!(sentence(&for_ana), "ci-bot on behalf of ana revived chat in production: incident 4711");
     }
 
     #[test]

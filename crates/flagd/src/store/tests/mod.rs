@@ -53,7 +53,7 @@ pub(super) fn new_store_with(options: StoreOptions) -> (TempDir, Store) {
 }
 
 pub(super) fn meta(reason: &str) -> WriteMeta {
-    WriteMeta { actor: "ana@example.com".into(), reason: reason.into() }
+    WriteMeta { actor: "ana@example.com".into(), on_behalf_of: None, reason: reason.into() }
 }
 
 /// A dark-launch flag at `percent` %.

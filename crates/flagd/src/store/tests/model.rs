@@ -258,7 +258,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     for (n, step) in steps.iter().enumerate() {
         let reason = format!("step {n}");
-        let meta = WriteMeta { actor: ACTOR.into(), reason: reason.clone() };
+        let meta = WriteMeta { actor: ACTOR.into(), on_behalf_of: None, reason: reason.clone() };
         match step {
             Step::Reopen => {
                 drop(store);
@@ -443,12 +443,14 @@ fn entry(environment: &str, entry: &HistoryEntry) -> Entry {
         revision,
         operation,
         actor,
+        on_behalf_of,
         reason,
         timestamp_ms: _,
         flag,
         segment,
     } = entry;
     assert_eq!((entry_environment.as_str(), actor.as_str()), (environment, ACTOR), "{entry:?}");
+    assert_eq!(on_behalf_of, &None, "{entry:?}");
     Entry {
         kind: *kind,
         key: key.clone(),

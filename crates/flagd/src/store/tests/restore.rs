@@ -124,3 +124,24 @@ fn a_restore_whose_client_has_gone_writes_nothing() {
     assert!(answer.is_none());
     assert_eq!(dump(&store), untouched);
 }
+
+#[test]
+fn a_restore_records_the_principal_and_whom_it_acted_for_on_every_change() {
+    let (_dir, store) = new_store();
+    deployed(&store);
+    let by_bot =
+        WriteMeta { actor: "ci-bot".into(), on_behalf_of: Some("ana".into()), reason: "bad deploy".into() };
+    let restored = store.restore_if(ENV, to(3), &by_bot, &|| true).unwrap().unwrap();
+    assert_eq!(restored.applied.changes.len(), 4);
+    let log = store.environment_history(ENV, None, 4).unwrap();
+    for entry in &log {
+        assert_eq!(
+            (entry.actor.as_str(), entry.on_behalf_of.as_deref()),
+            ("ci-bot", Some("ana")),
+            "{entry:?}"
+        );
+    }
+    // Earlier changes keep theirs.
+    let older = store.environment_history(ENV, Some(log[3].revision), 10).unwrap();
+    assert!(older.iter().all(|entry| entry.on_behalf_of.is_none()), "{older:?}");
+}
