@@ -429,6 +429,7 @@ pub fn flag_set_from_proto(
 mod admin;
 mod answer;
 mod diff;
+mod log;
 mod promote;
 mod records;
 mod requests;
@@ -443,6 +444,10 @@ pub use admin::{
 };
 pub use answer::{Answer, AnswerReason, attribute_to_proto, attributes_from_proto, evaluate_response};
 pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_response};
+pub use log::{
+    InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
+    log_request_from_proto, log_response,
+};
 pub use promote::{
     Part, PromoteAsk, PromoteOutcome, promote_request, promote_request_from_proto, promote_response,
 };

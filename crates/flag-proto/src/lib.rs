@@ -24,6 +24,8 @@
 //!     decodes them (off its async worker, if it likes);
 //!   - `convert/requests` — [`Requests`]: the Admin requests a client sends, from domain
 //!     values, so no client spells out a request message.
+//!   - `convert/log` — `QueryLog`: a [`LogQuery`] (filters, page, [`LogCursor`]) checked as the
+//!     server reads it, and the [`LogPage`] of changes with their content before and after.
 //! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
 //!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
 //! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
@@ -81,6 +83,10 @@ pub use convert::{
     list_flags_response, list_segments_response, promote_request, promote_request_from_proto,
     promote_response, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
     write_response,
+};
+pub use convert::{
+    InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
+    log_request_from_proto, log_response,
 };
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};
