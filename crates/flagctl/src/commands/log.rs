@@ -64,9 +64,7 @@ pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow:
         query.page_size = u32::try_from(left.min(u64::from(MAX_LOG_PAGE))).unwrap_or(MAX_LOG_PAGE);
         let LogPage { entries, next } = page(server, &query).await?;
         left = left.saturating_sub(entries.len() as u64);
-        for entry in entries {
-            printer.entry(entry)?;
-        }
+        printer.page(entries)?;
         query.cursor = next;
         if query.cursor.is_none() || left == 0 {
             break;
@@ -100,7 +98,7 @@ fn action(name: &str) -> Result<Operation, Failure> {
     })
 }
 
-/// Prints entries as they come, in the chosen form.
+/// Prints entries a page at a time, in the chosen form.
 struct Printer<'a> {
     out: &'a Output,
     format: LogFormat,
@@ -116,18 +114,31 @@ impl<'a> Printer<'a> {
         Printer { out, format, all_environments, collected: Vec::new(), printed: 0 }
     }
 
-    fn entry(&mut self, logged: LoggedChange) -> anyhow::Result<()> {
-        self.printed += 1;
-        if self.format == LogFormat::Jsonl {
-            return line(&serde_json::to_string(&LogLine::of(logged))?);
-        }
-        let entry = Entry::of(logged.entry);
-        if self.out.json {
-            self.collected.push(entry);
+    /// Prints a page's entries (one write for the page, however long).
+    fn page(&mut self, entries: Vec<LoggedChange>) -> anyhow::Result<()> {
+        if entries.is_empty() {
             return Ok(());
         }
-        let text = entry.line(true);
-        line(&if self.all_environments { format!("{:<10}  {text}", entry.environment) } else { text })
+        self.printed += entries.len();
+        let mut lines = Vec::with_capacity(entries.len());
+        for logged in entries {
+            if self.format == LogFormat::Jsonl {
+                lines.push(serde_json::to_string(&LogLine::of(logged))?);
+                continue;
+            }
+            let entry = Entry::of(logged.entry);
+            if self.out.json {
+                self.collected.push(entry);
+                continue;
+            }
+            let text = entry.line(true);
+            lines.push(if self.all_environments {
+                format!("{:<10}  {text}", entry.environment)
+            } else {
+                text
+            });
+        }
+        if lines.is_empty() { Ok(()) } else { line(&lines.join("\n")) }
     }
 
     /// Ends the output, saying how to go on when changes are left.

@@ -15,6 +15,7 @@
 //! large page, whatever the clocks did and whatever is written meanwhile (newer changes
 //! belong to a new query): the merge is a function of the positions alone.
 
+use std::collections::BTreeSet;
 use std::iter::Rev;
 
 use flag_core::{Flag, HistoryEntry, LoggedChange, Operation, Segment, Subject, SubjectKind};
@@ -228,7 +229,9 @@ impl Stream {
             let rows = tables.changes.range((environment.as_str(), 1)..=(environment.as_str(), first))?.rev();
             sources.push(Source { rows: Rows::Changes(rows), head: None, done: false });
         } else {
-            for key in &query.flags {
+            // A key named twice is walked once.
+            let keys: BTreeSet<&String> = query.flags.iter().collect();
+            for key in keys {
                 let newest = latest_version(&tables.flags, &environment, key)?;
                 let first = last_holding(newest, |version| {
                     let header = tables.header(SubjectKind::Flag, &environment, key, version)?;

@@ -165,6 +165,10 @@ fn filters_combine_and_answer_what_the_model_does() {
         AuditQuery { flags: vec!["staff".into()], ..everything(AuditStart::NewestOfAll) },
         AuditQuery { flags: vec!["chat".into()], ..everything(AuditStart::NewestOfAll) },
         AuditQuery {
+            flags: vec!["search".into(), "chat".into(), "search".into()],
+            ..everything(AuditStart::NewestOfAll)
+        },
+        AuditQuery {
             flags: vec!["chat".into(), "search".into()],
             ..everything(AuditStart::Newest(ENV.into()))
         },
