@@ -22,8 +22,8 @@
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
 //! - `diff` — [`diff`]: what differs between two flag sets, field by field.
-//! - `records` — what the server reports about changes (history entries, applied changes,
-//!   change batches, acknowledgement reports) as plain data, so flagd, flagctl and the SDK
+//! - `records` — what the server reports about changes (history entries, logged changes
+//!   with their content before, applied changes, change batches, acknowledgement reports) as plain data, so flagd, flagctl and the SDK
 //!   talk about changes without naming protobuf messages.
 //! - `file_lines` (feature `file-lines`) — [`LineIndex`]: the file line of each field of a
 //!   flag file, and its nesting limit, checked in linear time before serde reads it.
@@ -88,7 +88,9 @@ pub use model::{
     Serve, Split, Variant, Weight,
 };
 pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
-pub use records::{AckReport, AppliedChange, ChangeBatch, HistoryEntry, Operation, Subject, SubjectKind};
+pub use records::{
+    AckReport, AppliedChange, ChangeBatch, HistoryEntry, LoggedChange, Operation, Subject, SubjectKind,
+};
 pub use typed::{
     BoolDetail, BoolValue, Evaluate, IsEnabled, JsonDetail, JsonValue, NumberDetail, NumberValue, Question,
     Stage, StringDetail, StringValue,

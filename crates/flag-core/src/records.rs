@@ -56,6 +56,31 @@ pub enum Operation {
     ServeVariant,
 }
 
+impl Operation {
+    /// Every operation with its name as serialized (`set_rollout`): what the audit log's
+    /// filters and lines call it.
+    pub const NAMED: [(Operation, &'static str); 8] = [
+        (Operation::Create, "create"),
+        (Operation::Update, "update"),
+        (Operation::Delete, "delete"),
+        (Operation::Kill, "kill"),
+        (Operation::Revive, "revive"),
+        (Operation::Rollback, "rollback"),
+        (Operation::SetRollout, "set_rollout"),
+        (Operation::ServeVariant, "serve_variant"),
+    ];
+
+    /// Its serialized name.
+    pub fn name(self) -> &'static str {
+        Operation::NAMED.iter().find(|(operation, _)| *operation == self).map_or("unknown", |(_, name)| name)
+    }
+
+    /// The operation serialized as `name`.
+    pub fn named(name: &str) -> Option<Operation> {
+        Operation::NAMED.iter().find(|(_, known)| *known == name).map(|(operation, _)| *operation)
+    }
+}
+
 /// One version of a flag or segment: who wrote it, when, why, and what it then was.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoryEntry {
@@ -87,7 +112,29 @@ pub struct HistoryEntry {
     pub segment: Option<Segment>,
 }
 
-/// A flag or a segment, as one side of an [`AppliedChange`].
+/// One change of the log with the content its subject had before it: the previous
+/// version's (`None` for a first version, or after a delete). The content after it is the
+/// entry's own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedChange {
+    /// The change: who, when, why, and the content after it.
+    pub entry: HistoryEntry,
+    /// The subject before the change.
+    pub before: Option<Subject>,
+}
+
+impl LoggedChange {
+    /// The subject after the change; `None` for a delete.
+    pub fn after(&self) -> Option<Subject> {
+        match (&self.entry.flag, &self.entry.segment) {
+            (Some(flag), _) => Some(Subject::Flag(flag.clone())),
+            (None, Some(segment)) => Some(Subject::Segment(segment.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A flag or a segment, as one side of an [`AppliedChange`] or a [`LoggedChange`].
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant)] // a handful per apply, as in the store
 pub enum Subject {
@@ -161,4 +208,18 @@ pub struct AckReport {
     pub slowest: Duration,
     /// Names of the followers that had not acknowledged when the wait ended.
     pub missing: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_their_serialized_form() {
+        for (operation, name) in Operation::NAMED {
+            assert_eq!(serde_json::to_value(operation).unwrap(), serde_json::json!(name));
+            assert_eq!((operation.name(), Operation::named(name)), (name, Some(operation)));
+        }
+        assert_eq!(Operation::named("set-rollout"), None);
+    }
 }

@@ -430,6 +430,7 @@ mod admin;
 mod answer;
 mod diff;
 mod environments;
+mod log;
 mod promote;
 mod reach;
 mod records;
@@ -448,6 +449,10 @@ pub use diff::{DiffOutcome, Side, diff_request, diff_request_from_proto, diff_re
 pub use environments::{
     Deleted, EnvironmentInfo, create_environment_request, delete_environment_request,
     delete_environment_response, environments_from_proto,
+};
+pub use log::{
+    InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
+    log_request_from_proto, log_response,
 };
 pub use promote::{
     Part, PromoteAsk, PromoteOutcome, promote_request, promote_request_from_proto, promote_response,

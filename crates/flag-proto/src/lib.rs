@@ -26,6 +26,8 @@
 //!     values, so no client spells out a request message;
 //!   - `convert/reach` — [`Reaches`]: which environments each Admin request reads or writes
 //!     ([`Reach`]), all flagd's access check needs to know of a call.
+//!   - `convert/log` — `QueryLog`: a [`LogQuery`] (filters, page, [`LogCursor`]) checked as the
+//!     server reads it, and the [`LogPage`] of changes with their content before and after.
 //! - `metadata` — the names of every header we set or read ([`CURRENT_VERSION_KEY`],
 //!   [`STORE_UNAVAILABLE_KEY`] …), for flagd and its clients alike.
 //! - `auth` — [`Bearer`], the one client interceptor that sends the token, and
@@ -84,6 +86,10 @@ pub use convert::{
     get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
     list_segments_response, promote_request, promote_request_from_proto, promote_response,
     restore_request_from_proto, restore_response, snapshot_frame, subscribe_request, write_response,
+};
+pub use convert::{
+    InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
+    log_request_from_proto, log_response,
 };
 pub use errors::error_chain;
 pub use frame::{FrameCodec, FrameEncoder, RequestDecoder, WatchFrame};

@@ -51,8 +51,9 @@ pub(crate) struct Global {
     /// Why: recorded in history with every change.
     #[arg(long, global = true, env = "FLAGD_REASON", default_value = "")]
     pub(crate) reason: String,
-    /// Who: recorded in history; defaults to $USER.
-    #[arg(long, global = true, env = "FLAGD_ACTOR")]
+    /// Who: recorded in history; defaults to $FLAGD_ACTOR, then $USER. (`log --actor` is a
+    /// filter instead, and FLAGD_ACTOR is not read as one: `commands::change` reads it.)
+    #[arg(long, global = true)]
     pub(crate) actor: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -76,7 +77,8 @@ pub(crate) enum Command {
     List(ListArgs),
     /// A flag's versions, newest first, with who, when and why.
     History(HistoryArgs),
-    /// Every change in the environment, newest first.
+    /// Every change in the environment (or in all), newest first, filtered by flag, actor,
+    /// time and action; `--format jsonl` prints each with its content before and after.
     Log(LogArgs),
     /// Restore an earlier version of a flag (as a new version).
     Rollback(RollbackArgs),
@@ -175,9 +177,66 @@ pub(crate) struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
-    /// At most this many changes.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) limit: u32,
+    /// Only this flag's changes (repeat it, or list keys comma-separated); segments are then
+    /// left out.
+    #[arg(long = "flag", value_name = "KEY", value_delimiter = ',')]
+    pub(crate) flags: Vec<String>,
+    /// Only changes by this actor, exactly as history names them.
+    // The same name as the global `--actor` on purpose: clap then gives `log` this one.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) actor: Option<String>,
+    /// Only changes committed at or after TIME: RFC 3339 (`2026-12-01T10:00:00Z`) or a
+    /// duration ago (`-1h`, `30m`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub(crate) since: Option<String>,
+    /// Only changes committed at or before TIME, in the same forms.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub(crate) until: Option<String>,
+    /// Only these operations (comma-separated, or repeated): create, update, delete, kill,
+    /// revive, rollback, set_rollout, serve_variant.
+    #[arg(long = "action", value_name = "ACTION", value_delimiter = ',')]
+    pub(crate) actions: Vec<String>,
+    /// Every environment's changes, merged newest first, instead of --env's.
+    #[arg(long)]
+    pub(crate) all_environments: bool,
+    /// At most this many changes (`all`: every one), read from flagd a page at a time; when
+    /// more are left, the cursor to continue with is printed.
+    #[arg(long, default_value = "20", value_name = "N|all", value_parser = limit)]
+    pub(crate) limit: Limit,
+    /// Continue where an earlier `log` stopped: the cursor it printed (with the same filters).
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) before: Option<String>,
+    /// `table` for people; `jsonl`: one JSON object per change, with the content before and
+    /// after it (README: "Audit log").
+    #[arg(long, value_enum, default_value_t = LogFormat::Table)]
+    pub(crate) format: LogFormat,
+}
+
+/// How many log entries to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// At most this many (at least 1).
+    Count(u64),
+    /// Every matching one.
+    All,
+}
+
+fn limit(text: &str) -> Result<Limit, String> {
+    match text {
+        "all" => Ok(Limit::All),
+        _ => match text.parse::<u64>() {
+            Ok(count) if count > 0 => Ok(Limit::Count(count)),
+            _ => Err(format!("expected a number of changes (1 or more) or `all`, found {text:?}")),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// The readable log.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
 }
 
 #[derive(Debug, Args)]

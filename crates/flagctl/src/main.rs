@@ -13,6 +13,8 @@
 //! - `render` — flags, serves, history and write reports as a person reads them.
 //! - `changes` — the planned or committed changes of an apply or a restore, with diffs.
 //! - `output` — where an answer goes: text or `--json`, on stdout (a closed pipe is an error).
+//! - `times` — a time on the command line (RFC 3339 or a duration ago) as the milliseconds a
+//!   request carries.
 //! - `flag_file` — reading a flag file, with line numbers for its errors (flag-core's
 //!   `LineIndex`).
 //!
@@ -20,8 +22,8 @@
 //! flag-proto's `Requests` (`Server::requests`), and answers are read back as flag-core values
 //! through its conversions (`HistoryPage`, `Written`, `Answer` …).
 //!
-//! Imports run one way: `commands` → `reads`, `changes` → `render`, `output`, `flag_file`, `connect` →
-//! `failure`, `cli`.
+//! Imports run one way: `commands` → `reads`, `changes` → `render`, `output`, `flag_file`,
+//! `times`, `connect` → `failure`, `cli`.
 
 mod changes;
 mod cli;
@@ -32,6 +34,7 @@ mod flag_file;
 mod output;
 mod reads;
 mod render;
+mod times;
 
 use std::process::ExitCode;
 

@@ -82,6 +82,12 @@ pub(crate) fn time(timestamp_ms: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
+/// Milliseconds since the epoch → `2026-11-22T02:30:01.123Z`: exact, for machines.
+pub(crate) fn time_millis(timestamp_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
 /// How long ago, roughly: `3 min ago`.
 pub(crate) fn ago(timestamp_ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
@@ -124,6 +130,7 @@ pub(crate) fn by(actor: &str, on_behalf_of: Option<&str>) -> String {
 /// A history entry for people and for `--json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Entry {
+    pub(crate) environment: String,
     pub(crate) revision: u64,
     pub(crate) key: String,
     pub(crate) kind: &'static str,
@@ -144,7 +151,7 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn of(entry: HistoryEntry) -> Entry {
         let HistoryEntry {
-            environment: _,
+            environment,
             kind,
             key,
             version,
@@ -158,6 +165,7 @@ impl Entry {
             segment: _,
         } = entry;
         Entry {
+            environment,
             revision,
             key,
             kind: if kind == SubjectKind::Segment { "segment" } else { "flag" },

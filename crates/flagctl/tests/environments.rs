@@ -50,8 +50,11 @@ fn a_typo_in_the_environment_is_refused_with_the_name_meant_and_creates_nothing(
     assert!(refused.contains(r#"no environment "prodution"; did you mean "production"?"#), "{refused}");
     let listed = flagd.flagctl(&["env", "list"]).ok();
     assert_eq!(listed.lines().count(), 2, "only production: {listed}");
-    let read = flagd.flagctl(&["--env", "prodution", "get", "chat"]).fails_with(3);
-    assert!(read.contains("did you mean"), "{read}");
+    for read in [&["get", "chat"][..], &["log"], &["history", "chat"]] {
+        let words: Vec<&str> = ["--env", "prodution"].iter().chain(read).copied().collect();
+        let refused = flagd.flagctl(&words).fails_with(3);
+        assert!(refused.contains("did you mean"), "{read:?}: {refused}");
+    }
 }
 
 #[test]

@@ -51,7 +51,14 @@ fn flagd(dir: &Path) -> Flagd {
         entry("web", WEB, "sdk", "[production]"),
     );
     std::fs::write(&tokens, text).unwrap();
-    Flagd::start_with(&["--tokens", tokens.to_str().unwrap(), "--admin-token", ADMIN, "--environments", "staging"])
+    Flagd::start_with(&[
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--admin-token",
+        ADMIN,
+        "--environments",
+        "staging",
+    ])
 }
 
 fn with(flagd: &Flagd, token: &str, args: &[&str]) -> Run {
@@ -93,9 +100,21 @@ fn a_writer_for_staging_writes_staging_in_its_own_name_and_is_refused_production
     let listed = bot(&["env", "list"]).ok();
     let names: Vec<&str> = listed.lines().skip(1).filter_map(|row| row.split_whitespace().next()).collect();
     assert_eq!(names, ["staging"], "{listed}");
-    // Nothing was written to production.
+    with(&flagd, ADMIN, &["set", "secret", "--on"]).ok();
+    let log = bot(&["log", "--all-environments", "--format", "jsonl"]).ok();
+    let environments: Vec<String> = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["environment"].to_string())
+        .collect();
+    assert_eq!(environments, ["\"staging\"", "\"staging\""], "only what the writer may read: {log}");
+    let denied = bot(&["log"]).fails_with(7);
+    assert!(denied.contains(r#"may not read environment "production""#), "{denied}");
+    with(&flagd, ADMIN, &["delete", "secret"]).ok();
+    // Nothing was written to production but that flag, deleted again.
     let production = with(&flagd, ADMIN, &["list"]).ok();
     assert!(production.contains("no flags in production"), "{production}");
+    let log = with(&flagd, ADMIN, &["log"]).ok();
+    assert_eq!(log.lines().filter(|line| line.starts_with('r')).count(), 2, "the admin's two writes only: {log}");
 }
 
 #[test]

@@ -486,6 +486,14 @@ impl Admin for AdminService {
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
     }
+
+    #[instrument(skip_all)]
+    async fn query_log(
+        &self,
+        request: Request<v1::QueryLogRequest>,
+    ) -> Result<Response<v1::QueryLogResponse>, Status> {
+        Ok(Response::new(crate::audit_log::query(&self.state, request).await?))
+    }
 }
 
 /// Bytes per backup message: well under gRPC's 4 MiB message limit.

@@ -199,4 +199,9 @@ impl Admin for CheckedAdmin {
         allowed(&request)?;
         self.0.delete_environment(request).await
     }
+
+    async fn query_log(&self, request: Request<v1::QueryLogRequest>) -> Answer<v1::QueryLogResponse> {
+        allowed(&request)?;
+        self.0.query_log(request).await
+    }
 }

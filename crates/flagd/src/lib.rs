@@ -18,6 +18,7 @@
 //!   bookmark calls.
 //! - `environment_diff` — `Admin.Diff`: two sides from one read, compared by flag-core.
 //! - `environment_promote` — `Admin.Promote`, through the store's promote.
+//! - `audit_log` — `Admin.QueryLog`: the audit log, filtered and paged, from the store's query.
 //! - `evaluate` — `Admin.Evaluate` on a compiled snapshot of the stored set.
 //! - `fanout` — per-environment `watch` channels holding the latest change, encoded once.
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
@@ -63,6 +64,7 @@
 mod acks;
 mod admin;
 mod admin_access;
+mod audit_log;
 mod auth;
 mod bookmarks;
 mod config;

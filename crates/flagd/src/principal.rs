@@ -176,6 +176,17 @@ impl Principal {
         self.role.may(Touch::Read) && self.environments.contains(environment)
     }
 
+    /// The environments this principal may read, by name; `None` when it may read every one.
+    pub(crate) fn readable_environments(&self) -> Option<Vec<String>> {
+        if !self.role.may(Touch::Read) {
+            return Some(Vec::new());
+        }
+        match &self.environments {
+            Environments::All => None,
+            Environments::Only(names) => Some(names.clone()),
+        }
+    }
+
     /// Whether this principal may follow `environment`'s changes (`Sync.Watch`): any role,
     /// in its environments.
     pub(crate) fn may_follow(&self, environment: &str) -> Result<(), Denied> {

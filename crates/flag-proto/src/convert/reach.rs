@@ -148,6 +148,27 @@ impl Reaches for v1::ListEnvironmentsRequest {
     }
 }
 
+/// All environments reach no one: the answer holds those the caller may read.
+impl Reaches for v1::QueryLogRequest {
+    fn reach(&self) -> Reach {
+        let v1::QueryLogRequest {
+            environment,
+            all_environments,
+            flags: _,
+            actor: _,
+            since_unix_ms: _,
+            until_unix_ms: _,
+            actions: _,
+            page_size: _,
+            cursor: _,
+        } = self;
+        if *all_environments {
+            return Reach::Environments(Vec::new());
+        }
+        Reach::one(Touch::Read, environment)
+    }
+}
+
 impl Reaches for v1::BackupRequest {
     fn reach(&self) -> Reach {
         let v1::BackupRequest {} = self;

@@ -1,7 +1,5 @@
 //! Diff: what differs between two environments, or one at two points, field by field.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Context as _;
 use flag_core::{FieldChange, SubjectDiff};
 use flag_proto::{DiffOutcome, Point, Side};
@@ -12,6 +10,7 @@ use crate::connect::Server;
 use crate::failure::Failure;
 use crate::output::Output;
 use crate::reads::MALFORMED;
+use crate::times;
 
 #[derive(Debug, Serialize)]
 struct Diffed {
@@ -83,10 +82,9 @@ fn side(text: &str) -> Result<Side, Failure> {
     let point = if let Some(revision) = revision {
         Point::Revision(revision)
     } else if let Some(ago) = point.strip_prefix('-') {
-        let ago = humantime::parse_duration(ago).map_err(|_| expected())?;
-        unix_ms(SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH)).ok_or_else(expected)?
-    } else if let Ok(at) = humantime::parse_rfc3339_weak(point) {
-        unix_ms(at).ok_or_else(expected)?
+        Point::At(times::ago_ms(ago).ok_or_else(expected)?)
+    } else if let Some(at) = times::rfc3339_ms(point) {
+        Point::At(at)
     } else if point.starts_with(|c: char| c.is_ascii_digit()) {
         // A time with a typo, not a bookmark name.
         return Err(expected());
@@ -94,11 +92,6 @@ fn side(text: &str) -> Result<Side, Failure> {
         Point::Bookmark(point.to_owned())
     };
     Ok(Side { environment: environment.to_owned(), point: Some(point) })
-}
-
-fn unix_ms(at: SystemTime) -> Option<Point> {
-    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
-    Some(Point::At(i64::try_from(ms).ok()?))
 }
 
 fn subject(diff: SubjectDiff) -> Subject {
@@ -172,8 +165,7 @@ mod tests {
             Some(Point::At(1_764_583_200_000))
         );
         let Some(Point::At(ago)) = side("production@-1h").unwrap().point else { panic!("a time") };
-        let now = unix_ms(SystemTime::now()).unwrap();
-        let Point::At(now) = now else { panic!("a time") };
+        let now = times::unix_ms(std::time::SystemTime::now()).unwrap();
         assert!((now - ago - 3_600_000).abs() < 60_000, "{now} {ago}");
         assert_eq!(
             side("production@pre-deploy-4711").unwrap().point,

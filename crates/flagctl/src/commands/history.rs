@@ -1,12 +1,12 @@
-//! History: one flag's versions, and the environment's log.
+//! History: one flag's versions.
 
 use anyhow::Context as _;
 use flag_proto::HistoryPage;
 
-use crate::cli::{HistoryArgs, LogArgs};
+use crate::cli::HistoryArgs;
 use crate::connect::{Call, Server};
 use crate::output::Output;
-use crate::reads::{MALFORMED, log_page};
+use crate::reads::MALFORMED;
 use crate::render::Entry;
 
 pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) -> anyhow::Result<()> {
@@ -26,17 +26,13 @@ pub(crate) async fn history(server: &Server, out: &Output, args: HistoryArgs) ->
         ))
         .into());
     }
-    print(out, response, false)
+    print(out, response)
 }
 
-pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow::Result<()> {
-    print(out, log_page(server, args.limit, 0).await?, true)
-}
-
-fn print(out: &Output, response: HistoryPage, with_key: bool) -> anyhow::Result<()> {
+fn print(out: &Output, response: HistoryPage) -> anyhow::Result<()> {
     let entries: Vec<Entry> = response.entries.into_iter().map(Entry::of).collect();
     out.print(&entries, || {
-        let mut lines: Vec<String> = entries.iter().map(|e| e.line(with_key)).collect();
+        let mut lines: Vec<String> = entries.iter().map(|e| e.line(false)).collect();
         if lines.is_empty() {
             lines.push("no changes".into());
         }

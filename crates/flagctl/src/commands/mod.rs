@@ -9,6 +9,7 @@ mod eval;
 mod export;
 mod history;
 mod kill;
+mod log;
 mod promote;
 mod read;
 mod restore;
@@ -45,7 +46,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => read::get(&server, &out, args).await,
         Command::List(args) => read::list(&server, &out, args).await,
         Command::History(args) => history::history(&server, &out, args).await,
-        Command::Log(args) => history::log(&server, &out, args).await,
+        Command::Log(args) => log::log(&server, &out, args).await,
         Command::Eval(args) => eval::eval(&server, &out, args).await,
         Command::Apply(args) => apply::apply(&server, &out, args, change).await,
         Command::Export(args) => export::export(&server, args, out.json).await,
@@ -59,11 +60,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Who and why, for every write.
+/// Who and why, for every write. FLAGD_ACTOR is read here rather than by clap, so that it
+/// never becomes `log --actor`, the filter that shares the option's name.
 fn change(global: &Global) -> Authorship {
     let actor = global
         .actor
         .clone()
+        .filter(|actor| !actor.is_empty())
+        .or_else(|| std::env::var("FLAGD_ACTOR").ok())
+        .filter(|actor| !actor.is_empty())
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
         .filter(|actor| !actor.is_empty())

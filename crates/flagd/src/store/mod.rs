@@ -62,15 +62,18 @@
 //! - `lanes` — writers' turns, kills first. `staged` — an apply's rows, made before its turn.
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
 //!   `cache` — the writer's flag sets.
-//! - `read` — reads, history and [`ChangesSince`]. `past` — an environment at an earlier
+//! - `read` — reads, history and [`ChangesSince`]. `audit` — the audit log's query
+//!   ([`AuditQuery`]): filtered, newest first across environments, paged by position. `past` — an environment at an earlier
 //!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`],
 //!   [`BookmarkError`].
 //!
 //! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
-//! `subject`, `records`; `cache`, `paths`, `patch`, `read`; `webhook_cursors`, `check`; `past`,
-//! `staged`, `lanes`; `write`; `apply`; `restore`, `promote`; `handle`, `backup`; `mod.rs`.
+//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `audit`; `webhook_cursors`,
+//! `check`; `past`, `staged`, `lanes`; `write`; `apply`; `restore`, `promote`; `handle`,
+//! `backup`; `mod.rs`.
 
 mod apply;
+mod audit;
 mod backup;
 mod bookmarks;
 mod cache;
@@ -108,6 +111,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
+pub(crate) use audit::{AuditPage, AuditQuery, AuditStart};
 pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
 pub(crate) use environments::Lifecycle;
@@ -448,6 +452,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         self.inner.handle.run(|db| read::environment_history(db, environment, before_revision, limit))
+    }
+
+    /// A page of the audit log (see `audit`): the changes `query` asks for, newest first,
+    /// each with its subject's content before it, from one read transaction.
+    pub(crate) fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        self.inner.handle.run(|db| audit::query(db, query))
     }
 
     /// What a client at revision `since_revision` needs to reach the current revision; see

@@ -5,6 +5,7 @@
 //! versions) and the writer's cache agrees with the file.
 
 mod apply;
+mod audit;
 mod basics;
 mod bookmarks;
 mod changes;
