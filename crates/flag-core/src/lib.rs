@@ -66,6 +66,7 @@ mod error;
 mod evaluate;
 #[cfg(feature = "file-lines")]
 mod file_lines;
+mod health;
 mod model;
 mod murmur;
 mod records;
@@ -81,6 +82,7 @@ pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
 pub use environment::{CopiedFrom, EnvironmentSummary, Stamp};
 pub use error::{Problem, ValidationError};
 pub use evaluate::{FlagHandle, FlagRef, Snapshot};
+pub use health::{CohortFigures, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram};
 #[cfg(feature = "file-lines")]
 pub use file_lines::{LineIndex, MAX_FILE_DEPTH, TooDeep};
 pub use model::{
