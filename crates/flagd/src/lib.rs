@@ -38,6 +38,8 @@
 //! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
 //! - `webhooks` — change notifications: per webhook, a task POSTing every committed change
 //!   after its cursor in the store's outbox, signed, retried with backoff, woken by `fanout`.
+//! - `rollout` — guarded rollouts: `guard`, the pure decision rule comparing a new path's
+//!   cohort with its control over the same window.
 //! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
 //!   [`serve_reporting`] tells the binary when everything is bound and open.
 //!
@@ -80,6 +82,7 @@ mod principal;
 #[cfg(test)]
 mod queued_deadline_tests;
 mod reload;
+mod rollout;
 mod server;
 mod state;
 mod status;
@@ -93,6 +96,7 @@ mod webhooks;
 mod write_client;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
+pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
