@@ -70,6 +70,7 @@ mod health;
 mod model;
 mod murmur;
 mod records;
+mod rollout_plan;
 mod semver;
 mod snapshot;
 mod typed;
@@ -93,6 +94,7 @@ pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
 pub use records::{
     AckReport, AppliedChange, ChangeBatch, HistoryEntry, LoggedChange, Operation, Subject, SubjectKind,
 };
+pub use rollout_plan::{OnBreach, PlanError, Rollout, RolloutPlan, RolloutState};
 pub use typed::{
     BoolDetail, BoolValue, Evaluate, IsEnabled, JsonDetail, JsonValue, NumberDetail, NumberValue, Question,
     Stage, StringDetail, StringValue,
