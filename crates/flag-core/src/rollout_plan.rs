@@ -90,6 +90,9 @@ pub struct Rollout {
     pub holding_since_ms: i64,
     /// Where it stands.
     pub state: RolloutState,
+    /// The flag's version as the plan last wrote it: a newer one was written by someone
+    /// else, which pauses the plan.
+    pub flag_version: u64,
     /// Who started it.
     pub started_by: String,
     /// When (ms since the Unix epoch).

@@ -12,7 +12,7 @@ use tonic::metadata::MetadataValue;
 use tracing::error;
 
 use crate::principal::Denied;
-use crate::store::{BookmarkError, StoreError, WriteError};
+use crate::store::{BookmarkError, PlanRefusal, StoreError, WriteError};
 
 /// Why a request (or a stream) is refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +182,17 @@ fn write_status(error: WriteError) -> Status {
         | WriteError::PromoteToItself { .. }
         | WriteError::EnvironmentTooLarge { .. } => Status::invalid_argument(error.to_string()),
         WriteError::Store(store) => store_status(&store),
+        WriteError::Plan(refusal) => plan_status(&refusal),
+    }
+}
+
+/// A plan's own terms are the request's arguments; the rest is the flag's or the plan's
+/// state.
+fn plan_status(refusal: &PlanRefusal) -> Status {
+    match refusal {
+        PlanRefusal::Terms(_) => Status::invalid_argument(refusal.to_string()),
+        PlanRefusal::NoPlan { .. } => Status::not_found(refusal.to_string()),
+        _ => Status::failed_precondition(refusal.to_string()),
     }
 }
 

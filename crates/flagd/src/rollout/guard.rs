@@ -154,10 +154,10 @@ fn tripped(settings: &GuardSettings, control: &CohortFigures, new_path: &CohortF
         return Some(GuardKind::ErrorRateCeiling);
     }
     let new_p99 = p99(settings, new_path);
-    if let (Some(ceiling), Some(p99)) = (settings.max_latency_p99_us, new_p99) {
-        if p99 > ceiling {
-            return Some(GuardKind::LatencyP99Ceiling);
-        }
+    if let (Some(ceiling), Some(p99)) = (settings.max_latency_p99_us, new_p99)
+        && p99 > ceiling
+    {
+        return Some(GuardKind::LatencyP99Ceiling);
     }
     let significant = error_z(new_path, control) >= settings.z;
     let large = new_rate - control_rate >= settings.min_error_difference;
@@ -165,10 +165,10 @@ fn tripped(settings: &GuardSettings, control: &CohortFigures, new_path: &CohortF
     if significant && large && above_ratio {
         return Some(GuardKind::ErrorRatio);
     }
-    if let (Some(new_p99), Some(control_p99)) = (new_p99, p99(settings, control)) {
-        if new_p99 as f64 > control_p99 as f64 * settings.max_latency_p99_ratio {
-            return Some(GuardKind::LatencyP99Ratio);
-        }
+    if let (Some(new_p99), Some(control_p99)) = (new_p99, p99(settings, control))
+        && new_p99 as f64 > control_p99 as f64 * settings.max_latency_p99_ratio
+    {
+        return Some(GuardKind::LatencyP99Ratio);
     }
     None
 }

@@ -22,6 +22,7 @@ use redb::Database;
 use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;
 use super::lanes::Lane;
+use super::plan_rows;
 use super::records::{Committed, Now, WriteMeta};
 use super::size;
 use super::staged::{self, Row, Staged};
@@ -147,6 +148,7 @@ impl Writer {
                 planned_at: current,
                 yields: held.is_none(),
                 wanted,
+                meta,
                 lifecycle: batch.lifecycle.as_ref().map(|lifecycle| (lifecycle, meta, &now)),
             };
             match self.commit_rows(db, environment, rows, (set, grown), turn)? {
@@ -173,7 +175,7 @@ impl Writer {
         set: (FlagSet, usize),
         turn: Commit<'_>,
     ) -> Result<Outcome, WriteError> {
-        let Commit { planned_at, yields, wanted, lifecycle } = turn;
+        let Commit { planned_at, yields, wanted, meta, lifecycle } = turn;
         let _turn = yields.then(|| self.turn(Lane::Normal));
         if !wanted() {
             self.abandon();
@@ -188,6 +190,7 @@ impl Writer {
                 return Ok((Outcome::GaveWay, None));
             }
             let mut last_revision = planned_at;
+            let mut flags_written = Vec::new();
             {
                 let mut flags = txn.open_table(FLAGS)?;
                 let mut segments = txn.open_table(SEGMENTS)?;
@@ -215,7 +218,14 @@ impl Writer {
                     history.insert((environment, row.key.as_str(), row.version), row.history.as_slice())?;
                     change_log.insert((environment, row.revision), row.change.as_slice())?;
                     last_revision = row.revision;
+                    if row.kind == SubjectKind::Flag {
+                        flags_written.push((row.key.as_str(), row.version));
+                    }
                 }
+            }
+            // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
+            for (key, version) in flags_written {
+                plan_rows::pause_for_change(&txn, environment, key, version, meta)?;
             }
             environments.insert(environment, last_revision)?;
             drop(environments);
@@ -250,6 +260,8 @@ struct Commit<'w> {
     yields: bool,
     /// Whether the client still waits for the answer.
     wanted: &'w dyn Fn() -> bool,
+    /// Who asked for the apply and why: a flag's running plan pauses saying so.
+    meta: &'w WriteMeta,
     /// When the apply creates or deletes the environment: how, asked by whom, and when.
     lifecycle: Option<(&'w Lifecycle, &'w WriteMeta, &'w Now)>,
 }

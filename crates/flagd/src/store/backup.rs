@@ -13,8 +13,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use super::check::{self, CheckReport};
 use super::error::StoreError;
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS,
-    WEBHOOK_CURSORS, WEBHOOKS,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SEGMENT_HISTORY,
+    SEGMENTS, WEBHOOK_CURSORS, WEBHOOKS,
 };
 
 /// Copies `db` as one committed state to a new file at `to`, which must not exist, and
@@ -52,7 +52,8 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
         BOOKMARKS,
         ENVIRONMENT_INFO,
         WEBHOOKS,
-        WEBHOOK_CURSORS
+        WEBHOOK_CURSORS,
+        ROLLOUTS
     );
     txn.commit()?;
     check::invariants(&target, to)

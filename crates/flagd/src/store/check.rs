@@ -18,9 +18,11 @@ use serde_json::Value;
 use super::bookmarks;
 use super::environments;
 use super::error::StoreError;
+use super::plan_rows;
 use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, ROLLOUTS, SEGMENT_HISTORY,
+    SEGMENTS,
 };
 use super::webhook_cursors;
 
@@ -318,6 +320,25 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
                 if revision > reached {
                     return Err(damaged(format!(
                         "environment {environment:?}: bookmark {name:?} names revision {revision}, past its revision {reached}"
+                    )));
+                }
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    // Each plan decodes and drives a flag that has a history in its environment.
+    match txn.open_table(ROLLOUTS) {
+        Ok(plans) => {
+            let history = txn.open_table(FLAG_HISTORY)?;
+            for row in plans.iter()? {
+                let row = row?;
+                let (environment, key) = row.0.value();
+                let plan = plan_rows::decode_row(row.1.value(), environment, key)?;
+                if history.get((environment, key, plan.flag_version))?.is_none() {
+                    return Err(damaged(format!(
+                        "environment {environment:?}: the rollout plan of {key:?} names its version {}, which is not in its history",
+                        plan.flag_version
                     )));
                 }
             }

@@ -301,6 +301,73 @@ pub(crate) enum WriteError {
     /// The store failed; see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A rollout plan was refused, or its change no longer applies.
+    #[error(transparent)]
+    Plan(#[from] PlanRefusal),
+}
+
+/// Why a rollout plan could not be started or moved on; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum PlanRefusal {
+    /// The plan's own terms.
+    #[error(transparent)]
+    Terms(#[from] flag_core::PlanError),
+    /// The flag has no `off` variant to compare against.
+    #[error("flag {key:?}: expected a variant `off` as the control cohort; the flag has {variants}")]
+    NoControl {
+        /// The flag.
+        key: String,
+        /// Its variants, listed.
+        variants: String,
+    },
+    /// The flag is killed.
+    #[error("flag {key:?} is killed: revive it before starting a rollout plan")]
+    Killed {
+        /// The flag.
+        key: String,
+    },
+    /// The flag already has a running or paused plan.
+    #[error("flag {key:?} already has a rollout plan ({state}, step {step}/{steps}): abort it first")]
+    AlreadyPlanned {
+        /// The flag.
+        key: String,
+        /// The plan's state.
+        state: &'static str,
+        /// Its current step, 1-based.
+        step: usize,
+        /// How many steps it has.
+        steps: usize,
+    },
+    /// The flag has no plan.
+    #[error("flag {key:?} has no rollout plan")]
+    NoPlan {
+        /// The flag.
+        key: String,
+    },
+    /// The plan's state does not allow the change (pausing a paused plan, resuming a
+    /// finished one).
+    #[error("flag {key:?}: cannot {action} a rollout plan that is {state}; it must be {needs}")]
+    NotAllowed {
+        /// The flag.
+        key: String,
+        /// What was asked.
+        action: &'static str,
+        /// The plan's state.
+        state: &'static str,
+        /// The state it needs.
+        needs: &'static str,
+    },
+    /// The plan is not where the change expected it (moved on, paused, or finished).
+    #[error("flag {key:?}: the rollout plan is {state} at step {step}, not where this change expected it")]
+    Moved {
+        /// The flag.
+        key: String,
+        /// Its state.
+        state: &'static str,
+        /// Its step, 1-based.
+        step: usize,
+    },
 }
 
 /// Why a bookmark could not be made or found.

@@ -50,6 +50,9 @@
 //!   and the store's invariants ([`CheckReport`]). `handle` — the `Database` behind every
 //!   call: panics caught, failures counted, the file reopened after an I/O error ([`Health`]).
 //! - `backup` — a consistent copy from one read transaction. `bookmarks` — named revisions.
+//!   `rollouts` — rollout plans, moved by compare-and-set, with their flag writes
+//!   ([`Transition`]); `plan_rows` — their rows, and the pause of a plan whose flag is
+//!   written by anyone else, in that write's transaction.
 //!   `webhook_cursors` — the webhook outbox: per webhook and environment, the last revision
 //!   delivered ([`Outbox`]).
 //! - `tables` — the redb tables and their keys. `records` — stored records and their JSON,
@@ -69,7 +72,7 @@
 //!
 //! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
 //! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `audit`; `webhook_cursors`,
-//! `check`; `past`, `staged`, `lanes`; `write`; `apply`; `restore`, `promote`; `handle`,
+//! `plan_rows`, `check`; `past`, `staged`, `lanes`; `write`; `rollouts`, `apply`; `restore`, `promote`; `handle`,
 //! `backup`; `mod.rs`.
 
 mod apply;
@@ -86,10 +89,14 @@ mod lanes;
 mod past;
 mod patch;
 mod paths;
+mod plan_rows;
 mod promote;
 mod read;
 mod records;
 mod restore;
+// Used by the Admin API and the rollout engine, which land next.
+#[allow(dead_code)]
+mod rollouts;
 mod size;
 mod staged;
 mod subject;
@@ -115,7 +122,7 @@ pub(crate) use audit::{AuditPage, AuditQuery, AuditStart};
 pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
 pub(crate) use environments::Lifecycle;
-pub(crate) use error::{BookmarkError, PastError, StoreError, WriteError};
+pub(crate) use error::{BookmarkError, PastError, PlanRefusal, StoreError, WriteError};
 pub(crate) use handle::{Health, chain};
 pub(crate) use past::{Past, Side};
 pub(crate) use patch::WriteOp;
@@ -123,12 +130,14 @@ pub(crate) use promote::{Parts, Promote, Promoted};
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
+#[allow(unused_imports)]
+pub(crate) use rollouts::{PlannedFlag, Transition, state_name};
 pub(crate) use tables::is_environment_name;
 pub(crate) use webhook_cursors::{Outbox, OutboxEntry};
 
 use cache::Cache;
 use tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SCHEMA_VERSION,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY, SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY, WEBHOOK_CURSORS, WEBHOOKS,
 };
 use write::Writer;
@@ -323,6 +332,55 @@ impl Store {
         meta: &WriteMeta,
     ) -> Result<Bookmark, BookmarkError> {
         self.inner.handle.run_write(|db| bookmarks::create(db, environment, name, meta))
+    }
+
+    /// Starts a rollout plan on `key`: the plan's row, the first step's rollout and its
+    /// history entry in one durable transaction (see `rollouts`).
+    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
+    pub(crate) fn start_rollout(
+        &self,
+        environment: &str,
+        key: &str,
+        plan: flag_core::RolloutPlan,
+        meta: &WriteMeta,
+    ) -> Result<(flag_core::Rollout, Committed), WriteError> {
+        self.inner
+            .handle
+            .run_write(|db| rollouts::start(&self.inner.writer, db, environment, key, plan, meta))
+    }
+
+    /// Moves the plan of `key` by `change` (see [`Transition`]) — only if it is still
+    /// `expected`, when given — with the flag write the change makes (the next step, a kill
+    /// on breach…) in the same durable transaction. Returns the plan after it and the flag
+    /// write, if there was one.
+    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
+    pub(crate) fn move_rollout(
+        &self,
+        environment: &str,
+        key: &str,
+        expected: Option<&flag_core::Rollout>,
+        change: Transition,
+        meta: &WriteMeta,
+    ) -> Result<(flag_core::Rollout, Option<Committed>), WriteError> {
+        self.inner.handle.run_write(|db| {
+            rollouts::transition(&self.inner.writer, db, environment, key, expected, change, meta)
+        })
+    }
+
+    /// The latest plan of `key`, if it ever had one.
+    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
+    pub(crate) fn rollout(
+        &self,
+        environment: &str,
+        key: &str,
+    ) -> Result<Option<flag_core::Rollout>, StoreError> {
+        self.inner.handle.run(|db| rollouts::get(db, environment, key))
+    }
+
+    /// The plans of one environment, or of all of them, by environment and flag.
+    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
+    pub(crate) fn rollouts(&self, environment: Option<&str>) -> Result<Vec<PlannedFlag>, StoreError> {
+        self.inner.handle.run(|db| rollouts::list(db, environment))
     }
 
     /// The environment's bookmarks, by name.
@@ -572,6 +630,7 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         txn.open_table(SEGMENT_HISTORY)?;
         txn.open_table(CHANGES)?;
         txn.open_table(BOOKMARKS)?;
+        txn.open_table(ROLLOUTS)?;
         txn.open_table(WEBHOOKS)?;
         txn.open_table(WEBHOOK_CURSORS)?;
         txn.open_table(ENVIRONMENT_INFO)?;

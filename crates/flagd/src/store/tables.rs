@@ -18,6 +18,7 @@
 //! | `bookmarks` | (environment, name) | `BookmarkRecord`: a revision named by an operator, who, when |
 //! | `webhooks` | webhook id | `WebhookRecord`: when it was registered, what it covered at the last start |
 //! | `webhook_cursors` | (webhook id, environment) | the last revision the webhook's receiver acknowledged (u64) |
+//! | `rollouts` | (environment, flag key) | flag-core's [`Rollout`](flag_core::Rollout): the flag's latest plan and how far it got |
 //!
 //! The current tables are derivable from the history tables (the newest version of each
 //! key); they exist so that listing an environment reads each live row once instead of
@@ -66,6 +67,9 @@ pub(super) const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 /// `(webhook id, environment)` → the last revision delivered.
 pub(super) const WEBHOOK_CURSORS: TableDefinition<'static, SubjectKey, u64> =
     TableDefinition::new("webhook_cursors");
+
+/// Rollout plans, one row per flag (its latest plan): added like `bookmarks`, without a bump.
+pub(super) const ROLLOUTS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("rollouts");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

@@ -23,10 +23,17 @@ use super::error::{StoreError, WriteError};
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
+use super::plan_rows;
 use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::size;
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};
+
+/// Rows a caller adds to a write's transaction once the write is planned and recorded
+/// (a rollout plan beside the step it writes), so both commit or neither does. It sees the
+/// committed entry (the flag after the write, or as it is when the write changes nothing);
+/// an error drops the transaction.
+pub(super) type Also<'a> = &'a mut dyn FnMut(&WriteTransaction, &Committed) -> Result<(), WriteError>;
 
 /// Serializes writes and holds the flag sets they validate against.
 #[derive(Debug)]
@@ -141,9 +148,34 @@ impl Writer {
         op: WriteOp,
         meta: &WriteMeta,
     ) -> Result<Committed, WriteError> {
+        self.write_in_turn_with(db, environment, op, meta, None)
+    }
+
+    /// Like `write`, with `also`'s rows in the same transaction: committed even when the
+    /// write itself changes nothing.
+    pub(super) fn write_with(
+        &self,
+        db: &Database,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+        also: Also<'_>,
+    ) -> Result<Committed, WriteError> {
+        let _turn = self.turn(lane_of(&op));
+        self.write_in_turn_with(db, environment, op, meta, Some(also))
+    }
+
+    fn write_in_turn_with(
+        &self,
+        db: &Database,
+        environment: &str,
+        op: WriteOp,
+        meta: &WriteMeta,
+        also: Option<Also<'_>>,
+    ) -> Result<Committed, WriteError> {
         let limit = self.max_environment_bytes;
         self.transact(db, environment, None, |set, bytes| {
-            commit(db, (set, bytes, limit), environment, op, meta)
+            commit(db, (set, bytes, limit), environment, op, meta, also)
         })
     }
 
@@ -237,6 +269,7 @@ fn commit(
     environment: &str,
     op: WriteOp,
     meta: &WriteMeta,
+    also: Option<Also<'_>>,
 ) -> Result<(Committed, Option<(FlagSet, usize)>), WriteError> {
     // A revive adds a byte or two (`enabled` is sent when true); like a kill, it is an
     // incident's tool, and the cap never stands in its way.
@@ -256,8 +289,16 @@ fn commit(
         }
         Change::Flag { key, content } => write.record::<Flag>(&key, content)?,
         Change::Segment { key, content } => write.record::<Segment>(&key, content)?,
-        // Nothing to write: the transaction is dropped unused, so no version or revision.
-        Change::Unchanged(entry) => return Ok((Committed::unchanged(entry), None)),
+        // Nothing to write: the transaction is dropped unused, so no version or revision —
+        // unless rows of its own are to go with it.
+        Change::Unchanged(entry) => {
+            let committed = Committed::unchanged(entry);
+            if let Some(also) = also {
+                also(&txn, &committed)?;
+                txn.commit()?;
+            }
+            return Ok((committed, None));
+        }
     };
     let key = committed.entry.key.as_str();
     // Sized as stored (stamped), so the running total stays exact.
@@ -273,6 +314,14 @@ fn commit(
     let grown = size::replaced(bytes, before, after);
     if capped {
         size::check(environment, bytes, grown, limit)?;
+    }
+    match also {
+        Some(also) => also(&txn, &committed)?,
+        // Not the plan's own write: its running plan, if any, pauses (see `plan_rows`).
+        None if committed.entry.kind == SubjectKind::Flag => {
+            plan_rows::pause_for_change(&txn, environment, key, committed.entry.version, meta)?;
+        }
+        None => {}
     }
     txn.commit()?;
     tracing::debug!(

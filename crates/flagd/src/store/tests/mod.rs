@@ -18,6 +18,7 @@ mod operations;
 mod past;
 mod promote;
 mod restore;
+mod rollouts;
 mod size;
 mod validation;
 mod webhooks;
@@ -31,8 +32,8 @@ use tempfile::TempDir;
 use super::cache::Cache;
 use super::records::{ChangeRecord, StoredVersion, decode};
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, SEGMENT_HISTORY, SEGMENTS, WEBHOOK_CURSORS,
-    WEBHOOKS,
+    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SEGMENT_HISTORY, SEGMENTS,
+    WEBHOOK_CURSORS, WEBHOOKS,
 };
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 
@@ -113,6 +114,7 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
     rows_of!(SEGMENT_HISTORY, "segment_history", bytes);
     rows_of!(CHANGES, "changes", bytes);
     rows_of!(BOOKMARKS, "bookmarks", bytes);
+    rows_of!(ROLLOUTS, "rollouts", bytes);
     rows_of!(WEBHOOKS, "webhooks", bytes);
     rows_of!(WEBHOOK_CURSORS, "webhook_cursors", number);
     rows

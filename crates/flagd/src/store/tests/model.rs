@@ -399,6 +399,7 @@ fn refusal(error: WriteError) -> Refusal {
         | WriteError::EnvironmentTooLarge { .. } => Refusal::Invalid,
         WriteError::Precondition(_) => Refusal::Precondition,
         WriteError::Store(error) => panic!("the store failed: {error:?}"),
+        WriteError::Plan(refusal) => panic!("the model starts no rollout plan: {refusal:?}"),
     }
 }
 
