@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["flags/v1/model.proto", "flags/v1/admin.proto", "flags/v1/sync.proto"];
+    let files =
+        ["flags/v1/model.proto", "flags/v1/admin.proto", "flags/v1/rollout.proto", "flags/v1/sync.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

@@ -435,6 +435,7 @@ mod promote;
 mod reach;
 mod records;
 mod requests;
+mod rollout;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -460,6 +461,9 @@ pub use promote::{
 pub use reach::{Reach, Reaches, Touch};
 pub use requests::{
     ApplyPlan, Point, Requests, Restore, RestorePlan, Rollout, backup_request, restore_request_from_proto,
+};
+pub use rollout::{
+    CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,
 };
 pub use sync::{
     ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,

@@ -88,6 +88,9 @@ pub use convert::{
     restore_request_from_proto, restore_response, snapshot_frame, subscribe_request, write_response,
 };
 pub use convert::{
+    CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,
+};
+pub use convert::{
     InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
     log_request_from_proto, log_response,
 };

@@ -10,6 +10,7 @@ use flag_proto::{Authorship, BackupTotals, environment_or_default};
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
+use crate::rollout::calls as rollout;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::{Batch, Committed, Store, StoreError, WriteOp};
@@ -387,6 +388,54 @@ impl Admin for AdminService {
         request: Request<v1::ListBookmarksRequest>,
     ) -> Result<Response<v1::ListBookmarksResponse>, Status> {
         Ok(Response::new(crate::bookmarks::list(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn start_rollout(
+        &self,
+        request: Request<v1::StartRolloutRequest>,
+    ) -> Result<Response<v1::RolloutResponse>, Status> {
+        Ok(Response::new(rollout::start(&self.state, request).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_rollout(
+        &self,
+        request: Request<v1::GetRolloutRequest>,
+    ) -> Result<Response<v1::RolloutStatus>, Status> {
+        Ok(Response::new(rollout::get(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_rollouts(
+        &self,
+        request: Request<v1::ListRolloutsRequest>,
+    ) -> Result<Response<v1::ListRolloutsResponse>, Status> {
+        Ok(Response::new(rollout::list(&self.state, request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn pause_rollout(
+        &self,
+        request: Request<v1::ChangeRolloutRequest>,
+    ) -> Result<Response<v1::RolloutResponse>, Status> {
+        Ok(Response::new(rollout::change(&self.state, request, rollout::Asked::Pause).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn resume_rollout(
+        &self,
+        request: Request<v1::ChangeRolloutRequest>,
+    ) -> Result<Response<v1::RolloutResponse>, Status> {
+        Ok(Response::new(rollout::change(&self.state, request, rollout::Asked::Resume).await?))
+    }
+
+    #[instrument(skip_all)]
+    async fn abort_rollout(
+        &self,
+        request: Request<v1::ChangeRolloutRequest>,
+    ) -> Result<Response<v1::RolloutResponse>, Status> {
+        Ok(Response::new(rollout::change(&self.state, request, rollout::Asked::Abort).await?))
     }
 
     #[instrument(skip_all)]

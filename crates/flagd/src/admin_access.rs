@@ -204,4 +204,40 @@ impl Admin for CheckedAdmin {
         allowed(&request)?;
         self.0.query_log(request).await
     }
+
+    async fn start_rollout(&self, request: Request<v1::StartRolloutRequest>) -> Answer<v1::RolloutResponse> {
+        allowed(&request)?;
+        self.0.start_rollout(request).await
+    }
+
+    async fn get_rollout(&self, request: Request<v1::GetRolloutRequest>) -> Answer<v1::RolloutStatus> {
+        allowed(&request)?;
+        self.0.get_rollout(request).await
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<v1::ListRolloutsRequest>,
+    ) -> Answer<v1::ListRolloutsResponse> {
+        allowed(&request)?;
+        self.0.list_rollouts(request).await
+    }
+
+    async fn pause_rollout(&self, request: Request<v1::ChangeRolloutRequest>) -> Answer<v1::RolloutResponse> {
+        allowed(&request)?;
+        self.0.pause_rollout(request).await
+    }
+
+    async fn resume_rollout(
+        &self,
+        request: Request<v1::ChangeRolloutRequest>,
+    ) -> Answer<v1::RolloutResponse> {
+        allowed(&request)?;
+        self.0.resume_rollout(request).await
+    }
+
+    async fn abort_rollout(&self, request: Request<v1::ChangeRolloutRequest>) -> Answer<v1::RolloutResponse> {
+        allowed(&request)?;
+        self.0.abort_rollout(request).await
+    }
 }

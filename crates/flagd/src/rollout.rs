@@ -3,7 +3,9 @@
 //! does not.
 //!
 //! - `guard` — the decision rule, pure: two cohorts' figures in, a [`Verdict`] out.
+//! - `calls` — the Admin API's rollout calls, over the store's plans.
 
+pub(crate) mod calls;
 mod guard;
 
 pub use guard::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};

@@ -49,6 +49,14 @@ pub(crate) enum RequestError {
         /// The environment looked in.
         environment: String,
     },
+    /// No rollout plan was ever started on this flag.
+    #[error("flag {key:?} in environment {environment:?} has no rollout plan")]
+    NoRollout {
+        /// The flag.
+        key: String,
+        /// The environment looked in.
+        environment: String,
+    },
     /// A delete of an environment SDKs are streaming, not forced.
     #[error(
         "environment {environment:?} has {} SDK(s) connected ({}); move them first, or delete with --force (their streams end)",
@@ -125,9 +133,9 @@ impl From<RequestError> for Status {
             RequestError::Abandoned | RequestError::NoSubscribe(_) => {
                 Status::deadline_exceeded(error.to_string())
             }
-            RequestError::FlagNotFound { .. } | RequestError::EnvironmentDeleted { .. } => {
-                Status::not_found(error.to_string())
-            }
+            RequestError::FlagNotFound { .. }
+            | RequestError::NoRollout { .. }
+            | RequestError::EnvironmentDeleted { .. } => Status::not_found(error.to_string()),
             RequestError::EnvironmentInUse { .. } => Status::failed_precondition(error.to_string()),
             RequestError::Unauthenticated(message) => Status::unauthenticated(message),
             RequestError::Denied(denied) => {

@@ -70,6 +70,8 @@ one_environment! { Write:
     ApplyRequest { flags, segments, prune, dry_run, expected_revision, change }
     PointInTimeRestoreRequest { point, allow_revive, dry_run, expected_revision, change }
     CreateBookmarkRequest { name, change }
+    StartRolloutRequest { key, plan, change }
+    ChangeRolloutRequest { key, change }
 }
 
 one_environment! { Read:
@@ -81,6 +83,8 @@ one_environment! { Read:
     WaitForAcksRequest { revision, wait_ms }
     ListBookmarksRequest {}
     EvaluateRequest { key, targeting_key, attributes }
+    GetRolloutRequest { key }
+    ListRolloutsRequest {}
 }
 
 impl Reaches for v1::DiffRequest {

@@ -79,7 +79,7 @@ impl<'a> Requests<'a> {
         Requests { environment }
     }
 
-    fn environment(&self) -> String {
+    pub(super) fn environment(&self) -> String {
         self.environment.to_owned()
     }
 

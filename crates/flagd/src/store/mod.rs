@@ -94,8 +94,6 @@ mod promote;
 mod read;
 mod records;
 mod restore;
-// Used by the Admin API and the rollout engine, which land next.
-#[allow(dead_code)]
 mod rollouts;
 mod size;
 mod staged;
@@ -130,7 +128,6 @@ pub(crate) use promote::{Parts, Promote, Promoted};
 pub(crate) use read::ChangesSince;
 pub(crate) use records::{Committed, FlagRecord, WriteMeta};
 pub(crate) use restore::{Restore, Restored};
-#[allow(unused_imports)]
 pub(crate) use rollouts::{PlannedFlag, Transition, state_name};
 pub(crate) use tables::is_environment_name;
 pub(crate) use webhook_cursors::{Outbox, OutboxEntry};
@@ -336,7 +333,6 @@ impl Store {
 
     /// Starts a rollout plan on `key`: the plan's row, the first step's rollout and its
     /// history entry in one durable transaction (see `rollouts`).
-    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
     pub(crate) fn start_rollout(
         &self,
         environment: &str,
@@ -353,7 +349,6 @@ impl Store {
     /// `expected`, when given — with the flag write the change makes (the next step, a kill
     /// on breach…) in the same durable transaction. Returns the plan after it and the flag
     /// write, if there was one.
-    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
     pub(crate) fn move_rollout(
         &self,
         environment: &str,
@@ -368,7 +363,6 @@ impl Store {
     }
 
     /// The latest plan of `key`, if it ever had one.
-    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
     pub(crate) fn rollout(
         &self,
         environment: &str,
@@ -378,7 +372,6 @@ impl Store {
     }
 
     /// The plans of one environment, or of all of them, by environment and flag.
-    #[cfg_attr(not(test), allow(dead_code))] // until the Admin API serves it
     pub(crate) fn rollouts(&self, environment: Option<&str>) -> Result<Vec<PlannedFlag>, StoreError> {
         self.inner.handle.run(|db| rollouts::list(db, environment))
     }

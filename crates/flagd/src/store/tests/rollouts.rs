@@ -307,3 +307,21 @@ fn any_write_of_the_flag_outside_its_plan_pauses_the_plan_saying_who_and_why() {
     }
     assert_consistent(&store);
 }
+
+#[test]
+fn a_rehold_starts_the_step_afresh_without_writing_the_flag() {
+    let (_dir, store) = new_store();
+    let mut running = started(&store, "chat", plan());
+    running.holding_since_ms -= 60_000;
+    {
+        let db = store.inner.handle.current();
+        let txn = db.begin_write().unwrap();
+        crate::store::plan_rows::write_row(&txn, ENV, "chat", &running).unwrap();
+        txn.commit().unwrap();
+    }
+    let revision = store.revision(ENV).unwrap();
+    let reheld = move_plan(&store, "chat", Transition::Rehold).unwrap();
+    assert!(reheld.holding_since_ms >= running.holding_since_ms + 60_000, "{reheld:?}");
+    assert_eq!((reheld.step, reheld.state), (0, RolloutState::Running));
+    assert_eq!(store.revision(ENV).unwrap(), revision);
+}
