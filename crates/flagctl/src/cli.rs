@@ -105,6 +105,12 @@ pub(crate) enum Command {
     /// `env delete NAME [--force]`. Every other command names one that exists (`--env`).
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Guarded rollouts: `rollout start KEY --steps 1,5,25,50,100 --hold 10m …` stores a plan
+    /// that flagd runs by itself — each step held, the new path's cohort (on, dark) judged
+    /// against the control (off) over the same window, advanced, paused, or acted on at once
+    /// when it hurts; `rollout status [KEY]`, `list`, `pause`, `resume`, `abort KEY`.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
@@ -114,6 +120,85 @@ pub(crate) enum Command {
     Token(TokenArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// `flagctl rollout …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RolloutCommand {
+    /// Store a plan on a flag and write its first step, in one transaction.
+    Start(RolloutStartArgs),
+    /// A flag's plan (every plan of the environment without KEY): steps, the current one,
+    /// time to the next judgement, and each cohort's figures in the window now.
+    Status {
+        /// The flag key.
+        key: Option<String>,
+    },
+    /// One line per plan of the environment.
+    List,
+    /// Stop a running plan where it is (`--reason` says why).
+    Pause(KeyArgs),
+    /// Run a paused plan again: its current step is written again and held afresh.
+    Resume(KeyArgs),
+    /// Stop a running or paused plan for good, leaving the flag as it is.
+    Abort(KeyArgs),
+}
+
+/// What a plan does when its guard trips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnBreachArg {
+    /// Kill the flag: everyone gets off.
+    Kill,
+    /// Back to the previous step's percentage (0 % at the first).
+    Rollback,
+    /// Leave the flag and pause the plan.
+    Pause,
+}
+
+impl From<OnBreachArg> for flag_core::OnBreach {
+    fn from(arg: OnBreachArg) -> Self {
+        match arg {
+            OnBreachArg::Kill => flag_core::OnBreach::Kill,
+            OnBreachArg::Rollback => flag_core::OnBreach::Rollback,
+            OnBreachArg::Pause => flag_core::OnBreach::Pause,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RolloutStartArgs {
+    /// The flag key; it needs an `off` variant (the control cohort).
+    pub(crate) key: String,
+    /// The `on` percentages, increasing, e.g. `1,5,25,50,100`; the last is where the plan ends.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub(crate) steps: Vec<f64>,
+    /// How long each step is held before it is judged, e.g. `10m`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) hold: Duration,
+    /// How long a hold may be extended while a cohort has too few evaluations, before the plan
+    /// pauses (default: the hold).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) max_hold: Option<Duration>,
+    /// A dark launch's reach (on + dark), kept at every step.
+    #[arg(long)]
+    pub(crate) dark: Option<f64>,
+    /// The new path's error rate may be up to this many times the control's (above 1).
+    #[arg(long)]
+    pub(crate) max_error_ratio: f64,
+    /// The new path's p99 latency may be up to this many times the control's (above 1).
+    #[arg(long)]
+    pub(crate) max_latency_p99_ratio: f64,
+    /// Evaluations each cohort needs in a window to be judged.
+    #[arg(long)]
+    pub(crate) min_samples: u64,
+    /// A ceiling on the new path's error rate, a fraction (0.05 is 5 %).
+    #[arg(long)]
+    pub(crate) max_error_rate: Option<f64>,
+    /// A ceiling on the new path's p99 latency, e.g. `250ms`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) max_latency_p99: Option<Duration>,
+    /// What a breach does.
+    #[arg(long, value_enum, default_value = "kill")]
+    pub(crate) on_breach: OnBreachArg,
 }
 
 #[derive(Debug, Args)]
