@@ -175,3 +175,46 @@ fn an_sdk_token_makes_no_admin_call_and_the_admin_token_is_a_principal_named_adm
     assert!(history.contains("create by admin on behalf of ana\n"), "$USER is the client's actor: {history}");
     assert!(history.contains("kill by admin\n"), "{history}");
 }
+
+#[test]
+fn rollout_plans_are_started_and_steered_by_writers_of_their_environment_and_read_by_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let flagd = flagd(dir.path());
+    let plan = [
+        "rollout",
+        "start",
+        "chat",
+        "--steps",
+        "1,50,100",
+        "--hold",
+        "10m",
+        "--max-error-ratio",
+        "1.5",
+        "--max-latency-p99-ratio",
+        "2",
+        "--min-samples",
+        "1000",
+    ];
+    let bot = |args: &[&str]| with(&flagd, BOT, args);
+    fn in_staging<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--env", "staging"][..], args].concat()
+    }
+    bot(&in_staging(&["set", "chat", "--percent", "0"])).ok();
+    bot(&in_staging(&plan)).ok();
+    with(&flagd, ADMIN, &["set", "chat", "--percent", "0"]).ok();
+    let denied = bot(&plan).fails_with(7);
+    assert!(
+        denied.contains(r#"principal "ci-bot" (writer for staging) may not write environment "production""#),
+        "{denied}"
+    );
+
+    let auditor = |args: &[&str]| with(&flagd, AUDITOR, args);
+    let status = auditor(&in_staging(&["rollout", "status", "chat"])).ok();
+    assert!(status.contains("chat (staging): running, step 1/3"), "{status}");
+    assert!(auditor(&in_staging(&["rollout", "list"])).ok().contains("chat"));
+    let denied = auditor(&in_staging(&["rollout", "pause", "chat"])).fails_with(7);
+    assert!(denied.contains(r#"may not write environment "staging""#), "{denied}");
+    let denied = with(&flagd, WEB, &["rollout", "list"]).fails_with(7);
+    assert!(!denied.is_empty());
+    bot(&in_staging(&["rollout", "pause", "chat"])).ok();
+}
