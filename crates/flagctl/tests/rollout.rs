@@ -71,7 +71,7 @@ fn a_plan_starts_with_its_first_step_and_is_read_paused_resumed_and_aborted() {
     assert!(status.contains("hold 10m (extended up to 30m while too few evaluations)"), "{status}");
     assert!(status.contains("next judgement in "), "{status}");
     assert!(status.contains("error rate at most 1.5×"), "{status}");
-    assert!(status.contains("1000 evaluations per cohort to judge; on breach: rollback"), "{status}");
+    assert!(status.contains("1,000 evaluations per cohort to judge; on breach: rollback"), "{status}");
     assert!(status.contains("started by ana at "), "{status}");
     let shown = json(&flagd.flagctl(&["rollout", "status", "chat", "--json"]).ok());
     assert_eq!(

@@ -351,7 +351,8 @@ fn status_text(plan: &Shown) -> String {
     }
     guard.push_str(&format!(
         "; {} evaluations per cohort to judge; on breach: {}",
-        plan.min_samples, plan.on_breach
+        grouped(plan.min_samples),
+        plan.on_breach
     ));
     text.push_str(&guard);
     text.push_str(&format!("\n  started by {} at {}", plan.started_by, plan.started));
@@ -369,12 +370,12 @@ fn status_text(plan: &Shown) -> String {
                 .latency_p99_us
                 .map_or_else(|| "no latencies".to_owned(), |p99| format!("p99 ≤ {}", micros(p99)));
             text.push_str(&format!(
-                "\n    {:<5} {:>10} evaluations  {:>6.2} % errors ({} of {})  {p99}",
+                "\n    {:<5} {:>11} evaluations  {:>6.2} % errors ({} of {})  {p99}",
                 cohort.variant,
-                cohort.evaluations,
+                grouped(cohort.evaluations),
                 cohort.error_percent,
-                cohort.errors,
-                cohort.errors + cohort.successes
+                grouped(cohort.errors),
+                grouped(cohort.errors + cohort.successes)
             ));
         }
     }
@@ -391,6 +392,19 @@ fn next(plan: &Shown) -> String {
     }
     let until = since + plan.max_hold_ms as i64;
     format!("judging: too few evaluations so far, the hold is extended up to {}", render::time(until))
+}
+
+/// `12400` → `12,400`.
+fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 fn steps_text(steps: &[f64]) -> String {
