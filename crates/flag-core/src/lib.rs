@@ -82,9 +82,9 @@ pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
 pub use environment::{CopiedFrom, EnvironmentSummary, Stamp};
 pub use error::{Problem, ValidationError};
 pub use evaluate::{FlagHandle, FlagRef, Snapshot};
-pub use health::{CohortFigures, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram};
 #[cfg(feature = "file-lines")]
 pub use file_lines::{LineIndex, MAX_FILE_DEPTH, TooDeep};
+pub use health::{CohortFigures, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram};
 pub use model::{
     Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
     Serve, Split, Variant, Weight,

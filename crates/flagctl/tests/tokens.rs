@@ -114,7 +114,11 @@ fn a_writer_for_staging_writes_staging_in_its_own_name_and_is_refused_production
     let production = with(&flagd, ADMIN, &["list"]).ok();
     assert!(production.contains("no flags in production"), "{production}");
     let log = with(&flagd, ADMIN, &["log"]).ok();
-    assert_eq!(log.lines().filter(|line| line.starts_with('r')).count(), 2, "the admin's two writes only: {log}");
+    assert_eq!(
+        log.lines().filter(|line| line.starts_with('r')).count(),
+        2,
+        "the admin's two writes only: {log}"
+    );
 }
 
 #[test]
