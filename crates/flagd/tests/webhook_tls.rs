@@ -93,7 +93,11 @@ async fn an_https_receiver_trusted_through_ca_file_gets_every_change_signed() {
     let delivered = [("webhook", "secure")];
     flagd.metric_becomes("flagd_webhook_deliveries_total", &delivered, |n| n == 2.0).await;
     let metrics = flagd.metrics().await;
-    let tls = webhook_support::metric(&metrics, "flagd_webhook_failures_total", &[("webhook", "secure"), ("cause", "tls")]);
+    let tls = webhook_support::metric(
+        &metrics,
+        "flagd_webhook_failures_total",
+        &[("webhook", "secure"), ("cause", "tls")],
+    );
     assert_eq!(tls, Some(0.0), "{metrics}");
     assert_eq!(receiver.refused_handshakes(), 0);
     flagd.stop().await;
@@ -119,7 +123,11 @@ async fn an_untrusted_receiver_gets_nothing_and_every_change_once_flagd_trusts_i
     let metrics = flagd.metrics().await;
     let connect = [("webhook", "ops"), ("cause", "connect")];
     assert_eq!(webhook_support::metric(&metrics, "flagd_webhook_failures_total", &connect), Some(0.0));
-    assert!(receiver.received().is_empty(), "an untrusted receiver got {:?}", deliveries(&receiver.received()));
+    assert!(
+        receiver.received().is_empty(),
+        "an untrusted receiver got {:?}",
+        deliveries(&receiver.received())
+    );
     assert!(receiver.refused_handshakes() >= 2);
     flagd.stop().await;
     let log_text = std::fs::read_to_string(&log).unwrap();

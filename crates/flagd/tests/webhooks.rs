@@ -291,7 +291,10 @@ fn bad_webhook_options_refuse_the_start_naming_the_option_and_what_was_expected(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("flags.redb");
     for (args, expected) in [
-        (vec!["--webhook", "url=ftp://hooks/x"], "--webhook <SPEC>': url: the scheme is not http:// or https://"),
+        (
+            vec!["--webhook", "url=ftp://hooks/x"],
+            "--webhook <SPEC>': url: the scheme is not http:// or https://",
+        ),
         (
             vec!["--webhook", "url=https://h/x,ca-file=/nonexistent/ca.pem"],
             "--webhook <SPEC>': ca-file: /nonexistent/ca.pem: No such file",

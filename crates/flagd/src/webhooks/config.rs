@@ -422,10 +422,7 @@ mod tests {
             ("nonsense", "`nonsense` is not a field: expected NAME=VALUE"),
             ("url=ftp://h/x", "url: the scheme is not http:// or https://"),
             ("url=http://h/x,ca-file=/etc/ssl/ca.pem", "ca-file: only an https:// receiver"),
-            (
-                "url=https://h/x,ca-file=/nonexistent/ca.pem",
-                "ca-file: /nonexistent/ca.pem: No such file",
-            ),
+            ("url=https://h/x,ca-file=/nonexistent/ca.pem", "ca-file: /nonexistent/ca.pem: No such file"),
             ("url=http://u:p@h/x", "credentials in a URL are not sent"),
             (
                 "url=http://h/x,environments=prod uction",

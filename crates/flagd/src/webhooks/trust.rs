@@ -124,7 +124,10 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         let refused = WebhookCa::from_file(&missing).unwrap_err().to_string();
         assert!(refused.starts_with(&format!("{}: ", missing.display())), "{refused}");
-        assert!(refused.ends_with("expected a PEM file of CA certificates (CERTIFICATE blocks)"), "{refused}");
+        assert!(
+            refused.ends_with("expected a PEM file of CA certificates (CERTIFICATE blocks)"),
+            "{refused}"
+        );
         for (text, problem) in [
             ("", "no certificate in it"),
             ("just words\n", "no certificate in it"),
