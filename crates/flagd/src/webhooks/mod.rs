@@ -11,9 +11,8 @@
 //! the changes after its cursors one at a time; a write only wakes it, so a receiver that is
 //! slow or down for days never slows writes. Failed attempts — refused connections, failed
 //! TLS handshakes, timeouts (`--webhook-timeout`, per attempt), non-2xx answers, 4xx
-//! included — are retried
-//! with backoff (`backoff`, capped by `--webhook-retry-max`) until they succeed: nothing is
-//! skipped, and a restart resumes from the cursors.
+//! included — are retried with backoff (`backoff`, capped by `--webhook-retry-max`) until
+//! they succeed: nothing is skipped, and a restart resumes from the cursors.
 //!
 //! # Requests
 //!
