@@ -96,4 +96,4 @@ pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
-pub use webhooks::{Webhook, WebhookFormat, WebhookSpecError};
+pub use webhooks::{Webhook, WebhookCa, WebhookCaError, WebhookFormat, WebhookSpecError};
