@@ -84,8 +84,9 @@ pub use convert::{
     delete_environment_response, diff_request, diff_request_from_proto, diff_response,
     environment_or_default, environments_from_proto, evaluate_response, flag_set_from_proto,
     get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
-    list_segments_response, promote_request, promote_request_from_proto, promote_response,
-    restore_request_from_proto, restore_response, snapshot_frame, subscribe_request, write_response,
+    list_segments_response, promote_request, promote_request_from_proto, promote_response, report_ack_frame,
+    report_request, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
+    write_response,
 };
 pub use convert::{
     InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,

@@ -84,8 +84,11 @@ mod error;
 mod evaluate;
 mod files;
 mod follower;
+mod health_counters;
 mod metrics;
 mod model;
+mod observe;
+mod reporter;
 mod settings;
 mod shadow;
 mod shared;
@@ -102,7 +105,8 @@ pub use error::{ConnectError, FileError};
 pub use evaluate::{CachedClient, Current};
 /// flag-core's typed getters and what names a flag, re-exported: the client and its
 /// holders implement [`Evaluate`].
-pub use flag_core::{Evaluate, FlagRef};
+pub use flag_core::{Evaluate, FlagRef, Outcome};
+pub use observe::Observation;
 pub use settings::{ClientBuilder, OnTimeout};
 pub use status::{Status, SyncStats};
 pub use subscribe::{Changes, FlagChanges};

@@ -24,6 +24,8 @@
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
 //!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
 //!
+//! - `health` — SDK health reports aggregated per environment, flag, variant and window;
+//!   the figures the rollout guard reads, and their bounded `/metrics` text.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `principal` — named tokens (role, environments) and the one access decision, pure.
 //!   `tokens_file` — reading the tokens file, naming the path and line of each problem.
@@ -73,6 +75,7 @@ mod environment_promote;
 mod environments;
 mod evaluate;
 mod fanout;
+mod health;
 mod management;
 mod point_in_time;
 mod points;

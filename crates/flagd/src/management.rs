@@ -79,6 +79,14 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, String) {
     }
 }
 
+/// The process's metrics, then this server's aggregated SDK health figures (rendered from
+/// its own state: every server in a process shares the one `metrics` recorder).
+async fn metrics_text(Extract(state): Extract<Arc<State>>) -> String {
+    let mut text = prometheus().render();
+    text.push_str(&state.health.render());
+    text
+}
+
 /// Serves the management endpoints until `shutdown` completes, over TLS when `tls` is given.
 pub(crate) async fn serve_management(
     listener: TcpListener,
@@ -89,7 +97,7 @@ pub(crate) async fn serve_management(
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/metrics", get(metrics_text))
         .with_state(state);
     match tls {
         Some(config) => {

@@ -40,6 +40,7 @@ async fn serve(store: Store) -> AdminClient<tonic::transport::Channel> {
         access: crate::auth::Access::new(None, None, None).unwrap(),
         connections: Arc::default(),
         serving: Default::default(),
+        health: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -239,6 +239,7 @@ pub async fn serve_reporting(
         access,
         connections: Arc::new(Connections::default()),
         serving: Default::default(),
+        health: Default::default(),
     });
 
     // One shutdown signal, observed by the gRPC server, the management server and the streams.

@@ -7,6 +7,7 @@ use crate::acks::Connections;
 use crate::auth::Access;
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::health::HealthFigures;
 use crate::store::Store;
 
 /// The server's shared state, one `Arc` per server.
@@ -21,4 +22,6 @@ pub(crate) struct State {
     pub(crate) connections: Arc<Connections>,
     /// Set once the gRPC server accepts connections; read by `/readyz`.
     pub(crate) serving: AtomicBool,
+    /// SDK health reports, aggregated in memory (lost at restart: SDKs keep reporting).
+    pub(crate) health: HealthFigures,
 }
