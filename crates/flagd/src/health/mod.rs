@@ -216,7 +216,8 @@ impl HealthFigures {
     /// otherwise stay forever).
     fn let_go(&self, inner: &mut Inner, now: u64) {
         let kept = (RETENTION.as_nanos() / WINDOW.as_nanos()) as u64;
-        let oldest = now.saturating_sub(kept);
+        // The current window and the `kept - 1` before it: `RETENTION` in all.
+        let oldest = (now + 1).saturating_sub(kept);
         for series in inner.series.values_mut() {
             series.windows.let_go_before(oldest);
         }
