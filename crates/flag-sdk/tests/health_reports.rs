@@ -1,12 +1,12 @@
 //! Health reports against a real flagd: what the application records per variant reaches
-//! flagd's `/metrics` exactly, and what is recorded while flagd is down arrives once it is
-//! back.
+//! flagd's `/metrics` exactly, what is recorded while flagd is down arrives once it is
+//! back, and a dark launch's candidate runs count as the dark cohort's outcomes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use flag_core::{Context, Flag, OFF, ON};
+use flag_core::{Context, DARK, Flag, OFF, ON};
 use flag_sdk::{Client, Evaluate, Outcome, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -107,6 +107,28 @@ async fn recorded_outcomes_reach_flagd_per_variant_and_survive_a_flagd_outage() 
             (series("flagd_health_successes_total", ON), on - on_errors),
             (series("flagd_health_successes_total", OFF), off),
         ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dark_launch_reports_its_candidates_failures_and_mismatches_as_the_dark_cohorts_errors() {
+    let server = TestServer::start().await.unwrap();
+    server.put_flag(&Flag::dark_launch("chat", 0.0, 100.0).unwrap()).await.unwrap();
+    let client = server.client_builder().report_interval(Duration::from_millis(50)).connect().await.unwrap();
+    let user = Context::new("user-1");
+    let patient = Duration::from_secs(5);
+
+    let launch = || client.dark_launch("chat", &user).budget(patient);
+    assert_eq!(launch().run(|| 7, || -> i32 { panic!("the new path is broken") }), 7);
+    let answer: Result<i32, String> = launch().try_run(|| Ok(7), || Err("timeout".into()));
+    assert_eq!(answer, Ok(7));
+    assert_eq!(launch().run(|| 7, || 8), 7, "a mismatch: the control's answer is served");
+    assert_eq!(launch().run(|| 7, || 7), 7);
+
+    wait_for_metrics(
+        &server,
+        &[(series("flagd_health_errors_total", DARK), 3), (series("flagd_health_successes_total", DARK), 1)],
     )
     .await;
 }
