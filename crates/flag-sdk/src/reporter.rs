@@ -151,3 +151,62 @@ impl Reporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flag_core::{Context, Evaluate, Flag, ON, Outcome};
+
+    use super::*;
+    use crate::TestFlags;
+
+    fn cohorts(report: &HealthReport) -> Vec<(&str, &str, u64, u64, u64)> {
+        let figures = |c: &CohortReport| (c.figures.evaluations, c.figures.errors);
+        report
+            .cohorts
+            .iter()
+            .map(|c| (c.flag.as_str(), c.variant.as_str(), c.revision, figures(c).0, figures(c).1))
+            .collect()
+    }
+
+    #[test]
+    fn a_report_stays_in_flight_until_acknowledged_and_what_is_counted_meanwhile_goes_next() {
+        let flags = TestFlags::new();
+        flags.flag(Flag::rollout("chat", 100.0).unwrap()).unwrap();
+        let client = flags.client();
+        let shared = &client.shared;
+        shared.keep_retired_for_reports();
+        let reporter = Reporter::new();
+        let user = Context::new("user-1");
+        let first_revision = client.revision();
+
+        for _ in 0..3 {
+            assert!(client.is_enabled("chat", &user));
+        }
+        client.record_outcome("chat", &user, Outcome::Error);
+        let first = reporter.next_report(shared).expect("counted: a report");
+        assert_eq!(first.sequence, 1);
+        assert_eq!(cohorts(&first), [("chat", ON, first_revision, 3, 1)]);
+
+        // Unacknowledged: nothing new is sent, and the same report is there to resend.
+        assert!(client.is_enabled("chat", &user));
+        assert!(client.is_enabled("chat", &user));
+        assert_eq!(reporter.next_report(shared), None);
+        assert_eq!(reporter.unacknowledged(), Some(first.clone()));
+        reporter.acknowledged(7);
+        assert_eq!(reporter.unacknowledged(), Some(first), "another number acknowledges nothing");
+        reporter.acknowledged(1);
+        assert_eq!(reporter.unacknowledged(), None);
+
+        // A change: the replaced snapshot's last counts go out with the new one's.
+        flags.flag(Flag::rollout("chat", 100.0).unwrap()).unwrap();
+        assert!(client.is_enabled("chat", &user));
+        let second = reporter.next_report(shared).expect("counted meanwhile: a report");
+        assert_eq!(second.sequence, 2);
+        assert_eq!(
+            cohorts(&second),
+            [("chat", ON, first_revision, 2, 0), ("chat", ON, client.revision(), 1, 0)]
+        );
+        reporter.acknowledged(2);
+        assert_eq!(reporter.next_report(shared), None, "nothing counted since: no report");
+    }
+}
