@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 
+use crate::admin::WRITE_OPERATIONS;
 use crate::state::State;
 use crate::store::Health;
 use crate::tls::TlsListener;
@@ -26,6 +27,7 @@ pub(crate) fn prometheus() -> &'static PrometheusHandle {
         // Fails only if another recorder was installed first; then that one gets the metrics.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        register_at_zero();
         handle
     })
 }
@@ -57,6 +59,31 @@ fn describe() {
         "flagd_tokens_reloads_total",
         "Tokens file reloads on SIGHUP, by outcome (loaded, refused: the principals before stay in force)."
     );
+}
+
+/// Registers every series that has no per-client or per-webhook label at zero, so `/metrics`
+/// shows them from the start: a dashboard built on a quiet day shows lines, not "no data".
+fn register_at_zero() {
+    for operation in WRITE_OPERATIONS {
+        metrics::counter!("flagd_writes_total", "operation" => operation).increment(0);
+    }
+    for kind in ["io", "corrupt", "storage", "panic", "closed"] {
+        metrics::counter!("flagd_store_errors_total", "kind" => kind).increment(0);
+    }
+    for outcome in ["loaded", "refused"] {
+        metrics::counter!("flagd_tokens_reloads_total", "outcome" => outcome).increment(0);
+    }
+    for name in [
+        "flagd_changes_sent_total",
+        "flagd_snapshots_sent_total",
+        "flagd_slow_clients_dropped_total",
+        "flagd_acks_total",
+        "flagd_access_denied_total",
+        "flagd_writes_abandoned_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("flagd_streams_connected").increment(0.0);
 }
 
 /// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the

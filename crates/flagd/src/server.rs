@@ -118,6 +118,13 @@ fn open_declaring(path: &Path, options: StoreOptions, declared: &[String]) -> Re
     if !created.is_empty() {
         info!(environments = ?created, "declared environments created");
     }
+    // Which file, which store and where each environment stands: what an operator checks
+    // first after a restore or a move.
+    info!(data = %path.display(), store_id = %store.id(), "store open");
+    for environment in store.environments().map_err(opened)? {
+        let revision = store.revision(&environment).map_err(opened)?;
+        info!(%environment, revision, "environment");
+    }
     Ok(store)
 }
 
