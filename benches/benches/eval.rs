@@ -1,7 +1,8 @@
 //! `cargo bench -p flag-benches --bench eval`: evaluation cost through the SDK's `Client`
-//! (`ours/*`, recording an outcome `ours/record_outcome` and a whole observation
-//! `ours/observe`, and `ours/rollout_key_overflow_row` on the counters' shared row), through
-//! flag-core alone (`core/*`), and peers, in one run.
+//! (`ours/*`; recording an outcome, `ours/record_outcome` and through a `CachedClient`
+//! `ours/record_outcome_cached`; a whole observation, `ours/observe`; and
+//! `ours/rollout_key_overflow_row` on the counters' shared row), through flag-core alone
+//! (`core/*`), and peers, in one run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -69,6 +70,9 @@ fn ours(c: &mut Criterion) {
     client.record_outcome(&handle, &Context::new("warm-up"), Outcome::Success);
     group.bench_function("ours/record_outcome", |b| {
         b.iter(|| client.record_outcome(black_box(&handle), &Context::new(keys.next()), Outcome::Error))
+    });
+    group.bench_function("ours/record_outcome_cached", |b| {
+        b.iter(|| cached.record_outcome(black_box(&handle), &Context::new(keys.next()), Outcome::Error))
     });
     group.bench_function("ours/observe", |b| {
         b.iter(|| drop(client.observe(black_box(&handle), &Context::new(keys.next()))))

@@ -127,6 +127,24 @@ impl CachedClient {
     pub(crate) fn new(live: Arc<ArcSwap<Live>>) -> CachedClient {
         CachedClient { cache: Cache::new(live) }
     }
+
+    /// [`Client::record_outcome`](crate::Client::record_outcome) for hot loops: the snapshot
+    /// is this holder's (one pointer check), not loaded again.
+    #[inline]
+    pub fn record_outcome<F: FlagRef + ?Sized>(&mut self, flag: &F, ctx: &Context<'_>, outcome: Outcome) {
+        self.cache.load().record(flag, ctx, Some(outcome), None);
+    }
+
+    /// [`Client::record_latency`](crate::Client::record_latency) for hot loops.
+    #[inline]
+    pub fn record_latency<F: FlagRef + ?Sized>(
+        &mut self,
+        flag: &F,
+        ctx: &Context<'_>,
+        latency: std::time::Duration,
+    ) {
+        self.cache.load().record(flag, ctx, None, Some(micros(latency)));
+    }
 }
 
 impl<'a> Evaluate<'a> for &'a mut CachedClient {

@@ -77,6 +77,8 @@ fn evaluating_through_the_client_allocates_nothing() {
             client.record_latency(&handle, &ctx, Duration::from_micros(700));
             client.observe(&handle, &ctx).fail();
             drop(client.observe("rollout", &ctx));
+            cached.record_outcome(&handle, &ctx, Outcome::Success);
+            cached.record_latency(&handle, &ctx, Duration::from_millis(40));
         }
     };
     // The first calls on a thread claim its counter row and arc-swap's per-thread slots;
