@@ -60,6 +60,7 @@ mod errors;
 mod frame;
 mod limits;
 mod metadata;
+mod release;
 
 /// Generated `flags.v1` messages and services.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -101,3 +102,4 @@ pub use limits::{
 pub use metadata::{
     AUTHORIZATION_KEY, CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, GRPC_TIMEOUT_KEY, STORE_UNAVAILABLE_KEY,
 };
+pub use release::{STORE_FORMAT, version_text};

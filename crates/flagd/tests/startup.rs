@@ -1,6 +1,6 @@
 //! What the real binary shows at start: a log without colour codes when it is not a
 //! terminal, naming the data file, the store's id and each environment's revision; and
-//! `/metrics` with every series at zero before anything happened.
+//! `/metrics` with every series at zero before anything happened; `--version`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -65,6 +65,34 @@ fn at_start_the_log_has_no_colour_in_a_file_names_the_store_and_metrics_show_zer
         assert!(
             text.lines().any(|line| line.contains(&format!("environment={environment} revision=0"))),
             "{environment}'s revision is logged:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_release_the_store_format_and_the_protocol() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flagd")).arg("--version").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let expected = format!("flagd {} (store format 1, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+}
+
+#[test]
+fn every_setting_of_the_example_service_environment_is_an_option_flagd_reads() {
+    let help = Command::new(env!("CARGO_BIN_EXE_flagd")).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/systemd/flagd.env");
+    let names: Vec<&str> = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/systemd/flagd.env"))
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(names.len() >= 8, "{file} sets flagd's settings: {names:?}");
+    for name in names {
+        // FLAGD_LOG is the log filter, read by the logger rather than as an option.
+        assert!(
+            name == "FLAGD_LOG" || help.contains(&format!("[env: {name}")),
+            "{name} of {file} is not in `flagd --help`"
         );
     }
 }
