@@ -170,9 +170,15 @@ pub(crate) struct ListArgs {
 pub(crate) struct HistoryArgs {
     /// The flag key.
     pub(crate) key: String,
-    /// At most this many versions.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) limit: u32,
+    /// At most this many versions, or `all` (read a page at a time, printed as it comes).
+    #[arg(long, default_value = "20", value_name = "N|all", value_parser = limit)]
+    pub(crate) limit: Limit,
+    /// Every version: the same as `--limit all`.
+    #[arg(long, conflicts_with = "limit")]
+    pub(crate) all: bool,
+    /// Only versions older than this one (to go on where a `--limit` stopped).
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u64).range(2..))]
+    pub(crate) before: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -212,7 +218,7 @@ pub(crate) struct LogArgs {
     pub(crate) format: LogFormat,
 }
 
-/// How many log entries to print.
+/// How many log or history entries to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
     /// At most this many (at least 1).
@@ -226,7 +232,7 @@ fn limit(text: &str) -> Result<Limit, String> {
         "all" => Ok(Limit::All),
         _ => match text.parse::<u64>() {
             Ok(count) if count > 0 => Ok(Limit::Count(count)),
-            _ => Err(format!("expected a number of changes (1 or more) or `all`, found {text:?}")),
+            _ => Err(format!("expected a number of entries (1 or more) or `all`, found {text:?}")),
         },
     }
 }
