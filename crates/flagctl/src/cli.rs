@@ -105,6 +105,11 @@ pub(crate) enum Command {
     /// `env delete NAME [--force]`. Every other command names one that exists (`--env`).
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Segments, the groups rules name with `in_segment`: `segment list`, `segment get KEY`,
+    /// `segment put KEY [--include K,…] [--exclude K,…] [--description TEXT]` or
+    /// `segment put -f FILE`, `segment delete KEY`.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
@@ -325,6 +330,46 @@ pub(crate) struct BookmarkArgs {
     /// `ENV NAME` to make one; `list [ENV]` to list them (ENV defaults to --env).
     #[arg(num_args = 1..=2, required = true, value_name = "ENV NAME | list [ENV]")]
     pub(crate) words: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SegmentCommand {
+    /// The environment's segments: members, rules, description.
+    List,
+    /// One segment: its members and rules.
+    Get {
+        /// The segment key.
+        key: String,
+    },
+    /// Create or change a segment: from a flag file holding it (`segments:` with one
+    /// entry), or from options, which change only what they name (rules stay).
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["file", "key"]))]
+    Put(SegmentPutArgs),
+    /// Delete a segment (refused while a flag names it; its history is kept).
+    Delete {
+        /// The segment key.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SegmentPutArgs {
+    /// The segment key.
+    #[arg(conflicts_with = "file")]
+    pub(crate) key: Option<String>,
+    /// A flag file (YAML or JSON, `-` for standard input) whose `segments:` holds the one
+    /// segment to put, rules and all.
+    #[arg(short = 'f', long)]
+    pub(crate) file: Option<PathBuf>,
+    /// Targeting keys always in the segment (replaces the list; empty to clear it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "KEY,…", conflicts_with = "file")]
+    pub(crate) include: Option<Vec<String>>,
+    /// Targeting keys never in it unless included (replaces the list; empty to clear it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "KEY,…", conflicts_with = "file")]
+    pub(crate) exclude: Option<Vec<String>>,
+    /// What the group is, for people.
+    #[arg(long, conflicts_with = "file")]
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

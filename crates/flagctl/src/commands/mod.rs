@@ -13,6 +13,7 @@ mod log;
 mod promote;
 mod read;
 mod restore;
+mod segment;
 mod token;
 mod watch;
 mod write;
@@ -55,6 +56,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bookmark(args) => bookmark::bookmark(&server, &out, args, change).await,
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Env(command) => environment::run(&server, &out, command, change).await,
+        Command::Segment(command) => segment::run(&server, &out, command, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) | Command::Token(_) => Ok(()),
     }
