@@ -1,6 +1,8 @@
 //! `cargo bench -p flag-benches --bench eval`: evaluation cost through the SDK's `Client`
-//! (`ours/*`, and `ours/rollout_key_overflow_row` on the counters' shared row), through
-//! flag-core alone (`core/*`), and peers, in one run.
+//! (`ours/*`; recording an outcome, `ours/record_outcome` and through a `CachedClient`
+//! `ours/record_outcome_cached`; a whole observation, `ours/observe`; and
+//! `ours/rollout_key_overflow_row` on the counters' shared row), through flag-core alone
+//! (`core/*`), and peers, in one run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -14,7 +16,7 @@ use flag_benches::{
     user_keys,
 };
 use flag_core::{AttrValue, Context};
-use flag_sdk::{Client, Evaluate};
+use flag_sdk::{Client, Evaluate, Outcome};
 
 /// Cycles through the user keys so no answer can be hoisted out of the loop.
 struct Keys {
@@ -61,6 +63,19 @@ fn ours(c: &mut Criterion) {
     let mut cached = client.cached();
     group.bench_function("ours/rollout_handle", |b| {
         b.iter(|| cached.is_enabled(black_box(&handle), &Context::new(keys.next())))
+    });
+
+    // A unit of work's outcome: the variant is re-evaluated from the current snapshot and
+    // counted on the thread's row (the first call made the snapshot's outcome counters).
+    client.record_outcome(&handle, &Context::new("warm-up"), Outcome::Success);
+    group.bench_function("ours/record_outcome", |b| {
+        b.iter(|| client.record_outcome(black_box(&handle), &Context::new(keys.next()), Outcome::Error))
+    });
+    group.bench_function("ours/record_outcome_cached", |b| {
+        b.iter(|| cached.record_outcome(black_box(&handle), &Context::new(keys.next()), Outcome::Error))
+    });
+    group.bench_function("ours/observe", |b| {
+        b.iter(|| drop(client.observe(black_box(&handle), &Context::new(keys.next()))))
     });
 
     let attributes = [

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let client = builder.connect().await.context("starting the flag client")?;
     println!(
-        "following {address} ({:?}); try `flagctl set quickstart --percent 50` — Ctrl-C ends",
+        "following {address} ({}); try `flagctl set quickstart --percent 50` — Ctrl-C ends",
         client.status()
     );
 
@@ -43,16 +43,9 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         let on = row.chars().filter(|c| *c == '#').count();
         println!(
-            "revision {:>3} {:<24} users 1-10: {row}  ({on} of 10 on)",
+            "revision {:>3} users 1-10: {row}  ({on} of 10 on); {}",
             current.revision(),
-            status(&client)
+            client.status()
         );
-    }
-}
-
-fn status(client: &Client) -> String {
-    match client.status() {
-        flag_sdk::Status::Stale { since } => format!("stale for {:.0?}", since.elapsed()),
-        other => format!("{other:?}").to_lowercase(),
     }
 }

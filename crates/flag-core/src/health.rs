@@ -102,6 +102,41 @@ impl CohortFigures {
     }
 }
 
+/// How one unit of work went, as the application tells the SDK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It did what it should.
+    Success,
+    /// It failed (an error answered, an exception, a wrong result).
+    Error,
+}
+
+/// One (flag, variant, revision)'s figures in a report: what a client counted on its
+/// snapshot at `revision` since its previous report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CohortReport {
+    /// The flag key.
+    pub flag: String,
+    /// The variant the cohort was served.
+    pub variant: String,
+    /// The client's snapshot revision the figures were counted on.
+    pub revision: u64,
+    /// What was counted.
+    pub figures: CohortFigures,
+}
+
+/// What one client instance counted since its previous report, numbered so that flagd
+/// counts each report once however often it is sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthReport {
+    /// Names the client process for as long as it runs.
+    pub instance: String,
+    /// 1 for the instance's first report, one more for each next.
+    pub sequence: u64,
+    /// The figures, one entry per (flag, variant, revision) that counted anything.
+    pub cohorts: Vec<CohortReport>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,9 @@ pub use error::{Problem, ValidationError};
 pub use evaluate::{FlagHandle, FlagRef, Snapshot};
 #[cfg(feature = "file-lines")]
 pub use file_lines::{LineIndex, MAX_FILE_DEPTH, TooDeep};
-pub use health::{CohortFigures, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram};
+pub use health::{
+    CohortFigures, CohortReport, HealthReport, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram, Outcome,
+};
 pub use model::{
     Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
     Serve, Split, Variant, Weight,

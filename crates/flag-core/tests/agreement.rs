@@ -136,7 +136,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A hand-made set, with answers worked out by hand from the bucket table in ARCHITECTURE.md:
+// A hand-made set, with answers worked out by hand from the bucket table in docs/architecture.md:
 // "chat" ++ "user-1" → 8 328, "chat" ++ "user-42" → 68 275, "hello" → 14 276.
 
 fn clause(attribute: &str, op: Operator, values: &[&str]) -> Clause {

@@ -163,7 +163,7 @@ fn dark_launch_cohorts() {
     let set =
         FlagSet { flags: vec![flag_core::Flag::dark_launch("chat", 5.0, 50.0).unwrap()], segments: vec![] };
     let s = set.compile().unwrap();
-    // Buckets from ARCHITECTURE.md: user-1 is 8 328 (dark: between 5 000 and 50 000),
+    // Buckets from docs/architecture.md: user-1 is 8 328 (dark: between 5 000 and 50 000),
     // user-42 is 68 275 (off).
     assert_eq!(s.launch_stage("chat", &Context::new("user-1")), LaunchStage::Dark);
     assert!(!s.is_enabled("chat", &Context::new("user-1")), "dark users do not see the feature");

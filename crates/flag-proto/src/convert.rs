@@ -430,6 +430,7 @@ mod admin;
 mod answer;
 mod diff;
 mod environments;
+mod health;
 mod log;
 mod promote;
 mod reach;
@@ -451,6 +452,7 @@ pub use environments::{
     Deleted, EnvironmentInfo, create_environment_request, delete_environment_request,
     delete_environment_response, environments_from_proto,
 };
+pub use health::{report_ack_frame, report_request};
 pub use log::{
     InvalidCursor, LogCursor, LogEnvironments, LogPage, LogQuery, MAX_LOG_PAGE, log_request,
     log_request_from_proto, log_response,

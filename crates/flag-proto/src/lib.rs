@@ -60,6 +60,7 @@ mod errors;
 mod frame;
 mod limits;
 mod metadata;
+mod release;
 
 /// Generated `flags.v1` messages and services.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -84,8 +85,9 @@ pub use convert::{
     delete_environment_response, diff_request, diff_request_from_proto, diff_response,
     environment_or_default, environments_from_proto, evaluate_response, flag_set_from_proto,
     get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
-    list_segments_response, promote_request, promote_request_from_proto, promote_response,
-    restore_request_from_proto, restore_response, snapshot_frame, subscribe_request, write_response,
+    list_segments_response, promote_request, promote_request_from_proto, promote_response, report_ack_frame,
+    report_request, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
+    write_response,
 };
 pub use convert::{
     CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,
@@ -103,3 +105,4 @@ pub use limits::{
 pub use metadata::{
     AUTHORIZATION_KEY, CURRENT_REVISION_KEY, CURRENT_VERSION_KEY, GRPC_TIMEOUT_KEY, STORE_UNAVAILABLE_KEY,
 };
+pub use release::{STORE_FORMAT, version_text};

@@ -4,13 +4,14 @@
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use flag_core::{Context, Evaluate, FlagHandle, FlagRef, Question};
+use flag_core::{Context, Evaluate, FlagHandle, FlagRef, Outcome, Question};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::dark_launch::{DarkLaunch, DarkLaunchStats, DarkLaunches};
-use crate::evaluate::{CachedClient, Current};
+use crate::evaluate::{CachedClient, Current, micros};
 use crate::metrics::Flusher;
+use crate::observe::Observation;
 use crate::settings::ClientBuilder;
 use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncStats};
@@ -148,6 +149,38 @@ impl Client {
     /// Figures of the dark launch of `key` in this process so far.
     pub fn dark_launch_stats(&self, key: &str) -> DarkLaunchStats {
         self.dark_launches.stats(key)
+    }
+
+    /// Records how a unit of work went for the variant of `flag` that `ctx` gets from the
+    /// current flags (evaluated again, not counted as an evaluation). Counted per thread
+    /// like evaluations, without allocating, and reported to flagd (see the README).
+    #[inline]
+    pub fn record_outcome<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>, outcome: Outcome) {
+        self.live.load().record(flag, ctx, Some(outcome), None);
+    }
+
+    /// Records how long a unit of work took, as [`record_outcome`](Self::record_outcome)
+    /// does its outcome, in flag-core's fixed latency buckets.
+    #[inline]
+    pub fn record_latency<F: FlagRef + ?Sized>(
+        &self,
+        flag: &F,
+        ctx: &Context<'_>,
+        latency: std::time::Duration,
+    ) {
+        self.live.load().record(flag, ctx, None, Some(micros(latency)));
+    }
+
+    /// Watches a unit of work: when the returned [`Observation`] is dropped it records the
+    /// time since now and a success, or an error if it was [`fail`](Observation::fail)ed or
+    /// dropped by a panic.
+    #[inline]
+    pub fn observe<'a, F: FlagRef + ?Sized>(
+        &'a self,
+        flag: &'a F,
+        ctx: &'a Context<'a>,
+    ) -> Observation<'a, F> {
+        Observation::new(&self.live, flag, ctx)
     }
 
     /// Reports the evaluation counts gathered since the last report to the `metrics`

@@ -16,11 +16,12 @@
 //! and read without writes after that.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use flag_core::{Evaluation, Value};
 
+use crate::health_counters::HealthCounters;
 use crate::model::Model;
 
 /// Slot counting evaluations that served no variant (missing flag, evaluation error).
@@ -59,6 +60,10 @@ pub(crate) struct EvalCounters {
     stride: usize,
     /// Rows owned by one thread each ([`shards::exclusive`]); row `exclusive` is the overflow.
     exclusive: usize,
+    /// Outcomes and latencies per slot, made on the first recording (or, see
+    /// [`prepare_health`](Self::prepare_health), with the snapshot): applications that never
+    /// record pay nothing for them. A `OnceLock`: made once, then read without writes.
+    health: OnceLock<HealthCounters>,
 }
 
 /// Counts per cache line.
@@ -90,7 +95,39 @@ impl EvalCounters {
             base,
             stride,
             exclusive,
+            health: OnceLock::new(),
         }
+    }
+
+    /// The slot of the variant `evaluation` served; `None` when it served none.
+    #[inline]
+    pub(crate) fn variant_slot(&self, key: &str, evaluation: &Evaluation<'_>) -> Option<u32> {
+        let value = evaluation.value?;
+        let slot = self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation));
+        (slot != NO_VARIANT).then_some(slot)
+    }
+
+    /// The slot of `key`'s variant named `variant`, by name (off the evaluation path).
+    pub(crate) fn slot_by_name(&self, key: &str, variant: &str) -> Option<u32> {
+        let (first, names) = self.by_key.get(key)?;
+        names.iter().position(|name| **name == *variant).map(|position| first + position as u32)
+    }
+
+    /// The outcome and latency counters, made now if this is the first recording.
+    #[inline]
+    pub(crate) fn health(&self) -> &HealthCounters {
+        self.health.get_or_init(|| HealthCounters::new(self.labels.len(), self.exclusive))
+    }
+
+    /// The outcome and latency counters if anything was recorded on this state.
+    pub(crate) fn health_if_used(&self) -> Option<&HealthCounters> {
+        self.health.get()
+    }
+
+    /// Makes the outcome counters ahead of the first recording: a snapshot that replaces one
+    /// whose outcomes were recorded gets them at install, so recording on it never allocates.
+    pub(crate) fn prepare_health(&self) {
+        self.health();
     }
 
     /// Counts one evaluation of `key` that answered `evaluation`.
@@ -101,7 +138,7 @@ impl EvalCounters {
             None => NO_VARIANT,
         };
         // Rows are claimed up to `exclusive` (the overflow row), never beyond.
-        let shard = shards::current();
+        let shard = current_shard();
         let Some(count) = self.counts.get(self.base + shard * self.stride + slot as usize) else {
             return;
         };
@@ -197,6 +234,12 @@ const RESERVED: usize = 1;
 #[inline]
 fn hash(address: usize) -> usize {
     ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// The calling thread's counter row (shared with the outcome counters).
+#[inline]
+pub(crate) fn current_shard() -> usize {
+    shards::current()
 }
 
 /// Which counter row each thread writes.

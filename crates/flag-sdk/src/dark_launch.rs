@@ -166,7 +166,9 @@ impl<'a> DarkLaunch<'a> {
                         let result = catch_unwind(AssertUnwindSafe(candidate));
                         Outcome::Finished(result, started.elapsed())
                     };
-                    shadow.figures.record(&shadow.key, outcome, control_took, &control_view, judge);
+                    let judged =
+                        shadow.figures.record(&shadow.key, outcome, control_took, &control_view, judge);
+                    feed_health(&shadow.live, &shadow.key, judged);
                 });
                 if submit(job).is_err() {
                     figures.skipped(self.key, Skip::Overloaded);
@@ -264,7 +266,8 @@ impl<'a> DarkLaunch<'a> {
                     Ok(Err(_)) | Err(_) => (Outcome::Skipped(Skip::OverBudget), None),
                 };
                 drop(task);
-                figures.record(self.key, outcome, control_took, &control_result, judge);
+                let judged = figures.record(self.key, outcome, control_took, &control_result, judge);
+                feed_health(self.live, self.key, judged);
                 drop(shadow);
                 control_result
             }
@@ -319,9 +322,11 @@ impl<'a> DarkLaunch<'a> {
                         Err(_) => Outcome::Skipped(Skip::OverBudget),
                     },
                 };
-                figures.record(self.key, outcome, control_took, &control_result, |c: &T, n: &T| {
-                    Verdict::of(same(c, n))
-                });
+                let judged =
+                    figures.record(self.key, outcome, control_took, &control_result, |c: &T, n: &T| {
+                        Verdict::of(same(c, n))
+                    });
+                feed_health(self.live, self.key, judged);
                 control_result
             }
         }
@@ -359,6 +364,15 @@ impl Shadow {
     /// then this context may no longer be `dark`, and the run is dropped.
     fn flag_changed(&self) -> bool {
         generation_of(&self.live, &self.key) != self.generation
+    }
+}
+
+/// Counts a judged shadow run in the `dark` cohort's health figures (those of
+/// [`Client::record_outcome`](crate::Client::record_outcome)): a panic, an error or a
+/// mismatch is an error; the latency is the candidate's.
+fn feed_health(live: &ArcSwap<Live>, key: &str, judged: Option<(flag_core::Outcome, Duration)>) {
+    if let Some((outcome, took)) = judged {
+        live.load().record_variant(key, flag_core::DARK, outcome, crate::evaluate::micros(took));
     }
 }
 

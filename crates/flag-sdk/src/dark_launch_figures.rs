@@ -147,6 +147,9 @@ impl Figures {
     }
 
     /// Counts a shadow run's end; `control` is what the judge compares the candidate with.
+    /// Answers how the candidate did for the cohort's health figures — an error if it
+    /// panicked, failed or disagreed with the control — and how long it took; `None` when
+    /// it did not run.
     pub(crate) fn record<T, V>(
         &self,
         key: &str,
@@ -154,9 +157,12 @@ impl Figures {
         control_took: Duration,
         control: &V,
         judge: impl FnOnce(&V, &T) -> Verdict,
-    ) {
+    ) -> Option<(flag_core::Outcome, Duration)> {
         let (result, took) = match outcome {
-            Outcome::Skipped(skip) => return self.skipped(key, skip),
+            Outcome::Skipped(skip) => {
+                self.skipped(key, skip);
+                return None;
+            }
             Outcome::Finished(result, took) => (result, took),
         };
         let count = |counter: &AtomicU64, name: &'static str| {
@@ -174,13 +180,14 @@ impl Figures {
         match result {
             Err(_panic) => count(&self.candidate_panics, "flag_sdk_dark_launch_candidate_panics_total"),
             Ok(candidate) => match judge(control, &candidate) {
-                Verdict::Same => {}
+                Verdict::Same => return Some((flag_core::Outcome::Success, took)),
                 Verdict::Different => count(&self.mismatches, "flag_sdk_dark_launch_mismatches_total"),
                 Verdict::CandidateError => {
                     count(&self.candidate_errors, "flag_sdk_dark_launch_candidate_errors_total")
                 }
             },
         }
+        Some((flag_core::Outcome::Error, took))
     }
 
     fn stats(&self) -> DarkLaunchStats {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache, Guard};
-use flag_core::{Context, Evaluate, Evaluation, FlagRef, Question};
+use flag_core::{Context, Evaluate, Evaluation, FlagRef, Outcome, Question};
 
 use crate::shared::Live;
 
@@ -19,6 +19,35 @@ impl Live {
         self.counters.record(flag.flag_key(), &evaluation);
         evaluation
     }
+
+    /// Counts an outcome and/or a latency (µs) for the variant `ctx` gets now. Re-evaluated
+    /// but not counted as an evaluation: the application's own evaluation was.
+    #[inline]
+    pub(crate) fn record<F: FlagRef + ?Sized>(
+        &self,
+        flag: &F,
+        ctx: &Context<'_>,
+        outcome: Option<Outcome>,
+        latency_us: Option<u64>,
+    ) {
+        let evaluation = self.snapshot.evaluate(flag, ctx);
+        if let Some(slot) = self.counters.variant_slot(flag.flag_key(), &evaluation) {
+            self.counters.health().record(slot, outcome, latency_us);
+        }
+    }
+
+    /// [`record`](Self::record) for a variant known by name (a dark launch's cohort).
+    pub(crate) fn record_variant(&self, key: &str, variant: &str, outcome: Outcome, latency_us: u64) {
+        if let Some(slot) = self.counters.slot_by_name(key, variant) {
+            self.counters.health().record(slot, Some(outcome), Some(latency_us));
+        }
+    }
+}
+
+/// A duration in whole microseconds, saturating.
+#[inline]
+pub(crate) fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl<'a> Evaluate<'a> for &'a Live {
@@ -97,6 +126,24 @@ pub struct CachedClient {
 impl CachedClient {
     pub(crate) fn new(live: Arc<ArcSwap<Live>>) -> CachedClient {
         CachedClient { cache: Cache::new(live) }
+    }
+
+    /// [`Client::record_outcome`](crate::Client::record_outcome) for hot loops: the snapshot
+    /// is this holder's (one pointer check), not loaded again.
+    #[inline]
+    pub fn record_outcome<F: FlagRef + ?Sized>(&mut self, flag: &F, ctx: &Context<'_>, outcome: Outcome) {
+        self.cache.load().record(flag, ctx, Some(outcome), None);
+    }
+
+    /// [`Client::record_latency`](crate::Client::record_latency) for hot loops.
+    #[inline]
+    pub fn record_latency<F: FlagRef + ?Sized>(
+        &mut self,
+        flag: &F,
+        ctx: &Context<'_>,
+        latency: std::time::Duration,
+    ) {
+        self.cache.load().record(flag, ctx, None, Some(micros(latency)));
     }
 }
 

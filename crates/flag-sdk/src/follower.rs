@@ -9,7 +9,7 @@ use flag_core::ChangeBatch;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::{
     Bearer, EncodedChanges, EncodedSnapshot, MAX_MESSAGE_BYTES, Snapshot, Subscription, SyncFrame,
-    ack_request, error_chain, subscribe_request,
+    ack_request, error_chain, report_request, subscribe_request,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::backoff::Backoff;
 use crate::files::Applied;
 use crate::model::{Delta, Model};
+use crate::reporter::Reporter;
 use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncCounters};
 
@@ -36,6 +37,8 @@ pub(crate) struct FollowSettings {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    /// How often health figures go to flagd.
+    pub(crate) report_interval: Duration,
 }
 
 /// Why one stream ended; the follower reconnects after any of them.
@@ -72,6 +75,8 @@ pub(crate) struct Follower {
     /// Set when flagd refuses the subscription in a way retrying will not fix, so a start
     /// told to fail can say so at once.
     pub(crate) refused: watch::Sender<Option<String>>,
+    /// Health reports, sent on the stream's request side next to the acknowledgements.
+    pub(crate) reporter: Arc<Reporter>,
 }
 
 /// Marks the flags stale when the follower stops for good — its runtime shut down while a
@@ -143,6 +148,11 @@ impl Follower {
         });
         // The channel has room: this cannot wait.
         let _ = requests.try_send(subscribe);
+        // A report the last stream sent without an acknowledgement goes again, with its
+        // sequence: flagd counts it only if it had not already.
+        if let Some(report) = self.reporter.unacknowledged() {
+            let _ = requests.try_send(report_request(&report));
+        }
         // Bounded: a proxy that accepts the connection with no server behind it, or a wedged
         // flagd, would otherwise hold the follower here for good.
         let answer =
@@ -154,8 +164,24 @@ impl Follower {
         };
         info!(since, "following flagd");
         let mut silence = settings.heartbeat_timeout;
+        let mut heard = tokio::time::Instant::now();
+        let interval = settings.report_interval;
+        let mut report_ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        report_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let frame = match tokio::time::timeout(silence, stream.message()).await {
+            let message = tokio::select! {
+                message = tokio::time::timeout_at(heard + silence, stream.message()) => message,
+                _ = report_ticks.tick() => {
+                    if let Some(report) = self.reporter.next_report(&self.shared)
+                        && requests.send(report_request(&report)).await.is_err()
+                    {
+                        return StreamEnd::Ended;
+                    }
+                    continue;
+                }
+            };
+            heard = tokio::time::Instant::now();
+            let frame = match message {
                 Err(_) => return StreamEnd::Silent(silence),
                 Ok(Err(status)) => return StreamEnd::Failed(status),
                 Ok(Ok(None)) => return StreamEnd::Ended,
@@ -165,6 +191,11 @@ impl Follower {
                 SyncFrame::Heartbeat { revision, interval } => {
                     debug!(revision, "heartbeat");
                     silence = settings.heartbeat_timeout.max(interval.saturating_mul(3));
+                    continue;
+                }
+                SyncFrame::ReportAck { sequence } => {
+                    debug!(sequence, "report acknowledged");
+                    self.reporter.acknowledged(sequence);
                     continue;
                 }
                 SyncFrame::Snapshot(snapshot) => Frame::Snapshot(snapshot),

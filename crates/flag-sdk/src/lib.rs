@@ -14,17 +14,20 @@
 //! - `status` — [`Status`], [`SyncStats`]; `backoff` — reconnection delays; `error` —
 //!   [`ConnectError`], [`FileError`].
 //! - `model` — the flag set as data, to which changes apply; `counters` — per-thread
-//!   evaluation counts per flag and variant.
+//!   evaluation counts per flag and variant; `health_counters` — outcomes and latency
+//!   buckets per flag and variant, counted the same way.
 //! - `shared` — the state a client's clones and tasks share: the live snapshot, the status,
 //!   the change notifications.
 //! - `evaluate` — the hot path: flag-core's evaluation plus the count, and the holders that
 //!   lend a snapshot to the typed getters of [`Evaluate`] ([`Current`] for several
 //!   evaluations on one snapshot, [`CachedClient`] for hot loops). `metrics` flushes the
 //!   counts and the client's gauges to the `metrics` crate; `subscribe` — [`Changes`],
-//!   [`FlagChanges`].
+//!   [`FlagChanges`]; `observe` — [`Observation`], a unit of work recorded when it ends.
 //! - `files` — the cache file (atomic writes; a corrupt one is ignored) and offline flags
-//!   files. `follower` — the `Sync.Watch` follower: resume by revision, acknowledgements,
-//!   heartbeat timeout, reconnection with `backoff`.
+//!   files. `reporter` — health reports: numbered deltas of the counters, one in flight
+//!   until flagd acknowledges it. `follower` — the `Sync.Watch` follower: resume by
+//!   revision, acknowledgements, health reports, heartbeat timeout, reconnection with
+//!   `backoff`.
 //! - `shadow` — where dark-launch candidates run, panics caught, stale or late jobs dropped;
 //!   `dark_launch_figures` — the per-flag counts and timings behind [`DarkLaunchStats`];
 //!   `dark_launch` — [`DarkLaunch`]: old and new paths by cohort, compared in the shadow.
@@ -84,8 +87,11 @@ mod error;
 mod evaluate;
 mod files;
 mod follower;
+mod health_counters;
 mod metrics;
 mod model;
+mod observe;
+mod reporter;
 mod settings;
 mod shadow;
 mod shared;
@@ -102,7 +108,8 @@ pub use error::{ConnectError, FileError};
 pub use evaluate::{CachedClient, Current};
 /// flag-core's typed getters and what names a flag, re-exported: the client and its
 /// holders implement [`Evaluate`].
-pub use flag_core::{Evaluate, FlagRef};
+pub use flag_core::{Evaluate, FlagRef, Outcome};
+pub use observe::Observation;
 pub use settings::{ClientBuilder, OnTimeout};
 pub use status::{Status, SyncStats};
 pub use subscribe::{Changes, FlagChanges};

@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     pub(crate) offline_file: Option<PathBuf>,
     pub(crate) reload_every: Option<Duration>,
     pub(crate) metrics_every: Duration,
+    pub(crate) report_every: Duration,
     /// Trusted instead of the system roots for an `https://` endpoint.
     pub(crate) ca_certificate: Option<Vec<u8>>,
 }
@@ -59,6 +60,7 @@ impl ClientBuilder {
             offline_file: None,
             reload_every: None,
             metrics_every: Duration::from_secs(10),
+            report_every: Duration::from_secs(5),
             ca_certificate: None,
         }
     }
@@ -147,6 +149,13 @@ impl ClientBuilder {
     /// How often evaluation counts and gauges go to the `metrics` recorder (default 10 s).
     pub fn metrics_interval(mut self, interval: Duration) -> Self {
         self.metrics_every = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often evaluation counts, outcomes and latencies go to flagd as a health report
+    /// (default 5 s); see [`Client::record_outcome`](crate::Client::record_outcome).
+    pub fn report_interval(mut self, interval: Duration) -> Self {
+        self.report_every = interval.max(Duration::from_millis(1));
         self
     }
 }

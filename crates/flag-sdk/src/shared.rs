@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// never be counted. A `Mutex`: touched once per apply and once per flush, never by an
     /// evaluation. Capped (see [`MAX_RETIRED`]) for clients nobody flushes.
     pub(crate) retired: std::sync::Mutex<Vec<Arc<Live>>>,
+    /// The same for the health reporter, which tallies on its own interval; `None` while no
+    /// reporter runs (offline files, test flags), so nothing is kept for nobody.
+    report_retired: std::sync::Mutex<Option<Vec<Arc<Live>>>>,
     /// Registered once: setting it on every apply is then one store, not a label lookup
     /// (the flusher sets it too, for a recorder installed later).
     revision_gauge: metrics::Gauge,
@@ -83,6 +86,7 @@ impl Shared {
             environment,
             store_id: std::sync::Mutex::default(),
             retired: std::sync::Mutex::default(),
+            report_retired: std::sync::Mutex::default(),
         }
     }
 
@@ -92,18 +96,43 @@ impl Shared {
         let previous = self.live.load_full();
         let snapshot = model.compile(&previous.snapshot)?;
         let live = Arc::new(Live::new(Arc::new(model), snapshot, revision));
+        if previous.counters.health_if_used().is_some() {
+            // The application records outcomes: the first recording on the new state must
+            // not allocate its counters on the application's path.
+            live.counters.prepare_health();
+        }
         let replaced = self.live.swap(Arc::clone(&live));
         let mut retired = self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if retired.len() == MAX_RETIRED {
             retired.remove(0);
         }
-        retired.push(replaced);
+        retired.push(Arc::clone(&replaced));
         drop(retired);
+        let mut report_retired =
+            self.report_retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(report_retired) = report_retired.as_mut() {
+            if report_retired.len() == MAX_RETIRED {
+                report_retired.remove(0);
+            }
+            report_retired.push(replaced);
+        }
+        drop(report_retired);
         self.revision_gauge.set(revision as f64);
         tracing::debug!(flags = live.snapshot.len(), "applied");
         // Subscribers learn of it only after the store, so what they then read is new.
         self.applied.send_modify(|generation| *generation += 1);
         Ok(live)
+    }
+
+    /// From now on, keeps replaced states for the health reporter.
+    pub(crate) fn keep_retired_for_reports(&self) {
+        self.report_retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_default();
+    }
+
+    /// The states replaced since the reporter last asked.
+    pub(crate) fn take_report_retired(&self) -> Vec<Arc<Live>> {
+        let mut retired = self.report_retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        retired.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub(crate) fn store_id(&self) -> String {

@@ -17,6 +17,7 @@ use crate::files::{file_stamp, read_cache, read_flags_file, write_cache_forever}
 use crate::follower::{FollowSettings, Follower};
 use crate::metrics::flush_every;
 use crate::model::Model;
+use crate::reporter::Reporter;
 use crate::settings::{ClientBuilder, OnTimeout};
 use crate::shared::Shared;
 use crate::status::Status;
@@ -113,11 +114,14 @@ impl ClientBuilder {
                 heartbeat_timeout: self.heartbeat_timeout,
                 backoff_min: self.backoff.0,
                 backoff_max: self.backoff.1,
+                report_interval: self.report_every,
             },
             cache,
             last_error,
             refused,
+            reporter: Arc::new(Reporter::new()),
         };
+        shared.keep_retired_for_reports();
         tasks.add(tokio::spawn(follower.run()));
 
         let mut status = shared.status.subscribe();

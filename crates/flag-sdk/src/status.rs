@@ -32,6 +32,34 @@ impl Status {
     }
 }
 
+/// For people: `ready (following flagd)`, `stale for 12 s (since the last update from
+/// flagd)`, `offline (flags from a file or test flags)`.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ready => f.write_str("ready (following flagd)"),
+            Status::Stale { since } => {
+                write!(f, "stale for {} (since the last update from flagd)", Seconds(since.elapsed()))
+            }
+            Status::Offline => f.write_str("offline (flags from a file or test flags)"),
+        }
+    }
+}
+
+/// A duration in whole seconds, or minutes and seconds from a minute on.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.0.as_secs();
+        match seconds {
+            0..60 => write!(f, "{seconds} s"),
+            60..3600 => write!(f, "{} min {} s", seconds / 60, seconds % 60),
+            _ => write!(f, "{} h {} min", seconds / 3600, seconds / 60 % 60),
+        }
+    }
+}
+
 /// What a client's follower has done since it started, from
 /// [`Client::sync_stats`](crate::Client::sync_stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,5 +111,21 @@ impl SyncCounters {
         self.last_apply_micros.store(micros, Ordering::Relaxed);
         self.apply_micros.fetch_add(micros, Ordering::Relaxed);
         metrics::histogram!("flag_sdk_apply_seconds").record(took);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_sentences_with_the_time_stale() {
+        assert_eq!(Status::Ready.to_string(), "ready (following flagd)");
+        assert_eq!(Status::Offline.to_string(), "offline (flags from a file or test flags)");
+        let stale =
+            |seconds| Status::Stale { since: Instant::now() - Duration::from_secs(seconds) }.to_string();
+        assert_eq!(stale(12), "stale for 12 s (since the last update from flagd)");
+        assert_eq!(stale(125), "stale for 2 min 5 s (since the last update from flagd)");
+        assert_eq!(stale(7300), "stale for 2 h 1 min (since the last update from flagd)");
     }
 }

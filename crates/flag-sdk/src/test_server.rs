@@ -52,6 +52,8 @@ pub enum TestServerError {
 #[derive(Debug)]
 pub struct TestServer {
     address: SocketAddr,
+    /// The management HTTP port (`/metrics`, `/readyz`).
+    management: SocketAddr,
     data: PathBuf,
     /// Kept to restart with the same settings.
     config: flagd::Config,
@@ -77,15 +79,23 @@ impl TestServer {
         config.data = data.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let mut server = TestServer { address, data, config, running: None, _dir: dir };
-        server.serve(listener);
+        let management = TcpListener::bind("127.0.0.1:0").await?;
+        let mut server = TestServer {
+            address,
+            management: management.local_addr()?,
+            data,
+            config,
+            running: None,
+            _dir: dir,
+        };
+        server.serve(listener, management);
         Ok(server)
     }
 
-    fn serve(&mut self, listener: TcpListener) {
+    fn serve(&mut self, listener: TcpListener, management: TcpListener) {
         let config = self.config.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(flagd::serve(listener, config, async {
+        let task = tokio::spawn(flagd::serve_with_management(listener, Some(management), config, async {
             let _ = stopped.await;
         }));
         self.running = Some((stop, task));
@@ -94,6 +104,11 @@ impl TestServer {
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// `127.0.0.1:<port>` of the management HTTP endpoints (`/metrics`, `/readyz`).
+    pub fn management_address(&self) -> SocketAddr {
+        self.management
     }
 
     /// Where flagd keeps its data.
@@ -157,7 +172,8 @@ impl TestServer {
     pub async fn restart(&mut self) -> Result<(), TestServerError> {
         self.stop().await?;
         let listener = TcpListener::bind(self.address).await?;
-        self.serve(listener);
+        let management = TcpListener::bind(self.management).await?;
+        self.serve(listener, management);
         Ok(())
     }
 }

@@ -5,9 +5,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
+use std::time::Duration;
 
 use flag_core::{AttrValue, Context, Flag};
-use flag_sdk::{Evaluate, TestFlags};
+use flag_sdk::{Evaluate, Outcome, TestFlags};
 
 /// Counts allocations made by the current thread, so other test threads do not interfere.
 struct CountingAllocator;
@@ -71,14 +72,22 @@ fn evaluating_through_the_client_allocates_nothing() {
             black_box(current.string_value("theme", &ctx, "light"));
             black_box(current.json_value("theme", &ctx, &default_json));
             black_box(current.evaluate("rollout", &ctx));
+            client.record_outcome("rollout", &ctx, Outcome::Success);
+            client.record_outcome(&handle, &ctx, Outcome::Error);
+            client.record_latency(&handle, &ctx, Duration::from_micros(700));
+            client.observe(&handle, &ctx).fail();
+            drop(client.observe("rollout", &ctx));
+            cached.record_outcome(&handle, &ctx, Outcome::Success);
+            cached.record_latency(&handle, &ctx, Duration::from_millis(40));
         }
     };
-    // The first calls on a thread claim its counter row and arc-swap's per-thread slots.
+    // The first calls on a thread claim its counter row and arc-swap's per-thread slots;
+    // the first recorded outcome makes the snapshot's outcome counters.
     evaluate_everything();
     assert_eq!(allocations_during(&mut evaluate_everything), 0);
 
     // After a change, the first evaluations of the new snapshot register their counters
-    // without allocating either.
+    // without allocating either, and its outcome counters were made when it was installed.
     flags.flag(Flag::rollout("rollout", 60.0).unwrap()).unwrap();
     assert_eq!(allocations_during(&mut evaluate_everything), 0);
 }

@@ -111,6 +111,11 @@ pub(crate) enum Command {
     /// when it hurts; `rollout status [KEY]`, `list`, `pause`, `resume`, `abort KEY`.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Segments, the groups rules name with `in_segment`: `segment list`, `segment get KEY`,
+    /// `segment put KEY [--include K,…] [--exclude K,…] [--description TEXT]` or
+    /// `segment put -f FILE`, `segment delete KEY`.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
@@ -255,9 +260,15 @@ pub(crate) struct ListArgs {
 pub(crate) struct HistoryArgs {
     /// The flag key.
     pub(crate) key: String,
-    /// At most this many versions.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) limit: u32,
+    /// At most this many versions, or `all` (read a page at a time, printed as it comes).
+    #[arg(long, default_value = "20", value_name = "N|all", value_parser = limit)]
+    pub(crate) limit: Limit,
+    /// Every version: the same as `--limit all`.
+    #[arg(long, conflicts_with = "limit")]
+    pub(crate) all: bool,
+    /// Only versions older than this one (to go on where a `--limit` stopped).
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u64).range(2..))]
+    pub(crate) before: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -297,7 +308,7 @@ pub(crate) struct LogArgs {
     pub(crate) format: LogFormat,
 }
 
-/// How many log entries to print.
+/// How many log or history entries to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
     /// At most this many (at least 1).
@@ -311,7 +322,7 @@ fn limit(text: &str) -> Result<Limit, String> {
         "all" => Ok(Limit::All),
         _ => match text.parse::<u64>() {
             Ok(count) if count > 0 => Ok(Limit::Count(count)),
-            _ => Err(format!("expected a number of changes (1 or more) or `all`, found {text:?}")),
+            _ => Err(format!("expected a number of entries (1 or more) or `all`, found {text:?}")),
         },
     }
 }
@@ -404,6 +415,46 @@ pub(crate) struct BookmarkArgs {
     /// `ENV NAME` to make one; `list [ENV]` to list them (ENV defaults to --env).
     #[arg(num_args = 1..=2, required = true, value_name = "ENV NAME | list [ENV]")]
     pub(crate) words: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SegmentCommand {
+    /// The environment's segments: members, rules, description.
+    List,
+    /// One segment: its members and rules.
+    Get {
+        /// The segment key.
+        key: String,
+    },
+    /// Create or change a segment: from a flag file holding it (`segments:` with one
+    /// entry), or from options, which change only what they name (rules stay).
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["file", "key"]))]
+    Put(SegmentPutArgs),
+    /// Delete a segment (refused while a flag names it; its history is kept).
+    Delete {
+        /// The segment key.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SegmentPutArgs {
+    /// The segment key.
+    #[arg(conflicts_with = "file")]
+    pub(crate) key: Option<String>,
+    /// A flag file (YAML or JSON, `-` for standard input) whose `segments:` holds the one
+    /// segment to put, rules and all.
+    #[arg(short = 'f', long)]
+    pub(crate) file: Option<PathBuf>,
+    /// Targeting keys always in the segment (replaces the list; empty to clear it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "KEY,…", conflicts_with = "file")]
+    pub(crate) include: Option<Vec<String>>,
+    /// Targeting keys never in it unless included (replaces the list; empty to clear it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "KEY,…", conflicts_with = "file")]
+    pub(crate) exclude: Option<Vec<String>>,
+    /// What the group is, for people.
+    #[arg(long, conflicts_with = "file")]
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

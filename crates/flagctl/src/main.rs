@@ -38,12 +38,14 @@ mod times;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let version = flag_proto::version_text(env!("CARGO_PKG_VERSION"));
+    let matches = cli::Cli::command().version(version).get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

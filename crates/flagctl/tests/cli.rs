@@ -21,7 +21,7 @@ fn set_then_get_list_and_eval_show_the_rollout() {
     assert!(out.contains("create by ana at "), "{out}");
     assert!(out.contains("\"first cohort\""), "{out}");
 
-    // The reference buckets of ARCHITECTURE.md: user-1 is at 8 328, user-42 at 68 275.
+    // The reference buckets of docs/architecture.md: user-1 is at 8 328, user-42 at 68 275.
     let out = flagd.flagctl(&["eval", "chat", "--user", "user-1"]).ok();
     assert!(out.starts_with("chat for user-1: on = true"), "{out}");
     assert!(out.contains("bucket 8328 of 100000"), "{out}");
@@ -235,4 +235,11 @@ fn completions_are_printed_for_each_shell() {
         let out = support::flagctl("127.0.0.1:1", &["completions", shell], &[]).ok();
         assert!(out.contains("rollback") && out.contains("--percent"), "{shell}: {out}");
     }
+}
+
+#[test]
+fn version_names_the_release_the_store_format_and_the_protocol() {
+    let out = support::flagctl("127.0.0.1:1", &["--version"], &[]).ok();
+    let expected = format!("flagctl {} (store format 1, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(out, expected);
 }

@@ -97,6 +97,25 @@ impl AdminService {
 }
 
 /// The `operation` label of `flagd_writes_total`.
+/// Every `operation` label of `flagd_writes_total`: the single-flag writes of
+/// [`operation_name`] and the whole-environment ones.
+pub(crate) const WRITE_OPERATIONS: [&str; 14] = [
+    "put_flag",
+    "set_rollout",
+    "serve_variant",
+    "kill",
+    "revive",
+    "delete_flag",
+    "rollback",
+    "put_segment",
+    "delete_segment",
+    "apply",
+    "promote",
+    "restore",
+    "create_environment",
+    "delete_environment",
+];
+
 fn operation_name(op: &WriteOp) -> &'static str {
     match op {
         WriteOp::PutFlag { .. } => "put_flag",

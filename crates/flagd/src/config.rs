@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::webhooks::{self, Webhook, WebhookFormat};
+use crate::webhooks::{self, Webhook, WebhookCa, WebhookFormat};
 
 /// How a flagd server runs. Built by the binary from flags and environment variables, and
 /// by tests directly.
@@ -47,6 +47,9 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// The body of webhooks that do not choose one.
     pub webhook_format: WebhookFormat,
+    /// The CA certificates of https receivers whose webhook has no `ca-file=`; `None`: the
+    /// system's.
+    pub webhook_ca: Option<WebhookCa>,
     /// How long one delivery attempt may take, from connecting to the end of the answer.
     pub webhook_timeout: Duration,
     /// The longest wait between two attempts of one delivery.
@@ -102,6 +105,7 @@ impl Config {
             environments: Vec::new(),
             webhooks: Vec::new(),
             webhook_format: WebhookFormat::Json,
+            webhook_ca: None,
             webhook_timeout: webhooks::DEFAULT_TIMEOUT,
             webhook_retry_max: webhooks::DEFAULT_RETRY_MAX,
         }
@@ -116,6 +120,13 @@ impl Config {
     /// The same settings with one more webhook.
     pub fn with_webhook(mut self, webhook: Webhook) -> Self {
         self.webhooks.push(webhook);
+        self
+    }
+
+    /// The same settings, checking https receivers of webhooks without `ca-file=` against
+    /// these CA certificates instead of the system's.
+    pub fn with_webhook_ca(mut self, ca: WebhookCa) -> Self {
+        self.webhook_ca = Some(ca);
         self
     }
 
@@ -208,6 +219,7 @@ impl fmt::Debug for Config {
             .field("environments", &self.environments)
             .field("webhooks", &self.webhooks)
             .field("webhook_format", &self.webhook_format)
+            .field("webhook_ca", &self.webhook_ca)
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_retry_max", &self.webhook_retry_max)
             .finish()

@@ -24,6 +24,8 @@
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
 //!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
 //!
+//! - `health` — SDK health reports aggregated per environment, flag, variant and window;
+//!   the figures the rollout guard reads, and their bounded `/metrics` text.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //! - `principal` — named tokens (role, environments) and the one access decision, pure.
 //!   `tokens_file` — reading the tokens file, naming the path and line of each problem.
@@ -39,7 +41,9 @@
 //! - `webhooks` — change notifications: per webhook, a task POSTing every committed change
 //!   after its cursor in the store's outbox, signed, retried with backoff, woken by `fanout`.
 //! - `rollout` — guarded rollouts: `guard`, the pure decision rule comparing a new path's
-//!   cohort with its control over the same window.
+//!   cohort with its control over the same window; `decide`, its verdict made a plan's
+//!   move; `engine`, the task that holds, judges and moves every running plan through the
+//!   store; `calls`, the Admin API's rollout calls.
 //! - `server` — wiring and the start-up checks; [`serve`] is what the tests run, and
 //!   [`serve_reporting`] tells the binary when everything is bound and open.
 //!
@@ -49,7 +53,9 @@
 //! `evaluate`, `auth`, `status`, `state`; none of those imports a service; `status` imports
 //! nothing of the crate but the store and `principal`, `evaluate` and `acks` nothing but the
 //! store, and `principal` nothing at all. `server` also starts `webhooks`, which reads
-//! `state` and the store; `config` names only webhooks' leaf `config`.
+//! `state` and the store, and the rollout engine, which reads `state` (the store, the health
+//! figures, `fanout` to wake and publish, `acks`); `admin` calls `rollout`'s calls, which
+//! import what a service does. `config` names only webhooks' leaf `config`.
 //!
 //! # Example
 //!
@@ -75,6 +81,7 @@ mod environment_promote;
 mod environments;
 mod evaluate;
 mod fanout;
+mod health;
 mod management;
 mod point_in_time;
 mod points;
@@ -100,4 +107,4 @@ pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, 
 pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
-pub use webhooks::{Webhook, WebhookFormat, WebhookSpecError};
+pub use webhooks::{Webhook, WebhookCa, WebhookCaError, WebhookFormat, WebhookSpecError};

@@ -1,13 +1,13 @@
 //! `flagd` — the flag server binary: parse flags, set up logging, serve until SIGTERM/Ctrl-C.
 
-use std::io::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -75,14 +75,20 @@ struct Args {
     /// Log format.
     #[arg(long, env = "FLAGD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
-    /// POST every committed change to a webhook; repeatable. A bare http:// URL, or fields:
-    /// `url=http://HOST[:PORT]/PATH,environments=staging;production,secret-env=VARIABLE
-    /// (or secret-file=PATH),format=json|slack,id=NAME` — only url is required.
+    /// POST every committed change to a webhook; repeatable. A bare http:// or https:// URL,
+    /// or fields:
+    /// `url=https://HOST[:PORT]/PATH,environments=staging;production,secret-env=VARIABLE
+    /// (or secret-file=PATH),ca-file=PATH,format=json|slack,id=NAME` — only url is required. An https receiver's certificate must be valid for HOST and
+    /// chain to ca-file's CA certificates (PEM), else --webhook-ca-file's, else the system's.
     #[arg(long = "webhook", value_name = "SPEC", value_parser = flagd::Webhook::parse)]
     webhooks: Vec<flagd::Webhook>,
     /// The body of webhooks without format=: the change as JSON, or a one-line chat message.
     #[arg(long, env = "FLAGD_WEBHOOK_FORMAT", value_enum, default_value_t = flagd::WebhookFormat::Json)]
     webhook_format: flagd::WebhookFormat,
+    /// PEM CA certificates that https webhook receivers' certificates must chain to, for
+    /// webhooks without ca-file= (instead of the system's).
+    #[arg(long, env = "FLAGD_WEBHOOK_CA_FILE", value_name = "PATH", value_parser = parse_webhook_ca)]
+    webhook_ca_file: Option<flagd::WebhookCa>,
     /// How long one webhook delivery attempt may take, connect to answer.
     #[arg(long, env = "FLAGD_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     webhook_timeout: Duration,
@@ -224,7 +230,10 @@ enum LogFormat {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("FLAGD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a file, a pipe or journald gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -265,6 +274,11 @@ fn tls_identity(cert: &Path, key: &Path) -> anyhow::Result<flagd::TlsIdentity> {
     Ok(flagd::TlsIdentity::from_pem(read(cert, "certificate")?, read(key, "key")?))
 }
 
+/// Reads `--webhook-ca-file` now, so a CA file that cannot be used fails the start.
+fn parse_webhook_ca(path: &str) -> Result<flagd::WebhookCa, flagd::WebhookCaError> {
+    flagd::WebhookCa::from_file(path)
+}
+
 /// The one machine-readable line, so scripts and tests can find ports chosen with `:0`.
 /// Printed only once flagd serves; a stdout nobody reads any more (a closed pipe) is not a
 /// reason to stop serving, so a failed write is ignored rather than a panic.
@@ -293,6 +307,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_environments(args.environments)
         .with_webhook_limits(args.webhook_timeout, args.webhook_retry_max);
     config.webhook_format = args.webhook_format;
+    if let Some(ca) = args.webhook_ca_file {
+        config = config.with_webhook_ca(ca);
+    }
     for webhook in args.webhooks {
         config = config.with_webhook(webhook);
     }
@@ -315,7 +332,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let version = flag_proto::version_text(env!("CARGO_PKG_VERSION"));
+    let args =
+        Args::from_arg_matches(&Args::command().version(version).get_matches()).unwrap_or_else(|e| e.exit());
     init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

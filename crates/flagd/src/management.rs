@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 
+use crate::admin::WRITE_OPERATIONS;
 use crate::state::State;
 use crate::store::Health;
 use crate::tls::TlsListener;
@@ -26,6 +27,7 @@ pub(crate) fn prometheus() -> &'static PrometheusHandle {
         // Fails only if another recorder was installed first; then that one gets the metrics.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        register_at_zero();
         handle
     })
 }
@@ -50,6 +52,14 @@ fn describe() {
     metrics::describe_counter!("flagd_acks_total", "Revision acknowledgements received from SDKs.");
     crate::webhooks::describe_metrics();
     metrics::describe_counter!(
+        "flagd_rollout_decisions_total",
+        "Rollout steps judged, by decision (advance, breach, inconclusive: the hold is extended, paused: inconclusive until the max hold)."
+    );
+    metrics::describe_histogram!(
+        "flagd_rollout_kill_ack_seconds",
+        "From a kill on a rollout breach to the slowest connected SDK's acknowledgement."
+    );
+    metrics::describe_counter!(
         "flagd_access_denied_total",
         "Calls and streams refused because their principal's role or environments do not allow them."
     );
@@ -57,6 +67,34 @@ fn describe() {
         "flagd_tokens_reloads_total",
         "Tokens file reloads on SIGHUP, by outcome (loaded, refused: the principals before stay in force)."
     );
+}
+
+/// Registers every series that has no per-client or per-webhook label at zero, so `/metrics`
+/// shows them from the start: a dashboard built on a quiet day shows lines, not "no data".
+fn register_at_zero() {
+    for operation in WRITE_OPERATIONS {
+        metrics::counter!("flagd_writes_total", "operation" => operation).increment(0);
+    }
+    for kind in ["io", "corrupt", "storage", "panic", "closed"] {
+        metrics::counter!("flagd_store_errors_total", "kind" => kind).increment(0);
+    }
+    for decision in crate::rollout::DECISIONS {
+        metrics::counter!("flagd_rollout_decisions_total", "decision" => decision).increment(0);
+    }
+    for outcome in ["loaded", "refused"] {
+        metrics::counter!("flagd_tokens_reloads_total", "outcome" => outcome).increment(0);
+    }
+    for name in [
+        "flagd_changes_sent_total",
+        "flagd_snapshots_sent_total",
+        "flagd_slow_clients_dropped_total",
+        "flagd_acks_total",
+        "flagd_access_denied_total",
+        "flagd_writes_abandoned_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("flagd_streams_connected").increment(0.0);
 }
 
 /// 200 only when gRPC is serving and the store can commit writes; otherwise 503 with the
@@ -79,6 +117,14 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> (StatusCode, String) {
     }
 }
 
+/// The process's metrics, then this server's aggregated SDK health figures (rendered from
+/// its own state: every server in a process shares the one `metrics` recorder).
+async fn metrics_text(Extract(state): Extract<Arc<State>>) -> String {
+    let mut text = prometheus().render();
+    text.push_str(&state.health.render());
+    text
+}
+
 /// Serves the management endpoints until `shutdown` completes, over TLS when `tls` is given.
 pub(crate) async fn serve_management(
     listener: TcpListener,
@@ -89,7 +135,7 @@ pub(crate) async fn serve_management(
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/metrics", get(metrics_text))
         .with_state(state);
     match tls {
         Some(config) => {

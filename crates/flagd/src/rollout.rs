@@ -3,9 +3,19 @@
 //! does not.
 //!
 //! - `guard` — the decision rule, pure: two cohorts' figures in, a [`Verdict`] out.
-//! - `calls` — the Admin API's rollout calls, over the store's plans.
+//! - `decide` — a window's verdict made a store transition, with the words history shows.
+//! - `engine` — the task that runs every running plan: holds, windows, decisions, writes.
+//! - `calls` — the Admin API's rollout calls, over the store's plans and the engine's
+//!   windows.
 
 pub(crate) mod calls;
+mod decide;
+mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod guard;
+
+pub(crate) use decide::DECISIONS;
+pub(crate) use engine::{Windows, start as start_engine};
 
 pub use guard::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};

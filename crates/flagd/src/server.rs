@@ -118,6 +118,13 @@ fn open_declaring(path: &Path, options: StoreOptions, declared: &[String]) -> Re
     if !created.is_empty() {
         info!(environments = ?created, "declared environments created");
     }
+    // Which file, which store and where each environment stands: what an operator checks
+    // first after a restore or a move.
+    info!(data = %path.display(), store_id = %store.id(), "store open");
+    for environment in store.environments().map_err(opened)? {
+        let revision = store.revision(&environment).map_err(opened)?;
+        info!(%environment, revision, "environment");
+    }
     Ok(store)
 }
 
@@ -239,6 +246,8 @@ pub async fn serve_reporting(
         access,
         connections: Arc::new(Connections::default()),
         serving: Default::default(),
+        health: Default::default(),
+        rollout_windows: Default::default(),
     });
 
     // One shutdown signal, observed by the gRPC server, the management server and the streams.
@@ -257,6 +266,8 @@ pub async fn serve_reporting(
     let deliveries = webhooks::start(&state, stopped.clone())
         .await
         .map_err(|source| ServeError::Store { path: state.config.data.clone(), source: source.into() })?;
+
+    let engine = crate::rollout::start_engine(&state, stopped.clone());
 
     let management_task = match management {
         Some(listener) => {
@@ -364,6 +375,11 @@ pub async fn serve_reporting(
     tokio::select! {
         () = deliveries.finish() => {}
         () = grace_over() => warn!(?grace, "webhook deliverers still running after the shutdown grace period: dropping them"),
+    }
+    // The engine stops at the signal; a store call it is in finishes first.
+    tokio::select! {
+        _ = engine => {}
+        () = grace_over() => warn!(?grace, "the rollout engine still running after the shutdown grace period: dropping it"),
     }
     served?;
     info!("stopped");

@@ -7,6 +7,8 @@ use crate::acks::Connections;
 use crate::auth::Access;
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::health::HealthFigures;
+use crate::rollout::Windows;
 use crate::store::Store;
 
 /// The server's shared state, one `Arc` per server.
@@ -21,4 +23,9 @@ pub(crate) struct State {
     pub(crate) connections: Arc<Connections>,
     /// Set once the gRPC server accepts connections; read by `/readyz`.
     pub(crate) serving: AtomicBool,
+    /// SDK health reports, aggregated in memory (lost at restart: SDKs keep reporting).
+    pub(crate) health: HealthFigures,
+    /// The window each running rollout plan is judging: the engine's, read by the status
+    /// calls so they show the figures the engine will judge (see `rollout::engine`).
+    pub(crate) rollout_windows: Windows,
 }

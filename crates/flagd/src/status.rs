@@ -87,8 +87,8 @@ pub(crate) enum RequestError {
     /// A stream that sent nothing in time.
     #[error("no `subscribe` within {} s", .0.as_secs())]
     NoSubscribe(Duration),
-    /// A stream that sent something other than `ack` after subscribing.
-    #[error("after `subscribe`, send only `ack`")]
+    /// A stream that sent something other than `ack` or `report` after subscribing.
+    #[error("after `subscribe`, send only `ack` or `report`")]
     NotAck,
     /// A stream that read nothing while its buffer was full.
     #[error(

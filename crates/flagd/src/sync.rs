@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flag_core::HealthReport;
 use flag_proto::v1;
 use flag_proto::{
     ClientMessage, Subscription, WatchFrame, changes_frame, environment_or_default, heartbeat_frame,
-    snapshot_frame,
+    report_ack_frame, snapshot_frame,
 };
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
@@ -15,6 +16,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::acks::Registration;
 use crate::auth::{Caller, StreamAccess};
+use crate::health::count_report;
 use crate::state::State;
 use crate::status::RequestError;
 use crate::store::WriteError;
@@ -198,6 +200,11 @@ impl StreamTask {
                             registration.ack(revision.min(self.sent));
                         }
                     }
+                    Ok(Some(Ok(ClientMessage::Report(report)))) => {
+                        if let Err(end) = self.count_report(sink, report).await {
+                            return end;
+                        }
+                    }
                     Ok(Some(_)) => return End::With(RequestError::NotAck.into()),
                     Ok(None) => inbound_open = false,
                     Err(_) => return End::Quietly,
@@ -214,6 +221,28 @@ impl StreamTask {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts a health report and acknowledges its sequence, so the client sends the next
+    /// one (a report is acknowledged even when it was already counted: a resend).
+    async fn count_report(&mut self, sink: &WatchSink, report: HealthReport) -> Result<(), End> {
+        let sequence = report.sequence;
+        let applied = count_report(&self.state, &self.environment, self.sent, report).await;
+        let applied = applied.map_err(|error| End::With(error.into()))?;
+        debug!(sequence, ?applied, "health report");
+        let timeout = self.state.config.slow_client_timeout;
+        match sink.frames.send_timeout(report_ack_frame(sequence), timeout).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
+            Err(SendTimeoutError::Timeout(_)) => Err(End::With(
+                RequestError::SlowClient {
+                    waited: timeout,
+                    queued: self.state.config.stream_buffer,
+                    sent: self.sent,
+                }
+                .into(),
+            )),
         }
     }
 

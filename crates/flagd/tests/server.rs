@@ -410,7 +410,7 @@ async fn a_kill_reports_the_acknowledgements_of_connected_sdks() {
             let (revision, flags) = match sdk.next_change().await {
                 Kind::Snapshot(s) => (s.revision, s.flags),
                 Kind::Changes(c) => (c.revision, c.upserted_flags),
-                Kind::Heartbeat(_) => continue,
+                Kind::Heartbeat(_) | Kind::ReportAck(_) => continue,
             };
             sdk.ack(revision).await;
             if seen_tx.send(flags).await.is_err() {

@@ -291,7 +291,19 @@ fn bad_webhook_options_refuse_the_start_naming_the_option_and_what_was_expected(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("flags.redb");
     for (args, expected) in [
-        (vec!["--webhook", "url=ftp://hooks/x"], "--webhook <SPEC>': url: the scheme is not http://"),
+        (
+            vec!["--webhook", "url=ftp://hooks/x"],
+            "--webhook <SPEC>': url: the scheme is not http:// or https://",
+        ),
+        (
+            vec!["--webhook", "url=https://h/x,ca-file=/nonexistent/ca.pem"],
+            "--webhook <SPEC>': ca-file: /nonexistent/ca.pem: No such file",
+        ),
+        (vec!["--webhook", "url=http://h/x,ca-file=/etc/hosts"], "ca-file: only an https:// receiver"),
+        (
+            vec!["--webhook", "https://h/x", "--webhook-ca-file", "/etc/hosts"],
+            "for '--webhook-ca-file <PATH>': /etc/hosts: no certificate in it; expected a PEM file of CA certificates",
+        ),
         (vec!["--webhook", "url=http://h/x,secret=hunter2"], "pass secret-env=VARIABLE or secret-file=PATH"),
         (
             vec!["--webhook", "url=http://h/x,secret-env=FLAGD_TEST_UNSET_SECRET"],

@@ -1,5 +1,5 @@
 //! A deliberately naive reference evaluator, written from the doc comments of the model
-//! (`model.rs`, `value.rs`, `answer.rs`) and the bucketing rule of ARCHITECTURE.md —
+//! (`model.rs`, `value.rs`, `answer.rs`) and the bucketing rule of docs/architecture.md —
 //! not from the compiled evaluator.
 //!
 //! It walks the [`FlagSet`] on every call: a linear search for the flag, clause literals

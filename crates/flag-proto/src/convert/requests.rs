@@ -153,6 +153,24 @@ impl<'a> Requests<'a> {
         }
     }
 
+    /// `PutSegment`: creates or replaces the segment.
+    pub fn put_segment(&self, segment: &core::Segment, by: Authorship) -> v1::PutSegmentRequest {
+        v1::PutSegmentRequest {
+            environment: self.environment(),
+            segment: Some(v1::Segment::from(segment)),
+            change: Some(by.into()),
+        }
+    }
+
+    /// `DeleteSegment`.
+    pub fn delete_segment(&self, key: &str, by: Authorship) -> v1::DeleteSegmentRequest {
+        v1::DeleteSegmentRequest {
+            environment: self.environment(),
+            key: key.to_owned(),
+            change: Some(by.into()),
+        }
+    }
+
     /// `SetRollout`.
     pub fn set_rollout(
         &self,

@@ -37,6 +37,8 @@ pub enum ClientMessage {
     Subscribe(Subscription),
     /// Everything up to this revision is applied.
     Ack(u64),
+    /// How the client's cohorts did since its previous report.
+    Report(core::HealthReport),
 }
 
 /// The first message of a stream.
@@ -71,7 +73,10 @@ impl TryFrom<v1::WatchRequest> for ClientMessage {
                 observer,
             })),
             Some(watch_request::Kind::Ack(v1::Ack { revision })) => Ok(ClientMessage::Ack(revision)),
-            None => Err(Path::Root("request").invalid("`subscribe` or `ack`")),
+            Some(watch_request::Kind::Report(report)) => {
+                Ok(ClientMessage::Report(super::health::report_from_proto(report)?))
+            }
+            None => Err(Path::Root("request").invalid("`subscribe`, `ack` or `report`")),
         }
     }
 }
@@ -146,6 +151,11 @@ pub enum SyncFrame {
         /// When the next heartbeat is due.
         interval: Duration,
     },
+    /// flagd counted the health report with this sequence (now or before).
+    ReportAck {
+        /// The report's sequence number.
+        sequence: u64,
+    },
     /// A message of a kind this client does not know (a newer server): skip it.
     Unknown,
 }
@@ -156,7 +166,7 @@ impl SyncFrame {
         match self {
             SyncFrame::Snapshot(EncodedSnapshot(snapshot)) => Some(snapshot.revision),
             SyncFrame::Changes(EncodedChanges(changes)) => Some(changes.revision),
-            SyncFrame::Heartbeat { .. } | SyncFrame::Unknown => None,
+            SyncFrame::Heartbeat { .. } | SyncFrame::ReportAck { .. } | SyncFrame::Unknown => None,
         }
     }
 }
@@ -169,6 +179,9 @@ impl From<v1::WatchResponse> for SyncFrame {
             Some(watch_response::Kind::Changes(changes)) => SyncFrame::Changes(EncodedChanges(changes)),
             Some(watch_response::Kind::Heartbeat(v1::Heartbeat { revision, interval_ms })) => {
                 SyncFrame::Heartbeat { revision, interval: Duration::from_millis(u64::from(interval_ms)) }
+            }
+            Some(watch_response::Kind::ReportAck(v1::ReportAck { sequence })) => {
+                SyncFrame::ReportAck { sequence }
             }
             None => SyncFrame::Unknown,
         }

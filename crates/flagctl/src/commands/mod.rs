@@ -14,6 +14,7 @@ mod promote;
 mod read;
 mod restore;
 mod rollout;
+mod segment;
 mod token;
 mod watch;
 mod write;
@@ -57,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => restore::restore(&server, &out, args, change).await,
         Command::Env(command) => environment::run(&server, &out, command, change).await,
         Command::Rollout(command) => rollout::run(&server, &out, command, change).await,
+        Command::Segment(command) => segment::run(&server, &out, command, change).await,
         Command::Watch => watch::watch(&server, &out).await,
         Command::Completions(_) | Command::Token(_) => Ok(()),
     }

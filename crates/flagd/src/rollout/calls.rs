@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use flag_core::Rollout;
-use flag_proto::{Authorship, RolloutInfo, environment_or_default, rollout_response, v1};
+use flag_core::{Rollout, RolloutState};
+use flag_proto::{Authorship, CohortNow, RolloutInfo, environment_or_default, rollout_response, v1};
 use tonic::Request;
 use tracing::info;
 
@@ -130,7 +130,26 @@ fn answer(
     rollout_response(&info, committed.as_ref().map(|committed| (committed.revision, &committed.entry)))
 }
 
-/// A plan as the calls answer it, with its cohorts' figures over the window being judged.
-fn status(_state: &State, environment: String, key: String, rollout: Rollout) -> RolloutInfo {
-    RolloutInfo { environment, key, rollout, cohorts: Vec::new(), window_since_ms: 0 }
+/// A plan as the calls answer it, with its cohorts' figures over the window the engine is
+/// judging (none when the plan is not running or the engine has not opened one yet).
+fn status(state: &State, environment: String, key: String, rollout: Rollout) -> RolloutInfo {
+    let window = (rollout.state == RolloutState::Running)
+        .then(|| state.rollout_windows.of(&environment, &key))
+        .flatten();
+    let Some((since, since_ms)) = window else {
+        return RolloutInfo { environment, key, rollout, cohorts: Vec::new(), window_since_ms: 0 };
+    };
+    let figures = state.health.figures(&environment, &key, since, tokio::time::Instant::now());
+    let cohorts = figures
+        .variants
+        .into_iter()
+        .map(|(variant, figures)| CohortNow {
+            variant,
+            evaluations: figures.evaluations,
+            successes: figures.successes,
+            errors: figures.errors,
+            latency_p99_us: figures.latency.quantile_bound_us(0.99),
+        })
+        .collect();
+    RolloutInfo { environment, key, rollout, cohorts, window_since_ms: since_ms }
 }

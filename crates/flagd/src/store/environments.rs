@@ -185,26 +185,3 @@ pub(super) fn mark_deleted(
     info.insert(environment, encode(&record)?.as_slice())?;
     Ok(())
 }
-
-/// The existing name nearest `wanted`, when it is near enough to be a typo.
-pub(crate) fn nearest<'a>(wanted: &str, known: &'a [String]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|name| (strsim::damerau_levenshtein(wanted, name), name))
-        .filter(|(distance, name)| *distance <= 2.max(name.len() / 4))
-        .min()
-        .map(|(_, name)| name.as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_typo_names_the_environment_meant() {
-        let known = ["production".to_owned(), "staging".to_owned()];
-        assert_eq!(nearest("prodution", &known), Some("production"));
-        assert_eq!(nearest("stagign", &known), Some("staging"));
-        assert_eq!(nearest("eu-west", &known), None);
-    }
-}

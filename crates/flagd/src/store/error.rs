@@ -547,13 +547,23 @@ impl HasStoreError for PastError {
 /// `"a", "b"`, for messages.
 /// `no environment "prodution"; did you mean "production"?`, or the names there are.
 fn unknown_environment(environment: &str, known: &[String]) -> String {
-    match super::environments::nearest(environment, known) {
+    match nearest(environment, known) {
         Some(nearest) => format!("no environment {environment:?}; did you mean {nearest:?}?"),
         None if known.is_empty() => {
             format!("no environment {environment:?}; there are none yet (`flagctl env create NAME`)")
         }
         None => format!("no environment {environment:?}; the environments are {}", quoted(known)),
     }
+}
+
+/// The existing name nearest `wanted`, when it is near enough to be a typo.
+fn nearest<'a>(wanted: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|name| (strsim::damerau_levenshtein(wanted, name), name))
+        .filter(|(distance, name)| *distance <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, name)| name.as_str())
 }
 
 fn quoted(keys: &[String]) -> String {
@@ -563,4 +573,17 @@ fn quoted(keys: &[String]) -> String {
 /// `bytes` as MiB with one decimal, for messages.
 fn mebibytes(bytes: usize) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_names_the_environment_meant() {
+        let known = ["production".to_owned(), "staging".to_owned()];
+        assert_eq!(nearest("prodution", &known), Some("production"));
+        assert_eq!(nearest("stagign", &known), Some("staging"));
+        assert_eq!(nearest("eu-west", &known), None);
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! # Model
 //!
-//! - Everything is keyed by (environment, key). An environment exists once written.
+//! - Everything is keyed by (environment, key). An environment exists once created (a new
+//!   file starts with `production`); a call naming another is refused (see `environments`).
 //! - Each write is one redb write transaction that updates the live row, appends a history
 //!   row (the content after the write, operation, actor, reason, time) and a change-log row,
 //!   and bumps the environment's **revision** by exactly 1 — committed durably before
@@ -66,14 +67,16 @@
 //! - `subject` — what differs between flags and segments, and replacing one in a set.
 //!   `cache` — the writer's flag sets.
 //! - `read` — reads, history and [`ChangesSince`]. `audit` — the audit log's query
-//!   ([`AuditQuery`]): filtered, newest first across environments, paged by position. `past` — an environment at an earlier
-//!   revision or time ([`Past`]). `error` — [`StoreError`], [`WriteError`], [`PastError`],
-//!   [`BookmarkError`].
+//!   ([`AuditQuery`]): filtered, newest first across environments, paged by position.
+//!   `past` — an environment at an earlier revision or time ([`Past`]).
+//! - `environments` — which exist, and their lifecycle rows; `create` — a new one, empty or
+//!   a copy; `summary` — what a list of them says.
+//! - `error` — [`StoreError`], [`WriteError`], [`PastError`], [`BookmarkError`].
 //!
 //! Imports point one way, so the modules read bottom-up: `error`, `tables`, `size`;
-//! `subject`, `records`; `cache`, `paths`, `patch`, `read`, `audit`; `webhook_cursors`,
-//! `plan_rows`, `check`; `past`, `staged`, `lanes`; `write`; `rollouts`, `apply`; `restore`, `promote`; `handle`,
-//! `backup`; `mod.rs`.
+//! `subject`, `records`; `environments`; `cache`, `paths`, `patch`, `read`, `audit`,
+//! `summary`; `webhook_cursors`, `plan_rows`, `check`; `past`, `staged`, `lanes`; `write`;
+//! `rollouts`, `apply`; `create`, `restore`, `promote`; `handle`, `backup`; `mod.rs`.
 
 mod apply;
 mod audit;
@@ -429,7 +432,8 @@ impl Store {
         &self.inner.id
     }
 
-    /// The environment's revision: the number of writes it has had; 0 for one never written.
+    /// The environment's revision: the number of writes it has had; refused when it does not
+    /// exist.
     pub(crate) fn revision(&self, environment: &str) -> Result<u64, StoreError> {
         self.inner.handle.run(|db| read::revision(db, environment))
     }

@@ -36,7 +36,6 @@ pub(crate) struct PlannedFlag {
 
 /// A change to a plan, asked by an operator or decided by the engine.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(not(test), allow(dead_code))] // Advance, Breach and Rehold are the engine's, next
 pub(crate) enum Transition {
     /// The step held healthy: write the next one. The last step is the plan's destination
     /// (at 100 % there is no control cohort left to judge against), so writing it finishes

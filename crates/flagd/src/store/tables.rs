@@ -30,7 +30,7 @@ use super::error::StoreError;
 
 /// The layout version this code reads and writes; bumped by any incompatible change to
 /// the tables or records, so an old binary refuses a newer file instead of misreading it.
-pub(super) const SCHEMA_VERSION: u64 = 1;
+pub(super) const SCHEMA_VERSION: u64 = flag_proto::STORE_FORMAT;
 /// The `meta` row holding the schema version.
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// A random number chosen when the file is created: revisions of two stores (a wiped and

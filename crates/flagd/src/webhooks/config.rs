@@ -1,32 +1,37 @@
 //! A webhook as the operator configures it: `--webhook SPEC`, parsed and checked at start.
 //!
-//! A spec is a bare URL (`http://hooks.internal:8080/flags`), or comma-separated fields:
+//! A spec is a bare URL (`https://hooks.internal/flags`), or comma-separated fields:
 //!
 //! ```text
-//! url=http://hooks.internal:8080/flags,environments=staging;production,secret-env=HOOK_SECRET,format=slack,id=ops-chat
+//! url=https://hooks.internal/flags,environments=staging;production,secret-env=HOOK_SECRET,ca-file=/etc/flagd/hooks-ca.pem,format=slack,id=ops-chat
 //! ```
 //!
-//! - `url` (required): `http://HOST[:PORT][/PATH]`. A comma in it is written `%2C`.
+//! - `url` (required): `http://` or `https://HOST[:PORT][/PATH]`. A comma in it is written
+//!   `%2C`. An https receiver's certificate must be valid for HOST and chain to the system's
+//!   CA certificates, or to `ca-file`'s (`trust`).
 //! - `environments`: `;`-separated names, or `*` (the default) for every environment.
 //! - `secret-env=VARIABLE` or `secret-file=PATH` (one trailing newline dropped): the HMAC key
 //!   of the `X-Flagd-Signature` header. Never the secret itself: a command line shows in
 //!   `ps` and shell history, so `secret=` is refused.
+//! - `ca-file=PATH`: PEM CA certificates the receiver's certificate must chain to, instead of
+//!   `--webhook-ca-file`'s or the system's; https only.
 //! - `format`: `json` or `slack`; `--webhook-format` when absent.
 //! - `id`: the webhook's identity in the store's outbox and in metrics; by default derived
 //!   from the URL and the environments, so changing either makes a new webhook that starts
-//!   from now, and changing the format or the secret does not.
+//!   from now, and changing the format, the secret or the CA file does not.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper::Uri;
-use sha2::{Digest, Sha256};
+use ring::digest;
 
+use super::trust::{WebhookCa, WebhookCaError};
 use crate::store::is_environment_name;
 
 /// The fields a spec may name, for errors.
-const FIELDS: &str = "url, environments, secret-env, secret-file, format, id";
+const FIELDS: &str = "url, environments, secret-env, secret-file, ca-file, format, id";
 
 /// The defaults: a receiver gets 5 s per attempt, and a failing one is retried at least
 /// once a minute.
@@ -58,6 +63,8 @@ pub struct Webhook {
     pub(crate) environments: Option<Vec<String>>,
     /// The HMAC-SHA256 key, when requests are signed.
     pub(crate) secret: Option<Vec<u8>>,
+    /// `None`: the server's `webhook_ca`, or the system's CA certificates. Only with https.
+    pub(crate) ca: Option<WebhookCa>,
     /// `None`: the server's `webhook_format`.
     pub(crate) format: Option<WebhookFormat>,
 }
@@ -68,7 +75,7 @@ pub struct Webhook {
 pub enum WebhookSpecError {
     /// A part that is not `NAME=VALUE`.
     #[error(
-        "`{part}` is not a field: expected NAME=VALUE fields ({FIELDS}) separated by commas, or a bare http:// URL"
+        "`{part}` is not a field: expected NAME=VALUE fields ({FIELDS}) separated by commas, or a bare http:// or https:// URL"
     )]
     NotAField {
         /// The part.
@@ -87,10 +94,10 @@ pub enum WebhookSpecError {
         field: String,
     },
     /// No `url=`.
-    #[error("url: missing; expected url=http://HOST[:PORT]/PATH")]
+    #[error("url: missing; expected url=http://HOST[:PORT]/PATH or url=https://…")]
     MissingUrl,
     /// A URL flagd cannot post to.
-    #[error("url: {problem} in {url:?}; expected http://HOST[:PORT]/PATH")]
+    #[error("url: {problem} in {url:?}; expected http://HOST[:PORT]/PATH or https://…")]
     Url {
         /// The URL given.
         url: String,
@@ -137,6 +144,12 @@ pub enum WebhookSpecError {
         /// Why not.
         problem: String,
     },
+    /// The file `ca-file` names is not usable.
+    #[error("ca-file: {0}")]
+    CaFile(#[source] WebhookCaError),
+    /// `ca-file` with an `http://` URL, where no certificate is checked.
+    #[error("ca-file: only an https:// receiver has a certificate to check; the url is http://")]
+    CaWithoutTls,
     /// A format that is not `json` or `slack`.
     #[error("format: {value:?} is not a format; expected json or slack")]
     Format {
@@ -162,6 +175,7 @@ impl Webhook {
                 "environments" => &mut fields.environments,
                 "secret-env" => &mut fields.secret_env,
                 "secret-file" => &mut fields.secret_file,
+                "ca-file" => &mut fields.ca_file,
                 "format" => &mut fields.format,
                 "id" => &mut fields.id,
                 "secret" => return Err(WebhookSpecError::SecretInline),
@@ -183,6 +197,11 @@ impl Webhook {
             (None, Some(path)) => Some(secret_from_file(path)?),
             (None, None) => None,
         };
+        let ca = match fields.ca_file {
+            Some(_) if url.scheme_str() != Some("https") => return Err(WebhookSpecError::CaWithoutTls),
+            Some(path) => Some(WebhookCa::from_file(path).map_err(WebhookSpecError::CaFile)?),
+            None => None,
+        };
         let format = match fields.format {
             None => None,
             Some("json") => Some(WebhookFormat::Json),
@@ -194,7 +213,7 @@ impl Webhook {
             Some(id) => return Err(WebhookSpecError::Id { id: id.to_owned() }),
             None => derived_id(&url, environments.as_deref()),
         };
-        Ok(Webhook { id, url, environments, secret, format })
+        Ok(Webhook { id, url, environments, secret, ca, format })
     }
 
     /// Its identity: the key of its outbox cursors and its metrics label.
@@ -207,11 +226,17 @@ impl Webhook {
         self.environments.as_ref().is_none_or(|names| names.iter().any(|name| name == environment))
     }
 
+    /// Whether it posts over TLS.
+    pub(crate) fn is_https(&self) -> bool {
+        self.url.scheme_str() == Some("https")
+    }
+
     /// Where it posts, for logs: scheme and authority only, since a hook's path is often
     /// its credential (chat services put the token there).
     pub(crate) fn target(&self) -> String {
+        let scheme = if self.is_https() { "https" } else { "http" };
         let authority = self.url.authority().map_or("", |authority| authority.as_str());
-        format!("http://{authority}/…")
+        format!("{scheme}://{authority}/…")
     }
 }
 
@@ -231,6 +256,7 @@ impl fmt::Debug for Webhook {
             .field("url", &self.target())
             .field("environments", &self.environments)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca.as_ref().map(WebhookCa::path))
             .field("format", &self.format)
             .finish()
     }
@@ -243,6 +269,7 @@ struct Fields<'a> {
     environments: Option<&'a str>,
     secret_env: Option<&'a str>,
     secret_file: Option<&'a str>,
+    ca_file: Option<&'a str>,
     format: Option<&'a str>,
     id: Option<&'a str>,
 }
@@ -250,14 +277,8 @@ struct Fields<'a> {
 fn url(text: &str) -> Result<Uri, WebhookSpecError> {
     let refuse = |problem| WebhookSpecError::Url { url: text.to_owned(), problem };
     let uri: Uri = text.parse().map_err(|_| refuse("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(refuse(
-                "https is not supported; post to an http receiver, or to a local proxy that forwards over TLS",
-            ));
-        }
-        _ => return Err(refuse("the scheme is not http://")),
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(refuse("the scheme is not http:// or https://"));
     }
     let Some(authority) = uri.authority() else { return Err(refuse("no host")) };
     if authority.as_str().contains('@') {
@@ -319,12 +340,11 @@ fn is_id(id: &str) -> bool {
 /// `wh-` and 12 hex digits of SHA-256 over the URL and the environments: the same on every
 /// start and every machine, unlike std's randomly keyed hashers.
 fn derived_id(url: &Uri, environments: Option<&[String]>) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = digest::Context::new(&digest::SHA256);
     hasher.update(url.to_string().as_bytes());
     hasher.update(b"\n");
     hasher.update(environments.map_or_else(|| "*".to_owned(), |names| names.join(";")).as_bytes());
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().take(6).map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = hasher.finish().as_ref().iter().take(6).map(|byte| format!("{byte:02x}")).collect();
     format!("wh-{hex}")
 }
 
@@ -400,8 +420,9 @@ mod tests {
             ("url=http://h/x,url=http://h/y", "field `url` is given twice"),
             ("environments=staging", "url: missing; expected url=http://"),
             ("nonsense", "`nonsense` is not a field: expected NAME=VALUE"),
-            ("url=ftp://h/x", "url: the scheme is not http://"),
-            ("https://h/x", "https is not supported"),
+            ("url=ftp://h/x", "url: the scheme is not http:// or https://"),
+            ("url=http://h/x,ca-file=/etc/ssl/ca.pem", "ca-file: only an https:// receiver"),
+            ("url=https://h/x,ca-file=/nonexistent/ca.pem", "ca-file: /nonexistent/ca.pem: No such file"),
             ("url=http://u:p@h/x", "credentials in a URL are not sent"),
             (
                 "url=http://h/x,environments=prod uction",
@@ -436,5 +457,33 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         let message = refused(&format!("url=http://h/x,secret-file={}", path.display()));
         assert!(message.contains("the file is empty"), "{message}");
+    }
+
+    #[test]
+    fn an_https_url_takes_a_ca_file_which_does_not_change_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        let bare = Webhook::parse("https://hooks.example/flags").unwrap();
+        assert!(bare.is_https() && bare.ca.is_none());
+        assert_eq!(bare.target(), "https://hooks.example/…");
+        let with_ca =
+            Webhook::parse(&format!("url=https://hooks.example/flags,ca-file={}", path.display())).unwrap();
+        assert_eq!(with_ca.ca.as_ref().map(WebhookCa::path), Some(path.as_path()));
+        assert_eq!(with_ca.id, bare.id);
+    }
+
+    /// The id is the key of a webhook's cursors in existing stores: the same URL and
+    /// environments must keep giving it, or an upgrade would start every webhook afresh.
+    #[test]
+    fn a_derived_id_is_what_earlier_versions_derived() {
+        assert_eq!(Webhook::parse("http://h:1/x").unwrap().id, "wh-a98b19f15cc6");
+        // The same rule for https: SHA-256 of the URL, a newline and the environments.
+        let slack =
+            Webhook::parse("url=https://hooks.slack.com/services/T0/B0/abc,environments=production").unwrap();
+        assert_eq!(slack.id, "wh-4a651d9a00a6");
     }
 }

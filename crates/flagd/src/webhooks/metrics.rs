@@ -9,7 +9,7 @@ pub(crate) fn describe() {
     );
     metrics::describe_counter!(
         "flagd_webhook_failures_total",
-        "Failed delivery attempts, by cause: connect, timeout, status (a non-2xx answer), transport (the connection broke)."
+        "Failed delivery attempts, by cause: connect, tls (the handshake failed: an untrusted certificate, or one for another name), timeout, status (a non-2xx answer), transport (the connection broke)."
     );
     metrics::describe_gauge!(
         "flagd_webhook_lag_revisions",
@@ -36,7 +36,7 @@ pub(crate) fn failed(webhook: &str, cause: &'static str) {
 /// a start.
 pub(crate) fn register(webhook: &str) {
     metrics::counter!("flagd_webhook_deliveries_total", "webhook" => webhook.to_owned()).increment(0);
-    for cause in ["connect", "timeout", "status", "transport"] {
+    for cause in ["connect", "tls", "timeout", "status", "transport"] {
         metrics::counter!("flagd_webhook_failures_total", "webhook" => webhook.to_owned(), "cause" => cause)
             .increment(0);
     }

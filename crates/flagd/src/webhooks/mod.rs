@@ -9,12 +9,15 @@
 //! `webhook_cursors`, which also says where a new webhook starts: from the start that first
 //! configures it, not from the beginning of history). One task per webhook (`deliver`) sends
 //! the changes after its cursors one at a time; a write only wakes it, so a receiver that is
-//! slow or down for days never slows writes. Failed attempts — refused connections,
-//! timeouts (`--webhook-timeout`, per attempt), non-2xx answers, 4xx included — are retried
-//! with backoff (`backoff`, capped by `--webhook-retry-max`) until they succeed: nothing is
-//! skipped, and a restart resumes from the cursors.
+//! slow or down for days never slows writes. Failed attempts — refused connections, failed
+//! TLS handshakes, timeouts (`--webhook-timeout`, per attempt), non-2xx answers, 4xx
+//! included — are retried with backoff (`backoff`, capped by `--webhook-retry-max`) until
+//! they succeed: nothing is skipped, and a restart resumes from the cursors.
 //!
 //! # Requests
+//!
+//! Over TLS for an `https://` URL (rustls; the receiver's certificate checked for the URL's
+//! host against `ca-file=`, `--webhook-ca-file` or the system's CA certificates: `trust`).
 //!
 //! `POST` with `Content-Type: application/json` and these headers:
 //!
@@ -45,25 +48,31 @@
 //!
 //! # Layout
 //!
-//! `config` (the `--webhook` spec) ← `payload`, `signature`, `backoff`, `client` (one
-//! attempt), `metrics` ← `deliver` ← this file (start and stop).
+//! `trust` (CA certificates, TLS settings) ← `config` (the `--webhook` spec) ← `payload`,
+//! `signature`, `backoff`, `connector` (TCP, TLS) ← `client` (one attempt), `metrics` ←
+//! `deliver` ← this file (start and stop).
 
 mod backoff;
 mod client;
 mod config;
+mod connector;
 mod deliver;
 mod metrics;
 mod payload;
 mod signature;
+mod trust;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::RootCertStore;
 
 pub(crate) use config::{DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, check_ids};
 pub use config::{Webhook, WebhookFormat, WebhookSpecError};
 pub(crate) use metrics::describe as describe_metrics;
+pub use trust::{WebhookCa, WebhookCaError};
 
 use crate::state::State;
 use crate::store::StoreError;
@@ -82,13 +91,22 @@ pub(crate) struct Deliveries {
 pub(crate) async fn start(state: &State, stop: watch::Receiver<bool>) -> Result<Deliveries, StoreError> {
     let config = &state.config;
     let mut tasks = Vec::new();
+    // Read once, and only if an https webhook has no CA file of its own or global.
+    let mut system_roots: Option<Arc<RootCertStore>> = None;
     for webhook in &config.webhooks {
         let cursors = register(state, webhook).await?;
+        let tls = webhook.is_https().then(|| {
+            let roots = match webhook.ca.as_ref().or(config.webhook_ca.as_ref()) {
+                Some(ca) => ca.roots(),
+                None => Arc::clone(system_roots.get_or_insert_with(trust::system_roots)),
+            };
+            trust::client_config(roots)
+        });
         let deliverer = Deliverer {
             webhook: webhook.clone(),
             format: webhook.format.unwrap_or(config.webhook_format),
             store: state.store.clone(),
-            poster: Poster::new(config.webhook_timeout),
+            poster: Poster::new(config.webhook_timeout, tls),
             retry_max: config.webhook_retry_max,
             cursors,
             commits: state.hub.commits(),

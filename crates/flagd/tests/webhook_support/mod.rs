@@ -1,5 +1,6 @@
-//! For the webhook tests: a real HTTP receiver on 127.0.0.1 (hyper's server) that answers
-//! as a test scripts it, and a real flagd process started with webhook options.
+//! For the webhook tests: a real HTTP or HTTPS receiver on 127.0.0.1 (hyper's server, with
+//! tokio-rustls for HTTPS) that answers as a test scripts it, and a real flagd process
+//! started with webhook options.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
@@ -13,16 +14,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flag_proto::v1::admin_client::AdminClient;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 use tonic::transport::Channel;
 
 /// How a receiver answers one request.
@@ -64,6 +64,7 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Answer>>,
     arrived: Notify,
+    refused_handshakes: Mutex<usize>,
 }
 
 /// A webhook receiver; stopping it (or dropping it) closes the listener and every connection.
@@ -71,6 +72,7 @@ pub struct Receiver {
     pub address: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
+    tls: bool,
 }
 
 impl Receiver {
@@ -83,15 +85,33 @@ impl Receiver {
         Receiver::start_sharing(address, Arc::default()).await
     }
 
+    /// An HTTPS receiver on 127.0.0.1 serving with `acceptor`'s certificate.
+    pub async fn start_tls(acceptor: TlsAcceptor) -> Receiver {
+        let address = "127.0.0.1:0".parse().unwrap();
+        Receiver::start_with(address, Arc::default(), Some(acceptor)).await
+    }
+
     async fn start_sharing(address: SocketAddr, shared: Arc<Shared>) -> Receiver {
+        Receiver::start_with(address, shared, None).await
+    }
+
+    async fn start_with(address: SocketAddr, shared: Arc<Shared>, tls: Option<TlsAcceptor>) -> Receiver {
         let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
-        let task = tokio::spawn(accept(listener, Arc::clone(&shared)));
-        Receiver { address, shared, task }
+        let secure = tls.is_some();
+        let task = tokio::spawn(accept(listener, Arc::clone(&shared), tls));
+        Receiver { address, shared, task, tls: secure }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hooks/flags", self.address)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/hooks/flags", self.address)
+    }
+
+    /// TLS handshakes that failed (a client that does not trust the certificate): they
+    /// never reach `received`.
+    pub fn refused_handshakes(&self) -> usize {
+        *self.shared.refused_handshakes.lock().unwrap()
     }
 
     /// The next requests are answered so, in order; after them, 200.
@@ -143,18 +163,31 @@ impl Drop for Receiver {
 }
 
 /// Accepts until aborted; the connections live in the `JoinSet`, so aborting this drops them.
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |request| answer(request, Arc::clone(&shared)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let service = {
+                        let shared = Arc::clone(&shared);
+                        service_fn(move |request| answer(request, Arc::clone(&shared)))
+                    };
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Err(_) => *shared.refused_handshakes.lock().unwrap() += 1,
+                        },
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -183,9 +216,8 @@ async fn answer(
 
 /// `sha256=<hex>` of `body` with `secret`, as a receiver recomputes it.
 pub fn expected_signature(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-    mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), body);
+    let hex: String = tag.as_ref().iter().map(|byte| format!("{byte:02x}")).collect();
     format!("sha256={hex}")
 }
 
@@ -295,7 +327,8 @@ pub fn flagd(data: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
         .env("FLAGD_LOG", "warn")
         .env_remove("FLAGD_ADMIN_TOKEN")
         .env_remove("FLAGD_SDK_TOKEN")
-        .env_remove("FLAGD_WEBHOOK_FORMAT");
+        .env_remove("FLAGD_WEBHOOK_FORMAT")
+        .env_remove("FLAGD_WEBHOOK_CA_FILE");
     for (name, value) in vars {
         command.env(name, value);
     }

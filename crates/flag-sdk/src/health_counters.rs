@@ -1,0 +1,126 @@
+// HOT PATH (`HealthCounters::record`): runs on every recorded outcome or latency. No
+// allocation, no lock, no write to memory another thread writes — except on the overflow
+// row, as for the evaluation counters.
+//! Outcomes and latencies per flag and variant, counted like evaluations (see `counters`):
+//! one row of figures per thread shard, each row written only by the thread owning it.
+//!
+//! Each slot of a row holds [`FIGURES`] counts: successes, errors and one per latency
+//! bucket of flag-core's fixed histogram. A reporter sums the rows and sends the growth.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flag_core::{CohortFigures, LATENCY_BUCKETS, LatencyHistogram, Outcome};
+
+use crate::counters::current_shard;
+
+/// Counts per slot: successes, errors, then the latency buckets.
+pub(crate) const FIGURES: usize = 2 + LATENCY_BUCKETS;
+const SUCCESSES: usize = 0;
+const ERRORS: usize = 1;
+const LATENCY: usize = 2;
+
+/// Counts per cache line.
+const PER_LINE: usize = 8;
+
+/// Per-snapshot outcome and latency counters; see the module docs.
+#[derive(Debug)]
+pub(crate) struct HealthCounters {
+    /// `(exclusive + 1) × stride` counts from `base`; atomics so the reporter can read while
+    /// owners write.
+    counts: Box<[AtomicU64]>,
+    /// Where row 0 starts: on a 64-byte boundary, so rows never share a cache line.
+    base: usize,
+    /// Counts per row: `slots × FIGURES`, rounded up to a whole cache line.
+    stride: usize,
+    /// Rows owned by one thread each; row `exclusive` is the shared overflow row.
+    exclusive: usize,
+}
+
+impl HealthCounters {
+    pub(crate) fn new(slots: usize, exclusive: usize) -> HealthCounters {
+        let stride = (slots * FIGURES).div_ceil(PER_LINE) * PER_LINE;
+        let counts: Box<[AtomicU64]> =
+            (0..(exclusive + 1) * stride + PER_LINE - 1).map(|_| AtomicU64::new(0)).collect();
+        let misalignment = counts.as_ptr().addr() % 64 / 8;
+        let base = (PER_LINE - misalignment) % PER_LINE;
+        HealthCounters { counts, base, stride, exclusive }
+    }
+
+    /// Counts an outcome and/or a latency (µs) for `slot`.
+    #[inline]
+    pub(crate) fn record(&self, slot: u32, outcome: Option<Outcome>, latency_us: Option<u64>) {
+        let shard = current_shard().min(self.exclusive);
+        let start = self.base + shard * self.stride + slot as usize * FIGURES;
+        let exclusive = shard < self.exclusive;
+        if let Some(outcome) = outcome {
+            let figure = match outcome {
+                Outcome::Success => SUCCESSES,
+                Outcome::Error => ERRORS,
+            };
+            self.bump(start + figure, exclusive);
+        }
+        if let Some(micros) = latency_us {
+            self.bump(start + LATENCY + LatencyHistogram::bucket_of(micros), exclusive);
+        }
+    }
+
+    #[inline]
+    fn bump(&self, index: usize, exclusive: bool) {
+        let Some(count) = self.counts.get(index) else { return };
+        if exclusive {
+            // This thread is the only writer of its row: no read-modify-write is needed.
+            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        } else {
+            // The overflow row, shared by threads beyond the exclusive rows (rare by design,
+            // see `counters`): an atomic add rather than a lost count.
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Each slot's figures summed over the rows (evaluations left at 0: those are the
+    /// evaluation counters').
+    pub(crate) fn totals(&self, slots: usize) -> Vec<CohortFigures> {
+        let mut totals = vec![CohortFigures::default(); slots];
+        for row in self.counts[self.base..].chunks_exact(self.stride) {
+            for (total, counts) in totals.iter_mut().zip(row.chunks_exact(FIGURES)) {
+                let read = |index: usize| counts[index].load(Ordering::Relaxed);
+                total.successes = total.successes.wrapping_add(read(SUCCESSES));
+                total.errors = total.errors.wrapping_add(read(ERRORS));
+                for (bucket, total) in total.latency.counts.iter_mut().enumerate() {
+                    *total = total.wrapping_add(read(LATENCY + bucket));
+                }
+            }
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_latencies_add_up_across_threads_and_the_overflow_row() {
+        let exclusive = 2;
+        let counters = HealthCounters::new(3, exclusive);
+        // More threads than exclusive rows: some may share the overflow row, wherever the
+        // process's shard numbering stands.
+        std::thread::scope(|scope| {
+            for _ in 0..exclusive + 3 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        counters.record(2, Some(Outcome::Success), Some(120));
+                        counters.record(2, Some(Outcome::Error), None);
+                        counters.record(1, None, Some(20_000_000));
+                    }
+                });
+            }
+        });
+        let totals = counters.totals(3);
+        let threads = (exclusive + 3) as u64;
+        assert_eq!((totals[2].successes, totals[2].errors), (threads * 1000, threads * 1000));
+        assert_eq!(totals[2].latency.counts[LatencyHistogram::bucket_of(120)], threads * 1000);
+        assert_eq!(totals[1].latency.counts[LATENCY_BUCKETS - 1], threads * 1000);
+        assert_eq!(totals[0], CohortFigures::default());
+    }
+}
