@@ -78,6 +78,14 @@ async fn a_plan_advances_on_healthy_reports_and_flagd_kills_it_when_the_new_path
 
     let advanced = serve_until(&server, &client, 0, "the plan advances", |info| info.rollout.step == 1).await;
     assert_eq!(advanced.rollout.state, RolloutState::Running);
+    // The status shows the cohorts of the window being judged, as the client reported them.
+    let judged = serve_until(&server, &client, 0, "the status shows both cohorts", |info| {
+        info.cohorts.iter().filter(|cohort| cohort.evaluations > 0 && cohort.successes > 0).count() == 2
+    })
+    .await;
+    assert!(judged.window_since_ms > 0, "{judged:?}");
+    let variants: Vec<&str> = judged.cohorts.iter().map(|cohort| cohort.variant.as_str()).collect();
+    assert_eq!(variants, ["off", "on"]);
     let at_half =
         (0..1_000).filter(|user| client.is_enabled("chat", &Context::new(&format!("user-{user}")))).count();
     assert!((400..600).contains(&at_half), "the client serves the second step: {at_half} of 1,000 on");
