@@ -84,9 +84,14 @@ pub(crate) fn decide(
     let none = CohortFigures::default();
     let of = |variant: &str| figures.get(variant).unwrap_or(&none);
     let control = Cohort { variant: OFF, figures: of(OFF) };
+    // The dark cohort runs the new path too: judged when the plan keeps one, or when the
+    // flag serves one anyway (a reach set before the plan), as the reports show.
+    let judged = |variant: &str| {
+        variant == flag_core::ON || plan.dark_percent.is_some() || figures.contains_key(variant)
+    };
     let new_paths: Vec<Cohort<'_>> = NEW_PATHS
-        .iter()
-        .filter(|variant| **variant == flag_core::ON || plan.dark_percent.is_some())
+        .into_iter()
+        .filter(|variant| judged(variant))
         .map(|variant| Cohort { variant, figures: of(variant) })
         .collect();
     let settings = settings(plan);
@@ -272,6 +277,14 @@ mod tests {
         let dark = RolloutPlan { dark_percent: Some(50.0), ..plan() };
         let no_dark = decide(&dark, &figures(cohort(4_000, 0, 900), cohort(16_000, 0, 900)), false, 10_000);
         assert!(matches!(no_dark, Decision::Extend { shortfall } if shortfall.variant == "dark"));
+        // A dark cohort the plan did not ask for, but the flag serves, is judged too.
+        let mut served = figures(cohort(4_000, 0, 900), cohort(16_000, 80, 900));
+        served.insert("dark".into(), cohort(4_000, 400, 900));
+        let tripped = decide(&plan(), &served, false, 10_000);
+        assert!(
+            matches!(&tripped, Decision::Breach { why, .. } if why.contains("error rate of dark")),
+            "{tripped:?}"
+        );
     }
 
     #[test]
