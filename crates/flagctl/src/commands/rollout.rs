@@ -428,3 +428,90 @@ fn micros(us: u64) -> String {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use flag_core::Rollout;
+
+    use super::*;
+
+    #[test]
+    fn status_prints_the_plan_the_guard_and_each_cohort() {
+        let info = RolloutInfo {
+            environment: "production".into(),
+            key: "chat".into(),
+            rollout: Rollout {
+                plan: RolloutPlan {
+                    steps: vec![1.0, 5.0, 25.0, 50.0, 100.0],
+                    hold_ms: 600_000,
+                    max_hold_ms: 1_800_000,
+                    dark_percent: None,
+                    min_samples: 1_000,
+                    max_error_ratio: 1.5,
+                    max_latency_p99_ratio: 2.0,
+                    max_error_rate: None,
+                    max_latency_p99_us: None,
+                    on_breach: OnBreach::Kill,
+                },
+                step: 1,
+                holding_since_ms: 1_764_653_467_000,
+                state: RolloutState::Running,
+                flag_version: 3,
+                started_by: "ana".into(),
+                started_ms: 1_764_652_867_000,
+            },
+            cohorts: vec![
+                CohortNow {
+                    variant: "on".into(),
+                    evaluations: 1_204,
+                    successes: 1_194,
+                    errors: 10,
+                    latency_p99_us: Some(7_500),
+                },
+                CohortNow {
+                    variant: "off".into(),
+                    evaluations: 22_877,
+                    successes: 22_877,
+                    errors: 0,
+                    latency_p99_us: None,
+                },
+            ],
+            window_since_ms: 1_764_653_467_000,
+        };
+        let text = status_text(&shown(info, None));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "chat (production): running, step 2/5 at 5 % — steps 1, 5, 25, 50, 100 %");
+        assert!(
+            lines[1].starts_with(
+                "  hold 10m (extended up to 30m while too few evaluations), holding since 2025-12-02T05:31:07Z; "
+            ),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("1,000 evaluations per cohort to judge; on breach: kill"), "{text}");
+        assert_eq!(lines[3], "  started by ana at 2025-12-02T05:21:07Z");
+        assert_eq!(lines[4], "  cohorts since 2025-12-02T05:31:07Z:");
+        assert_eq!(
+            lines[5],
+            "    on          1,204 evaluations    0.83 % errors (10 of 1,204)  p99 ≤ 7.5 ms"
+        );
+        assert_eq!(
+            lines[6],
+            "    off        22,877 evaluations    0.00 % errors (0 of 22,877)  no latencies"
+        );
+    }
+
+    #[test]
+    fn the_servers_names_for_a_plans_terms_become_the_options_typed() {
+        let renamed = |message: &str| named(Status::invalid_argument(message)).message().to_owned();
+        assert_eq!(
+            renamed("steps[1]: expected a percentage above 5"),
+            "--steps[1]: expected a percentage above 5"
+        );
+        assert_eq!(renamed("max_hold: expected at least the hold"), "--max-hold: expected at least the hold");
+        assert_eq!(
+            renamed("max_latency_p99_ratio: expected a ratio"),
+            "--max-latency-p99-ratio: expected a ratio"
+        );
+        assert_eq!(renamed("flag \"chat\" is killed"), "flag \"chat\" is killed");
+    }
+}
