@@ -162,7 +162,7 @@ fn each_bad_plan_is_refused_naming_its_argument_and_nothing_is_stored() {
     }
     let refused: [(&str, &str); 3] = [
         ("banner", "flag \"banner\": expected a variant `off` as the control cohort; the flag has blue, red"),
-        ("killed", "flag \"killed\" is killed: revive it before starting a rollout plan"),
+        ("killed", "flag \"killed\" is killed: revive it before a rollout plan runs on it"),
         ("planned", "flag \"planned\" already has a rollout plan (running, step 1/5): abort it first"),
     ];
     for (key, message) in refused {

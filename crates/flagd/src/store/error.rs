@@ -321,8 +321,8 @@ pub(crate) enum PlanRefusal {
         /// Its variants, listed.
         variants: String,
     },
-    /// The flag is killed.
-    #[error("flag {key:?} is killed: revive it before starting a rollout plan")]
+    /// The flag is killed (starting or resuming a plan).
+    #[error("flag {key:?} is killed: revive it before a rollout plan runs on it")]
     Killed {
         /// The flag.
         key: String,

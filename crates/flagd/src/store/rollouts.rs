@@ -154,6 +154,13 @@ pub(super) fn transition(
     {
         return Err(moved(key, &current).into());
     }
+    // A resumed plan writes its step again, which keeps a kill: a plan would then run on a
+    // flag nobody is served the new path of, and only ever find too few evaluations.
+    if change == Transition::Resume
+        && read::flag(db, environment, key)?.is_some_and(|record| !record.flag.enabled)
+    {
+        return Err(PlanRefusal::Killed { key: key.to_owned() }.into());
+    }
     let (next, write) = plan_move(&current, key, change, meta, Now::new().millis)?;
     match write {
         None => {

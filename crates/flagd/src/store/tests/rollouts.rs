@@ -224,6 +224,10 @@ fn pause_resume_and_abort_move_the_plan_and_refuse_what_its_state_does_not_allow
         "{twice}"
     );
 
+    store.write(ENV, WriteOp::Kill { key: "chat".into() }, &meta("incident")).unwrap();
+    let killed = move_plan(&store, "chat", Transition::Resume).unwrap_err();
+    assert!(killed.to_string().contains("flag \"chat\" is killed: revive it"), "{killed}");
+    store.write(ENV, WriteOp::Revive { key: "chat".into(), expected_version: None }, &meta("over")).unwrap();
     let current = store.rollout(ENV, "chat").unwrap();
     let (resumed, committed) =
         store.move_rollout(ENV, "chat", current.as_ref(), Transition::Resume, &meta("back")).unwrap();
