@@ -41,12 +41,12 @@ fn cursor(text: &str) -> Option<String> {
 
 /// Six changes to two flags by two people.
 fn six_changes(flagd: &Flagd) {
-    flagd.flagctl(&["--actor", "ana", "set", "chat", "--percent", "5", "--reason", "first cohort"]).ok();
-    flagd.flagctl(&["--actor", "ben", "set", "search", "--percent", "10"]).ok();
-    flagd.flagctl(&["--actor", "ana", "set", "chat", "--percent", "25"]).ok();
-    flagd.flagctl(&["--actor", "ben", "kill", "chat", "--wait", "0s", "--reason", "incident 4711"]).ok();
-    flagd.flagctl(&["--actor", "ana", "rollback", "chat", "--to", "1"]).ok();
-    flagd.flagctl(&["--actor", "ben", "delete", "search"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "5", "--reason", "first cohort", "--actor", "ana"]).ok();
+    flagd.flagctl(&["set", "search", "--percent", "10", "--actor", "ben"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "25", "--actor", "ana"]).ok();
+    flagd.flagctl(&["kill", "chat", "--wait", "0s", "--reason", "incident 4711", "--actor", "ben"]).ok();
+    flagd.flagctl(&["rollback", "chat", "--to", "1", "--actor", "ana"]).ok();
+    flagd.flagctl(&["delete", "search", "--actor", "ben"]).ok();
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub(crate) async fn run(
         SegmentCommand::List => list(server, out).await,
         SegmentCommand::Get { key } => get(server, out, &key).await,
         SegmentCommand::Put(args) => put(server, out, args, change).await,
-        SegmentCommand::Delete { key } => delete(server, out, &key, change).await,
+        SegmentCommand::Delete { key, change: _ } => delete(server, out, &key, change).await,
     }
 }
 
@@ -135,7 +135,7 @@ fn from_file(file: &FlagFile, live: &FlagSet) -> Result<Segment, Failure> {
 
 /// The segment as it is (or a new one) with what the options name changed.
 fn from_options(args: SegmentPutArgs, live: &FlagSet) -> Result<Segment, Failure> {
-    let SegmentPutArgs { key, file: _, include, exclude, description } = args;
+    let SegmentPutArgs { key, file: _, include, exclude, description, change: _ } = args;
     let key = key.unwrap_or_default();
     let mut segment =
         live.segments.iter().find(|segment| segment.key == key).cloned().unwrap_or_else(|| Segment {
