@@ -232,6 +232,9 @@ pub(crate) struct LogArgs {
     /// more are left, the cursor to continue with is printed.
     #[arg(long, default_value = "20", value_name = "N|all", value_parser = limit)]
     pub(crate) limit: Limit,
+    /// Every matching change: the same as `--limit all`.
+    #[arg(long, conflicts_with = "limit")]
+    pub(crate) all: bool,
     /// Continue where an earlier `log` stopped: the cursor it printed (with the same filters).
     #[arg(long, value_name = "CURSOR")]
     pub(crate) before: Option<String>,

@@ -102,6 +102,7 @@ fn all_environments_merge_newest_first_and_pages_continue_with_the_cursor() {
     flagd.flagctl(&["--env", "staging", "kill", "s0", "--wait", "0s"]).ok();
     let (all, more) = lines(&flagd, &["--all-environments", "--limit", "all"]);
     assert!(more.is_empty(), "nothing left to continue with: {more}");
+    assert_eq!(lines(&flagd, &["--all-environments", "--all"]).0, all, "--all is --limit all");
     let staging: Vec<(String, u64)> = (1..=5).rev().map(|r| ("staging".to_owned(), r)).collect();
     let production: Vec<(String, u64)> = (1..=4).rev().map(|r| ("production".to_owned(), r)).collect();
     // Newest first: the kill, then staging and production in turn, as they were written.
