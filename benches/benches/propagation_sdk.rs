@@ -82,7 +82,7 @@ fn run(count: usize) {
                 v1::KillRequest { environment: String::new(), key: KEY.into(), change: change(), wait_ms: 0 };
             admin.kill(kill).await.unwrap();
             let acknowledged = base.elapsed().as_nanos() as u64;
-            answers.wait_all(Duration::from_secs(30)).await;
+            answers.wait_all(Duration::from_secs(30)).await.expect("every client answers in time");
             latencies.extend(
                 answers.times().map(|answered| Duration::from_nanos(answered.saturating_sub(acknowledged))),
             );

@@ -16,6 +16,7 @@ pub struct FirstAnswers {
 }
 
 impl FirstAnswers {
+    /// Slots for `clients` clients, none answered.
     pub fn new(clients: usize) -> FirstAnswers {
         FirstAnswers {
             slots: (0..clients).map(|_| AtomicU64::new(0)).collect(),
@@ -41,8 +42,8 @@ impl FirstAnswers {
         self.answered.store(0, Ordering::Release);
     }
 
-    /// Waits until every client answered this round; panics after `timeout`.
-    pub async fn wait_all(&self, timeout: Duration) {
+    /// Waits until every client answered this round, at most `timeout`.
+    pub async fn wait_all(&self, timeout: Duration) -> Result<(), tokio::time::error::Elapsed> {
         let all_in = async {
             loop {
                 let notified = self.all_in.notified();
@@ -52,7 +53,7 @@ impl FirstAnswers {
                 notified.await;
             }
         };
-        tokio::time::timeout(timeout, all_in).await.expect("every client answers in time");
+        tokio::time::timeout(timeout, all_in).await
     }
 
     /// Each client's answer this round.

@@ -126,7 +126,7 @@ pub(crate) struct ChangeArgs {
     /// Why: recorded in history with the change.
     #[arg(long, env = "FLAGD_REASON", default_value = "")]
     pub(crate) reason: String,
-    /// Who: recorded in history beside the token's principal (\"ci-bot on behalf of ana\");
+    /// Who: recorded in history beside the token's principal ("ci-bot on behalf of ana");
     /// defaults to $FLAGD_ACTOR, then $USER.
     #[arg(long)]
     pub(crate) actor: Option<String>,
