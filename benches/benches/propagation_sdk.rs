@@ -9,37 +9,24 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flag_benches::{BenchServer, percentile_us};
+use flag_benches::{BenchServer, FirstAnswers, percentile_us};
 use flag_core::{Context, Flag};
 use flag_proto::v1;
 use flag_sdk::{Client, Evaluate};
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 const KEY: &str = "propagated";
 const KILLS: usize = 20;
 const PER_CONNECTION: usize = 200;
 
-/// When each client first answered `false` for the current kill, in ns since `base`.
-struct Answers {
-    base: Instant,
-    slots: Vec<AtomicU64>,
-    answered: AtomicUsize,
-    all_in: Notify,
-}
-
-async fn follow(client: Client, id: usize, answers: Arc<Answers>) {
+async fn follow(client: Client, id: usize, base: Instant, answers: Arc<FirstAnswers>) {
     let mut changes = client.flag_changes(KEY);
     let user = Context::new("user-1");
     while changes.changed().await.is_some() {
         if !client.is_enabled(KEY, &user) {
-            answers.slots[id].store(answers.base.elapsed().as_nanos() as u64, Ordering::Release);
-            if answers.answered.fetch_add(1, Ordering::AcqRel) + 1 == answers.slots.len() {
-                answers.all_in.notify_one();
-            }
+            answers.record(id, base.elapsed().as_nanos() as u64);
         }
     }
 }
@@ -77,14 +64,10 @@ fn run(count: usize) {
                 .unwrap();
             clients.push(client);
         }
-        let answers = Arc::new(Answers {
-            base: Instant::now(),
-            slots: (0..count).map(|_| AtomicU64::new(0)).collect(),
-            answered: AtomicUsize::new(0),
-            all_in: Notify::new(),
-        });
+        let answers = Arc::new(FirstAnswers::new(count));
+        let base = Instant::now();
         for (id, client) in clients.iter().enumerate() {
-            tokio::spawn(follow(client.clone(), id, Arc::clone(&answers)));
+            tokio::spawn(follow(client.clone(), id, base, Arc::clone(&answers)));
         }
 
         let mut latencies = Vec::with_capacity(count * KILLS);
@@ -94,25 +77,15 @@ fn run(count: usize) {
             while clients.iter().any(|client| client.revision() < revision) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            answers.answered.store(0, Ordering::Release);
+            answers.reset();
             let kill =
                 v1::KillRequest { environment: String::new(), key: KEY.into(), change: change(), wait_ms: 0 };
             admin.kill(kill).await.unwrap();
-            let acknowledged = answers.base.elapsed().as_nanos() as u64;
-            let all_in = async {
-                loop {
-                    let notified = answers.all_in.notified();
-                    if answers.answered.load(Ordering::Acquire) >= count {
-                        break;
-                    }
-                    notified.await;
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(30), all_in).await.expect("every client sees the kill");
-            for slot in &answers.slots {
-                let answered = slot.load(Ordering::Acquire);
-                latencies.push(Duration::from_nanos(answered.saturating_sub(acknowledged)));
-            }
+            let acknowledged = base.elapsed().as_nanos() as u64;
+            answers.wait_all(Duration::from_secs(30)).await.expect("every client answers in time");
+            latencies.extend(
+                answers.times().map(|answered| Duration::from_nanos(answered.saturating_sub(acknowledged))),
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         latencies.sort_unstable();

@@ -41,16 +41,16 @@ impl LatencyHistogram {
         self.counts[Self::bucket_of(micros)] += 1;
     }
 
-    /// Adds `other`'s counts to these.
+    /// Adds `other`'s counts to these (saturating: counts come from clients).
     pub fn add(&mut self, other: &LatencyHistogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
-            *mine += theirs;
+            *mine = mine.saturating_add(theirs);
         }
     }
 
     /// How many latencies are counted.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0, |total, count| total.saturating_add(*count))
     }
 
     /// The upper bound (µs) of the bucket holding the `quantile` (0 to 1) latency: `None`
@@ -62,9 +62,9 @@ impl LatencyHistogram {
         }
         // The rank of the quantile, 1-based: the smallest count reaching it.
         let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (bucket, count) in self.counts.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(*count);
             if seen >= rank {
                 return Some(LATENCY_BOUNDS_US.get(bucket).copied().unwrap_or(u64::MAX));
             }
@@ -90,15 +90,16 @@ pub struct CohortFigures {
 impl CohortFigures {
     /// Adds `other` to these (a delta, or another client's figures).
     pub fn add(&mut self, other: &CohortFigures) {
-        self.evaluations += other.evaluations;
-        self.successes += other.successes;
-        self.errors += other.errors;
+        // Saturating: the figures come from clients, and a bad one must not wrap a total.
+        self.evaluations = self.evaluations.saturating_add(other.evaluations);
+        self.successes = self.successes.saturating_add(other.successes);
+        self.errors = self.errors.saturating_add(other.errors);
         self.latency.add(&other.latency);
     }
 
     /// Outcomes reported: successes and errors.
     pub fn outcomes(&self) -> u64 {
-        self.successes + self.errors
+        self.successes.saturating_add(self.errors)
     }
 }
 

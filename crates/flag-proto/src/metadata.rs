@@ -15,5 +15,10 @@ pub const CURRENT_REVISION_KEY: &str = "x-current-revision";
 /// made, and the same request can be retried once flagd's `/readyz` is ready.
 pub const STORE_UNAVAILABLE_KEY: &str = "x-store-unavailable";
 
+/// On a `Sync.Watch` answer: this flagd takes health reports on the stream. A client sends
+/// none without it, so an older flagd, which would end the stream on an unknown request,
+/// keeps serving a newer client.
+pub const HEALTH_REPORTS_KEY: &str = "x-health-reports";
+
 /// The deadline a client gives a call (gRPC's own header, read by flagd's writer).
 pub const GRPC_TIMEOUT_KEY: &str = "grpc-timeout";

@@ -2,7 +2,8 @@
 
 /// The store format flagd of this release reads and writes. Both binaries print it with
 /// their version, so an operator can tell which releases share a data file; flagd refuses a
-/// store written in a newer format than this.
+/// store written in a newer format than this. It lives in the crate both binaries link
+/// (flagctl does not link flagd); flagd's store takes its schema version from here.
 pub const STORE_FORMAT: u64 = 1;
 
 /// `--version`'s text for a binary of this release: `0.1.0 (store format 1, protocol

@@ -124,10 +124,11 @@ impl EvalCounters {
         self.health.get()
     }
 
-    /// Makes the outcome counters ahead of the first recording: a snapshot that replaces one
-    /// whose outcomes were recorded gets them at install, so recording on it never allocates.
-    pub(crate) fn prepare_health(&self) {
-        self.health();
+    /// Makes the outcome counters ahead of the first recording, with the rows `previous`
+    /// (the replaced snapshot's) has: a snapshot that replaces one whose outcomes were
+    /// recorded gets them at install, so recording on it never allocates.
+    pub(crate) fn prepare_health(&self, previous: &HealthCounters) {
+        self.health().prepare_like(previous);
     }
 
     /// Counts one evaluation of `key` that answered `evaluation`.

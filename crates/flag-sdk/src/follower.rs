@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use flag_core::ChangeBatch;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::{
-    Bearer, EncodedChanges, EncodedSnapshot, MAX_MESSAGE_BYTES, Snapshot, Subscription, SyncFrame,
-    ack_request, error_chain, report_request, subscribe_request,
+    Bearer, EncodedChanges, EncodedSnapshot, HEALTH_REPORTS_KEY, MAX_MESSAGE_BYTES, Snapshot, Subscription,
+    SyncFrame, ack_request, error_chain, report_request, subscribe_request,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -148,20 +148,20 @@ impl Follower {
         });
         // The channel has room: this cannot wait.
         let _ = requests.try_send(subscribe);
-        // A report the last stream sent without an acknowledgement goes again, with its
-        // sequence: flagd counts it only if it had not already.
-        if let Some(report) = self.reporter.unacknowledged() {
-            let _ = requests.try_send(report_request(&report));
-        }
         // Bounded: a proxy that accepts the connection with no server behind it, or a wedged
         // flagd, would otherwise hold the follower here for good.
         let answer =
             tokio::time::timeout(settings.heartbeat_timeout, client.watch(ReceiverStream::new(outbound)));
-        let mut stream = match answer.await {
-            Ok(Ok(response)) => response.into_inner(),
+        let (reports_taken, mut stream) = match answer.await {
+            Ok(Ok(response)) => (response.metadata().contains_key(HEALTH_REPORTS_KEY), response.into_inner()),
             Ok(Err(status)) => return StreamEnd::Refused(status),
             Err(_) => return StreamEnd::NoAnswer(settings.heartbeat_timeout),
         };
+        // A report the last stream sent without an acknowledgement goes again, with its
+        // sequence: flagd counts it only if it had not already. The channel has room.
+        if let Some(report) = self.reporter.unacknowledged().filter(|_| reports_taken) {
+            let _ = requests.try_send(report_request(&report));
+        }
         info!(since, "following flagd");
         let mut silence = settings.heartbeat_timeout;
         let mut heard = tokio::time::Instant::now();
@@ -171,7 +171,7 @@ impl Follower {
         loop {
             let message = tokio::select! {
                 message = tokio::time::timeout_at(heard + silence, stream.message()) => message,
-                _ = report_ticks.tick() => {
+                _ = report_ticks.tick(), if reports_taken => {
                     if let Some(report) = self.reporter.next_report(&self.shared)
                         && requests.send(report_request(&report)).await.is_err()
                     {

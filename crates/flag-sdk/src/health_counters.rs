@@ -7,6 +7,7 @@
 //! Each slot of a row holds [`FIGURES`] counts: successes, errors and one per latency
 //! bucket of flag-core's fixed histogram. A reporter sums the rows and sends the growth.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flag_core::{CohortFigures, LATENCY_BUCKETS, LatencyHistogram, Outcome};
@@ -25,55 +26,69 @@ const PER_LINE: usize = 8;
 /// Per-snapshot outcome and latency counters; see the module docs.
 #[derive(Debug)]
 pub(crate) struct HealthCounters {
-    /// `(exclusive + 1) × stride` counts from `base`; atomics so the reporter can read while
-    /// owners write.
-    counts: Box<[AtomicU64]>,
-    /// Where row 0 starts: on a 64-byte boundary, so rows never share a cache line.
-    base: usize,
+    /// One row per thread shard (the last shared by the overflow threads), each made the
+    /// first time a thread of that shard records: a slot holds [`FIGURES`] counts, so rows
+    /// for every possible shard of a large environment would be hundreds of megabytes, while
+    /// only the threads that record need one. A `OnceLock`: made once, then read freely.
+    rows: Box<[OnceLock<Row>]>,
     /// Counts per row: `slots × FIGURES`, rounded up to a whole cache line.
     stride: usize,
     /// Rows owned by one thread each; row `exclusive` is the shared overflow row.
     exclusive: usize,
 }
 
+/// One shard's counts.
+#[derive(Debug)]
+struct Row {
+    /// `stride` counts from `base`; atomics so the reporter can read while the owner writes.
+    counts: Box<[AtomicU64]>,
+    /// Where the counts start: on a 64-byte boundary, so no other allocation shares their
+    /// cache lines.
+    base: usize,
+}
+
+impl Row {
+    #[cold]
+    fn new(stride: usize) -> Row {
+        let counts: Box<[AtomicU64]> = (0..stride + PER_LINE - 1).map(|_| AtomicU64::new(0)).collect();
+        let misalignment = counts.as_ptr().addr() % 64 / 8;
+        Row { counts, base: (PER_LINE - misalignment) % PER_LINE }
+    }
+}
+
 impl HealthCounters {
     pub(crate) fn new(slots: usize, exclusive: usize) -> HealthCounters {
         let stride = (slots * FIGURES).div_ceil(PER_LINE) * PER_LINE;
-        let counts: Box<[AtomicU64]> =
-            (0..(exclusive + 1) * stride + PER_LINE - 1).map(|_| AtomicU64::new(0)).collect();
-        let misalignment = counts.as_ptr().addr() % 64 / 8;
-        let base = (PER_LINE - misalignment) % PER_LINE;
-        HealthCounters { counts, base, stride, exclusive }
+        HealthCounters { rows: (0..=exclusive).map(|_| OnceLock::new()).collect(), stride, exclusive }
+    }
+
+    /// Makes the rows `previous` has, so the threads that recorded on the snapshot this one
+    /// replaces record on this one without allocating.
+    pub(crate) fn prepare_like(&self, previous: &HealthCounters) {
+        for (row, before) in self.rows.iter().zip(previous.rows.iter()) {
+            if before.get().is_some() {
+                row.get_or_init(|| Row::new(self.stride));
+            }
+        }
     }
 
     /// Counts an outcome and/or a latency (µs) for `slot`.
     #[inline]
     pub(crate) fn record(&self, slot: u32, outcome: Option<Outcome>, latency_us: Option<u64>) {
         let shard = current_shard().min(self.exclusive);
-        let start = self.base + shard * self.stride + slot as usize * FIGURES;
+        let Some(row) = self.rows.get(shard) else { return };
+        let row = row.get_or_init(|| Row::new(self.stride));
+        let start = row.base + slot as usize * FIGURES;
         let exclusive = shard < self.exclusive;
         if let Some(outcome) = outcome {
             let figure = match outcome {
                 Outcome::Success => SUCCESSES,
                 Outcome::Error => ERRORS,
             };
-            self.bump(start + figure, exclusive);
+            bump(row, start + figure, exclusive);
         }
         if let Some(micros) = latency_us {
-            self.bump(start + LATENCY + LatencyHistogram::bucket_of(micros), exclusive);
-        }
-    }
-
-    #[inline]
-    fn bump(&self, index: usize, exclusive: bool) {
-        let Some(count) = self.counts.get(index) else { return };
-        if exclusive {
-            // This thread is the only writer of its row: no read-modify-write is needed.
-            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        } else {
-            // The overflow row, shared by threads beyond the exclusive rows (rare by design,
-            // see `counters`): an atomic add rather than a lost count.
-            count.fetch_add(1, Ordering::Relaxed);
+            bump(row, start + LATENCY + LatencyHistogram::bucket_of(micros), exclusive);
         }
     }
 
@@ -81,8 +96,9 @@ impl HealthCounters {
     /// evaluation counters').
     pub(crate) fn totals(&self, slots: usize) -> Vec<CohortFigures> {
         let mut totals = vec![CohortFigures::default(); slots];
-        for row in self.counts[self.base..].chunks_exact(self.stride) {
-            for (total, counts) in totals.iter_mut().zip(row.chunks_exact(FIGURES)) {
+        for row in self.rows.iter().filter_map(OnceLock::get) {
+            let counts = &row.counts[row.base..row.base + self.stride];
+            for (total, counts) in totals.iter_mut().zip(counts.chunks_exact(FIGURES)) {
                 let read = |index: usize| counts[index].load(Ordering::Relaxed);
                 total.successes = total.successes.wrapping_add(read(SUCCESSES));
                 total.errors = total.errors.wrapping_add(read(ERRORS));
@@ -92,6 +108,19 @@ impl HealthCounters {
             }
         }
         totals
+    }
+}
+
+#[inline]
+fn bump(row: &Row, index: usize, exclusive: bool) {
+    let Some(count) = row.counts.get(index) else { return };
+    if exclusive {
+        // This thread is the only writer of its row: no read-modify-write is needed.
+        count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    } else {
+        // The overflow row, shared by threads beyond the exclusive rows (rare by design,
+        // see `counters`): an atomic add rather than a lost count.
+        count.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -20,8 +20,7 @@ use flag_core::{CohortFigures, CohortReport, HealthReport};
 
 use crate::shared::{Live, Shared};
 
-/// Reports one client's figures; shared by the follower and
-/// [`Client::report_now`](crate::Client) in tests.
+/// Reports one client's figures; its follower sends what it answers.
 #[derive(Debug)]
 pub(crate) struct Reporter {
     /// Names this client process to flagd: sequence numbers count per instance.

@@ -96,10 +96,10 @@ impl Shared {
         let previous = self.live.load_full();
         let snapshot = model.compile(&previous.snapshot)?;
         let live = Arc::new(Live::new(Arc::new(model), snapshot, revision));
-        if previous.counters.health_if_used().is_some() {
+        if let Some(health) = previous.counters.health_if_used() {
             // The application records outcomes: the first recording on the new state must
             // not allocate its counters on the application's path.
-            live.counters.prepare_health();
+            live.counters.prepare_health(health);
         }
         let replaced = self.live.swap(Arc::clone(&live));
         let mut retired = self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

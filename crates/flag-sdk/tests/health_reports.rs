@@ -67,6 +67,7 @@ fn serve_traffic(client: &Client, users: std::ops::Range<u32>) -> (u64, u64, u64
 async fn recorded_outcomes_reach_flagd_per_variant_and_survive_a_flagd_outage() {
     let mut server = TestServer::start().await.unwrap();
     server.put_flag(&Flag::rollout("chat", 50.0).unwrap()).await.unwrap();
+    server.put_flag(&Flag::rollout("other", 0.0).unwrap()).await.unwrap();
     let client = server.client_builder().report_interval(Duration::from_millis(50)).connect().await.unwrap();
 
     let (on, off, on_errors) = serve_traffic(&client, 0..400);
@@ -92,8 +93,11 @@ async fn recorded_outcomes_reach_flagd_per_variant_and_survive_a_flagd_outage() 
     assert!(text.contains(&format!("{} {off}", bucket("0.005"))), "{text}");
     assert!(text.contains(&format!("{} 0", bucket("0.002"))), "{text}");
 
-    // Time for the last report's acknowledgement to arrive, so it is not sent again.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One more report, on another flag: it is sent only once the one before was
+    // acknowledged, so no report of `chat`'s is still in flight when flagd stops.
+    assert!(!client.is_enabled("other", &Context::new("user-1")));
+    let other = "flagd_health_evaluations_total{environment=\"production\",flag=\"other\",variant=\"off\"}";
+    wait_for_metrics(&server, &[(other.to_owned(), 1)]).await;
     // Recorded while flagd is down: kept by the client and reported once it is back (a
     // restarted flagd starts its figures afresh, so only these are there).
     server.stop().await.unwrap();

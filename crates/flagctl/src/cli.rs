@@ -48,13 +48,6 @@ pub(crate) struct Global {
     /// The environment.
     #[arg(long = "env", global = true, env = "FLAGD_ENV", default_value = flag_proto::DEFAULT_ENVIRONMENT)]
     pub(crate) environment: String,
-    /// Why: recorded in history with every change.
-    #[arg(long, global = true, env = "FLAGD_REASON", default_value = "")]
-    pub(crate) reason: String,
-    /// Who: recorded in history; defaults to $FLAGD_ACTOR, then $USER. (`log --actor` is a
-    /// filter instead, and FLAGD_ACTOR is not read as one: `commands::change` reads it.)
-    #[arg(long, global = true)]
-    pub(crate) actor: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -70,7 +63,7 @@ pub(crate) enum Command {
     /// Turn a flag off for everyone now, and report which SDKs applied it.
     Kill(KillArgs),
     /// Switch a killed flag back on, serving what it served before the kill.
-    Revive(KeyArgs),
+    Revive(KeyWriteArgs),
     /// Show a flag: state, rollout, rules, variants, version, last change.
     Get(KeyArgs),
     /// List the environment's flags.
@@ -119,7 +112,7 @@ pub(crate) enum Command {
     /// Print changes as they commit, until interrupted.
     Watch,
     /// Delete a flag (its history is kept).
-    Delete(KeyArgs),
+    Delete(KeyWriteArgs),
     /// Tokens for flagd's tokens file: `token hash` prints the line for a secret read from
     /// standard input, `token hash --generate` makes a new secret and prints it with its line.
     Token(TokenArgs),
@@ -212,6 +205,27 @@ pub(crate) struct KeyArgs {
     pub(crate) key: String,
 }
 
+/// Who and why, on the commands that write: recorded in history with the change.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ChangeArgs {
+    /// Why: recorded in history with the change.
+    #[arg(long, env = "FLAGD_REASON", default_value = "")]
+    pub(crate) reason: String,
+    /// Who: recorded in history beside the token's principal ("ci-bot on behalf of ana");
+    /// defaults to $FLAGD_ACTOR, then $USER.
+    #[arg(long)]
+    pub(crate) actor: Option<String>,
+}
+
+/// A write that needs only the flag key.
+#[derive(Debug, Args)]
+pub(crate) struct KeyWriteArgs {
+    /// The flag key.
+    pub(crate) key: String,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
+}
+
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("serve").required(true).args(["percent", "on", "off", "variant"]))]
 pub(crate) struct SetArgs {
@@ -235,6 +249,8 @@ pub(crate) struct SetArgs {
     /// Refuse unless the flag is at this version (0: it must not exist).
     #[arg(long)]
     pub(crate) expect_version: Option<u64>,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +260,8 @@ pub(crate) struct KillArgs {
     /// How long to wait for the connected SDKs to acknowledge (0s: do not wait).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub(crate) wait: Duration,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +317,9 @@ pub(crate) struct LogArgs {
     /// more are left, the cursor to continue with is printed.
     #[arg(long, default_value = "20", value_name = "N|all", value_parser = limit)]
     pub(crate) limit: Limit,
+    /// Every matching change: the same as `--limit all`.
+    #[arg(long, conflicts_with = "limit")]
+    pub(crate) all: bool,
     /// Continue where an earlier `log` stopped: the cursor it printed (with the same filters).
     #[arg(long, value_name = "CURSOR")]
     pub(crate) before: Option<String>,
@@ -345,6 +366,8 @@ pub(crate) struct RollbackArgs {
     /// Restore the version's on/off state too, even when that revives a killed flag.
     #[arg(long)]
     pub(crate) allow_revive: bool,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +397,8 @@ pub(crate) struct ApplyArgs {
     /// Refuse unless the environment is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -402,6 +427,8 @@ pub(crate) struct PromoteArgs {
     /// Refuse unless the target is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 fn part(name: &str) -> Result<flag_proto::Part, String> {
@@ -415,6 +442,8 @@ pub(crate) struct BookmarkArgs {
     /// `ENV NAME` to make one; `list [ENV]` to list them (ENV defaults to --env).
     #[arg(num_args = 1..=2, required = true, value_name = "ENV NAME | list [ENV]")]
     pub(crate) words: Vec<String>,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,6 +463,8 @@ pub(crate) enum SegmentCommand {
     Delete {
         /// The segment key.
         key: String,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
 }
 
@@ -455,6 +486,8 @@ pub(crate) struct SegmentPutArgs {
     /// What the group is, for people.
     #[arg(long, conflicts_with = "file")]
     pub(crate) description: Option<String>,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +505,8 @@ pub(crate) enum EnvCommand {
         /// Copy this environment's flags and segments, at its current revision.
         #[arg(long)]
         from: Option<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
     /// One environment: flags, segments, revision, last change, origin, connected SDKs.
     Describe {
@@ -486,6 +521,8 @@ pub(crate) enum EnvCommand {
         /// flags they have).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
 }
 
@@ -526,6 +563,8 @@ pub(crate) struct RestoreArgs {
     /// Also switch back on the flags killed since that point.
     #[arg(long)]
     pub(crate) allow_revive: bool,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -563,4 +602,26 @@ pub(crate) enum TokenCommand {
 pub(crate) struct CompletionsArgs {
     /// The shell.
     pub(crate) shell: Shell,
+}
+
+impl Command {
+    /// Who and why, for a command that writes; `None` for one that only reads.
+    pub(crate) fn change(&self) -> Option<&ChangeArgs> {
+        match self {
+            Command::Set(SetArgs { change, .. })
+            | Command::Kill(KillArgs { change, .. })
+            | Command::Revive(KeyWriteArgs { change, .. })
+            | Command::Delete(KeyWriteArgs { change, .. })
+            | Command::Rollback(RollbackArgs { change, .. })
+            | Command::Apply(ApplyArgs { change, .. })
+            | Command::Promote(PromoteArgs { change, .. })
+            | Command::Bookmark(BookmarkArgs { change, .. })
+            | Command::Restore(RestoreArgs { change, .. })
+            | Command::Env(EnvCommand::Create { change, .. } | EnvCommand::Delete { change, .. })
+            | Command::Segment(
+                SegmentCommand::Put(SegmentPutArgs { change, .. }) | SegmentCommand::Delete { change, .. },
+            ) => Some(change),
+            _ => None,
+        }
+    }
 }

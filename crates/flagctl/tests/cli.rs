@@ -243,3 +243,23 @@ fn version_names_the_release_the_store_format_and_the_protocol() {
     let expected = format!("flagctl {} (store format 1, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(out, expected);
 }
+
+#[test]
+fn who_and_why_are_options_of_the_commands_that_write_only() {
+    let flagd = Flagd::start();
+    flagd.flagctl(&["set", "chat", "--on", "--reason", "launch", "--actor", "bo"]).ok();
+    let history = flagd.flagctl(&["history", "chat"]).ok();
+    assert!(
+        history.contains("by ana on behalf of bo: \"launch\"") || history.contains("by bo: \"launch\""),
+        "{history}"
+    );
+    for read in
+        [&["get", "chat"][..], &["list"], &["history", "chat"], &["eval", "chat", "--user", "u"], &["export"]]
+    {
+        let args: Vec<&str> = read.iter().copied().chain(["--reason", "nothing to record"]).collect();
+        let err = flagd.flagctl(&args).fails_with(2);
+        assert!(err.contains("unexpected argument '--reason'"), "{read:?}: {err}");
+    }
+    // `log --actor` is the filter of that name, not an author.
+    flagd.flagctl(&["log", "--actor", "bo"]).ok();
+}

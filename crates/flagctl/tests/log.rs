@@ -41,12 +41,12 @@ fn cursor(text: &str) -> Option<String> {
 
 /// Six changes to two flags by two people.
 fn six_changes(flagd: &Flagd) {
-    flagd.flagctl(&["--actor", "ana", "set", "chat", "--percent", "5", "--reason", "first cohort"]).ok();
-    flagd.flagctl(&["--actor", "ben", "set", "search", "--percent", "10"]).ok();
-    flagd.flagctl(&["--actor", "ana", "set", "chat", "--percent", "25"]).ok();
-    flagd.flagctl(&["--actor", "ben", "kill", "chat", "--wait", "0s", "--reason", "incident 4711"]).ok();
-    flagd.flagctl(&["--actor", "ana", "rollback", "chat", "--to", "1"]).ok();
-    flagd.flagctl(&["--actor", "ben", "delete", "search"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "5", "--reason", "first cohort", "--actor", "ana"]).ok();
+    flagd.flagctl(&["set", "search", "--percent", "10", "--actor", "ben"]).ok();
+    flagd.flagctl(&["set", "chat", "--percent", "25", "--actor", "ana"]).ok();
+    flagd.flagctl(&["kill", "chat", "--wait", "0s", "--reason", "incident 4711", "--actor", "ben"]).ok();
+    flagd.flagctl(&["rollback", "chat", "--to", "1", "--actor", "ana"]).ok();
+    flagd.flagctl(&["delete", "search", "--actor", "ben"]).ok();
 }
 
 #[test]
@@ -102,6 +102,7 @@ fn all_environments_merge_newest_first_and_pages_continue_with_the_cursor() {
     flagd.flagctl(&["--env", "staging", "kill", "s0", "--wait", "0s"]).ok();
     let (all, more) = lines(&flagd, &["--all-environments", "--limit", "all"]);
     assert!(more.is_empty(), "nothing left to continue with: {more}");
+    assert_eq!(lines(&flagd, &["--all-environments", "--all"]).0, all, "--all is --limit all");
     let staging: Vec<(String, u64)> = (1..=5).rev().map(|r| ("staging".to_owned(), r)).collect();
     let production: Vec<(String, u64)> = (1..=4).rev().map(|r| ("production".to_owned(), r)).collect();
     // Newest first: the kill, then staging and production in turn, as they were written.

@@ -39,7 +39,8 @@ fn a_reviewed_promote_makes_production_match_staging_and_keeps_its_kills() {
     let stale = promote_all_but_search(&flagd, &[], &["--expect-revision", "2"]).fails_with(5);
     assert!(stale.contains("not the expected 2"), "{stale}");
 
-    let done = promote_all_but_search(&flagd, &["--reason", "release 42"], &["--expect-revision", "3"]).ok();
+    let done =
+        promote_all_but_search(&flagd, &[], &["--expect-revision", "3", "--reason", "release 42"]).ok();
     assert!(done.contains("promoted 2 changes from staging@r5 to production (revision 5)"), "{done}");
     let history = flagd.flagctl(&["history", "chat"]).ok();
     assert!(history.contains("promote from staging@r5: release 42"), "{history}");

@@ -40,10 +40,10 @@ fn a_bad_deploy_is_undone_by_restoring_the_revision_before_it() {
 
     let done = flagd
         .flagctl(&[
-            "--reason",
-            "undo deploy 4711",
             "restore",
             "production",
+            "--reason",
+            "undo deploy 4711",
             "--to-revision",
             &good.to_string(),
         ])
@@ -87,7 +87,7 @@ fn a_bookmark_names_the_point_for_diff_and_restore() {
     let flagd = Flagd::start();
     flagd.flagctl(&["set", "chat", "--percent", "5"]).ok();
     let made =
-        flagd.flagctl(&["--reason", "before deploy 4711", "bookmark", "production", "pre-deploy-4711"]).ok();
+        flagd.flagctl(&["bookmark", "production", "pre-deploy-4711", "--reason", "before deploy 4711"]).ok();
     assert!(made.contains("bookmarked production at revision 1 as \"pre-deploy-4711\""), "{made}");
     let before = export(&flagd);
     flagd.flagctl(&["set", "chat", "--percent", "60"]).ok();

@@ -71,8 +71,8 @@ fn a_writer_for_staging_writes_staging_in_its_own_name_and_is_refused_production
     let dir = tempfile::tempdir().unwrap();
     let flagd = flagd(dir.path());
     let bot = |args: &[&str]| with(&flagd, BOT, args);
-    bot(&["--env", "staging", "--actor", "ci-bot", "set", "chat", "--percent", "5"]).ok();
-    bot(&["--env", "staging", "--actor", "ana", "--reason", "ramp", "set", "chat", "--percent", "10"]).ok();
+    bot(&["--env", "staging", "set", "chat", "--percent", "5", "--actor", "ci-bot"]).ok();
+    bot(&["--env", "staging", "set", "chat", "--percent", "10", "--actor", "ana", "--reason", "ramp"]).ok();
 
     let history = bot(&["--env", "staging", "history", "chat"]).ok();
     assert!(history.contains(r#"set-rollout by ci-bot on behalf of ana: "ramp""#), "{history}");
@@ -170,7 +170,7 @@ fn an_sdk_token_makes_no_admin_call_and_the_admin_token_is_a_principal_named_adm
     flagd.flagctl(&["list"]).fails_with(7);
 
     with(&flagd, ADMIN, &["set", "chat", "--percent", "5"]).ok();
-    with(&flagd, ADMIN, &["--actor", "admin", "kill", "chat", "--wait", "0s"]).ok();
+    with(&flagd, ADMIN, &["kill", "chat", "--wait", "0s", "--actor", "admin"]).ok();
     let history = with(&flagd, ADMIN, &["history", "chat"]).ok();
     assert!(history.contains("create by admin on behalf of ana\n"), "$USER is the client's actor: {history}");
     assert!(history.contains("kill by admin\n"), "{history}");

@@ -96,7 +96,6 @@ impl AdminService {
     }
 }
 
-/// The `operation` label of `flagd_writes_total`.
 /// Every `operation` label of `flagd_writes_total`: the single-flag writes of
 /// [`operation_name`] and the whole-environment ones.
 pub(crate) const WRITE_OPERATIONS: [&str; 14] = [
@@ -116,6 +115,7 @@ pub(crate) const WRITE_OPERATIONS: [&str; 14] = [
     "delete_environment",
 ];
 
+/// The `operation` label of `flagd_writes_total`.
 fn operation_name(op: &WriteOp) -> &'static str {
     match op {
         WriteOp::PutFlag { .. } => "put_flag",

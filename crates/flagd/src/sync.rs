@@ -6,8 +6,8 @@ use std::time::Duration;
 use flag_core::HealthReport;
 use flag_proto::v1;
 use flag_proto::{
-    ClientMessage, Subscription, WatchFrame, changes_frame, environment_or_default, heartbeat_frame,
-    report_ack_frame, snapshot_frame,
+    ClientMessage, HEALTH_REPORTS_KEY, Subscription, WatchFrame, changes_frame, environment_or_default,
+    heartbeat_frame, report_ack_frame, snapshot_frame,
 };
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
@@ -49,7 +49,9 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
         // Set by the interceptor; none (it did not run) is refused when the stream opens.
         let caller = Caller::of(&request).cloned();
         tokio::spawn(open_stream(Arc::clone(&self.state), sink, request.into_inner(), caller));
-        Ok(Response::new(stream))
+        let mut response = Response::new(stream);
+        response.metadata_mut().insert(HEALTH_REPORTS_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        Ok(response)
     }
 }
 
@@ -200,12 +202,9 @@ impl StreamTask {
                             registration.ack(revision.min(self.sent));
                         }
                     }
-                    Ok(Some(Ok(ClientMessage::Report(report)))) => {
-                        if let Err(end) = self.count_report(sink, report).await {
-                            return end;
-                        }
-                    }
-                    Ok(Some(_)) => return End::With(RequestError::NotAck.into()),
+                    Ok(Some(Ok(ClientMessage::Report(report)))) => self.count_report(sink, report),
+                    Ok(Some(Err(invalid))) => return End::With(Status::invalid_argument(invalid.to_string())),
+                    Ok(Some(Ok(_))) => return End::With(RequestError::NotAck.into()),
                     Ok(None) => inbound_open = false,
                     Err(_) => return End::Quietly,
                 },
@@ -225,25 +224,26 @@ impl StreamTask {
     }
 
     /// Counts a health report and acknowledges its sequence, so the client sends the next
-    /// one (a report is acknowledged even when it was already counted: a resend).
-    async fn count_report(&mut self, sink: &WatchSink, report: HealthReport) -> Result<(), End> {
-        let sequence = report.sequence;
-        let applied = count_report(&self.state, &self.environment, self.sent, report).await;
-        let applied = applied.map_err(|error| End::With(error.into()))?;
-        debug!(sequence, ?applied, "health report");
-        let timeout = self.state.config.slow_client_timeout;
-        match sink.frames.send_timeout(report_ack_frame(sequence), timeout).await {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
-            Err(SendTimeoutError::Timeout(_)) => Err(End::With(
-                RequestError::SlowClient {
-                    waited: timeout,
-                    queued: self.state.config.stream_buffer,
-                    sent: self.sent,
+    /// one (a report is acknowledged even when it was already counted: a resend). On a task
+    /// of its own: reading the environment's flags for a new revision must not hold this
+    /// stream's next change (a kill) back. A client has one report in flight at a time, so
+    /// its reports are still counted in order.
+    fn count_report(&self, sink: &WatchSink, report: HealthReport) {
+        let (state, environment, sent) = (Arc::clone(&self.state), self.environment.clone(), self.sent);
+        let frames = sink.frames.clone();
+        tokio::spawn(async move {
+            let sequence = report.sequence;
+            match count_report(&state, &environment, sent, report).await {
+                Ok(applied) => {
+                    debug!(%environment, sequence, ?applied, "health report");
+                    // A client too slow to take it is dropped by its stream anyway.
+                    let timeout = state.config.slow_client_timeout;
+                    let _ = frames.send_timeout(report_ack_frame(sequence), timeout).await;
                 }
-                .into(),
-            )),
-        }
+                // Unacknowledged, the report is sent again on the client's next stream.
+                Err(error) => warn!(%environment, sequence, %error, "health report not counted"),
+            }
+        });
     }
 
     /// Brings the client from `self.sent` to the store's current revision: the changes since,

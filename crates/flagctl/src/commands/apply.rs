@@ -27,7 +27,7 @@ pub(crate) async fn apply(
     args: ApplyArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let ApplyArgs { file, dry_run, prune, expect_revision } = args;
+    let ApplyArgs { file, dry_run, prune, expect_revision, change: _ } = args;
     let file = FlagFile::load(&file)?;
     let (revision, live) = reads::environment(server).await?;
     if let Some(expected) = expect_revision.filter(|expected| *expected != revision) {

@@ -40,9 +40,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     match command {
         EnvCommand::List { deleted } => list(server, out, deleted).await,
-        EnvCommand::Create { name, from } => create(server, out, &name, from.as_deref(), change).await,
+        EnvCommand::Create { name, from, change: _ } => {
+            create(server, out, &name, from.as_deref(), change).await
+        }
         EnvCommand::Describe { name } => describe(server, out, &name).await,
-        EnvCommand::Delete { name, force } => delete(server, out, &name, force, change).await,
+        EnvCommand::Delete { name, force, change: _ } => delete(server, out, &name, force, change).await,
     }
 }
 

@@ -59,7 +59,7 @@ pub(crate) async fn kill(
     args: KillArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let KillArgs { key, wait } = args;
+    let KillArgs { key, wait, change: _ } = args;
     let request = server.requests().kill(&key, wait, change);
     let response = server
         .admin

@@ -20,7 +20,8 @@ use crate::render::{Entry, time, time_millis};
 use crate::times;
 
 pub(crate) async fn log(server: &Server, out: &Output, args: LogArgs) -> anyhow::Result<()> {
-    let LogArgs { flags, actor, since, until, actions, all_environments, limit, before, format } = args;
+    let LogArgs { flags, actor, since, until, actions, all_environments, limit, all, before, format } = args;
+    let limit = if all { Limit::All } else { limit };
     let since_ms = since.as_deref().map(|text| time_argument("--since", text)).transpose()?;
     let until_ms = until.as_deref().map(|text| time_argument("--until", text)).transpose()?;
     if let (Some(since_ms), Some(until_ms)) = (since_ms, until_ms)

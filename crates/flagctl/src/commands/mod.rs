@@ -22,7 +22,7 @@ mod write;
 use clap::CommandFactory;
 use flag_proto::Authorship;
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{ChangeArgs, Cli, Command};
 use crate::connect::Server;
 use crate::output::Output;
 
@@ -38,7 +38,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         return token::token(&out, args);
     }
     let server = Server::connect(&global).await?;
-    let change = change(&global);
+    let change = change(command.change());
     match command {
         Command::Set(args) => write::set(&server, &out, args, change).await,
         Command::Kill(args) => kill::kill(&server, &out, args, change).await,
@@ -64,12 +64,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Who and why, for every write. FLAGD_ACTOR is read here rather than by clap, so that it
-/// never becomes `log --actor`, the filter that shares the option's name.
-fn change(global: &Global) -> Authorship {
-    let actor = global
-        .actor
-        .clone()
+/// Who and why, for a write (a read passes none and sends none). FLAGD_ACTOR is read here
+/// rather than by clap, so that it never becomes `log --actor`, the filter that shares the
+/// option's name.
+fn change(given: Option<&ChangeArgs>) -> Authorship {
+    let actor = given
+        .and_then(|given| given.actor.clone())
         .filter(|actor| !actor.is_empty())
         .or_else(|| std::env::var("FLAGD_ACTOR").ok())
         .filter(|actor| !actor.is_empty())
@@ -77,5 +77,5 @@ fn change(global: &Global) -> Authorship {
         .or_else(|| std::env::var("USERNAME").ok())
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "flagctl".into());
-    Authorship { actor, reason: global.reason.clone() }
+    Authorship { actor, reason: given.map(|given| given.reason.clone()).unwrap_or_default() }
 }

@@ -32,7 +32,7 @@ pub(crate) async fn promote(
     args: PromoteArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let PromoteArgs { keys, all, from, to, only, except, dry_run, expect_revision } = args;
+    let PromoteArgs { keys, all, from, to, only, except, dry_run, expect_revision, change: _ } = args;
     let ask = PromoteAsk { from, to, keys, all, except, only, dry_run, expected_revision: expect_revision };
     let target = server.in_environment(&ask.to);
     let request = flag_proto::promote_request(&ask, change);

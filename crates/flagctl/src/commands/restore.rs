@@ -33,7 +33,17 @@ pub(crate) async fn restore(
     args: RestoreArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let RestoreArgs { environment, to_revision, at, ago, to, dry_run, expect_revision, allow_revive } = args;
+    let RestoreArgs {
+        environment,
+        to_revision,
+        at,
+        ago,
+        to,
+        dry_run,
+        expect_revision,
+        allow_revive,
+        change: _,
+    } = args;
     let point = match (to_revision, at, ago, to) {
         (Some(revision), ..) => Point::Revision(revision),
         (None, Some(at), ..) => Point::At(unix_ms(at, "--at")?),

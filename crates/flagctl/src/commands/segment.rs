@@ -27,7 +27,7 @@ pub(crate) async fn run(
         SegmentCommand::List => list(server, out).await,
         SegmentCommand::Get { key } => get(server, out, &key).await,
         SegmentCommand::Put(args) => put(server, out, args, change).await,
-        SegmentCommand::Delete { key } => delete(server, out, &key, change).await,
+        SegmentCommand::Delete { key, change: _ } => delete(server, out, &key, change).await,
     }
 }
 
@@ -129,13 +129,13 @@ fn from_file(file: &FlagFile, live: &FlagSet) -> Result<Segment, Failure> {
         )));
     };
     let joined = joined(segment, live);
-    joined.validate().map_err(|error| file.describe(&error, |path| path.to_owned()))?;
+    joined.validate().map_err(|error| file.describe(&error, |path| server_path(path, &joined)))?;
     Ok(segment.clone())
 }
 
 /// The segment as it is (or a new one) with what the options name changed.
 fn from_options(args: SegmentPutArgs, live: &FlagSet) -> Result<Segment, Failure> {
-    let SegmentPutArgs { key, file: _, include, exclude, description } = args;
+    let SegmentPutArgs { key, file: _, include, exclude, description, change: _ } = args;
     let key = key.unwrap_or_default();
     let mut segment =
         live.segments.iter().find(|segment| segment.key == key).cloned().unwrap_or_else(|| Segment {
@@ -155,29 +155,40 @@ fn from_options(args: SegmentPutArgs, live: &FlagSet) -> Result<Segment, Failure
     segment.description = description.unwrap_or(segment.description);
     let joined = joined(&segment, live);
     if let Err(error) = joined.validate() {
-        let position = joined.segments.len() - 1;
         let problems: Vec<String> = error
             .problems
             .iter()
-            .map(|problem| format!("  {}: {}", option_of(&problem.path, position), problem.message))
+            .map(|problem| format!("  {}: {}", option_of(&problem.path, &joined), problem.message))
             .collect();
         return Err(Failure::Invalid(format!("segment {key:?} is not valid:\n{}", problems.join("\n"))));
     }
     Ok(segment)
 }
 
-/// The environment with `segment` in place of its namesake (last, where paths find it).
+/// The environment with `segment` in place of its namesake, first: problems in it are then
+/// at `segments[0]`, where the file's one segment is, and the others' are named by key.
 fn joined(segment: &Segment, live: &FlagSet) -> FlagSet {
     let mut joined = live.clone();
     joined.segments.retain(|existing| existing.key != segment.key);
-    joined.segments.push(segment.clone());
+    joined.segments.insert(0, segment.clone());
     joined
 }
 
-/// A problem's path in the segment being put, as the option that set it.
-fn option_of(path: &str, position: usize) -> String {
-    let Some(field) = path.strip_prefix(&format!("segments[{position}]")) else {
+/// `segments[3].x` of the environment → `segments["staff"].x (on the server)`.
+fn server_path(path: &str, joined: &FlagSet) -> String {
+    let Some((index, tail)) = path.strip_prefix("segments[").and_then(|rest| rest.split_once(']')) else {
         return path.to_owned();
+    };
+    match index.parse::<usize>().ok().and_then(|index| joined.segments.get(index)) {
+        Some(segment) => format!("segments[{:?}]{tail} (on the server)", segment.key),
+        None => path.to_owned(),
+    }
+}
+
+/// A problem's path in the segment being put (`segments[0]`), as the option that set it.
+fn option_of(path: &str, joined: &FlagSet) -> String {
+    let Some(field) = path.strip_prefix("segments[0]") else {
+        return server_path(path, joined);
     };
     let option = |name: &str| field.strip_prefix(name).map(|rest| format!("--{}{rest}", &name[1..]));
     option(".included")

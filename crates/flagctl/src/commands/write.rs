@@ -5,7 +5,7 @@ use flag_core::{RolloutError, Split, percent_to_weight};
 use flag_proto::{Authorship, HistoryPage, InvalidMessage, Restore, Rollout, Written};
 use serde::Serialize;
 
-use crate::cli::{KeyArgs, RollbackArgs, SetArgs};
+use crate::cli::{KeyWriteArgs, RollbackArgs, SetArgs};
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
 use crate::output::Output;
@@ -34,7 +34,7 @@ pub(crate) async fn set(
     args: SetArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let SetArgs { key, percent, dark, on, off, variant, expect_version } = args;
+    let SetArgs { key, percent, dark, on, off, variant, expect_version, change: _ } = args;
     let mut admin = server.admin.clone();
     let requests = server.requests();
     let response = if let Some(variant) = variant {
@@ -81,7 +81,7 @@ fn check_percentages(percent: f64, dark: Option<f64>) -> Result<(), Failure> {
 pub(crate) async fn revive(
     server: &Server,
     out: &Output,
-    args: KeyArgs,
+    args: KeyWriteArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
     key_write(server, out, args.key, change, KeyWrite::Revive).await
@@ -90,7 +90,7 @@ pub(crate) async fn revive(
 pub(crate) async fn delete(
     server: &Server,
     out: &Output,
-    args: KeyArgs,
+    args: KeyWriteArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
     key_write(server, out, args.key, change, KeyWrite::Delete).await
@@ -131,7 +131,7 @@ pub(crate) async fn rollback(
     args: RollbackArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let RollbackArgs { key, to, allow_revive } = args;
+    let RollbackArgs { key, to, allow_revive, change: _ } = args;
     let request = server.requests().rollback(&key, Restore { to_version: to, allow_revive }, None, change);
     let response = server
         .admin

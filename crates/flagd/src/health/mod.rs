@@ -30,6 +30,8 @@ use windows::Windows;
 pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// How long windows are kept: the longest span the rollout guard may ask about.
 pub(crate) const RETENTION: Duration = Duration::from_secs(3600);
+/// The longest instance name kept (longer ones are cut).
+const MAX_INSTANCE_CHARS: usize = 64;
 /// Most (environment, flag, variant) series kept; reports for more are counted as dropped.
 pub(crate) const MAX_SERIES: usize = 2000;
 
@@ -60,8 +62,8 @@ pub(crate) struct HealthFigures {
     /// Known flags per environment, replaced whole when stale. A `Mutex` of `Arc`s: read
     /// once per report, replaced once per revision the reports reach.
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
-    /// One refresh of an environment's catalog at a time, whatever the number of streams
-    /// reporting: a tokio mutex because the refresh awaits a store read.
+    /// One catalog refresh at a time (for all environments), whatever the number of
+    /// streams reporting: a tokio mutex because the refresh awaits a store read.
     refreshing: tokio::sync::Mutex<()>,
 }
 
@@ -72,6 +74,8 @@ struct Inner {
     instances: HashMap<(String, String), (u64, u64)>,
     /// Per (environment, flag): each reporting instance's first and last window.
     reporters: HashMap<(String, String), HashMap<String, (u64, u64)>>,
+    /// The window of the last let-go: older figures go once per window, not per report.
+    let_go_at: u64,
     pub(super) counts: Counts,
 }
 
@@ -171,10 +175,14 @@ impl HealthFigures {
     /// already counted for its instance. Cohorts of flags or variants `catalog` does not
     /// have are ignored and counted.
     pub(crate) fn apply(&self, environment: &str, report: HealthReport, catalog: &Catalog) -> Applied {
-        let window = self.window_of(Instant::now());
-        let HealthReport { instance, sequence, cohorts } = report;
+        let HealthReport { mut instance, sequence, cohorts } = report;
+        // A client names itself; a bounded name keeps one from growing server memory.
+        instance
+            .truncate(instance.char_indices().nth(MAX_INSTANCE_CHARS).map_or(instance.len(), |(at, _)| at));
         let mut inner = self.inner();
         let inner = &mut *inner;
+        // Under the lock: windows are then added in order, as `Windows` needs.
+        let window = self.window_of(Instant::now());
         let instance_key = (environment.to_owned(), instance);
         if inner.instances.get(&instance_key).is_some_and(|(last, _)| *last >= sequence) {
             inner.counts.reports_duplicate += 1;
@@ -207,7 +215,10 @@ impl HealthFigures {
             series.windows.add(window, &figures);
         }
         inner.instances.insert(instance_key, (sequence, window));
-        self.let_go(inner, window);
+        if window > inner.let_go_at {
+            inner.let_go_at = window;
+            self.let_go(inner, window);
+        }
         Applied::Counted
     }
 
@@ -221,6 +232,9 @@ impl HealthFigures {
         for series in inner.series.values_mut() {
             series.windows.let_go_before(oldest);
         }
+        // A series not reported for that long (a deleted or renamed flag) gives its place
+        // under `MAX_SERIES` to others.
+        inner.series.retain(|_, series| !series.windows.is_empty());
         inner.instances.retain(|_, (_, seen)| *seen >= oldest);
         for reporters in inner.reporters.values_mut() {
             reporters.retain(|_, (_, last)| *last >= oldest);

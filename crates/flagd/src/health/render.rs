@@ -37,9 +37,9 @@ pub(super) fn render<'a>(
         writeln!(out, "# HELP {name} Latencies SDKs reported, in fixed buckets.\n# TYPE {name} histogram");
     for (key, figures) in &series {
         let labels = labels(key);
-        let mut cumulative = 0;
+        let mut cumulative: u64 = 0;
         for (bound, count) in LATENCY_BOUNDS_US.iter().zip(figures.latency.counts) {
-            cumulative += count;
+            cumulative = cumulative.saturating_add(count);
             let le = *bound as f64 / 1e6;
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }

@@ -28,6 +28,11 @@ impl Windows {
         sum
     }
 
+    /// Whether no window is kept.
+    pub(super) fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
     pub(super) fn let_go_before(&mut self, oldest: u64) {
         while self.windows.front().is_some_and(|(window, _)| *window < oldest) {
             self.windows.pop_front();
