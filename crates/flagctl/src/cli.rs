@@ -134,11 +134,11 @@ pub(crate) enum RolloutCommand {
     /// One line per plan of the environment.
     List,
     /// Stop a running plan where it is (`--reason` says why).
-    Pause(KeyArgs),
+    Pause(KeyWriteArgs),
     /// Run a paused plan again: its current step is written again and held afresh.
-    Resume(KeyArgs),
+    Resume(KeyWriteArgs),
     /// Stop a running or paused plan for good, leaving the flag as it is.
-    Abort(KeyArgs),
+    Abort(KeyWriteArgs),
 }
 
 /// What a plan does when its guard trips.
@@ -197,6 +197,8 @@ pub(crate) struct RolloutStartArgs {
     /// What a breach does.
     #[arg(long, value_enum, default_value = "kill")]
     pub(crate) on_breach: OnBreachArg,
+    #[command(flatten)]
+    pub(crate) change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -620,6 +622,12 @@ impl Command {
             | Command::Env(EnvCommand::Create { change, .. } | EnvCommand::Delete { change, .. })
             | Command::Segment(
                 SegmentCommand::Put(SegmentPutArgs { change, .. }) | SegmentCommand::Delete { change, .. },
+            )
+            | Command::Rollout(
+                RolloutCommand::Start(RolloutStartArgs { change, .. })
+                | RolloutCommand::Pause(KeyWriteArgs { change, .. })
+                | RolloutCommand::Resume(KeyWriteArgs { change, .. })
+                | RolloutCommand::Abort(KeyWriteArgs { change, .. }),
             ) => Some(change),
             _ => None,
         }

@@ -128,6 +128,7 @@ async fn start(
         max_error_rate,
         max_latency_p99,
         on_breach,
+        change: _,
     } = args;
     let hold_ms = millis(hold);
     let plan = RolloutPlan {
