@@ -147,7 +147,7 @@ fn each_bad_plan_is_refused_naming_its_argument_and_nothing_is_stored() {
     flagd.flagctl(&["apply", "-f", file.to_str().unwrap()]).ok();
     let before = stored(&flagd);
 
-    let invalid: [(&str, &str, &str); 7] = [
+    let invalid: [(&str, &str, &str); 8] = [
         ("--steps", "5,1", "--steps[1]: expected a percentage above 5 and at most 100, found 1"),
         ("--steps", "50,120", "--steps[1]: expected a percentage above 50 and at most 100, found 120"),
         ("--hold", "0s", "--hold: expected a duration above 0"),
@@ -155,6 +155,11 @@ fn each_bad_plan_is_refused_naming_its_argument_and_nothing_is_stored() {
         ("--max-latency-p99-ratio", "0.9", "--max-latency-p99-ratio: expected a ratio above 1, found 0.9"),
         ("--min-samples", "0", "--min-samples: expected a count above 0, found 0"),
         ("--max-hold", "1m", "--max-hold: expected at least the hold (600000 ms), found 60000 ms"),
+        (
+            "--max-hold",
+            "2h",
+            "--max-hold: expected at most 3600000 ms (flagd keeps an hour of the SDKs' figures)",
+        ),
     ];
     for (option, value, message) in invalid {
         let error = flagd.flagctl(&plan_args("chat", &[(option, value)], &[])).fails_with(4);

@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::state::State;
 use crate::status::RequestError;
-use crate::store::{Committed, Transition, WriteError, state_name};
+use crate::store::{Committed, PlanRefusal, Transition, WriteError, state_name};
 use crate::write_client::Author;
 
 /// What `PauseRollout`, `ResumeRollout` and `AbortRollout` ask.
@@ -28,6 +28,9 @@ pub(crate) enum Asked {
     Abort,
 }
 
+// The refusal of a longer max hold names the hour.
+const _: () = assert!(crate::health::RETENTION.as_secs() == 3600);
+
 /// `StartRollout`: the plan, its first step and a history entry in one transaction.
 pub(crate) async fn start(
     state: &Arc<State>,
@@ -37,6 +40,14 @@ pub(crate) async fn start(
     let (environment, key, plan, change) =
         flag_proto::start_rollout_request_from_proto(request.into_inner())?;
     let environment = environment_or_default(&environment).to_owned();
+    // A window longer than the figures flagd keeps would be judged on part of itself.
+    let kept = u64::try_from(crate::health::RETENTION.as_millis()).unwrap_or(u64::MAX);
+    if plan.max_hold_ms > kept {
+        let expected = "at most 3600000 ms (flagd keeps an hour of the SDKs' figures)";
+        let terms =
+            flag_core::PlanError::Bound { argument: "max_hold", expected, found: plan.max_hold_ms as f64 };
+        return Err(WriteError::Plan(PlanRefusal::Terms(terms)).into());
+    }
     let meta = author.meta(change);
     let shared = Arc::clone(state);
     let (target, flag) = (environment.clone(), key.clone());
