@@ -6,8 +6,14 @@
 //!   guarded by a flag that `flagctl kill recommendations` turns off live.
 //! - `dark_launch` — a new pricing implementation shadow-run beside the old one, printing
 //!   the mismatch rate; runs its own in-process flagd.
+//! - `guarded_rollout` — several clients report their requests' outcomes while flagd ramps
+//!   a plan, advances it while the new path is healthy and kills it by itself once a bad
+//!   build ships; runs its own in-process flagd. The scenario is [`guarded_rollout`], which
+//!   the crate's test runs too.
 //!
 //! The commands are in the README's "The SDK (flag-sdk)" section.
+
+pub mod guarded_rollout;
 
 /// The flagd address: `FLAGD_ADDR` (as `flagctl` reads it), else the default.
 pub fn flagd_address() -> String {
