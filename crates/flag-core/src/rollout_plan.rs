@@ -180,6 +180,13 @@ impl RolloutPlan {
                 return Err(PlanError::Bound { argument, expected, found });
             }
         }
+        if let Some(found) = self.dark_percent.filter(|dark| *dark >= 100.0) {
+            return Err(PlanError::Bound {
+                argument: "dark_percent",
+                expected: "a percentage below 100 (at 100 no one is left on `off` to compare with)",
+                found,
+            });
+        }
         if self.max_latency_p99_us == Some(0) {
             return Err(PlanError::Bound {
                 argument: "max_latency_p99",
@@ -217,7 +224,7 @@ mod tests {
 
     #[test]
     fn each_bad_argument_is_refused_by_name() {
-        let cases: [(RolloutPlan, &str); 9] = [
+        let cases: [(RolloutPlan, &str); 10] = [
             (RolloutPlan { steps: vec![], ..plan() }, "steps: expected at least one percentage"),
             (
                 RolloutPlan { steps: vec![5.0, 5.0], ..plan() },
@@ -245,6 +252,10 @@ mod tests {
                 "max_latency_p99_ratio: expected a ratio above 1, found 0.5",
             ),
             (RolloutPlan { min_samples: 0, ..plan() }, "min_samples: expected a count above 0, found 0"),
+            (
+                RolloutPlan { dark_percent: Some(100.0), ..plan() },
+                "dark_percent: expected a percentage below 100 (at 100 no one is left on `off` to compare with), found 100",
+            ),
         ];
         for (plan, message) in cases {
             assert_eq!(plan.validate().map_err(|error| error.to_string()), Err(message.to_owned()));

@@ -292,7 +292,7 @@ fn shown(info: RolloutInfo, revision: Option<u64>) -> Shown {
 
 fn shown_cohort(cohort: CohortNow) -> ShownCohort {
     let CohortNow { variant, evaluations, successes, errors, latency_p99_us } = cohort;
-    let outcomes = successes + errors;
+    let outcomes = successes.saturating_add(errors);
     let error_percent = if outcomes == 0 { 0.0 } else { errors as f64 * 100.0 / outcomes as f64 };
     ShownCohort { variant, evaluations, successes, errors, error_percent, latency_p99_us }
 }
@@ -376,7 +376,7 @@ fn status_text(plan: &Shown) -> String {
                 grouped(cohort.evaluations),
                 cohort.error_percent,
                 grouped(cohort.errors),
-                grouped(cohort.errors + cohort.successes)
+                grouped(cohort.errors.saturating_add(cohort.successes))
             ));
         }
     }

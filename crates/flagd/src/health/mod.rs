@@ -121,12 +121,13 @@ impl HealthFigures {
     }
 
     /// The figures of `flag`'s variants in `environment` over the windows that overlap
-    /// `since..=until`, and how many SDK instances reported them. Spans older than
-    /// [`RETENTION`] have been let go.
+    /// `since..=until`, counted by clients whose flags were at `from_revision` or later, and
+    /// how many SDK instances reported them. Spans older than [`RETENTION`] have been let go.
     pub(crate) fn figures(
         &self,
         environment: &str,
         flag: &str,
+        from_revision: u64,
         since: Instant,
         until: Instant,
     ) -> FlagFigures {
@@ -135,7 +136,7 @@ impl HealthFigures {
         let mut figures = FlagFigures::default();
         for ((env, key, variant), series) in &inner.series {
             if env == environment && key == flag {
-                let sum = series.windows.sum(first, last);
+                let sum = series.windows.sum(first, last, from_revision);
                 if sum != CohortFigures::default() {
                     figures.variants.insert(variant.clone(), sum);
                 }
@@ -190,7 +191,7 @@ impl HealthFigures {
         }
         inner.counts.reports_counted += 1;
         for cohort in cohorts {
-            let flag_core::CohortReport { flag, variant, revision: _, figures } = cohort;
+            let flag_core::CohortReport { flag, variant, revision, figures } = cohort;
             match catalog.knows(&flag, &variant) {
                 catalog::Known::Flag => {}
                 catalog::Known::NoFlag => {
@@ -212,7 +213,7 @@ impl HealthFigures {
             seen.1 = window;
             let series = inner.series.entry(key).or_default();
             series.total.add(&figures);
-            series.windows.add(window, &figures);
+            series.windows.add(window, revision, &figures);
         }
         inner.instances.insert(instance_key, (sequence, window));
         if window > inner.let_go_at {

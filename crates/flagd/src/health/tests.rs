@@ -40,21 +40,24 @@ async fn reports_sum_per_variant_within_a_span_of_windows_and_older_windows_are_
     // Another environment's figures of the same flag stay apart.
     health.apply("staging", report("c", 1, &[("chat", "on", 7, 0)]), &catalog());
 
-    let first = health.figures("production", "chat", start, start);
+    let first = health.figures("production", "chat", 0, start, start);
     assert_eq!((first.variants["on"].successes, first.variants["on"].errors), (135, 15));
     assert_eq!(first.variants["off"].evaluations, 100);
     assert_eq!(first.variants["on"].latency.total(), 2);
     assert_eq!(first.clients, 2);
-    let both = health.figures("production", "chat", start, later);
+    let both = health.figures("production", "chat", 0, start, later);
     assert_eq!(both.variants["on"].outcomes(), 152);
-    let last = health.figures("production", "chat", later, later);
+    let last = health.figures("production", "chat", 0, later, later);
     assert_eq!((last.variants["on"].outcomes(), last.clients), (2, 1));
     assert!(!last.variants.contains_key("off"), "no figures in the span: no entry");
-    assert_eq!(health.figures("staging", "chat", start, later).variants["on"].successes, 7);
+    assert_eq!(health.figures("staging", "chat", 0, start, later).variants["on"].successes, 7);
 
     tokio::time::advance(RETENTION).await;
     health.apply("production", report("a", 3, &[("chat", "on", 1, 0)]), &catalog());
-    assert!(health.figures("production", "chat", start, later).variants.is_empty(), "an hour later: let go");
+    assert!(
+        health.figures("production", "chat", 0, start, later).variants.is_empty(),
+        "an hour later: let go"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -77,7 +80,7 @@ async fn a_resent_report_is_counted_once_and_sequences_count_per_instance() {
         health.apply("production", report("a", 2, &[("chat", "on", 3, 0)]), &catalog()),
         Applied::Counted
     );
-    assert_eq!(health.figures("production", "chat", now, now).variants["on"].successes, 9);
+    assert_eq!(health.figures("production", "chat", 0, now, now).variants["on"].successes, 9);
     let counts = health.inner().counts;
     assert_eq!((counts.reports_counted, counts.reports_duplicate), (3, 1));
 }
@@ -88,9 +91,9 @@ async fn cohorts_of_unknown_flags_or_variants_are_ignored_and_counted() {
     let now = Instant::now();
     let cohorts = [("chat", "on", 1, 0), ("ghost", "on", 5, 0), ("chat", "purple", 5, 0)];
     health.apply("production", report("a", 1, &cohorts), &catalog());
-    let figures = health.figures("production", "chat", now, now);
+    let figures = health.figures("production", "chat", 0, now, now);
     assert_eq!(figures.variants.keys().collect::<Vec<_>>(), ["on"]);
-    assert!(health.figures("production", "ghost", now, now).variants.is_empty());
+    assert!(health.figures("production", "ghost", 0, now, now).variants.is_empty());
     let counts = health.inner().counts;
     assert_eq!((counts.cohorts_unknown_flag, counts.cohorts_unknown_variant), (1, 1));
     let text = health.render();
@@ -120,4 +123,23 @@ async fn metrics_carry_environment_flag_and_variant_only_and_stop_at_the_series_
         "flagd_health_latency_seconds_bucket{environment=\"production\",flag=\"f0\",variant=\"on\",le=\"0.001\"} 1"
     ));
     assert!(!text.contains("instance"), "no per-client label");
+}
+
+#[tokio::test(start_paused = true)]
+async fn figures_count_from_a_revision_so_a_step_is_not_judged_on_the_one_before() {
+    let health = HealthFigures::default();
+    let now = Instant::now();
+    let at = |sequence, revision, errors| {
+        let figures = CohortFigures { evaluations: 10, successes: 10 - errors, errors, ..Default::default() };
+        let cohort = CohortReport { flag: "chat".into(), variant: "on".into(), revision, figures };
+        HealthReport { instance: "a".into(), sequence, cohorts: vec![cohort] }
+    };
+    // Reports of the step before (revision 4) still arrive after the step (revision 5).
+    health.apply("production", at(1, 4, 0), &catalog());
+    health.apply("production", at(2, 5, 3), &catalog());
+    health.apply("production", at(3, 4, 0), &catalog());
+    let step = health.figures("production", "chat", 5, now, now).variants["on"];
+    assert_eq!((step.evaluations, step.errors), (10, 3), "only what was counted at revision 5 or later");
+    let all = health.figures("production", "chat", 0, now, now).variants["on"];
+    assert_eq!(all.evaluations, 30);
 }

@@ -147,10 +147,10 @@ fn status(state: &State, environment: String, key: String, rollout: Rollout) -> 
     let window = (rollout.state == RolloutState::Running)
         .then(|| state.rollout_windows.of(&environment, &key))
         .flatten();
-    let Some((since, since_ms)) = window else {
+    let Some((since, since_ms, from_revision)) = window else {
         return RolloutInfo { environment, key, rollout, cohorts: Vec::new(), window_since_ms: 0 };
     };
-    let figures = state.health.figures(&environment, &key, since, tokio::time::Instant::now());
+    let figures = state.health.figures(&environment, &key, from_revision, since, tokio::time::Instant::now());
     let cohorts = figures
         .variants
         .into_iter()

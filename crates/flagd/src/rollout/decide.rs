@@ -73,10 +73,11 @@ pub(crate) fn settings(plan: &RolloutPlan) -> GuardSettings {
     }
 }
 
-/// Judges one window of `plan` (`figures` by variant); `out_of_time` when the hold cannot
-/// be extended any more.
+/// Judges one window of `plan` at `step` (`figures` by variant); `out_of_time` when the
+/// hold cannot be extended any more.
 pub(crate) fn decide(
     plan: &RolloutPlan,
+    step: usize,
     figures: &BTreeMap<String, CohortFigures>,
     out_of_time: bool,
     held_ms: u64,
@@ -84,10 +85,14 @@ pub(crate) fn decide(
     let none = CohortFigures::default();
     let of = |variant: &str| figures.get(variant).unwrap_or(&none);
     let control = Cohort { variant: OFF, figures: of(OFF) };
-    // The dark cohort runs the new path too: judged when the plan keeps one, or when the
-    // flag serves one anyway (a reach set before the plan), as the reports show.
+    // The dark cohort runs the new path too: judged when the plan keeps one at this step
+    // (its reach above the step's `on`), or when the flag serves one anyway (a reach set
+    // before the plan), as the reports show.
+    let step_percent = plan.steps.get(step).copied().unwrap_or(100.0);
     let judged = |variant: &str| {
-        variant == flag_core::ON || plan.dark_percent.is_some() || figures.contains_key(variant)
+        variant == flag_core::ON
+            || plan.dark_percent.is_some_and(|dark| dark > step_percent)
+            || figures.contains_key(variant)
     };
     let new_paths: Vec<Cohort<'_>> = NEW_PATHS
         .into_iter()
@@ -235,7 +240,7 @@ mod tests {
     #[test]
     fn a_healthy_window_advances_naming_the_figures() {
         let decision =
-            decide(&plan(), &figures(cohort(12_400, 99, 900), cohort(40_100, 281, 900)), false, 10_000);
+            decide(&plan(), 0, &figures(cohort(12_400, 99, 900), cohort(40_100, 281, 900)), false, 10_000);
         assert_eq!(
             decision,
             Decision::Advance {
@@ -247,14 +252,14 @@ mod tests {
     #[test]
     fn a_breach_names_the_guard_and_the_figures() {
         let decision =
-            decide(&plan(), &figures(cohort(4_000, 120, 900), cohort(16_000, 80, 900)), false, 10_000);
+            decide(&plan(), 0, &figures(cohort(4_000, 120, 900), cohort(16_000, 80, 900)), false, 10_000);
         let Decision::Breach { why, guard } = decision else { panic!("{decision:?}") };
         assert_eq!(guard, GuardKind::ErrorRatio);
         assert!(why.starts_with("error rate of on 3 % vs 0.5 % on off: more than 1.5× (z = "), "{why}");
         assert!(why.ends_with("; on: 3 % errors over 4,000 evaluations, off: 0.5 % over 16,000"), "{why}");
 
         let slow =
-            decide(&plan(), &figures(cohort(4_000, 0, 40_000), cohort(16_000, 0, 9_000)), false, 10_000);
+            decide(&plan(), 0, &figures(cohort(4_000, 0, 40_000), cohort(16_000, 0, 9_000)), false, 10_000);
         let Decision::Breach { why, .. } = slow else { panic!("{slow:?}") };
         assert!(why.starts_with("p99 latency of on ≤ 50 ms vs ≤ 10 ms on off: more than 2×"), "{why}");
     }
@@ -262,10 +267,10 @@ mod tests {
     #[test]
     fn too_few_evaluations_extend_the_hold_then_give_up_saying_why() {
         let few = figures(cohort(420, 0, 900), cohort(40_000, 0, 900));
-        let extend = decide(&plan(), &few, false, 10_000);
+        let extend = decide(&plan(), 0, &few, false, 10_000);
         assert_eq!(extend.metric(), "inconclusive");
         assert_eq!(extend.clone().transition(), None, "an extension writes nothing");
-        let give_up = decide(&plan(), &few, true, 30_000);
+        let give_up = decide(&plan(), 0, &few, true, 30_000);
         assert_eq!(
             give_up,
             Decision::GiveUp {
@@ -275,12 +280,17 @@ mod tests {
             }
         );
         let dark = RolloutPlan { dark_percent: Some(50.0), ..plan() };
-        let no_dark = decide(&dark, &figures(cohort(4_000, 0, 900), cohort(16_000, 0, 900)), false, 10_000);
+        let no_dark =
+            decide(&dark, 0, &figures(cohort(4_000, 0, 900), cohort(16_000, 0, 900)), false, 10_000);
         assert!(matches!(no_dark, Decision::Extend { shortfall } if shortfall.variant == "dark"));
+        // From the step that reaches the dark reach (50 %) on, nobody is dark: not waited for.
+        let at_reach =
+            decide(&dark, 3, &figures(cohort(4_000, 0, 900), cohort(16_000, 0, 900)), false, 10_000);
+        assert!(matches!(at_reach, Decision::Advance { .. }), "{at_reach:?}");
         // A dark cohort the plan did not ask for, but the flag serves, is judged too.
         let mut served = figures(cohort(4_000, 0, 900), cohort(16_000, 80, 900));
         served.insert("dark".into(), cohort(4_000, 400, 900));
-        let tripped = decide(&plan(), &served, false, 10_000);
+        let tripped = decide(&plan(), 0, &served, false, 10_000);
         assert!(
             matches!(&tripped, Decision::Breach { why, .. } if why.contains("error rate of dark")),
             "{tripped:?}"

@@ -47,22 +47,29 @@ struct Window {
     since: Instant,
     /// The same, as wall time (ms since the Unix epoch), for `rollout status`.
     since_ms: i64,
+    /// The environment's revision when the window began (at or after the step's write):
+    /// only figures counted on flags that recent are the step's.
+    from_revision: u64,
 }
 
 impl Windows {
-    /// The window of `key`'s plan: when it began, as an instant and as wall time.
-    pub(crate) fn of(&self, environment: &str, key: &str) -> Option<(Instant, i64)> {
+    /// The window of `key`'s plan: when it began, as an instant and as wall time, and the
+    /// revision its figures count from.
+    pub(crate) fn of(&self, environment: &str, key: &str) -> Option<(Instant, i64, u64)> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.get(&(environment.to_owned(), key.to_owned())).map(|window| (window.since, window.since_ms))
+        inner
+            .get(&(environment.to_owned(), key.to_owned()))
+            .map(|window| (window.since, window.since_ms, window.from_revision))
     }
 
-    /// The window of `planned`, begun now if it has none or its plan moved since.
-    fn current(&self, planned: &PlannedFlag, now: Instant) -> Window {
+    /// The window of `planned`, begun now (counting from `revision`, the environment's now)
+    /// if it has none or its plan moved since.
+    fn current(&self, planned: &PlannedFlag, now: Instant, revision: u64) -> Window {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (planned.environment.clone(), planned.key.clone());
-        let window = inner.entry(key).or_insert_with(|| Window::new(&planned.rollout, now));
+        let window = inner.entry(key).or_insert_with(|| Window::new(&planned.rollout, now, revision));
         if window.seen != planned.rollout {
-            *window = Window::new(&planned.rollout, now);
+            *window = Window::new(&planned.rollout, now, revision);
         }
         window.clone()
     }
@@ -75,8 +82,8 @@ impl Windows {
 }
 
 impl Window {
-    fn new(seen: &Rollout, since: Instant) -> Window {
-        Window { seen: seen.clone(), since, since_ms: unix_ms() }
+    fn new(seen: &Rollout, since: Instant, from_revision: u64) -> Window {
+        Window { seen: seen.clone(), since, since_ms: unix_ms(), from_revision }
     }
 }
 
@@ -91,13 +98,16 @@ async fn run(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
     let mut first = true;
     loop {
         let next = match pass(&state, first).await {
-            Ok(next) => next,
+            Ok(next) => {
+                // Only a pass that read the plans has started their holds afresh.
+                first = false;
+                next
+            }
             Err(error) => {
                 warn!(%error, "rollout engine: reading the plans failed; trying again in a second");
                 Some(Instant::now() + Duration::from_secs(1))
             }
         };
-        first = false;
         let sleep = async {
             match next {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -115,10 +125,21 @@ async fn run(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
 /// One look at every plan: judges those whose hold is over; returns when to look next.
 async fn pass(state: &Arc<State>, first: bool) -> Result<Option<Instant>, String> {
     let store = state.store.clone();
-    let plans = tokio::task::spawn_blocking(move || store.rollouts(None))
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?;
+    // The plans, and each of their environments' revision: a window opened in this pass
+    // counts figures from there.
+    let (plans, revisions) = tokio::task::spawn_blocking(move || {
+        let plans = store.rollouts(None)?;
+        let mut revisions = HashMap::new();
+        for planned in &plans {
+            if !revisions.contains_key(&planned.environment) {
+                revisions.insert(planned.environment.clone(), store.revision(&planned.environment)?);
+            }
+        }
+        Ok::<_, crate::store::StoreError>((plans, revisions))
+    })
+    .await
+    .map_err(|error| error.to_string())?
+    .map_err(|error| error.to_string())?;
     let now = Instant::now();
     let mut next: Option<Instant> = None;
     let mut running = Vec::new();
@@ -126,12 +147,17 @@ async fn pass(state: &Arc<State>, first: bool) -> Result<Option<Instant>, String
         if first {
             // The figures of a hold that was under way are gone with the old process.
             match moved(state, &planned, Transition::Rehold, String::new()).await {
-                Some((rollout, _)) => planned.rollout = rollout,
-                None => continue,
+                Move::Done(rollout, _) => planned.rollout = rollout,
+                Move::Gone => continue,
+                Move::Retry | Move::Refused(_) => {
+                    next = earliest(next, now + RETRY);
+                    continue;
+                }
             }
         }
         running.push((planned.environment.clone(), planned.key.clone()));
-        let window = state.rollout_windows.current(&planned, now);
+        let revision = revisions.get(&planned.environment).copied().unwrap_or(0);
+        let window = state.rollout_windows.current(&planned, now, revision);
         let plan = &planned.rollout.plan;
         let due = window.since + Duration::from_millis(plan.hold_ms);
         let last = window.since + Duration::from_millis(plan.max_hold_ms);
@@ -139,9 +165,12 @@ async fn pass(state: &Arc<State>, first: bool) -> Result<Option<Instant>, String
             next = earliest(next, due);
             continue;
         }
-        let figures = state.health.figures(&planned.environment, &planned.key, window.since, now).variants;
+        let figures = state
+            .health
+            .figures(&planned.environment, &planned.key, window.from_revision, window.since, now)
+            .variants;
         let held = u64::try_from(now.duration_since(window.since).as_millis()).unwrap_or(u64::MAX);
-        let decision = decide::decide(plan, &figures, now >= last, held);
+        let decision = decide::decide(plan, planned.rollout.step, &figures, now >= last, held);
         metrics::counter!("flagd_rollout_decisions_total", "decision" => decision.metric()).increment(1);
         match &decision {
             Decision::Extend { shortfall } => {
@@ -171,13 +200,30 @@ async fn pass(state: &Arc<State>, first: bool) -> Result<Option<Instant>, String
         let kills = matches!(decision, Decision::Breach { .. })
             && planned.rollout.plan.on_breach == flag_core::OnBreach::Kill;
         let Some((transition, reason)) = decision.transition() else { continue };
-        if let Some((after, revision)) = moved(state, &planned, transition, reason).await {
-            if let (true, Some(revision)) = (kills, revision) {
-                report_acks(state, &planned, revision);
+        match moved(state, &planned, transition, reason).await {
+            Move::Done(after, revision) => {
+                if let (true, Some(revision)) = (kills, revision) {
+                    report_acks(state, &planned, revision);
+                }
+                // A new step's window begins now; the next pass sees it.
+                if after.state == RolloutState::Running {
+                    next = earliest(next, now);
+                }
             }
-            // A new step's window begins now; the next pass sees it.
-            if after.state == RolloutState::Running {
-                next = earliest(next, now);
+            Move::Gone => {}
+            // The store could not commit (a full disk, an I/O error): the same decision is
+            // made again shortly, so a breach is acted on as soon as the store takes it.
+            Move::Retry => next = earliest(next, now + RETRY),
+            // A write that will not succeed as it is (the environment's size cap, a flag
+            // the step cannot be written to): the plan pauses, saying why.
+            Move::Refused(error) => {
+                let why = format!("the step could not be written: {error}; resume to try again");
+                if !matches!(
+                    moved(state, &planned, Transition::Pause { why }, String::new()).await,
+                    Move::Done(..)
+                ) {
+                    next = earliest(next, now + RETRY);
+                }
             }
         }
     }
@@ -185,15 +231,24 @@ async fn pass(state: &Arc<State>, first: bool) -> Result<Option<Instant>, String
     Ok(next)
 }
 
+/// What became of a move of a plan.
+enum Move {
+    /// Moved: the plan now, and the revision of the flag write it made.
+    Done(Rollout, Option<u64>),
+    /// The plan had moved on (an operator or a manual change got there first): left alone.
+    Gone,
+    /// The store could not commit now: try again.
+    Retry,
+    /// Refused for a reason trying again will not change.
+    Refused(String),
+}
+
+/// How soon a move the store could not commit is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
 /// Moves `planned`'s plan by `transition` through the store, publishing its flag write;
-/// `None` when the plan had moved on (an operator or a manual change got there first) or
-/// the store failed, which is logged.
-async fn moved(
-    state: &Arc<State>,
-    planned: &PlannedFlag,
-    transition: Transition,
-    reason: String,
-) -> Option<(Rollout, Option<u64>)> {
+/// every outcome but `Done` is logged.
+async fn moved(state: &Arc<State>, planned: &PlannedFlag, transition: Transition, reason: String) -> Move {
     let meta = WriteMeta { actor: ACTOR.to_owned(), on_behalf_of: None, reason };
     let shared = Arc::clone(state);
     let (environment, key, expected) =
@@ -216,19 +271,23 @@ async fn moved(
                 revision = committed.as_ref().map(|committed| committed.revision),
                 "rollout plan moved"
             );
-            Some((rollout, committed.map(|committed| committed.revision)))
+            Move::Done(rollout, committed.map(|committed| committed.revision))
         }
         Ok(Err(WriteError::Plan(refusal @ (PlanRefusal::Moved { .. } | PlanRefusal::NotAllowed { .. })))) => {
             info!(environment = %planned.environment, key = %planned.key, %refusal, "rollout plan moved meanwhile; left as it is");
-            None
+            Move::Gone
+        }
+        Ok(Err(WriteError::Store(error))) => {
+            warn!(environment = %planned.environment, key = %planned.key, %error, "rollout plan could not be moved now; trying again");
+            Move::Retry
         }
         Ok(Err(error)) => {
             warn!(environment = %planned.environment, key = %planned.key, %error, "rollout plan could not be moved");
-            None
+            Move::Refused(error.to_string())
         }
         Err(error) => {
-            warn!(environment = %planned.environment, key = %planned.key, %error, "rollout store task failed");
-            None
+            warn!(environment = %planned.environment, key = %planned.key, %error, "rollout store task failed; trying again");
+            Move::Retry
         }
     }
 }

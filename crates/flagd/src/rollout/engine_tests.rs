@@ -365,7 +365,7 @@ async fn a_flood_of_reports_from_a_thousand_clients_does_not_hold_up_writes() {
         flooded < quiet * 10 + Duration::from_millis(500),
         "writes took {flooded:?} flooded, {quiet:?} quiet"
     );
-    let figures = state.health.figures(ENV, "chat", Instant::now(), Instant::now());
+    let figures = state.health.figures(ENV, "chat", 0, Instant::now(), Instant::now());
     assert_eq!(figures.clients, 1_000);
     // And the engine judges the flood's figures like any others.
     until("the step advances", || rollout(&state, "chat").step == 1).await;

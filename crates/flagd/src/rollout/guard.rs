@@ -113,6 +113,18 @@ pub enum Verdict {
 /// cohort wins over a shortfall of another: a cohort already shown to hurt is acted on.
 pub fn judge(settings: &GuardSettings, control: Cohort<'_>, new_paths: &[Cohort<'_>]) -> Verdict {
     if let Some(short) = short_of_samples(settings, control) {
+        // The ceilings need no control: a new path over one is acted on all the same.
+        for new_path in new_paths.iter().filter(|cohort| short_of_samples(settings, **cohort).is_none()) {
+            if let Some(guard) = over_ceiling(settings, new_path.figures) {
+                return Verdict::Breach(Box::new(Breach {
+                    guard,
+                    variant: new_path.variant.to_owned(),
+                    new_path: *new_path.figures,
+                    control: *control.figures,
+                    z: error_z(new_path.figures, control.figures),
+                }));
+            }
+        }
         return Verdict::Inconclusive(short);
     }
     let mut shortfall = None;
@@ -148,17 +160,12 @@ fn short_of_samples(settings: &GuardSettings, cohort: Cohort<'_>) -> Option<Shor
 /// The first guard `new_path` trips against `control`; the ceilings first, as they need
 /// no comparison.
 fn tripped(settings: &GuardSettings, control: &CohortFigures, new_path: &CohortFigures) -> Option<GuardKind> {
+    if let Some(guard) = over_ceiling(settings, new_path) {
+        return Some(guard);
+    }
     let new_rate = error_rate(new_path);
     let control_rate = error_rate(control);
-    if settings.max_error_rate.is_some_and(|ceiling| new_rate > ceiling) {
-        return Some(GuardKind::ErrorRateCeiling);
-    }
     let new_p99 = p99(settings, new_path);
-    if let (Some(ceiling), Some(p99)) = (settings.max_latency_p99_us, new_p99)
-        && p99 > ceiling
-    {
-        return Some(GuardKind::LatencyP99Ceiling);
-    }
     let significant = error_z(new_path, control) >= settings.z;
     let large = new_rate - control_rate >= settings.min_error_difference;
     let above_ratio = new_rate > control_rate * settings.max_error_ratio;
@@ -171,6 +178,17 @@ fn tripped(settings: &GuardSettings, control: &CohortFigures, new_path: &CohortF
         return Some(GuardKind::LatencyP99Ratio);
     }
     None
+}
+
+/// The absolute ceiling `new_path` is over, if any.
+fn over_ceiling(settings: &GuardSettings, new_path: &CohortFigures) -> Option<GuardKind> {
+    if settings.max_error_rate.is_some_and(|ceiling| error_rate(new_path) > ceiling) {
+        return Some(GuardKind::ErrorRateCeiling);
+    }
+    match (settings.max_latency_p99_us, p99(settings, new_path)) {
+        (Some(ceiling), Some(p99)) if p99 > ceiling => Some(GuardKind::LatencyP99Ceiling),
+        _ => None,
+    }
 }
 
 /// Errors over reported outcomes (0 with no outcomes).

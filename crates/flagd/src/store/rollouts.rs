@@ -82,7 +82,7 @@ pub(super) fn start(
     let op = WriteOp::SetRollout {
         key: key.to_owned(),
         percent: plan.steps[0],
-        dark_percent: plan.dark_percent,
+        dark_percent: dark_reach(&plan, plan.steps[0]),
         expected_version: None,
         create_if_missing: false,
     };
@@ -209,7 +209,7 @@ fn plan_move(
     let set_rollout = |percent: f64, expected_version: Option<u64>| WriteOp::SetRollout {
         key: key.to_owned(),
         percent,
-        dark_percent: plan.dark_percent,
+        dark_percent: dark_reach(plan, percent),
         expected_version,
         create_if_missing: false,
     };
@@ -230,7 +230,16 @@ fn plan_move(
                 OnBreach::Kill => (Some(WriteOp::Kill { key: key.to_owned() }), "killed"),
                 OnBreach::Rollback => {
                     let previous = current.step.checked_sub(1).map_or(0.0, |step| plan.steps[step]);
-                    (Some(set_rollout(previous, Some(current.flag_version))), "rolled back")
+                    // The dark cohort runs the new path too: a rollback empties it, so the
+                    // new path runs for the previous step's `on` share alone.
+                    let op = WriteOp::SetRollout {
+                        key: key.to_owned(),
+                        percent: previous,
+                        dark_percent: plan.dark_percent.map(|_| previous),
+                        expected_version: Some(current.flag_version),
+                        create_if_missing: false,
+                    };
+                    (Some(op), "rolled back")
                 }
                 OnBreach::Pause => (None, "paused"),
             };
@@ -347,4 +356,10 @@ pub(crate) fn state_name(state: &RolloutState) -> &'static str {
         RolloutState::Aborted { .. } => "aborted",
         RolloutState::Done => "done",
     }
+}
+
+/// The dark reach (on + dark) a plan writes at a step of `percent`: its `--dark` while the
+/// step is below it, the step itself from there (no one is dark once `on` reaches it).
+fn dark_reach(plan: &RolloutPlan, percent: f64) -> Option<f64> {
+    plan.dark_percent.map(|dark| dark.max(percent))
 }
