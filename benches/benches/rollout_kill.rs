@@ -13,10 +13,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flag_benches::{BenchServer, percentile_us};
+use flag_benches::{BenchServer, FirstAnswers, percentile_us};
 use flag_core::{Context, Flag, OnBreach, RolloutPlan};
 use flag_proto::{Authorship, Requests, v1};
 use flag_sdk::{Client, Evaluate, Outcome};
@@ -60,8 +60,8 @@ async fn traffic(client: Client, id: usize, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Records in `slot` when `probe` (a user of the `on` cohort) is first served the old path.
-async fn follow(client: Client, probe: String, slot: Arc<AtomicU64>, answered: Arc<AtomicUsize>) {
+/// Records when `probe` (a user of the `on` cohort) is first served the old path.
+async fn follow(client: Client, id: usize, probe: String, answers: Arc<FirstAnswers>) {
     let ctx = Context::new(&probe);
     let mut changes = client.flag_changes(KEY);
     while client.is_enabled(KEY, &ctx) {
@@ -69,8 +69,7 @@ async fn follow(client: Client, probe: String, slot: Arc<AtomicU64>, answered: A
             return;
         }
     }
-    slot.store(unix_us(), Ordering::Release);
-    answered.fetch_add(1, Ordering::AcqRel);
+    answers.record(id, unix_us());
 }
 
 fn run(count: usize) {
@@ -117,24 +116,16 @@ fn run(count: usize) {
                 .map(|user| format!("probe-{user}"))
                 .find(|probe| clients[0].is_enabled(KEY, &Context::new(probe)))
                 .unwrap();
-            let answered = Arc::new(AtomicUsize::new(0));
-            let slots: Vec<Arc<AtomicU64>> = (0..count).map(|_| Arc::new(AtomicU64::new(0))).collect();
-            for (client, slot) in clients.iter().zip(&slots) {
-                tokio::spawn(follow(client.clone(), probe.clone(), Arc::clone(slot), Arc::clone(&answered)));
+            let answers = Arc::new(FirstAnswers::new(count));
+            for (id, client) in clients.iter().enumerate() {
+                tokio::spawn(follow(client.clone(), id, probe.clone(), Arc::clone(&answers)));
             }
-            let all_in = async {
-                while answered.load(Ordering::Acquire) < count {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(30), all_in).await.expect("flagd kills the flag");
+            answers.wait_all(Duration::from_secs(30)).await.expect("flagd kills the flag");
             let history = admin.flag_history(requests.flag_history(KEY, 1, 0)).await.unwrap().into_inner();
             let kill = history.entries.first().expect("the kill is in the history");
             assert_eq!((kill.actor.as_str(), kill.operation), ("flagd/rollout", v1::Operation::Kill as i32));
             let killed_us = u64::try_from(kill.timestamp_ms).unwrap() * 1_000;
-            for slot in &slots {
-                latencies.push(Duration::from_micros(slot.load(Ordering::Acquire).saturating_sub(killed_us)));
-            }
+            latencies.extend(answers.times().map(|at| Duration::from_micros(at.saturating_sub(killed_us))));
         }
         stop.store(true, Ordering::Relaxed);
         latencies.sort_unstable();
