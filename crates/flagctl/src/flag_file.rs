@@ -81,6 +81,21 @@ impl FlagFile {
     }
 }
 
+/// A problem's path in the set a file was checked with (the file's entries and the
+/// server's): `flags[7].x` → `flags["checkout"].x (on the server)`, for the paths
+/// [`FlagFile::describe`] finds outside the file.
+pub(crate) fn server_path(path: &str, merged: &FlagSet) -> String {
+    let key_at = |list: &str, keys: Vec<&str>| -> Option<String> {
+        let rest = path.strip_prefix(list)?.strip_prefix('[')?;
+        let (index, tail) = rest.split_once(']')?;
+        let key = keys.get(index.parse::<usize>().ok()?)?;
+        Some(format!("{list}[{key:?}]{tail} (on the server)"))
+    };
+    key_at("flags", merged.flags.iter().map(|f| f.key.as_str()).collect())
+        .or_else(|| key_at("segments", merged.segments.iter().map(|s| s.key.as_str()).collect()))
+        .unwrap_or_else(|| path.to_owned())
+}
+
 /// serde_yaml_ng ends its messages with ` at line L column C`; the line is already in front.
 fn strip_location(message: &str) -> &str {
     match message.rfind(" at line ") {

@@ -9,7 +9,7 @@ use crate::changes;
 use crate::cli::ApplyArgs;
 use crate::connect::{Server, Wrote};
 use crate::failure::Failure;
-use crate::flag_file::FlagFile;
+use crate::flag_file::{FlagFile, server_path};
 use crate::output::Output;
 use crate::reads::{self, MALFORMED};
 
@@ -74,19 +74,6 @@ fn check_locally(file: &FlagFile, live: &FlagSet, prune: bool) -> Result<(), Fai
         Ok(()) => Ok(()),
         Err(error) => Err(file.describe(&error, |path| server_path(path, &merged))),
     }
-}
-
-/// `flags[7].x` in the merged set → `flags["checkout"].x (on the server)`.
-fn server_path(path: &str, merged: &FlagSet) -> String {
-    let key_at = |list: &str, keys: Vec<&str>| -> Option<String> {
-        let rest = path.strip_prefix(list)?.strip_prefix('[')?;
-        let (index, tail) = rest.split_once(']')?;
-        let key = keys.get(index.parse::<usize>().ok()?)?;
-        Some(format!("{list}[{key:?}]{tail} (on the server)"))
-    };
-    key_at("flags", merged.flags.iter().map(|f| f.key.as_str()).collect())
-        .or_else(|| key_at("segments", merged.segments.iter().map(|s| s.key.as_str()).collect()))
-        .unwrap_or_else(|| path.to_owned())
 }
 
 fn summary(applied: &Applied, file: &str, environment: &str) -> String {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::{SegmentCommand, SegmentPutArgs};
 use crate::connect::{Call, Server, Wrote};
 use crate::failure::Failure;
-use crate::flag_file::FlagFile;
+use crate::flag_file::{FlagFile, server_path};
 use crate::output::Output;
 use crate::reads::{self, MALFORMED};
 use crate::render::{self, WriteReport};
@@ -174,27 +174,17 @@ fn joined(segment: &Segment, live: &FlagSet) -> FlagSet {
     joined
 }
 
-/// `segments[3].x` of the environment → `segments["staff"].x (on the server)`.
-fn server_path(path: &str, joined: &FlagSet) -> String {
-    let Some((index, tail)) = path.strip_prefix("segments[").and_then(|rest| rest.split_once(']')) else {
-        return path.to_owned();
-    };
-    match index.parse::<usize>().ok().and_then(|index| joined.segments.get(index)) {
-        Some(segment) => format!("segments[{:?}]{tail} (on the server)", segment.key),
-        None => path.to_owned(),
-    }
-}
-
 /// A problem's path in the segment being put (`segments[0]`), as the option that set it.
 fn option_of(path: &str, joined: &FlagSet) -> String {
     let Some(field) = path.strip_prefix("segments[0]") else {
         return server_path(path, joined);
     };
-    let option = |name: &str| field.strip_prefix(name).map(|rest| format!("--{}{rest}", &name[1..]));
-    option(".included")
-        .map(|text| text.replacen("--included", "--include", 1))
-        .or_else(|| option(".excluded").map(|text| text.replacen("--excluded", "--exclude", 1)))
-        .or_else(|| option(".key").map(|_| "KEY".to_owned()))
+    if field.starts_with(".key") {
+        return "KEY".to_owned();
+    }
+    [(".included", "--include"), (".excluded", "--exclude")]
+        .into_iter()
+        .find_map(|(name, option)| field.strip_prefix(name).map(|rest| format!("{option}{rest}")))
         .unwrap_or_else(|| format!("segment{field}"))
 }
 
