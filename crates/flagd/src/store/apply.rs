@@ -28,7 +28,7 @@ use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
 use super::tables::{
-    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS,
+    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, ROLLOUTS, SEGMENT_HISTORY, SEGMENTS,
     is_environment_name,
 };
 use super::write::Writer;
@@ -224,9 +224,11 @@ impl Writer {
                 }
             }
             // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
+            let mut plans = txn.open_table(ROLLOUTS)?;
             for (key, version) in flags_written {
-                plan_rows::pause_for_change(&txn, environment, key, version, meta)?;
+                plan_rows::pause_for_change(&mut plans, environment, key, version, meta)?;
             }
+            drop(plans);
             environments.insert(environment, last_revision)?;
             drop(environments);
             if let Some((lifecycle, meta, now)) = lifecycle {

@@ -43,16 +43,20 @@ pub(super) fn write_row(
     Ok(())
 }
 
+/// The `rollouts` table opened in a write transaction.
+pub(super) type PlanTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static [u8]>;
+
 /// Pauses the running plan of `key`, if it has one, because version `version` of the flag
-/// was written by `meta` outside the plan. A paused or finished plan is left as it is.
+/// was written by `meta` outside the plan. A paused or finished plan is left as it is. The
+/// table is the caller's, opened once however many flags a write touches.
 pub(super) fn pause_for_change(
-    txn: &WriteTransaction,
+    plans: &mut PlanTable<'_>,
     environment: &str,
     key: &str,
     version: u64,
     meta: &WriteMeta,
 ) -> Result<(), StoreError> {
-    let Some(mut rollout) = read_row(&txn.open_table(ROLLOUTS)?, environment, key)? else {
+    let Some(mut rollout) = read_row(plans, environment, key)? else {
         return Ok(());
     };
     if rollout.state != RolloutState::Running {
@@ -60,7 +64,8 @@ pub(super) fn pause_for_change(
     }
     rollout.state = RolloutState::Paused { why: manual_change(version, meta) };
     tracing::info!(environment, key, version, actor = meta.actor, "rollout plan paused by a manual change");
-    write_row(txn, environment, key, &rollout)
+    plans.insert((environment, key), encode(&rollout)?.as_slice())?;
+    Ok(())
 }
 
 /// Why a manual change paused a plan.

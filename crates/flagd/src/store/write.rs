@@ -27,7 +27,9 @@ use super::plan_rows;
 use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::size;
 use super::subject::Versioned;
-use super::tables::{CHANGES, ENVIRONMENTS, FLAG_HISTORY, is_environment_name, latest_version, revision_of};
+use super::tables::{
+    CHANGES, ENVIRONMENTS, FLAG_HISTORY, ROLLOUTS, is_environment_name, latest_version, revision_of,
+};
 
 /// Rows a caller adds to a write's transaction once the write is planned and recorded
 /// (a rollout plan beside the step it writes), so both commit or neither does. It sees the
@@ -319,7 +321,8 @@ fn commit(
         Some(also) => also(&txn, &committed)?,
         // Not the plan's own write: its running plan, if any, pauses (see `plan_rows`).
         None if committed.entry.kind == SubjectKind::Flag => {
-            plan_rows::pause_for_change(&txn, environment, key, committed.entry.version, meta)?;
+            let mut plans = txn.open_table(ROLLOUTS)?;
+            plan_rows::pause_for_change(&mut plans, environment, key, committed.entry.version, meta)?;
         }
         None => {}
     }
