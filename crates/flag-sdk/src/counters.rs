@@ -143,19 +143,7 @@ impl EvalCounters {
         let Some(count) = self.counts.get(self.base + shard * self.stride + slot as usize) else {
             return;
         };
-        if shard < self.exclusive {
-            // This thread is the only writer of its row: no read-modify-write is needed.
-            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        } else {
-            // The overflow row, shared by every thread beyond the exclusive rows: an atomic
-            // add, the one shared write on the hot path. Kept, not removed, because such
-            // threads are rare by design — the rows are the cores plus four (8 to 64), and
-            // an application evaluates on its runtime's workers, one per core — and dropping
-            // their counts instead would make the metrics lie exactly when the process is
-            // busiest. Its cost: bench `eval/ours/rollout_key_overflow_row` against
-            // `eval/ours/rollout_key` (benches/benches/eval.rs).
-            count.fetch_add(1, Ordering::Relaxed);
-        }
+        bump(count, shard < self.exclusive);
     }
 
     #[inline]
@@ -235,6 +223,24 @@ const RESERVED: usize = 1;
 #[inline]
 fn hash(address: usize) -> usize {
     ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// Adds one to `count` of a row: `exclusive` when the calling thread is its only writer.
+#[inline]
+pub(crate) fn bump(count: &AtomicU64, exclusive: bool) {
+    if exclusive {
+        // This thread is the only writer of its row: no read-modify-write is needed.
+        count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    } else {
+        // The overflow row, shared by every thread beyond the exclusive rows: an atomic
+        // add, the one shared write on the hot path. Kept, not removed, because such
+        // threads are rare by design — the rows are the cores plus four (8 to 64), and an
+        // application evaluates on its runtime's workers, one per core — and dropping their
+        // counts instead would make the metrics lie exactly when the process is busiest.
+        // Its cost: bench `eval/ours/rollout_key_overflow_row` against
+        // `eval/ours/rollout_key` (benches/benches/eval.rs).
+        count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The calling thread's counter row (shared with the outcome counters).

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flag_core::{CohortFigures, LATENCY_BUCKETS, LatencyHistogram, Outcome};
 
-use crate::counters::current_shard;
+use crate::counters::{self, current_shard};
 
 /// Counts per slot: successes, errors, then the latency buckets.
 pub(crate) const FIGURES: usize = 2 + LATENCY_BUCKETS;
@@ -113,14 +113,8 @@ impl HealthCounters {
 
 #[inline]
 fn bump(row: &Row, index: usize, exclusive: bool) {
-    let Some(count) = row.counts.get(index) else { return };
-    if exclusive {
-        // This thread is the only writer of its row: no read-modify-write is needed.
-        count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    } else {
-        // The overflow row, shared by threads beyond the exclusive rows (rare by design,
-        // see `counters`): an atomic add rather than a lost count.
-        count.fetch_add(1, Ordering::Relaxed);
+    if let Some(count) = row.counts.get(index) {
+        counters::bump(count, exclusive);
     }
 }
 
