@@ -1,11 +1,19 @@
-//! Generates the flags.v1 code from proto/ with protox, so no system `protoc` is needed.
+//! Generates the flags.v1 and flagd.* code from proto/ with protox, so no system `protoc` is needed.
 
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files =
-        ["flags/v1/model.proto", "flags/v1/admin.proto", "flags/v1/rollout.proto", "flags/v1/sync.proto"];
+    let files = [
+        "flags/v1/model.proto",
+        "flags/v1/admin.proto",
+        "flags/v1/rollout.proto",
+        "flags/v1/sync.proto",
+        // OpenFeature flagd's contracts, served beside ours for its unmodified providers.
+        "flagd/evaluation/v1/evaluation.proto",
+        "flagd/evaluation/v2/evaluation.proto",
+        "flagd/sync/v1/sync.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

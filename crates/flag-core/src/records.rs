@@ -208,6 +208,11 @@ pub struct AckReport {
     pub slowest: Duration,
     /// Names of the followers that had not acknowledged when the wait ended.
     pub missing: Vec<String>,
+    /// OpenFeature providers' streams (`EventStream`, `SyncFlags`) of the environment when
+    /// the wait began: counted apart, since a provider cannot acknowledge.
+    pub open_feature_streams: u32,
+    /// Of those, how many had been sent the revision (or a later one) when the wait ended.
+    pub open_feature_sent: u32,
 }
 
 #[cfg(test)]

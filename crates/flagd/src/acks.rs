@@ -2,7 +2,8 @@
 //!
 //! The kill switch waits here until every SDK connected to the environment acknowledges the
 //! kill's revision, so the operator learns that the change took effect, not just that it
-//! was stored.
+//! was stored. OpenFeature providers cannot acknowledge: their streams are counted apart,
+//! by what was sent to them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,10 +20,18 @@ struct Connection {
     acked: u64,
 }
 
+/// An OpenFeature provider's stream, and the revision it was last sent.
+#[derive(Debug)]
+struct OpenStream {
+    environment: String,
+    sent: u64,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
     connections: HashMap<u64, Connection>,
+    streams: HashMap<u64, OpenStream>,
 }
 
 /// The connected SDKs of every environment.
@@ -47,6 +56,13 @@ pub(crate) struct Registration {
     connections: Arc<Connections>,
 }
 
+/// An OpenFeature provider's open stream; deregisters itself when dropped.
+#[derive(Debug)]
+pub(crate) struct StreamRegistration {
+    id: u64,
+    connections: Arc<Connections>,
+}
+
 impl Connections {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -61,6 +77,16 @@ impl Connections {
         inner.connections.insert(id, connection);
         metrics::gauge!("flagd_streams_connected").increment(1.0);
         Registration { id, connections: Arc::clone(self) }
+    }
+
+    /// Records a new OpenFeature stream of `environment`.
+    pub(crate) fn register_stream(self: &Arc<Self>, environment: &str) -> StreamRegistration {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.streams.insert(id, OpenStream { environment: environment.to_owned(), sent: 0 });
+        metrics::gauge!("flagd_openfeature_streams_connected").increment(1.0);
+        StreamRegistration { id, connections: Arc::clone(self) }
     }
 
     /// The names of the SDKs connected to `environment` now, sorted.
@@ -81,15 +107,21 @@ impl Connections {
     pub(crate) async fn wait_for(&self, environment: &str, revision: u64, timeout: Duration) -> AckReport {
         let start = Instant::now();
         let mut changes = self.changed.subscribe();
-        let waiting_for: Vec<u64> = {
+        let (waiting_for, streams): (Vec<u64>, Vec<u64>) = {
             let inner = self.lock();
             let ids = inner.connections.iter().filter(|(_, c)| c.environment == environment);
-            ids.map(|(id, _)| *id).collect()
+            let streams = inner.streams.iter().filter(|(_, s)| s.environment == environment);
+            (ids.map(|(id, _)| *id).collect(), streams.map(|(id, _)| *id).collect())
         };
         let mut acked_after: HashMap<u64, Duration> = HashMap::new();
         loop {
-            let missing: Vec<String> = {
+            let (missing, streams_sent) = {
                 let inner = self.lock();
+                // A stream that closed after it was sent the change still counts as sent.
+                let streams_sent = streams
+                    .iter()
+                    .filter(|id| inner.streams.get(id).is_none_or(|s| s.sent >= revision))
+                    .count();
                 let mut missing = Vec::new();
                 for id in &waiting_for {
                     match inner.connections.get(id) {
@@ -104,16 +136,20 @@ impl Connections {
                         None => {}
                     }
                 }
-                missing
+                (missing, streams_sent)
             };
             let remaining = timeout.saturating_sub(start.elapsed());
-            if missing.is_empty() || remaining.is_zero() {
+            // The OpenFeature streams are flagd's own tasks: waiting for them to have sent the
+            // change costs nothing when they have, and says what reached them when not.
+            if (missing.is_empty() && streams_sent == streams.len()) || remaining.is_zero() {
                 return AckReport {
                     revision,
                     connected: waiting_for.len() as u32,
                     acknowledged: acked_after.len() as u32,
                     slowest: acked_after.values().max().copied().unwrap_or_default(),
                     missing,
+                    open_feature_streams: streams.len() as u32,
+                    open_feature_sent: streams_sent as u32,
                 };
             }
             // A disconnect or acknowledgement bumps `changed`; a timeout ends the wait.
@@ -133,6 +169,24 @@ impl Registration {
             connection.acked = connection.acked.max(revision);
         }
         metrics::counter!("flagd_acks_total").increment(1);
+        self.connections.bump();
+    }
+}
+
+impl StreamRegistration {
+    /// The stream has been sent everything up to `revision`.
+    pub(crate) fn sent(&self, revision: u64) {
+        if let Some(stream) = self.connections.lock().streams.get_mut(&self.id) {
+            stream.sent = stream.sent.max(revision);
+        }
+        self.connections.bump();
+    }
+}
+
+impl Drop for StreamRegistration {
+    fn drop(&mut self) {
+        self.connections.lock().streams.remove(&self.id);
+        metrics::gauge!("flagd_openfeature_streams_connected").decrement(1.0);
         self.connections.bump();
     }
 }
@@ -180,5 +234,21 @@ mod tests {
         let report = connections.wait_for("production", 3, Duration::from_millis(100)).await;
         assert_eq!((report.connected, report.acknowledged), (2, 1), "{report:?}");
         assert_eq!(report.missing, ["stuck"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_feature_streams_are_counted_apart_by_what_they_were_sent() {
+        let connections = Arc::new(Connections::default());
+        let sdk = connections.register("production", "sdk");
+        let sent = connections.register_stream("production");
+        let behind = connections.register_stream("production");
+        let _elsewhere = connections.register_stream("staging");
+        sdk.ack(5);
+        sent.sent(5);
+        behind.sent(4);
+        let report = connections.wait_for("production", 5, Duration::from_millis(100)).await;
+        assert_eq!((report.connected, report.acknowledged), (1, 1), "{report:?}");
+        assert_eq!((report.open_feature_streams, report.open_feature_sent), (2, 1), "{report:?}");
+        assert!(report.missing.is_empty(), "a provider is not missing: {report:?}");
     }
 }

@@ -82,7 +82,9 @@ mod environments;
 mod evaluate;
 mod fanout;
 mod health;
+mod intercept;
 mod management;
+mod openfeature;
 mod point_in_time;
 mod points;
 mod principal;
@@ -104,7 +106,9 @@ mod write_client;
 
 pub use config::{Config, DEFAULT_DATA, TlsIdentity};
 pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};
-pub use server::{Ready, ServeError, serve, serve_reporting, serve_with_management};
+pub use server::{
+    Listeners, Ready, ServeError, serve, serve_listeners, serve_reporting, serve_with_management,
+};
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
 pub use webhooks::{Webhook, WebhookCa, WebhookCaError, WebhookFormat, WebhookSpecError};

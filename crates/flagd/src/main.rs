@@ -27,6 +27,14 @@ struct Args {
     /// Management HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
     management: SocketAddr,
+    /// A second gRPC address serving OpenFeature flagd's evaluation and sync services, for
+    /// in-process providers left on their default port; `off` to serve them only on
+    /// --listen.
+    #[arg(long, env = "FLAGD_SYNC_LISTEN", default_value = "127.0.0.1:8015", value_parser = parse_listen)]
+    sync_listen: Listen,
+    /// OFREP (OpenFeature Remote Evaluation Protocol) HTTP address; `off` to not serve it.
+    #[arg(long, env = "FLAGD_OFREP_LISTEN", default_value = "127.0.0.1:8016", value_parser = parse_listen)]
+    ofrep_listen: Listen,
     /// Require `authorization: Bearer <token>` on Admin calls (the principal `admin`, all
     /// environments).
     #[arg(long, env = "FLAGD_ADMIN_TOKEN", hide_env_values = true)]
@@ -274,6 +282,27 @@ fn tls_identity(cert: &Path, key: &Path) -> anyhow::Result<flagd::TlsIdentity> {
     Ok(flagd::TlsIdentity::from_pem(read(cert, "certificate")?, read(key, "key")?))
 }
 
+/// An address to listen on, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct Listen(Option<SocketAddr>);
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    text.parse()
+        .map(|address| Listen(Some(address)))
+        .map_err(|_| format!("expected HOST:PORT or `off`, found {text:?}"))
+}
+
+/// Binds an optional listener, naming what it is for when that fails.
+async fn bind_optional(listen: Listen, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    let Listen(Some(address)) = listen else { return Ok(None) };
+    let listener =
+        TcpListener::bind(address).await.with_context(|| format!("binding {what} to {address}"))?;
+    Ok(Some(listener))
+}
+
 /// Reads `--webhook-ca-file` now, so a CA file that cannot be used fails the start.
 fn parse_webhook_ca(path: &str) -> Result<flagd::WebhookCa, flagd::WebhookCaError> {
     flagd::WebhookCa::from_file(path)
@@ -283,10 +312,16 @@ fn parse_webhook_ca(path: &str) -> Result<flagd::WebhookCa, flagd::WebhookCaErro
 /// Printed only once flagd serves; a stdout nobody reads any more (a closed pipe) is not a
 /// reason to stop serving, so a failed write is ignored rather than a panic.
 fn announce(ready: flagd::Ready) {
-    let management = ready.management.map_or_else(|| "none".to_owned(), |address| address.to_string());
+    let shown =
+        |address: Option<std::net::SocketAddr>| address.map_or_else(|| "none".to_owned(), |a| a.to_string());
+    let (management, sync, ofrep) = (shown(ready.management), shown(ready.sync), shown(ready.ofrep));
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "flagd listening grpc={} management={management} tls={}", ready.grpc, ready.tls)
-        .and_then(|()| stdout.flush());
+    let _ = writeln!(
+        stdout,
+        "flagd listening grpc={} management={management} sync={sync} ofrep={ofrep} tls={}",
+        ready.grpc, ready.tls
+    )
+    .and_then(|()| stdout.flush());
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -298,6 +333,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let management = TcpListener::bind(args.management)
         .await
         .with_context(|| format!("binding the management port to {}", args.management))?;
+    let sync = bind_optional(args.sync_listen, "the OpenFeature sync port").await?;
+    let ofrep = bind_optional(args.ofrep_listen, "the OFREP port").await?;
     let mut config = flagd::Config::new(args.data)
         .with_heartbeat_interval(args.heartbeat_interval)
         .with_resume_window(args.resume_window)
@@ -326,9 +363,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config = config.with_tls(tls_identity(cert, key)?);
     }
     config.insecure = args.insecure;
-    flagd::serve_reporting(grpc, Some(management), config, shutdown_signal()?, announce)
-        .await
-        .context("flagd failed")
+    let listeners =
+        flagd::Listeners::grpc(grpc).with_management(Some(management)).with_open_feature(sync, ofrep);
+    flagd::serve_listeners(listeners, config, shutdown_signal()?, announce).await.context("flagd failed")
 }
 
 fn main() -> ExitCode {

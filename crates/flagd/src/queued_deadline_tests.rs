@@ -42,6 +42,7 @@ async fn serve(store: Store) -> AdminClient<tonic::transport::Channel> {
         serving: Default::default(),
         health: Default::default(),
         rollout_windows: Default::default(),
+        currents: Default::default(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -23,7 +23,9 @@ use crate::admin_access::CheckedAdmin;
 use crate::auth::{Access, Service};
 use crate::config::Config;
 use crate::fanout::Hub;
+use crate::intercept::Authenticate;
 use crate::management::{prometheus, serve_management};
+use crate::openfeature::{Services as OpenFeatureServices, serve_ofrep};
 use crate::reload::reload_on_hangup;
 use crate::state::State;
 use crate::store::{Store, StoreError, StoreOptions, WriteError, WriteMeta};
@@ -39,6 +41,11 @@ pub struct Ready {
     pub grpc: SocketAddr,
     /// The management address, if served.
     pub management: Option<SocketAddr>,
+    /// The second gRPC address for OpenFeature providers (their in-process default, 8015),
+    /// if served.
+    pub sync: Option<SocketAddr>,
+    /// The OFREP address, if served.
+    pub ofrep: Option<SocketAddr>,
     /// Whether both ports speak TLS.
     pub tls: bool,
 }
@@ -97,6 +104,18 @@ fn without_nagle(
         }
         accepted
     })
+}
+
+/// A gRPC server builder with the settings every port of ours shares.
+fn grpc_builder(tls: Option<ServerTlsConfig>) -> Result<Server, ServeError> {
+    let mut builder = Server::builder()
+        // Thousands of SDK streams may share a few connections.
+        .max_concurrent_streams(Some(1 << 20))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder)
 }
 
 /// The largest environment cap: a snapshot of that size plus its frame fits in one message.
@@ -176,6 +195,40 @@ fn check_exposure(config: &Config, addresses: &[SocketAddr]) -> Result<(), Serve
     Ok(())
 }
 
+/// What a server listens on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Listeners {
+    /// gRPC: our Admin and Sync services and OpenFeature's evaluation and sync services.
+    pub grpc: TcpListener,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub management: Option<TcpListener>,
+    /// OpenFeature's services again, for providers left on their in-process default port.
+    pub sync: Option<TcpListener>,
+    /// OFREP over HTTP.
+    pub ofrep: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// gRPC on `grpc` and nothing else.
+    pub fn grpc(grpc: TcpListener) -> Self {
+        Listeners { grpc, management: None, sync: None, ofrep: None }
+    }
+
+    /// The same, with the management endpoints on `management`.
+    pub fn with_management(mut self, management: Option<TcpListener>) -> Self {
+        self.management = management;
+        self
+    }
+
+    /// The same, with OpenFeature's services also on `sync` and OFREP on `ofrep`.
+    pub fn with_open_feature(mut self, sync: Option<TcpListener>, ofrep: Option<TcpListener>) -> Self {
+        self.sync = sync;
+        self.ofrep = ofrep;
+        self
+    }
+}
+
 /// Serves gRPC on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -207,6 +260,17 @@ pub async fn serve_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Ready) + Send,
 ) -> Result<(), ServeError> {
+    serve_listeners(Listeners::grpc(grpc).with_management(management), config, shutdown, ready).await
+}
+
+/// As [`serve_reporting`], on every listener of `listeners`.
+pub async fn serve_listeners(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Ready) + Send,
+) -> Result<(), ServeError> {
+    let Listeners { grpc, management, sync: sync_listener, ofrep: ofrep_listener } = listeners;
     let mut config = config;
     // An empty token (say, a secret that was not filled in) is no token, here and in `Tokens`.
     config.admin_token = config.admin_token.filter(|token| !token.is_empty());
@@ -214,7 +278,10 @@ pub async fn serve_reporting(
     check(&config)?;
     let address = grpc.local_addr()?;
     let management_address = management.as_ref().map(TcpListener::local_addr).transpose()?;
-    check_exposure(&config, &[Some(address), management_address].into_iter().flatten().collect::<Vec<_>>())?;
+    let sync_address = sync_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let ofrep_address = ofrep_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let addresses = [Some(address), management_address, sync_address, ofrep_address];
+    check_exposure(&config, &addresses.into_iter().flatten().collect::<Vec<_>>())?;
     // Both checked before the store is touched: a bad pair fails the start, not the first client.
     let management_tls = config.tls.as_ref().map(server_config).transpose()?;
     let grpc_tls = config
@@ -248,6 +315,7 @@ pub async fn serve_reporting(
         serving: Default::default(),
         health: Default::default(),
         rollout_windows: Default::default(),
+        currents: Default::default(),
     });
 
     // One shutdown signal, observed by the gRPC server, the management server and the streams.
@@ -272,25 +340,20 @@ pub async fn serve_reporting(
     let management_task = match management {
         Some(listener) => {
             let state = Arc::clone(&state);
-            let tls = management_tls;
+            let tls = management_tls.clone();
             Some(tokio::spawn(serve_management(listener, state, tls, until_stopped(stopped.clone()))))
         }
         None => None,
     };
+    let ofrep_task = ofrep_listener.map(|listener| {
+        let state = Arc::clone(&state);
+        tokio::spawn(serve_ofrep(listener, state, management_tls, until_stopped(stopped.clone())))
+    });
 
     if state.access.file().is_some() {
         reload_on_hangup(Arc::clone(&state), until_stopped(stopped.clone()))?;
     }
-    // Each interceptor finds the caller (a principal, or anyone on an open service) and puts
-    // it on the request, for the access checks and the history's actor.
-    let authenticated = |service: Service| {
-        let state = Arc::clone(&state);
-        move |mut request: tonic::Request<()>| {
-            let caller = state.access.authenticate(request.metadata(), service)?;
-            request.extensions_mut().insert(caller);
-            Ok(request)
-        }
-    };
+    let authenticated = |service: Service| Authenticate { state: Arc::clone(&state), service };
     let admin = InterceptedService::new(
         AdminServer::new(CheckedAdmin(AdminService::new(Arc::clone(&state))))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -312,23 +375,39 @@ pub async fn serve_reporting(
             state.hub.close();
         }
     };
-    let mut builder = Server::builder();
+    let open_feature = OpenFeatureServices::new(&state);
     let tls = grpc_tls.is_some();
-    if let Some(tls) = grpc_tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let served = builder
-        // Thousands of SDK streams may share a few connections.
-        .max_concurrent_streams(Some(1 << 20))
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+    let served = grpc_builder(grpc_tls.clone())?
         .add_service(admin)
         .add_service(sync)
+        .add_service(open_feature.evaluation_v1.clone())
+        .add_service(open_feature.evaluation_v2.clone())
+        .add_service(open_feature.sync.clone())
         .serve_with_incoming_shutdown(without_nagle(grpc), grpc_shutdown);
+    // The same OpenFeature services on the port in-process providers default to.
+    let sync_served = match sync_listener {
+        Some(listener) => {
+            let shutdown = until_stopped(stopped.clone());
+            let server = grpc_builder(grpc_tls)?
+                .add_service(open_feature.evaluation_v1)
+                .add_service(open_feature.evaluation_v2)
+                .add_service(open_feature.sync)
+                .serve_with_incoming_shutdown(without_nagle(listener), shutdown);
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     // Everything is bound and open: the listeners already accept (the kernel queues
     // connections until the servers poll), the store is open and the settings checked.
-    info!(%address, management = ?management_address, tls, "listening");
+    info!(%address, management = ?management_address, sync = ?sync_address, ofrep = ?ofrep_address, tls, "listening");
     state.serving.store(true, Ordering::Release);
-    ready(Ready { grpc: address, management: management_address, tls });
+    ready(Ready {
+        grpc: address,
+        management: management_address,
+        sync: sync_address,
+        ofrep: ofrep_address,
+        tls,
+    });
     // Graceful shutdown waits for every connection to close, and a client that never closes
     // (an idle connection, a stuck proxy) would keep flagd up forever: one grace period,
     // counted from the stop signal, bounds both servers; then they are dropped, which drops
@@ -363,11 +442,22 @@ pub async fn serve_reporting(
     // If the gRPC server ended on its own, stop the rest too.
     stop.send_replace(true);
     state.hub.close();
-    if let Some(mut task) = management_task {
+    let http = [("management", management_task), ("OFREP", ofrep_task)];
+    for (name, task) in http.into_iter().filter_map(|(name, task)| Some((name, task?))) {
+        let mut task = task;
         tokio::select! {
             _ = &mut task => {}
             () = grace_over() => {
-                warn!(?grace, "management connections still open after the shutdown grace period: dropping them");
+                warn!(?grace, "{name} connections still open after the shutdown grace period: dropping them");
+                task.abort();
+            }
+        }
+    }
+    if let Some(mut task) = sync_served {
+        tokio::select! {
+            _ = &mut task => {}
+            () = grace_over() => {
+                warn!(?grace, "OpenFeature sync-port connections still open after the shutdown grace period: dropping them");
                 task.abort();
             }
         }

@@ -8,6 +8,7 @@ use crate::auth::Access;
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::health::HealthFigures;
+use crate::openfeature::Currents;
 use crate::rollout::Windows;
 use crate::store::Store;
 
@@ -28,4 +29,6 @@ pub(crate) struct State {
     /// The window each running rollout plan is judging: the engine's, read by the status
     /// calls so they show the figures the engine will judge (see `rollout::engine`).
     pub(crate) rollout_windows: Windows,
+    /// Each environment's flags compiled for OpenFeature's services, followed on first use.
+    pub(crate) currents: Currents,
 }

@@ -99,7 +99,8 @@ impl Drop for Flagd {
 
 fn start_flagd(data: &Path) -> (Flagd, String, std::net::SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("FLAGD_LOG", "warn")
         .stdout(Stdio::piped())

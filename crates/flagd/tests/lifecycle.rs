@@ -15,7 +15,8 @@ fn flagd(data: &Path, extra: &[&str]) -> Command {
 fn flagd_on(listen: &str, management: &str, data: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flagd"));
     command
-        .args(["--listen", listen, "--management", management, "--data"])
+        .args(["--listen", listen, "--management", management])
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)
         .env("FLAGD_LOG", "warn")

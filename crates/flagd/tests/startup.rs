@@ -20,6 +20,10 @@ fn at_start_the_log_has_no_colour_in_a_file_names_the_store_and_metrics_show_zer
             "127.0.0.1:0",
             "--management",
             "127.0.0.1:0",
+            "--sync-listen",
+            "127.0.0.1:0",
+            "--ofrep-listen",
+            "127.0.0.1:0",
             "--environments",
             "staging,production",
         ])

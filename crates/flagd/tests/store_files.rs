@@ -54,8 +54,17 @@ fn run_to_exit(args: &[&str], data: &Path) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn serve_args() -> [&'static str; 4] {
-    ["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"]
+fn serve_args() -> [&'static str; 8] {
+    [
+        "--listen",
+        "127.0.0.1:0",
+        "--management",
+        "127.0.0.1:0",
+        "--sync-listen",
+        "127.0.0.1:0",
+        "--ofrep-listen",
+        "127.0.0.1:0",
+    ]
 }
 
 async fn admin(endpoint: &str) -> AdminClient<tonic::transport::Channel> {

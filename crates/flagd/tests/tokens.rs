@@ -60,7 +60,8 @@ impl Drop for Flagd {
 fn command(data: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flagd"));
     command
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(args)
         .env("FLAGD_LOG", "info")

@@ -209,26 +209,46 @@ pub(crate) fn applied_change_from_proto(
 
 impl From<&core::AckReport> for v1::AckReport {
     fn from(report: &core::AckReport) -> Self {
-        let core::AckReport { revision, connected, acknowledged, slowest, missing } = report;
+        let core::AckReport {
+            revision,
+            connected,
+            acknowledged,
+            slowest,
+            missing,
+            open_feature_streams,
+            open_feature_sent,
+        } = report;
         v1::AckReport {
             revision: *revision,
             connected: *connected,
             acknowledged: *acknowledged,
             slowest_ms: millis(*slowest),
             missing: missing.clone(),
+            open_feature_streams: *open_feature_streams,
+            open_feature_sent: *open_feature_sent,
         }
     }
 }
 
 impl From<v1::AckReport> for core::AckReport {
     fn from(report: v1::AckReport) -> Self {
-        let v1::AckReport { revision, connected, acknowledged, slowest_ms, missing } = report;
+        let v1::AckReport {
+            revision,
+            connected,
+            acknowledged,
+            slowest_ms,
+            missing,
+            open_feature_streams,
+            open_feature_sent,
+        } = report;
         core::AckReport {
             revision,
             connected,
             acknowledged,
             slowest: Duration::from_millis(u64::from(slowest_ms)),
             missing,
+            open_feature_streams,
+            open_feature_sent,
         }
     }
 }
@@ -314,10 +334,13 @@ mod tests {
             acknowledged: 2,
             slowest: Duration::from_micros(12_345),
             missing: vec!["stuck".into()],
+            open_feature_streams: 4,
+            open_feature_sent: 3,
         };
         let wire = v1::AckReport::from(&report);
         assert_eq!(wire.slowest_ms, 12);
         let back = core::AckReport::from(wire);
+        assert_eq!((back.open_feature_streams, back.open_feature_sent), (4, 3));
         assert_eq!((back.slowest, back.missing), (Duration::from_millis(12), report.missing));
     }
 }

@@ -25,12 +25,27 @@ struct Killed {
     acknowledged: u32,
     slowest_ms: u32,
     missing: Vec<String>,
+    /// OpenFeature providers' streams, which cannot acknowledge: how many there were, and
+    /// how many were sent the kill.
+    open_feature_streams: u32,
+    open_feature_sent: u32,
 }
 
 impl Killed {
-    /// `killed chat (revision 42): 37/37 SDKs acknowledged, slowest 3 ms`.
+    /// `killed chat (revision 42): 37/37 SDKs acknowledged, slowest 3 ms; 12 OpenFeature
+    /// streams sent the change`.
     fn line(&self, waited: bool) -> String {
-        let Killed { written, already_killed, since, connected, acknowledged, slowest_ms, missing } = self;
+        let Killed {
+            written,
+            already_killed,
+            since,
+            connected,
+            acknowledged,
+            slowest_ms,
+            missing,
+            open_feature_streams,
+            open_feature_sent,
+        } = self;
         let head = if *already_killed {
             format!("{} was already killed ({since}); nothing written", written.key)
         } else {
@@ -39,12 +54,22 @@ impl Killed {
         if !waited {
             return format!("{head}: not waiting for acknowledgements ({connected} SDKs connected)");
         }
-        if *connected == 0 {
-            return format!("{head}: no SDKs connected");
-        }
-        let mut line = format!("{head}: {acknowledged}/{connected} SDKs acknowledged");
+        let mut line = if *connected == 0 {
+            format!("{head}: no SDKs connected")
+        } else {
+            format!("{head}: {acknowledged}/{connected} SDKs acknowledged")
+        };
         if *acknowledged > 0 {
             line.push_str(&format!(", slowest {slowest_ms} ms"));
+        }
+        match (*open_feature_streams, *open_feature_sent) {
+            (0, _) => {}
+            (streams, sent) if sent == streams => {
+                line.push_str(&format!("; {streams} OpenFeature streams sent the change"))
+            }
+            (streams, sent) => {
+                line.push_str(&format!("; {sent} of {streams} OpenFeature streams sent the change"))
+            }
         }
         if !missing.is_empty() {
             line.push_str(&format!("\n  not acknowledged: {}", missing.join(", ")));
@@ -69,11 +94,29 @@ pub(crate) async fn kill(
         .wrote(server, &format!("killing {key}"))
         .await?;
     let Answer { written, acks, already_killed } = Answer::try_from(response).context(MALFORMED)?;
-    let AckReport { revision: _, connected, acknowledged, slowest, missing } = acks;
+    let AckReport {
+        revision: _,
+        connected,
+        acknowledged,
+        slowest,
+        missing,
+        open_feature_streams,
+        open_feature_sent,
+    } = acks;
     let slowest_ms = u32::try_from(slowest.as_millis()).unwrap_or(u32::MAX);
     let since = since(&written.entry);
     let written = WriteReport::of(&written);
-    let killed = Killed { written, already_killed, since, connected, acknowledged, slowest_ms, missing };
+    let killed = Killed {
+        written,
+        already_killed,
+        since,
+        connected,
+        acknowledged,
+        slowest_ms,
+        missing,
+        open_feature_streams,
+        open_feature_sent,
+    };
     out.print(&killed, || killed.line(!wait.is_zero()))?;
     if !wait.is_zero() && acknowledged < connected {
         let waited = humantime::format_duration(wait);

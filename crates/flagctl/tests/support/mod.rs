@@ -47,6 +47,7 @@ fn spawn(dir: &tempfile::TempDir, listen: &str, args: &[&str]) -> (Child, String
         .arg("--data")
         .arg(dir.path().join("flags.redb"))
         .args(["--listen", listen, "--management", "127.0.0.1:0"])
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0"])
         .args(args)
         .env("FLAGD_LOG", "warn")
         .stdout(Stdio::piped())

@@ -56,6 +56,7 @@ fn state(path: &Path) -> Arc<State> {
         serving: Default::default(),
         health: Default::default(),
         rollout_windows: Default::default(),
+        currents: Default::default(),
     })
 }
 

@@ -228,7 +228,8 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
 /// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
 pub fn start_binary(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0", "--data"])
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("FLAGD_LOG", "warn")
         .stdout(Stdio::piped())

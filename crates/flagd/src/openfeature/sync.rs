@@ -1,0 +1,155 @@
+//! `flagd.sync.v1.FlagSyncService`, which in-process providers call: the whole environment
+//! as flagd flag JSON, on connect and after every change (`SyncFlags`), once
+//! (`FetchAllFlags`), and `GetMetadata`, which some providers call first and retry until it
+//! is answered.
+//!
+//! Each revision's JSON is made once, by the first stream that needs it, and the same text
+//! goes to every stream of the environment.
+
+use std::sync::Arc;
+
+use flag_proto::flagd::sync::v1::flag_sync_service_server::FlagSyncService;
+use flag_proto::flagd::sync::v1::{
+    FetchAllFlagsRequest, FetchAllFlagsResponse, GetMetadataRequest, GetMetadataResponse, SyncFlagsRequest,
+    SyncFlagsResponse,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::auth::StreamAccess;
+use crate::openfeature::current::{Current, Following};
+use crate::openfeature::flag_json::flagd_json;
+use crate::openfeature::resolver::current_of;
+use crate::openfeature::streams::open;
+use crate::openfeature::structs::to_struct;
+use crate::state::State;
+use crate::status::RequestError;
+
+/// Serves `flagd.sync.v1.FlagSyncService`.
+#[derive(Debug, Clone)]
+pub(crate) struct FlagSync {
+    state: Arc<State>,
+}
+
+impl FlagSync {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        FlagSync { state }
+    }
+}
+
+#[tonic::async_trait]
+impl FlagSyncService for FlagSync {
+    type SyncFlagsStream = ReceiverStream<Result<SyncFlagsResponse, Status>>;
+
+    async fn sync_flags(
+        &self,
+        request: Request<SyncFlagsRequest>,
+    ) -> Result<Response<Self::SyncFlagsStream>, Status> {
+        let selector = request.get_ref().selector.clone();
+        let (environment, access, following) = open(&self.state, &request, &selector).await?;
+        let (sender, receiver) = mpsc::channel(self.state.config.stream_buffer);
+        tokio::spawn(stream(Arc::clone(&self.state), environment, following, access, sender));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn fetch_all_flags(
+        &self,
+        request: Request<FetchAllFlagsRequest>,
+    ) -> Result<Response<FetchAllFlagsResponse>, Status> {
+        let selector = request.get_ref().selector.clone();
+        let (_, current) = current_of(&self.state, &request, &selector).await?;
+        let flag_configuration = String::from(&*configuration(&current).await?);
+        Ok(Response::new(FetchAllFlagsResponse { flag_configuration }))
+    }
+
+    async fn get_metadata(
+        &self,
+        request: Request<GetMetadataRequest>,
+    ) -> Result<Response<GetMetadataResponse>, Status> {
+        let (environment, current) = current_of(&self.state, &request, "").await?;
+        let metadata = serde_json::json!({
+            "environment": environment,
+            "revision": current.revision,
+            "storeId": self.state.store.id(),
+        });
+        let serde_json::Value::Object(metadata) = metadata else { unreachable!("an object literal") };
+        Ok(Response::new(GetMetadataResponse { metadata: Some(to_struct(metadata)) }))
+    }
+}
+
+/// The revision's flag JSON, made on a blocking thread the first time it is asked for.
+async fn configuration(current: &Arc<Current>) -> Result<Arc<str>, Status> {
+    if let Some(json) = current.flagd_json.get() {
+        return Ok(Arc::clone(json));
+    }
+    let current = Arc::clone(current);
+    let made = tokio::task::spawn_blocking(move || {
+        Arc::clone(current.flagd_json.get_or_init(|| flagd_json(&current)))
+    });
+    Ok(made.await.map_err(RequestError::from)?)
+}
+
+async fn stream(
+    state: Arc<State>,
+    environment: String,
+    mut following: Following,
+    mut access: StreamAccess,
+    sender: mpsc::Sender<Result<SyncFlagsResponse, Status>>,
+) {
+    let registration = state.connections.register_stream(&environment);
+    let timeout = state.config.slow_client_timeout;
+    info!(%environment, "OpenFeature sync stream connected");
+    let mut sent = None;
+    loop {
+        let newest = following.borrow_and_update().clone();
+        let Some(newest) = newest else {
+            if !state.hub.is_closed() {
+                let _ = sender
+                    .try_send(Err(
+                        RequestError::EnvironmentDeleted { environment: environment.clone() }.into()
+                    ));
+            }
+            break;
+        };
+        if sent.is_none_or(|revision| newest.revision > revision) {
+            let message = match configuration(&newest).await {
+                Ok(json) => {
+                    SyncFlagsResponse { flag_configuration: String::from(&*json), sync_context: None }
+                }
+                Err(status) => {
+                    let _ = sender.try_send(Err(status));
+                    break;
+                }
+            };
+            match sender.send_timeout(Ok(message), timeout).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => break,
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    metrics::counter!("flagd_slow_clients_dropped_total").increment(1);
+                    let _ = sender.try_send(Err(Status::resource_exhausted(
+                        "the provider read nothing in time; reconnect",
+                    )));
+                    break;
+                }
+            }
+            registration.sent(newest.revision);
+            sent = Some(newest.revision);
+        }
+        tokio::select! {
+            changed = following.changed() => {
+                // A follower that ended says `None` first, which the loop's read acts on.
+                if changed.is_err() && following.borrow().is_some() {
+                    break;
+                }
+            }
+            refused = access.revoked() => {
+                let _ = sender.try_send(Err(refused.into()));
+                break;
+            }
+            () = sender.closed() => break,
+        }
+    }
+    info!(%environment, "OpenFeature sync stream disconnected");
+}
