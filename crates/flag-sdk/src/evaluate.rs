@@ -95,6 +95,13 @@ impl Current {
     pub fn snapshot(&self) -> &flag_core::Snapshot {
         &self.live.snapshot
     }
+
+    /// The definition of flag `key` these flags were compiled from (its rules, version and
+    /// metadata), for callers that explain an answer: e.g. whether a flag that served its
+    /// default has any targeting at all. A lookup by key; not for hot loops.
+    pub fn definition(&self, key: &str) -> Option<&flag_core::Flag> {
+        self.live.model.flags.get(key).map(|flag| &**flag)
+    }
 }
 
 impl<'a> Evaluate<'a> for &'a Current {

@@ -247,6 +247,17 @@ mod tests {
     }
 
     #[test]
+    fn the_current_flags_lend_the_definition_they_were_compiled_from() {
+        let flags = TestFlags::new();
+        flags.disable("chat").variant_for("chat", "vip", flag_core::ON);
+        let current = flags.client().current();
+        let chat = current.definition("chat").expect("chat is defined");
+        assert_eq!(chat.rules.len(), 1);
+        assert_eq!(chat.rules[0].description, "forced for vip");
+        assert!(current.definition("missing").is_none());
+    }
+
+    #[test]
     fn an_invalid_flag_is_refused_and_the_previous_flags_kept() {
         let flags = TestFlags::new();
         flags.enable("chat");
