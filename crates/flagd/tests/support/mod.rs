@@ -23,6 +23,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub grpc: std::net::SocketAddr,
     pub management: std::net::SocketAddr,
+    /// OpenFeature's second gRPC port and OFREP, when started with them.
+    pub sync: Option<std::net::SocketAddr>,
+    pub ofrep: Option<std::net::SocketAddr>,
     pub data: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), flagd::ServeError>>>,
@@ -38,7 +41,46 @@ impl TestServer {
         let task = tokio::spawn(flagd::serve_with_management(grpc, Some(management), config, async {
             let _ = stopped.await;
         }));
-        TestServer { grpc: grpc_addr, management: management_addr, data, stop: Some(stop), task: Some(task) }
+        TestServer {
+            grpc: grpc_addr,
+            management: management_addr,
+            sync: None,
+            ofrep: None,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// As [`TestServer::start`], with OpenFeature's sync port and OFREP served too.
+    pub async fn start_open_feature(config: flagd::Config) -> TestServer {
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let (grpc, management, sync, ofrep) = (bind().await, bind().await, bind().await, bind().await);
+        let address = |listener: &TcpListener| listener.local_addr().unwrap();
+        let (grpc_addr, management_addr) = (address(&grpc), address(&management));
+        let (sync_addr, ofrep_addr) = (address(&sync), address(&ofrep));
+        let data = config.data.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = flagd::Listeners::grpc(grpc)
+            .with_management(Some(management))
+            .with_open_feature(Some(sync), Some(ofrep));
+        let task = tokio::spawn(flagd::serve_listeners(
+            listeners,
+            config,
+            async {
+                let _ = stopped.await;
+            },
+            |_| {},
+        ));
+        TestServer {
+            grpc: grpc_addr,
+            management: management_addr,
+            sync: Some(sync_addr),
+            ofrep: Some(ofrep_addr),
+            data,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits until it has released the store.
@@ -223,6 +265,29 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// A plain HTTP/1.1 POST of a JSON body with extra headers, returning (status, headers, body).
+pub async fn http_post(
+    address: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) =
+        response.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+    (status, head, body)
 }
 
 /// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
