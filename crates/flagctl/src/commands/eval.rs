@@ -113,10 +113,10 @@ fn reason_name(reason: &AnswerReason) -> &'static str {
 }
 
 fn explain(reason: &AnswerReason) -> String {
-    let bucket =
-        |b: Option<u32>| b.map(|b| format!("bucket {b} of {}", flag_core::TOTAL_WEIGHT)).unwrap_or_default();
+    // Of the split's total weight, which the answer does not carry (100 000 for percentages).
+    let bucket = |b: Option<u32>| b.map(|b| format!("bucket {b}")).unwrap_or_default();
     match reason {
-        AnswerReason::Disabled => "the flag is killed: its off variant".into(),
+        AnswerReason::Disabled => "the flag is killed: its off variant, or the caller's default".into(),
         AnswerReason::TargetMatch { rule, bucket: Some(b) } => {
             format!("rule {} matched and split: {}", rule + 1, bucket(Some(*b)))
         }
@@ -124,7 +124,7 @@ fn explain(reason: &AnswerReason) -> String {
         AnswerReason::Split { bucket: b } => format!("no rule matched; default split: {}", bucket(*b)),
         AnswerReason::Default => "no rule matched; the default".into(),
         AnswerReason::PrerequisiteFailed { prerequisite } => {
-            format!("prerequisite {prerequisite:?} not met: the off variant")
+            format!("prerequisite {prerequisite:?} not met: the off variant, or the caller's default")
         }
         AnswerReason::FlagNotFound => "no such flag".into(),
         AnswerReason::Error { error } => format!("evaluation failed: {error}"),
