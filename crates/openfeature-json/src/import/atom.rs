@@ -108,8 +108,9 @@ impl Atom {
     }
 
     fn is_number(&self) -> Vec<Clause> {
-        // Every number is at least -f64::MAX; numeric strings are too, so strings are excluded.
-        vec![self.clause(Operator::NumberGte, &["-1.7976931348623157e308"]), self.not_string()]
+        // Context values are strings, numbers or bools: neither a string nor a bool. (No
+        // number clause: those also match numeric strings, and do not export.)
+        vec![self.not_string(), Clause { negate: true, ..self.clause(Operator::In, &["true", "false"]) }]
     }
 
     fn is_bool(&self) -> Vec<Clause> {

@@ -13,7 +13,7 @@ use super::condition::Node;
 pub(crate) fn truthy(var_arg: &Json) -> Result<Atom, String> {
     let mut atom = Atom::never(&attribute(var_arg)?);
     atom.string = vec![vec![negated(atom.clause(Operator::In, &[""]))]];
-    atom.number = vec![vec![negated(atom.clause(Operator::NumberEq, &["0"]))]];
+    atom.number = vec![vec![negated(atom.clause(Operator::In, &["0"]))]];
     atom.boolean = vec![vec![atom.clause(Operator::In, &["true"])]];
     Ok(atom)
 }
@@ -28,9 +28,10 @@ pub(crate) fn test(op: &str, args: &[&Json]) -> Result<Node, String> {
             Ok(Node::Test(atom))
         }
         ("==" | "===" | "!=" | "!==", [a, b]) => {
-            let (attribute, literal) = match (var_of(a), var_of(b)) {
-                (Ok(attribute), Err(_)) => (attribute, *b),
-                (Err(_), Ok(attribute)) => (attribute, *a),
+            let is_var = |j: &Json| j.get("var").is_some();
+            let (attribute, literal) = match (is_var(a), is_var(b)) {
+                (true, false) => (var_of(a)?, *b),
+                (false, true) => (var_of(b)?, *a),
                 _ => return Err(format!("`{op}` needs one `var` and one literal")),
             };
             let atom = if op.len() == 3 {
@@ -178,7 +179,8 @@ fn equal(attribute: &str, literal: &Json) -> Result<Atom, String> {
         _ => return Err("compare with a string, number, bool or null".into()),
     };
     if let Some(n) = as_number.filter(|n| n.is_finite()) {
-        atom.number = vec![vec![atom.clause(Operator::NumberEq, &[&text(n)])]];
+        // `in` compares a number attribute numerically, like `==`.
+        atom.number = vec![vec![atom.clause(Operator::In, &[&text(n)])]];
         if !literal.is_boolean() {
             atom.boolean = [(1.0, "true"), (0.0, "false")]
                 .iter()

@@ -47,27 +47,39 @@ pub(crate) fn evaluate(
     targeting_key: &str,
     attributes: &Map<String, Json>,
 ) -> Option<String> {
-    let flag = file["flags"].get(key)?;
+    evaluate_or_throw(engine, file, key, targeting_key, attributes).unwrap_or(None)
+}
+
+/// [`evaluate`], telling apart the JSONLogic engine throwing (datalogic throws where
+/// JavaScript's engine coerces to NaN, e.g. `2 == "gold"`): `Err` then.
+pub(crate) fn evaluate_or_throw(
+    engine: &Engine,
+    file: &Json,
+    key: &str,
+    targeting_key: &str,
+    attributes: &Map<String, Json>,
+) -> Result<Option<String>, datalogic_rs::Error> {
+    let Some(flag) = file["flags"].get(key) else { return Ok(None) };
     if flag["state"] == "DISABLED" {
-        return None;
+        return Ok(None);
     }
-    let variants = flag["variants"].as_object()?;
+    let Some(variants) = flag["variants"].as_object() else { return Ok(None) };
     let default = flag.get("defaultVariant").and_then(Json::as_str).map(str::to_owned);
     let targeting = match flag.get("targeting") {
-        None | Some(Json::Null) => return default,
+        None | Some(Json::Null) => return Ok(default),
         Some(targeting) => substitute_refs(targeting, &file["$evaluators"]),
     };
     let mut data = attributes.clone();
     data.insert("targetingKey".into(), Json::String(targeting_key.into()));
     data.insert("$flagd".into(), json!({ "flagKey": key, "timestamp": 0 }));
-    let result: Json = engine.eval_into(&targeting, &Json::Object(data)).ok()?;
+    let result: Json = engine.eval_into(&targeting, &Json::Object(data))?;
     let name = match result {
-        Json::Null => return default,
+        Json::Null => return Ok(default),
         Json::String(name) => name,
         Json::Bool(b) => b.to_string(),
-        _ => return None,
+        _ => return Ok(None),
     };
-    variants.contains_key(&name).then_some(name)
+    Ok(variants.contains_key(&name).then_some(name))
 }
 
 /// flagd replaces each `{"$ref": name}` by the evaluator's JSON before evaluating.
