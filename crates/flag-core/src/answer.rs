@@ -7,7 +7,8 @@ use crate::value::{Value, ValueKind};
 /// The answer for one flag and one context, borrowed from the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation<'s> {
-    /// The variant served; `None` when the flag is missing or evaluation failed.
+    /// The variant served; `None` when the flag is missing, evaluation failed, or the flag
+    /// serves the caller's default (a reason that is not an error says which).
     pub variant: Option<&'s str>,
     /// Its value; `None` exactly when `variant` is.
     pub value: Option<&'s Value>,
@@ -79,23 +80,27 @@ impl<'s> Evaluation<'s> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reason<'s> {
-    /// The flag is killed (`enabled = false`): the off variant.
+    /// The flag is killed (`enabled = false`): the off variant, or the caller's default for
+    /// a flag without one.
     Disabled,
     /// Rule `rule` (0-based) matched; `bucket` is set when it served a split.
     TargetMatch {
         /// Index of the rule in the flag.
         rule: usize,
-        /// The context's bucket (of 100 000) when the rule served a split.
+        /// The context's bucket (of the split's total weight, 100 000 for percentages) when
+        /// the rule served a split.
         bucket: Option<u32>,
     },
-    /// No rule matched and the default split placed the context in `bucket` (of 100 000).
+    /// No rule matched and the default split placed the context in `bucket` (of the split's
+    /// total weight, 100 000 for percentages).
     Split {
         /// The context's bucket.
         bucket: u32,
     },
-    /// No rule matched; the default serves one variant.
+    /// No rule matched; the default serves one variant, or the caller's default.
     Default,
-    /// A prerequisite flag did not resolve to its required variant: the off variant.
+    /// A prerequisite flag did not resolve to its required variant: the off variant, or the
+    /// caller's default for a flag without one.
     PrerequisiteFailed {
         /// Key of the first prerequisite that failed.
         prerequisite: &'s str,
@@ -173,7 +178,8 @@ pub enum OwnedReason {
     TargetMatch {
         /// Index of the rule in the flag.
         rule: usize,
-        /// The context's bucket (of 100 000) when the rule served a split.
+        /// The context's bucket (of the split's total weight, 100 000 for percentages) when
+        /// the rule served a split.
         bucket: Option<u32>,
     },
     /// [`Reason::Split`].

@@ -5,16 +5,17 @@ use std::borrow::Borrow;
 
 use rustc_hash::FxHashMap;
 
+use crate::bucketing::BucketInput;
 use crate::compile_clause::{ClauseSite, compile_clause};
 use crate::compiled::{
     CompiledFlag, CompiledPrerequisite, CompiledRule, CompiledSegment, CompiledServe, CompiledSplit,
-    CompiledVariant, StringSet, Targeting,
+    CompiledVariant, Served, StringSet, Targeting,
 };
 use crate::date::parse_rfc3339_millis;
 use crate::error::{Problems, ValidationError};
 use crate::evaluate::Snapshot;
 use crate::model::{Flag, FlagSet, Segment, Serve, Split, Weight};
-use crate::murmur::{Murmur3, TOTAL_WEIGHT};
+use crate::murmur::MAX_TOTAL_WEIGHT;
 use crate::value::KEY_ATTRIBUTE;
 
 /// Longest flag or segment key accepted.
@@ -183,10 +184,16 @@ fn compile_flag(flag: &Flag, names: &Names<'_>, p: &mut Problems) -> Option<Comp
         format!("expected one of the flag's variants {known:?}, found {name:?}")
     };
 
-    let off = variant_index(off_variant);
-    if off.is_none() {
-        p.report_in("off_variant", unknown_variant(off_variant));
-    }
+    let off = match off_variant {
+        None => Some(Served::CALLER_DEFAULT),
+        Some(name) => {
+            let index = variant_index(name);
+            if index.is_none() {
+                p.report_in("off_variant", unknown_variant(name));
+            }
+            index.map(Served::variant)
+        }
+    };
     let serve_context =
         ServeContext { flag_key: key, variant_index: &variant_index, unknown_variant: &unknown_variant };
     let default = p.field("default", |p| compile_serve(default, &serve_context, p));
@@ -272,16 +279,17 @@ fn compile_serve(serve: &Serve, cx: &ServeContext<'_>, p: &mut Problems) -> Opti
             if index.is_none() {
                 p.report_in("variant", (cx.unknown_variant)(name));
             }
-            index.map(CompiledServe::Variant)
+            index.map(|index| CompiledServe::Variant(Served::variant(index)))
         }
         Serve::Split(split) => {
             p.field("split", |p| compile_split(split, cx, p)).map(|s| CompiledServe::Split(Box::new(s)))
         }
+        Serve::CallerDefault => Some(CompiledServe::Variant(Served::CALLER_DEFAULT)),
     }
 }
 
 fn compile_split(split: &Split, cx: &ServeContext<'_>, p: &mut Problems) -> Option<CompiledSplit> {
-    let Split { by, salt, weights } = split;
+    let Split { by, salt, weights, bucketing } = split;
     let before = p.count();
     if by.as_deref() == Some("") {
         p.report_in("by", "expected an attribute name, or no `by` to bucket by the targeting key");
@@ -305,10 +313,8 @@ fn compile_split(split: &Split, cx: &ServeContext<'_>, p: &mut Problems) -> Opti
                     }
                     Some(_) => {}
                 }
-                if !(0..=i64::from(TOTAL_WEIGHT)).contains(weight) {
-                    let message = format!(
-                        "expected a weight from 0 to {TOTAL_WEIGHT} (units of 1/1000 %), found {weight}"
-                    );
+                if !(0..=i64::from(MAX_TOTAL_WEIGHT)).contains(weight) {
+                    let message = format!("expected a weight from 0 to {MAX_TOTAL_WEIGHT}, found {weight}");
                     p.report_in("weight", message);
                 }
                 total += i128::from(*weight);
@@ -317,18 +323,22 @@ fn compile_split(split: &Split, cx: &ServeContext<'_>, p: &mut Problems) -> Opti
                 }
             });
         }
-        if !weights.is_empty() && total != i128::from(TOTAL_WEIGHT) {
-            p.report(format!("expected weights totalling {TOTAL_WEIGHT} (100 %), found {total}"));
+        if !weights.is_empty() && !(1..=i128::from(MAX_TOTAL_WEIGHT)).contains(&total) {
+            p.report(format!(
+                "expected weights totalling from 1 to {MAX_TOTAL_WEIGHT} (100 000 for percentages), found {total}"
+            ));
         }
     });
     if p.count() != before {
         return None;
     }
-    let mut seeded = Murmur3::default();
-    seeded.write(salt.as_deref().unwrap_or(cx.flag_key).as_bytes());
-    // Bucketing `by: key` is bucketing by the targeting key.
+    let input = BucketInput::new(*bucketing, cx.flag_key, salt.as_deref(), by.is_some());
+    // Bucketing `by: key` is bucketing by the targeting key (framed as an attribute's text
+    // under flagd-v3, as `input` was told).
     let by = by.as_deref().filter(|by| *by != KEY_ATTRIBUTE).map(Into::into);
-    Some(CompiledSplit { by, seeded, ranges: ranges.into() })
+    // In range: checked just above.
+    let total = u32::try_from(total).ok()?;
+    Some(CompiledSplit { by, input, total, ranges: ranges.into() })
 }
 
 /// Reports each prerequisite that closes a cycle, naming the cycle.

@@ -5,7 +5,7 @@
 use regex::Regex;
 use rustc_hash::FxHashSet;
 
-use crate::murmur::Murmur3;
+use crate::bucketing::BucketInput;
 use crate::semver::OwnedSemver;
 use crate::value::{Value, ValueKind};
 
@@ -14,12 +14,32 @@ pub(crate) struct CompiledFlag {
     pub(crate) key: Box<str>,
     pub(crate) kind: ValueKind,
     pub(crate) enabled: bool,
-    pub(crate) off_variant: u32,
+    pub(crate) off_variant: Served,
     pub(crate) variants: Box<[CompiledVariant]>,
     /// `None` for the many flags without prerequisites or rules: one pointer instead of two
     /// empty slices keeps large snapshots small.
     pub(crate) targeting: Option<Box<Targeting>>,
     pub(crate) default: CompiledServe,
+}
+
+/// A variant index, or no variant — the caller's default. A niche rather than an
+/// `Option<u32>`, so a flag is no larger for being able to serve nothing: `u32::MAX` is
+/// never an index, as a flag cannot hold 2^32 − 1 variants in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Served(u32);
+
+impl Served {
+    pub(crate) const CALLER_DEFAULT: Served = Served(u32::MAX);
+
+    pub(crate) fn variant(index: u32) -> Served {
+        Served(index)
+    }
+
+    /// The variant's index; `None` for the caller's default.
+    #[inline(always)]
+    pub(crate) fn index(self) -> Option<u32> {
+        (self != Served::CALLER_DEFAULT).then_some(self.0)
+    }
 }
 
 #[derive(Debug)]
@@ -60,7 +80,8 @@ pub(crate) struct CompiledRule {
 
 #[derive(Debug)]
 pub(crate) enum CompiledServe {
-    Variant(u32),
+    /// One variant for everyone, or the caller's default for everyone.
+    Variant(Served),
     // Boxed: most serves are a single variant, and the split is much larger.
     Split(Box<CompiledSplit>),
 }
@@ -69,9 +90,12 @@ pub(crate) enum CompiledServe {
 pub(crate) struct CompiledSplit {
     /// Bucket by this attribute instead of the targeting key.
     pub(crate) by: Option<Box<str>>,
-    /// Murmur3 state that has already consumed the salt.
-    pub(crate) seeded: Murmur3,
-    /// (exclusive upper bound of the cumulative weight, variant index); zero weights dropped.
+    /// The bytes hashed around the bucket key, as much of them consumed as compilation can.
+    pub(crate) input: BucketInput,
+    /// The sum of the weights (1 to 2^31 − 1): buckets are `0..total`.
+    pub(crate) total: u32,
+    /// (exclusive upper bound of the cumulative weight, variant index); zero weights
+    /// dropped, the last bound equal to `total`.
     pub(crate) ranges: Box<[(u32, u32)]>,
 }
 

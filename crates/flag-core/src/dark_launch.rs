@@ -5,7 +5,7 @@
 //! users are untouched. The split lists `on` first, then `dark`, so raising the percentage
 //! moves exactly the users whose new path has already been exercised from `dark` to `on`.
 
-use crate::model::{Flag, Metadata, Serve, Split, Variant, Weight};
+use crate::model::{Bucketing, Flag, Metadata, Serve, Split, Variant, Weight};
 use crate::murmur::TOTAL_WEIGHT;
 use crate::value::Value;
 
@@ -23,7 +23,8 @@ pub enum LaunchStage {
     On,
     /// Runs the new path in the shadow; sees the old one.
     Dark,
-    /// Runs and sees the old path only (also: missing or killed flag).
+    /// Runs and sees the old path only (also: a missing flag, a killed one, and one that
+    /// answers the caller's default).
     Off,
 }
 
@@ -102,10 +103,12 @@ impl Split {
             by: None,
             salt: None,
             weights: vec![weight(ON, on), weight(DARK, reach - on), weight(OFF, TOTAL_WEIGHT - reach)],
+            bucketing: Bucketing::default(),
         })
     }
 
-    /// If this split has the dark-launch shape, its (percent, dark percent).
+    /// If this split has the dark-launch shape, its (percent, dark percent) of the split's
+    /// own total (100 000 for the splits rollouts write, but a file may use any).
     ///
     /// A dark share above 0 is always one an operator asked for: only an explicit dark
     /// percentage (or a flag written whole) makes one, so a rollout change keeps it, and a
@@ -115,7 +118,10 @@ impl Split {
             return None;
         };
         let shaped = on.variant == ON && dark.variant == DARK && off.variant == OFF;
-        shaped.then(|| (on.weight as f64 / 1000.0, (on.weight + dark.weight) as f64 / 1000.0))
+        let total = self.total_weight();
+        // Multiplied before dividing, so a total of 100 000 gives exactly `weight / 1000`.
+        let percent = |weight: i64| weight.saturating_mul(100) as f64 / total as f64;
+        (shaped && total > 0).then(|| (percent(on.weight), percent(on.weight.saturating_add(dark.weight))))
     }
 }
 
@@ -128,7 +134,7 @@ impl Flag {
             description: String::new(),
             variants: vec![variant(ON, true), variant(DARK, false), variant(OFF, false)],
             enabled: true,
-            off_variant: OFF.into(),
+            off_variant: Some(OFF.into()),
             rules: Vec::new(),
             default: Serve::Split(Split::dark_launch(percent, dark_percent)?),
             prerequisites: Vec::new(),
@@ -168,5 +174,26 @@ mod tests {
         assert_eq!(error, RolloutError::DarkRoundsToZero { percent: 5.0, dark: 5.0004 });
         assert!(Split::dark_launch(5.0, 4.9999).is_err(), "dark counts the on users");
         assert_eq!(Split::dark_launch(5.0, 5.0).unwrap().dark_launch_percentages(), Some((5.0, 5.0)));
+    }
+
+    #[test]
+    fn percentages_are_of_the_split_s_own_total() {
+        let mut split = Split::dark_launch(5.0, 50.0).unwrap();
+        for (weight, share) in split.weights.iter_mut().zip([1, 9, 10]) {
+            weight.weight = share;
+        }
+        assert_eq!(split.dark_launch_percentages(), Some((5.0, 50.0)));
+        for weight in &mut split.weights {
+            weight.weight = 0;
+        }
+        assert_eq!(split.dark_launch_percentages(), None, "no total, no percentages");
+    }
+
+    #[test]
+    fn percentages_of_100_000_are_the_weights_in_thousandths() {
+        for on in (0..=100_000).step_by(7) {
+            let split = Split::dark_launch(f64::from(on) / 1000.0, 100.0).unwrap();
+            assert_eq!(split.dark_launch_percentages(), Some((f64::from(on) / 1000.0, 100.0)));
+        }
     }
 }

@@ -218,6 +218,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::model::{Bucketing, Serve};
 
     fn flag(value: Json) -> Flag {
         serde_json::from_value(value).unwrap()
@@ -299,6 +300,28 @@ mod tests {
         let only = diff(&from, &to, &["search"]);
         assert_eq!(only.flags, [SubjectDiff::Removed { key: "search".into() }]);
         assert_eq!(only.unchanged_flags, 0);
+    }
+
+    #[test]
+    fn bucketing_the_caller_s_default_and_a_dropped_off_variant_are_differences() {
+        let mut to = chat(5);
+        to.off_variant = None;
+        to.rules[0].serve = Serve::CallerDefault;
+        let Serve::Split(split) = &mut to.default else { panic!("chat splits") };
+        split.bucketing = Bucketing::FlagdV3;
+        let diff = diff(&set(vec![chat(5)]), &set(vec![to]), &[]);
+        let [SubjectDiff::Changed { fields, .. }] = diff.flags.as_slice() else { panic!("{diff:?}") };
+        let changes: Vec<(&str, &Option<Json>, &Option<Json>)> =
+            fields.iter().map(|f| (f.path.as_str(), &f.from, &f.to)).collect();
+        assert_eq!(
+            changes,
+            [
+                ("default.split.bucketing", &None, &Some(json!("flagd-v3"))),
+                ("off_variant", &Some(json!("off")), &None),
+                ("rules[0].serve.caller_default", &None, &Some(json!(true))),
+                ("rules[0].serve.variant", &Some(json!("on")), &None),
+            ]
+        );
     }
 
     #[test]

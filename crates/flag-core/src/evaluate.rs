@@ -15,10 +15,10 @@ use rustc_hash::FxBuildHasher;
 
 use crate::answer::{EvalError, Evaluation, Reason};
 use crate::compiled::{
-    AttributeRef, CompiledClause, CompiledFlag, CompiledSegment, CompiledServe, CompiledSplit, Test,
+    AttributeRef, CompiledClause, CompiledFlag, CompiledSegment, CompiledServe, CompiledSplit, Served, Test,
 };
 use crate::date::parse_rfc3339_millis;
-use crate::murmur::{TOTAL_WEIGHT, bucket_of};
+use crate::murmur::bucket_of;
 use crate::semver;
 use crate::value::{AttrValue, Context};
 
@@ -132,8 +132,8 @@ fn same_key(a: &str, b: &str) -> bool {
     words_equal && a_words.remainder().iter().zip(b_words.remainder()).all(|(x, y)| x == y)
 }
 
-/// Which variant a flag resolved to, and why.
-type Resolution<'s> = Result<(u32, Reason<'s>), EvalError>;
+/// Which variant a flag resolved to (or the caller's default), and why.
+type Resolution<'s> = Result<(Served, Reason<'s>), EvalError>;
 
 impl Snapshot {
     /// Evaluates a flag (by key or [`FlagHandle`]) for a context: the one entry point of
@@ -145,12 +145,17 @@ impl Snapshot {
         };
         let compiled = &self.flags[index];
         let resolution: Resolution<'_> = self.resolve(compiled, ctx);
-        match resolution.and_then(|(v, reason)| {
-            compiled.variants.get(v as usize).map(|v| (v, reason)).ok_or(EvalError::Internal)
+        match resolution.and_then(|(served, reason)| match served.index() {
+            Some(v) => {
+                compiled.variants.get(v as usize).map(|v| (Some(v), reason)).ok_or(EvalError::Internal)
+            }
+            None => Ok((None, reason)),
         }) {
-            Ok((variant, reason)) => {
+            Ok((Some(variant), reason)) => {
                 Evaluation { variant: Some(&variant.name), value: Some(&variant.value), reason }
             }
+            // No variant, and not an error: the typed readings answer the caller's default.
+            Ok((None, reason)) => Evaluation { variant: None, value: None, reason },
             Err(error) => Evaluation { variant: None, value: None, reason: Reason::Error(error) },
         }
     }
@@ -193,7 +198,8 @@ impl Snapshot {
     /// Compilation rejects prerequisite cycles, so the recursion ends.
     #[inline(never)]
     fn prerequisite_holds(&self, required: &CompiledFlag, variant: u32, ctx: &Context<'_>) -> bool {
-        matches!(self.resolve(required, ctx), Ok((v, _)) if v == variant)
+        // The caller's default is no variant, so it never equals the one required.
+        matches!(self.resolve(required, ctx), Ok((served, _)) if served.index() == Some(variant))
     }
 
     #[inline]
@@ -276,31 +282,31 @@ fn test_value(test: &Test, value: AttrValue<'_>) -> bool {
 
 /// The variant a serve picks, with the bucket when it was a split.
 #[inline(always)]
-fn serve(serve: &CompiledServe, ctx: &Context<'_>) -> Result<(u32, Option<u32>), EvalError> {
+fn serve(serve: &CompiledServe, ctx: &Context<'_>) -> Result<(Served, Option<u32>), EvalError> {
     match serve {
-        CompiledServe::Variant(variant) => Ok((*variant, None)),
-        CompiledServe::Split(split) => split_variant(split, ctx).map(|(v, b)| (v, Some(b))),
+        CompiledServe::Variant(served) => Ok((*served, None)),
+        CompiledServe::Split(split) => split_variant(split, ctx).map(|(v, b)| (Served::variant(v), Some(b))),
     }
 }
 
 #[inline(always)]
 fn split_variant(split: &CompiledSplit, ctx: &Context<'_>) -> Result<(u32, u32), EvalError> {
-    let mut state = split.seeded;
-    match &split.by {
-        None => state.write(ctx.key().as_bytes()),
+    // Whole numbers bucket like their decimal text, formatted here, on the stack.
+    let mut digits = itoa::Buffer::new();
+    let key = match &split.by {
+        None => ctx.key(),
         Some(attribute) => match named_attribute(ctx, attribute) {
-            Some(AttrValue::Str(s)) => state.write(s.as_bytes()),
-            // Whole numbers bucket like their decimal text, formatted on the stack. Below 2^63
-            // the conversion to i64 is exact.
+            Some(AttrValue::Str(s)) => s,
+            // Below 2^63 the conversion to i64 is exact.
             Some(AttrValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9_223_372_036_854_775_808.0 => {
-                state.write(itoa::Buffer::new().format(n as i64).as_bytes())
+                digits.format(n as i64)
             }
             _ => return Err(EvalError::MissingBucketAttribute),
         },
-    }
-    let bucket = bucket_of(state.finish(), TOTAL_WEIGHT);
+    };
+    let bucket = bucket_of(split.input.hash(key), split.total);
     let variant = split.ranges.iter().find(|&&(upper, _)| bucket < upper).map(|&(_, variant)| variant);
-    // Weights total TOTAL_WEIGHT and bucket < TOTAL_WEIGHT, so some range always holds it.
+    // The last range ends at the total and bucket < total, so some range always holds it.
     variant.map(|v| (v, bucket)).ok_or(EvalError::Internal)
 }
 

@@ -19,6 +19,8 @@
 //!   a snapshot (here [`Snapshot`]; in the SDK its client and caches), and the [`Question`]
 //!   each getter asks.
 //! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
+//! - `bucketing` — the bytes a split hashes under each [`Bucketing`] rule (flagd's
+//!   concatenation, or its deterministic CBOR), fed to the hash without concatenating.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
 //! - `dark_launch` — the `on`/`dark`/`off` convention.
 //! - `diff` — [`diff`]: what differs between two flag sets, field by field.
@@ -55,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 mod answer;
+mod bucketing;
 mod compile;
 mod compile_clause;
 mod compiled;
@@ -89,10 +92,10 @@ pub use health::{
     CohortFigures, CohortReport, HealthReport, LATENCY_BOUNDS_US, LATENCY_BUCKETS, LatencyHistogram, Outcome,
 };
 pub use model::{
-    Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
-    Serve, Split, Variant, Weight,
+    Bucketing, Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment,
+    SegmentRule, Serve, Split, Variant, Weight,
 };
-pub use murmur::{TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
+pub use murmur::{MAX_TOTAL_WEIGHT, TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
 pub use records::{
     AckReport, AppliedChange, ChangeBatch, HistoryEntry, LoggedChange, Operation, Subject, SubjectKind,
 };

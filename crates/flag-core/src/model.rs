@@ -33,8 +33,10 @@ pub struct Flag {
     /// `false` kills the flag: everyone gets `off_variant`.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
-    /// What everyone gets while the flag is killed or a prerequisite fails.
-    pub off_variant: String,
+    /// What everyone gets while the flag is killed or a prerequisite fails; `None` serves
+    /// no variant then, so each caller gets its own default (flagd's `DISABLED` flag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_variant: Option<String>,
     /// Targeting rules; the first whose clauses all hold decides.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
@@ -69,9 +71,10 @@ pub struct Variant {
     pub value: Value,
 }
 
-/// What a rule or the default serves: one variant, or a split over several.
+/// What a rule or the default serves: one variant, a split over several, or no variant.
 ///
-/// Written as a map with exactly one key: `{ variant: on }` or `{ split: { weights: … } }`.
+/// Written as a map with exactly one key: `{ variant: on }`, `{ split: { weights: … } }` or
+/// `{ caller_default: true }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "ServeRepr", into = "ServeRepr")]
 pub enum Serve {
@@ -79,6 +82,9 @@ pub enum Serve {
     Variant(String),
     /// Users are bucketed over weighted variants.
     Split(Split),
+    /// No variant: each caller gets the default it passed (flagd's flag without a
+    /// `defaultVariant`).
+    CallerDefault,
 }
 
 /// The written form of [`Serve`]: the same in every format (YAML's tagged enums are not
@@ -90,6 +96,8 @@ struct ServeRepr {
     variant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     split: Option<Split>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_default: Option<bool>,
 }
 
 impl TryFrom<ServeRepr> for Serve {
@@ -97,24 +105,34 @@ impl TryFrom<ServeRepr> for Serve {
 
     fn try_from(repr: ServeRepr) -> Result<Self, Self::Error> {
         match repr {
-            ServeRepr { variant: Some(variant), split: None } => Ok(Serve::Variant(variant)),
-            ServeRepr { variant: None, split: Some(split) } => Ok(Serve::Split(split)),
-            _ => Err("expected exactly one of `variant` or `split`"),
+            ServeRepr { variant: Some(variant), split: None, caller_default: None } => {
+                Ok(Serve::Variant(variant))
+            }
+            ServeRepr { variant: None, split: Some(split), caller_default: None } => Ok(Serve::Split(split)),
+            ServeRepr { variant: None, split: None, caller_default: Some(true) } => Ok(Serve::CallerDefault),
+            // `false` would read as "serve something else" without saying what.
+            ServeRepr { caller_default: Some(false), .. } => {
+                Err("expected `caller_default: true`; to serve a variant, write `variant` instead")
+            }
+            _ => Err("expected exactly one of `variant`, `split` or `caller_default`"),
         }
     }
 }
 
 impl From<Serve> for ServeRepr {
     fn from(serve: Serve) -> Self {
+        let none = ServeRepr { variant: None, split: None, caller_default: None };
         match serve {
-            Serve::Variant(variant) => ServeRepr { variant: Some(variant), split: None },
-            Serve::Split(split) => ServeRepr { variant: None, split: Some(split) },
+            Serve::Variant(variant) => ServeRepr { variant: Some(variant), ..none },
+            Serve::Split(split) => ServeRepr { split: Some(split), ..none },
+            Serve::CallerDefault => ServeRepr { caller_default: Some(true), ..none },
         }
     }
 }
 
-/// A weighted split. Weights are in units of 1/1000 % and total
-/// [`TOTAL_WEIGHT`](crate::TOTAL_WEIGHT) (100 000): `5000` is 5 %.
+/// A weighted split. Weights may total any whole number from 1 to 2^31 − 1; percentages
+/// are written in units of 1/1000 % totalling [`TOTAL_WEIGHT`](crate::TOTAL_WEIGHT)
+/// (100 000), so `5000` is 5 % there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Split {
@@ -129,6 +147,41 @@ pub struct Split {
     /// In order: a user gets the first variant whose cumulative weight exceeds their bucket,
     /// so growing an earlier weight only ever moves users into it (ramps are monotonic).
     pub weights: Vec<Weight>,
+    /// Which bytes are hashed; `flagd-v2` (today's cohorts) when absent.
+    #[serde(default, skip_serializing_if = "Bucketing::is_default")]
+    pub bucketing: Bucketing,
+}
+
+impl Split {
+    /// The sum of the weights, which a bucket is taken out of (saturating, so that an
+    /// unvalidated split cannot overflow).
+    pub fn total_weight(&self) -> i64 {
+        self.weights.iter().fold(0i64, |total, w| total.saturating_add(w.weight))
+    }
+}
+
+/// Which bytes a [`Split`] hashes, named after the OpenFeature flagd rule each reproduces.
+///
+/// Exhaustive on purpose: a rule decides who gets what, so every crate that carries one
+/// must be told of a new one at build time rather than fall back to another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Bucketing {
+    /// murmur3 of `salt ++ bucket key`: flagd's `fractional` before its
+    /// non-string-randomisation-unit change, and every cohort stored before this choice.
+    #[default]
+    #[serde(rename = "flagd-v2")]
+    FlagdV2,
+    /// murmur3 of the deterministic CBOR encoding of the bucketing value: the CBOR array
+    /// `[flag key, targeting key]` when the split has no `by` and is salted with its flag
+    /// key, otherwise the CBOR text string `salt ++ bucket key` (see docs/flag-model.md).
+    #[serde(rename = "flagd-v3")]
+    FlagdV3,
+}
+
+impl Bucketing {
+    fn is_default(&self) -> bool {
+        *self == Bucketing::default()
+    }
 }
 
 /// One variant's share of a [`Split`].
@@ -137,7 +190,8 @@ pub struct Split {
 pub struct Weight {
     /// The variant's name.
     pub variant: String,
-    /// Its share in 1/1000 % (signed so that a negative weight is reported, not misread).
+    /// Its share of the split's total (signed so that a negative weight is reported, not
+    /// misread); in 1/1000 % where the total is 100 000.
     pub weight: i64,
 }
 
@@ -253,7 +307,8 @@ impl From<&str> for Literal {
 }
 
 /// This flag is only evaluated when flag `flag` resolves to `variant`; otherwise it serves
-/// its off variant.
+/// its off variant (or, without one, the caller's default). A flag answering the caller's
+/// default resolves to no variant, so it never meets a prerequisite.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prerequisite {

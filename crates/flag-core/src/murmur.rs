@@ -7,8 +7,14 @@
 const C1: u32 = 0xcc9e_2d51;
 const C2: u32 = 0x1b87_3593;
 
-/// Weights are in units of 1/1000 %, so a split always totals this.
+/// The total of a split written in percentages: weights in units of 1/1000 %. What
+/// [`percent_to_weight`](crate::percent_to_weight) and rollouts use; a split may total
+/// anything from 1 to [`MAX_TOTAL_WEIGHT`].
 pub const TOTAL_WEIGHT: u32 = 100_000;
+
+/// The largest total a split's weights may have, 2^31 − 1, so that every weight and total
+/// fits the 32-bit signed integers other languages' flagd providers hold them in.
+pub const MAX_TOTAL_WEIGHT: u32 = i32::MAX as u32;
 
 /// A murmur3 x86_32 hash in progress (seed 0). `Copy`, so a pre-seeded state can be
 /// reused for every evaluation without touching the salt again.
@@ -91,7 +97,8 @@ pub fn bucket_of(hash: u32, total: u32) -> u32 {
     ((u64::from(hash) * u64::from(total)) >> 32) as u32
 }
 
-/// The bucket (of [`TOTAL_WEIGHT`]) that `salt ++ key` falls into — the rule every split uses.
+/// The bucket (of [`TOTAL_WEIGHT`]) that `salt ++ key` falls into — the `flagd-v2` rule of
+/// a split written in percentages.
 pub fn bucket(salt: &str, key: &str) -> u32 {
     let mut state = Murmur3::default();
     state.write(salt.as_bytes());

@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use flag_core::{
-    AttrValue, Clause, Context, EvalError, Evaluate, Flag, FlagSet, LaunchStage, Metadata, Operator,
-    Prerequisite, Rule, Segment, SegmentRule, Serve, Split, Value, Variant, Weight,
+    AttrValue, Bucketing, Clause, Context, EvalError, Evaluate, Flag, FlagSet, LaunchStage, Metadata,
+    Operator, Prerequisite, Rule, Segment, SegmentRule, Serve, Split, Value, Variant, Weight,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -48,12 +48,16 @@ fn check_agreement(
                     "flag {key:?}, context {raw:?}:\n  compiled  {compiled:?}\n  reference {expected:?}\n{yaml}"
                 )));
             }
-            let label = match &expected.1 {
-                RefReason::TargetMatch { bucket: Some(_), .. } => "TargetMatch(split)".to_owned(),
-                RefReason::TargetMatch { bucket: None, .. } => "TargetMatch".to_owned(),
-                RefReason::Split { .. } => "Split".to_owned(),
-                RefReason::PrerequisiteFailed(_) => "PrerequisiteFailed".to_owned(),
-                other => format!("{other:?}"),
+            let label = match &expected {
+                (_, RefReason::TargetMatch { bucket: Some(_), .. }) => "TargetMatch(split)".to_owned(),
+                (None, RefReason::TargetMatch { bucket: None, .. }) => "TargetMatch(caller)".to_owned(),
+                (_, RefReason::TargetMatch { bucket: None, .. }) => "TargetMatch".to_owned(),
+                (_, RefReason::Split { .. }) => "Split".to_owned(),
+                (None, RefReason::PrerequisiteFailed(_)) => "PrerequisiteFailed(caller)".to_owned(),
+                (_, RefReason::PrerequisiteFailed(_)) => "PrerequisiteFailed".to_owned(),
+                (None, RefReason::Disabled) => "Disabled(caller)".to_owned(),
+                (None, RefReason::Default) => "Default(caller)".to_owned(),
+                (_, other) => format!("{other:?}"),
             };
             *seen.borrow_mut().entry(label).or_default() += 1;
         }
@@ -79,6 +83,10 @@ fn compiled_evaluator_agrees_with_the_reference() {
         "Split",
         "Default",
         "PrerequisiteFailed",
+        "Disabled(caller)",
+        "TargetMatch(caller)",
+        "Default(caller)",
+        "PrerequisiteFailed(caller)",
         "FlagNotFound",
         "Error(MissingBucketAttribute)",
     ] {
@@ -153,6 +161,7 @@ fn split(by: Option<&str>, salt: Option<&str>, weights: &[(&str, i64)]) -> Serve
         by: by.map(Into::into),
         salt: salt.map(Into::into),
         weights: weights.iter().map(|(v, w)| Weight { variant: (*v).into(), weight: *w }).collect(),
+        bucketing: Bucketing::FlagdV2,
     })
 }
 
@@ -165,7 +174,7 @@ fn flag(key: &str, variants: &[&str], off: &str, rules: Vec<Rule>, default: Serv
             .map(|name| Variant { name: (*name).into(), value: Value::String((*name).into()) })
             .collect(),
         enabled: true,
-        off_variant: off.into(),
+        off_variant: Some(off.into()),
         rules,
         default,
         prerequisites: Vec::new(),

@@ -136,27 +136,40 @@ fn negative_weights() {
     variants: [{ name: on, value: true }, { name: off, value: false }]
     off_variant: off
     default: { split: { weights: [{ variant: on, weight: -5000 }, { variant: off, weight: 105000 }] } }";
-    let found = problems(yaml);
-    let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["flags[0].default.split.weights[0].weight", "flags[0].default.split.weights[1].weight"]
-    );
-    assert!(found[0].1.contains("expected a weight from 0 to 100000"), "{found:?}");
+    // The total is fine (100 000); the negative weight is not.
+    assert_one(yaml, "flags[0].default.split.weights[0].weight", "expected a weight from 0 to 2147483647");
+}
+
+/// A flag whose default splits `on`/`off` by these weights.
+fn split_of(on: i64, off: i64) -> String {
+    format!(
+        "flags:
+  - key: chat
+    variants: [{{ name: on, value: true }}, {{ name: off, value: false }}]
+    default: {{ split: {{ weights: [{{ variant: on, weight: {on} }}, {{ variant: off, weight: {off} }}] }} }}"
+    )
 }
 
 #[test]
-fn weights_that_do_not_total_100_percent() {
-    let yaml = "flags:
-  - key: chat
-    variants: [{ name: on, value: true }, { name: off, value: false }]
-    off_variant: off
-    default: { split: { weights: [{ variant: on, weight: 5000 }, { variant: off, weight: 90000 }] } }";
+fn weights_may_total_any_positive_32_bit_number() {
+    for (on, off) in [(1, 0), (0, 1), (1, 2), (5_000, 90_000), (1, 2_147_483_646), (2_147_483_647, 0)] {
+        let set: FlagSet = serde_yaml_ng::from_str(&split_of(on, off)).unwrap();
+        assert!(set.compile().is_ok(), "{on} + {off}: {:?}", set.compile().err());
+    }
+}
+
+#[test]
+fn weights_totalling_nothing_or_more_than_2_pow_31_are_refused() {
+    let at = "flags[0].default.split.weights";
     assert_one(
-        yaml,
-        "flags[0].default.split.weights",
-        "expected weights totalling 100000 (100 %), found 95000",
+        &split_of(0, 0),
+        at,
+        "expected weights totalling from 1 to 2147483647 (100 000 for percentages), found 0",
     );
+    assert_one(&split_of(2_147_483_647, 1), at, "found 2147483648");
+    let found = problems(&split_of(2_147_483_648, 0));
+    let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(paths, [format!("{at}[0].weight"), at.to_owned()], "{found:?}");
 }
 
 /// A flag with one rule holding one clause, to test literal parsing per operator.
@@ -262,7 +275,7 @@ fn every_problem_is_reported_at_once() {
     variants: [{ name: on, value: true }, { name: off, value: 0 }]
     off_variant: nope
     rules: [{ clauses: [{ attribute: v, op: semver_gt, values: [x] }], serve: { variant: on } }]
-    default: { split: { weights: [{ variant: on, weight: 1 }] } }";
+    default: { split: { weights: [{ variant: on, weight: 0 }] } }";
     let found = problems(yaml);
     let paths: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(
@@ -275,6 +288,59 @@ fn every_problem_is_reported_at_once() {
             "flags[0].rules[0].clauses[0].values[0]",
         ]
     );
+}
+
+#[test]
+fn a_flag_without_an_off_variant_or_serving_the_caller_s_default_compiles() {
+    let yaml = "flags:
+  - key: chat
+    variants: [{ name: on, value: true }]
+    enabled: false
+    rules: [{ clauses: [], serve: { caller_default: true } }]
+    default: { caller_default: true }";
+    let set: FlagSet = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(set.flags[0].off_variant, None);
+    assert_eq!(set.flags[0].default, flag_core::Serve::CallerDefault);
+    assert!(set.compile().is_ok());
+    // Written back the same way: no `off_variant`, `caller_default: true`.
+    let json = serde_json::to_value(&set.flags[0]).unwrap();
+    assert_eq!(json.get("off_variant"), None);
+    assert_eq!(json["default"], serde_json::json!({ "caller_default": true }));
+}
+
+#[test]
+fn caller_default_false_and_two_kinds_of_serve_are_refused_when_parsing() {
+    let parse = |serve: &str| {
+        let yaml = format!("flags: [{{ key: x, variants: [{{ name: a, value: true }}], default: {serve} }}]");
+        serde_yaml_ng::from_str::<FlagSet>(&yaml).unwrap_err().to_string()
+    };
+    let error = parse("{ caller_default: false }");
+    assert!(error.contains("expected `caller_default: true`"), "{error}");
+    let error = parse("{ variant: a, caller_default: false }");
+    assert!(error.contains("expected `caller_default: true`"), "{error}");
+    let error = parse("{ variant: a, caller_default: true }");
+    assert!(error.contains("exactly one of `variant`, `split` or `caller_default`"), "{error}");
+    let error = parse("{}");
+    assert!(error.contains("exactly one of"), "{error}");
+}
+
+#[test]
+fn bucketing_is_written_as_the_flagd_rule_and_omitted_when_default() {
+    let yaml = "flags:
+  - key: chat
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    default: { split: { bucketing: flagd-v3, weights: [{ variant: on, weight: 1 }, { variant: off, weight: 1 }] } }";
+    let mut set: FlagSet = serde_yaml_ng::from_str(yaml).unwrap();
+    let flag_core::Serve::Split(split) = &mut set.flags[0].default else { panic!("a split") };
+    assert_eq!(split.bucketing, flag_core::Bucketing::FlagdV3);
+    assert_eq!(serde_json::to_value(&*split).unwrap()["bucketing"], "flagd-v3");
+    split.bucketing = flag_core::Bucketing::FlagdV2;
+    assert_eq!(serde_json::to_value(&*split).unwrap().get("bucketing"), None);
+    let v2: flag_core::Split =
+        serde_json::from_value(serde_json::json!({ "bucketing": "flagd-v2", "weights": [] })).unwrap();
+    assert_eq!(v2.bucketing, flag_core::Bucketing::FlagdV2);
+    let error = serde_yaml_ng::from_str::<FlagSet>(&yaml.replace("flagd-v3", "flagd-v4")).unwrap_err();
+    assert!(error.to_string().contains("flagd-v4"), "{error}");
 }
 
 #[test]

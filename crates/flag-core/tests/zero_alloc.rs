@@ -129,7 +129,8 @@ fn dark_launch_split_allocates_nothing() {
     assert!(stages.contains(&LaunchStage::Dark) || stages.contains(&LaunchStage::On), "{stages:?}");
 }
 
-/// Segments (included, excluded, by rule), a regex, a prerequisite and splits by attribute.
+/// Segments (included, excluded, by rule), a regex, a prerequisite, splits by attribute,
+/// flagd-v3 splits of both framings and flags answering the caller's default.
 const TARGETING: &str = r##"
 segments:
   - key: beta
@@ -165,6 +166,19 @@ flags:
     variants: [{ name: on, value: true }, { name: off, value: false }]
     off_variant: off
     default: { split: { by: org, weights: [{ variant: on, weight: 50000 }, { variant: off, weight: 50000 }] } }
+  - key: v3-pair
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    default: { split: { bucketing: flagd-v3, weights: [{ variant: on, weight: 1 }, { variant: off, weight: 1 }] } }
+  - key: v3-by-org
+    variants: [{ name: on, value: true }, { name: off, value: false }]
+    default: { split: { bucketing: flagd-v3, by: org, salt: s, weights: [{ variant: on, weight: 3 }, { variant: off, weight: 7 }] } }
+  - key: killed
+    variants: [{ name: on, value: true }]
+    enabled: false
+    default: { variant: on }
+  - key: unset
+    variants: [{ name: on, value: true }]
+    default: { caller_default: true }
 "##;
 
 fn targeting() -> Snapshot {
@@ -256,6 +270,42 @@ fn bucketing_by_a_string_or_number_attribute_allocates_nothing() {
     assert!(reasons.iter().all(|r| matches!(r, Reason::Split { .. })), "{reasons:?}");
     // A whole number buckets like its decimal text: the number was formatted, on the stack.
     assert_eq!(reasons[1], reasons[2]);
+}
+
+#[test]
+fn flagd_v3_splits_allocate_nothing() {
+    let snapshot = targeting();
+    // A salt and key long enough that the text header takes two bytes.
+    let long_org = "o".repeat(300);
+    let orgs = [AttrValue::Str("org-1"), AttrValue::Str(&long_org), AttrValue::Number(12345.0)];
+    let attributes: Vec<[(&str, AttrValue<'_>); 1]> = orgs.iter().map(|&org| [("org", org)]).collect();
+    let mut reasons = Vec::with_capacity(KEYS.len() + orgs.len());
+    let count = allocations_during(|| {
+        for key in KEYS {
+            reasons.push(snapshot.evaluate("v3-pair", &Context::new(black_box(key))).reason);
+        }
+        for attributes in &attributes {
+            let ctx = Context::new(black_box("user-1")).with_attributes(black_box(attributes));
+            reasons.push(snapshot.evaluate("v3-by-org", &ctx).reason);
+        }
+    });
+    assert_eq!(count, 0);
+    assert!(reasons.iter().all(|r| matches!(r, Reason::Split { .. })), "{reasons:?}");
+}
+
+#[test]
+fn answering_the_caller_s_default_allocates_nothing() {
+    let snapshot = targeting();
+    let mut answers = Vec::with_capacity(2 * KEYS.len());
+    let count = allocations_during(|| {
+        for key in KEYS {
+            let ctx = Context::new(black_box(key));
+            answers.push(snapshot.bool_detail(black_box("killed"), &ctx, true));
+            answers.push(snapshot.bool_detail(black_box("unset"), &ctx, true));
+        }
+    });
+    assert_eq!(count, 0);
+    assert!(answers.iter().all(|d| d.value && d.variant.is_none()), "{answers:?}");
 }
 
 #[test]

@@ -85,7 +85,8 @@ impl From<&core::Flag> for v1::Flag {
             description: description.clone(),
             variants: variants.iter().map(variant_to_proto).collect(),
             enabled: *enabled,
-            off_variant: off_variant.clone(),
+            // No off variant travels as the empty name, which is never a variant's.
+            off_variant: off_variant.clone().unwrap_or_default(),
             rules: rules.iter().map(rule_to_proto).collect(),
             default: Some(serve_to_proto(default)),
             prerequisites: prerequisites
@@ -127,7 +128,7 @@ fn serve_to_proto(serve: &core::Serve) -> v1::Serve {
     use v1::serve::Kind;
     let kind = match serve {
         core::Serve::Variant(name) => Kind::Variant(name.clone()),
-        core::Serve::Split(core::Split { by, salt, weights }) => Kind::Split(v1::Split {
+        core::Serve::Split(core::Split { by, salt, weights, bucketing }) => Kind::Split(v1::Split {
             by: by.clone(),
             salt: salt.clone(),
             weights: weights
@@ -137,9 +138,20 @@ fn serve_to_proto(serve: &core::Serve) -> v1::Serve {
                     weight: *weight,
                 })
                 .collect(),
+            bucketing: bucketing_to_proto(*bucketing) as i32,
         }),
+        core::Serve::CallerDefault => Kind::CallerDefault(true),
     };
     v1::Serve { kind: Some(kind) }
+}
+
+fn bucketing_to_proto(bucketing: core::Bucketing) -> v1::Bucketing {
+    // Both enums are matched exhaustively, here and in `bucketing_from_proto`: a rule added
+    // to either fails the build until the other names it, as a rule decides cohorts.
+    match bucketing {
+        core::Bucketing::FlagdV2 => v1::Bucketing::FlagdV2,
+        core::Bucketing::FlagdV3 => v1::Bucketing::FlagdV3,
+    }
 }
 
 fn rule_to_proto(rule: &core::Rule) -> v1::Rule {
@@ -254,6 +266,8 @@ pub(crate) fn flag_from_proto(flag: v1::Flag, path: &Path<'_>) -> Result<core::F
         version,
         metadata,
     } = flag;
+    // The empty name is how "no off variant" travels; an empty variant name is invalid.
+    let off_variant = (!off_variant.is_empty()).then_some(off_variant);
     let variants_path = path.field("variants");
     let variants = variants
         .into_iter()
@@ -324,15 +338,31 @@ fn serve_from_proto(serve: Option<v1::Serve>, path: &Path<'_>) -> Result<core::S
     use v1::serve::Kind;
     match serve.and_then(|v1::Serve { kind }| kind) {
         Some(Kind::Variant(name)) => Ok(core::Serve::Variant(name)),
-        Some(Kind::Split(v1::Split { by, salt, weights })) => Ok(core::Serve::Split(core::Split {
-            by,
-            salt,
-            weights: weights
-                .into_iter()
-                .map(|v1::Weight { variant, weight }| core::Weight { variant, weight })
-                .collect(),
-        })),
-        None => Err(path.invalid("a serve: `variant` or `split`")),
+        Some(Kind::Split(v1::Split { by, salt, weights, bucketing })) => {
+            let bucketing = bucketing_from_proto(bucketing, &path.field("split").field("bucketing"))?;
+            Ok(core::Serve::Split(core::Split {
+                by,
+                salt,
+                weights: weights
+                    .into_iter()
+                    .map(|v1::Weight { variant, weight }| core::Weight { variant, weight })
+                    .collect(),
+                bucketing,
+            }))
+        }
+        Some(Kind::CallerDefault(true)) => Ok(core::Serve::CallerDefault),
+        Some(Kind::CallerDefault(false)) => Err(path
+            .field("caller_default")
+            .invalid("true (to serve a variant, set `variant` or `split` instead)")),
+        None => Err(path.invalid("a serve: `variant`, `split` or `caller_default`")),
+    }
+}
+
+fn bucketing_from_proto(bucketing: i32, path: &Path<'_>) -> Result<core::Bucketing, InvalidMessage> {
+    match v1::Bucketing::try_from(bucketing) {
+        Ok(v1::Bucketing::FlagdV2) => Ok(core::Bucketing::FlagdV2),
+        Ok(v1::Bucketing::FlagdV3) => Ok(core::Bucketing::FlagdV3),
+        Err(_) => Err(path.invalid(format!("a known bucketing (BUCKETING_FLAGD_V2 …), found {bucketing}"))),
     }
 }
 

@@ -181,7 +181,7 @@ fn plain(key: &str, variants: Vec<Variant>, off: &str, serve: &str) -> Flag {
         description: String::new(),
         variants,
         enabled: true,
-        off_variant: off.into(),
+        off_variant: Some(off.into()),
         rules: Vec::new(),
         default: Serve::Variant(serve.into()),
         prerequisites: Vec::new(),
@@ -251,7 +251,7 @@ mod tests {
         let flags = TestFlags::new();
         flags.enable("chat");
         let mut broken = Flag::rollout("chat", 10.0).unwrap();
-        broken.off_variant = "missing".into();
+        broken.off_variant = Some("missing".into());
         let error = flags.flag(broken).unwrap_err();
         assert!(error.to_string().contains("off_variant"), "{error}");
         assert!(flags.client().is_enabled("chat", &Context::new("u")));

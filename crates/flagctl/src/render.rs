@@ -4,12 +4,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flag_core::{Clause, Flag, HistoryEntry, Operation, Serve, Split, SubjectKind, TOTAL_WEIGHT, Value};
+use flag_core::{Clause, Flag, HistoryEntry, Operation, Serve, Split, SubjectKind, Value};
 use serde::Serialize;
 
-/// `5000` (of 100 000) → `5%`, `12500` → `12.5%`.
-pub(crate) fn percent(weight: i64) -> String {
-    let hundredths_of_thousandths = weight as f64 * 100.0 / TOTAL_WEIGHT as f64;
+/// `5000` of 100 000 → `5%`, `12500` → `12.5%`, `1` of 4 → `25%`.
+pub(crate) fn percent(weight: i64, total: i64) -> String {
+    let hundredths_of_thousandths = weight as f64 * 100.0 / total.max(1) as f64;
     let text = format!("{hundredths_of_thousandths:.3}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
@@ -20,7 +20,13 @@ pub(crate) fn serve(serve: &Serve) -> String {
     match serve {
         Serve::Variant(variant) => format!("everyone gets {variant:?}"),
         Serve::Split(split) => split_text(split),
+        Serve::CallerDefault => "everyone gets the caller's default".to_owned(),
     }
+}
+
+/// What a flag serves while killed: `"off"`, or the caller's default.
+pub(crate) fn off_variant(flag: &Flag) -> String {
+    flag.off_variant.as_ref().map_or_else(|| "the caller's default".to_owned(), |off| format!("{off:?}"))
 }
 
 fn split_text(split: &Split) -> String {
@@ -28,7 +34,7 @@ fn split_text(split: &Split) -> String {
         .weights
         .iter()
         .filter(|w| w.weight > 0)
-        .map(|w| format!("{} {}", percent(w.weight), w.variant))
+        .map(|w| format!("{} {}", percent(w.weight, split.total_weight()), w.variant))
         .collect();
     let mut text = if parts.is_empty() { "nobody (all weights 0)".to_owned() } else { parts.join(", ") };
     if let Some(by) = &split.by {
@@ -42,12 +48,13 @@ pub(crate) fn dark_cohort(flag: &Flag) -> Option<(String, String)> {
     let Serve::Split(split) = &flag.default else { return None };
     let weight = |name: &str| split.weights.iter().find(|w| w.variant == name).map_or(0, |w| w.weight);
     let dark = weight(flag_core::DARK);
-    (flag.enabled && dark > 0).then(|| (percent(weight(flag_core::ON)), percent(dark)))
+    let total = split.total_weight();
+    (flag.enabled && dark > 0).then(|| (percent(weight(flag_core::ON), total), percent(dark, total)))
 }
 
 /// One line for a flag's state: what it serves, or that it is killed.
 pub(crate) fn state(flag: &Flag) -> String {
-    if flag.enabled { serve(&flag.default) } else { format!("KILLED: everyone gets {:?}", flag.off_variant) }
+    if flag.enabled { serve(&flag.default) } else { format!("KILLED: everyone gets {}", off_variant(flag)) }
 }
 
 /// `country in ["NZ", "AU"]`, `not plan starts_with ["trial"]`.
@@ -249,14 +256,19 @@ impl WriteReport {
 
 #[cfg(test)]
 mod tests {
+    use flag_core::TOTAL_WEIGHT;
+
     use super::*;
 
     #[test]
     fn percentages_print_without_trailing_zeros() {
-        assert_eq!(percent(5_000), "5%");
-        assert_eq!(percent(12_500), "12.5%");
-        assert_eq!(percent(1), "0.001%");
-        assert_eq!(percent(100_000), "100%");
+        let total = i64::from(TOTAL_WEIGHT);
+        assert_eq!(percent(5_000, total), "5%");
+        assert_eq!(percent(12_500, total), "12.5%");
+        assert_eq!(percent(1, total), "0.001%");
+        assert_eq!(percent(100_000, total), "100%");
+        assert_eq!(percent(1, 4), "25%");
+        assert_eq!(percent(1, 3), "33.333%");
     }
 
     #[test]
@@ -266,5 +278,7 @@ mod tests {
         let mut killed = flag;
         killed.enabled = false;
         assert_eq!(state(&killed), "KILLED: everyone gets \"off\"");
+        killed.off_variant = None;
+        assert_eq!(state(&killed), "KILLED: everyone gets the caller's default");
     }
 }

@@ -119,10 +119,11 @@ fn a_bad_file_is_refused_with_its_line_and_field_and_nothing_changes() {
     assert!(err.contains("unknown field `enabeld`"), "{err}");
 
     // Well-formed but invalid: the off variant is not a variant, and a weight is not a number
-    // the split can use. Each problem names the file line and the field path.
+    // the split can use (negative, so the total is too). Each problem names the file line and
+    // the field path.
     let invalid = FILE
         .replace("    off_variant: blue", "    off_variant: green")
-        .replace("weight: 95000", "weight: 90000");
+        .replace("weight: 95000", "weight: -95000");
     let invalid = write(&flagd, "invalid.yaml", &invalid);
     let err = flagd.flagctl(&["apply", "-f", &invalid]).fails_with(4);
     assert!(err.contains("invalid.yaml:23: flags[1].off_variant:"), "{err}");

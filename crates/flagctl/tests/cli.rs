@@ -24,7 +24,7 @@ fn set_then_get_list_and_eval_show_the_rollout() {
     // The reference buckets of docs/architecture.md: user-1 is at 8 328, user-42 at 68 275.
     let out = flagd.flagctl(&["eval", "chat", "--user", "user-1"]).ok();
     assert!(out.starts_with("chat for user-1: on = true"), "{out}");
-    assert!(out.contains("bucket 8328 of 100000"), "{out}");
+    assert!(out.contains("bucket 8328)"), "{out}");
     let out = flagd.flagctl(&["eval", "chat", "--user", "user-42", "--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((json["variant"].as_str(), json["bucket"].as_u64()), (Some("off"), Some(68275)));

@@ -185,7 +185,7 @@ key: chat
 variants: [{ name: on, value: true }, { name: off, value: false }]
 off_variant: of
 rules: [{ clauses: [{ attribute: version, op: semver_gte, values: ['1.2'] }], serve: { variant: on } }]
-default: { split: { weights: [{ variant: on, weight: 5000 }, { variant: off, weight: 90000 }] } }",
+default: { split: { weights: [{ variant: on, weight: 5000 }, { variant: off, weight: -90000 }] } }",
     );
     let refused = admin.put_flag(put("", bad, None, "bad")).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);

@@ -2,8 +2,8 @@
 //! generated literals and context values meet often.
 
 use flag_core::{
-    AttrValue, Clause, Flag, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment, SegmentRule,
-    Serve, Split, Value, Variant, Weight,
+    AttrValue, Bucketing, Clause, Flag, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment,
+    SegmentRule, Serve, Split, Value, Variant, Weight,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -142,7 +142,16 @@ pub(crate) struct RawClause {
 #[derive(Clone, Debug)]
 pub(crate) enum RawServe {
     Variant(usize),
-    Split { variants: Vec<usize>, cuts: Vec<u32>, salt: Option<&'static str>, by: Option<&'static str> },
+    Split {
+        variants: Vec<usize>,
+        /// Cut points of 0..=100 000, scaled to `total`.
+        cuts: Vec<u32>,
+        total: u32,
+        salt: Option<&'static str>,
+        by: Option<&'static str>,
+        bucketing: Bucketing,
+    },
+    CallerDefault,
 }
 
 #[derive(Clone, Debug)]
@@ -150,7 +159,8 @@ pub(crate) struct RawFlag {
     kind: usize,
     variants: usize,
     enabled: bool,
-    off: usize,
+    /// `None`: no off variant, the caller's default.
+    off: Option<usize>,
     rules: Vec<(Vec<RawClause>, RawServe)>,
     default: RawServe,
     prerequisites: Vec<(usize, usize)>,
@@ -193,18 +203,37 @@ pub(crate) fn raw_clause(segments: bool) -> impl Strategy<Value = RawClause> {
 
 pub(crate) fn raw_serve() -> impl Strategy<Value = RawServe> {
     let cut = prop_oneof![Just(0u32), Just(100_000u32), 0u32..=100_000];
+    // Percentages mostly; small totals, where cohorts are coarse; and the largest allowed.
+    let total = prop_oneof![
+        3 => Just(100_000u32),
+        1 => 1u32..=10,
+        1 => 1u32..=i32::MAX as u32,
+        1 => Just(i32::MAX as u32),
+    ];
+    let bucketing = prop_oneof![Just(Bucketing::FlagdV2), Just(Bucketing::FlagdV3)];
     prop_oneof![
-        any::<usize>().prop_map(RawServe::Variant),
-        (
+        4 => any::<usize>().prop_map(RawServe::Variant),
+        4 => (
             vec(any::<usize>(), 1..=4),
             vec(cut, 3),
+            total,
+            // "chat" is also a flag key: a salt equal to the key is the unsalted split.
             prop::option::of(select(vec!["shared", "chat", "x", ""])),
             prop::option::weighted(
                 0.4,
                 select(vec!["key", "country", "age", "plan", "signup", "beta", "tenant"])
             ),
+            bucketing,
         )
-            .prop_map(|(variants, cuts, salt, by)| RawServe::Split { variants, cuts, salt, by }),
+            .prop_map(|(variants, cuts, total, salt, by, bucketing)| RawServe::Split {
+                variants,
+                cuts,
+                total,
+                salt,
+                by,
+                bucketing,
+            }),
+        1 => Just(RawServe::CallerDefault),
     ]
 }
 
@@ -213,7 +242,7 @@ pub(crate) fn raw_flag(segments: bool) -> impl Strategy<Value = RawFlag> {
         0usize..3,
         2usize..=4,
         prop::bool::weighted(0.85),
-        any::<usize>(),
+        prop::option::weighted(0.75, any::<usize>()),
         vec((vec(raw_clause(segments), 0..=3), raw_serve()), 0..=4),
         raw_serve(),
         vec((any::<usize>(), any::<usize>()), 0..=2),
@@ -286,7 +315,8 @@ pub(crate) fn build_clause(raw: &RawClause, segments: usize) -> Clause {
 pub(crate) fn build_serve(raw: &RawServe, variants: &[Variant]) -> Serve {
     match raw {
         RawServe::Variant(pick) => Serve::Variant(variants[pick % variants.len()].name.clone()),
-        RawServe::Split { variants: picks, cuts, salt, by } => {
+        RawServe::CallerDefault => Serve::CallerDefault,
+        RawServe::Split { variants: picks, cuts, total, salt, by, bucketing } => {
             let mut names: Vec<&str> = Vec::new();
             for pick in picks {
                 let name = variants[pick % variants.len()].name.as_str();
@@ -294,17 +324,23 @@ pub(crate) fn build_serve(raw: &RawServe, variants: &[Variant]) -> Serve {
                     names.push(name);
                 }
             }
-            // n - 1 cut points of 0..=100 000 split the total into n weights (zeros included).
-            let mut points: Vec<i64> = cuts[..names.len() - 1].iter().map(|&c| i64::from(c)).collect();
+            // n - 1 cut points of 0..=total split it into n weights (zeros included).
+            let scale = |cut: u32| (i64::from(cut) * i64::from(*total)) / 100_000;
+            let mut points: Vec<i64> = cuts[..names.len() - 1].iter().map(|&c| scale(c)).collect();
             points.sort_unstable();
             points.insert(0, 0);
-            points.push(100_000);
+            points.push(i64::from(*total));
             let weights = names
                 .iter()
                 .zip(points.windows(2))
                 .map(|(name, pair)| Weight { variant: (*name).into(), weight: pair[1] - pair[0] })
                 .collect();
-            Serve::Split(Split { by: by.map(Into::into), salt: salt.map(Into::into), weights })
+            Serve::Split(Split {
+                by: by.map(Into::into),
+                salt: salt.map(Into::into),
+                weights,
+                bucketing: *bucketing,
+            })
         }
     }
 }
@@ -351,7 +387,7 @@ pub(crate) fn build_set(raw_segments: &[RawSegment], raw_flags: &[RawFlag]) -> F
         flags.push(Flag {
             key: key.into(),
             description: String::new(),
-            off_variant: variants[raw.off % variants.len()].name.clone(),
+            off_variant: raw.off.map(|off| variants[off % variants.len()].name.clone()),
             enabled: raw.enabled,
             rules: raw
                 .rules

@@ -4,10 +4,11 @@
 //!
 //! It walks the [`FlagSet`] on every call: a linear search for the flag, clause literals
 //! parsed anew each time, regexes built each time, and the bucketing input concatenated into
-//! a `String` and hashed by the `murmur3` crate. Slow and allocating on purpose: it shares
-//! no code, and as few ideas as possible, with the optimised path it checks.
+//! a `String` (or encoded by `ciborium`, for `flagd-v3`) and hashed by the `murmur3` crate.
+//! Slow and allocating on purpose: it shares no code, and as few ideas as possible, with the
+//! optimised path it checks.
 
-use flag_core::{AttrValue, Context, EvalError, FlagSet, Operator, Reason, Segment, Serve, Split};
+use flag_core::{AttrValue, Bucketing, Context, EvalError, FlagSet, Operator, Reason, Segment, Serve, Split};
 
 /// Why the reference answered as it did: [`flag_core::Reason`] with owned data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,37 +52,39 @@ pub(crate) fn evaluate(set: &FlagSet, key: &str, ctx: &Context<'_>) -> (Option<S
         return (None, RefReason::FlagNotFound);
     };
     if !flag.enabled {
-        return (Some(flag.off_variant.clone()), RefReason::Disabled);
+        return (flag.off_variant.clone(), RefReason::Disabled);
     }
     for prerequisite in &flag.prerequisites {
         let (variant, _) = evaluate(set, &prerequisite.flag, ctx);
         if variant.as_deref() != Some(prerequisite.variant.as_str()) {
-            return (
-                Some(flag.off_variant.clone()),
-                RefReason::PrerequisiteFailed(prerequisite.flag.clone()),
-            );
+            return (flag.off_variant.clone(), RefReason::PrerequisiteFailed(prerequisite.flag.clone()));
         }
     }
     for (index, rule) in flag.rules.iter().enumerate() {
         if rule.clauses.iter().all(|clause| clause_holds(set, clause, ctx)) {
             return match serve(&flag.key, &rule.serve, ctx) {
-                Ok((variant, bucket)) => (Some(variant), RefReason::TargetMatch { rule: index, bucket }),
+                Ok((variant, bucket)) => (variant, RefReason::TargetMatch { rule: index, bucket }),
                 Err(error) => (None, RefReason::Error(error)),
             };
         }
     }
     match serve(&flag.key, &flag.default, ctx) {
-        Ok((variant, Some(bucket))) => (Some(variant), RefReason::Split { bucket }),
-        Ok((variant, None)) => (Some(variant), RefReason::Default),
+        Ok((variant, Some(bucket))) => (variant, RefReason::Split { bucket }),
+        Ok((variant, None)) => (variant, RefReason::Default),
         Err(error) => (None, RefReason::Error(error)),
     }
 }
 
-/// The variant a serve gives, with the bucket when it is a split.
-fn serve(flag_key: &str, serve: &Serve, ctx: &Context<'_>) -> Result<(String, Option<u32>), EvalError> {
+/// The variant a serve gives (none: the caller's default), with the bucket when it is a split.
+fn serve(
+    flag_key: &str,
+    serve: &Serve,
+    ctx: &Context<'_>,
+) -> Result<(Option<String>, Option<u32>), EvalError> {
     match serve {
-        Serve::Variant(name) => Ok((name.clone(), None)),
-        Serve::Split(split) => split_variant(flag_key, split, ctx).map(|(v, b)| (v, Some(b))),
+        Serve::Variant(name) => Ok((Some(name.clone()), None)),
+        Serve::Split(split) => split_variant(flag_key, split, ctx).map(|(v, b)| (Some(v), Some(b))),
+        Serve::CallerDefault => Ok((None, None)),
     }
 }
 
@@ -98,7 +101,20 @@ fn split_variant(flag_key: &str, split: &Split, ctx: &Context<'_>) -> Result<(St
         },
     };
     let salt = split.salt.as_deref().unwrap_or(flag_key);
-    let bucket = bucket_of(&format!("{salt}{bucket_key}"));
+    let total: i64 = split.weights.iter().map(|w| w.weight).sum();
+    let hash = match split.bucketing {
+        Bucketing::FlagdV2 => murmur(format!("{salt}{bucket_key}").as_bytes()),
+        // What a flagd provider hashes for `fractional` without a bucketing expression…
+        Bucketing::FlagdV3 if split.by.is_none() && salt == flag_key => {
+            cbor_hash(&ciborium::Value::Array(vec![
+                ciborium::Value::Text(flag_key.to_owned()),
+                ciborium::Value::Text(bucket_key),
+            ]))
+        }
+        // …and for `{"cat": [salt, {"var": attribute}]}`, which evaluates to a string.
+        Bucketing::FlagdV3 => cbor_hash(&ciborium::Value::Text(format!("{salt}{bucket_key}"))),
+    };
+    let bucket = ((u64::from(hash) * total as u64) >> 32) as u32;
     let mut cumulative: i64 = 0;
     for weight in &split.weights {
         cumulative += weight.weight;
@@ -111,9 +127,20 @@ fn split_variant(flag_key: &str, split: &Split, ctx: &Context<'_>) -> Result<(St
 
 /// The bucket (of 100 000) of a string, by the murmur3 crate rather than flag-core's.
 pub(crate) fn bucket_of(text: &str) -> u32 {
-    let hash = murmur3::murmur3_32(&mut std::io::Cursor::new(text.as_bytes()), 0)
-        .unwrap_or_else(|error| panic!("reading from memory cannot fail: {error}"));
-    ((u64::from(hash) * 100_000) >> 32) as u32
+    ((u64::from(murmur(text.as_bytes())) * 100_000) >> 32) as u32
+}
+
+/// The murmur3 crate's hash (seed 0).
+pub(crate) fn murmur(bytes: &[u8]) -> u32 {
+    murmur3::murmur3_32(&mut std::io::Cursor::new(bytes), 0)
+        .unwrap_or_else(|error| panic!("reading from memory cannot fail: {error}"))
+}
+
+/// The hash of ciborium's encoding of `value` (shortest form, as RFC 8949 §4.2.1 asks).
+pub(crate) fn cbor_hash(value: &ciborium::Value) -> u32 {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(value, &mut bytes).unwrap_or_else(|error| panic!("encoding to memory: {error}"));
+    murmur(&bytes)
 }
 
 /// The value rules see for `name`: the targeting key for `key`, else the first attribute so

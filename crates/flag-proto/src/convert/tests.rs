@@ -34,6 +34,13 @@ flags:
     variants: [{ name: short, value: 0.5 }, { name: long, value: 30 }]
     off_variant: short
     default: { variant: long }
+  - key: fractional
+    variants: [{ name: a, value: "a" }, { name: b, value: "b" }]
+    rules:
+      - clauses: [{ attribute: plan, op: exists }]
+        serve: { caller_default: true }
+    default:
+      split: { bucketing: flagd-v3, weights: [{ variant: a, weight: 1 }, { variant: b, weight: 2 }] }
 "##;
 
 fn model() -> core::FlagSet {
@@ -60,6 +67,17 @@ fn the_wire_form_is_what_other_languages_read() {
     assert_eq!(chat.metadata.as_ref().unwrap().kind, v1::FlagKind::Experiment as i32);
     let json = &flags[1].variants[0].value.as_ref().unwrap().kind;
     assert_eq!(json, &Some(v1::value::Kind::JsonValue(r#"{"rps":10}"#.into())));
+
+    let fractional = &flags[4];
+    assert_eq!(fractional.off_variant, "", "no off variant travels as the empty name");
+    let serve = |serve: &Option<v1::Serve>| serve.as_ref().unwrap().kind.clone().unwrap();
+    assert_eq!(serve(&fractional.rules[0].serve), v1::serve::Kind::CallerDefault(true));
+    let v1::serve::Kind::Split(split) = serve(&fractional.default) else { panic!("a split") };
+    assert_eq!(split.bucketing, v1::Bucketing::FlagdV3 as i32);
+    // The default rule is the zero value: a split written before the choice reads the same.
+    let v1::serve::Kind::Split(old) = serve(&flags[0].default) else { panic!("a split") };
+    assert_eq!(old.bucketing, 0);
+    assert_eq!(v1::Bucketing::FlagdV2 as i32, 0);
 }
 
 fn expect_invalid(mutate: impl FnOnce(&mut v1::Flag)) -> InvalidMessage {
@@ -104,6 +122,21 @@ fn malformed_messages_name_the_field() {
 
     let unknown_kind = expect_invalid(|f| f.metadata.as_mut().unwrap().kind = 42);
     assert_eq!(unknown_kind.path, "flag.metadata.kind");
+
+    let caller_default_false = expect_invalid(|f| {
+        f.rules[0].serve = Some(v1::Serve { kind: Some(v1::serve::Kind::CallerDefault(false)) })
+    });
+    assert_eq!(caller_default_false.path, "flag.rules[0].serve.caller_default");
+    assert!(caller_default_false.expected.starts_with("true"), "{caller_default_false}");
+
+    let unknown_bucketing = expect_invalid(|f| {
+        let Some(v1::Serve { kind: Some(v1::serve::Kind::Split(split)) }) = &mut f.default else { panic!() };
+        split.bucketing = 7;
+    });
+    assert_eq!(
+        unknown_bucketing.to_string(),
+        "flag.default.split.bucketing: a known bucketing (BUCKETING_FLAGD_V2 …), found 7"
+    );
 }
 
 #[test]

@@ -76,7 +76,7 @@ pub(crate) async fn eval(server: &Server, out: &Output, args: EvalArgs) -> anyho
         revision,
     };
     out.print(&evaluated, || {
-        let why = explain(&reason);
+        let why = explain(&reason, !evaluated.variant.is_empty());
         let Evaluated { key, user, variant, value, .. } = &evaluated;
         format!("{key} for {user}: {variant} = {value} ({why})")
     })
@@ -112,11 +112,13 @@ fn reason_name(reason: &AnswerReason) -> &'static str {
     }
 }
 
-fn explain(reason: &AnswerReason) -> String {
-    let bucket =
-        |b: Option<u32>| b.map(|b| format!("bucket {b} of {}", flag_core::TOTAL_WEIGHT)).unwrap_or_default();
+/// Why, in words; `served` is whether a variant was (not the caller's default).
+fn explain(reason: &AnswerReason, served: bool) -> String {
+    let off = if served { "its off variant" } else { "no off variant, so the caller's default" };
+    // Of the split's total weight, which the answer does not carry (100 000 for percentages).
+    let bucket = |b: Option<u32>| b.map(|b| format!("bucket {b}")).unwrap_or_default();
     match reason {
-        AnswerReason::Disabled => "the flag is killed: its off variant".into(),
+        AnswerReason::Disabled => format!("the flag is killed: {off}"),
         AnswerReason::TargetMatch { rule, bucket: Some(b) } => {
             format!("rule {} matched and split: {}", rule + 1, bucket(Some(*b)))
         }
@@ -124,7 +126,7 @@ fn explain(reason: &AnswerReason) -> String {
         AnswerReason::Split { bucket: b } => format!("no rule matched; default split: {}", bucket(*b)),
         AnswerReason::Default => "no rule matched; the default".into(),
         AnswerReason::PrerequisiteFailed { prerequisite } => {
-            format!("prerequisite {prerequisite:?} not met: the off variant")
+            format!("prerequisite {prerequisite:?} not met: {}", off.replacen("its", "the", 1))
         }
         AnswerReason::FlagNotFound => "no such flag".into(),
         AnswerReason::Error { error } => format!("evaluation failed: {error}"),

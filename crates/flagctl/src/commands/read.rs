@@ -37,8 +37,11 @@ fn describe(shown: &Shown, environment: &str) -> String {
     if !flag.description.is_empty() {
         lines.push(format!("  {}", flag.description));
     }
-    let state =
-        if flag.enabled { "on".to_owned() } else { format!("KILLED: everyone gets {:?}", flag.off_variant) };
+    let state = if flag.enabled {
+        "on".to_owned()
+    } else {
+        format!("KILLED: everyone gets {}", render::off_variant(flag))
+    };
     lines.push(format!("  state:     {state}"));
     for (index, rule) in flag.rules.iter().enumerate() {
         let clauses: Vec<String> = rule.clauses.iter().map(render::clause).collect();
@@ -54,7 +57,7 @@ fn describe(shown: &Shown, environment: &str) -> String {
     lines.push(format!("  {default_label} {}", render::serve(&flag.default)));
     let variants: Vec<String> =
         flag.variants.iter().map(|v| format!("{} = {}", v.name, render::value(&v.value))).collect();
-    lines.push(format!("  variants:  {} (off: {:?})", variants.join(", "), flag.off_variant));
+    lines.push(format!("  variants:  {} (off: {})", variants.join(", "), render::off_variant(flag)));
     if !flag.prerequisites.is_empty() {
         let prerequisites: Vec<String> =
             flag.prerequisites.iter().map(|p| format!("{} is {:?}", p.flag, p.variant)).collect();

@@ -2,8 +2,8 @@
 //! flag or segment. The write path (`write`) then versions, validates and stores it.
 
 use flag_core::{
-    DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind, TOTAL_WEIGHT,
-    Weight, percent_to_weight,
+    Bucketing, DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind,
+    TOTAL_WEIGHT, Weight, percent_to_weight,
 };
 use redb::ReadableTable;
 
@@ -248,7 +248,7 @@ fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<
     }
     let current = match &live.default {
         Serve::Split(split) => Some(split),
-        Serve::Variant(_) => None,
+        Serve::Variant(_) | Serve::CallerDefault => None,
     };
     let mut split = if wants_dark {
         // The dark extent is only ever what an operator set: a dark share that exists came
@@ -270,11 +270,14 @@ fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<
             Weight { variant: ON.into(), weight: on },
             Weight { variant: OFF.into(), weight: i64::from(TOTAL_WEIGHT) - on },
         ];
-        Split { by: None, salt: None, weights }
+        Split { by: None, salt: None, weights, bucketing: Bucketing::default() }
     };
+    // Everything that decides a user's bucket is kept, so nobody moves but whom the new
+    // percentage moves.
     if let Some(current) = current {
         split.by.clone_from(&current.by);
         split.salt.clone_from(&current.salt);
+        split.bucketing = current.bucketing;
     }
     let mut flag = live.clone();
     flag.default = Serve::Split(split);

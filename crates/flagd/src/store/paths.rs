@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn the_written_flag_comes_first_as_flag_and_others_are_named_by_key() {
         let mut broken = Flag::rollout("b-broken", 5.0).unwrap();
-        broken.off_variant = "nope".into();
+        broken.off_variant = Some("nope".into());
         let mut dependent = Flag::rollout("a-dependent", 5.0).unwrap();
         dependent.prerequisites.push(flag_core::Prerequisite { flag: "gone".into(), variant: "on".into() });
         let set = FlagSet { flags: vec![dependent, broken], segments: vec![] };

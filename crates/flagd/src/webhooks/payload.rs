@@ -56,7 +56,8 @@ struct FlagSummary<'a> {
     killed: bool,
     /// In the flag file's form: `{"variant": "on"}` or `{"split": {"weights": […]}}`.
     default: &'a Serve,
-    off_variant: &'a str,
+    /// `null` for a flag that serves the caller's default while killed.
+    off_variant: Option<&'a str>,
     variants: Vec<&'a str>,
     rules: usize,
     prerequisites: usize,
@@ -83,7 +84,7 @@ fn flag_summary(flag: &Flag, version: u64) -> FlagSummary<'_> {
         enabled: flag.enabled,
         killed: !flag.enabled,
         default: &flag.default,
-        off_variant: &flag.off_variant,
+        off_variant: flag.off_variant.as_deref(),
         variants: flag.variants.iter().map(|variant| variant.name.as_str()).collect(),
         rules: flag.rules.len(),
         prerequisites: flag.prerequisites.len(),
@@ -177,7 +178,7 @@ pub(crate) fn sentence(entry: &HistoryEntry) -> String {
 fn rollout(flag: Option<&Flag>) -> Option<(f64, f64)> {
     match &flag?.default {
         Serve::Split(split) => split.dark_launch_percentages(),
-        Serve::Variant(_) => None,
+        Serve::Variant(_) | Serve::CallerDefault => None,
     }
 }
 

@@ -59,7 +59,7 @@ fn an_invalid_file_changes_nothing_and_names_the_flag_by_key() {
     put(&store, rollout("search", 10.0));
     let before = dump(&store);
     let mut broken = rollout("search", 20.0);
-    broken.off_variant = "missing".into();
+    broken.off_variant = Some("missing".into());
     // `chat` is fine on its own terms but its segment is absent.
     let Err(WriteError::Invalid(error)) = apply(&store, batch(vec![staff_only_chat(), broken], vec![]))
     else {

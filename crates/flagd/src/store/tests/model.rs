@@ -61,7 +61,7 @@ impl Spec {
             flag.rules.push(in_segment(SEGMENT));
         }
         if self.broken {
-            flag.off_variant = "missing".into();
+            flag.off_variant = Some("missing".into());
         }
         if self.dated {
             flag.metadata.created_at = Some("2001-01-01T00:00:00.000Z".into());

@@ -18,7 +18,7 @@ fn live(store: &Store, key: &str) -> Flag {
 fn percentages(flag: &Flag) -> Option<(f64, f64)> {
     match &flag.default {
         Serve::Split(split) => split.dark_launch_percentages(),
-        Serve::Variant(_) => None,
+        Serve::Variant(_) | Serve::CallerDefault => None,
     }
 }
 
@@ -40,14 +40,16 @@ fn changing_the_percentage_keeps_the_dark_reach_and_the_bucketing() {
     let mut chat = Flag::dark_launch("chat", 5.0, 50.0).unwrap();
     let Serve::Split(split) = &mut chat.default else { unreachable!() };
     (split.by, split.salt) = (Some("org".into()), Some("chat-2024".into()));
+    split.bucketing = flag_core::Bucketing::FlagdV3;
     put(&store, chat);
 
     let ramped = write(&store, set_rollout("chat", 25.0, None, false)).unwrap();
     assert_eq!(ramped.entry.operation, Operation::SetRollout);
     let flag = live(&store, "chat");
     assert_eq!(percentages(&flag), Some((25.0, 50.0)), "dark reach kept");
-    let Serve::Split(Split { by, salt, .. }) = &flag.default else { unreachable!() };
+    let Serve::Split(Split { by, salt, bucketing, .. }) = &flag.default else { unreachable!() };
     assert_eq!((by.as_deref(), salt.as_deref()), (Some("org"), Some("chat-2024")), "nobody changes bucket");
+    assert_eq!(*bucketing, flag_core::Bucketing::FlagdV3, "nor is hashed differently");
 
     write(&store, set_rollout("chat", 75.0, None, false)).unwrap();
     assert_eq!(percentages(&live(&store, "chat")), Some((75.0, 75.0)), "reach raised to the percentage");
@@ -79,7 +81,7 @@ fn set_rollout_refuses_a_dark_reach_below_the_percentage_and_flags_without_the_v
         Variant { name: "on".into(), value: Value::String("red".into()) },
         Variant { name: "blue".into(), value: Value::String("blue".into()) },
     ];
-    colour.off_variant = "blue".into();
+    colour.off_variant = Some("blue".into());
     colour.default = Serve::Variant("blue".into());
     put(&store, colour);
     let error = write(&store, set_rollout("colour", 10.0, None, false)).unwrap_err();

@@ -83,7 +83,7 @@ fn each_bad_plan_or_flag_is_refused_by_name_and_changes_nothing() {
         Variant { name: "red".into(), value: Value::String("red".into()) },
         Variant { name: "blue".into(), value: Value::String("blue".into()) },
     ];
-    colours.off_variant = "red".into();
+    colours.off_variant = Some("red".into());
     colours.default = Serve::Variant("red".into());
     put(&store, colours);
     put(&store, rollout("killed", 0.0));

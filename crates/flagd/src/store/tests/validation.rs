@@ -47,7 +47,7 @@ fn an_invalid_flag_is_refused_with_paths_under_flag_and_nothing_changes() {
     put(&store, rollout("a", 1.0));
     put(&store, rollout("chat", 5.0));
     let mut bad = rollout("chat", 5.0);
-    bad.off_variant = "nope".into();
+    bad.off_variant = Some("nope".into());
     bad.rules.push(Rule {
         description: String::new(),
         clauses: vec![],

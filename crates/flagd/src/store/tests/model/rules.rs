@@ -45,7 +45,7 @@ pub(super) fn rollout(live: &Flag, percent: f64, dark: Option<f64>) -> Result<Sp
     }
     let current = match &live.default {
         Serve::Split(split) => Some(split),
-        Serve::Variant(_) => None,
+        Serve::Variant(_) | Serve::CallerDefault => None,
     };
     let reach = current.and_then(Split::dark_launch_percentages).filter(|(on, reach)| reach > on);
     let dark = dark.unwrap_or_else(|| reach.map_or(percent, |(_, reach)| reach.max(percent)));
@@ -53,6 +53,7 @@ pub(super) fn rollout(live: &Flag, percent: f64, dark: Option<f64>) -> Result<Sp
     if let Some(current) = current {
         split.by.clone_from(&current.by);
         split.salt.clone_from(&current.salt);
+        split.bucketing = current.bucketing;
     }
     Ok(split)
 }
@@ -65,9 +66,10 @@ pub(super) fn valid(flags: &BTreeMap<String, Flag>, segments: &BTreeSet<String>)
     let serves = |flag: &Flag, serve: &Serve| match serve {
         Serve::Variant(name) => names(flag, name),
         Serve::Split(split) => split.weights.iter().all(|w| names(flag, &w.variant)),
+        Serve::CallerDefault => true,
     };
     let each_valid = flags.values().all(|flag| {
-        names(flag, &flag.off_variant)
+        flag.off_variant.as_ref().is_none_or(|off| names(flag, off))
             && serves(flag, &flag.default)
             && flag.rules.iter().all(|rule| {
                 serves(flag, &rule.serve)
