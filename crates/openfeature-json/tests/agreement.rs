@@ -4,8 +4,8 @@
 mod support;
 
 use flag_core::{
-    AttrValue, Clause, Context, Flag, FlagSet, Literal, Operator, Prerequisite, Rule, Segment, SegmentRule,
-    Serve, Split, Value, Variant, Weight,
+    AttrValue, Bucketing, Clause, Context, Flag, FlagSet, Literal, Operator, Prerequisite, Rule, Segment,
+    SegmentRule, Serve, Split, Value, Variant, Weight,
 };
 use openfeature_json::to_flagd;
 use proptest::prelude::*;
@@ -134,15 +134,19 @@ fn serve(names: Vec<String>) -> impl Strategy<Value = Serve> {
     let by = prop::sample::select(vec![None, Some("plan".to_owned()), Some("age".to_owned())]);
     let salt = prop::sample::select(vec![None, Some("shared".to_owned())]);
     let variant = prop::sample::select(names.clone()).prop_map(Serve::Variant);
-    let split = (by, salt, 0..=100_000i64, 0..=100_000i64).prop_map(move |(by, salt, a, b)| {
+    // Any total: 100 000 (our percentages), 100 (flagd's usual), or up to 2^31 - 1.
+    let total = prop::sample::select(vec![100_000i64, 100, 7, 2_147_483_647]);
+    let split = (by, salt, total, 0.0..=1.0f64, 0.0..=1.0f64).prop_map(move |(by, salt, total, a, b)| {
+        let (a, b) = ((a * total as f64) as i64, (b * total as f64) as i64);
         let (low, high) = (a.min(b), a.max(b));
         let shares =
-            if names.len() == 2 { vec![low, 100_000 - low] } else { vec![low, high - low, 100_000 - high] };
+            if names.len() == 2 { vec![low, total - low] } else { vec![low, high - low, total - high] };
         let weights =
             names.iter().zip(shares).map(|(n, w)| Weight { variant: n.clone(), weight: w }).collect();
-        Serve::Split(Split { by, salt, weights })
+        // flagd-v3 (CBOR) bucketing is not what the reference engine implements.
+        Serve::Split(Split { by, salt, weights, bucketing: Bucketing::FlagdV2 })
     });
-    prop_oneof![2 => variant, 1 => split]
+    prop_oneof![4 => variant, 2 => split, 1 => Just(Serve::CallerDefault)]
 }
 
 fn variants() -> impl Strategy<Value = Vec<Variant>> {
@@ -174,7 +178,7 @@ fn flag(index: usize, segments: usize) -> impl Strategy<Value = Flag> {
         (
             prop::collection::vec(rule, 0..4),
             serve(names.clone()),
-            prop::sample::select(names),
+            prop::option::weighted(0.7, prop::sample::select(names)),
             prop::bool::weighted(0.85),
             prerequisites,
         )

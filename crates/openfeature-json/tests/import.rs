@@ -41,6 +41,16 @@ fn file() -> Json {
                     ] }
                 ] }
             },
+            "killed": {
+                "state": "DISABLED",
+                "variants": { "on": true, "off": false },
+                "defaultVariant": "on"
+            },
+            "code-default": {
+                "state": "ENABLED",
+                "variants": { "a": "A", "b": "B" },
+                "targeting": { "if": [{ "in": [{ "var": "country" }, ["NZ"]] }, "a", { "var": "plan" }, "nope"] }
+            },
             "rollout": {
                 "state": "ENABLED",
                 "variants": { "on": true, "off": false },
@@ -113,11 +123,11 @@ fn an_imported_file_answers_what_flagd_answers() {
     let original = file();
     let imported = from_flagd(&original);
     assert!(imported.refused.is_empty(), "{:?}", imported.refused);
-    assert_eq!(imported.set.flags.len(), 3);
+    assert_eq!(imported.set.flags.len(), 5);
     let snapshot = imported.set.compile().unwrap();
     let engine = support::engine();
     let (mut compared, mut thrown) = (0, 0);
-    for key in ["banner", "colour", "rollout"] {
+    for key in ["banner", "colour", "rollout", "killed", "code-default"] {
         for (targeting_key, attrs) in contexts() {
             let ours = snapshot.evaluate(key, &Context::new(targeting_key).with_attributes(&attrs));
             // Where the engine throws, engines disagree among themselves (JavaScript's
@@ -151,7 +161,7 @@ fn exporting_an_import_means_the_same() {
     let left_out: Vec<&str> = exported.left_out.iter().map(|l| l.flag.as_str()).collect();
     assert_eq!(left_out, ["banner"], "{:?}", exported.left_out);
     assert_eq!(exported.json["metadata"]["flagsLeftOut"], "banner");
-    for key in ["colour", "rollout"] {
+    for key in ["colour", "rollout", "killed", "code-default"] {
         for (targeting_key, attrs) in contexts() {
             let attrs = as_json(&attrs);
             let before = support::evaluate(&engine, &original, key, targeting_key, &attrs);
@@ -161,7 +171,9 @@ fn exporting_an_import_means_the_same() {
     }
     // Where the shapes are ours, the JSON is the same.
     assert_eq!(exported.json["flags"]["rollout"]["variants"], original["flags"]["rollout"]["variants"]);
-    assert_eq!(exported.json["flags"]["rollout"]["defaultVariant"], "off");
+    // flagd's own meanings for the caller's default come back: DISABLED, no defaultVariant.
+    assert_eq!(exported.json["flags"]["killed"]["state"], "DISABLED");
+    assert!(exported.json["flags"]["code-default"].get("defaultVariant").is_none());
 }
 
 #[test]

@@ -89,15 +89,24 @@ impl Cx<'_> {
         let mut out =
             json!({ "state": "ENABLED", "variants": variants, "metadata": metadata(&flag.metadata) });
         if !flag.enabled {
-            // A killed flag serves its off variant, for everyone.
-            out["defaultVariant"] = Json::String(flag.off_variant.clone());
+            match &flag.off_variant {
+                // A killed flag serves its off variant, for everyone.
+                Some(off) => out["defaultVariant"] = Json::String(off.clone()),
+                // Or no variant: flagd's DISABLED, the caller's default.
+                None => out["state"] = Json::String("DISABLED".into()),
+            }
             return Ok(out);
         }
-        out["defaultVariant"] = Json::String(match &flag.default {
-            Serve::Variant(variant) => variant.clone(),
+        let default = match &flag.default {
+            Serve::Variant(variant) => Some(variant),
             // Never used: a split always answers a variant (or an error).
-            Serve::Split(_) => flag.off_variant.clone(),
-        });
+            Serve::Split(_) => flag.off_variant.as_ref(),
+            // Absent: flagd then answers the caller's default for `null`.
+            Serve::CallerDefault => None,
+        };
+        if let Some(default) = default {
+            out["defaultVariant"] = Json::String(default.clone());
+        }
         let targeting = self.resolution(flag, 0, true)?;
         if !targeting.is_null() {
             out["targeting"] = targeting;
@@ -110,8 +119,9 @@ impl Cx<'_> {
     /// serves `defaultVariant`, with reason `DEFAULT`), and a flag that only serves its
     /// default has no expression at all (`null`).
     fn resolution(&self, flag: &Flag, depth: usize, default_as_null: bool) -> Result<Json, String> {
+        let off = Json::String(flag.off_variant.clone().unwrap_or_else(|| NO_VARIANT.into()));
         if !flag.enabled {
-            return Ok(Json::String(flag.off_variant.clone()));
+            return Ok(off);
         }
         let mut chain = Vec::with_capacity(flag.rules.len() * 2 + 1);
         for (i, Rule { description: _, clauses, serve }) in flag.rules.iter().enumerate() {
@@ -123,7 +133,7 @@ impl Cx<'_> {
             chain.push(serve::serve(serve, &flag.key).map_err(|why| format!("rules[{i}].serve: {why}"))?);
         }
         let default = match &flag.default {
-            Serve::Variant(_) if default_as_null => Json::Null,
+            Serve::Variant(_) | Serve::CallerDefault if default_as_null => Json::Null,
             other => serve::serve(other, &flag.key).map_err(|why| format!("default: {why}"))?,
         };
         let mut resolved = if chain.is_empty() {
@@ -147,7 +157,7 @@ impl Cx<'_> {
                     .map_err(|why| format!("prerequisites[{i}] (flag {:?}): {why}", required.key))?;
                 hold.push(json!({ "===": [theirs, variant] }));
             }
-            resolved = json!({ "if": [expr::and(hold), resolved, flag.off_variant] });
+            resolved = json!({ "if": [expr::and(hold), resolved, off] });
         }
         Ok(resolved)
     }

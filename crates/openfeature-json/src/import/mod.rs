@@ -123,14 +123,10 @@ fn flag(key: &str, definition: &Json, path: &str, evaluators: &Evaluators<'_>) -
             value.clone().try_into().map_err(|why: String| refuse(&format!("variants/{name}"), why))?;
         variants.push(Variant { name: name.clone(), value });
     }
+    // DISABLED serves the caller's default: a killed flag without an off variant.
     let enabled = match definition.get("state").and_then(Json::as_str) {
         Some("ENABLED") => true,
-        Some("DISABLED") => {
-            return Err(refuse(
-                "state",
-                "a DISABLED flag serves the caller's default, which our killed flags cannot serve yet".into(),
-            ));
-        }
+        Some("DISABLED") => false,
         _ => return Err(refuse("state", "expected ENABLED or DISABLED".into())),
     };
     let default = match definition.get("defaultVariant") {
@@ -142,15 +138,14 @@ fn flag(key: &str, definition: &Json, path: &str, evaluators: &Evaluators<'_>) -
         FlagCx { key, variants: variants.iter().map(|v| v.name.as_str()).collect(), default, evaluators };
     let (rules, default) =
         rules(definition.get("targeting").unwrap_or(&Json::Null), &at(path, "targeting"), &cx)?;
-    // Served only when the flag is killed: the default variant, else the first.
-    let off_variant = cx.default.or(cx.variants.first().copied()).unwrap_or_default().to_owned();
     let metadata = metadata(definition.get("metadata"), path)?;
     Ok(Flag {
         key: key.to_owned(),
         description: String::new(),
         variants,
         enabled,
-        off_variant,
+        // Killing an imported flag serves the caller's default, as flagd's DISABLED does.
+        off_variant: None,
         rules,
         default,
         prerequisites: vec![],

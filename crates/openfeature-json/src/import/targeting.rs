@@ -4,7 +4,9 @@
 //! `if [c1, r1, c2, r2, …, else]` tries `c1`, then `c2`…: with first-match-wins rules that
 //! is `c1 → r1, c2 → r2, …, → else`, and a nested `if` in a result extends its conditions.
 
-use flag_core::{Clause, Operator, Rule, Serve, Split, TOTAL_WEIGHT, Weight, bucket_of, murmur3_32};
+use flag_core::{
+    Bucketing, Clause, MAX_TOTAL_WEIGHT, Operator, Rule, Serve, Split, Weight, bucket_of, murmur3_32,
+};
 use serde_json::Value as Json;
 
 use super::atom::Atom;
@@ -101,18 +103,15 @@ fn tree(
     Ok(())
 }
 
+/// `null`: the default variant, or with none the caller's default.
 fn default(cx: &FlagCx<'_>) -> Result<Serve, String> {
-    cx.default.map(|d| Serve::Variant(d.to_owned())).ok_or_else(|| {
-        "the flag has no defaultVariant (the caller's default), which our flags cannot serve yet".into()
-    })
+    Ok(cx.default.map_or(Serve::CallerDefault, |d| Serve::Variant(d.to_owned())))
 }
 
+/// A variant name; flagd answers one the flag does not have with an error, so the caller's
+/// default.
 fn variant(cx: &FlagCx<'_>, name: &str) -> Result<Serve, String> {
-    if cx.variants.contains(&name) {
-        Ok(Serve::Variant(name.to_owned()))
-    } else {
-        Err(format!("no variant {name:?} (flagd answers an error, the caller's default)"))
-    }
+    Ok(if cx.variants.contains(&name) { Serve::Variant(name.to_owned()) } else { Serve::CallerDefault })
 }
 
 /// flagd's `fractional` as a split, with the rules that come first where flagd buckets a
@@ -135,12 +134,14 @@ fn fractional(args: &Json, cx: &FlagCx<'_>) -> Result<Vec<(Vec<Clause>, Serve)>,
             }
             _ => return Err("expected buckets like [\"variant\", weight]".into()),
         };
-        variant(cx, name)?;
+        if !cx.variants.contains(&name.as_str()) {
+            return Err(format!("no variant {name:?} in the flag"));
+        }
         weights.push(Weight { variant: name.clone(), weight });
     }
     let total: i64 = weights.iter().map(|w| w.weight).sum();
-    if total != i64::from(TOTAL_WEIGHT) {
-        return Err(format!("the weights total {total}; our splits total {TOTAL_WEIGHT} (1/1000 %)"));
+    if total <= 0 || total > i64::from(MAX_TOTAL_WEIGHT) {
+        return Err(format!("the weights total {total}; a split's total is 1 to {MAX_TOTAL_WEIGHT}"));
     }
     let pick = |bucketing: &str| -> Serve {
         let bucket = i64::from(bucket_of(murmur3_32(bucketing.as_bytes()), total as u32));
@@ -151,8 +152,9 @@ fn fractional(args: &Json, cx: &FlagCx<'_>) -> Result<Vec<(Vec<Clause>, Serve)>,
         });
         Serve::Variant(chosen.map(|w| w.variant.clone()).unwrap_or_default())
     };
-    let split =
-        |by: Option<String>, salt: Option<String>| Serve::Split(Split { by, salt, weights: weights.clone() });
+    let split = |by: Option<String>, salt: Option<String>| {
+        Serve::Split(Split { by, salt, weights: weights.clone(), bucketing: Bucketing::FlagdV2 })
+    };
     let Some(bucketing) = bucketing else {
         // flagd hashes flagKey ++ targetingKey: our split's default salt and key.
         return Ok(vec![(vec![], split(None, None))]);
