@@ -73,5 +73,5 @@ fn export_as_flagd_round_trips_through_apply() {
     // (`!== null` as `exists`), so a rule may be rewritten, but no flag is added or removed.
     let again = write(&flagd, "again.json", &exported);
     let out = flagd.flagctl(&["apply", "-f", &again, "--dry-run"]).ok();
-    assert!(!out.contains("(create)") && !out.contains("(delete)") && !out.contains("colour"), "{out}");
+    assert!(!out.contains("(create)") && !out.contains("(delete)") && !out.contains("flag colour"), "{out}");
 }

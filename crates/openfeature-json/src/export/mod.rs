@@ -92,8 +92,14 @@ impl Cx<'_> {
             match &flag.off_variant {
                 // A killed flag serves its off variant, for everyone.
                 Some(off) => out["defaultVariant"] = Json::String(off.clone()),
-                // Or no variant: flagd's DISABLED, the caller's default.
-                None => out["state"] = Json::String("DISABLED".into()),
+                // Or no variant: flagd's DISABLED, the caller's default. (Its default variant
+                // is kept for when it is enabled again; flagd does not read it.)
+                None => {
+                    out["state"] = Json::String("DISABLED".into());
+                    if let Serve::Variant(default) = &flag.default {
+                        out["defaultVariant"] = Json::String(default.clone());
+                    }
+                }
             }
             return Ok(out);
         }
