@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 pub struct BenchServer {
     /// Where its gRPC services listen.
     pub address: SocketAddr,
+    /// Where it serves OFREP, when started with it.
+    pub ofrep: Option<SocketAddr>,
     runtime: Option<Runtime>,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -26,19 +28,37 @@ impl BenchServer {
 
     /// Starts flagd on 127.0.0.1:0 with a fresh store that also has `environments`.
     pub fn start_with(environments: &[&str]) -> std::io::Result<BenchServer> {
+        BenchServer::start_serving(environments, false)
+    }
+
+    /// Starts flagd on 127.0.0.1:0 serving OFREP too (on another 127.0.0.1 port).
+    pub fn start_with_ofrep() -> std::io::Result<BenchServer> {
+        BenchServer::start_serving(&[], true)
+    }
+
+    fn start_serving(environments: &[&str], ofrep: bool) -> std::io::Result<BenchServer> {
         let dir = tempfile::tempdir()?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
+        let ofrep_listener =
+            if ofrep { Some(runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?) } else { None };
+        let ofrep = ofrep_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
         let config = flagd::Config::new(dir.path().join("flags.redb"))
             .with_heartbeat_interval(Duration::from_secs(30))
             .with_slow_client_limits(Duration::from_secs(30), 64)
             .with_environments(environments.iter().copied());
         let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(flagd::serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Ok(BenchServer { address, runtime: Some(runtime), stop: Some(stop), _dir: dir })
+        let listeners = flagd::Listeners::grpc(listener).with_open_feature(None, ofrep_listener);
+        runtime.spawn(flagd::serve_listeners(
+            listeners,
+            config,
+            async {
+                let _ = stopped.await;
+            },
+            |_| {},
+        ));
+        Ok(BenchServer { address, ofrep, runtime: Some(runtime), stop: Some(stop), _dir: dir })
     }
 
     /// `http://address`.

@@ -399,8 +399,25 @@ pub(crate) struct ApplyArgs {
     /// Refuse unless the environment is still at this revision (the one a dry run showed).
     #[arg(long)]
     pub(crate) expect_revision: Option<u64>,
+    /// The file's format; by default a flagd flag file is recognised by its shape (`flags`
+    /// as an object, or a `$schema` naming flagd).
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<FileFormat>,
+    /// Of a flagd file, apply the flags that translate exactly and list the others, rather
+    /// than refusing the whole file.
+    #[arg(long)]
+    pub(crate) skip_invalid: bool,
     #[command(flatten)]
     pub(crate) change: ChangeArgs,
+}
+
+/// What a file given to `apply` is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FileFormat {
+    /// Our flag file (docs/flag-model.md), YAML or JSON.
+    Flags,
+    /// OpenFeature flagd's flag JSON.
+    Flagd,
 }
 
 #[derive(Debug, Args)]
@@ -573,6 +590,8 @@ pub(crate) struct RestoreArgs {
 pub(crate) enum Format {
     Yaml,
     Json,
+    /// OpenFeature flagd's flag JSON, for in-process flagd providers.
+    Flagd,
 }
 
 #[derive(Debug, Args)]

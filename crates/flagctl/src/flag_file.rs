@@ -6,6 +6,7 @@ use std::path::Path;
 
 use flag_core::{FlagSet, LineIndex, MAX_FILE_DEPTH, TooDeep, ValidationError};
 
+use crate::cli::FileFormat;
 use crate::failure::Failure;
 
 /// A parsed flag file and where its fields are.
@@ -14,11 +15,18 @@ pub(crate) struct FlagFile {
     pub(crate) name: String,
     pub(crate) set: FlagSet,
     lines: LineIndex,
+    /// Of a flagd file read with `skip_invalid`: each flag (or part) not imported, as
+    /// `path: why`.
+    pub(crate) skipped: Vec<String>,
 }
 
 impl FlagFile {
     /// Reads and parses `path` (`-` is standard input).
-    pub(crate) fn load(path: &Path) -> Result<FlagFile, Failure> {
+    pub(crate) fn load(
+        path: &Path,
+        format: Option<FileFormat>,
+        skip_invalid: bool,
+    ) -> Result<FlagFile, Failure> {
         let name = path.display().to_string();
         let mut text = String::new();
         let read = if name == "-" {
@@ -27,7 +35,33 @@ impl FlagFile {
             std::fs::read_to_string(path).map(|t| text = t)
         };
         read.map_err(|e| Failure::Invalid(format!("cannot read {name}: {e}")))?;
-        FlagFile::parse(name, &text)
+        let flagd = match format {
+            Some(format) => format == FileFormat::Flagd,
+            None => serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|json| is_flagd(&json)),
+        };
+        if flagd { FlagFile::parse_flagd(name, &text, skip_invalid) } else { FlagFile::parse(name, &text) }
+    }
+
+    /// Reads a flagd flag file through its exact translation; anything refused fails the
+    /// file (naming every refusal), unless `skip_invalid` keeps the rest.
+    pub(crate) fn parse_flagd(name: String, text: &str, skip_invalid: bool) -> Result<FlagFile, Failure> {
+        let lines = LineIndex::of(text).map_err(|TooDeep { path, line }| {
+            Failure::Invalid(format!("{name}:{line}: {path}: nesting deeper than {MAX_FILE_DEPTH} levels"))
+        })?;
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Failure::Invalid(format!("{name}:{}: not JSON: {e}", e.line())))?;
+        let openfeature_json::Imported { set, refused } = openfeature_json::from_flagd(&json);
+        let skipped: Vec<String> = refused.iter().map(|r| format!("{}: {}", r.path, r.why)).collect();
+        if !skipped.is_empty() && !skip_invalid {
+            let mut message = vec![format!(
+                "{name}: {} part(s) of the flagd file have no exact translation:",
+                skipped.len()
+            )];
+            message.extend(skipped.iter().map(|s| format!("  {s}")));
+            message.push("(--skip-invalid applies the other flags)".into());
+            return Err(Failure::Invalid(message.join("\n")));
+        }
+        Ok(FlagFile { lines, name, set, skipped })
     }
 
     pub(crate) fn parse(name: String, text: &str) -> Result<FlagFile, Failure> {
@@ -46,7 +80,7 @@ impl FlagFile {
                 "{name} has neither `flags:` nor `segments:`; write `flags: []` to mean no flags"
             )));
         }
-        Ok(FlagFile { lines, name, set })
+        Ok(FlagFile { lines, name, set, skipped: vec![] })
     }
 
     /// Each problem as `file:line: path: message`. Problems in positions past the file's
@@ -79,6 +113,12 @@ impl FlagFile {
             _ => true,
         }
     }
+}
+
+/// A flagd flag file: `flags` is an object (ours is a list), or `$schema` names flagd.
+fn is_flagd(json: &serde_json::Value) -> bool {
+    json.get("flags").is_some_and(serde_json::Value::is_object)
+        || json.get("$schema").and_then(serde_json::Value::as_str).is_some_and(|s| s.contains("flagd"))
 }
 
 /// A problem's path in the set a file was checked with (the file's entries and the

@@ -19,6 +19,8 @@ struct Applied {
     revision: u64,
     changes: Vec<changes::Planned>,
     kept_killed: Vec<String>,
+    /// Parts of a flagd file not applied (`--skip-invalid`), as `path: why`.
+    skipped: Vec<String>,
 }
 
 pub(crate) async fn apply(
@@ -27,8 +29,17 @@ pub(crate) async fn apply(
     args: ApplyArgs,
     change: Authorship,
 ) -> anyhow::Result<()> {
-    let ApplyArgs { file, dry_run, prune, expect_revision, change: _ } = args;
-    let file = FlagFile::load(&file)?;
+    let ApplyArgs { file, dry_run, prune, expect_revision, format, skip_invalid, change: _ } = args;
+    let file = FlagFile::load(&file, format, skip_invalid)?;
+    if prune && !file.skipped.is_empty() {
+        // Pruning would delete the skipped flags from the environment.
+        return Err(Failure::Invalid(format!(
+            "--prune with --skip-invalid would delete the {} skipped part(s) of {}; apply without --prune",
+            file.skipped.len(),
+            file.name
+        ))
+        .into());
+    }
     let (revision, live) = reads::environment(server).await?;
     if let Some(expected) = expect_revision.filter(|expected| *expected != revision) {
         return Err(Failure::Conflict(format!(
@@ -56,6 +67,7 @@ pub(crate) async fn apply(
         revision,
         changes: changes.into_iter().map(changes::planned).collect(),
         kept_killed,
+        skipped: file.skipped.clone(),
     };
     out.print(&applied, || summary(&applied, &file.name, &server.environment))
 }
@@ -77,7 +89,9 @@ fn check_locally(file: &FlagFile, live: &FlagSet, prune: bool) -> Result<(), Fai
 }
 
 fn summary(applied: &Applied, file: &str, environment: &str) -> String {
-    let kept_killed = applied.kept_killed.iter().map(|key| changes::kept_killed(key));
+    let skipped = applied.skipped.iter().map(|s| format!("skipped (no exact translation) {s}"));
+    let kept_killed: Vec<String> =
+        applied.kept_killed.iter().map(|key| changes::kept_killed(key)).chain(skipped).collect();
     if applied.changes.is_empty() {
         let revision = applied.revision;
         let mut lines =

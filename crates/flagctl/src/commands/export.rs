@@ -12,6 +12,14 @@ fn to_text(set: &FlagSet, format: Format) -> anyhow::Result<String> {
     Ok(match format {
         Format::Yaml => serde_yaml_ng::to_string(set).context("writing YAML")?,
         Format::Json => serde_json::to_string_pretty(set).context("writing JSON")? + "\n",
+        Format::Flagd => {
+            let exported = openfeature_json::to_flagd(set);
+            for left_out in &exported.left_out {
+                // On standard error, so the JSON on standard output stays a valid file.
+                eprintln!("left out {}: {}", left_out.flag, left_out.why);
+            }
+            serde_json::to_string_pretty(&exported.json).context("writing flagd JSON")? + "\n"
+        }
     })
 }
 

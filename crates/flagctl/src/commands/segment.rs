@@ -9,7 +9,7 @@ use flag_core::{FlagSet, Segment};
 use flag_proto::{Authorship, Listed, Written};
 use serde::Serialize;
 
-use crate::cli::{SegmentCommand, SegmentPutArgs};
+use crate::cli::{FileFormat, SegmentCommand, SegmentPutArgs};
 use crate::connect::{Call, Server, Wrote};
 use crate::failure::Failure;
 use crate::flag_file::{FlagFile, server_path};
@@ -101,7 +101,7 @@ async fn put(server: &Server, out: &Output, args: SegmentPutArgs, change: Author
     let (_, live) = reads::environment(server).await?;
     let existed = |key: &str| live.segments.iter().any(|segment| segment.key == key);
     let segment = match &args.file {
-        Some(path) => from_file(&FlagFile::load(path)?, &live)?,
+        Some(path) => from_file(&FlagFile::load(path, Some(FileFormat::Flags), false)?, &live)?,
         None => from_options(args, &live)?,
     };
     let request = server.requests().put_segment(&segment, change);

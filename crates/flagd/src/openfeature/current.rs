@@ -39,6 +39,7 @@ impl ChangeKind {
 /// One environment at one revision.
 #[derive(Debug)]
 pub(crate) struct Current {
+    pub(crate) environment: String,
     pub(crate) revision: u64,
     pub(crate) set: FlagSet,
     pub(crate) snapshot: Snapshot,
@@ -53,7 +54,12 @@ pub(crate) struct Current {
 }
 
 impl Current {
-    fn new(revision: u64, set: FlagSet, before: Option<&Current>) -> Result<Current, RequestError> {
+    fn new(
+        environment: String,
+        revision: u64,
+        set: FlagSet,
+        before: Option<&Current>,
+    ) -> Result<Current, RequestError> {
         let snapshot = set.compile().map_err(RequestError::StoredSet)?;
         let fixed = set
             .flags
@@ -67,7 +73,16 @@ impl Current {
             .collect();
         let changed = before.map(|before| changes(&before.set, &set)).unwrap_or_default();
         let changed_since = before.map_or(revision, |before| before.revision);
-        Ok(Current { revision, set, snapshot, fixed, changed, changed_since, flagd_json: OnceLock::new() })
+        Ok(Current {
+            environment,
+            revision,
+            set,
+            snapshot,
+            fixed,
+            changed,
+            changed_since,
+            flagd_json: OnceLock::new(),
+        })
     }
 }
 
@@ -139,7 +154,7 @@ async fn read(
     let environment = environment.to_owned();
     tokio::task::spawn_blocking(move || {
         let (revision, set) = store.snapshot(&environment)?;
-        Current::new(revision, set, before.as_deref())
+        Current::new(environment, revision, set, before.as_deref())
     })
     .await?
 }
