@@ -50,11 +50,7 @@ impl From<RequestError> for Refused {
         let status = match &error {
             RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             RequestError::Denied(_) => StatusCode::FORBIDDEN,
-            RequestError::Store(store)
-                if matches!(store, crate::store::StoreError::UnknownEnvironment { .. }) =>
-            {
-                StatusCode::NOT_FOUND
-            }
+            RequestError::Store(crate::store::StoreError::UnknownEnvironment { .. }) => StatusCode::NOT_FOUND,
             RequestError::Write(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -292,6 +292,14 @@ pub async fn http_post(
 
 /// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
 pub fn start_binary(data: &Path) -> (Child, String) {
+    let (child, listening) = start_binary_listening(data);
+    let grpc = listening_on(&listening, "grpc");
+    (child, format!("http://{grpc}"))
+}
+
+/// Starts the real binary on ephemeral ports (gRPC, management, sync, OFREP); returns it and
+/// the line it prints once serving (`flagd listening grpc=A management=B sync=C ofrep=D …`).
+pub fn start_binary_listening(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
         .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
         .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
@@ -303,9 +311,14 @@ pub fn start_binary(data: &Path) -> (Child, String) {
         .expect("the flagd binary starts");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("grpc="))
-        .expect("flagd prints its address");
-    (child, format!("http://{grpc}"))
+    (child, line)
+}
+
+/// The address after `name=` in flagd's listening line.
+pub fn listening_on(line: &str, name: &str) -> std::net::SocketAddr {
+    let prefix = format!("{name}=");
+    let address = line.split_whitespace().find_map(|word| word.strip_prefix(prefix.as_str()));
+    address
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("flagd prints its {name} address: {line:?}"))
 }
