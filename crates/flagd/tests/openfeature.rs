@@ -3,6 +3,8 @@
 //! providers tell apart, the selector, the SDK token, and the kill report's count of
 //! OpenFeature streams.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
