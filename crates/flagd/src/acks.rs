@@ -115,13 +115,15 @@ impl Connections {
         };
         let mut acked_after: HashMap<u64, Duration> = HashMap::new();
         loop {
-            let (missing, streams_sent) = {
+            let (missing, streams_sent, streams_gone) = {
                 let inner = self.lock();
-                // A stream that closed after it was sent the change still counts as sent.
+                // Only a stream seen holding the revision counts as sent; one that closed
+                // before is neither sent nor waited for.
                 let streams_sent = streams
                     .iter()
-                    .filter(|id| inner.streams.get(id).is_none_or(|s| s.sent >= revision))
+                    .filter(|id| inner.streams.get(id).is_some_and(|s| s.sent >= revision))
                     .count();
+                let streams_gone = streams.iter().filter(|id| !inner.streams.contains_key(id)).count();
                 let mut missing = Vec::new();
                 for id in &waiting_for {
                     match inner.connections.get(id) {
@@ -136,12 +138,12 @@ impl Connections {
                         None => {}
                     }
                 }
-                (missing, streams_sent)
+                (missing, streams_sent, streams_gone)
             };
             let remaining = timeout.saturating_sub(start.elapsed());
             // The OpenFeature streams are flagd's own tasks: waiting for them to have sent the
             // change costs nothing when they have, and says what reached them when not.
-            if (missing.is_empty() && streams_sent == streams.len()) || remaining.is_zero() {
+            if (missing.is_empty() && streams_sent + streams_gone == streams.len()) || remaining.is_zero() {
                 return AckReport {
                     revision,
                     connected: waiting_for.len() as u32,
@@ -249,6 +251,22 @@ mod tests {
         let report = connections.wait_for("production", 5, Duration::from_millis(100)).await;
         assert_eq!((report.connected, report.acknowledged), (1, 1), "{report:?}");
         assert_eq!((report.open_feature_streams, report.open_feature_sent), (2, 1), "{report:?}");
+        // A stream that closes before the change reached it is not counted as sent.
+        drop(behind);
+        let report = connections.wait_for("production", 5, Duration::from_millis(100)).await;
+        assert_eq!((report.open_feature_streams, report.open_feature_sent), (1, 1), "{report:?}");
+        let waiting = connections.register_stream("production");
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            tokio::spawn(async move { connections.wait_for("production", 6, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(waiting);
+        sent.sent(6);
+        sdk.ack(6);
+        let report = waiter.await.unwrap();
+        assert_eq!((report.open_feature_streams, report.open_feature_sent), (2, 1), "{report:?}");
+        assert!(report.slowest < Duration::from_secs(1), "a gone stream is not waited for: {report:?}");
         assert!(report.missing.is_empty(), "a provider is not missing: {report:?}");
     }
 }

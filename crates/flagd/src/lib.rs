@@ -24,6 +24,11 @@
 //! - `sync`, `watch_stream` — the `flags.v1.Sync.Watch` stream: one task per stream,
 //!   catch-up from the store, heartbeats, slow-client handling; frames come from flag-proto.
 //!
+//! - `openfeature` — OpenFeature flagd's contracts for its unmodified providers: the
+//!   evaluation services v1/v2 with `EventStream` (RPC resolver), the sync service
+//!   (in-process resolver, flagd flag JSON from `openfeature-json`) and OFREP; each
+//!   environment's flags compiled once per revision by a follower of `fanout`.
+//! - `intercept` — the interceptor in front of every gRPC service: the caller on the request.
 //! - `health` — SDK health reports aggregated per environment, flag, variant and window;
 //!   the figures the rollout guard reads, and their bounded `/metrics` text.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
@@ -50,7 +55,8 @@
 //! The store answers in flag-core's records (history entries, applied changes, change
 //! batches), which flag-proto puts on the wire as they are. Outside `store`, imports run one
 //! way: `server` → `admin_access` → the services (`admin`, `sync`) → `fanout`, `acks`,
-//! `evaluate`, `auth`, `status`, `state`; none of those imports a service; `status` imports
+//! `evaluate`, `auth`, `status`, `state`; `server` → `openfeature` (whose services read
+//! `state`, `auth`, `acks` and the store like ours); none of those imports a service; `status` imports
 //! nothing of the crate but the store and `principal`, `evaluate` and `acks` nothing but the
 //! store, and `principal` nothing at all. `server` also starts `webhooks`, which reads
 //! `state` and the store, and the rollout engine, which reads `state` (the store, the health

@@ -124,6 +124,11 @@ impl Currents {
         if let Some(following) = state.currents.live(environment) {
             return Ok(following);
         }
+        // Known to exist before the hub is asked: a selector naming no environment must
+        // leave nothing behind in the hub.
+        let store = state.store.clone();
+        let name = environment.to_owned();
+        tokio::task::spawn_blocking(move || store.revision(&name)).await??;
         let mut updates = state.hub.subscribe(environment);
         updates.borrow_and_update();
         let first = read(state, environment, None).await?;

@@ -144,10 +144,10 @@ async fn evaluate_flags(Extract(state): Extract<Arc<State>>, headers: HeaderMap,
         }
     };
     // The answers depend on the store, the revision and the context, and nothing else.
-    let etag = entity_tag(state.store.id(), current.revision, &body);
+    let etag = entity_tag(state.store.id(), &current.environment, current.revision, &body);
     let unchanged = headers.get(header::IF_NONE_MATCH).is_some_and(|tags| matches_tag(tags, &etag));
     if unchanged {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::VARY, vary())]).into_response();
     }
     let flags: Vec<Json> = current
         .set
@@ -156,13 +156,21 @@ async fn evaluate_flags(Extract(state): Extract<Arc<State>>, headers: HeaderMap,
         .map(|flag| answer(&flag.key, resolve(&current, &flag.key, &context)).1)
         .collect();
     metrics::counter!("flagd_openfeature_evaluations_total", "api" => "ofrep").increment(flags.len() as u64);
-    (StatusCode::OK, [(header::ETAG, etag)], axum::Json(json!({ "flags": flags }))).into_response()
+    (StatusCode::OK, [(header::ETAG, etag), (header::VARY, vary())], axum::Json(json!({ "flags": flags })))
+        .into_response()
 }
 
-/// A strong entity tag over the store, the revision and the request body.
-fn entity_tag(store_id: &str, revision: u64, body: &[u8]) -> HeaderValue {
-    let mut hashed = Vec::with_capacity(store_id.len() + 9 + body.len());
+/// The answers differ by environment and by token: caches must keep them apart.
+fn vary() -> HeaderValue {
+    HeaderValue::from_static("Flagd-Selector, Authorization")
+}
+
+/// A strong entity tag over the store, the environment, its revision and the request body.
+fn entity_tag(store_id: &str, environment: &str, revision: u64, body: &[u8]) -> HeaderValue {
+    let mut hashed = Vec::with_capacity(store_id.len() + environment.len() + 10 + body.len());
     hashed.extend_from_slice(store_id.as_bytes());
+    hashed.push(0);
+    hashed.extend_from_slice(environment.as_bytes());
     hashed.push(0);
     hashed.extend_from_slice(&revision.to_be_bytes());
     hashed.extend_from_slice(body);
@@ -195,10 +203,11 @@ mod tests {
     }
 
     #[test]
-    fn the_tag_changes_with_the_revision_and_the_context_and_matches_itself() {
-        let tag = entity_tag("store", 3, b"{}");
-        assert_ne!(tag, entity_tag("store", 4, b"{}"));
-        assert_ne!(tag, entity_tag("store", 3, br#"{"context":{"a":1}}"#));
+    fn the_tag_changes_with_the_environment_revision_and_context_and_matches_itself() {
+        let tag = entity_tag("store", "production", 3, b"{}");
+        assert_ne!(tag, entity_tag("store", "production", 4, b"{}"));
+        assert_ne!(tag, entity_tag("store", "staging", 3, b"{}"));
+        assert_ne!(tag, entity_tag("store", "production", 3, br#"{"context":{"a":1}}"#));
         assert!(matches_tag(&tag, &tag));
         let list = HeaderValue::from_str(&format!("\"x\", {}", tag.to_str().unwrap())).unwrap();
         assert!(matches_tag(&list, &tag));
