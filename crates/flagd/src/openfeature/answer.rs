@@ -2,9 +2,8 @@
 //! reason names, the value checked against the type the provider asked for, and the errors
 //! its providers tell apart (not found, type mismatch, general).
 
-use flag_core::{EvalError, Reason, Value};
+use flag_core::{Context, EvalError, Reason, Value};
 
-use crate::openfeature::context::OwnedContext;
 use crate::openfeature::current::Current;
 
 /// An answer with a value, or without one: then the provider uses the caller's default.
@@ -29,34 +28,29 @@ pub(crate) enum Unresolved {
     General(String),
 }
 
-/// Evaluates `key` in `current` for `context`.
-pub(crate) fn resolve(current: &Current, key: &str, context: &OwnedContext) -> Result<Resolved, Unresolved> {
-    context.with(|ctx| {
-        let evaluation = current.snapshot.evaluate(key, ctx);
-        let reason = match evaluation.reason {
-            Reason::Disabled => "DISABLED",
-            // Splits are targeting in flagd's words (its `fractional` is a targeting rule).
-            Reason::TargetMatch { .. } | Reason::Split { .. } | Reason::PrerequisiteFailed { .. } => {
-                "TARGETING_MATCH"
-            }
-            Reason::Default if current.fixed.contains(key) => "STATIC",
-            Reason::Default => "DEFAULT",
-            Reason::FlagNotFound => return Err(Unresolved::NotFound(key.to_owned())),
-            Reason::Error(EvalError::MissingBucketAttribute) => {
-                return Err(Unresolved::General(format!(
-                    "flag {key:?} splits by an attribute the context lacks (or holds as neither a string nor a whole number)"
-                )));
-            }
-            Reason::Error(error) => return Err(Unresolved::General(format!("flag {key:?}: {error}"))),
-            // A reason added to flag-core later: said plainly rather than guessed at.
-            _ => "UNKNOWN",
-        };
-        Ok(Resolved {
-            value: evaluation.value.cloned(),
-            variant: evaluation.variant.map(str::to_owned),
-            reason,
-        })
-    })
+/// Evaluates `key` in `current` for `ctx` (lent once by an `OwnedContext` for all the flags
+/// of a request).
+pub(crate) fn resolve(current: &Current, key: &str, ctx: &Context<'_>) -> Result<Resolved, Unresolved> {
+    let evaluation = current.snapshot.evaluate(key, ctx);
+    let reason = match evaluation.reason {
+        Reason::Disabled => "DISABLED",
+        // Splits are targeting in flagd's words (its `fractional` is a targeting rule).
+        Reason::TargetMatch { .. } | Reason::Split { .. } | Reason::PrerequisiteFailed { .. } => {
+            "TARGETING_MATCH"
+        }
+        Reason::Default if current.fixed.contains(key) => "STATIC",
+        Reason::Default => "DEFAULT",
+        Reason::FlagNotFound => return Err(Unresolved::NotFound(key.to_owned())),
+        Reason::Error(EvalError::MissingBucketAttribute) => {
+            return Err(Unresolved::General(format!(
+                "flag {key:?} splits by an attribute the context lacks (or holds as neither a string nor a whole number)"
+            )));
+        }
+        Reason::Error(error) => return Err(Unresolved::General(format!("flag {key:?}: {error}"))),
+        // A reason added to flag-core later: said plainly rather than guessed at.
+        _ => "UNKNOWN",
+    };
+    Ok(Resolved { value: evaluation.value.cloned(), variant: evaluation.variant.map(str::to_owned), reason })
 }
 
 /// The type a provider asked for.

@@ -47,30 +47,32 @@ impl Service for EvaluationV1 {
         let context = OwnedContext::from_struct(request.into_inner().context);
         // As flagd does: every flag that resolves to a value; errors and no-value answers
         // are left out (the provider then uses the caller's default).
-        let flags: HashMap<String, AnyFlag> = current
-            .set
-            .flags
-            .iter()
-            .filter_map(|flag| {
-                let Resolved { value, variant, reason } = resolve(&current, &flag.key, &context).ok()?;
-                let value = match value? {
-                    Value::Bool(b) => any_flag::Value::BoolValue(b),
-                    Value::String(s) => any_flag::Value::StringValue(s.into()),
-                    Value::Number(n) => any_flag::Value::DoubleValue(n),
-                    Value::Json(json) => match *json {
-                        serde_json::Value::Object(map) => any_flag::Value::ObjectValue(to_struct(map)),
-                        _ => return None,
-                    },
-                };
-                let any = AnyFlag {
-                    reason: reason.into(),
-                    variant: variant.unwrap_or_default(),
-                    value: Some(value),
-                    metadata: None,
-                };
-                Some((flag.key.clone(), any))
-            })
-            .collect();
+        let flags: HashMap<String, AnyFlag> = context.with(|ctx| {
+            current
+                .set
+                .flags
+                .iter()
+                .filter_map(|flag| {
+                    let Resolved { value, variant, reason } = resolve(&current, &flag.key, ctx).ok()?;
+                    let value = match value? {
+                        Value::Bool(b) => any_flag::Value::BoolValue(b),
+                        Value::String(s) => any_flag::Value::StringValue(s.into()),
+                        Value::Number(n) => any_flag::Value::DoubleValue(n),
+                        Value::Json(json) => match *json {
+                            serde_json::Value::Object(map) => any_flag::Value::ObjectValue(to_struct(map)),
+                            _ => return None,
+                        },
+                    };
+                    let any = AnyFlag {
+                        reason: reason.into(),
+                        variant: variant.unwrap_or_default(),
+                        value: Some(value),
+                        metadata: None,
+                    };
+                    Some((flag.key.clone(), any))
+                })
+                .collect()
+        });
         metrics::counter!("flagd_openfeature_evaluations_total", "api" => "rpc")
             .increment(flags.len() as u64);
         Ok(Response::new(ResolveAllResponse { flags, metadata: None }))

@@ -127,7 +127,7 @@ async fn evaluate_flag(
         }
     };
     metrics::counter!("flagd_openfeature_evaluations_total", "api" => "ofrep").increment(1);
-    let (status, body) = answer(&key, resolve(&current, &key, &context));
+    let (status, body) = answer(&key, context.with(|ctx| resolve(&current, &key, ctx)));
     (status, axum::Json(body)).into_response()
 }
 
@@ -149,12 +149,9 @@ async fn evaluate_flags(Extract(state): Extract<Arc<State>>, headers: HeaderMap,
     if unchanged {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::VARY, vary())]).into_response();
     }
-    let flags: Vec<Json> = current
-        .set
-        .flags
-        .iter()
-        .map(|flag| answer(&flag.key, resolve(&current, &flag.key, &context)).1)
-        .collect();
+    let flags: Vec<Json> = context.with(|ctx| {
+        current.set.flags.iter().map(|flag| answer(&flag.key, resolve(&current, &flag.key, ctx)).1).collect()
+    });
     metrics::counter!("flagd_openfeature_evaluations_total", "api" => "ofrep").increment(flags.len() as u64);
     (StatusCode::OK, [(header::ETAG, etag), (header::VARY, vary())], axum::Json(json!({ "flags": flags })))
         .into_response()

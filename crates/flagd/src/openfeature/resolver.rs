@@ -53,7 +53,8 @@ pub(crate) async fn resolve_typed<T>(
 ) -> Result<Answer, Status> {
     let (_, current) = current_of(state, request, "").await?;
     let context = OwnedContext::from_struct(context);
-    let Resolved { value, variant, reason } = resolve(&current, key, &context).map_err(status)?;
+    let Resolved { value, variant, reason } =
+        context.with(|ctx| resolve(&current, key, ctx)).map_err(status)?;
     let value = value.map(|value| typed(key, value, asked)).transpose().map_err(status)?;
     metrics::counter!("flagd_openfeature_evaluations_total", "api" => "rpc").increment(1);
     Ok(Answer { value, variant, reason })
