@@ -1,20 +1,21 @@
 //! `cargo bench -p flag-benches --bench propagation`: from an acknowledged Admin write to its
 //! receipt on each of N `Sync.Watch` streams.
 //!
-//! flagd runs on its own runtime; the watchers and the writer run on another, as a separate
-//! client would. A receipt that arrives before the writer has its acknowledgement counts as
-//! zero.
+//! flagd runs on its own runtime; the writer runs on another, and the watchers either on that
+//! one too (`clients=InProcess`) or in a `watch_clients` process of their own
+//! (`clients=Process`), as an SDK fleet does not share flagd's cores. A receipt that arrives
+//! before the writer has its acknowledgement counts as zero from the acknowledgement;
+//! `from_send_*` count from the moment the write was sent.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use flag_benches::watchers::{self, Receipts, now_ns};
 use flag_benches::{BenchServer, bench_flag, percentile_us};
-use flag_proto::v1::{self, watch_request, watch_response};
-use tokio::sync::{Notify, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+use flag_proto::v1;
+use tokio::sync::mpsc;
 
 const WRITES: u64 = 20;
 /// Streams per HTTP/2 connection (`PROPAGATION_PER_CONNECTION`): an SDK fleet spread over
@@ -24,95 +25,108 @@ fn streams_per_connection() -> usize {
     std::env::var("PROPAGATION_PER_CONNECTION").ok().and_then(|n| n.parse().ok()).unwrap_or(200)
 }
 
-/// Receipt times of the current write, one slot per stream, in ns since `base`.
-struct Receipts {
-    base: Instant,
-    slots: Vec<AtomicU64>,
-    received: AtomicUsize,
-    all_in: Notify,
+/// Where the streams run.
+#[derive(Clone, Copy, Debug)]
+enum Clients {
+    /// On a runtime of the bench's process, sharing its cores with flagd's runtime.
+    InProcess,
+    /// In a `watch_clients` process.
+    Process,
 }
 
-async fn watch(channel: Channel, id: usize, receipts: Arc<Receipts>, ready: Arc<AtomicUsize>) {
-    let mut client = v1::sync_client::SyncClient::new(channel);
-    let (requests, outbound) = mpsc::channel(4);
-    let subscribe = v1::Subscribe {
-        environment: "production".into(),
-        since_revision: 0,
-        client_name: format!("w{id}"),
-        store_id: String::new(),
-        observer: false,
-    };
-    requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
-    let mut stream = client.watch(ReceiverStream::new(outbound)).await.unwrap().into_inner();
-    while let Ok(Some(message)) = stream.message().await {
-        match message.kind {
-            Some(watch_response::Kind::Snapshot(_)) => {
-                ready.fetch_add(1, Ordering::Release);
+/// The receipt times of each change, whichever side holds the streams.
+enum Receivers {
+    InProcess(std::sync::Arc<Receipts>),
+    /// Lines from the `watch_clients` process, and the process (its standard input kept
+    /// open until the run ends).
+    Process(mpsc::UnboundedReceiver<Vec<u64>>, std::process::Child),
+}
+
+impl Receivers {
+    async fn open(clients: Clients, endpoint: &str, streams: usize) -> Receivers {
+        let per_connection = streams_per_connection();
+        match clients {
+            Clients::InProcess => {
+                let receipts = Receipts::new(streams);
+                watchers::open(endpoint, per_connection, &receipts).await;
+                Receivers::InProcess(receipts)
             }
-            Some(watch_response::Kind::Changes(_)) => {
-                let now = receipts.base.elapsed().as_nanos() as u64;
-                receipts.slots[id].store(now, Ordering::Release);
-                if receipts.received.fetch_add(1, Ordering::AcqRel) + 1 == receipts.slots.len() {
-                    receipts.all_in.notify_one();
-                }
+            Clients::Process => {
+                let mut child = Command::new(env!("CARGO_BIN_EXE_watch_clients"))
+                    .args([endpoint, &streams.to_string(), &per_connection.to_string()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("start watch_clients");
+                let stdout = BufReader::new(child.stdout.take().unwrap());
+                let (lines, mut received) = mpsc::unbounded_channel();
+                std::thread::spawn(move || {
+                    for line in stdout.lines() {
+                        let line = line.unwrap();
+                        let times = line.split(' ').filter_map(|time| time.parse().ok()).collect();
+                        if lines.send(times).is_err() {
+                            break;
+                        }
+                    }
+                });
+                assert!(received.recv().await.is_some(), "watch_clients is ready");
+                Receivers::Process(received, child)
             }
-            _ => {}
         }
     }
-    drop(requests);
+
+    fn reset(&self) {
+        if let Receivers::InProcess(receipts) = self {
+            receipts.reset();
+        }
+    }
+
+    async fn all_in(&mut self) -> Vec<u64> {
+        match self {
+            Receivers::InProcess(receipts) => receipts.all_in(Duration::from_secs(30)).await,
+            Receivers::Process(lines, _) => tokio::time::timeout(Duration::from_secs(30), lines.recv())
+                .await
+                .expect("every stream receives the change")
+                .expect("watch_clients runs"),
+        }
+    }
 }
 
-fn run(streams: usize) {
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        if let Receivers::Process(_, child) = self {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+fn run(streams: usize, clients: Clients) {
     let server = BenchServer::start().unwrap();
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     client.block_on(async {
-        let receipts = Arc::new(Receipts {
-            base: Instant::now(),
-            slots: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-            received: AtomicUsize::new(0),
-            all_in: Notify::new(),
-        });
-        let ready = Arc::new(AtomicUsize::new(0));
-        let mut channel = None;
-        let per_connection = streams_per_connection().max(1);
-        for id in 0..streams {
-            if id % per_connection == 0 {
-                channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
-            }
-            let channel = channel.clone().unwrap();
-            tokio::spawn(watch(channel, id, Arc::clone(&receipts), Arc::clone(&ready)));
-        }
-        while ready.load(Ordering::Acquire) < streams {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-
+        let before = resident_bytes();
+        let mut receivers = Receivers::open(clients, &server.endpoint(), streams).await;
+        // With the streams in another process, what this process grew by is flagd's.
+        let per_stream = match clients {
+            Clients::Process => format!(" idle_bytes_per_stream={}", resident_bytes().saturating_sub(before) / streams as u64),
+            Clients::InProcess => String::new(),
+        };
         let mut admin = v1::admin_client::AdminClient::connect(server.endpoint()).await.unwrap();
         let mut latencies = Vec::with_capacity(streams * WRITES as usize);
         let mut from_send = Vec::with_capacity(streams * WRITES as usize);
         for n in 0..WRITES {
-            receipts.received.store(0, Ordering::Release);
+            receivers.reset();
             let request = v1::PutFlagRequest {
                 environment: "production".into(),
                 flag: Some(bench_flag("propagated", n)),
                 expected_version: None,
                 change: Some(v1::Change { actor: "bench".into(), reason: "propagation".into() }),
             };
-            let sent = receipts.base.elapsed().as_nanos() as u64;
+            let sent = now_ns();
             admin.put_flag(request).await.unwrap();
-            let acknowledged = receipts.base.elapsed().as_nanos() as u64;
-            // A permit left by an earlier write only costs one more check of the count.
-            let all_in = async {
-                loop {
-                    let notified = receipts.all_in.notified();
-                    if receipts.received.load(Ordering::Acquire) >= streams {
-                        break;
-                    }
-                    notified.await;
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(30), all_in).await.expect("every stream receives the write");
-            for slot in &receipts.slots {
-                let received = slot.load(Ordering::Acquire);
+            let acknowledged = now_ns();
+            for received in receivers.all_in().await {
                 latencies.push(Duration::from_nanos(received.saturating_sub(acknowledged)));
                 from_send.push(Duration::from_nanos(received.saturating_sub(sent)));
             }
@@ -120,18 +134,39 @@ fn run(streams: usize) {
         }
         latencies.sort_unstable();
         from_send.sort_unstable();
-        // The figures the target is about (from the acknowledgement), then from the moment the
-        // write was sent, which includes the durable commit.
+        // From the acknowledgement, then from the moment the write was sent, which includes
+        // the durable commit and cannot be flattered by a late acknowledgement.
         println!(
-            "propagation streams={streams} p50_us={} p99_us={} max_us={} from_send_p50_us={} from_send_p99_us={}",
+            "propagation clients={clients:?} streams={streams} p50_us={} p99_us={} max_us={} from_send_p50_us={} from_send_p99_us={} from_send_max_us={}{per_stream}",
             percentile_us(&latencies, 50.0),
             percentile_us(&latencies, 99.0),
             latencies.last().map_or(0, Duration::as_micros),
             percentile_us(&from_send, 50.0),
             percentile_us(&from_send, 99.0),
+            from_send.last().map_or(0, Duration::as_micros),
         );
+        drop(receivers);
     });
     client.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// This process's resident memory, from `/proc/self/status` (0 where there is none).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) * 1024
+}
+
+/// `PROPAGATION_CLIENTS`: `in-process`, `process`, or both (the default).
+fn clients() -> Vec<Clients> {
+    match std::env::var("PROPAGATION_CLIENTS").as_deref() {
+        Ok("in-process") => vec![Clients::InProcess],
+        Ok("process") => vec![Clients::Process],
+        _ => vec![Clients::InProcess, Clients::Process],
+    }
 }
 
 fn main() {
@@ -140,6 +175,8 @@ fn main() {
         Err(_) => vec![1, 100, 1_000, 10_000],
     };
     for streams in counts {
-        run(streams);
+        for clients in clients() {
+            run(streams, clients);
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! processes would. Each client has its own `Sync.Watch` stream (200 per HTTP/2 connection)
 //! and its own snapshot; a task per client waits on the flag's change subscription and
 //! evaluates `is_enabled` — the time recorded is when that evaluation first answers `false`.
-//! An answer before the operator has its acknowledgement counts as zero.
+//! An answer before the operator has its acknowledgement counts as zero from the
+//! acknowledgement; `from_send_*` count from the moment the kill was sent (its durable commit
+//! included); `apply_*` are the clients' own time applying the change.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -71,6 +73,8 @@ fn run(count: usize) {
         }
 
         let mut latencies = Vec::with_capacity(count * KILLS);
+        let mut from_send = Vec::with_capacity(count * KILLS);
+        let mut applies = Vec::with_capacity(count * KILLS);
         for _ in 0..KILLS {
             // Switch it back on and wait until every client has it.
             let revision = admin.put_flag(put(on.clone())).await.unwrap().into_inner().revision;
@@ -80,20 +84,31 @@ fn run(count: usize) {
             answers.reset();
             let kill =
                 v1::KillRequest { environment: String::new(), key: KEY.into(), change: change(), wait_ms: 0 };
+            let sent = base.elapsed().as_nanos() as u64;
             admin.kill(kill).await.unwrap();
             let acknowledged = base.elapsed().as_nanos() as u64;
             answers.wait_all(Duration::from_secs(30)).await.expect("every client answers in time");
-            latencies.extend(
-                answers.times().map(|answered| Duration::from_nanos(answered.saturating_sub(acknowledged))),
-            );
+            for answered in answers.times() {
+                latencies.push(Duration::from_nanos(answered.saturating_sub(acknowledged)));
+                from_send.push(Duration::from_nanos(answered.saturating_sub(sent)));
+            }
+            // The SDK's own share: converting, validating and installing the change.
+            applies.extend(clients.iter().map(|client| client.sync_stats().last_apply));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        latencies.sort_unstable();
+        for figures in [&mut latencies, &mut from_send, &mut applies] {
+            figures.sort_unstable();
+        }
         println!(
-            "propagation_sdk clients={count} p50_us={} p99_us={} max_us={}",
+            "propagation_sdk clients={count} p50_us={} p99_us={} max_us={} from_send_p50_us={} from_send_p99_us={} from_send_max_us={} apply_p50_us={} apply_p99_us={}",
             percentile_us(&latencies, 50.0),
             percentile_us(&latencies, 99.0),
             latencies.last().map_or(0, Duration::as_micros),
+            percentile_us(&from_send, 50.0),
+            percentile_us(&from_send, 99.0),
+            from_send.last().map_or(0, Duration::as_micros),
+            percentile_us(&applies, 50.0),
+            percentile_us(&applies, 99.0),
         );
         drop(clients);
     });

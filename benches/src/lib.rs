@@ -8,6 +8,7 @@ mod answers;
 mod fixtures;
 mod launchdarkly_peer;
 mod server;
+pub mod watchers;
 mod yggdrasil_peer;
 
 pub use answers::FirstAnswers;

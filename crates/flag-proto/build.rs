@@ -34,6 +34,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .server_streaming()
         .build();
     let sync = tonic_build::manual::Service::builder().name("Sync").package("flags.v1").method(watch).build();
-    tonic_build::manual::Builder::new().build_client(false).out_dir(&out_dir).compile(&[sync]);
+    // OpenFeature's sync service likewise: `SyncFlags` sends the whole environment after each
+    // change, encoded once per revision for every provider's stream.
+    let prost = |name: &str, route: &str, input: &str, output: &str| {
+        tonic_build::manual::Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type(format!("crate::flagd::sync::v1::{input}"))
+            .output_type(format!("crate::flagd::sync::v1::{output}"))
+            .codec_path("tonic_prost::ProstCodec")
+            .build()
+    };
+    let sync_flags = tonic_build::manual::Method::builder()
+        .name("sync_flags")
+        .route_name("SyncFlags")
+        .input_type("crate::flagd::sync::v1::SyncFlagsRequest")
+        .output_type("crate::pre_encoded::PreEncoded")
+        .codec_path("crate::pre_encoded::PreEncodedCodec")
+        .server_streaming()
+        .build();
+    let flag_sync = tonic_build::manual::Service::builder()
+        .name("FlagSyncService")
+        .package("flagd.sync.v1")
+        .method(sync_flags)
+        .method(prost("fetch_all_flags", "FetchAllFlags", "FetchAllFlagsRequest", "FetchAllFlagsResponse"))
+        .method(prost("get_metadata", "GetMetadata", "GetMetadataRequest", "GetMetadataResponse"))
+        .build();
+    tonic_build::manual::Builder::new().build_client(false).out_dir(&out_dir).compile(&[sync, flag_sync]);
     Ok(())
 }

@@ -6,7 +6,7 @@
 use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::v1::{WatchRequest, WatchResponse};
 
@@ -29,6 +29,14 @@ impl WatchFrame {
     pub fn decode(&self) -> Result<WatchResponse, prost::DecodeError> {
         WatchResponse::decode(self.0.clone())
     }
+}
+
+/// The buffers a stream starts with, each way. tonic's default (8 KiB each) was most of an
+/// idle stream's memory, and a server holds tens of thousands of idle streams; requests are
+/// acknowledgements of a few bytes, and a frame larger than this only grows the buffer.
+pub(crate) fn stream_buffer() -> BufferSettings {
+    // tonic's default yield threshold: how much a stream encodes before it gives way.
+    BufferSettings::new(512, 32 * 1024)
 }
 
 /// Writes [`WatchFrame`]s verbatim and decodes `WatchRequest`s with prost.
@@ -62,6 +70,10 @@ impl Encoder for FrameEncoder {
         dst.put_slice(&item.0);
         Ok(())
     }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffer()
+    }
 }
 
 /// The decoding half of [`FrameCodec`].
@@ -76,6 +88,10 @@ impl Decoder for RequestDecoder {
         let request = WatchRequest::decode(src.copy_to_bytes(src.remaining()))
             .map_err(|e| Status::invalid_argument(format!("malformed WatchRequest: {e}")))?;
         Ok(Some(request))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffer()
     }
 }
 

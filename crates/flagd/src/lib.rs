@@ -81,12 +81,15 @@ mod admin_access;
 mod audit_log;
 mod auth;
 mod bookmarks;
+mod coalescing_io;
 mod config;
 mod environment_diff;
 mod environment_promote;
 mod environments;
 mod evaluate;
 mod fanout;
+#[cfg(test)]
+mod fanout_writes_tests;
 mod health;
 mod intercept;
 mod management;

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use flag_proto::MAX_MESSAGE_BYTES;
 use flag_proto::flagd::evaluation::v1::service_server::ServiceServer as EvaluationV1Server;
 use flag_proto::flagd::evaluation::v2::service_server::ServiceServer as EvaluationV2Server;
-use flag_proto::flagd::sync::v1::flag_sync_service_server::FlagSyncServiceServer;
+use flag_proto::shared_flag_sync::flag_sync_service_server::FlagSyncServiceServer;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 use tonic::service::interceptor::InterceptedService;

@@ -19,10 +19,12 @@ use crate::fanout::Hub;
 use crate::state::State;
 use crate::store::{Store, StoreOptions};
 
-/// Long enough for a blocked write to reach the queue on a loaded machine (at 300 ms, a
-/// call sometimes timed out before its handler ran, so nothing was queued to abandon),
-/// short enough to keep the test quick.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The calls' deadlines, tried in turn. A deadline must pass while its call is queued, so
+/// the call must reach the queue first; on a loaded machine a call sometimes timed out before
+/// its handler ran (at 300 ms, and once at 3 s), which queues nothing and proves nothing. Then
+/// the scenario runs again with a longer deadline rather than failing or passing falsely.
+const CLIENT_TIMEOUTS: [Duration; 3] =
+    [Duration::from_secs(3), Duration::from_secs(8), Duration::from_secs(20)];
 
 fn flag(key: &str) -> v1::Flag {
     v1::Flag::from(&Flag::rollout(key, 50.0).unwrap())
@@ -65,6 +67,19 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_whose_deadline_passes_while_queued_are_not_committed() {
+    for timeout in CLIENT_TIMEOUTS {
+        if queued_writes_time_out(timeout).await {
+            return;
+        }
+        eprintln!("a call's {timeout:?} deadline passed before it was queued; again with a longer one");
+    }
+    panic!("no attempt queued both calls before their deadline passed: {CLIENT_TIMEOUTS:?}");
+}
+
+/// A write and an apply queue behind a held turn until their `timeout` passes; once the turn
+/// is free, neither is committed, and the writer serves the next write. `false` when a call
+/// timed out before it was queued (the scenario did not happen).
+async fn queued_writes_time_out(timeout: Duration) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("flags.redb"), StoreOptions::default()).unwrap();
     let mut client = serve(store.clone()).await;
@@ -76,7 +91,7 @@ async fn writes_whose_deadline_passes_while_queued_are_not_committed() {
         expected_version: None,
         change: change(),
     });
-    put.set_timeout(CLIENT_TIMEOUT);
+    put.set_timeout(timeout);
     let mut apply = Request::new(v1::ApplyRequest {
         environment: "production".into(),
         flags: vec![flag("late-a"), flag("late-b")],
@@ -86,10 +101,19 @@ async fn writes_whose_deadline_passes_while_queued_are_not_committed() {
         expected_revision: None,
         change: change(),
     });
-    apply.set_timeout(CLIENT_TIMEOUT);
+    apply.set_timeout(timeout);
     let (mut put_client, mut apply_client) = (client.clone(), client.clone());
-    let (put, apply) = tokio::join!(put_client.put_flag(put), apply_client.apply(apply));
-    for (call, answer) in [("put", put.map(drop)), ("apply", apply.map(drop))] {
+    let calls = tokio::spawn(async move {
+        let (put, apply) = tokio::join!(put_client.put_flag(put), apply_client.apply(apply));
+        [("put", put.map(drop)), ("apply", apply.map(drop))]
+    });
+    while store.queued_writes() < 2 {
+        if calls.is_finished() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (call, answer) in calls.await.unwrap() {
         let error = answer.expect_err("the writer's turn is held: the call cannot have been answered");
         assert!(
             matches!(error.code(), Code::DeadlineExceeded | Code::Cancelled),
@@ -117,4 +141,5 @@ async fn writes_whose_deadline_passes_while_queued_are_not_committed() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.revision, 1);
+    true
 }

@@ -21,6 +21,7 @@ use crate::acks::Connections;
 use crate::admin::AdminService;
 use crate::admin_access::CheckedAdmin;
 use crate::auth::{Access, Service};
+use crate::coalescing_io::CoalescingIo;
 use crate::config::Config;
 use crate::fanout::Hub;
 use crate::intercept::Authenticate;
@@ -93,16 +94,18 @@ pub enum ServeError {
 }
 
 /// Accepted connections with Nagle's algorithm off: a change is a small frame, and waiting to
-/// coalesce it with the next one (against the peer's delayed ACK) costs ~40 ms a time.
-fn without_nagle(
+/// coalesce it with the next one (against the peer's delayed ACK) costs ~40 ms a time. What
+/// the kernel no longer coalesces, `CoalescingIo` does: the frames of every stream of a
+/// connection woken by one change leave in one write.
+fn coalesced(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescingIo<tokio::net::TcpStream>>> {
     TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
+        accepted.map(|stream| {
             // Best effort: a socket that refuses the option still works, only slower.
             let _ = stream.set_nodelay(true);
-        }
-        accepted
+            CoalescingIo::new(stream)
+        })
     })
 }
 
@@ -383,7 +386,7 @@ pub async fn serve_listeners(
         .add_service(open_feature.evaluation_v1.clone())
         .add_service(open_feature.evaluation_v2.clone())
         .add_service(open_feature.sync.clone())
-        .serve_with_incoming_shutdown(without_nagle(grpc), grpc_shutdown);
+        .serve_with_incoming_shutdown(coalesced(grpc), grpc_shutdown);
     // The same OpenFeature services on the port in-process providers default to.
     let sync_served = match sync_listener {
         Some(listener) => {
@@ -392,7 +395,7 @@ pub async fn serve_listeners(
                 .add_service(open_feature.evaluation_v1)
                 .add_service(open_feature.evaluation_v2)
                 .add_service(open_feature.sync)
-                .serve_with_incoming_shutdown(without_nagle(listener), shutdown);
+                .serve_with_incoming_shutdown(coalesced(listener), shutdown);
             Some(tokio::spawn(server))
         }
         None => None,

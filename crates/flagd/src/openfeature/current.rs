@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use flag_core::{FlagSet, Serve, Snapshot};
+use flag_proto::PreEncoded;
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -51,6 +52,9 @@ pub(crate) struct Current {
     pub(crate) changed_since: u64,
     /// The set as flagd flag JSON, made on first use by the sync service.
     pub(crate) flagd_json: OnceLock<Arc<str>>,
+    /// That JSON as an encoded `SyncFlagsResponse`, made on first use: every provider's
+    /// stream sends the same bytes.
+    pub(crate) sync_response: OnceLock<PreEncoded>,
 }
 
 impl Current {
@@ -82,6 +86,7 @@ impl Current {
             changed,
             changed_since,
             flagd_json: OnceLock::new(),
+            sync_response: OnceLock::new(),
         })
     }
 }

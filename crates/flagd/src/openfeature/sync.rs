@@ -3,16 +3,17 @@
 //! (`FetchAllFlags`), and `GetMetadata`, which some providers call first and retry until it
 //! is answered.
 //!
-//! Each revision's JSON is made once, by the first stream that needs it, and the same text
-//! goes to every stream of the environment.
+//! Each revision's JSON, and its `SyncFlagsResponse` encoding, is made once, by the first
+//! stream that needs it, and the same bytes go to every stream of the environment.
 
 use std::sync::Arc;
 
-use flag_proto::flagd::sync::v1::flag_sync_service_server::FlagSyncService;
+use flag_proto::PreEncoded;
 use flag_proto::flagd::sync::v1::{
     FetchAllFlagsRequest, FetchAllFlagsResponse, GetMetadataRequest, GetMetadataResponse, SyncFlagsRequest,
     SyncFlagsResponse,
 };
+use flag_proto::shared_flag_sync::flag_sync_service_server::FlagSyncService;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -41,7 +42,7 @@ impl FlagSync {
 
 #[tonic::async_trait]
 impl FlagSyncService for FlagSync {
-    type SyncFlagsStream = ReceiverStream<Result<SyncFlagsResponse, Status>>;
+    type SyncFlagsStream = ReceiverStream<Result<PreEncoded, Status>>;
 
     async fn sync_flags(
         &self,
@@ -85,8 +86,26 @@ async fn configuration(current: &Arc<Current>) -> Result<Arc<str>, Status> {
         return Ok(Arc::clone(json));
     }
     let current = Arc::clone(current);
+    let made = tokio::task::spawn_blocking(move || Arc::clone(json_of(&current)));
+    Ok(made.await.map_err(RequestError::from)?)
+}
+
+fn json_of(current: &Current) -> &Arc<str> {
+    current.flagd_json.get_or_init(|| flagd_json(current))
+}
+
+/// The revision's `SyncFlagsResponse`, encoded on a blocking thread the first time.
+async fn sync_response(current: &Arc<Current>) -> Result<PreEncoded, Status> {
+    if let Some(response) = current.sync_response.get() {
+        return Ok(response.clone());
+    }
+    let current = Arc::clone(current);
     let made = tokio::task::spawn_blocking(move || {
-        Arc::clone(current.flagd_json.get_or_init(|| flagd_json(&current)))
+        let encode = || {
+            let flag_configuration = String::from(&**json_of(&current));
+            PreEncoded::encode(&SyncFlagsResponse { flag_configuration, sync_context: None })
+        };
+        current.sync_response.get_or_init(encode).clone()
     });
     Ok(made.await.map_err(RequestError::from)?)
 }
@@ -96,7 +115,7 @@ async fn stream(
     environment: String,
     mut following: Following,
     mut access: StreamAccess,
-    sender: mpsc::Sender<Result<SyncFlagsResponse, Status>>,
+    sender: mpsc::Sender<Result<PreEncoded, Status>>,
 ) {
     let registration = state.connections.register_stream(&environment);
     let timeout = state.config.slow_client_timeout;
@@ -114,10 +133,8 @@ async fn stream(
             break;
         };
         if sent.is_none_or(|revision| newest.revision > revision) {
-            let message = match configuration(&newest).await {
-                Ok(json) => {
-                    SyncFlagsResponse { flag_configuration: String::from(&*json), sync_context: None }
-                }
+            let message = match sync_response(&newest).await {
+                Ok(response) => response,
                 Err(status) => {
                     let _ = sender.try_send(Err(status));
                     break;

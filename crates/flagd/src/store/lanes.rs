@@ -34,6 +34,8 @@ pub(super) struct Lanes {
 struct State {
     busy: bool,
     urgent_waiting: usize,
+    /// Writers of either lane waiting for a turn: what tests wait on to know a write queued.
+    waiting: usize,
 }
 
 /// A turn to write; the next writer is let in when it is dropped.
@@ -48,6 +50,7 @@ impl Lanes {
         // Poison only means a writer panicked while it changed two plain fields; both are
         // valid whatever it did, and its `Turn` was dropped during the unwind.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.waiting += 1;
         match lane {
             Lane::Urgent => {
                 state.urgent_waiting += 1;
@@ -64,8 +67,15 @@ impl Lanes {
                 }
             }
         }
+        state.waiting -= 1;
         state.busy = true;
         Turn { lanes: self }
+    }
+
+    /// How many writers wait for a turn.
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).waiting
     }
 
     /// Whether an urgent write waits for the current turn to end.

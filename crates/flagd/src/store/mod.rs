@@ -294,6 +294,12 @@ impl Store {
         self.inner.writer.turn(lanes::Lane::Normal)
     }
 
+    /// How many writes and applies wait for the writer's turn.
+    #[cfg(test)]
+    pub(crate) fn queued_writes(&self) -> usize {
+        self.inner.writer.queued()
+    }
+
     /// How many writes and applies were not committed because their client had gone.
     #[cfg(test)]
     pub(crate) fn abandoned_writes(&self) -> u64 {

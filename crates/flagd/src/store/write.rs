@@ -78,6 +78,12 @@ impl Writer {
         self.abandoned.load(Ordering::Relaxed)
     }
 
+    /// How many writes wait for their turn.
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.lanes.waiting()
+    }
+
     /// See `size`.
     pub(super) fn max_environment_bytes(&self) -> usize {
         self.max_environment_bytes
