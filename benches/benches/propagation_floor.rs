@@ -69,7 +69,7 @@ fn loopback(streams: usize, frame: &[u8]) {
     let mut payload = Vec::new();
     encode(frame, per_connection.min(streams), &mut payload);
     let length = payload.len();
-    let (rounds, started) = mpsc::channel::<Instant>();
+    let (start_round, rounds) = mpsc::channel::<Instant>();
     let (receipts, received) = mpsc::channel::<Vec<Duration>>();
     let reader = std::thread::spawn(move || {
         let mut buffer = vec![0; length];
@@ -87,14 +87,14 @@ fn loopback(streams: usize, frame: &[u8]) {
     let mut times = Vec::with_capacity(connections * ROUNDS);
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        started.send(start).unwrap();
+        start_round.send(start).unwrap();
         for writer in &mut writers {
             writer.write_all(&payload).unwrap();
         }
         times.extend(received.recv().unwrap());
         std::thread::sleep(Duration::from_millis(5));
     }
-    drop(started);
+    drop(start_round);
     reader.join().unwrap();
     times.sort_unstable();
     println!(

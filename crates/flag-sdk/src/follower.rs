@@ -64,6 +64,14 @@ enum StreamEnd {
     Unusable(String),
 }
 
+/// How long an acknowledgement waits after its change is applied (see `follow_once`): a kill
+/// report waits this much longer for it, at most.
+const ACK_DELAY: Duration = Duration::from_millis(2);
+
+/// The most flags and segments an environment may have for a change to it to be applied on
+/// the runtime rather than on a blocking thread (see `Follower::apply`).
+const APPLY_HERE_MAX: usize = 64;
+
 /// Follows the stream until the client is dropped (the task is then aborted).
 pub(crate) struct Follower {
     pub(crate) shared: Arc<Shared>,
@@ -168,9 +176,21 @@ impl Follower {
         let interval = settings.report_interval;
         let mut report_ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         report_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The revision applied but not yet acknowledged, and when its acknowledgement goes.
+        let mut unacknowledged = None;
+        let acknowledge = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(acknowledge);
         loop {
             let message = tokio::select! {
                 message = tokio::time::timeout_at(heard + silence, stream.message()) => message,
+                () = &mut acknowledge, if unacknowledged.is_some() => {
+                    if let Some(revision) = unacknowledged.take()
+                        && requests.send(ack_request(revision)).await.is_err()
+                    {
+                        return StreamEnd::Ended;
+                    }
+                    continue;
+                }
                 _ = report_ticks.tick(), if reports_taken => {
                     if let Some(report) = self.reporter.next_report(&self.shared)
                         && requests.send(report_request(&report)).await.is_err()
@@ -207,8 +227,11 @@ impl Follower {
                 Ok(revision) => revision,
                 Err(end) => return end,
             };
-            if requests.send(ack_request(revision)).await.is_err() {
-                return StreamEnd::Ended;
+            // Acknowledged a moment later: when one change reaches many clients at once,
+            // their acknowledgements then reach flagd after its fan-out instead of competing
+            // with it, and a burst of changes is acknowledged once, at its newest revision.
+            if unacknowledged.replace(revision).is_none() {
+                acknowledge.as_mut().reset(tokio::time::Instant::now() + ACK_DELAY);
             }
             backoff.reset();
             self.last_error.send_replace(None);
@@ -218,10 +241,14 @@ impl Follower {
 
     /// Applies one frame on a blocking thread: converting, validating and compiling an
     /// environment of tens of thousands of flags takes tens of milliseconds, which would stall
-    /// every other task on this runtime worker (the application's, too) if done here.
+    /// every other task on this runtime worker (the application's, too) if done here. A change
+    /// to a small environment is applied here: it takes microseconds, less than the hop to a
+    /// blocking thread, of which a process with many clients would make one per client.
     async fn apply(&self, frame: Frame) -> Result<u64, StreamEnd> {
+        let inline =
+            matches!(frame, Frame::Changes(_)) && self.shared.live.load().model.len() <= APPLY_HERE_MAX;
         let shared = Arc::clone(&self.shared);
-        let applied = tokio::task::spawn_blocking(move || {
+        let apply = move || {
             let started = Instant::now();
             let applied = match frame {
                 Frame::Snapshot(snapshot) => apply_snapshot(&shared, snapshot),
@@ -229,9 +256,14 @@ impl Follower {
             };
             shared.sync.record_apply(started.elapsed());
             applied
-        })
-        .await
-        .map_err(|error| StreamEnd::Unusable(format!("applying the flags failed: {error}")))??;
+        };
+        let applied = if inline {
+            apply()?
+        } else {
+            tokio::task::spawn_blocking(apply)
+                .await
+                .map_err(|error| StreamEnd::Unusable(format!("applying the flags failed: {error}")))??
+        };
         if let (Some(cache), Some(live)) = (&self.cache, applied.live) {
             cache.send_replace(Some((live.revision, self.shared.store_id(), Arc::clone(&live.model))));
         }

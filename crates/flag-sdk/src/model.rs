@@ -70,6 +70,11 @@ impl Model {
         model
     }
 
+    /// How many flags and segments the model holds.
+    pub(crate) fn len(&self) -> usize {
+        self.flags.len() + self.segments.len()
+    }
+
     /// This model with `delta` applied, the touched flags marked changed at `revision`.
     pub(crate) fn apply(&self, delta: Delta, revision: u64) -> Model {
         let mut model = self.clone();
