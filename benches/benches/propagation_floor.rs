@@ -41,6 +41,7 @@ fn change_frame() -> Vec<u8> {
 /// Frames of `streams` streams, as they go on the wire.
 fn encode(frame: &[u8], streams: usize, into: &mut Vec<u8>) {
     into.clear();
+    into.reserve(streams * (FRAME_HEADER + MESSAGE_PREFIX + frame.len()));
     for stream in 0..streams {
         let length = (MESSAGE_PREFIX + frame.len()) as u32;
         into.extend_from_slice(&length.to_be_bytes()[1..]);
