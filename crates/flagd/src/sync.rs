@@ -141,7 +141,9 @@ impl StreamTask {
         info!(since = self.sent, "sdk connected");
         let mut updates = self.state.hub.subscribe(&self.environment);
         updates.borrow_and_update();
-        let end = match self.catch_up(&sink).await {
+        // Boxed, here and below: a catch-up's read and send are rare, and unboxed they would
+        // take room in every idle stream's task.
+        let end = match Box::pin(self.catch_up(&sink)).await {
             Err(end) => end,
             Ok(()) => self.follow(&sink, &mut inbound, &mut updates, &mut access).await,
         };
@@ -187,7 +189,7 @@ impl StreamTask {
                         self.send(sink, latest.frame.clone(), latest.revision, FrameKind::Change).await
                     } else {
                         // Missed intermediate revisions (a slow stream): one coalesced catch-up.
-                        self.catch_up(sink).await
+                        Box::pin(self.catch_up(sink)).await
                     };
                     if let Err(end) = sent {
                         return end;
@@ -279,17 +281,30 @@ impl StreamTask {
         revision: u64,
         kind: FrameKind,
     ) -> Result<(), End> {
-        let timeout = self.state.config.slow_client_timeout;
         // Room in the buffer is the common case: sent without arming a timer, which for a
         // change fanned out to thousands of streams is a timer-wheel entry each.
-        let frame = match sink.frames.try_send(frame) {
+        match sink.frames.try_send(frame) {
             Ok(()) => {
                 self.sent(revision, kind);
-                return Ok(());
+                Ok(())
             }
-            Err(TrySendError::Closed(_)) => return Err(End::Quietly),
-            Err(TrySendError::Full(frame)) => frame,
-        };
+            Err(TrySendError::Closed(_)) => Err(End::Quietly),
+            // Boxed: the wait's timer and permit would otherwise take room in every idle
+            // stream's task, for the rare stream whose client reads slowly.
+            Err(TrySendError::Full(frame)) => Box::pin(self.send_waiting(sink, frame, revision, kind)).await,
+        }
+    }
+
+    /// Sends `frame` once the client has read enough to make room for it, or gives up on a
+    /// client too slow to (see `Config::slow_client_timeout`).
+    async fn send_waiting(
+        &mut self,
+        sink: &WatchSink,
+        frame: WatchFrame,
+        revision: u64,
+        kind: FrameKind,
+    ) -> Result<(), End> {
+        let timeout = self.state.config.slow_client_timeout;
         match sink.frames.send_timeout(frame, timeout).await {
             Ok(()) => {
                 self.sent(revision, kind);
