@@ -1,18 +1,25 @@
-//! Shared fixtures for the benches: our flag sets and user keys, and peers' engines set up
-//! the way their users set them up.
+//! Shared fixtures for the benches: our flag sets and user keys, peers' engines set up the
+//! way their users set them up, the floor an evaluation is measured against, and
+//! the ratios between figures (criterion's estimates read back, or two loops timed in turn).
 //!
 //! Other engines' dependencies live in this `publish = false` crate so that no library
 //! of ours ever links them.
 
 mod answers;
+mod estimates;
 mod fixtures;
+mod floor;
+mod interleaved;
 mod launchdarkly_peer;
 mod server;
 pub mod watchers;
 mod yggdrasil_peer;
 
 pub use answers::FirstAnswers;
+pub use estimates::median_ns;
 pub use fixtures::{FLAG_COUNT, ROLLOUT_FLAG, TARGETED_FLAG, flag_set, simple_flags, snapshot, user_keys};
+pub use floor::FloorTable;
+pub use interleaved::{Interleaved, interleaved};
 pub use launchdarkly_peer::LaunchDarklyRollout;
 pub use server::{BenchServer, bench_flag, percentile_us};
 pub use yggdrasil_peer::YggdrasilRollout;

@@ -76,6 +76,22 @@ impl<'s> Evaluation<'s> {
     }
 }
 
+/// Which of a snapshot's variants an evaluation served: a snapshot numbers every (flag,
+/// variant) pair densely from 0, in the order of [`Snapshot::variants`](crate::Snapshot::variants).
+/// A holder that keeps one figure per variant (the SDK counts evaluations) finds it in a
+/// plain array by this number, with no lookup by name or address on the hot path. It means
+/// something only for the snapshot that answered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VariantIndex(pub(crate) u32);
+
+impl VariantIndex {
+    /// The position, below [`Snapshot::variant_count`](crate::Snapshot::variant_count).
+    #[inline]
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Why an evaluation answered as it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -241,6 +241,7 @@ fn compile_flag(flag: &Flag, names: &Names<'_>, p: &mut Problems) -> Option<Comp
             .iter()
             .map(|v| CompiledVariant { name: v.name.as_str().into(), value: v.value.clone() })
             .collect(),
+        first_variant: 0,
         targeting: (!prerequisites.is_empty() || !rules.is_empty())
             .then(|| Box::new(Targeting { prerequisites: prerequisites.into(), rules: rules.into() })),
         default: default?,

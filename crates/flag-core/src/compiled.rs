@@ -16,6 +16,10 @@ pub(crate) struct CompiledFlag {
     pub(crate) enabled: bool,
     pub(crate) off_variant: Served,
     pub(crate) variants: Box<[CompiledVariant]>,
+    /// The [`VariantIndex`](crate::VariantIndex) of `variants[0]`: a flag's variants are
+    /// numbered consecutively across the snapshot. Set by `Snapshot::new`, which sees every
+    /// flag.
+    pub(crate) first_variant: u32,
     /// `None` for the many flags without prerequisites or rules: one pointer instead of two
     /// empty slices keeps large snapshots small.
     pub(crate) targeting: Option<Box<Targeting>>,

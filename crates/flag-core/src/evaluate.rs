@@ -3,9 +3,10 @@
 // `tests/zero_alloc.rs` counts allocations to hold this line.
 
 //! A snapshot as evaluation reads it: the key table and the layout that handles trust, the
-//! key lookup, and [`Snapshot::evaluate`] — resolving a compiled flag for a context to a
-//! variant and a reason. Building a snapshot and what else it offers are in `snapshot.rs`;
-//! what an evaluation answers is in `answer.rs`; the typed getters are in `typed.rs`.
+//! key lookup, and [`Snapshot::evaluate`] (and [`Snapshot::evaluate_indexed`]) — resolving
+//! a compiled flag for a context to a variant and a reason. Building a snapshot and what
+//! else it offers are in `snapshot.rs`; what an evaluation answers is in `answer.rs`; the
+//! typed getters are in `typed.rs`.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::answer::{EvalError, Evaluation, Reason};
+use crate::answer::{EvalError, Evaluation, Reason, VariantIndex};
 use crate::compiled::{
     AttributeRef, CompiledClause, CompiledFlag, CompiledSegment, CompiledServe, CompiledSplit, Served, Test,
 };
@@ -99,11 +100,21 @@ impl FlagRef for FlagHandle {
         &self.key
     }
 
-    #[inline]
+    // The layout check in line (it is the whole cost of a handle), the rest out of line.
+    #[inline(always)]
     fn position_in(&self, snapshot: &Snapshot) -> Option<usize> {
         if Arc::ptr_eq(&self.layout, &snapshot.layout) {
             return self.index.map(|i| i as usize);
         }
+        self.position_in_other_layout(snapshot)
+    }
+}
+
+impl FlagHandle {
+    /// Where the flag is in a snapshot laid out differently from the handle's: at the same
+    /// index if the key there is the handle's, else wherever the key lookup finds it.
+    #[inline(never)]
+    fn position_in_other_layout(&self, snapshot: &Snapshot) -> Option<usize> {
         match self.index.and_then(|i| snapshot.flags.get(i as usize)) {
             Some(flag) if *flag.key == *self.key => self.index.map(|i| i as usize),
             _ => snapshot.index_of(&self.key),
@@ -140,23 +151,49 @@ impl Snapshot {
     /// evaluation, which every typed getter ([`Evaluate`](crate::Evaluate)) goes through.
     #[inline]
     pub fn evaluate<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> Evaluation<'_> {
+        self.evaluate_indexed(flag, ctx).0
+    }
+
+    /// [`evaluate`](Self::evaluate), also answering which of the snapshot's variants was
+    /// served — `None` exactly when the evaluation's `variant` is — for holders that keep
+    /// figures per variant (the SDK's evaluation counts). Where the index is not used it
+    /// costs nothing: it is one addition to a field of the flag already read.
+    // Inlined into every caller, so that the common flag's answer is read in registers, not
+    // written to memory and read back; kept small for that by resolving flags with targeting
+    // out of line.
+    #[inline(always)]
+    pub fn evaluate_indexed<F: FlagRef + ?Sized>(
+        &self,
+        flag: &F,
+        ctx: &Context<'_>,
+    ) -> (Evaluation<'_>, Option<VariantIndex>) {
         let Some(index) = flag.position_in(self) else {
-            return Evaluation { variant: None, value: None, reason: Reason::FlagNotFound };
+            return (Evaluation { variant: None, value: None, reason: Reason::FlagNotFound }, None);
         };
         let compiled = &self.flags[index];
-        let resolution: Resolution<'_> = self.resolve(compiled, ctx);
-        match resolution.and_then(|(served, reason)| match served.index() {
-            Some(v) => {
-                compiled.variants.get(v as usize).map(|v| (Some(v), reason)).ok_or(EvalError::Internal)
-            }
-            None => Ok((None, reason)),
-        }) {
-            Ok((Some(variant), reason)) => {
-                Evaluation { variant: Some(&variant.name), value: Some(&variant.value), reason }
-            }
-            // No variant, and not an error: the typed readings answer the caller's default.
-            Ok((None, reason)) => Evaluation { variant: None, value: None, reason },
-            Err(error) => Evaluation { variant: None, value: None, reason: Reason::Error(error) },
+        let resolution: Resolution<'_> = if compiled.enabled && compiled.targeting.is_none() {
+            // What `resolve` does for a flag that is on and has neither prerequisites nor
+            // rules: its default serve.
+            serve(&compiled.default, ctx).map(|(variant, bucket)| {
+                (variant, bucket.map_or(Reason::Default, |bucket| Reason::Split { bucket }))
+            })
+        } else {
+            self.resolve_targeted(compiled, ctx)
+        };
+        let failed = |error| Evaluation { variant: None, value: None, reason: Reason::Error(error) };
+        match resolution {
+            Ok((served, reason)) => match served.index() {
+                Some(v) => match compiled.variants.get(v as usize) {
+                    Some(variant) => (
+                        Evaluation { variant: Some(&variant.name), value: Some(&variant.value), reason },
+                        Some(VariantIndex(compiled.first_variant + v)),
+                    ),
+                    None => (failed(EvalError::Internal), None),
+                },
+                // No variant, and not an error: the typed readings answer the caller's default.
+                None => (Evaluation { variant: None, value: None, reason }, None),
+            },
+            Err(error) => (failed(error), None),
         }
     }
 
@@ -167,8 +204,13 @@ impl Snapshot {
         found.map(|&i| i as usize)
     }
 
-    // Inlined into every caller: the common flag (no prerequisites, no rules) is then a
-    // few branches and a hash, without a call.
+    /// `resolve` for flags that are off or have targeting, out of line so that
+    /// [`evaluate_indexed`](Self::evaluate_indexed) stays small.
+    #[inline(never)]
+    fn resolve_targeted(&self, flag: &CompiledFlag, ctx: &Context<'_>) -> Resolution<'_> {
+        self.resolve(flag, ctx)
+    }
+
     #[inline(always)]
     fn resolve(&self, flag: &CompiledFlag, ctx: &Context<'_>) -> Resolution<'_> {
         if !flag.enabled {
@@ -291,28 +333,85 @@ fn serve(serve: &CompiledServe, ctx: &Context<'_>) -> Result<(Served, Option<u32
 
 #[inline(always)]
 fn split_variant(split: &CompiledSplit, ctx: &Context<'_>) -> Result<(u32, u32), EvalError> {
+    let hash = match &split.by {
+        None => split.input.hash(ctx.key()),
+        Some(attribute) => hash_by_attribute(split, attribute, ctx)?,
+    };
+    let bucket = bucket_of(hash, split.total);
+    // The range holding the bucket is picked without branching on the bucket: which range
+    // a user falls in is as random as their key, so a search that branches on it
+    // mispredicts as often as a rollout is partial (half the time at 50 %), and an index
+    // computed from the bucket would make the variant's load wait for it. Each range's
+    // variant is selected over the previous when the bucket reaches the range's start
+    // (`select_unpredictable`: a conditional move, which the compiler otherwise turns into
+    // a branch).
+    let Some((&(mut start, mut variant), rest)) = split.ranges.split_first() else {
+        return Err(EvalError::Internal);
+    };
+    for &(upper, next) in rest {
+        variant = std::hint::select_unpredictable(bucket >= start, next, variant);
+        start = upper;
+    }
+    // The last range ends at the total and bucket < total, so the last variant selected
+    // is the range holding the bucket.
+    Ok((variant, bucket))
+}
+
+/// The split's hash of the context's `attribute`; out of line, as most splits bucket by the
+/// targeting key.
+#[inline(never)]
+fn hash_by_attribute(split: &CompiledSplit, attribute: &str, ctx: &Context<'_>) -> Result<u32, EvalError> {
     // Whole numbers bucket like their decimal text, formatted here, on the stack.
     let mut digits = itoa::Buffer::new();
-    let key = match &split.by {
-        None => ctx.key(),
-        Some(attribute) => match named_attribute(ctx, attribute) {
-            Some(AttrValue::Str(s)) => s,
-            // Below 2^63 the conversion to i64 is exact.
-            Some(AttrValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9_223_372_036_854_775_808.0 => {
-                digits.format(n as i64)
-            }
-            _ => return Err(EvalError::MissingBucketAttribute),
-        },
+    let key = match named_attribute(ctx, attribute) {
+        Some(AttrValue::Str(s)) => s,
+        // Below 2^63 the conversion to i64 is exact.
+        Some(AttrValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9_223_372_036_854_775_808.0 => {
+            digits.format(n as i64)
+        }
+        _ => return Err(EvalError::MissingBucketAttribute),
     };
-    let bucket = bucket_of(split.input.hash(key), split.total);
-    let variant = split.ranges.iter().find(|&&(upper, _)| bucket < upper).map(|&(_, variant)| variant);
-    // The last range ends at the total and bucket < total, so some range always holds it.
-    variant.map(|v| (v, bucket)).ok_or(EvalError::Internal)
+    Ok(split.input.hash(key))
 }
 
 #[cfg(test)]
 mod tests {
     use super::same_key;
+    use crate::{Context, Flag, FlagSet};
+
+    #[test]
+    fn the_variant_index_is_the_served_variant_in_the_order_of_variants() {
+        let mut killed = Flag::rollout("killed", 50.0).unwrap();
+        killed.enabled = false;
+        let mut no_off_variant = killed.clone();
+        (no_off_variant.key, no_off_variant.off_variant) = ("no-off-variant".into(), None);
+        let flags = vec![
+            Flag::rollout("half", 50.0).unwrap(),
+            Flag::rollout("all", 100.0).unwrap(),
+            killed,
+            no_off_variant,
+        ];
+        let snapshot = FlagSet { flags, segments: vec![] }.compile().unwrap();
+        let variants: Vec<(&str, &str)> = snapshot.variants().collect();
+        assert_eq!(variants.len(), snapshot.variant_count());
+        assert_eq!(variants.len(), 12, "three variants per flag");
+        let mut served = std::collections::HashSet::new();
+        for user in (0..200).map(|i| format!("user-{i}")) {
+            for key in ["half", "all", "killed"] {
+                let (evaluation, index) = snapshot.evaluate_indexed(key, &Context::new(&user));
+                let index = index.unwrap().get();
+                assert_eq!(variants[index], (key, evaluation.variant.unwrap()), "{key} for {user}");
+                assert_eq!(evaluation, snapshot.evaluate(key, &Context::new(&user)));
+                served.insert(index);
+            }
+            for key in ["no-off-variant", "missing"] {
+                let (evaluation, index) = snapshot.evaluate_indexed(key, &Context::new(&user));
+                assert_eq!((evaluation.variant, index), (None, None), "{key} serves no variant");
+            }
+        }
+        // half: on and off; all: on; killed: off.
+        assert_eq!(served.len(), 4);
+    }
 
     #[test]
     fn same_key_compares_every_byte() {

@@ -14,11 +14,11 @@
 //!   reads them, the key lookup (by key or [`FlagHandle`]), and [`Snapshot::evaluate`].
 //! - `snapshot` — building a snapshot, its keys, handles, and layouts kept across changes.
 //! - `answer` — what an evaluation answers: [`Evaluation`], [`Reason`], [`Detail`] (and
-//!   [`OwnedDetail`], borrowing nothing).
+//!   [`OwnedDetail`], borrowing nothing), and the [`VariantIndex`] of the variant served.
 //! - `typed` — the typed getters, defined once: [`Evaluate`], implemented by every holder of
 //!   a snapshot (here [`Snapshot`]; in the SDK its client and caches), and the [`Question`]
 //!   each getter asks.
-//! - `murmur` — incremental murmur3 and the bucketing rule shared with OpenFeature's flagd.
+//! - `murmur` — incremental murmur3 ([`Murmur3`]) and the bucketing rule shared with OpenFeature's flagd.
 //! - `bucketing` — the bytes a split hashes under each [`Bucketing`] rule (flagd's
 //!   concatenation, or its deterministic CBOR), fed to the hash without concatenating.
 //! - `semver`, `date` — allocation-free parsers for clause attributes.
@@ -79,7 +79,7 @@ mod snapshot;
 mod typed;
 mod value;
 
-pub use answer::{Detail, EvalError, Evaluation, OwnedDetail, OwnedReason, Reason};
+pub use answer::{Detail, EvalError, Evaluation, OwnedDetail, OwnedReason, Reason, VariantIndex};
 pub use compile::{MAX_KEY_LEN, compile_parts};
 pub use dark_launch::{DARK, LaunchStage, OFF, ON, RolloutError, percent_to_weight};
 pub use diff::{FieldChange, SetDiff, SubjectDiff, diff};
@@ -95,7 +95,7 @@ pub use model::{
     Bucketing, Clause, Flag, FlagKind, FlagSet, Literal, Metadata, Operator, Prerequisite, Rule, Segment,
     SegmentRule, Serve, Split, Variant, Weight,
 };
-pub use murmur::{MAX_TOTAL_WEIGHT, TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
+pub use murmur::{MAX_TOTAL_WEIGHT, Murmur3, TOTAL_WEIGHT, bucket, bucket_of, murmur3_32};
 pub use records::{
     AckReport, AppliedChange, ChangeBatch, HistoryEntry, LoggedChange, Operation, Subject, SubjectKind,
 };

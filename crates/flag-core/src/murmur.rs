@@ -16,10 +16,12 @@ pub const TOTAL_WEIGHT: u32 = 100_000;
 /// fits the 32-bit signed integers other languages' flagd providers hold them in.
 pub const MAX_TOTAL_WEIGHT: u32 = i32::MAX as u32;
 
-/// A murmur3 x86_32 hash in progress (seed 0). `Copy`, so a pre-seeded state can be
-/// reused for every evaluation without touching the salt again.
+/// A murmur3 x86_32 hash in progress (seed 0), fed in pieces as if they were one buffer.
+/// `Copy`, so a state pre-seeded with a split's salt is reused for every evaluation without
+/// touching the salt again — what compiled splits do, and what benches that measure the
+/// least an evaluation must hash do too.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Murmur3 {
+pub struct Murmur3 {
     h: u32,
     /// Bytes that do not yet make a whole 4-byte block, little-endian in the low bits.
     pending: u32,
@@ -41,7 +43,7 @@ impl Murmur3 {
 
     /// Feeds more bytes, as if appended to everything fed so far.
     #[inline(always)]
-    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
+    pub fn write(&mut self, mut bytes: &[u8]) {
         // The total length is hashed modulo 2^32, exactly as the reference does.
         self.total_len = self.total_len.wrapping_add(bytes.len() as u32);
         while self.pending_len != 0 {
@@ -70,7 +72,7 @@ impl Murmur3 {
 
     /// Finishes the hash; the state itself is untouched so it can be reused.
     #[inline(always)]
-    pub(crate) fn finish(&self) -> u32 {
+    pub fn finish(&self) -> u32 {
         let mut h = self.h;
         if self.pending_len != 0 {
             h ^= scramble(self.pending);

@@ -11,7 +11,14 @@ use crate::evaluate::{FlagHandle, Layout, Snapshot, hash_key};
 use crate::value::ValueKind;
 
 impl Snapshot {
-    pub(crate) fn new(flags: Box<[CompiledFlag]>, segments: Box<[CompiledSegment]>) -> Self {
+    pub(crate) fn new(mut flags: Box<[CompiledFlag]>, segments: Box<[CompiledSegment]>) -> Self {
+        // `u32` is enough: each compiled variant takes more than 32 bytes, so 2^32 of them
+        // would need over 128 GiB for the variants alone.
+        let mut next_variant = 0u32;
+        for flag in &mut flags {
+            flag.first_variant = next_variant;
+            next_variant = next_variant.wrapping_add(flag.variants.len() as u32);
+        }
         let mut by_key = HashTable::with_capacity(flags.len());
         for (index, flag) in flags.iter().enumerate() {
             by_key.insert_unique(hash_key(&flag.key), index as u32, |&i| hash_key(&flags[i as usize].key));
@@ -37,6 +44,18 @@ impl Snapshot {
     /// The flag keys, in the order of the flag set.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.flags.iter().map(|f| &*f.key)
+    }
+
+    /// How many (flag, variant) pairs the snapshot holds: one more than the largest
+    /// [`VariantIndex`](crate::VariantIndex) it answers.
+    pub fn variant_count(&self) -> usize {
+        self.flags.iter().map(|f| f.variants.len()).sum()
+    }
+
+    /// Every (flag key, variant name), in [`VariantIndex`](crate::VariantIndex) order: the
+    /// flags in the order of the flag set, each flag's variants in its own order.
+    pub fn variants(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.flags.iter().flat_map(|f| f.variants.iter().map(move |v| (&*f.key, &*v.name)))
     }
 
     /// The value type of a flag, if present.

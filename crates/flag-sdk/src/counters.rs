@@ -10,45 +10,34 @@
 //! the `metrics` crate. Threads beyond the exclusive shards (the cores plus a few, see
 //! `shards::exclusive`) share one overflow row and pay for an atomic add.
 //!
-//! An evaluation answers with a reference to the variant's value inside the snapshot; its
-//! address identifies the (flag, variant) pair. The address → slot table is filled the
-//! first time each pair is served (by any thread), with a key comparison off the hot path,
-//! and read without writes after that.
+//! flag-core numbers every (flag, variant) pair of a snapshot densely
+//! ([`VariantIndex`]) and an evaluation answers the number of the variant it served, so
+//! the slots are laid out in that order: a variant's slot is its index plus one (slot 0
+//! counts evaluations that served none), found without a lookup of any kind.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use flag_core::{Evaluation, Value};
+use flag_core::{Snapshot, VariantIndex};
 
 use crate::health_counters::HealthCounters;
-use crate::model::Model;
 
 /// Slot counting evaluations that served no variant (missing flag, evaluation error).
 pub(crate) const NO_VARIANT: u32 = 0;
 
-/// An entry of the address table. Atomics because any thread may fill an empty entry;
-/// after that every thread only reads it.
-#[derive(Debug, Default)]
-struct Entry {
-    /// A value's address; [`EMPTY`] or [`RESERVED`] until filled.
-    address: AtomicUsize,
-    /// Its slot, written before the address is published.
-    slot: AtomicU32,
-}
-
 /// A flag's first slot and its variant names in slot order.
-type FlagSlots = (u32, Box<[Box<str>]>);
+type FlagSlots = (u32, Vec<Box<str>>);
 
 /// Per-snapshot evaluation counters; see the module docs.
 #[derive(Debug)]
 pub(crate) struct EvalCounters {
-    /// `(flag key, variant)` of each slot; slot 0 is [`NO_VARIANT`].
+    /// `(flag key, variant)` of each slot; slot 0 is [`NO_VARIANT`], slot `i + 1` the
+    /// snapshot's variant of index `i`.
     labels: Box<[(Box<str>, Box<str>)]>,
-    /// Flag key → (first slot, variant names in order): resolves a newly seen address.
+    /// Flag key → (first slot, variant names in order): for variants known by name (a dark
+    /// launch's cohorts), off the evaluation path.
     by_key: HashMap<Box<str>, FlagSlots>,
-    /// Open-addressing table of value addresses and their slots; one probe reads one entry.
-    entries: Box<[Entry]>,
     /// `rows × stride` counts from `base`; row `r` is written only by the thread owning shard
     /// `r`, except the last (overflow) row. Atomics so the flusher can read while owners
     /// write.
@@ -70,17 +59,16 @@ pub(crate) struct EvalCounters {
 const PER_LINE: usize = 8;
 
 impl EvalCounters {
-    /// Counters for every (flag, variant) of `model`.
-    pub(crate) fn new(model: &Model) -> EvalCounters {
-        let mut labels: Vec<(Box<str>, Box<str>)> = vec![("".into(), "".into())];
-        let mut by_key = HashMap::with_capacity(model.flags.len());
-        for (key, flag) in &model.flags {
-            let first = labels.len() as u32;
-            let names: Box<[Box<str>]> = flag.variants.iter().map(|v| Box::from(v.name.as_str())).collect();
-            labels.extend(names.iter().map(|name| (Box::from(key.as_str()), name.clone())));
-            by_key.insert(Box::from(key.as_str()), (first, names));
+    /// Counters for every (flag, variant) of `snapshot`, in its [`VariantIndex`] order.
+    pub(crate) fn new(snapshot: &Snapshot) -> EvalCounters {
+        let mut labels: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(1 + snapshot.variant_count());
+        labels.push(("".into(), "".into()));
+        labels.extend(snapshot.variants().map(|(key, variant)| (Box::from(key), Box::from(variant))));
+        let mut by_key: HashMap<Box<str>, FlagSlots> = HashMap::with_capacity(snapshot.len());
+        for (slot, (key, variant)) in labels.iter().enumerate().skip(1) {
+            let (_, names) = by_key.entry(key.clone()).or_insert_with(|| (slot as u32, Vec::new()));
+            names.push(variant.clone());
         }
-        let capacity = (labels.len() * 2).next_power_of_two().max(16);
         let stride = labels.len().div_ceil(PER_LINE) * PER_LINE;
         let exclusive = shards::exclusive();
         let counts: Box<[AtomicU64]> =
@@ -90,7 +78,6 @@ impl EvalCounters {
         EvalCounters {
             labels: labels.into_boxed_slice(),
             by_key,
-            entries: (0..capacity).map(|_| Entry::default()).collect(),
             counts,
             base,
             stride,
@@ -99,12 +86,11 @@ impl EvalCounters {
         }
     }
 
-    /// The slot of the variant `evaluation` served; `None` when it served none.
+    /// The slot of the variant an evaluation served (its [`VariantIndex`]); `None` when it
+    /// served none.
     #[inline]
-    pub(crate) fn variant_slot(&self, key: &str, evaluation: &Evaluation<'_>) -> Option<u32> {
-        let value = evaluation.value?;
-        let slot = self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation));
-        (slot != NO_VARIANT).then_some(slot)
+    pub(crate) fn variant_slot(&self, served: Option<VariantIndex>) -> Option<u32> {
+        served.map(slot_of)
     }
 
     /// The slot of `key`'s variant named `variant`, by name (off the evaluation path).
@@ -131,70 +117,18 @@ impl EvalCounters {
         self.health().prepare_like(previous);
     }
 
-    /// Counts one evaluation of `key` that answered `evaluation`.
+    /// Counts one evaluation that served the variant `served` (`None`: no variant).
     #[inline]
-    pub(crate) fn record(&self, key: &str, evaluation: &Evaluation<'_>) {
-        let slot = match evaluation.value {
-            Some(value) => self.slot_of(value).unwrap_or_else(|| self.register(key, evaluation)),
-            None => NO_VARIANT,
-        };
-        // Rows are claimed up to `exclusive` (the overflow row), never beyond.
+    pub(crate) fn record(&self, served: Option<VariantIndex>) {
+        let slot = served.map_or(NO_VARIANT, slot_of);
+        // Rows are claimed up to `exclusive` (the overflow row), never beyond; the slot is
+        // below `labels.len()` for the snapshot these counters were made for, so this finds
+        // a count unless a caller passed another snapshot's index.
         let shard = current_shard();
         let Some(count) = self.counts.get(self.base + shard * self.stride + slot as usize) else {
             return;
         };
         bump(count, shard < self.exclusive);
-    }
-
-    #[inline]
-    fn slot_of(&self, value: &Value) -> Option<u32> {
-        let address = std::ptr::from_ref(value).addr();
-        let mask = self.entries.len() - 1;
-        let mut index = hash(address) & mask;
-        loop {
-            let entry = self.entries.get(index)?;
-            match entry.address.load(Ordering::Acquire) {
-                found if found == address => return Some(entry.slot.load(Ordering::Relaxed)),
-                EMPTY => return None,
-                _ => index = (index + 1) & mask,
-            }
-        }
-    }
-
-    /// The first time a (flag, variant) is served from this snapshot: find its slot by name
-    /// and publish its address. Cold; the table has room for twice the slots, so it never
-    /// fills. An entry is reserved before its slot is written, so two threads filling the
-    /// same entry with different addresses cannot mix up their slots.
-    #[cold]
-    fn register(&self, key: &str, evaluation: &Evaluation<'_>) -> u32 {
-        let (Some(value), Some(variant)) = (evaluation.value, evaluation.variant) else {
-            return NO_VARIANT;
-        };
-        let Some((first, names)) = self.by_key.get(key) else {
-            return NO_VARIANT;
-        };
-        let Some(position) = names.iter().position(|name| **name == *variant) else {
-            return NO_VARIANT;
-        };
-        let slot = first + position as u32;
-        let address = std::ptr::from_ref(value).addr();
-        let start = hash(address) & (self.entries.len() - 1);
-        for entry in self.entries.iter().cycle().skip(start).take(self.entries.len()) {
-            loop {
-                match entry.address.compare_exchange(EMPTY, RESERVED, Ordering::Acquire, Ordering::Acquire) {
-                    Ok(_) => {
-                        // Ours: the slot is written before the address that publishes it.
-                        entry.slot.store(slot, Ordering::Relaxed);
-                        entry.address.store(address, Ordering::Release);
-                        return slot;
-                    }
-                    Err(RESERVED) => std::hint::spin_loop(), // another thread is filling it
-                    Err(found) if found == address => return slot,
-                    Err(_) => break, // taken by another address: probe on
-                }
-            }
-        }
-        slot
     }
 
     /// The total count of each slot, summed over the shards.
@@ -214,15 +148,11 @@ impl EvalCounters {
     }
 }
 
-/// An entry nobody has filled.
-const EMPTY: usize = 0;
-/// An entry being filled: no value lives at address 1, so it never matches a lookup.
-const RESERVED: usize = 1;
-
-/// Fibonacci hashing of an address: the low bits of a heap address are mostly zero.
+/// The slot counting a variant: its index, after [`NO_VARIANT`].
 #[inline]
-fn hash(address: usize) -> usize {
-    ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+fn slot_of(served: VariantIndex) -> u32 {
+    // Below the snapshot's variant count, itself held in a `u32` by flag-core.
+    served.get() as u32 + 1
 }
 
 /// Adds one to `count` of a row: `exclusive` when the calling thread is its only writer.
@@ -323,6 +253,7 @@ mod tests {
     use flag_core::{Context, Evaluate, Flag, FlagSet};
 
     use super::*;
+    use crate::model::Model;
 
     #[test]
     fn counts_each_flag_and_variant_across_threads() {
@@ -335,7 +266,7 @@ mod tests {
             &Model::default(),
         );
         let snapshot = model.compile(&flag_core::Snapshot::empty()).unwrap();
-        let counters = EvalCounters::new(&model);
+        let counters = EvalCounters::new(&snapshot);
         let users: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
         let mut expected_on = 0;
         for user in &users {
@@ -348,11 +279,11 @@ mod tests {
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| {
-                    counters.record("missing", &snapshot.evaluate("missing", &Context::new("claim")));
+                    counters.record(snapshot.evaluate_indexed("missing", &Context::new("claim")).1);
                     all_claimed.wait();
                     for user in &users {
                         for key in ["half", "all", "missing"] {
-                            counters.record(key, &snapshot.evaluate(key, &Context::new(user)));
+                            counters.record(snapshot.evaluate_indexed(key, &Context::new(user)).1);
                         }
                     }
                 });

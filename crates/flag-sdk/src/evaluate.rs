@@ -12,11 +12,11 @@ use flag_core::{Context, Evaluate, Evaluation, FlagRef, Outcome, Question};
 use crate::shared::Live;
 
 impl Live {
-    /// flag-core's evaluation, counted for metrics.
+    /// flag-core's evaluation, counted for metrics under the variant it served.
     #[inline]
     pub(crate) fn evaluate<F: FlagRef + ?Sized>(&self, flag: &F, ctx: &Context<'_>) -> Evaluation<'_> {
-        let evaluation = self.snapshot.evaluate(flag, ctx);
-        self.counters.record(flag.flag_key(), &evaluation);
+        let (evaluation, served) = self.snapshot.evaluate_indexed(flag, ctx);
+        self.counters.record(served);
         evaluation
     }
 
@@ -30,8 +30,8 @@ impl Live {
         outcome: Option<Outcome>,
         latency_us: Option<u64>,
     ) {
-        let evaluation = self.snapshot.evaluate(flag, ctx);
-        if let Some(slot) = self.counters.variant_slot(flag.flag_key(), &evaluation) {
+        let (_, served) = self.snapshot.evaluate_indexed(flag, ctx);
+        if let Some(slot) = self.counters.variant_slot(served) {
             self.counters.health().record(slot, outcome, latency_us);
         }
     }

@@ -31,7 +31,7 @@ pub(crate) struct Live {
 
 impl Live {
     pub(crate) fn new(model: Arc<Model>, snapshot: Snapshot, revision: u64) -> Live {
-        let counters = EvalCounters::new(&model);
+        let counters = EvalCounters::new(&snapshot);
         Live { snapshot, counters, revision, model }
     }
 
