@@ -28,7 +28,6 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 use crate::auth::Service;
 use crate::coalescing_io::CoalescingIo;
 use crate::config::Config;
-use crate::fanout::Hub;
 use crate::intercept::Authenticate;
 use crate::state::State;
 use crate::store::{Store, StoreOptions, WriteMeta, WriteOp};
@@ -115,17 +114,7 @@ struct Served {
 async fn serve(config: Config) -> (tempfile::TempDir, Served) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("flags.redb"), StoreOptions::default()).unwrap();
-    let state = Arc::new(State {
-        config,
-        store,
-        hub: Hub::default(),
-        access: crate::auth::Access::new(None, None, None).unwrap(),
-        connections: Arc::default(),
-        serving: Default::default(),
-        health: Default::default(),
-        rollout_windows: Default::default(),
-        currents: Default::default(),
-    });
+    let state = Arc::new(State::new(config, store, crate::auth::Access::new(None, None, None).unwrap()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let writes = Arc::new(AtomicUsize::new(0));

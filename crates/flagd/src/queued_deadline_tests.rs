@@ -15,7 +15,6 @@ use tonic::{Code, Request};
 
 use crate::admin::AdminService;
 use crate::config::Config;
-use crate::fanout::Hub;
 use crate::state::State;
 use crate::store::{Store, StoreOptions};
 
@@ -35,17 +34,8 @@ fn change() -> Option<v1::Change> {
 }
 
 async fn serve(store: Store) -> AdminClient<tonic::transport::Channel> {
-    let state = Arc::new(State {
-        config: Config::default(),
-        store,
-        hub: Hub::default(),
-        access: crate::auth::Access::new(None, None, None).unwrap(),
-        connections: Arc::default(),
-        serving: Default::default(),
-        health: Default::default(),
-        rollout_windows: Default::default(),
-        currents: Default::default(),
-    });
+    let state =
+        Arc::new(State::new(Config::default(), store, crate::auth::Access::new(None, None, None).unwrap()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(

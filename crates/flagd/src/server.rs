@@ -17,13 +17,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
-use crate::acks::Connections;
 use crate::admin::AdminService;
 use crate::admin_access::CheckedAdmin;
 use crate::auth::{Access, Service};
 use crate::coalescing_io::CoalescingIo;
 use crate::config::Config;
-use crate::fanout::Hub;
 use crate::intercept::Authenticate;
 use crate::management::{prometheus, serve_management};
 use crate::openfeature::{Services as OpenFeatureServices, serve_ofrep};
@@ -309,17 +307,7 @@ pub async fn serve_listeners(
             .await
             .map_err(std::io::Error::other)??
     };
-    let state = Arc::new(State {
-        config,
-        store,
-        hub: Hub::default(),
-        access,
-        connections: Arc::new(Connections::default()),
-        serving: Default::default(),
-        health: Default::default(),
-        rollout_windows: Default::default(),
-        currents: Default::default(),
-    });
+    let state = Arc::new(State::new(config, store, access));
 
     // One shutdown signal, observed by the gRPC server, the management server and the streams.
     let (stop, stopped) = watch::channel(false);

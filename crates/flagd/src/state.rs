@@ -32,3 +32,21 @@ pub(crate) struct State {
     /// Each environment's flags compiled for OpenFeature's services, followed on first use.
     pub(crate) currents: Currents,
 }
+
+impl State {
+    /// A server's state over `store`, with `config` and the principals of `access`: nothing
+    /// connected, served or reported yet.
+    pub(crate) fn new(config: Config, store: Store, access: Access) -> State {
+        State {
+            config,
+            store,
+            hub: Hub::default(),
+            access,
+            connections: Arc::default(),
+            serving: AtomicBool::default(),
+            health: HealthFigures::default(),
+            rollout_windows: Windows::default(),
+            currents: Currents::default(),
+        }
+    }
+}

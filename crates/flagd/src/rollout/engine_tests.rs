@@ -17,7 +17,6 @@ use tokio::time::Instant;
 
 use super::engine::{self, ACTOR};
 use crate::config::Config;
-use crate::fanout::Hub;
 use crate::health::Catalog;
 use crate::state::State;
 use crate::store::{Store, StoreOptions, WriteMeta, WriteOp};
@@ -47,17 +46,7 @@ fn meta() -> WriteMeta {
 /// A server's state over the store at `path`, without a network.
 fn state(path: &Path) -> Arc<State> {
     let store = Store::open(path, StoreOptions::default()).unwrap();
-    Arc::new(State {
-        config: Config::default(),
-        store,
-        hub: Hub::default(),
-        access: crate::auth::Access::new(None, None, None).unwrap(),
-        connections: Arc::default(),
-        serving: Default::default(),
-        health: Default::default(),
-        rollout_windows: Default::default(),
-        currents: Default::default(),
-    })
+    Arc::new(State::new(Config::default(), store, crate::auth::Access::new(None, None, None).unwrap()))
 }
 
 /// The engine of `state`, stopped when the returned sender is dropped or set.
