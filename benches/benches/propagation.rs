@@ -12,8 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use flag_benches::watchers::{self, Receipts, now_ns};
 use flag_benches::{BenchServer, bench_flag, percentile_us};
+use flag_benches::{Receipts, now_ns, open_watchers};
 use flag_proto::v1;
 use tokio::sync::mpsc;
 
@@ -48,7 +48,7 @@ impl Receivers {
         match clients {
             Clients::InProcess => {
                 let receipts = Receipts::new(streams);
-                watchers::open(endpoint, per_connection, &receipts).await;
+                open_watchers(endpoint, per_connection, &receipts).await;
                 Receivers::InProcess(receipts)
             }
             Clients::Process => {
@@ -108,11 +108,11 @@ fn run(streams: usize, clients: Clients) {
         let before = resident_bytes();
         let mut receivers = Receivers::open(clients, &server.endpoint(), streams).await;
         // With the streams in another process, what this process grew by is flagd's. Only
-        // in the process's first run: later runs reuse memory the allocator kept from earlier
-        // ones, which would understate it.
-        let first_run = !MEASURED.swap(true, std::sync::atomic::Ordering::Relaxed);
+        // in the process's first such run, and only meaningful when no in-process run came
+        // before (`PROPAGATION_CLIENTS=process`): later runs reuse memory the allocator kept
+        // from earlier ones, which would understate it.
         let per_stream = match clients {
-            Clients::Process if first_run => {
+            Clients::Process if !MEASURED.swap(true, std::sync::atomic::Ordering::Relaxed) => {
                 format!(" idle_bytes_per_stream={}", resident_bytes().saturating_sub(before) / streams as u64)
             }
             _ => String::new(),
@@ -155,7 +155,7 @@ fn run(streams: usize, clients: Clients) {
     client.shutdown_timeout(Duration::from_secs(5));
 }
 
-/// Whether a run has already happened in this process (see `run`).
+/// Whether a `clients=Process` run has already measured memory in this process (see `run`).
 static MEASURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// This process's resident memory, from `/proc/self/status` (0 where there is none).

@@ -12,7 +12,7 @@ mod floor;
 mod interleaved;
 mod launchdarkly_peer;
 mod server;
-pub mod watchers;
+mod watchers;
 mod yggdrasil_peer;
 
 pub use answers::FirstAnswers;
@@ -22,4 +22,5 @@ pub use floor::FloorTable;
 pub use interleaved::{Interleaved, interleaved};
 pub use launchdarkly_peer::LaunchDarklyRollout;
 pub use server::{BenchServer, bench_flag, percentile_us};
+pub use watchers::{Receipts, now_ns, open_watchers};
 pub use yggdrasil_peer::YggdrasilRollout;

@@ -73,7 +73,7 @@ impl Receipts {
 /// Opens one stream per slot of `receipts` on `endpoint`, `per_connection` to an HTTP/2
 /// connection (an SDK fleet has one per process; a bench cannot open 10,000 sockets
 /// cheaply), and returns once every stream has its snapshot.
-pub async fn open(endpoint: &str, per_connection: usize, receipts: &Arc<Receipts>) {
+pub async fn open_watchers(endpoint: &str, per_connection: usize, receipts: &Arc<Receipts>) {
     let mut channel = None;
     for id in 0..receipts.slots.len() {
         if id % per_connection.max(1) == 0 {

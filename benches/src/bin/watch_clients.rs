@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use flag_benches::watchers::{self, Receipts};
+use flag_benches::{Receipts, open_watchers};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +27,7 @@ fn main() {
     });
     runtime.block_on(async {
         let receipts = Receipts::new(streams);
-        watchers::open(endpoint, per_connection, &receipts).await;
+        open_watchers(endpoint, per_connection, &receipts).await;
         println!("ready");
         loop {
             let times = receipts.all_in(Duration::from_secs(3600)).await;

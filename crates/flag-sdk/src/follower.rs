@@ -68,8 +68,9 @@ enum StreamEnd {
 /// report waits this much longer for it, at most.
 const ACK_DELAY: Duration = Duration::from_millis(2);
 
-/// The most flags and segments an environment may have for a change to it to be applied on
-/// the runtime rather than on a blocking thread (see `Follower::apply`).
+/// The most flags and segments an environment may hold, counting those a change brings, for
+/// the change to be applied on the runtime rather than on a blocking thread (see
+/// `Follower::apply`).
 const APPLY_HERE_MAX: usize = 64;
 
 /// Follows the stream until the client is dropped (the task is then aborted).
@@ -245,8 +246,12 @@ impl Follower {
     /// to a small environment is applied here: it takes microseconds, less than the hop to a
     /// blocking thread, of which a process with many clients would make one per client.
     async fn apply(&self, frame: Frame) -> Result<u64, StreamEnd> {
-        let inline =
-            matches!(frame, Frame::Changes(_)) && self.shared.live.load().model.len() <= APPLY_HERE_MAX;
+        let inline = match &frame {
+            Frame::Changes(changes) => {
+                self.shared.live.load().model.len() + changes.upserted() <= APPLY_HERE_MAX
+            }
+            Frame::Snapshot(_) => false,
+        };
         let shared = Arc::clone(&self.shared);
         let apply = move || {
             let started = Instant::now();
@@ -258,7 +263,9 @@ impl Follower {
             applied
         };
         let applied = if inline {
-            apply()?
+            // A panic is the stream's end, as on a blocking thread, not the follower's.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
+                .map_err(|_| StreamEnd::Unusable("applying the flags failed: it panicked".into()))??
         } else {
             tokio::task::spawn_blocking(apply)
                 .await

@@ -21,7 +21,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
-/// Beyond this many buffered bytes a write goes out before more are taken: a snapshot of a
+/// The most bytes buffered: a write beyond it is taken in part (a short write, which its
+/// writer continues), and a full buffer goes out before more is taken, so a snapshot of a
 /// large environment streams through in pieces of this size rather than being copied whole.
 const MAX_BUFFERED: usize = 256 * 1024;
 
@@ -38,6 +39,9 @@ const KEPT_CAPACITY: usize = 8 * 1024;
 pub(crate) struct CoalescingIo<T> {
     inner: T,
     buffered: BytesMut,
+    /// The most bytes buffered since the buffer was last given back (see `KEPT_CAPACITY`):
+    /// `BytesMut::capacity` says only what is left past the bytes already written.
+    peak: usize,
     /// How many times the current flush has given way, and how much was buffered the last
     /// time: it gives way again while the streams keep adding frames.
     yields: usize,
@@ -46,7 +50,7 @@ pub(crate) struct CoalescingIo<T> {
 
 impl<T> CoalescingIo<T> {
     pub(crate) fn new(inner: T) -> Self {
-        CoalescingIo { inner, buffered: BytesMut::new(), yields: 0, buffered_at_yield: 0 }
+        CoalescingIo { inner, buffered: BytesMut::new(), peak: 0, yields: 0, buffered_at_yield: 0 }
     }
 }
 
@@ -60,10 +64,27 @@ impl<T: AsyncWrite + Unpin> CoalescingIo<T> {
             }
             self.buffered.advance(written);
         }
-        if self.buffered.capacity() > KEPT_CAPACITY {
+        if self.peak > KEPT_CAPACITY {
             self.buffered = BytesMut::new();
+            self.peak = 0;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Buffers as much of `bufs` as fits; how much that was.
+    fn take<'a>(&mut self, bufs: impl IntoIterator<Item = &'a [u8]>) -> usize {
+        let mut taken = 0;
+        for buf in bufs {
+            let room = MAX_BUFFERED - self.buffered.len();
+            let part = &buf[..buf.len().min(room)];
+            self.buffered.extend_from_slice(part);
+            taken += part.len();
+            if part.len() < buf.len() {
+                break;
+            }
+        }
+        self.peak = self.peak.max(self.buffered.len());
+        taken
     }
 
     /// Room for more bytes: drains first when the buffer is full.
@@ -78,8 +99,7 @@ impl<T: AsyncWrite + Unpin> CoalescingIo<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(self.poll_room(cx))?;
-        self.buffered.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(self.take([buf])))
     }
 
     fn poll_write_vectored(
@@ -88,12 +108,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         ready!(self.poll_room(cx))?;
-        let mut taken = 0;
-        for buf in bufs {
-            self.buffered.extend_from_slice(buf);
-            taken += buf.len();
-        }
-        Poll::Ready(Ok(taken))
+        Poll::Ready(Ok(self.take(bufs.iter().map(|buf| &**buf))))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -159,7 +174,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_write_larger_than_the_buffer_goes_out_whole_in_pieces() {
+    async fn a_write_larger_than_the_buffer_is_taken_in_pieces_and_arrives_whole() {
         let (near, mut far) = tokio::io::duplex(64 * 1024);
         let big: Vec<u8> = (0..3 * MAX_BUFFERED).map(|n| n as u8).collect();
         let reader = tokio::spawn(async move {
@@ -168,9 +183,48 @@ mod tests {
             read
         });
         let mut io = CoalescingIo::new(near);
-        io.write_all(&big).await.unwrap();
+        let taken = io.write(&big).await.unwrap();
+        assert_eq!(taken, MAX_BUFFERED, "one write takes at most a buffer's worth");
+        io.write_all(&big[taken..]).await.unwrap();
         io.shutdown().await.unwrap();
         drop(io);
         assert_eq!(reader.await.unwrap(), big);
+    }
+
+    #[tokio::test]
+    async fn a_buffer_grown_by_a_large_write_is_given_back_once_drained() {
+        let (near, mut far) = tokio::io::duplex(4 * MAX_BUFFERED);
+        let mut io = CoalescingIo::new(near);
+        io.write_all(&vec![7; MAX_BUFFERED]).await.unwrap();
+        io.flush().await.unwrap();
+        let mut read = vec![0; MAX_BUFFERED];
+        tokio::io::AsyncReadExt::read_exact(&mut far, &mut read).await.unwrap();
+        io.write_all(b"small").await.unwrap();
+        assert!(io.buffered.capacity() < KEPT_CAPACITY, "kept {} bytes", io.buffered.capacity());
+    }
+
+    /// `poll_flush` once, as the connection's task would.
+    async fn flush_once(io: &mut CoalescingIo<tokio::io::DuplexStream>) -> Poll<io::Result<()>> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_flush(cx))).await
+    }
+
+    #[tokio::test]
+    async fn a_flush_gives_way_while_turns_add_bytes_and_at_most_max_yields_times() {
+        let (near, _far) = tokio::io::duplex(1 << 20);
+        let mut io = CoalescingIo::new(near);
+        io.write_all(b"first").await.unwrap();
+        assert!(flush_once(&mut io).await.is_pending(), "new bytes: one turn for the other streams");
+        assert!(matches!(flush_once(&mut io).await, Poll::Ready(Ok(()))), "a turn added nothing: written");
+        assert!(io.buffered.is_empty());
+        // Bytes added at every turn: it still writes after `MAX_YIELDS` turns.
+        let mut pending = 0;
+        loop {
+            io.write_all(b"more").await.unwrap();
+            match flush_once(&mut io).await {
+                Poll::Pending => pending += 1,
+                Poll::Ready(written) => break written.unwrap(),
+            }
+        }
+        assert_eq!(pending, MAX_YIELDS);
     }
 }

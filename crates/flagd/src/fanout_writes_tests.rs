@@ -167,11 +167,13 @@ async fn subscribe(
     (requests, stream)
 }
 
-/// Commits a new version of one flag and publishes it, as the Admin service does.
-async fn change(state: &Arc<State>, percent: f64) {
+/// Commits a new version of one flag, its description `padding` bytes long, and publishes
+/// it, as the Admin service does.
+async fn change(state: &Arc<State>, percent: f64, padding: usize) {
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
-        let flag = Flag::rollout("chat", percent).unwrap();
+        let mut flag = Flag::rollout("chat", percent).unwrap();
+        flag.description = "x".repeat(padding);
         let meta = WriteMeta { actor: "test".into(), on_behalf_of: None, reason: "fan-out".into() };
         let op = WriteOp::PutFlag { flag, expected_version: None };
         let committed = state.store.write("production", op, &meta).unwrap();
@@ -209,7 +211,8 @@ async fn all_receive(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_to_200_streams_on_one_connection_leaves_in_a_few_socket_writes() {
-    let (_dir, served) = serve(Config::default()).await;
+    // No heartbeat during the test: every write counted is the change's.
+    let (_dir, served) = serve(Config::default().with_heartbeat_interval(Duration::from_secs(3600))).await;
     let mut requests = Vec::new();
     let mut streams = Vec::new();
     for id in 0..STREAMS {
@@ -220,7 +223,7 @@ async fn a_change_to_200_streams_on_one_connection_leaves_in_a_few_socket_writes
     // Nothing else is in flight now: each count is the change's writes alone.
     for revision in 1..=3 {
         let before = served.writes.load(Ordering::SeqCst);
-        change(&served.state, 10.0 * revision as f64).await;
+        change(&served.state, 10.0 * revision as f64, 0).await;
         (streams, _) = all_receive(streams, revision).await;
         let writes = served.writes.load(Ordering::SeqCst) - before;
         assert!(
@@ -233,11 +236,11 @@ async fn a_change_to_200_streams_on_one_connection_leaves_in_a_few_socket_writes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_does_not_hold_back_the_others_on_its_connection() {
-    // A stalled stream is dropped only after a long wait here, so it stays stalled while the
-    // others are measured: if it held the connection, they would wait that long too.
-    let slow_client_timeout = Duration::from_secs(20);
+    // The stalled stream is dropped after this long without room for its next frame; if it
+    // held the connection, the others would wait about as long for each change.
+    let slow_client_timeout = Duration::from_secs(3);
     let (_dir, served) = serve(Config::default().with_slow_client_limits(slow_client_timeout, 4)).await;
-    let (_stalled_requests, stalled) = subscribe(served.channel.clone(), 0).await;
+    let (_stalled_requests, mut stalled) = subscribe(served.channel.clone(), 0).await;
     let mut requests = Vec::new();
     let mut streams = Vec::new();
     for id in 1..20 {
@@ -245,18 +248,34 @@ async fn a_stalled_stream_does_not_hold_back_the_others_on_its_connection() {
         requests.push(sender);
         streams.push(stream);
     }
-    // Enough changes, each a full flag, to fill the stalled stream's 4 KiB window and its
-    // 4-frame buffer: from then on its frames wait, and it waits for its timeout.
+    // Changes of over 1 KiB each: about four fill the stalled stream's 4 KiB window and four
+    // more its buffer; from then on its frames wait, and it waits for its timeout.
     let mut slowest = Duration::ZERO;
-    for revision in 1..=40 {
-        change(&served.state, (revision % 100) as f64).await;
+    for revision in 1..=20_u32 {
+        change(&served.state, f64::from(revision), 1024).await;
         let taken;
-        (streams, taken) = all_receive(streams, revision).await;
+        (streams, taken) = all_receive(streams, u64::from(revision)).await;
         slowest = slowest.max(taken);
     }
     assert!(
         slowest < Duration::from_secs(2),
         "the others waited {slowest:?} for a change while one stream on their connection stalled"
     );
-    drop((requests, stalled));
+    // It did stall: once its timeout has passed, it ends as a slow client after the frames
+    // it had room for.
+    tokio::time::sleep(slow_client_timeout + Duration::from_secs(1)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stalled.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
+            }
+        }
+    })
+    .await
+    .expect("the stalled stream was never dropped: it did not stall");
+    let status = ended.expect("the stalled stream ended without a status");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{}", status.message());
+    drop((requests, streams));
 }

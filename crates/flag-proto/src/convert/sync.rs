@@ -215,6 +215,11 @@ impl EncodedChanges {
         self.0.revision
     }
 
+    /// How many flags and segments it creates or replaces.
+    pub fn upserted(&self) -> usize {
+        self.0.upserted_flags.len() + self.0.upserted_segments.len()
+    }
+
     /// The batch as flag-core's, with paths like `flags[0].rules[1].serve` on failure.
     pub fn decode(self) -> Result<core::ChangeBatch, InvalidMessage> {
         let v1::Changes {
