@@ -10,10 +10,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use flag_benches::{BenchServer, bench_flag, percentile_us};
-use flag_benches::{Receipts, now_ns, open_watchers};
+use flag_benches::{BenchServer, Receipts, bench_flag, now_ns, open_watchers, percentile_us};
 use flag_proto::v1;
 use tokio::sync::mpsc;
 
@@ -36,7 +36,7 @@ enum Clients {
 
 /// The receipt times of each change, whichever side holds the streams.
 enum Receivers {
-    InProcess(std::sync::Arc<Receipts>),
+    InProcess(Arc<Receipts>),
     /// Lines from the `watch_clients` process, and the process (its standard input kept
     /// open until the run ends).
     Process(mpsc::UnboundedReceiver<Vec<u64>>, std::process::Child),
