@@ -4,67 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flag_core::{Clause, Flag, HistoryEntry, Operation, Serve, Split, SubjectKind, Value};
+use flag_core::{Flag, HistoryEntry, Operation, SubjectKind, Value};
 use serde::Serialize;
 
-/// `5000` of 100 000 → `5%`, `12500` → `12.5%`, `1` of 4 → `25%`.
-pub(crate) fn percent(weight: i64, total: i64) -> String {
-    let hundredths_of_thousandths = weight as f64 * 100.0 / total.max(1) as f64;
-    let text = format!("{hundredths_of_thousandths:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
-}
-
-/// What a serve gives: `5% on, 45% dark, 50% off`, `everyone gets "blue"`.
-pub(crate) fn serve(serve: &Serve) -> String {
-    match serve {
-        Serve::Variant(variant) => format!("everyone gets {variant:?}"),
-        Serve::Split(split) => split_text(split),
-        Serve::CallerDefault => "everyone gets the caller's default".to_owned(),
-    }
-}
-
-/// What a flag serves while killed: `"off"`, or the caller's default.
-pub(crate) fn off_variant(flag: &Flag) -> String {
-    flag.off_variant.as_ref().map_or_else(|| "the caller's default".to_owned(), |off| format!("{off:?}"))
-}
-
-fn split_text(split: &Split) -> String {
-    let parts: Vec<String> = split
-        .weights
-        .iter()
-        .filter(|w| w.weight > 0)
-        .map(|w| format!("{} {}", percent(w.weight, split.total_weight()), w.variant))
-        .collect();
-    let mut text = if parts.is_empty() { "nobody (all weights 0)".to_owned() } else { parts.join(", ") };
-    if let Some(by) = &split.by {
-        text.push_str(&format!(" (bucketed by {by})"));
-    }
-    text
-}
-
-/// The on and dark shares (`5%`, `45%`) of a live dark launch with a dark cohort.
-pub(crate) fn dark_cohort(flag: &Flag) -> Option<(String, String)> {
-    let Serve::Split(split) = &flag.default else { return None };
-    let weight = |name: &str| split.weights.iter().find(|w| w.variant == name).map_or(0, |w| w.weight);
-    let dark = weight(flag_core::DARK);
-    let total = split.total_weight();
-    (flag.enabled && dark > 0).then(|| (percent(weight(flag_core::ON), total), percent(dark, total)))
-}
-
-/// One line for a flag's state: what it serves, or that it is killed.
-pub(crate) fn state(flag: &Flag) -> String {
-    if flag.enabled { serve(&flag.default) } else { format!("KILLED: everyone gets {}", off_variant(flag)) }
-}
-
-/// `country in ["NZ", "AU"]`, `not plan starts_with ["trial"]`.
-pub(crate) fn clause(clause: &Clause) -> String {
-    let op =
-        serde_json::to_value(clause.op).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let values: Vec<String> = clause.values.iter().map(|v| format!("{:?}", v.0)).collect();
-    let negate = if clause.negate { "not " } else { "" };
-    format!("{negate}{} {op} [{}]", clause.attribute, values.join(", "))
-}
+// The wording is flag-core's, shared with the console.
+pub(crate) use flag_core::{
+    clause_text as clause, dark_cohort_text as dark_cohort, off_variant_text as off_variant,
+    serve_text as serve, state_text as state,
+};
 
 pub(crate) fn value(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "?".into())
@@ -251,34 +198,5 @@ impl WriteReport {
             line.push_str(&format!("\n  still killed; `flagctl revive {}` switches it back on", self.key));
         }
         line
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use flag_core::TOTAL_WEIGHT;
-
-    use super::*;
-
-    #[test]
-    fn percentages_print_without_trailing_zeros() {
-        let total = i64::from(TOTAL_WEIGHT);
-        assert_eq!(percent(5_000, total), "5%");
-        assert_eq!(percent(12_500, total), "12.5%");
-        assert_eq!(percent(1, total), "0.001%");
-        assert_eq!(percent(100_000, total), "100%");
-        assert_eq!(percent(1, 4), "25%");
-        assert_eq!(percent(1, 3), "33.333%");
-    }
-
-    #[test]
-    fn a_dark_launch_split_reads_as_its_three_cohorts() {
-        let flag = Flag::dark_launch("chat", 5.0, 50.0).unwrap();
-        assert_eq!(state(&flag), "5% on, 45% dark, 50% off");
-        let mut killed = flag;
-        killed.enabled = false;
-        assert_eq!(state(&killed), "KILLED: everyone gets \"off\"");
-        killed.off_variant = None;
-        assert_eq!(state(&killed), "KILLED: everyone gets the caller's default");
     }
 }

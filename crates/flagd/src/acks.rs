@@ -13,11 +13,47 @@ use flag_core::AckReport;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// What a connected client is, as the console's SDKs page lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientKind {
+    /// An SDK following `Sync.Watch`: a kill waits for its acknowledgement.
+    Sdk,
+    /// An observer (`flagctl watch`): listed, never waited for.
+    Watcher,
+    /// An OpenFeature provider's stream, which cannot acknowledge.
+    OpenFeature(&'static str),
+}
+
+impl ClientKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ClientKind::Sdk => "SDK",
+            ClientKind::Watcher => "watcher",
+            ClientKind::OpenFeature(stream) => stream,
+        }
+    }
+}
+
+/// One connected client as the console shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientView {
+    pub(crate) kind: ClientKind,
+    pub(crate) name: String,
+    /// The newest revision it acknowledged (an SDK, a watcher) or was sent (OpenFeature).
+    pub(crate) revision: u64,
+    pub(crate) connected_for: Duration,
+    /// How long ago its last acknowledgement came; `None` if none yet (or it cannot).
+    pub(crate) last_ack_ago: Option<Duration>,
+}
+
 #[derive(Debug)]
 struct Connection {
     environment: String,
     name: String,
     acked: u64,
+    kind: ClientKind,
+    connected_at: Instant,
+    last_ack: Option<Instant>,
 }
 
 /// An OpenFeature provider's stream, and the revision it was last sent.
@@ -25,6 +61,9 @@ struct Connection {
 struct OpenStream {
     environment: String,
     sent: u64,
+    /// `EventStream` or `SyncFlags`.
+    kind: &'static str,
+    connected_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -69,22 +108,76 @@ impl Connections {
     }
 
     /// Records a new stream of `environment`.
+    #[cfg(test)]
     pub(crate) fn register(self: &Arc<Self>, environment: &str, name: &str) -> Registration {
+        self.register_as(environment, name, ClientKind::Sdk)
+    }
+
+    /// Records a `Sync.Watch` stream of `kind`: an SDK, or a watcher no kill waits for.
+    pub(crate) fn register_as(
+        self: &Arc<Self>,
+        environment: &str,
+        name: &str,
+        kind: ClientKind,
+    ) -> Registration {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        let connection = Connection { environment: environment.to_owned(), name: name.to_owned(), acked: 0 };
+        let connection = Connection {
+            environment: environment.to_owned(),
+            name: name.to_owned(),
+            acked: 0,
+            kind,
+            connected_at: Instant::now(),
+            last_ack: None,
+        };
         inner.connections.insert(id, connection);
-        metrics::gauge!("flagd_streams_connected").increment(1.0);
+        if kind == ClientKind::Sdk {
+            metrics::gauge!("flagd_streams_connected").increment(1.0);
+        }
         Registration { id, connections: Arc::clone(self) }
     }
 
+    /// Every client connected to `environment` now: SDKs, watchers and OpenFeature streams,
+    /// by kind and name.
+    pub(crate) fn clients(&self, environment: &str) -> Vec<ClientView> {
+        let inner = self.lock();
+        let now = Instant::now();
+        let mut clients: Vec<ClientView> = inner
+            .connections
+            .values()
+            .filter(|c| c.environment == environment)
+            .map(|c| ClientView {
+                kind: c.kind,
+                name: c.name.clone(),
+                revision: c.acked,
+                connected_for: now.saturating_duration_since(c.connected_at),
+                last_ack_ago: c.last_ack.map(|at| now.saturating_duration_since(at)),
+            })
+            .chain(inner.streams.values().filter(|s| s.environment == environment).map(|s| ClientView {
+                kind: ClientKind::OpenFeature(s.kind),
+                name: String::new(),
+                revision: s.sent,
+                connected_for: now.saturating_duration_since(s.connected_at),
+                last_ack_ago: None,
+            }))
+            .collect();
+        clients.sort_by(|a, b| (a.kind.name(), &a.name).cmp(&(b.kind.name(), &b.name)));
+        clients
+    }
+
     /// Records a new OpenFeature stream of `environment`.
-    pub(crate) fn register_stream(self: &Arc<Self>, environment: &str) -> StreamRegistration {
+    pub(crate) fn register_stream(
+        self: &Arc<Self>,
+        environment: &str,
+        kind: &'static str,
+    ) -> StreamRegistration {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.streams.insert(id, OpenStream { environment: environment.to_owned(), sent: 0 });
+        let stream =
+            OpenStream { environment: environment.to_owned(), sent: 0, kind, connected_at: Instant::now() };
+        inner.streams.insert(id, stream);
         metrics::gauge!("flagd_openfeature_streams_connected").increment(1.0);
         StreamRegistration { id, connections: Arc::clone(self) }
     }
@@ -95,7 +188,7 @@ impl Connections {
         let mut names: Vec<String> = inner
             .connections
             .values()
-            .filter(|c| c.environment == environment)
+            .filter(|c| c.environment == environment && c.kind == ClientKind::Sdk)
             .map(|c| c.name.clone())
             .collect();
         names.sort();
@@ -105,11 +198,27 @@ impl Connections {
     /// Waits until every SDK connected to `environment` now has acknowledged `revision`,
     /// or `timeout` passes.
     pub(crate) async fn wait_for(&self, environment: &str, revision: u64, timeout: Duration) -> AckReport {
+        self.wait_reporting(environment, revision, timeout, |_| {}).await
+    }
+
+    /// As [`Connections::wait_for`], handing `progress` the report so far at the start and
+    /// after every acknowledgement or disconnection until the wait ends (the console's live
+    /// "12/37 acknowledged").
+    pub(crate) async fn wait_reporting(
+        &self,
+        environment: &str,
+        revision: u64,
+        timeout: Duration,
+        mut progress: impl FnMut(&AckReport),
+    ) -> AckReport {
         let start = Instant::now();
         let mut changes = self.changed.subscribe();
         let (waiting_for, streams): (Vec<u64>, Vec<u64>) = {
             let inner = self.lock();
-            let ids = inner.connections.iter().filter(|(_, c)| c.environment == environment);
+            let ids = inner
+                .connections
+                .iter()
+                .filter(|(_, c)| c.environment == environment && c.kind == ClientKind::Sdk);
             let streams = inner.streams.iter().filter(|(_, s)| s.environment == environment);
             (ids.map(|(id, _)| *id).collect(), streams.map(|(id, _)| *id).collect())
         };
@@ -143,17 +252,20 @@ impl Connections {
             let remaining = timeout.saturating_sub(start.elapsed());
             // The OpenFeature streams are flagd's own tasks: waiting for them to have sent the
             // change costs nothing when they have, and says what reached them when not.
-            if (missing.is_empty() && streams_sent + streams_gone == streams.len()) || remaining.is_zero() {
-                return AckReport {
-                    revision,
-                    connected: waiting_for.len() as u32,
-                    acknowledged: acked_after.len() as u32,
-                    slowest: acked_after.values().max().copied().unwrap_or_default(),
-                    missing,
-                    open_feature_streams: streams.len() as u32,
-                    open_feature_sent: streams_sent as u32,
-                };
+            let done = missing.is_empty() && streams_sent + streams_gone == streams.len();
+            let report = AckReport {
+                revision,
+                connected: waiting_for.len() as u32,
+                acknowledged: acked_after.len() as u32,
+                slowest: acked_after.values().max().copied().unwrap_or_default(),
+                missing,
+                open_feature_streams: streams.len() as u32,
+                open_feature_sent: streams_sent as u32,
+            };
+            if done || remaining.is_zero() {
+                return report;
             }
+            progress(&report);
             // A disconnect or acknowledgement bumps `changed`; a timeout ends the wait.
             let _ = tokio::time::timeout(remaining, changes.changed()).await;
         }
@@ -169,6 +281,7 @@ impl Registration {
     pub(crate) fn ack(&self, revision: u64) {
         if let Some(connection) = self.connections.lock().connections.get_mut(&self.id) {
             connection.acked = connection.acked.max(revision);
+            connection.last_ack = Some(Instant::now());
         }
         metrics::counter!("flagd_acks_total").increment(1);
         self.connections.bump();
@@ -195,8 +308,10 @@ impl Drop for StreamRegistration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.connections.lock().connections.remove(&self.id);
-        metrics::gauge!("flagd_streams_connected").decrement(1.0);
+        let removed = self.connections.lock().connections.remove(&self.id);
+        if removed.is_some_and(|connection| connection.kind == ClientKind::Sdk) {
+            metrics::gauge!("flagd_streams_connected").decrement(1.0);
+        }
         self.connections.bump();
     }
 }

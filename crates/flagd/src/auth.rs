@@ -172,14 +172,20 @@ impl Access {
         metadata: &MetadataMap,
         service: Service,
     ) -> Result<Caller, RequestError> {
-        let open = match service {
-            Service::Admin => self.admin_open,
-            Service::Sync => self.sync_open,
-        };
-        if open {
+        self.authenticate_secret(bearer_token(metadata), service)
+    }
+
+    /// Who offers `offered` (a bearer token, or none) to `service`: the interceptors' check,
+    /// and the console's sign-in.
+    pub(crate) fn authenticate_secret(
+        &self,
+        offered: Option<&[u8]>,
+        service: Service,
+    ) -> Result<Caller, RequestError> {
+        if self.is_open(service) {
             return Ok(Caller::Anyone);
         }
-        let Some(offered) = bearer_token(metadata) else {
+        let Some(offered) = offered else {
             return Err(RequestError::Unauthenticated(
                 match service {
                     Service::Admin => "admin calls need `authorization: Bearer <token>`",
@@ -188,8 +194,7 @@ impl Access {
                 .into(),
             ));
         };
-        let principals = self.current.borrow().clone();
-        let Some(principal) = principals.find(&secret_digest(offered)) else {
+        let Some(principal) = self.principal_with(&secret_digest(offered)) else {
             return Err(RequestError::Unauthenticated("the token is not valid: no principal has it".into()));
         };
         if service == Service::Admin && principal.role == Role::Sdk {
@@ -200,6 +205,20 @@ impl Access {
             )));
         }
         Ok(Caller::Principal(principal))
+    }
+
+    /// Whether `service` takes calls without a token.
+    pub(crate) fn is_open(&self, service: Service) -> bool {
+        match service {
+            Service::Admin => self.admin_open,
+            Service::Sync => self.sync_open,
+        }
+    }
+
+    /// The principal in force now whose secret has `digest`: a console session asks on every
+    /// request, so a token removed by a reload ends its sessions too.
+    pub(crate) fn principal_with(&self, digest: &[u8; 32]) -> Option<Arc<Principal>> {
+        self.current.borrow().find(digest)
     }
 
     /// A stream's access to `environment`, checked against the principals in force now (a

@@ -54,6 +54,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// The longest wait between two attempts of one delivery.
     pub webhook_retry_max: Duration,
+    /// Whether the management port serves the web console under `/ui/`.
+    pub console: bool,
 }
 
 /// A server certificate chain and its private key, both PEM.
@@ -108,6 +110,7 @@ impl Config {
             webhook_ca: None,
             webhook_timeout: webhooks::DEFAULT_TIMEOUT,
             webhook_retry_max: webhooks::DEFAULT_RETRY_MAX,
+            console: true,
         }
     }
 

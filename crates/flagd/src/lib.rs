@@ -40,7 +40,9 @@
 //! - `admin_access` — the Admin service behind its access check: each call checked against
 //!   its caller before `admin` runs it.
 //! - `management` — `/healthz`, `/readyz` (503 with the cause while the store cannot commit),
-//!   `/metrics`.
+//!   `/metrics`, and the web console.
+//! - `console` — the web console under `/ui/`: server-rendered pages over the Admin service,
+//!   signed in with a token, following the change feed.
 //! - `store_check` — [`check_store`]: the start-up check of a store file, for `flagd check`.
 //! - `tls` — the certificate and key checked at start, and the management port's TLS listener.
 //! - `webhooks` — change notifications: per webhook, a task POSTing every committed change
@@ -83,6 +85,7 @@ mod auth;
 mod bookmarks;
 mod coalescing_io;
 mod config;
+mod console;
 mod environment_diff;
 mod environment_promote;
 mod environments;

@@ -51,6 +51,9 @@ struct Args {
     /// Allow a non-loopback address without an admin token or without TLS.
     #[arg(long, env = "FLAGD_INSECURE")]
     insecure: bool,
+    /// Do not serve the web console under /ui/ on the management port.
+    #[arg(long, env = "FLAGD_NO_UI")]
+    no_ui: bool,
     /// Serve gRPC and the management port over TLS with this certificate chain (PEM).
     #[arg(long, env = "FLAGD_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -363,6 +366,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config = config.with_tls(tls_identity(cert, key)?);
     }
     config.insecure = args.insecure;
+    config.console = !args.no_ui;
     let listeners =
         flagd::Listeners::grpc(grpc).with_management(Some(management)).with_open_feature(sync, ofrep);
     flagd::serve_listeners(listeners, config, shutdown_signal()?, announce).await.context("flagd failed")

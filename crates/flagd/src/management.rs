@@ -1,6 +1,5 @@
 //! The management HTTP port: `/healthz`, `/readyz`, `/metrics` (Prometheus text).
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -10,9 +9,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::admin::WRITE_OPERATIONS;
+use crate::console;
 use crate::state::State;
 use crate::store::Health;
 use crate::tls::TlsListener;
@@ -125,18 +126,28 @@ async fn metrics_text(Extract(state): Extract<Arc<State>>) -> String {
     text
 }
 
-/// Serves the management endpoints until `shutdown` completes, over TLS when `tls` is given.
+/// Serves the management endpoints (and the console, unless switched off) until `stopped`
+/// turns `true`, over TLS when `tls` is given.
 pub(crate) async fn serve_management(
     listener: TcpListener,
     state: Arc<State>,
     tls: Option<Arc<ServerConfig>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopped: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let console =
+        state.config.console.then(|| console::router(Arc::clone(&state), tls.is_some(), stopped.clone()));
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(state);
+    if let Some(console) = console {
+        app = app.merge(console);
+    }
+    let shutdown = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
     match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config)?;

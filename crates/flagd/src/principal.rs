@@ -176,6 +176,12 @@ impl Principal {
         self.role.may(Touch::Read) && self.environments.contains(environment)
     }
 
+    /// Whether this principal may change `environment`'s flags (the console shows write
+    /// buttons only where this holds; the Admin call checks again).
+    pub(crate) fn may_write(&self, environment: &str) -> bool {
+        self.role.may(Touch::Write) && self.environments.contains(environment)
+    }
+
     /// The environments this principal may read, by name; `None` when it may read every one.
     pub(crate) fn readable_environments(&self) -> Option<Vec<String>> {
         if !self.role.may(Touch::Read) {

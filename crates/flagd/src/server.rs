@@ -332,7 +332,7 @@ pub async fn serve_listeners(
         Some(listener) => {
             let state = Arc::clone(&state);
             let tls = management_tls.clone();
-            Some(tokio::spawn(serve_management(listener, state, tls, until_stopped(stopped.clone()))))
+            Some(tokio::spawn(serve_management(listener, state, tls, stopped.clone())))
         }
         None => None,
     };

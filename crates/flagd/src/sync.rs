@@ -14,7 +14,7 @@ use tokio::time::MissedTickBehavior;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
 
-use crate::acks::Registration;
+use crate::acks::{ClientKind, Registration};
 use crate::auth::{Caller, StreamAccess};
 use crate::health::count_report;
 use crate::state::State;
@@ -96,8 +96,12 @@ async fn open_stream(
         0
     };
     let task = StreamTask {
-        // Observers (`flagctl watch`) are not SDKs: a kill does not wait for them.
-        registration: (!observer).then(|| state.connections.register(&environment, &name)),
+        // Observers (`flagctl watch`) are not SDKs: listed, but a kill does not wait for them.
+        registration: state.connections.register_as(
+            &environment,
+            &name,
+            if observer { ClientKind::Watcher } else { ClientKind::Sdk },
+        ),
         state,
         environment,
         name,
@@ -122,8 +126,8 @@ enum End {
 
 struct StreamTask {
     state: Arc<State>,
-    /// `None` for an observer.
-    registration: Option<Registration>,
+    /// An SDK's or an observer's (which no kill waits for).
+    registration: Registration,
     environment: String,
     name: String,
     /// The revision the client holds once it has applied everything sent so far.
@@ -200,9 +204,7 @@ impl StreamTask {
                     Ok(Some(Ok(ClientMessage::Ack(revision)))) => {
                         debug!(revision, "ack");
                         // Nobody can have applied a revision it was not sent.
-                        if let Some(registration) = &self.registration {
-                            registration.ack(revision.min(self.sent));
-                        }
+                        self.registration.ack(revision.min(self.sent));
                     }
                     Ok(Some(Ok(ClientMessage::Report(report)))) => self.count_report(sink, report),
                     Ok(Some(Err(invalid))) => return End::With(Status::invalid_argument(invalid.to_string())),

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_response};
-use support::{Watcher, flag, http_get, put};
+use support::{Watcher, flag, flagctl, http_get, put};
 
 const CHAT: &str = "
 key: chat
@@ -67,24 +67,6 @@ fn fill(dir: &Path) -> PathBuf {
             Err(error) => panic!("filling the tmpfs: {error}"),
         }
     }
-}
-
-/// flagctl, built next to this package's flagd binary if it is not there yet (a
-/// `cargo test -p flagd` builds only flagd's own binaries).
-fn flagctl() -> PathBuf {
-    let flagd = PathBuf::from(env!("CARGO_BIN_EXE_flagd"));
-    let path = flagd.with_file_name("flagctl");
-    if !path.exists() {
-        // target/<profile>/flagd → target
-        let target = flagd.parent().and_then(Path::parent).unwrap();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "flagctl", "--target-dir"])
-            .arg(target)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building flagctl");
-    }
-    path
 }
 
 /// The flagd process, killed when the test ends however it ends.

@@ -15,7 +15,7 @@ use std::time::Instant;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_response};
-use support::{Bearer, Watcher};
+use support::{Bearer, Watcher, sha256, write_tokens};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -24,23 +24,6 @@ const WEB: &str = "web-secret-0123456789";
 const APP: &str = "app-secret-0123456789";
 const EDGE: &str = "edge-secret-0123456789";
 const NEW: &str = "new-secret-0123456789";
-
-fn sha256(secret: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// A tokens file listing `(name, secret, role, environments)`.
-fn write_tokens(path: &Path, principals: &[(&str, &str, &str, &str)]) {
-    let mut text = String::from("principals:\n");
-    for (name, secret, role, environments) in principals {
-        text.push_str(&format!(
-            "  - name: {name}\n    sha256: {}\n    role: {role}\n    environments: {environments}\n",
-            sha256(secret)
-        ));
-    }
-    std::fs::write(path, text).unwrap();
-}
 
 /// A flagd process whose stderr lines arrive on `log`; killed when dropped.
 struct Flagd {

@@ -6,6 +6,7 @@
 //!   ignored (and counted) instead of growing memory.
 //! - `intake` — a report from a stream, checked against the environment's flags.
 //! - `render` — the bounded `/metrics` text.
+//! - `timeline` — the figures as the console draws them.
 //!
 //! Reports are applied under one plain mutex held for microseconds per report; nothing on
 //! the write path takes it, so reports never delay a write.
@@ -13,6 +14,7 @@
 mod catalog;
 mod intake;
 mod render;
+mod timeline;
 mod windows;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 
 pub(crate) use catalog::Catalog;
 pub(crate) use intake::count_report;
+pub(crate) use timeline::WindowFigures;
 use windows::Windows;
 
 /// Length of one aggregation window.

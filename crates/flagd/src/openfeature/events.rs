@@ -78,7 +78,7 @@ async fn run<M>(
     let Some(mut last) = following.borrow_and_update().clone() else {
         return sink.close_with(RequestError::EnvironmentDeleted { environment }.into());
     };
-    let registration = state.connections.register_stream(&environment);
+    let registration = state.connections.register_stream(&environment, "EventStream");
     registration.sent(last.revision);
     if !sink.send(&state, READY, None).await {
         return;

@@ -117,7 +117,7 @@ async fn stream(
     mut access: StreamAccess,
     sender: mpsc::Sender<Result<PreEncoded, Status>>,
 ) {
-    let registration = state.connections.register_stream(&environment);
+    let registration = state.connections.register_stream(&environment, "SyncFlags");
     let timeout = state.config.slow_client_timeout;
     info!(%environment, "OpenFeature sync stream connected");
     let mut sent = None;

@@ -461,6 +461,12 @@ impl Store {
         self.inner.handle.run(|db| read::list_flags(db, environment, prefix, tag))
     }
 
+    /// The environment's live flags, sorted by key, each with the history entry that wrote
+    /// it, and the revision they are at: one read transaction (the console's flags table).
+    pub(crate) fn flag_records(&self, environment: &str) -> Result<(u64, Vec<FlagRecord>), StoreError> {
+        self.inner.handle.run(|db| read::flag_records(db, environment))
+    }
+
     /// The environment's live segments, sorted by key.
     pub(crate) fn segments(&self, environment: &str) -> Result<Vec<Segment>, StoreError> {
         self.inner.handle.run(|db| read::segments(db, environment))

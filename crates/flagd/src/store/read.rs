@@ -70,6 +70,20 @@ pub(super) fn list_flags(
     Ok(flags)
 }
 
+/// See [`Store::flag_records`](super::Store::flag_records).
+pub(super) fn flag_records(db: &Database, environment: &str) -> Result<(u64, Vec<FlagRecord>), StoreError> {
+    let txn = db.begin_read()?;
+    let revision = environments::known(&txn, environment)?;
+    let mut records = Vec::new();
+    for flag in live::<Flag>(&txn, environment, "")? {
+        let last_change = history::<Flag>(&txn, environment, &flag.key, None, 1)?.pop();
+        if let Some(last_change) = last_change {
+            records.push(FlagRecord { flag, last_change });
+        }
+    }
+    Ok((revision, records))
+}
+
 /// See [`Store::segments`](super::Store::segments).
 pub(super) fn segments(db: &Database, environment: &str) -> Result<Vec<Segment>, StoreError> {
     let txn = db.begin_read()?;

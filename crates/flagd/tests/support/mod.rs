@@ -274,11 +274,24 @@ pub async fn http_post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
+    let mut with_type = vec![("Content-Type", "application/json")];
+    with_type.extend_from_slice(headers);
+    http_request(address, "POST", path, &with_type, body).await
+}
+
+/// One HTTP/1.1 request on its own connection; the status, the head and the body.
+pub async fn http_request(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -288,6 +301,24 @@ pub async fn http_post(
     let (head, body) =
         response.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
     (status, head, body)
+}
+
+/// The SHA-256 of a secret, as the tokens file lists it.
+pub fn sha256(secret: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A tokens file listing `(name, secret, role, environments)`.
+pub fn write_tokens(path: &Path, principals: &[(&str, &str, &str, &str)]) {
+    let mut text = String::from("principals:\n");
+    for (name, secret, role, environments) in principals {
+        text.push_str(&format!(
+            "  - name: {name}\n    sha256: {}\n    role: {role}\n    environments: {environments}\n",
+            sha256(secret)
+        ));
+    }
+    std::fs::write(path, text).unwrap();
 }
 
 /// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
@@ -321,4 +352,22 @@ pub fn listening_on(line: &str, name: &str) -> std::net::SocketAddr {
     address
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("flagd prints its {name} address: {line:?}"))
+}
+
+/// flagctl, built next to this package's flagd binary if it is not there yet (a
+/// `cargo test -p flagd` builds only flagd's own binaries).
+pub fn flagctl() -> PathBuf {
+    let flagd = PathBuf::from(env!("CARGO_BIN_EXE_flagd"));
+    let path = flagd.with_file_name("flagctl");
+    if !path.exists() {
+        // target/<profile>/flagd → target
+        let target = flagd.parent().and_then(Path::parent).unwrap();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "flagctl", "--target-dir"])
+            .arg(target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building flagctl");
+    }
+    path
 }
