@@ -15,6 +15,8 @@ pub struct BenchServer {
     pub address: SocketAddr,
     /// Where it serves OFREP, when started with it.
     pub ofrep: Option<SocketAddr>,
+    /// Where it serves its management port and the console, when started with them.
+    pub management: Option<SocketAddr>,
     runtime: Option<Runtime>,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -28,15 +30,21 @@ impl BenchServer {
 
     /// Starts flagd on 127.0.0.1:0 with a fresh store that also has `environments`.
     pub fn start_with(environments: &[&str]) -> std::io::Result<BenchServer> {
-        BenchServer::start_serving(environments, false)
+        BenchServer::start_serving(environments, false, false)
     }
 
     /// Starts flagd on 127.0.0.1:0 serving OFREP too (on another 127.0.0.1 port).
     pub fn start_with_ofrep() -> std::io::Result<BenchServer> {
-        BenchServer::start_serving(&[], true)
+        BenchServer::start_serving(&[], true, false)
     }
 
-    fn start_serving(environments: &[&str], ofrep: bool) -> std::io::Result<BenchServer> {
+    /// Starts flagd on 127.0.0.1:0 with `environments` and its management port (and so the
+    /// console) on another 127.0.0.1 port.
+    pub fn start_with_console(environments: &[&str]) -> std::io::Result<BenchServer> {
+        BenchServer::start_serving(environments, false, true)
+    }
+
+    fn start_serving(environments: &[&str], ofrep: bool, management: bool) -> std::io::Result<BenchServer> {
         let dir = tempfile::tempdir()?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -44,12 +52,20 @@ impl BenchServer {
         let ofrep_listener =
             if ofrep { Some(runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?) } else { None };
         let ofrep = ofrep_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+        let management_listener = if management {
+            Some(runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?)
+        } else {
+            None
+        };
+        let management = management_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
         let config = flagd::Config::new(dir.path().join("flags.redb"))
             .with_heartbeat_interval(Duration::from_secs(30))
             .with_slow_client_limits(Duration::from_secs(30), 64)
             .with_environments(environments.iter().copied());
         let (stop, stopped) = oneshot::channel::<()>();
-        let listeners = flagd::Listeners::grpc(listener).with_open_feature(None, ofrep_listener);
+        let listeners = flagd::Listeners::grpc(listener)
+            .with_management(management_listener)
+            .with_open_feature(None, ofrep_listener);
         runtime.spawn(flagd::serve_listeners(
             listeners,
             config,
@@ -58,7 +74,7 @@ impl BenchServer {
             },
             |_| {},
         ));
-        Ok(BenchServer { address, ofrep, runtime: Some(runtime), stop: Some(stop), _dir: dir })
+        Ok(BenchServer { address, ofrep, management, runtime: Some(runtime), stop: Some(stop), _dir: dir })
     }
 
     /// `http://address`.

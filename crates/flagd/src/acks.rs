@@ -354,12 +354,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn watchers_are_listed_but_never_waited_for() {
+        let connections = Arc::new(Connections::default());
+        let sdk = connections.register("production", "checkout");
+        let watcher = connections.register_as("production", "flagctl-watch", ClientKind::Watcher);
+        let _stream = connections.register_stream("production", "EventStream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sdk.ack(3);
+        let report = connections.wait_for("production", 3, Duration::from_millis(100)).await;
+        assert_eq!((report.connected, report.acknowledged), (1, 1), "the watcher was waited for: {report:?}");
+        assert_eq!(connections.connected("production"), vec!["checkout".to_owned()]);
+        watcher.ack(2);
+        let clients = connections.clients("production");
+        let listed: Vec<(&str, &str, u64)> =
+            clients.iter().map(|c| (c.kind.name(), c.name.as_str(), c.revision)).collect();
+        assert_eq!(listed, [("EventStream", "", 0), ("SDK", "checkout", 3), ("watcher", "flagctl-watch", 2)]);
+        assert!(clients[1].last_ack_ago.is_some() && clients[0].last_ack_ago.is_none());
+        assert!(clients[1].connected_for >= Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn open_feature_streams_are_counted_apart_by_what_they_were_sent() {
         let connections = Arc::new(Connections::default());
         let sdk = connections.register("production", "sdk");
-        let sent = connections.register_stream("production");
-        let behind = connections.register_stream("production");
-        let _elsewhere = connections.register_stream("staging");
+        let sent = connections.register_stream("production", "SyncFlags");
+        let behind = connections.register_stream("production", "SyncFlags");
+        let _elsewhere = connections.register_stream("staging", "EventStream");
         sdk.ack(5);
         sent.sent(5);
         behind.sent(4);
@@ -370,7 +390,7 @@ mod tests {
         drop(behind);
         let report = connections.wait_for("production", 5, Duration::from_millis(100)).await;
         assert_eq!((report.open_feature_streams, report.open_feature_sent), (1, 1), "{report:?}");
-        let waiting = connections.register_stream("production");
+        let waiting = connections.register_stream("production", "SyncFlags");
         let waiter = {
             let connections = Arc::clone(&connections);
             tokio::spawn(async move { connections.wait_for("production", 6, Duration::from_secs(5)).await })

@@ -5,14 +5,12 @@
 //! `target/tmp/console-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/browser.rs"]
-mod browser;
 mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use browser::Browser;
+use browser_test::Browser;
 use flag_core::Context;
 use flag_proto::v1;
 use flag_sdk::{Client, Evaluate};
@@ -25,6 +23,11 @@ const APP: &str = "app-secret-0123456789";
 
 /// How many SDK clients follow production during the kill.
 const SDKS: usize = 3;
+
+/// Where each step's screenshot goes: `target/tmp/console-screenshots`.
+fn screenshots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+}
 
 struct Setup {
     server: TestServer,
@@ -91,7 +94,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_changes_live_and_kills_with_every_sdk_acknowledging() {
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start(screenshots()).await else { return };
     let setup = Setup::start().await;
     let mut sdks = Vec::new();
     for index in 0..SDKS {
@@ -160,7 +163,7 @@ async fn an_operator_sees_changes_live_and_kills_with_every_sdk_acknowledging() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_and_promote_show_their_diff_before_they_write() {
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start(screenshots()).await else { return };
     let setup = Setup::start().await;
     setup.set_rollout("production", 50.0).await;
     setup.sign_in(&browser, ADMIN).await;
@@ -200,7 +203,7 @@ async fn rollback_and_promote_show_their_diff_before_they_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_has_no_kill_button_and_forged_or_out_of_reach_writes_are_refused() {
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start(screenshots()).await else { return };
     let setup = Setup::start().await;
 
     setup.sign_in(&browser, READER).await;

@@ -59,6 +59,7 @@ pub(crate) async fn kill(
     let killed = console.admin.kill(signed.request(request)).await?.into_inner();
     let revision = killed.write.as_ref().map_or(0, |write| write.revision);
     if script {
+        console.kills.start(&console.state.connections, &environment, revision);
         let body = serde_json::json!({
             "environment": environment, "key": key, "revision": revision, "already_killed": killed.already_killed,
         });

@@ -10,6 +10,7 @@ use super::Shared;
 use super::extract::Failure;
 use super::figures::charts;
 use super::flag_view::{rules_markup, serve_markup, variants_markup};
+use super::flags_page::state_class;
 use super::layout::{ago, csrf_field, shell, time_text};
 use super::session::SignedIn;
 use crate::store::FlagRecord;
@@ -66,7 +67,11 @@ async fn load(console: &Shared, signed: &SignedIn, key: String, wanted: String) 
 fn side_by_side(columns: &[(String, Option<FlagRecord>)]) -> Markup {
     type Aspect = (&'static str, fn(&FlagRecord) -> (String, Markup));
     let aspects: [Aspect; 6] = [
-        ("state", |r| (flag_core::state_text(&r.flag), html! { (flag_core::state_text(&r.flag)) })),
+        ("state", |r| {
+            let text = flag_core::state_text(&r.flag);
+            let badge = html! { span class={ "state " (state_class(&r.flag)) } { (text) } };
+            (text, badge)
+        }),
         ("serves", |r| (format!("{:?}", r.flag.default), serve_markup(&r.flag.default))),
         ("rules", |r| (format!("{:?}{:?}", r.flag.rules, r.flag.prerequisites), rules_markup(&r.flag))),
         ("variants", |r| {
@@ -117,7 +122,7 @@ fn side_by_side(columns: &[(String, Option<FlagRecord>)]) -> Markup {
 fn actions(signed: &SignedIn, key: &str, environment: &str, record: &FlagRecord) -> Markup {
     let killed = !record.flag.enabled;
     html! {
-        section.actions data-environment=(environment) {
+        section.actions id={ "actions-" (environment) } data-environment=(environment) {
             h3 { (environment) }
             @if killed {
                 form.revive method="post" action={ "/ui/flags/" (key) "/revive" } {

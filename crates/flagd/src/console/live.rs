@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Shared;
@@ -22,9 +22,6 @@ use super::session::SignedIn;
 
 /// Changes read per environment per wake-up; more than this and the page is told to reload.
 const MAX_CHANGES_SENT: usize = 200;
-
-/// The longest a kill's progress is followed, as the Admin call's own wait.
-const MAX_ACK_FOLLOW: Duration = Duration::from_secs(60);
 
 type Events = Sse<KeepAliveStream<ReceiverStream<Result<Event, Infallible>>>>;
 
@@ -125,6 +122,21 @@ fn changed_flags(
     (events, revisions)
 }
 
+fn report_event(kind: &str, report: &flag_core::AckReport) -> Result<Event, Infallible> {
+    json_event(
+        kind,
+        serde_json::json!({
+            "revision": report.revision,
+            "connected": report.connected,
+            "acknowledged": report.acknowledged,
+            "slowest_ms": report.slowest.as_millis() as u64,
+            "missing": report.missing,
+            "open_feature_streams": report.open_feature_streams,
+            "open_feature_sent": report.open_feature_sent,
+        }),
+    )
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct AckTarget {
     environment: String,
@@ -133,7 +145,7 @@ pub(crate) struct AckTarget {
 
 /// `GET /ui/acks`: `progress` events with the acknowledgements of `revision` so far, then
 /// one `done` event with the final report (every connected SDK acknowledged, or a minute
-/// passed).
+/// passed). A progress step the page missed is skipped; the final report never is.
 pub(crate) async fn acks(
     State(console): State<Shared>,
     signed: SignedIn,
@@ -146,35 +158,26 @@ pub(crate) async fn acks(
             format!("{} may not read environment {environment:?}", signed.name),
         ));
     }
-    let (sender, receiver) = mpsc::channel(64);
+    // A kill posted from a page is followed from its commit; any other revision from now.
+    let mut progress = console.kills.progress(&environment, revision).unwrap_or_else(|| {
+        console.kills.start(&console.state.connections, &environment, revision);
+        console.kills.progress(&environment, revision).unwrap_or_else(|| watch::channel(None).1)
+    });
+    let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
-        let report_event = |kind: &str, report: &flag_core::AckReport| {
-            json_event(
-                kind,
-                serde_json::json!({
-                    "revision": report.revision,
-                    "connected": report.connected,
-                    "acknowledged": report.acknowledged,
-                    "slowest_ms": report.slowest.as_millis() as u64,
-                    "missing": report.missing,
-                    "open_feature_streams": report.open_feature_streams,
-                    "open_feature_sent": report.open_feature_sent,
-                }),
-            )
-        };
         let mut stopped = console.stopped.clone();
-        let stopping = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
-        let progress_sender = sender.clone();
-        let wait =
-            console.state.connections.wait_reporting(&environment, revision, MAX_ACK_FOLLOW, |report| {
-                // A full channel only drops a progress step: the final report is always sent.
-                let _ = progress_sender.try_send(report_event("progress", report));
-            });
-        tokio::select! {
-            report = wait => { let _ = sender.send(report_event("done", &report)).await; }
-            () = stopping => {}
+        loop {
+            let current = progress.borrow_and_update().clone();
+            if let Some((report, done)) = current {
+                let event = report_event(if done { "done" } else { "progress" }, &report);
+                if sender.send(event).await.is_err() || done {
+                    return;
+                }
+            }
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() { return },
+                _ = stopped.changed() => return,
+            }
         }
     });
     Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::default()))

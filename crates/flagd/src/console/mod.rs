@@ -19,6 +19,7 @@
 //! - `flag_page`, `flag_view` — one flag's environments side by side; its forms and history
 //! - `flag_actions` — kill, revive, rollout, rollback and promote posted from the flag page
 //! - `live` — server-sent events: the change feed and a kill's acknowledgements
+//! - `kill_follow` — a kill's acknowledgements followed from its commit
 //! - `audit_page`, `sdks_page`, `environments_page` — the other pages
 //! - `figures`, `chart` — evaluations and rollout cohorts over time, drawn as SVG
 //! - `assets` — the stylesheet and the script
@@ -33,6 +34,7 @@ mod flag_actions;
 mod flag_page;
 mod flag_view;
 mod flags_page;
+mod kill_follow;
 mod layout;
 mod live;
 mod sdks_page;
@@ -58,6 +60,8 @@ pub(crate) struct Console {
     /// The Admin service behind its access check, called in-process for every write.
     admin: CheckedAdmin,
     sessions: session::Sessions,
+    /// Kills posted from pages, their acknowledgements followed from the commit.
+    kills: kill_follow::KillFollows,
     /// Served over TLS: the session cookie is `Secure`.
     secure: bool,
     /// Turns `true` at shutdown: live streams end so the management server can stop.
@@ -69,7 +73,14 @@ type Shared = Arc<Console>;
 /// The console's routes, all under `/ui`.
 pub(crate) fn router(state: Arc<State>, secure: bool, stopped: watch::Receiver<bool>) -> Router {
     let admin = CheckedAdmin(AdminService::new(Arc::clone(&state)));
-    let console = Arc::new(Console { state, admin, sessions: session::Sessions::default(), secure, stopped });
+    let console = Arc::new(Console {
+        state,
+        admin,
+        sessions: session::Sessions::default(),
+        kills: Default::default(),
+        secure,
+        stopped,
+    });
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/flags") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/flags") }))

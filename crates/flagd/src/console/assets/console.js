@@ -42,6 +42,15 @@ async function refreshMain() {
     const now = document.getElementById(id), next = fresh?.querySelector(`#${id}`);
     if (now && next) now.replaceWith(next);
   }
+  // An environment's buttons follow its state (Kill becomes Revive), unless its forms are
+  // being filled in; the kill's progress line stays as it is.
+  for (const panel of document.querySelectorAll("section.actions")) {
+    const next = fresh?.querySelector(`#${CSS.escape(panel.id)}`);
+    if (!next || panel.contains(document.activeElement)) continue;
+    const progress = panel.querySelector("output.kill-progress");
+    next.querySelector("output.kill-progress")?.replaceWith(progress);
+    panel.replaceWith(next);
+  }
 }
 
 function followChanges() {
@@ -71,6 +80,8 @@ document.addEventListener("submit", async (event) => {
   if (!form.dataset.kill) return;
   event.preventDefault();
   if (!window.confirm(form.dataset.confirm)) return;
+  const clicked = performance.now();
+  form.querySelector("button")?.blur();
   const environment = form.dataset.kill;
   const progress = document.getElementById(`kill-progress-${environment}`);
   progress.className = "kill-progress";
@@ -89,6 +100,8 @@ document.addEventListener("submit", async (event) => {
     progress.dataset.acknowledged = report.acknowledged;
     progress.dataset.connected = report.connected;
     if (done) {
+      // From the confirmed click to the final report: the console's kill figure.
+      progress.dataset.elapsedMs = Math.round(performance.now() - clicked);
       progress.className = `kill-progress ${report.missing.length ? "missing" : "done"}`;
       progress.dataset.done = "true";
       acks.close();

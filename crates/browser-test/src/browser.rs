@@ -1,7 +1,5 @@
-//! Headless Chromium driven over WebDriver (chromedriver + fantoccini) for end-to-end tests.
-//! Include with `#[path = "support/browser.rs"] mod browser;`. Every helper panics with a
-//! message saying what failed, and every wait is bounded (5 s unless told otherwise).
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+//! The browser and its helpers. Every helper panics with a message saying what failed, and
+//! every wait is bounded (5 s unless told otherwise).
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -33,22 +31,32 @@ pub const CHROMIUM_ARGS: &[&str] = &[
 /// A cookie's value and flags as the browser stored them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieInfo {
+    /// Its name.
     pub name: String,
+    /// Its value.
     pub value: String,
+    /// Whether scripts cannot read it.
     pub http_only: bool,
+    /// Whether it is sent only over TLS.
     pub secure: bool,
     /// "Strict", "Lax" or "None".
     pub same_site: Option<String>,
+    /// The path it is sent for.
     pub path: Option<String>,
 }
 
 /// One WebDriver session in its own headless Chromium; dropping it ends the session and kills
 /// chromedriver, Chromium and Chromium's crash handlers, waiting (≤ 3 s) until they are gone.
+#[derive(Debug)]
 pub struct Browser {
     client: Client,
-    driver: Driver,
+    /// Held for its `Drop`: ends chromedriver and Chromium with the browser.
+    _driver: Driver,
+    /// Where [`Browser::screenshot`] saves.
+    screenshots: PathBuf,
 }
 
+#[derive(Debug)]
 struct Driver {
     child: Child,
     port: u16,
@@ -89,7 +97,8 @@ impl Browser {
     /// Starts chromedriver + headless Chromium (`$CHROMEDRIVER`/`$CHROMIUM`, else /usr/bin, else
     /// `PATH`). `None`, after one line on stderr, when either is missing — a panic instead when
     /// `CI_REQUIRES_BROWSER=1`.
-    pub async fn start() -> Option<Browser> {
+    pub async fn start(screenshots: impl Into<PathBuf>) -> Option<Browser> {
+        let screenshots = screenshots.into();
         let driver = find_binary("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"]);
         let chromium = find_binary("CHROMIUM", "/usr/bin/chromium", &["chromium", "google-chrome"]);
         let (Some(driver), Some(chromium)) = (driver, chromium) else {
@@ -101,10 +110,10 @@ impl Browser {
             SAID.call_once(|| drop(writeln!(std::io::stderr(), "{SKIP}")));
             return None;
         };
-        Some(Self::launch(&driver, &chromium).await)
+        Some(Self::launch(&driver, &chromium, screenshots).await)
     }
 
-    async fn launch(driver_bin: &Path, chromium: &Path) -> Browser {
+    async fn launch(driver_bin: &Path, chromium: &Path, screenshots: PathBuf) -> Browser {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("console-browser-{}-{n}", std::process::id()));
@@ -165,7 +174,7 @@ impl Browser {
         let chrome = chrome.await.expect("measuring the window chrome");
         let extra = |i: usize| chrome[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         client.set_window_size(1280 + extra(0), 900 + extra(1)).await.expect("resizing the window");
-        Browser { client, driver }
+        Browser { client, _driver: driver, screenshots }
     }
 
     /// The fantoccini client, for anything not wrapped here.
@@ -178,6 +187,7 @@ impl Browser {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
+    /// The page's address now.
     pub async fn current_url(&self) -> String {
         self.client.current_url().await.expect("reading the current URL").to_string()
     }
@@ -235,10 +245,10 @@ impl Browser {
         self.client.execute(js, args).await.unwrap_or_else(|e| panic!("running script {js:?}: {e}"))
     }
 
-    /// Saves a PNG of the viewport as `$CARGO_TARGET_TMPDIR/console-screenshots/<name>.png`.
+    /// Saves a PNG of the viewport as `<name>.png` in the folder given at start.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let dir = &self.screenshots;
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         let png = self.client.screenshot().await.expect("taking a screenshot");
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
