@@ -205,3 +205,82 @@ async fn no_ui_leaves_only_the_management_endpoints() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     console.server.stop().await;
 }
+
+#[tokio::test]
+async fn restore_to_a_bookmark_shows_its_dry_run_then_restores_and_the_audit_log_shows_it() {
+    let console = start(true).await;
+    let mut admin = console.server.admin_with_token(ADMIN).await;
+    let change = || Some(v1::Change { actor: String::new(), reason: "before the deploy".into() });
+    let bookmark = v1::CreateBookmarkRequest {
+        environment: "production".into(),
+        name: "pre-deploy".into(),
+        change: change(),
+    };
+    admin.create_bookmark(bookmark).await.unwrap();
+    let ramp = v1::SetRolloutRequest {
+        environment: "production".into(),
+        key: "chat".into(),
+        percent: 60.0,
+        ..Default::default()
+    };
+    admin.set_rollout(ramp).await.unwrap();
+    let (session, csrf) = console.sign_in(ADMIN).await;
+
+    let (status, _, page) = console.get("/ui/environments", &session).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("pre-deploy") && page.contains("bookmark=pre-deploy"), "{page}");
+    let (status, _, preview) =
+        console.get("/ui/environments/restore?environment=production&bookmark=pre-deploy", &session).await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(preview.contains("flag <code>chat</code> — update") && preview.contains("60000"), "{preview}");
+    assert_eq!(
+        flag_core::state_text(&console.flag("production").await),
+        "60% on, 40% off",
+        "the dry run wrote"
+    );
+    let expected =
+        preview.split("name=\"expected_revision\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+
+    let form = format!(
+        "csrf={csrf}&environment=production&bookmark=pre-deploy&expected_revision={expected}&reason=bad deploy"
+    );
+    let (status, head, _) = console.post("/ui/environments/restore", &session, &form).await;
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(flag_core::state_text(&console.flag("production").await), "5% on, 95% off");
+    // The same confirmation again is refused: the environment moved past what was shown.
+    let (status, _, page) = console.post("/ui/environments/restore", &session, &form).await;
+    assert_eq!(status, 409, "{page}");
+
+    let (_, _, log) = console.get("/ui/audit?environment=production&flag=chat&actor=ops", &session).await;
+    assert!(log.contains("bad deploy") && log.contains("before / after"), "{log}");
+    let (_, _, none) = console.get("/ui/audit?environment=production&actor=nobody", &session).await;
+    assert!(none.contains("no changes match"), "{none}");
+    let (status, _, bad) = console.get("/ui/audit?since=yesterday", &session).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("expected YYYY-MM-DDTHH:MM (UTC)"), "{bad}");
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_diff_of_two_environments_names_each_differing_field() {
+    let console = start(true).await;
+    let mut admin = console.server.admin_with_token(ADMIN).await;
+    let ramp = v1::SetRolloutRequest {
+        environment: "staging".into(),
+        key: "chat".into(),
+        percent: 50.0,
+        ..Default::default()
+    };
+    admin.set_rollout(ramp).await.unwrap();
+    let (session, _) = console.sign_in(READER).await;
+    let (status, _, page) = console.get("/ui/environments?from=production&to=staging", &session).await;
+    assert_eq!(status, 200, "{page}");
+    let diff = page.split("id=\"environment-diff\"").nth(1).unwrap();
+    assert!(
+        diff.contains("chat") && diff.contains("default.split.weights") && diff.contains("50000"),
+        "{diff}"
+    );
+    // A reader is offered no restore.
+    assert!(!page.contains("Restore…"), "{page}");
+    console.server.stop().await;
+}

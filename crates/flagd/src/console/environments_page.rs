@@ -71,6 +71,8 @@ pub(crate) async fn page(
         let request = v1::DiffRequest { from: side(&pair.from), to: side(&pair.to), keys: Vec::new() };
         Some(console.admin.diff(signed.request(request)).await?.into_inner())
     };
+    let writable: Vec<&str> =
+        environments.iter().map(|e| e.name.as_str()).filter(|name| signed.may_write(name)).collect();
     let body = html! {
         h1 { "Environments" }
         table.environments {
@@ -107,12 +109,14 @@ pub(crate) async fn page(
             }
             @if let Some(diff) = &diff { (diff_markup(diff)) }
         }
-        section {
-            h2 { "Restore to a revision" }
-            form method="get" action="/ui/environments/restore" {
-                select name="environment" { @for e in environments.iter().filter(|e| signed.may_write(&e.name)) { option value=(e.name) { (e.name) } } }
-                input type="number" name="revision" min="0" placeholder="revision" required;
-                button type="submit" { "Show what would change" }
+        @if !writable.is_empty() {
+            section {
+                h2 { "Restore to a revision" }
+                form method="get" action="/ui/environments/restore" {
+                    select name="environment" { @for name in &writable { option value=(name) { (name) } } }
+                    input type="number" name="revision" min="0" placeholder="revision" required;
+                    button type="submit" { "Show what would change" }
+                }
             }
         }
     };

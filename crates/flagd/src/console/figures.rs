@@ -44,14 +44,23 @@ fn plan_markers(rollout: &Rollout, history: &[HistoryEntry]) -> Vec<Marker> {
                 Operation::SetRollout => Tone::Good,
                 _ => Tone::Neutral,
             };
-            let what = if entry.reason.is_empty() {
-                entry.operation.name().to_owned()
-            } else {
-                entry.reason.clone()
-            };
-            Marker { at_ms: entry.timestamp_ms.max(0) as u64, label: what, tone }
+            let what = if entry.reason.is_empty() { entry.operation.name() } else { entry.reason.as_str() };
+            Marker { at_ms: entry.timestamp_ms.max(0) as u64, label: short_label(what), tone }
         })
         .collect()
+}
+
+/// A mark's label: the reason's first clause (`step 3/4: 50 %` of the engine's `step 3/4: 50
+/// %; on: 1.16 % errors over …`), at most 32 characters, so marks a few seconds apart stay
+/// legible; the history table has the whole reason.
+fn short_label(reason: &str) -> String {
+    const MAX_CHARS: usize = 32;
+    let first = reason.split(';').next().unwrap_or(reason).trim();
+    if first.chars().count() <= MAX_CHARS {
+        return first.to_owned();
+    }
+    let cut: String = first.chars().take(MAX_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
 }
 
 /// The charts of `flag` in `environment`: evaluations always, cohort health when a plan
@@ -81,6 +90,69 @@ pub(crate) fn charts(
             });
             figure.chart #chart-errors { (chart("Error rate per cohort", "%", &errors)) }
             figure.chart #chart-latency { (chart("p99 latency per cohort", "ms", &latency)) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(operation: Operation, reason: &str, timestamp_ms: i64) -> HistoryEntry {
+        HistoryEntry {
+            environment: "production".into(),
+            kind: flag_core::SubjectKind::Flag,
+            key: "chat".into(),
+            version: 1,
+            revision: 1,
+            operation,
+            actor: "flagd/rollout".into(),
+            on_behalf_of: None,
+            reason: reason.into(),
+            timestamp_ms,
+            flag: None,
+            segment: None,
+        }
+    }
+
+    #[test]
+    fn the_plans_writes_since_it_began_become_marks_a_kill_in_the_warning_tone() {
+        let rollout = rollout_started_at(1_000);
+        let history = [
+            entry(Operation::Kill, "breach: error rate 3.1× the control's; on: 3.1 % over 2,000", 9_000),
+            entry(Operation::SetRollout, "step 2/2: 25 %; on: 1.16 % errors over 116,055 evaluations", 5_000),
+            entry(Operation::SetRollout, "before the plan", 500),
+        ];
+        let markers = plan_markers(&rollout, &history);
+        let marks: Vec<(&str, u64, bool)> =
+            markers.iter().map(|m| (m.label.as_str(), m.at_ms, matches!(m.tone, Tone::Bad))).collect();
+        assert_eq!(
+            marks,
+            [("breach: error rate 3.1× the con…", 9_000, true), ("step 2/2: 25 %", 5_000, false)]
+        );
+    }
+
+    fn rollout_started_at(started_ms: i64) -> Rollout {
+        let plan = flag_core::RolloutPlan {
+            steps: vec![5.0, 25.0],
+            hold_ms: 1_000,
+            max_hold_ms: 2_000,
+            dark_percent: None,
+            min_samples: 10,
+            max_error_ratio: 1.5,
+            max_latency_p99_ratio: 1.5,
+            max_error_rate: None,
+            max_latency_p99_us: None,
+            on_breach: flag_core::OnBreach::Kill,
+        };
+        Rollout {
+            plan,
+            step: 1,
+            holding_since_ms: 5_000,
+            state: flag_core::RolloutState::Running,
+            flag_version: 2,
+            started_by: "ops".into(),
+            started_ms,
         }
     }
 }

@@ -145,3 +145,35 @@ pub(crate) fn applied_markup(applied: &v1::ApplyResponse) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_is_drawn_as_consecutive_shares_of_its_served_variants() {
+        let flag = Flag::dark_launch("chat", 5.0, 50.0).unwrap();
+        let Serve::Split(split) = &flag.default else { unreachable!("a dark launch splits") };
+        let shares = shares(split);
+        assert_eq!(shares, [("on", 0.0, 5.0), ("dark", 5.0, 45.0), ("off", 50.0, 50.0)]);
+        let markup = serve_markup(&flag.default).into_string();
+        assert!(markup.contains("data-variant=\"dark\" x=\"5.000\" y=\"0\" width=\"45.000\""), "{markup}");
+    }
+
+    #[test]
+    fn a_diff_names_each_changed_field_and_a_whole_flag_when_one_side_has_none() {
+        let before = Flag::rollout("chat", 5.0).unwrap();
+        let mut after = before.clone();
+        after.enabled = false;
+        let changes = flag_diff(Some(&before), Some(&after));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].path, "enabled");
+        assert_eq!((changes[0].from.clone(), changes[0].to.clone()), (Some(true.into()), Some(false.into())));
+        let created = flag_diff(None, Some(&after));
+        assert_eq!(created[0].path, "(whole flag)");
+        assert!(created[0].from.is_none() && created[0].to.is_some());
+        assert!(flag_diff(Some(&before), Some(&before)).is_empty());
+        let table = changes_table(&[], "nothing to do").into_string();
+        assert!(table.contains("nothing to do"), "{table}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Sign-in with a token (or, on a server without tokens, a name), and sign-out.
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -65,8 +65,14 @@ pub(crate) struct Credentials {
 /// session yet); the cookie is `SameSite=Strict`, so another site cannot use what it sets.
 pub(crate) async fn sign_in(
     State(console): State<Shared>,
+    headers: HeaderMap,
     axum::Form(credentials): axum::Form<Credentials>,
 ) -> Response {
+    if !same_origin(&headers) {
+        // Another site's form signing a browser in to a session of the attacker's choosing.
+        return (StatusCode::FORBIDDEN, "sign-in is accepted only from flagd's own sign-in page\n")
+            .into_response();
+    }
     let Credentials { token, name, next } = credentials;
     let open = console.state.access.is_open(Service::Admin);
     let refuse = |message: &str| {
@@ -90,6 +96,18 @@ pub(crate) async fn sign_in(
     ([(header::SET_COOKIE, cookie)], Redirect::to(after_sign_in(&next))).into_response()
 }
 
+/// Whether a request's `Origin`, when the browser sends one, is the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok());
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").is_some_and(|(_, authority)| authority == host)
+        }
+        (Some(_), None) => false,
+    }
+}
+
 /// `POST /ui/logout`.
 pub(crate) async fn sign_out(State(console): State<Shared>, posted: Posted<Next>) -> Response {
     console.sessions.end(&posted.signed.id);
@@ -99,6 +117,27 @@ pub(crate) async fn sign_out(State(console): State<Shared>, posted: Posted<Next>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_in_from_another_origin_is_refused() {
+        let headers = |pairs: &[(header::HeaderName, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(name, axum::http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8014")])));
+        assert!(same_origin(&headers(&[
+            (header::HOST, "127.0.0.1:8014"),
+            (header::ORIGIN, "http://127.0.0.1:8014")
+        ])));
+        assert!(!same_origin(&headers(&[
+            (header::HOST, "127.0.0.1:8014"),
+            (header::ORIGIN, "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[(header::ORIGIN, "http://127.0.0.1:8014")])));
+    }
 
     #[test]
     fn only_console_paths_are_followed_after_sign_in() {
