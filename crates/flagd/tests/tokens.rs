@@ -15,7 +15,7 @@ use std::time::Instant;
 use flag_proto::v1::admin_client::AdminClient;
 use flag_proto::v1::sync_client::SyncClient;
 use flag_proto::v1::{self, watch_response};
-use support::{Bearer, Watcher, sha256, write_tokens};
+use support::{Bearer, Watcher, write_tokens};
 use tonic::Code;
 use tonic::transport::Channel;
 
