@@ -279,11 +279,14 @@ impl Connections {
 impl Registration {
     /// The SDK applied everything up to `revision`.
     pub(crate) fn ack(&self, revision: u64) {
-        if let Some(connection) = self.connections.lock().connections.get_mut(&self.id) {
+        let kind = self.connections.lock().connections.get_mut(&self.id).map(|connection| {
             connection.acked = connection.acked.max(revision);
             connection.last_ack = Some(Instant::now());
+            connection.kind
+        });
+        if kind == Some(ClientKind::Sdk) {
+            metrics::counter!("flagd_acks_total").increment(1);
         }
-        metrics::counter!("flagd_acks_total").increment(1);
         self.connections.bump();
     }
 }

@@ -284,3 +284,63 @@ async fn the_diff_of_two_environments_names_each_differing_field() {
     assert!(!page.contains("Restore…"), "{page}");
     console.server.stop().await;
 }
+
+/// Reads `path`'s event stream until `needle` arrives (or `WAIT` passes): what was read.
+async fn events_until(console: &Console, path: &str, session: &str, needle: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(console.server.management).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nCookie: flagd_session={session}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut read = Vec::new();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while !String::from_utf8_lossy(&read).contains(needle) {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => read.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+#[tokio::test]
+async fn a_principal_sees_and_follows_only_the_environments_it_may_read() {
+    let console = start(true).await;
+    let (session, _) = console.sign_in(STAGER).await;
+    let (_, _, table) = console.get("/ui/flags", &session).await;
+    assert!(table.contains("data-environment=\"staging\""), "{table}");
+    assert!(!table.contains("data-environment=\"production\""), "a staging writer sees production: {table}");
+    let (_, _, page) = console.get("/ui/flags/chat", &session).await;
+    assert!(!page.contains("production"), "{page}");
+    let (_, _, sdks) = console.get("/ui/sdks", &session).await;
+    assert!(!sdks.contains("data-environment=\"production\""), "{sdks}");
+    let (status, _, _) = console.get("/ui/acks?environment=production&revision=1", &session).await;
+    assert_eq!(status, 403);
+
+    // The change feed: a production change is not sent to it, the staging one after it is.
+    let follow = {
+        let session = session.clone();
+        let console = &console;
+        async move {
+            events_until(console, "/ui/events?since=staging:1", &session, "\"environment\":\"staging\"").await
+        }
+    };
+    let changes = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut admin = console.server.admin_with_token(ADMIN).await;
+        for environment in ["production", "staging"] {
+            let ramp = v1::SetRolloutRequest {
+                environment: environment.into(),
+                key: "chat".into(),
+                percent: 40.0,
+                ..Default::default()
+            };
+            admin.set_rollout(ramp).await.unwrap();
+        }
+    };
+    let (events, ()) = tokio::join!(follow, changes);
+    assert!(events.contains("event: flag") && events.contains("\"environment\":\"staging\""), "{events}");
+    assert!(!events.contains("production"), "a production change reached a staging writer: {events}");
+    console.server.stop().await;
+}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Shared;
 use super::extract::{Failure, form_encode};
-use super::flag_view::{changes_table, flag_diff};
+use super::flag_view::{changes_table, core_flag, flag_diff};
 use super::layout::{shell, time_text};
 use super::session::SignedIn;
 
@@ -70,7 +70,6 @@ pub(crate) async fn page(
         cursor: filter.cursor.clone(),
     };
     let log = console.admin.query_log(signed.request(request)).await?.into_inner();
-    let flag = |flag: &Option<v1::Flag>| flag.clone().and_then(|flag| flag_core::Flag::try_from(flag).ok());
     let body = html! {
         h1 { "Audit log" }
         form.filters method="get" action="/ui/audit" {
@@ -96,14 +95,18 @@ pub(crate) async fn page(
                         tr.entry data-key=(entry.key) {
                             td { (time_text(entry.timestamp_ms)) }
                             td { (entry.environment) }
-                            td { @if entry.is_segment { "segment " } a href={ "/ui/flags/" (entry.key) "?env=" (entry.environment) } { (entry.key) } " v" (entry.version) }
+                            td {
+                                @if entry.is_segment { "segment " code { (entry.key) } }
+                                @else { a href={ "/ui/flags/" (entry.key) "?env=" (entry.environment) } { (entry.key) } }
+                                " v" (entry.version)
+                            }
                             td { (operation.trim_start_matches("OPERATION_").to_lowercase()) }
                             td { (entry.actor) @if !entry.on_behalf_of.is_empty() { " for " (entry.on_behalf_of) } }
                             td {
                                 (entry.reason)
                                 @if !entry.is_segment {
                                     details { summary { "before / after" }
-                                        (changes_table(&flag_diff(flag(&logged.flag_before).as_ref(), flag(&entry.flag).as_ref()), "no field changed"))
+                                        (changes_table(&flag_diff(core_flag(logged.flag_before.as_ref()).as_ref(), core_flag(entry.flag.as_ref()).as_ref()), "no field changed"))
                                     }
                                 }
                             }

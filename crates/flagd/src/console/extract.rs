@@ -17,8 +17,17 @@ use super::session::{SignedIn, cookie_value};
 /// The header a script sends the CSRF token in; forms send it as the `csrf` field.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Largest form accepted: a reason and a few fields, never a flag file.
-const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Largest form accepted: a reason and a few fields, never a flag file. The router refuses
+/// a larger body before it is read.
+pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Whether the page's script made the request (it asks for JSON and shows failures as text).
+pub(crate) fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
 
 impl FromRequestParts<Shared> for SignedIn {
     type Rejection = Response;
@@ -75,6 +84,7 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Posted<T> {
         let (mut parts, body) = request.into_parts();
         let signed = SignedIn::from_request_parts(&mut parts, console).await?;
         let header = parts.headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let script = wants_json(&parts.headers);
         let request = Request::from_parts(parts, body);
         let body = Bytes::from_request(request, console).await.map_err(|_| {
             Failure::new(StatusCode::BAD_REQUEST, "the form could not be read").into_response()
@@ -85,11 +95,11 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Posted<T> {
         let field = serde_urlencoded::from_bytes::<CsrfField>(&body).map(|f| f.csrf).unwrap_or_default();
         let offered = header.unwrap_or(field);
         if !signed.csrf_matches(&offered) {
-            return Err(Failure::new(
+            let refused = Failure::new(
                 StatusCode::FORBIDDEN,
                 "the request's CSRF token is missing or wrong: nothing was changed (reload the page and try again)",
-            )
-            .into_response());
+            );
+            return Err(refused.respond(script));
         }
         let form = serde_urlencoded::from_bytes::<T>(&body).map_err(|error| {
             Failure::new(StatusCode::BAD_REQUEST, format!("the form is not valid: {error}")).into_response()
@@ -98,8 +108,8 @@ impl<T: DeserializeOwned> FromRequest<Shared> for Posted<T> {
     }
 }
 
-/// A refusal or failure, answered as a page saying what happened (and as plain text to a
-/// script: the same message either way).
+/// A refusal or failure, answered as a page saying what happened, or as plain text to the
+/// page's script ([`Failure::respond`]): the same message either way.
 #[derive(Debug)]
 pub(crate) struct Failure {
     status: StatusCode,
@@ -109,6 +119,13 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Failure {
         Failure { status, message: message.into() }
+    }
+}
+
+impl Failure {
+    /// As plain text to the page's script, as a page otherwise.
+    pub(crate) fn respond(self, script: bool) -> Response {
+        if script { (self.status, self.message).into_response() } else { self.into_response() }
     }
 }
 

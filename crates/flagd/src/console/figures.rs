@@ -9,9 +9,9 @@ use maud::{Markup, PreEscaped, html};
 
 use super::chart::{Chart, Marker, Series, Tone};
 use super::layout::now_ms;
-use crate::health::{HealthFigures, WindowFigures};
+use crate::health::{HealthFigures, WINDOW, WindowFigures};
 
-/// Windows drawn: 60 of 10 s, the last ten minutes.
+/// Windows drawn: 60 of [`WINDOW`] (10 s), the last ten minutes.
 const WINDOWS: u64 = 60;
 
 /// One series per variant, a point per window, from `pick` of its figures.
@@ -73,7 +73,8 @@ pub(crate) fn charts(
     history: &[HistoryEntry],
 ) -> Markup {
     let timeline = health.timeline(environment, flag, WINDOWS);
-    let evaluations = per_variant(&timeline, |figures| Some(figures.evaluations as f64 / 10.0));
+    let evaluations =
+        per_variant(&timeline, |figures| Some(figures.evaluations as f64 / WINDOW.as_secs_f64()));
     let markers = rollout.map(|rollout| plan_markers(rollout, history)).unwrap_or_default();
     let chart = |title: &str, unit: &str, series: &[Series]| {
         PreEscaped(Chart { title, unit, series, markers: &markers }.to_svg())

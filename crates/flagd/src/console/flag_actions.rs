@@ -5,15 +5,15 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use flag_proto::v1::{self, admin_server::Admin};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Shared;
-use super::extract::{Failure, Posted};
-use super::flag_view::{applied_markup, changes_table, flag_diff};
+use super::extract::{Failure, Posted, wants_json};
+use super::flag_view::{applied_markup, changes_table, core_flag, flag_diff};
 use super::layout::{csrf_field, shell};
 use super::session::SignedIn;
 
@@ -24,16 +24,9 @@ fn back_to(key: &str, environment: &str) -> Redirect {
     Redirect::to(&format!("/ui/flags/{key}?env={environment}"))
 }
 
-/// Whether the page's script asked (it wants JSON and follows the acknowledgements itself).
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"))
-}
-
+/// An environment and why: a kill's or a revive's form.
 #[derive(Debug, Deserialize)]
-pub(crate) struct KillForm {
+pub(crate) struct ReasonForm {
     environment: String,
     #[serde(default)]
     reason: String,
@@ -46,9 +39,11 @@ pub(crate) async fn kill(
     State(console): State<Shared>,
     Path(key): Path<String>,
     headers: HeaderMap,
-    Posted { signed, form }: Posted<KillForm>,
+    Posted { signed, form }: Posted<ReasonForm>,
 ) -> Result<Response, Failure> {
-    let KillForm { environment, reason } = form;
+    let ReasonForm { environment, reason } = form;
+    // As the Admin service reads it, so the follow below is of the environment killed.
+    let environment = flag_proto::environment_or_default(&environment).to_owned();
     let script = wants_json(&headers);
     let request = v1::KillRequest {
         environment: environment.clone(),
@@ -56,7 +51,10 @@ pub(crate) async fn kill(
         change: signed.change(&reason),
         wait_ms: if script { 0 } else { KILL_PAGE_WAIT_MS },
     };
-    let killed = console.admin.kill(signed.request(request)).await?.into_inner();
+    let killed = match console.admin.kill(signed.request(request)).await {
+        Ok(killed) => killed.into_inner(),
+        Err(status) => return Ok(Failure::from(status).respond(script)),
+    };
     let revision = killed.write.as_ref().map_or(0, |write| write.revision);
     if script {
         console.kills.start(&console.state.connections, &environment, revision);
@@ -87,20 +85,13 @@ pub(crate) fn ack_text(acknowledged: u32, connected: u32, slowest_ms: u32, missi
     text
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ReviveForm {
-    environment: String,
-    #[serde(default)]
-    reason: String,
-}
-
 /// `POST /ui/flags/{key}/revive`.
 pub(crate) async fn revive(
     State(console): State<Shared>,
     Path(key): Path<String>,
-    Posted { signed, form }: Posted<ReviveForm>,
+    Posted { signed, form }: Posted<ReasonForm>,
 ) -> Result<Redirect, Failure> {
-    let ReviveForm { environment, reason } = form;
+    let ReasonForm { environment, reason } = form;
     let request = v1::ReviveRequest {
         environment: environment.clone(),
         key: key.clone(),
@@ -170,7 +161,7 @@ pub(crate) async fn rollback_preview(
         environment: environment.clone(),
         key: key.clone(),
         page_size: 1,
-        before_version: version + 1,
+        before_version: version.saturating_add(1),
     };
     let then = console.admin.flag_history(signed.request(read)).await?.into_inner();
     let now = console
@@ -178,9 +169,8 @@ pub(crate) async fn rollback_preview(
         .get_flag(signed.request(v1::GetFlagRequest { environment: environment.clone(), key: key.clone() }))
         .await?
         .into_inner();
-    let flag = |flag: Option<v1::Flag>| flag.and_then(|flag| flag_core::Flag::try_from(flag).ok());
-    let then_flag = flag(then.entries.into_iter().next().and_then(|entry| entry.flag));
-    let now_flag = flag(now.flag);
+    let then_flag = core_flag(then.entries.first().and_then(|entry| entry.flag.as_ref()));
+    let now_flag = core_flag(now.flag.as_ref());
     let current_version = now_flag.as_ref().map_or(0, |flag| flag.version);
     let killed_now = now_flag.as_ref().is_some_and(|flag| !flag.enabled);
     let changes = flag_diff(now_flag.as_ref(), then_flag.as_ref());

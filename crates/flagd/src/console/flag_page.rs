@@ -10,7 +10,7 @@ use super::Shared;
 use super::extract::Failure;
 use super::figures::charts;
 use super::flag_view::{rules_markup, serve_markup, variants_markup};
-use super::flags_page::state_class;
+use super::flags_page::{state_class, step_text};
 use super::layout::{ago, csrf_field, shell, time_text};
 use super::session::SignedIn;
 use crate::store::FlagRecord;
@@ -28,6 +28,8 @@ pub(crate) struct Shown {
 struct Loaded {
     /// Every environment the caller may read, with the flag as it is there.
     columns: Vec<(String, Option<FlagRecord>)>,
+    /// Each column's environment revision, read with it: where the page's change feed starts.
+    revisions: Vec<u64>,
     selected: String,
     history: Vec<HistoryEntry>,
     rollout: Option<Rollout>,
@@ -38,8 +40,10 @@ async fn load(console: &Shared, signed: &SignedIn, key: String, wanted: String) 
     let signed = signed.clone();
     tokio::task::spawn_blocking(move || {
         let store = &console.state.store;
-        let mut columns = Vec::new();
+        let (mut columns, mut revisions) = (Vec::new(), Vec::new());
         for environment in store.environments()?.into_iter().filter(|name| signed.may_read(name)) {
+            // The revision first: a change in between is then sent again, never missed.
+            revisions.push(store.revision(&environment)?);
             let record = store.flag(&environment, &key)?;
             columns.push((environment, record));
         }
@@ -57,14 +61,14 @@ async fn load(console: &Shared, signed: &SignedIn, key: String, wanted: String) 
         };
         let history = store.flag_history(&selected, &key, None, HISTORY_SHOWN)?;
         let rollout = store.rollout(&selected, &key)?;
-        Ok(Loaded { columns, selected, history, rollout })
+        Ok(Loaded { columns, revisions, selected, history, rollout })
     })
     .await?
 }
 
 /// One aspect of the flag per row, a column per environment; a cell that differs from the
 /// first environment having the flag is marked.
-fn side_by_side(columns: &[(String, Option<FlagRecord>)]) -> Markup {
+fn side_by_side(columns: &[(String, Option<FlagRecord>)], revisions: &[u64]) -> Markup {
     type Aspect = (&'static str, fn(&FlagRecord) -> (String, Markup));
     let aspects: [Aspect; 6] = [
         ("state", |r| {
@@ -94,7 +98,9 @@ fn side_by_side(columns: &[(String, Option<FlagRecord>)]) -> Markup {
     ];
     html! {
         table.side-by-side #side-by-side {
-            thead { tr { th {} @for (environment, _) in columns { th scope="col" { (environment) } } } }
+            thead { tr { th {} @for ((environment, _), revision) in columns.iter().zip(revisions) {
+                th scope="col" data-environment=(environment) data-revision=(revision) { (environment) }
+            } } }
             tbody {
                 @for (name, aspect) in &aspects {
                     @let texts: Vec<Option<String>> = columns.iter().map(|(_, r)| r.as_ref().map(|r| aspect(r).0)).collect();
@@ -186,7 +192,7 @@ pub(crate) async fn page(
     Path(key): Path<String>,
     Query(shown): Query<Shown>,
 ) -> Result<Markup, Failure> {
-    let Loaded { columns, selected, history, rollout } =
+    let Loaded { columns, revisions, selected, history, rollout } =
         load(&console, &signed, key.clone(), shown.env).await?;
     let description = columns.iter().filter_map(|(_, r)| r.as_ref()).map(|r| &r.flag).next();
     let may_write_selected = signed.may_write(&selected);
@@ -202,7 +208,7 @@ pub(crate) async fn page(
                 @for tag in &flag.metadata.tags { span.tag { (tag) } }
             }
         }
-        (side_by_side(&columns))
+        (side_by_side(&columns, &revisions))
         section.all-actions {
             @for (environment, record) in &columns {
                 @if let Some(record) = record {
@@ -242,9 +248,8 @@ pub(crate) async fn page(
     Ok(shell(&key, Some(&signed), body))
 }
 
-/// `plan running: step 2 of 4 (25% on), held since …`.
+/// `rollout plan running — step 2/4 (25% on), steps [5, 25, 50, 100], held since …`.
 fn rollout_text(rollout: &Rollout) -> String {
-    let step = rollout.plan.steps.get(rollout.step).copied().unwrap_or_default();
     let state = match &rollout.state {
         flag_core::RolloutState::Running => "running".to_owned(),
         flag_core::RolloutState::Paused { why } => format!("paused: {why}"),
@@ -253,9 +258,8 @@ fn rollout_text(rollout: &Rollout) -> String {
         other => format!("{other:?}").to_lowercase(),
     };
     format!(
-        "rollout plan {state} — step {} of {} ({step}% on), steps {:?}, held since {}",
-        rollout.step + 1,
-        rollout.plan.steps.len(),
+        "rollout plan {state} — {}, steps {:?}, held since {}",
+        step_text(rollout),
         rollout.plan.steps,
         time_text(rollout.holding_since_ms)
     )

@@ -126,9 +126,14 @@ pub(crate) fn changes_table(changes: &[FieldChange], empty: &str) -> Markup {
     }
 }
 
+/// A flag from an Admin answer as flag-core's; `None` when absent (or, never for what the
+/// store wrote, when it does not convert).
+pub(crate) fn core_flag(flag: Option<&v1::Flag>) -> Option<Flag> {
+    flag.cloned().and_then(|flag| Flag::try_from(flag).ok())
+}
+
 /// An apply's planned or made changes (promote, restore), each flag's fields shown.
 pub(crate) fn applied_markup(applied: &v1::ApplyResponse) -> Markup {
-    let flag = |flag: &Option<v1::Flag>| flag.clone().and_then(|flag| Flag::try_from(flag).ok());
     html! {
         @if applied.changes.is_empty() { p.note.no-changes { "nothing would change" } }
         @for change in &applied.changes {
@@ -136,7 +141,7 @@ pub(crate) fn applied_markup(applied: &v1::ApplyResponse) -> Markup {
             section.applied-change data-key=(change.key) {
                 h3 { (if change.is_segment { "segment " } else { "flag " }) code { (change.key) } " — " (operation.trim_start_matches("OPERATION_").to_lowercase()) }
                 @if !change.is_segment {
-                    (changes_table(&flag_diff(flag(&change.flag_before).as_ref(), flag(&change.flag_after).as_ref()), "no field changes"))
+                    (changes_table(&flag_diff(core_flag(change.flag_before.as_ref()).as_ref(), core_flag(change.flag_after.as_ref()).as_ref()), "no field changes"))
                 }
             }
         }

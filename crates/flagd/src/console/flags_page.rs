@@ -94,7 +94,7 @@ pub(crate) async fn load(
                 .into_iter()
                 .filter_map(|planned| plan_text(&planned.rollout).map(|text| (planned.key, text)))
                 .collect();
-            let rates = console.state.health.evaluations_by_flag(environment, RATE_SPAN);
+            let rates = console.state.health.evaluations_by_flag(environment, only.as_deref(), RATE_SPAN);
             for record in records {
                 let key = record.flag.key.clone();
                 let cells =
@@ -120,8 +120,13 @@ fn plan_text(rollout: &flag_core::Rollout) -> Option<String> {
         RolloutState::Paused { .. } => "paused",
         _ => return None,
     };
+    Some(format!("{state} {}", step_text(rollout)))
+}
+
+/// `step 2/4 (25% on)`.
+pub(crate) fn step_text(rollout: &flag_core::Rollout) -> String {
     let step = rollout.plan.steps.get(rollout.step).copied().unwrap_or_default();
-    Some(format!("{state} step {}/{} ({step}%)", rollout.step + 1, rollout.plan.steps.len()))
+    format!("step {}/{} ({step}% on)", rollout.step + 1, rollout.plan.steps.len())
 }
 
 fn matches(filter: &Filter, key: &str, cells: &[Option<Cell>]) -> bool {
@@ -199,7 +204,7 @@ pub(crate) async fn page(
             thead { tr {
                 th scope="col" { "Flag" }
                 @for (environment, revision) in &table.environments {
-                    th scope="col" data-environment=(environment) { (environment) span.revision { " r" (revision) } }
+                    th scope="col" data-environment=(environment) data-revision=(revision) { (environment) span.revision { " r" (revision) } }
                 }
             } }
             tbody {
@@ -212,15 +217,19 @@ pub(crate) async fn page(
 }
 
 /// `GET /ui/flags/{key}/row`: the one row, for the page's script to swap in after a change;
-/// 404 once the flag is in no environment.
+/// 204 when the page's filter (the same query) no longer shows it, 404 once the flag is in no
+/// environment.
 pub(crate) async fn row(
     State(console): State<Shared>,
     signed: SignedIn,
     Path(key): Path<String>,
+    Query(filter): Query<Filter>,
 ) -> Response {
     match load(&console, &signed, Some(key.clone())).await {
         Ok(table) => match table.flags.get(&key) {
-            Some(cells) => row_markup(&key, cells).into_response(),
+            Some(cells) if matches(&filter, &key, cells) => row_markup(&key, cells).into_response(),
+            // Still there, but the page's filter no longer shows it.
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
             None => (StatusCode::NOT_FOUND, "no such flag\n").into_response(),
         },
         Err(failure) => failure.into_response(),

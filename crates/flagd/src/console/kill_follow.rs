@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flag_core::AckReport;
 use tokio::sync::watch;
@@ -16,7 +16,11 @@ use crate::acks::Connections;
 /// How long a kill's acknowledgements are followed (as long as the Admin call may wait).
 pub(crate) const FOLLOW_FOR: Duration = Duration::from_secs(60);
 
-/// Most kills followed at once; the oldest is let go beyond it.
+/// How long a follow is kept from its start: the wait's longest, and a minute more for a
+/// page that connects late.
+const KEPT_FOR: Duration = Duration::from_secs(120);
+
+/// Most kills followed at once.
 const MAX_FOLLOWED: usize = 256;
 
 /// The report so far and whether the wait has ended.
@@ -28,7 +32,13 @@ pub(crate) type Following = watch::Receiver<Option<Progress>>;
 /// The kills being followed, by environment and revision.
 #[derive(Debug, Default)]
 pub(crate) struct KillFollows {
-    follows: Mutex<HashMap<(String, u64), Following>>,
+    follows: Mutex<HashMap<(String, u64), Follow>>,
+}
+
+#[derive(Debug)]
+struct Follow {
+    started: Instant,
+    progress: Following,
 }
 
 impl KillFollows {
@@ -37,12 +47,15 @@ impl KillFollows {
         let (sender, receiver) = watch::channel(None);
         {
             let mut follows = self.follows.lock().unwrap_or_else(PoisonError::into_inner);
-            // Ended follows go first; past the bound, any (their pages fall back to a fresh wait).
-            follows.retain(|_, progress| progress.borrow().as_ref().is_none_or(|(_, done)| !done));
+            // A follow is kept until a while after it began, so a page that connects late
+            // still gets the report counted from the commit; past the bound a new kill is not
+            // followed here, and its page waits from when it connects.
+            follows.retain(|_, follow| follow.started.elapsed() < KEPT_FOR);
             if follows.len() >= MAX_FOLLOWED {
-                follows.clear();
+                return;
             }
-            follows.insert((environment.to_owned(), revision), receiver);
+            let follow = Follow { started: Instant::now(), progress: receiver };
+            follows.insert((environment.to_owned(), revision), follow);
         }
         let connections = Arc::clone(connections);
         let environment = environment.to_owned();
@@ -63,7 +76,7 @@ impl KillFollows {
         revision: u64,
     ) -> Option<watch::Receiver<Option<Progress>>> {
         let follows = self.follows.lock().unwrap_or_else(PoisonError::into_inner);
-        follows.get(&(environment.to_owned(), revision)).cloned()
+        follows.get(&(environment.to_owned(), revision)).map(|follow| follow.progress.clone())
     }
 }
 

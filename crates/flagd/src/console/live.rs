@@ -12,12 +12,14 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use flag_proto::environment_or_default;
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Shared;
 use super::extract::Failure;
+use super::kill_follow::{FOLLOW_FOR, Following};
 use super::session::SignedIn;
 
 /// Changes read per environment per wake-up; more than this and the page is told to reload.
@@ -58,12 +60,14 @@ pub(crate) async fn changes(
         let mut commits = console.state.hub.commits();
         let mut stopped = console.stopped.clone();
         loop {
-            if *stopped.borrow() || console.sessions.resolve(&signed.id, &console.state.access).is_none() {
+            // The caller as the principals in force now: a token narrowed by a reload reads
+            // less from its next change on, a removed one ends the stream.
+            let Some(signed) = console.sessions.resolve(&signed.id, &console.state.access) else { return };
+            if *stopped.borrow() {
                 return;
             }
             let read = {
                 let console = Shared::clone(&console);
-                let signed = signed.clone();
                 let seen = seen.clone();
                 tokio::task::spawn_blocking(move || changed_flags(&console, &signed, &seen)).await
             };
@@ -77,6 +81,8 @@ pub(crate) async fn changes(
             tokio::select! {
                 changed = commits.changed() => if changed.is_err() { return },
                 _ = stopped.changed() => return,
+                // The page went away: nothing tells the task otherwise until its next event.
+                () = sender.closed() => return,
                 // A wake-up now and then notices a session ended without a change.
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             }
@@ -158,29 +164,54 @@ pub(crate) async fn acks(
             format!("{} may not read environment {environment:?}", signed.name),
         ));
     }
-    // A kill posted from a page is followed from its commit; any other revision from now.
-    let mut progress = console.kills.progress(&environment, revision).unwrap_or_else(|| {
-        console.kills.start(&console.state.connections, &environment, revision);
-        console.kills.progress(&environment, revision).unwrap_or_else(|| watch::channel(None).1)
-    });
+    let environment = environment_or_default(&environment).to_owned();
+    let followed = console.kills.progress(&environment, revision);
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut stopped = console.stopped.clone();
-        loop {
-            let current = progress.borrow_and_update().clone();
-            if let Some((report, done)) = current {
-                let event = report_event(if done { "done" } else { "progress" }, &report);
-                if sender.send(event).await.is_err() || done {
-                    return;
-                }
-            }
-            tokio::select! {
-                changed = progress.changed() => if changed.is_err() { return },
-                _ = stopped.changed() => return,
-            }
+        let stopping = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::select! {
+            () = follow(&console, &environment, revision, followed, &sender) => {}
+            () = stopping => {}
+            () = sender.closed() => {}
         }
     });
     Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::default()))
+}
+
+/// Sends a kill's progress, then its final report: from the follow its post started (counted
+/// from the commit), or, for a revision this console did not kill (or let go), waited for
+/// from now, for as long as the page listens.
+async fn follow(
+    console: &Shared,
+    environment: &str,
+    revision: u64,
+    followed: Option<Following>,
+    sender: &mpsc::Sender<Result<Event, Infallible>>,
+) {
+    let Some(mut progress) = followed else {
+        let wait = console.state.connections.wait_reporting(environment, revision, FOLLOW_FOR, |report| {
+            // A full channel only drops a progress step: the final report is always sent.
+            let _ = sender.try_send(report_event("progress", report));
+        });
+        let report = wait.await;
+        let _ = sender.send(report_event("done", &report)).await;
+        return;
+    };
+    loop {
+        let current = progress.borrow_and_update().clone();
+        if let Some((report, done)) = current {
+            let event = report_event(if done { "done" } else { "progress" }, &report);
+            if sender.send(event).await.is_err() || done {
+                return;
+            }
+        }
+        if progress.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! every value), with one small hand-written script for what must be live: the flags table
 //! following the change feed, the kill's acknowledgement progress, confirmations. So flagd
 //! needs no Node.js to build or run, the assets are in the binary, and every read-only page
-//! is complete without JavaScript; every form works without it too.
+//! is complete without JavaScript. Every form posts without it too; a kill then asks no
+//! confirmation (its reason is required) and answers with the acknowledgement report.
 //!
 //! Every write goes through the Admin service in-process, behind the same access check as a
 //! gRPC call ([`CheckedAdmin`]): the page only hides buttons a principal may not use; the
@@ -105,6 +106,7 @@ pub(crate) fn router(state: Arc<State>, secure: bool, stopped: watch::Receiver<b
             get(environments_page::restore_preview).post(environments_page::restore),
         )
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_FORM_BYTES))
         .with_state(console)
 }
 

@@ -18,15 +18,21 @@ pub(crate) struct WindowFigures {
 }
 
 impl HealthFigures {
-    /// Evaluations reported for each flag of `environment` in the windows of the last `span`.
-    pub(crate) fn evaluations_by_flag(&self, environment: &str, span: Duration) -> HashMap<String, u64> {
+    /// Evaluations reported for each flag of `environment` (or only `only`) in the windows of
+    /// the last `span`.
+    pub(crate) fn evaluations_by_flag(
+        &self,
+        environment: &str,
+        only: Option<&str>,
+        span: Duration,
+    ) -> HashMap<String, u64> {
         let now = Instant::now();
         let (first, last) =
             (self.window_of(now.checked_sub(span).unwrap_or(self.epoch)), self.window_of(now));
         let inner = self.inner();
         let mut counts: HashMap<String, u64> = HashMap::new();
         for ((env, key, _variant), series) in &inner.series {
-            if env == environment {
+            if env == environment && only.is_none_or(|only| only == key) {
                 let sum = series.windows.sum(first, last, 0);
                 *counts.entry(key.clone()).or_default() += sum.evaluations;
             }

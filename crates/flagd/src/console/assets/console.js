@@ -13,16 +13,17 @@ document.addEventListener("submit", (event) => {
 
 // The revisions the page was rendered at, so no change in between is missed.
 function renderedRevisions() {
-  return [...document.querySelectorAll("th[data-environment]")]
-    .map((th) => `${th.dataset.environment}:${th.textContent.match(/r(\d+)/)?.[1] ?? 0}`)
+  return [...document.querySelectorAll("th[data-environment][data-revision]")]
+    .map((th) => `${th.dataset.environment}:${th.dataset.revision}`)
     .join(",");
 }
 
 async function replaceRow(key) {
   const table = document.querySelector("table[data-live=flags] tbody");
   const old = document.getElementById(`flag-${key}`);
-  const response = await fetch(`/ui/flags/${encodeURIComponent(key)}/row`, { credentials: "same-origin" });
-  if (response.status === 404) { old?.remove(); return; }
+  // The page's own filter goes along: a row it no longer shows comes back empty (204).
+  const response = await fetch(`/ui/flags/${encodeURIComponent(key)}/row${location.search}`, { credentials: "same-origin" });
+  if (response.status === 404 || response.status === 204) { old?.remove(); countRows(); return; }
   if (!response.ok) return;
   const holder = document.createElement("tbody");
   holder.innerHTML = await response.text();
@@ -30,6 +31,13 @@ async function replaceRow(key) {
   if (!row) return;
   row.classList.add("flash");
   if (old) old.replaceWith(row); else table.appendChild(row);
+  countRows();
+}
+
+function countRows() {
+  const count = document.getElementById("flag-count");
+  const shown = document.querySelectorAll("table[data-live=flags] tbody tr").length;
+  if (count) count.textContent = `${shown} flags shown`;
 }
 
 async function refreshMain() {
@@ -57,14 +65,15 @@ function followChanges() {
   const table = document.querySelector("table[data-live=flags]");
   const flagKey = document.querySelector("[data-live-flag]")?.dataset.liveFlag;
   if (!table && !flagKey) return;
-  const since = table ? renderedRevisions() : "";
+  const since = renderedRevisions();
   const events = new EventSource(`/ui/events?since=${encodeURIComponent(since)}`);
   events.addEventListener("flag", (message) => {
     const change = JSON.parse(message.data);
     if (table) replaceRow(change.key);
     else if (change.key === flagKey) refreshMain();
   });
-  events.addEventListener("reload", () => location.reload());
+  // More changes than the feed sends one by one: the table reloads, a flag's page refreshes.
+  events.addEventListener("reload", () => (table ? location.reload() : refreshMain()));
 }
 
 // A kill: posted by script, then its acknowledgements followed until all are in.
