@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 const SKIP: &str = "skipped: no Chromium/ChromeDriver found (install Debian's chromium and chromium-driver)";
+const SKIP_FIREFOX: &str =
+    "skipped: no Firefox/geckodriver found (install Debian's firefox-esr and `cargo install geckodriver`)";
 
 /// Without these Chromium tries to reach Google (there is no network) or fails as root.
 #[rustfmt::skip]
@@ -45,12 +47,13 @@ pub struct CookieInfo {
     pub path: Option<String>,
 }
 
-/// One WebDriver session in its own headless Chromium; dropping it ends the session and kills
-/// chromedriver, Chromium and Chromium's crash handlers, waiting (≤ 3 s) until they are gone.
+/// One WebDriver session in its own headless browser; dropping it ends the session and kills
+/// the WebDriver server, the browser and (Chromium's) crash handlers, waiting (≤ 3 s) until
+/// they are gone.
 #[derive(Debug)]
 pub struct Browser {
     client: Client,
-    /// Held for its `Drop`: ends chromedriver and Chromium with the browser.
+    /// Held for its `Drop`: ends the WebDriver server and the browser with it.
     _driver: Driver,
     /// Where [`Browser::screenshot`] saves.
     screenshots: PathBuf,
@@ -67,7 +70,7 @@ struct Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(id) = &self.session {
-            // Best effort: chromedriver quits Chromium on DELETE /session/{id}.
+            // Best effort: the driver quits its browser on DELETE /session/{id}.
             let _ = http(self.port, "DELETE", &format!("/session/{id}"), Duration::from_secs(5));
         }
         // Chromium stays in chromedriver's process group, but its chrome_crashpad_handlers setsid()
@@ -93,46 +96,129 @@ impl Drop for Driver {
     }
 }
 
+/// Which browser, and how its WebDriver server is started and its session asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// Debian's Chromium, through chromedriver.
+    Chromium,
+    /// Firefox (ESR), through geckodriver.
+    Firefox,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "Chromium",
+            Engine::Firefox => "Firefox",
+        }
+    }
+
+    /// The WebDriver server and the browser, if both are here.
+    fn binaries(self) -> Option<(PathBuf, PathBuf)> {
+        match self {
+            Engine::Chromium => Some((
+                find_binary("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"])?,
+                find_binary("CHROMIUM", "/usr/bin/chromium", &["chromium", "google-chrome"])?,
+            )),
+            Engine::Firefox => Some((
+                find_binary("GECKODRIVER", "/usr/bin/geckodriver", &["geckodriver"])?,
+                find_binary("FIREFOX", "/usr/bin/firefox-esr", &["firefox-esr", "firefox"])?,
+            )),
+        }
+    }
+
+    fn driver_args(self, port: u16, log: &Path) -> Vec<String> {
+        match self {
+            Engine::Chromium => vec![format!("--port={port}"), format!("--log-path={}", log.display())],
+            Engine::Firefox => vec!["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()],
+        }
+    }
+
+    fn capabilities(self, browser: &Path, profile: &Path) -> Value {
+        let timeouts = json!({ "script": 5000, "pageLoad": 10000, "implicit": 0 });
+        match self {
+            Engine::Chromium => {
+                let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
+                args.push(format!("--user-data-dir={}", profile.display()));
+                json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": browser, "args": args }, "timeouts": timeouts })
+            }
+            // Without these prefs Firefox spends its first seconds trying to reach Mozilla
+            // (updates, telemetry, safe browsing, captive portals): there is no network.
+            Engine::Firefox => json!({
+                "browserName": "firefox",
+                "moz:firefoxOptions": { "binary": browser, "args": ["-headless"], "prefs": FIREFOX_PREFS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>() },
+                "timeouts": timeouts,
+            }),
+        }
+    }
+}
+
+/// Firefox preferences that keep it off the network and quiet.
+const FIREFOX_PREFS: &[(&str, bool)] = &[
+    ("app.update.disabledForTesting", true),
+    ("browser.shell.checkDefaultBrowser", false),
+    ("browser.safebrowsing.malware.enabled", false),
+    ("browser.safebrowsing.phishing.enabled", false),
+    ("datareporting.policy.dataSubmissionEnabled", false),
+    ("extensions.update.enabled", false),
+    ("network.captive-portal-service.enabled", false),
+    ("network.connectivity-service.enabled", false),
+    ("toolkit.telemetry.enabled", false),
+];
+
 impl Browser {
     /// Starts chromedriver + headless Chromium (`$CHROMEDRIVER`/`$CHROMIUM`, else /usr/bin, else
     /// `PATH`). `None`, after one line on stderr, when either is missing — a panic instead when
     /// `CI_REQUIRES_BROWSER=1`.
     pub async fn start(screenshots: impl Into<PathBuf>) -> Option<Browser> {
-        let screenshots = screenshots.into();
-        let driver = find_binary("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"]);
-        let chromium = find_binary("CHROMIUM", "/usr/bin/chromium", &["chromium", "google-chrome"]);
-        let (Some(driver), Some(chromium)) = (driver, chromium) else {
+        Self::start_engine(Engine::Chromium, screenshots.into()).await
+    }
+
+    /// As [`Browser::start`], with geckodriver + headless Firefox (`$GECKODRIVER`/`$FIREFOX`,
+    /// else /usr/bin/geckodriver and /usr/bin/firefox-esr, else `PATH`).
+    pub async fn start_firefox(screenshots: impl Into<PathBuf>) -> Option<Browser> {
+        Self::start_engine(Engine::Firefox, screenshots.into()).await
+    }
+
+    async fn start_engine(engine: Engine, screenshots: PathBuf) -> Option<Browser> {
+        let Some((driver, browser)) = engine.binaries() else {
+            let missing = match engine {
+                Engine::Chromium => SKIP,
+                Engine::Firefox => SKIP_FIREFOX,
+            };
             if std::env::var("CI_REQUIRES_BROWSER").is_ok_and(|v| v == "1") {
-                panic!("CI_REQUIRES_BROWSER=1 but {}", SKIP.trim_start_matches("skipped: "));
+                panic!("CI_REQUIRES_BROWSER=1 but {}", missing.trim_start_matches("skipped: "));
             }
             // Once per test binary, and past libtest's capture (it only captures the print macros).
             static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| drop(writeln!(std::io::stderr(), "{SKIP}")));
+            SAID.call_once(|| drop(writeln!(std::io::stderr(), "{missing}")));
             return None;
         };
-        Some(Self::launch(&driver, &chromium, screenshots).await)
+        Some(Self::launch(engine, &driver, &browser, screenshots).await)
     }
 
-    async fn launch(driver_bin: &Path, chromium: &Path, screenshots: PathBuf) -> Browser {
+    async fn launch(engine: Engine, driver_bin: &Path, browser: &Path, screenshots: PathBuf) -> Browser {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("console-browser-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let profile = dir.join("profile");
-        std::fs::create_dir_all(&profile).expect("creating the Chromium profile tempdir");
-        let log = dir.join("chromedriver.log");
+        std::fs::create_dir_all(&profile).expect("creating the browser's profile tempdir");
+        let log = dir.join("webdriver.log");
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|listener| listener.local_addr())
             .expect("finding a free loopback port")
             .port();
+        let log_file = std::fs::File::create(&log).expect("creating the WebDriver log");
         let child = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
+            .args(engine.driver_args(port, &log))
             .env("XDG_CONFIG_HOME", dir.join("config")) // crash reports would go to ~/.config
             .env("XDG_CACHE_HOME", dir.join("cache"))
+            // geckodriver makes Firefox's profile under the temp dir: ours, removed at the end.
+            .env("TMPDIR", &dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log_file.try_clone().map_or_else(|_| Stdio::null(), Stdio::from))
+            .stderr(Stdio::from(log_file))
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", driver_bin.display()));
@@ -145,19 +231,13 @@ impl Browser {
                 break;
             }
             if let Ok(Some(code)) = driver.child.try_wait() {
-                panic!("chromedriver exited early ({code}); log: {}", log.display());
+                panic!("{} exited early ({code}); log: {}", driver_bin.display(), log.display());
             }
-            assert!(Instant::now() < deadline, "chromedriver /status not ready after 10 s");
+            assert!(Instant::now() < deadline, "{} /status not ready after 10 s", driver_bin.display());
             tokio::time::sleep(POLL).await;
         }
 
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
-            "timeouts": { "script": 5000, "pageLoad": 10000, "implicit": 0 },
-        });
+        let caps = engine.capabilities(browser, &profile);
         let mut builder = ClientBuilder::new(HttpConnector::new());
         builder.capabilities(caps.as_object().cloned().expect("capabilities are an object"));
         let client = tokio::time::timeout(
@@ -165,7 +245,7 @@ impl Browser {
             builder.connect(&format!("http://127.0.0.1:{port}")),
         )
         .await
-        .unwrap_or_else(|_| panic!("no WebDriver session after 30 s; log: {}", log.display()))
+        .unwrap_or_else(|_| panic!("no {} session after 30 s; log: {}", engine.name(), log.display()))
         .unwrap_or_else(|e| panic!("opening a WebDriver session: {e}; log: {}", log.display()));
         driver.session = client.session_id().await.expect("reading the WebDriver session id");
         // New headless mode draws window chrome (1280x900 gives a 1280x757 viewport): size the

@@ -1,5 +1,5 @@
-//! A real headless Chromium for end-to-end tests of the web console, driven over WebDriver
-//! (Debian's chromedriver and the fantoccini client).
+//! A real headless Chromium (or Firefox) for end-to-end tests of the web console, driven over
+//! WebDriver (Debian's chromedriver, or geckodriver, and the fantoccini client).
 //!
 //! A crate of its own so the console's browser tests in `flagd` and the console's figures in
 //! `benches` drive the browser the same way. Missing Chromium skips with one clear line,

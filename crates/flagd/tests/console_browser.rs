@@ -250,3 +250,37 @@ async fn a_reader_has_no_kill_button_and_forged_or_out_of_reach_writes_are_refus
     drop(browser);
     setup.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_signs_in_follows_changes_and_kills_as_chromium_does() {
+    let Some(browser) = Browser::start_firefox(screenshots()).await else { return };
+    let setup = Setup::start().await;
+    let sdk = Client::builder(setup.server.endpoint())
+        .environment("production")
+        .token(APP)
+        .client_name("firefox-watched")
+        .connect()
+        .await
+        .unwrap();
+    let user = Context::new("user-1");
+    assert!(sdk.is_enabled("chat", &user));
+
+    setup.sign_in(&browser, ADMIN).await;
+    let cookie = browser.cookie("flagd_session").await.expect("a session cookie");
+    assert!(cookie.http_only && cookie.same_site.as_deref() == Some("Strict"), "{cookie:?}");
+    setup.set_rollout("staging", 35.0).await;
+    browser.wait_for_text("#flag-chat", "35% on, 65% off", WAIT).await;
+    browser.screenshot("11-firefox-flags").await;
+
+    browser.goto(&setup.url("/ui/flags/chat")).await;
+    browser.fill("form[data-kill=production] input[name=reason]", "firefox kill").await;
+    browser.click("form[data-kill=production] button.kill").await;
+    browser.accept_alert().await;
+    browser.wait_for_text("#kill-progress-production", "1/1 SDKs acknowledged", WAIT).await;
+    assert!(!sdk.is_enabled("chat", &user));
+    browser.wait_for_text("#side-by-side", "KILLED", WAIT).await;
+    assert!(browser.exists("#actions-production form.revive").await, "the panel did not turn to Revive");
+    browser.screenshot("12-firefox-killed").await;
+    drop(browser);
+    setup.server.stop().await;
+}
