@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use browser_test::Browser;
-use flag_benches::BenchServer;
+use flag_benches::{BenchServer, sdk_fleet};
 use flag_core::{Context, Flag, FlagSet, OnBreach, RolloutPlan};
 use flag_proto::{ApplyPlan, Authorship, Requests, v1};
 use flag_sdk::{Client, Evaluate, Outcome};
@@ -46,22 +46,10 @@ async fn apply(admin: &mut Admin, environment: &str, flags: Vec<Flag>) {
 }
 
 async fn clients(server: &BenchServer, count: usize, report_every: Duration) -> Vec<Client> {
-    let mut clients = Vec::with_capacity(count);
-    let mut channel = None;
-    for id in 0..count {
-        if id % PER_CONNECTION == 0 {
-            channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
-        }
-        let client = Client::builder(server.endpoint())
-            .channel(channel.clone().unwrap())
-            .client_name(format!("checkout-{id}"))
-            .report_interval(report_every)
-            .connect()
-            .await
-            .unwrap();
-        clients.push(client);
-    }
-    clients
+    sdk_fleet(&server.endpoint(), count, PER_CONNECTION, "checkout", |client| {
+        client.report_interval(report_every)
+    })
+    .await
 }
 
 /// Signs in on a server without tokens (the bench's): a name is all it asks.

@@ -13,11 +13,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flag_benches::{BenchServer, FirstAnswers, percentile_us};
+use flag_benches::{BenchServer, FirstAnswers, percentile_us, sdk_fleet};
 use flag_core::{Context, Flag};
 use flag_proto::v1;
 use flag_sdk::{Client, Evaluate};
-use tonic::transport::Channel;
 
 const KEY: &str = "propagated";
 const KILLS: usize = 20;
@@ -51,21 +50,10 @@ fn run(count: usize) {
         };
         admin.put_flag(put(on.clone())).await.unwrap();
 
-        let mut clients = Vec::with_capacity(count);
-        let mut channel = None;
-        for id in 0..count {
-            if id % PER_CONNECTION == 0 {
-                channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
-            }
-            let client = Client::builder(server.endpoint())
-                .channel(channel.clone().unwrap())
-                .client_name(format!("bench-{id}"))
-                .heartbeat_timeout(Duration::from_secs(120))
-                .connect()
-                .await
-                .unwrap();
-            clients.push(client);
-        }
+        let clients = sdk_fleet(&server.endpoint(), count, PER_CONNECTION, "bench", |client| {
+            client.heartbeat_timeout(Duration::from_secs(120))
+        })
+        .await;
         let answers = Arc::new(FirstAnswers::new(count));
         let base = Instant::now();
         for (id, client) in clients.iter().enumerate() {

@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flag_benches::{BenchServer, FirstAnswers, percentile_us};
+use flag_benches::{BenchServer, FirstAnswers, percentile_us, sdk_fleet};
 use flag_core::{Context, Flag, OnBreach, RolloutPlan};
 use flag_proto::{Authorship, Requests, v1};
 use flag_sdk::{Client, Evaluate, Outcome};
-use tonic::transport::Channel;
 
 const KEY: &str = "guarded";
 const ROUNDS: usize = 10;
@@ -82,22 +81,10 @@ fn run(count: usize) {
         let off = Flag::rollout(KEY, 0.0).unwrap();
         admin.put_flag(requests.put_flag(&off, None, by())).await.unwrap();
 
-        let mut clients = Vec::with_capacity(count);
-        let mut channel = None;
-        for id in 0..count {
-            if id % PER_CONNECTION == 0 {
-                channel = Some(Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap());
-            }
-            let client = Client::builder(server.endpoint())
-                .channel(channel.clone().unwrap())
-                .client_name(format!("bench-{id}"))
-                .heartbeat_timeout(Duration::from_secs(120))
-                .report_interval(Duration::from_millis(50))
-                .connect()
-                .await
-                .unwrap();
-            clients.push(client);
-        }
+        let clients = sdk_fleet(&server.endpoint(), count, PER_CONNECTION, "bench", |client| {
+            client.heartbeat_timeout(Duration::from_secs(120)).report_interval(Duration::from_millis(50))
+        })
+        .await;
         let stop = Arc::new(AtomicBool::new(false));
         for (id, client) in clients.iter().enumerate() {
             tokio::spawn(traffic(client.clone(), id, Arc::clone(&stop)));

@@ -6,6 +6,7 @@
 //! of ours ever links them.
 
 mod answers;
+mod clients;
 mod estimates;
 mod fixtures;
 mod floor;
@@ -16,6 +17,7 @@ mod watchers;
 mod yggdrasil_peer;
 
 pub use answers::FirstAnswers;
+pub use clients::sdk_fleet;
 pub use estimates::median_ns;
 pub use fixtures::{FLAG_COUNT, ROLLOUT_FLAG, TARGETED_FLAG, flag_set, simple_flags, snapshot, user_keys};
 pub use floor::FloorTable;
