@@ -84,9 +84,8 @@ async fn a_client_without_the_ca_is_refused_and_plain_http_gets_nothing() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn readyz_over_https() {
-    let (server, ca, _dir) = tls_server().await;
+/// One request to the management port over TLS, trusting `ca`: the whole response.
+async fn https(server: &TestServer, ca: &str, request: &str) -> String {
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
     let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
@@ -98,18 +97,42 @@ async fn readyz_over_https() {
     let tcp = tokio::net::TcpStream::connect(server.management).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(b"GET /readyz HTTP/1.1\r\nhost: flagd\r\nconnection: close\r\n\r\n").await.unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     tls.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn readyz_over_https() {
+    let (server, ca, _dir) = tls_server().await;
+    let response =
+        https(&server, &ca, "GET /readyz HTTP/1.1\r\nhost: flagd\r\nconnection: close\r\n\r\n").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ready\n"), "{response}");
-    drop(tls);
     // Plain HTTP to the HTTPS port is not answered as HTTP.
     let mut plain = tokio::net::TcpStream::connect(server.management).await.unwrap();
     plain.write_all(b"GET /readyz HTTP/1.1\r\nhost: flagd\r\nconnection: close\r\n\r\n").await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), plain.read_to_end(&mut answer)).await;
     assert!(!answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_over_https_keeps_its_session_cookie_to_https() {
+    let (server, ca, _dir) = tls_server().await;
+    let form = "name=ana&next=/ui/flags";
+    let request = format!(
+        "POST /ui/login HTTP/1.1\r\nhost: flagd\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let response = https(&server, &ca, &request).await;
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    let cookie =
+        response.lines().find_map(|line| line.strip_prefix("set-cookie: ")).expect("a session cookie");
+    assert!(cookie.contains("; HttpOnly") && cookie.contains("; SameSite=Strict"), "{cookie}");
+    assert!(cookie.ends_with("; Secure"), "served over TLS, the cookie must be Secure: {cookie}");
     server.stop().await;
 }
 
