@@ -60,8 +60,7 @@ pub(crate) fn time_text(timestamp_ms: i64) -> String {
 
 /// How long ago, roughly: `42 s ago`, `3 min ago`, `5 h ago`, `2 d ago`.
 pub(crate) fn ago(timestamp_ms: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
-    let secs = (now - timestamp_ms).max(0) / 1000;
+    let secs = (now_ms() - timestamp_ms).max(0) / 1000;
     match secs {
         0..60 => format!("{secs} s ago"),
         60..3600 => format!("{} min ago", secs / 60),
