@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use flag_core::{
     AppliedChange, Flag, FlagSet, Operation, Problem, Segment, Subject, SubjectKind, ValidationError,
 };
-use redb::Database;
+use super::backend::Database;
 
 use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::iter::Rev;
 
 use flag_core::{Flag, HistoryEntry, LoggedChange, Operation, Segment, Subject, SubjectKind};
-use redb::{Database, Range, ReadOnlyTable, ReadableDatabase, ReadableTable};
+use super::backend::{Database, Range, ReadOnlyTable, ReadableTable};
 use serde::Deserialize;
 
 use super::environments;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use super::backend::{Database, ReadableTable};
 
 use super::check::{self, CheckReport};
 use super::error::StoreError;
@@ -27,7 +27,9 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
         });
     }
     let source = db.begin_read()?;
-    let target = Database::create(to).map_err(|source| StoreError::Open { path: to.to_owned(), source })?;
+    let target = Database::Redb(
+        redb::Database::create(to).map_err(|source| StoreError::Open { path: to.to_owned(), source })?,
+    );
     let txn = target.begin_write()?; // durable: redb commits with `Durability::Immediate` by default
     // A macro, not a generic function: the tables' key types differ, and redb's borrowed
     // key types make one generic copy harder to state than a loop per table. A backup keeps

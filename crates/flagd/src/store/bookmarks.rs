@@ -6,7 +6,7 @@
 //! use the key alphabet; a bookmark of an environment never written names revision 0.
 
 use flag_core::MAX_KEY_LEN;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use super::backend::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::environments;

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use flag_core::{Flag, FlagSet, Segment};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use super::backend::{Database, ReadableTable};
 
 use super::error::StoreError;
 use super::records::decode;

@@ -12,7 +12,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use flag_core::SubjectKind;
-use redb::{Builder, Database, ReadableDatabase, ReadableTable};
+use super::backend::{Database, ReadTransaction, ReadableTable};
+use redb::Builder;
 use serde_json::Value;
 
 use super::bookmarks;
@@ -71,7 +72,7 @@ pub(super) fn open_database(path: &Path) -> Result<(Database, bool), StoreError>
         Builder::new().set_check_integrity_on_open(true).create(path)
     }));
     match opened {
-        Ok(Ok(db)) => Ok((db, created)),
+        Ok(Ok(db)) => Ok((Database::Redb(db), created)),
         Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(problem)))) => {
             Err(StoreError::Damaged {
                 path: path.to_owned(),
@@ -120,10 +121,10 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Each deleted environment and the revision it was deleted at. Files made before
 /// environments were created explicitly lack the table until opened for writing.
-fn deleted_environments(txn: &redb::ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
+fn deleted_environments(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
     let info = match txn.open_table(ENVIRONMENT_INFO) {
         Ok(info) => info,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
         Err(error) => return Err(error.into()),
     };
     let mut deleted = Vec::new();
@@ -324,7 +325,7 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
                 }
             }
         }
-        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => {}
         Err(error) => return Err(error.into()),
     }
     // Each plan decodes and drives a flag that has a history in its environment.
@@ -343,7 +344,7 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
                 }
             }
         }
-        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => {}
         Err(error) => return Err(error.into()),
     }
     if let Some(problem) = webhook_cursors::problem(&txn, &revisions)? {

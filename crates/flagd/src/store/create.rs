@@ -1,7 +1,7 @@
 //! Creating an environment: empty, or a copy of another's flags and segments, as one apply
 //! that also writes the environment's rows (see `environments`).
 
-use redb::Database;
+use super::backend::Database;
 
 use super::apply::{Applied, Batch};
 use super::environments::Lifecycle;

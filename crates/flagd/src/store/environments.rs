@@ -12,7 +12,7 @@
 //! (`readable`), and an environment created again under the same name continues its
 //! revision numbering (`counter`): a revision never names two states.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use super::backend::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;

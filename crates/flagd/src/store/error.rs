@@ -102,6 +102,36 @@ pub(crate) enum StoreError {
     /// until the store is read again.
     #[error("committing a store transaction")]
     Commit(#[from] redb::CommitError),
+    /// A PostgreSQL statement failed (the database is down or refused it).
+    #[error("PostgreSQL: {during}")]
+    Postgres {
+        /// What the store was doing.
+        during: &'static str,
+        /// The client's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// A PostgreSQL `COMMIT` failed. Whether it committed is unknown until the store is
+    /// read again, as with a failed redb commit.
+    #[error("PostgreSQL: committing a store transaction")]
+    PostgresCommit(#[source] postgres::Error),
+    /// Every connection of the pool stayed in use.
+    #[error("PostgreSQL: all {max} connections stayed in use for {waited:?} (raise --store-connections)")]
+    PoolExhausted {
+        /// The pool's size.
+        max: usize,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
+    /// A transaction was used after it ended.
+    #[error("the store transaction has already ended")]
+    TransactionEnded,
+    /// A record to be stored in a JSON column was not UTF-8.
+    #[error("a store record is not UTF-8 text")]
+    NotText,
+    /// A commit's durability could not be set.
+    #[error("setting a store transaction's durability: {0}")]
+    Durability(String),
     /// A row holds bytes that are not the record its table keeps.
     #[error("corrupt record in table `{table}` at {key}")]
     Corrupt {
@@ -418,6 +448,11 @@ macro_rules! store_error_into {
 }
 
 impl StoreError {
+    /// A PostgreSQL failure while doing `during`.
+    pub(crate) fn postgres(during: &'static str, source: postgres::Error) -> StoreError {
+        StoreError::Postgres { during, source }
+    }
+
     /// The redb storage error at the root of this one, if any.
     pub(crate) fn storage(&self) -> Option<&redb::StorageError> {
         match self {
@@ -445,7 +480,12 @@ impl StoreError {
             StoreError::Closed { .. } => "closed",
             StoreError::Corrupt { .. } | StoreError::Missing { .. } | StoreError::Damaged { .. } => "corrupt",
             StoreError::CreateDir { .. } | StoreError::Read { .. } => "io",
+            StoreError::Postgres { .. } | StoreError::PostgresCommit(_) | StoreError::PoolExhausted { .. } => {
+                "postgres"
+            }
             StoreError::Open { .. }
+            | StoreError::Durability(_)
+            | StoreError::TransactionEnded
             | StoreError::Transaction(_)
             | StoreError::Table(_)
             | StoreError::Commit(_) => "storage",
@@ -472,8 +512,24 @@ impl StoreError {
     /// Whether writes cannot be committed now (the file's I/O failed, or it is closed): the
     /// client should retry once the store is back, and `/readyz` says so meanwhile.
     pub(crate) fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Closed { .. } | StoreError::Panicked { .. })
+        matches!(self, StoreError::Closed { .. } | StoreError::Panicked { .. } | StoreError::PoolExhausted { .. })
+            || self.database_unreachable()
             || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
+    }
+
+    /// Whether PostgreSQL could not be reached or its connection broke (as opposed to a
+    /// statement it refused).
+    pub(crate) fn database_unreachable(&self) -> bool {
+        match self {
+            StoreError::PostgresCommit(_) => true,
+            StoreError::Postgres { source, .. } => source.is_closed() || source.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+
+    /// Whether the outcome of a commit is unknown: it may have reached the disk or not.
+    pub(crate) fn is_commit_failure(&self) -> bool {
+        matches!(self, StoreError::Commit(_) | StoreError::PostgresCommit(_))
     }
 
     /// The innermost I/O error's text (`No space left on device (os error 28)`), if any.

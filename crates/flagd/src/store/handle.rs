@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::Database;
+use super::backend::Database;
 
 use super::check::{self, panic_message};
 use super::error::{HasStoreError, StoreError};
@@ -44,6 +44,8 @@ pub(crate) enum Health {
 /// The file, reopened when needed.
 pub(super) struct Handle {
     path: PathBuf,
+    /// Whether `cell` holds a PostgreSQL pool (never reopened) rather than a redb file.
+    postgres: bool,
     /// `RwLock<Option<Arc<…>>>` rather than an `ArcSwap`: a reopen must keep new calls out
     /// while it waits for the old handle's last user, and calls are whole transactions
     /// (microseconds to milliseconds), so a read lock held only to clone the `Arc` costs
@@ -54,10 +56,11 @@ pub(super) struct Handle {
 }
 
 impl Handle {
-    /// A handle to `db`, just opened and checked from `path`.
+    /// A handle to `db`, just opened and checked from `path` (a file, or a database's URL).
     pub(super) fn new(path: &Path, db: Database) -> Handle {
         Handle {
             path: path.to_owned(),
+            postgres: matches!(db, Database::Postgres(_)),
             cell: RwLock::new(Some(Arc::new(db))),
             health: Mutex::new(Health::Ready),
         }
@@ -140,9 +143,18 @@ impl Handle {
         }
     }
 
+    /// Whether the database is PostgreSQL, whose pool replaces broken connections itself.
+    pub(super) fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
     /// Replaces the database that failed (`failed`, by address) with the file opened again.
-    /// Another call may have reopened it already: then there is nothing to do.
+    /// Another call may have reopened it already: then there is nothing to do. PostgreSQL
+    /// is never reopened: its pool drops a broken connection and makes a new one.
     fn reopen(&self, failed: usize) {
+        if self.postgres {
+            return;
+        }
         let mut cell = self.cell.write().unwrap_or_else(PoisonError::into_inner);
         let Some(mut old) = cell.take() else { return };
         if Arc::as_ptr(&old) as usize != failed {

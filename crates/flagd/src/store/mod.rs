@@ -80,6 +80,7 @@
 
 mod apply;
 mod audit;
+mod backend;
 mod backup;
 mod bookmarks;
 mod cache;
@@ -108,13 +109,17 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+/// The same tests again, on PostgreSQL: `tests::on_postgres` tells the two copies apart.
+#[cfg(test)]
+#[path = "tests/mod.rs"]
+mod tests_on_postgres;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flag_core::{EnvironmentSummary, Flag, FlagSet, HistoryEntry, Segment};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use backend::{Database, ReadableTable};
 
 use handle::Handle;
 
@@ -207,12 +212,47 @@ impl Store {
         options: StoreOptions,
     ) -> Result<(Store, CheckReport), StoreError> {
         let (db, created) = check::open_database(path)?;
+        Store::assemble(db, path, created, options)
+    }
+
+    /// Opens the store in the PostgreSQL database at `url` (a `postgres://` URL) with at
+    /// most `connections` connections: creates or migrates its tables (see `backend`), and
+    /// checks it as a file is checked. Several flagd processes may open one database.
+    pub(crate) fn open_postgres(
+        url: &str,
+        connections: usize,
+        options: StoreOptions,
+    ) -> Result<(Store, CheckReport), StoreError> {
+        let (db, applied) = Database::postgres(url, connections)?;
+        let shown = match &db {
+            Database::Postgres(pool) => PathBuf::from(pool.shown()),
+            Database::Redb(_) => PathBuf::from(url),
+        };
+        if !applied.is_empty() {
+            tracing::info!(database = %shown.display(), migrations = ?applied, "PostgreSQL store schema migrated");
+        }
+        Store::assemble(db, &shown, applied.first() == Some(&1), options)
+    }
+
+    /// The store over `db`, opened from `path` (a file, or a database's URL): prepared,
+    /// checked, its writer's cache loaded.
+    fn assemble(
+        db: Database,
+        path: &Path,
+        created: bool,
+        options: StoreOptions,
+    ) -> Result<(Store, CheckReport), StoreError> {
         let id = format!("{:016x}", prepare(&db, path)?);
         let mut report = check::invariants(&db, path)?;
         report.created = created;
         let writer = Writer::new(Cache::load(&db)?, options.max_environment_bytes);
         let handle = Handle::new(path, db);
         Ok((Store { inner: Arc::new(Inner { handle, path: path.to_owned(), options, writer, id }) }, report))
+    }
+
+    /// Whether the store is in PostgreSQL rather than a redb file.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.inner.handle.is_postgres()
     }
 
     /// Whether writes can be committed now. When the last one failed, this tries a commit of

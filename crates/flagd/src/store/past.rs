@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use super::backend::{Database, ReadTransaction};
 
 use super::environments;
 use super::error::{PastError, StoreError};

@@ -5,7 +5,7 @@ use flag_core::{
     Bucketing, DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind,
     TOTAL_WEIGHT, Weight, percent_to_weight,
 };
-use redb::ReadableTable;
+use super::backend::ReadableTable;
 
 use super::error::{Precondition, WriteError};
 use super::records::{StoredVersion, decode};

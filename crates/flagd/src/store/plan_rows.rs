@@ -9,7 +9,7 @@
 //! advance finds its plan paused and is refused (see `rollouts::transition`).
 
 use flag_core::{Rollout, RolloutState};
-use redb::{ReadableTable, WriteTransaction};
+use super::backend::{ReadableTable, Table, WriteTransaction};
 
 use super::error::StoreError;
 use super::records::{WriteMeta, decode, encode};
@@ -44,7 +44,7 @@ pub(super) fn write_row(
 }
 
 /// The `rollouts` table opened in a write transaction.
-pub(super) type PlanTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static [u8]>;
+pub(super) type PlanTable<'txn> = Table<'txn, (&'static str, &'static str), &'static [u8]>;
 
 /// Pauses the running plan of `key`, if it has one, because version `version` of the flag
 /// was written by `meta` outside the plan. A paused or finished plan is left as it is. The

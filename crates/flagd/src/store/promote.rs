@@ -9,7 +9,7 @@
 //! the whole promote, naming it. Every history entry says `promote from staging@r57`.
 
 use flag_core::{Flag, FlagSet, Operator, Segment};
-use redb::Database;
+use super::backend::Database;
 
 use super::apply::{Applied, Batch};
 use super::error::WriteError;

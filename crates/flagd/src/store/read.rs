@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use super::backend::{Database, ReadTransaction, ReadableTable};
 
 use super::environments;
 use super::error::StoreError;

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::Database;
+use super::backend::Database;
 
 use super::apply::{Applied, Batch};
 use super::error::WriteError;

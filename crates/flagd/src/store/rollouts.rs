@@ -12,7 +12,7 @@
 //! caller's reason, which for the engine carries the figures it judged.
 
 use flag_core::{OnBreach, Rollout, RolloutPlan, RolloutState};
-use redb::{Database, ReadableDatabase};
+use super::backend::{Database, WriteTransaction};
 
 use super::error::{PlanRefusal, StoreError, WriteError};
 use super::lanes::Lane;
@@ -294,7 +294,7 @@ fn prefixed(prefix: &str, reason: &str) -> String {
 /// Writes `next` over the plan row if it is still `expected`; records the flag version a
 /// flag write made, so a later change by anyone else is told apart.
 fn replace(
-    txn: &redb::WriteTransaction,
+    txn: &WriteTransaction,
     environment: &str,
     key: &str,
     expected: &Rollout,

@@ -2,7 +2,7 @@
 //! write and read paths are written once.
 
 use flag_core::{Flag, FlagSet, Segment, SubjectKind};
-use redb::TableDefinition;
+use super::backend::TableDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -13,9 +13,9 @@ pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
     /// Which kind it is.
     const KIND: SubjectKind;
     /// The table of live rows.
-    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]>;
+    const CURRENT: TableDefinition<SubjectKey, &'static [u8]>;
     /// The table of versions.
-    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]>;
+    const HISTORY: TableDefinition<VersionKey, &'static [u8]>;
     /// `CURRENT`'s name, for errors.
     const CURRENT_NAME: &'static str;
     /// `HISTORY`'s name, for errors.
@@ -37,8 +37,8 @@ pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
 
 impl Versioned for Flag {
     const KIND: SubjectKind = SubjectKind::Flag;
-    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]> = FLAGS;
-    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]> = FLAG_HISTORY;
+    const CURRENT: TableDefinition<SubjectKey, &'static [u8]> = FLAGS;
+    const HISTORY: TableDefinition<VersionKey, &'static [u8]> = FLAG_HISTORY;
     const CURRENT_NAME: &'static str = "flags";
     const HISTORY_NAME: &'static str = "flag_history";
 
@@ -69,8 +69,8 @@ impl Versioned for Flag {
 
 impl Versioned for Segment {
     const KIND: SubjectKind = SubjectKind::Segment;
-    const CURRENT: TableDefinition<'static, SubjectKey, &'static [u8]> = SEGMENTS;
-    const HISTORY: TableDefinition<'static, VersionKey, &'static [u8]> = SEGMENT_HISTORY;
+    const CURRENT: TableDefinition<SubjectKey, &'static [u8]> = SEGMENTS;
+    const HISTORY: TableDefinition<VersionKey, &'static [u8]> = SEGMENT_HISTORY;
     const CURRENT_NAME: &'static str = "segments";
     const HISTORY_NAME: &'static str = "segment_history";
 

@@ -24,7 +24,7 @@
 //! key); they exist so that listing an environment reads each live row once instead of
 //! walking every version. One write transaction updates all of them, so they cannot disagree.
 
-use redb::{ReadableTable, TableDefinition};
+use super::backend::{ReadableTable, TableDefinition};
 
 use super::error::StoreError;
 
@@ -47,29 +47,34 @@ pub(super) type VersionKey = (&'static str, &'static str, u64);
 /// `(environment, revision)`.
 pub(super) type RevisionKey = (&'static str, u64);
 
-pub(super) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
-pub(super) const ENVIRONMENTS: TableDefinition<'static, &str, u64> = TableDefinition::new("environments");
-pub(super) const FLAGS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("flags");
-pub(super) const SEGMENTS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("segments");
-pub(super) const FLAG_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
-    TableDefinition::new("flag_history");
-pub(super) const SEGMENT_HISTORY: TableDefinition<'static, VersionKey, &[u8]> =
-    TableDefinition::new("segment_history");
-pub(super) const CHANGES: TableDefinition<'static, RevisionKey, &[u8]> = TableDefinition::new("changes");
+/// The key columns of `(environment, key)` tables on PostgreSQL.
+const SUBJECT: &[&str] = &["environment", "key"];
+/// The key columns of `(environment, key, version)` tables on PostgreSQL.
+const VERSION: &[&str] = &["environment", "key", "version"];
+
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta", &["name"], "value");
+pub(super) const ENVIRONMENTS: TableDefinition<&str, u64> = TableDefinition::new("environments", &["environment"], "revision");
+pub(super) const FLAGS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("flags", SUBJECT, "record");
+pub(super) const SEGMENTS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("segments", SUBJECT, "record");
+pub(super) const FLAG_HISTORY: TableDefinition<VersionKey, &[u8]> =
+    TableDefinition::new("flag_history", VERSION, "record");
+pub(super) const SEGMENT_HISTORY: TableDefinition<VersionKey, &[u8]> =
+    TableDefinition::new("segment_history", VERSION, "record");
+pub(super) const CHANGES: TableDefinition<RevisionKey, &[u8]> = TableDefinition::new("changes", &["environment", "revision"], "record");
 /// Added after schema version 1 without a bump: a file without it gets it at open, and an
 /// older flagd never reads it.
-pub(super) const BOOKMARKS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("bookmarks");
+pub(super) const BOOKMARKS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("bookmarks", &["environment", "name"], "record");
 /// Added like `bookmarks`; an environment without a row came into being by its first write.
-pub(super) const ENVIRONMENT_INFO: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new("environment_info");
+pub(super) const ENVIRONMENT_INFO: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("environment_info", &["environment"], "record");
 /// The webhook outbox (see `webhook_cursors`): added like `bookmarks`, without a bump.
-pub(super) const WEBHOOKS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("webhooks");
+pub(super) const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks", &["webhook"], "record");
 /// `(webhook id, environment)` → the last revision delivered.
-pub(super) const WEBHOOK_CURSORS: TableDefinition<'static, SubjectKey, u64> =
-    TableDefinition::new("webhook_cursors");
+pub(super) const WEBHOOK_CURSORS: TableDefinition<SubjectKey, u64> =
+    TableDefinition::new("webhook_cursors", &["webhook", "environment"], "revision");
 
 /// Rollout plans, one row per flag (its latest plan): added like `bookmarks`, without a bump.
-pub(super) const ROLLOUTS: TableDefinition<'static, SubjectKey, &[u8]> = TableDefinition::new("rollouts");
+pub(super) const ROLLOUTS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("rollouts", SUBJECT, "record");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

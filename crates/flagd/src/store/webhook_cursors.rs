@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use flag_core::{Flag, HistoryEntry, Segment, SubjectKind};
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
+use super::backend::{Database, Durability, ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::environments;
@@ -205,8 +205,8 @@ pub(super) fn problem(
 ) -> Result<Option<String>, StoreError> {
     let (webhooks, cursors) = match (txn.open_table(WEBHOOKS), txn.open_table(WEBHOOK_CURSORS)) {
         (Ok(webhooks), Ok(cursors)) => (webhooks, cursors),
-        (Err(redb::TableError::TableDoesNotExist(_)), _)
-        | (_, Err(redb::TableError::TableDoesNotExist(_))) => {
+        (Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))), _)
+        | (_, Err(StoreError::Table(redb::TableError::TableDoesNotExist(_)))) => {
             return Ok(None);
         }
         (Err(error), _) | (_, Err(error)) => return Err(error.into()),

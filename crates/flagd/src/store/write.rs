@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use super::backend::{Database, ReadTransaction, WriteTransaction};
 
 use super::cache::Cache;
 use super::environments::{self, Lifecycle};
@@ -228,7 +228,7 @@ impl Writer {
             }
             // The commit may have reached the disk or not; leave the slot empty so the next
             // write reads the truth from the file.
-            Err(error @ WriteError::Store(StoreError::Commit(_))) => {
+            Err(error) if matches!(&error, WriteError::Store(store) if store.is_commit_failure()) => {
                 tracing::warn!(environment, error = %error, "store commit failed; write cache dropped");
                 Err(error)
             }

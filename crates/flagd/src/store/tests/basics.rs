@@ -286,7 +286,7 @@ fn a_file_from_another_schema_version_is_refused() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert("schema_version", 2).unwrap();
+        txn.open_table(META.redb()).unwrap().insert("schema_version", 2).unwrap();
         txn.commit().unwrap();
     }
     let error = Store::open(&path, StoreOptions::default()).unwrap_err();

@@ -40,7 +40,7 @@ fn bookmarks_survive_a_reopen_and_are_in_a_backup() {
     let copy = dir.path().join("copy.redb");
     store.backup_to(&copy).unwrap();
     drop(store);
-    let reopened = Store::open(&dir.path().join("data/flags.redb"), StoreOptions::default()).unwrap();
+    let reopened = open_in(&dir, StoreOptions::default());
     assert_eq!(reopened.bookmarked(ENV, "kept").unwrap(), 1);
     let restored = Store::open(&copy, StoreOptions::default()).unwrap();
     assert_eq!(restored.bookmarked(ENV, "kept").unwrap(), 1);

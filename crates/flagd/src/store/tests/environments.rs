@@ -12,7 +12,7 @@ fn create(store: &Store, name: &str, from: Option<&str>) -> Result<(), WriteErro
 #[test]
 fn a_new_store_starts_with_production_only() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("flags.redb"), StoreOptions::default()).unwrap();
+    let store = open_in(&dir, StoreOptions::default());
     assert_eq!(store.environments().unwrap(), ["production"]);
     let production = store.environment_summary("production").unwrap();
     assert_eq!((production.revision, production.flags, production.last_change), (0, 0, None));

@@ -1,4 +1,8 @@
-//! Store tests, against real redb files in temporary directories.
+//! Store tests, against real redb files in temporary directories — and, compiled a second
+//! time as `tests_on_postgres`, against schemas of a throwaway PostgreSQL cluster
+//! (`pg_test`): every test that opens its store through `new_store` or `open_in` runs on
+//! both backends. Tests of the file itself (integrity, crash recovery) open files by path
+//! and run on redb in both copies.
 //!
 //! `assert_consistent` is the model check most tests end with: the tables agree with each
 //! other (every revision has its change row and history row, the live rows are the newest
@@ -26,7 +30,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 
 use flag_core::{Flag, Segment, SubjectKind};
-use redb::{ReadableDatabase, ReadableTable};
+use super::backend::ReadableTable;
 use tempfile::TempDir;
 
 use super::cache::Cache;
@@ -48,10 +52,36 @@ pub(super) fn new_store() -> (TempDir, Store) {
 
 pub(super) fn new_store_with(options: StoreOptions) -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("data/flags.redb"), options).unwrap();
+    let store = open_in(&dir, options);
     // A new file has production; tests of two environments use staging too.
     store.declare(&[OTHER_ENV.to_owned()], &meta("a second environment")).unwrap();
     (dir, store)
+}
+
+/// Whether this copy of the tests runs on PostgreSQL (see the module docs).
+pub(super) fn on_postgres() -> bool {
+    module_path!().ends_with("tests_on_postgres")
+}
+
+/// The test's store, new or as left: the file `data/flags.redb` in `dir`, or, in the
+/// PostgreSQL copy, the schema whose URL `dir` keeps (made on the first call). Where
+/// PostgreSQL is not installed, the copy says so once and runs on redb (CI requires it).
+pub(super) fn open_in(dir: &TempDir, options: StoreOptions) -> Store {
+    if let Some(url) = on_postgres().then(|| postgres_schema(dir)).flatten() {
+        return Store::open_postgres(&url, 4, options).unwrap().0;
+    }
+    open_in(&dir, options)
+}
+
+/// The URL of the test's PostgreSQL schema, kept in `dir`.
+fn postgres_schema(dir: &TempDir) -> Option<String> {
+    let file = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = pg_test::fresh_schema("store").unwrap()?;
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
 }
 
 pub(super) fn meta(reason: &str) -> WriteMeta {

@@ -66,7 +66,7 @@ fn a_start_writes_the_first_step_the_plan_and_a_history_entry_in_one_commit_kept
     let restored = Store::open(&copy, StoreOptions::default()).unwrap();
     assert_eq!(restored.rollout(ENV, "chat").unwrap(), Some(rollout.clone()), "a backup has the plans");
 
-    let reopened = Store::open(&dir.path().join("data/flags.redb"), StoreOptions::default()).unwrap();
+    let reopened = open_in(&dir, StoreOptions::default());
     assert_eq!(reopened.rollout(ENV, "chat").unwrap(), Some(rollout.clone()));
     let listed = reopened.rollouts(None).unwrap();
     assert_eq!(listed.len(), 1);

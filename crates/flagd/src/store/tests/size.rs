@@ -8,7 +8,7 @@ const CAP: usize = 4096;
 
 fn capped(dir: &TempDir, cap: usize) -> Store {
     let options = StoreOptions { max_environment_bytes: cap, ..StoreOptions::default() };
-    Store::open(&dir.path().join("data/flags.redb"), options).unwrap()
+    open_in(&dir, options)
 }
 
 fn put_op(key: &str) -> WriteOp {

@@ -110,7 +110,7 @@ fn cursor_moves_survive_a_clean_reopen_and_a_backup() {
     let copy = dir.path().join("copy.redb");
     store.backup_to(&copy).unwrap();
     drop(store);
-    let reopened = Store::open(&dir.path().join("data/flags.redb"), StoreOptions::default()).unwrap();
+    let reopened = open_in(&dir, StoreOptions::default());
     // Staging exists, unwritten: its cursor is at its revision, 0.
     let expected = [(ENV.to_owned(), 3), (OTHER_ENV.to_owned(), 0)];
     assert_eq!(cursors(&reopened, "ops", None), expected);
@@ -135,7 +135,7 @@ fn a_cursor_past_its_environments_revision_or_of_no_webhook_is_refused_at_open()
         {
             let db = redb::Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(WEBHOOK_CURSORS).unwrap().insert((id, ENV), revision).unwrap();
+            txn.open_table(WEBHOOK_CURSORS.redb()).unwrap().insert((id, ENV), revision).unwrap();
             txn.commit().unwrap();
         }
         let error = Store::open(&path, StoreOptions::default()).unwrap_err();

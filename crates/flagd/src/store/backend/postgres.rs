@@ -1,0 +1,271 @@
+//! The PostgreSQL side of the backend: a small pool of connections, transactions shaped
+//! like redb's, and the SQL of each table operation.
+//!
+//! - **Reads** run in `REPEATABLE READ, READ ONLY` transactions: every query of one sees
+//!   the same snapshot, as a redb read transaction does.
+//! - **Writes** take the row lock of `flagd_writer` first, so writes run one at a time,
+//!   across every flagd on the database, as redb runs one write transaction at a time. That
+//!   is what keeps an environment's revisions gap-free and in commit order: the next one is
+//!   read and written inside the locked transaction, never taken from a sequence. A row lock
+//!   rather than an advisory lock because CockroachDB and YugabyteDB have row locks too.
+//! - **Statements** are prepared once per connection and kept with it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+
+use super::super::error::StoreError;
+use super::codec::Param;
+use super::schema;
+
+/// How long a call waits for a free connection, and for a new one to be made.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the database is and how many connections the store may hold.
+pub(crate) struct Pool {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    shown: String,
+    max: usize,
+    idle: Mutex<Idle>,
+    freed: Condvar,
+}
+
+struct Idle {
+    connections: Vec<Connection>,
+    /// Connections out of the pool now, in use.
+    lent: usize,
+}
+
+/// One connection with the statements prepared on it.
+pub(crate) struct Connection {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("database", &self.shown).field("max", &self.max).finish()
+    }
+}
+
+impl Pool {
+    /// A pool of at most `max` connections to `url` (a `postgres://` URL or a libpq
+    /// key=value string); connects once now, so a wrong URL fails at start.
+    pub(crate) fn connect(url: &str, max: usize) -> Result<Arc<Pool>, StoreError> {
+        let mut config: postgres::Config =
+            url.parse().map_err(|source| StoreError::postgres("reading the database URL", source))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("flagd");
+        }
+        let pool = Arc::new(Pool {
+            shown: shown(url),
+            config,
+            max: max.max(1),
+            idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
+            freed: Condvar::new(),
+        });
+        let first = pool.take()?;
+        pool.give_back(first);
+        Ok(pool)
+    }
+
+    /// The database's URL without its password.
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// A connection: an idle one, a new one while fewer than `max` are out, or the first
+    /// one given back.
+    pub(crate) fn take(&self) -> Result<Connection, StoreError> {
+        let mut idle = self.lock();
+        loop {
+            if let Some(connection) = idle.connections.pop() {
+                idle.lent += 1;
+                return Ok(connection);
+            }
+            if idle.lent < self.max {
+                idle.lent += 1;
+                drop(idle);
+                return self.open().inspect_err(|_| self.lock().lent -= 1);
+            }
+            let (guard, waited) =
+                self.freed.wait_timeout(idle, CONNECT_TIMEOUT).unwrap_or_else(PoisonError::into_inner);
+            idle = guard;
+            if waited.timed_out() && idle.connections.is_empty() && idle.lent >= self.max {
+                return Err(StoreError::PoolExhausted { max: self.max, waited: CONNECT_TIMEOUT });
+            }
+        }
+    }
+
+    /// Returns a connection; one that broke is dropped, and the next `take` makes another.
+    pub(crate) fn give_back(&self, connection: Connection) {
+        let mut idle = self.lock();
+        idle.lent -= 1;
+        if !connection.client.is_closed() {
+            idle.connections.push(connection);
+        }
+        drop(idle);
+        self.freed.notify_one();
+    }
+
+    /// Forgets a connection whose state is unknown (a transaction that could not be ended).
+    pub(crate) fn discard(&self, connection: Connection) {
+        drop(connection);
+        self.lock().lent -= 1;
+        self.freed.notify_one();
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let client = self
+            .config
+            .connect(NoTls)
+            .map_err(|source| StoreError::postgres("connecting to the database", source))?;
+        Ok(Connection { client, statements: HashMap::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `url` with the password replaced by `***`.
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Connection {
+    /// Runs statements without parameters or results (`BEGIN`, DDL).
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.client.batch_execute(sql).map_err(|source| StoreError::postgres(first_words(sql), source))
+    }
+
+    /// Runs `sql`, prepared once per connection, with `params`.
+    pub(crate) fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let statement = match self.statements.get(sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self
+                    .client
+                    .prepare(sql)
+                    .map_err(|source| StoreError::postgres("preparing a statement", source))?;
+                self.statements.insert(sql.to_owned(), statement.clone());
+                statement
+            }
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        self.client.query(&statement, &params).map_err(|source| StoreError::postgres(first_words(sql), source))
+    }
+}
+
+/// The statement's first words, naming it in errors.
+fn first_words(sql: &str) -> &'static str {
+    let sql = sql.trim_start();
+    for (start, name) in [
+        ("BEGIN", "starting a transaction"),
+        ("COMMIT", "committing"),
+        ("ROLLBACK", "rolling back"),
+        ("SELECT", "reading rows"),
+        ("INSERT", "writing a row"),
+        ("DELETE", "deleting a row"),
+        ("SET", "setting a transaction option"),
+    ] {
+        if sql.starts_with(start) {
+            return name;
+        }
+    }
+    "changing the schema"
+}
+
+/// One transaction on one connection, ended by `commit` or, when dropped, rolled back.
+/// Tables of the transaction share it, so the connection sits behind a lock taken for each
+/// statement.
+pub(crate) struct Transaction {
+    pool: Arc<Pool>,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Transaction {
+    /// A read transaction: one snapshot for every query in it.
+    pub(crate) fn read(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
+        Transaction::begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    }
+
+    /// A read-write transaction without the writers' lock: the migrations', which make it.
+    pub(crate) fn unlocked(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
+        Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")
+    }
+
+    /// A write transaction, holding the writers' lock until it ends.
+    pub(crate) fn write(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
+        let txn = Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")?;
+        txn.query(schema::LOCK_WRITERS, &[])?;
+        Ok(txn)
+    }
+
+    fn begin(pool: &Arc<Pool>, begin: &str) -> Result<Transaction, StoreError> {
+        let mut connection = pool.take()?;
+        if let Err(error) = connection.batch(begin) {
+            pool.give_back(connection);
+            return Err(error);
+        }
+        Ok(Transaction { pool: Arc::clone(pool), connection: Mutex::new(Some(connection)) })
+    }
+
+    /// Runs one statement of the transaction.
+    pub(crate) fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
+        connection.query(sql, params)
+    }
+
+    /// Runs statements without parameters inside the transaction.
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_mut().ok_or(StoreError::TransactionEnded)?.batch(sql)
+    }
+
+    /// Commits: durable when this returns, unless the transaction turned durability off.
+    /// On an error the outcome is unknown (the connection may have gone after PostgreSQL
+    /// committed), as with a failed redb commit.
+    pub(crate) fn commit(self) -> Result<(), StoreError> {
+        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(mut connection) = connection else { return Err(StoreError::TransactionEnded) };
+        match connection.client.batch_execute("COMMIT") {
+            Ok(()) => {
+                self.pool.give_back(connection);
+                Ok(())
+            }
+            Err(source) => {
+                self.pool.discard(connection);
+                Err(StoreError::PostgresCommit(source))
+            }
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        let connection = self.connection.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut connection) = connection {
+            match connection.client.batch_execute("ROLLBACK") {
+                Ok(()) => self.pool.give_back(connection),
+                Err(_) => self.pool.discard(connection),
+            }
+        }
+    }
+}

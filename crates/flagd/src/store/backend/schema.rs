@@ -1,0 +1,205 @@
+//! The PostgreSQL schema: versioned migrations that flagd runs at start, and the SQL of
+//! each table operation.
+//!
+//! Every table is `flagd_` and the redb table's name, so the store can share a database
+//! with other software. Key parts are columns (text compared byte by byte, `COLLATE "C"`,
+//! as redb compares them; numbers as `bigint`), records are `json`.
+
+use super::super::error::StoreError;
+use super::postgres::Transaction;
+
+/// A table as PostgreSQL holds it: its redb name, key columns and value column.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SqlTable {
+    pub(crate) name: &'static str,
+    pub(crate) keys: &'static [&'static str],
+    pub(crate) value: &'static str,
+}
+
+/// Serializes writers (see `postgres`): every write transaction locks this one row first.
+pub(crate) const LOCK_WRITERS: &str = "SELECT 1 FROM flagd_writer WHERE id = 1 FOR UPDATE";
+
+/// The migrations, in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+/// A migration is never edited once released: a change is a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tables of store format 1.
+    r#"
+    CREATE TABLE flagd_writer (id integer PRIMARY KEY);
+    INSERT INTO flagd_writer (id) VALUES (1);
+    CREATE TABLE flagd_meta (name text COLLATE "C" PRIMARY KEY, value bigint NOT NULL);
+    CREATE TABLE flagd_environments (environment text COLLATE "C" PRIMARY KEY, revision bigint NOT NULL);
+    CREATE TABLE flagd_environment_info (environment text COLLATE "C" PRIMARY KEY, record json NOT NULL);
+    CREATE TABLE flagd_flags (
+        environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, key));
+    CREATE TABLE flagd_segments (
+        environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, key));
+    CREATE TABLE flagd_flag_history (
+        environment text COLLATE "C", key text COLLATE "C", version bigint, record json NOT NULL,
+        PRIMARY KEY (environment, key, version));
+    CREATE TABLE flagd_segment_history (
+        environment text COLLATE "C", key text COLLATE "C", version bigint, record json NOT NULL,
+        PRIMARY KEY (environment, key, version));
+    CREATE TABLE flagd_changes (
+        environment text COLLATE "C", revision bigint, record json NOT NULL,
+        PRIMARY KEY (environment, revision));
+    CREATE TABLE flagd_bookmarks (
+        environment text COLLATE "C", name text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, name));
+    CREATE TABLE flagd_webhooks (webhook text COLLATE "C" PRIMARY KEY, record json NOT NULL);
+    CREATE TABLE flagd_webhook_cursors (
+        webhook text COLLATE "C", environment text COLLATE "C", revision bigint NOT NULL,
+        PRIMARY KEY (webhook, environment));
+    CREATE TABLE flagd_rollouts (
+        environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, key));
+    "#,
+];
+
+/// The schema version this flagd creates and reads.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database's schema up to [`SCHEMA_VERSION`], in one transaction that locks
+/// the migrations table, so replicas starting together migrate once. Refuses a schema
+/// newer than this flagd: a rollback of flagd must not write a layout it does not know.
+pub(crate) fn migrate(txn: &Transaction) -> Result<Vec<i64>, StoreError> {
+    txn.batch(
+        "CREATE TABLE IF NOT EXISTS flagd_migrations (
+            version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+         LOCK TABLE flagd_migrations IN EXCLUSIVE MODE",
+    )?;
+    let rows = txn.query("SELECT coalesce(max(version), 0) FROM flagd_migrations", &[])?;
+    let found: i64 = rows
+        .first()
+        .and_then(|row| row.try_get(0).ok())
+        .unwrap_or_default();
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Schema { found: found as u64, supported: SCHEMA_VERSION as u64 });
+    }
+    let mut applied = Vec::new();
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        txn.batch(migration)?;
+        txn.batch(&format!("INSERT INTO flagd_migrations (version) VALUES ({version})"))?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+/// `(a, b)`: a list of columns or of parameters, for tuple comparisons.
+fn tuple(items: impl IntoIterator<Item = String>) -> String {
+    format!("({})", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+fn placeholders(from: usize, count: usize) -> String {
+    tuple((from..from + count).map(|n| format!("${n}")))
+}
+
+impl SqlTable {
+    fn keys(&self) -> String {
+        tuple(self.keys.iter().map(|key| (*key).to_owned()))
+    }
+
+    /// `SELECT value WHERE key = …`.
+    pub(crate) fn get(&self, value: &str) -> String {
+        format!(
+            "SELECT {value} FROM flagd_{} WHERE {} = {}",
+            self.name,
+            self.keys(),
+            placeholders(1, self.keys.len())
+        )
+    }
+
+    /// An upsert of one row; the value parameter is cast with `cast`.
+    pub(crate) fn insert(&self, cast: &str) -> String {
+        let n = self.keys.len();
+        let keys = self.keys.join(", ");
+        format!(
+            "INSERT INTO flagd_{name} ({keys}, {value}) VALUES ({params}, ${v}{cast}) \
+             ON CONFLICT ({keys}) DO UPDATE SET {value} = EXCLUDED.{value}",
+            name = self.name,
+            value = self.value,
+            params = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+            v = n + 1,
+        )
+    }
+
+    /// A delete of one row, returning its value.
+    pub(crate) fn remove(&self, value: &str) -> String {
+        format!(
+            "DELETE FROM flagd_{} WHERE {} = {} RETURNING {value}",
+            self.name,
+            self.keys(),
+            placeholders(1, self.keys.len())
+        )
+    }
+
+    /// Rows between two bounds (each `Some((inclusive))` or unbounded), keys then value, in
+    /// key order (`descending`: from the end), at most the last parameter's count.
+    pub(crate) fn range(
+        &self,
+        value: &str,
+        lower: Option<bool>,
+        upper: Option<bool>,
+        descending: bool,
+    ) -> String {
+        let n = self.keys.len();
+        let mut conditions = Vec::new();
+        let mut next = 1;
+        if let Some(inclusive) = lower {
+            conditions.push(format!("{} {} {}", self.keys(), if inclusive { ">=" } else { ">" }, placeholders(next, n)));
+            next += n;
+        }
+        if let Some(inclusive) = upper {
+            conditions.push(format!("{} {} {}", self.keys(), if inclusive { "<=" } else { "<" }, placeholders(next, n)));
+            next += n;
+        }
+        let filter =
+            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let direction = if descending { " DESC" } else { "" };
+        let order = self.keys.iter().map(|key| format!("{key}{direction}")).collect::<Vec<_>>().join(", ");
+        format!(
+            "SELECT {}, {value} FROM flagd_{}{filter} ORDER BY {order} LIMIT ${next}",
+            self.keys.join(", "),
+            self.name
+        )
+    }
+
+    /// The number of rows.
+    pub(crate) fn count(&self) -> String {
+        format!("SELECT count(*) FROM flagd_{}", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HISTORY: SqlTable =
+        SqlTable { name: "flag_history", keys: &["environment", "key", "version"], value: "record" };
+
+    #[test]
+    fn a_range_compares_whole_keys_in_key_order() {
+        assert_eq!(
+            HISTORY.range("record::text", Some(true), Some(false), true),
+            "SELECT environment, key, version, record::text FROM flagd_flag_history \
+             WHERE (environment, key, version) >= ($1, $2, $3) AND (environment, key, version) < ($4, $5, $6) \
+             ORDER BY environment DESC, key DESC, version DESC LIMIT $7"
+        );
+        assert_eq!(
+            HISTORY.range("record::text", None, None, false),
+            "SELECT environment, key, version, record::text FROM flagd_flag_history \
+             ORDER BY environment, key, version LIMIT $1"
+        );
+    }
+
+    #[test]
+    fn an_insert_replaces_the_row_of_its_key() {
+        assert_eq!(
+            HISTORY.insert("::text::json"),
+            "INSERT INTO flagd_flag_history (environment, key, version, record) VALUES ($1, $2, $3, $4::text::json) \
+             ON CONFLICT (environment, key, version) DO UPDATE SET record = EXCLUDED.record"
+        );
+    }
+}
