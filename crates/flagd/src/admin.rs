@@ -508,8 +508,8 @@ impl Admin for AdminService {
 
     type BackupStream = tokio_stream::wrappers::ReceiverStream<Result<v1::BackupChunk, Status>>;
 
-    /// Copies the store from one read transaction into a file beside it (see
-    /// `store::backup`), checks the copy, and streams it. The copy is removed once read.
+    /// Copies the store from one read transaction into a redb file beside it (see
+    /// `store::backup`; a PostgreSQL store too), checks the copy, and streams it. The copy is removed once read.
     #[instrument(skip_all)]
     async fn backup(
         &self,
@@ -518,7 +518,10 @@ impl Admin for AdminService {
         let data = self.state.config.data.clone();
         let (bytes, report) = self
             .read(move |store| {
-                let copy = backup_path(&data);
+                // A PostgreSQL store has no directory of its own: its copy is made in the
+                // system's temp dir.
+                let beside = if store.is_postgres() { std::env::temp_dir().join("flags.redb") } else { data };
+                let copy = backup_path(&beside);
                 let report = store.backup_to(&copy);
                 let bytes = report.and_then(|report| {
                     std::fs::read(&copy)

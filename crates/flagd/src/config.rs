@@ -11,8 +11,11 @@ use crate::webhooks::{self, Webhook, WebhookCa, WebhookFormat};
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// The redb file holding every environment.
+    /// The redb file holding every environment (unless `postgres` is set).
     pub data: PathBuf,
+    /// When set, the store is this PostgreSQL database instead of `data`: several flagd
+    /// processes may share it.
+    pub postgres: Option<PostgresStore>,
     /// When set, Admin calls need `authorization: Bearer <token>`: the token of the
     /// principal `admin` (role admin, all environments).
     pub admin_token: Option<String>,
@@ -58,6 +61,26 @@ pub struct Config {
     pub console: bool,
 }
 
+/// A store in PostgreSQL.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PostgresStore {
+    /// A `postgres://` URL (or libpq's `key=value` form).
+    pub url: String,
+    /// The most connections the store holds open.
+    pub connections: usize,
+}
+
+// The URL may carry a password.
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &"<redacted>")
+            .field("connections", &self.connections)
+            .finish()
+    }
+}
+
 /// A server certificate chain and its private key, both PEM.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -93,6 +116,7 @@ impl Config {
     pub fn new(data: impl Into<PathBuf>) -> Self {
         Config {
             data: data.into(),
+            postgres: None,
             admin_token: None,
             sdk_token: None,
             tokens: None,
@@ -112,6 +136,13 @@ impl Config {
             webhook_retry_max: webhooks::DEFAULT_RETRY_MAX,
             console: true,
         }
+    }
+
+    /// Keeps the store in the PostgreSQL database at `url` (instead of the redb file),
+    /// holding at most `connections` connections.
+    pub fn with_postgres(mut self, url: impl Into<String>, connections: usize) -> Self {
+        self.postgres = Some(PostgresStore { url: url.into(), connections });
+        self
     }
 
     /// The same settings, creating these environments at start when they are missing.
@@ -208,6 +239,7 @@ impl fmt::Debug for Config {
         let redact = |token: &Option<String>| token.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
             .field("data", &self.data)
+            .field("postgres", &self.postgres)
             .field("admin_token", &redact(&self.admin_token))
             .field("sdk_token", &redact(&self.sdk_token))
             .field("tokens", &self.tokens)

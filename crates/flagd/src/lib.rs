@@ -116,7 +116,7 @@ mod watch_stream;
 mod webhooks;
 mod write_client;
 
-pub use config::{Config, DEFAULT_DATA, TlsIdentity};
+pub use config::{Config, DEFAULT_DATA, PostgresStore, TlsIdentity};
 pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};
 pub use server::{
     Listeners, Ready, ServeError, serve, serve_listeners, serve_reporting, serve_with_management,

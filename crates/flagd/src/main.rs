@@ -21,6 +21,14 @@ struct Args {
     /// The redb file holding every environment (created if missing).
     #[arg(long, env = "FLAGD_DATA", default_value = flagd::DEFAULT_DATA)]
     data: PathBuf,
+    /// Where the store is, instead of --data: `redb:PATH`, or a PostgreSQL database
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`), whose tables flagd creates and
+    /// migrates; several flagd processes may share one database.
+    #[arg(long, env = "FLAGD_STORE", value_parser = parse_store, conflicts_with = "data", hide_env_values = true)]
+    store: Option<StoreArg>,
+    /// The most connections to PostgreSQL the store holds open.
+    #[arg(long, env = "FLAGD_STORE_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    store_connections: u16,
     /// gRPC address (Admin and Sync services).
     #[arg(long, env = "FLAGD_LISTEN", default_value = "127.0.0.1:8013")]
     listen: SocketAddr,
@@ -327,6 +335,26 @@ fn announce(ready: flagd::Ready) {
     .and_then(|()| stdout.flush());
 }
 
+/// A `--store` value.
+#[derive(Clone, Debug)]
+enum StoreArg {
+    Redb(PathBuf),
+    Postgres(String),
+}
+
+fn parse_store(value: &str) -> Result<StoreArg, String> {
+    if let Some(path) = value.strip_prefix("redb:") {
+        if path.is_empty() {
+            return Err("redb: needs a file path, e.g. redb:./flagd-data/flags.redb".into());
+        }
+        return Ok(StoreArg::Redb(PathBuf::from(path)));
+    }
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        return Ok(StoreArg::Postgres(value.to_owned()));
+    }
+    Err("expected redb:PATH or a postgres://USER@HOST:PORT/DATABASE URL".into())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(command) = &args.command {
         return run_command(command).await;
@@ -338,7 +366,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding the management port to {}", args.management))?;
     let sync = bind_optional(args.sync_listen, "the OpenFeature sync port").await?;
     let ofrep = bind_optional(args.ofrep_listen, "the OFREP port").await?;
-    let mut config = flagd::Config::new(args.data)
+    let data = match &args.store {
+        Some(StoreArg::Redb(path)) => path.clone(),
+        _ => args.data,
+    };
+    let mut config = flagd::Config::new(data)
         .with_heartbeat_interval(args.heartbeat_interval)
         .with_resume_window(args.resume_window)
         .with_max_environment_bytes(args.max_environment_bytes)
@@ -352,6 +384,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     for webhook in args.webhooks {
         config = config.with_webhook(webhook);
+    }
+    if let Some(StoreArg::Postgres(url)) = args.store {
+        config = config.with_postgres(url, usize::from(args.store_connections));
     }
     if let Some(token) = args.admin_token {
         config = config.with_admin_token(token);

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -21,7 +21,7 @@ use crate::admin::AdminService;
 use crate::admin_access::CheckedAdmin;
 use crate::auth::{Access, Service};
 use crate::coalescing_io::CoalescingIo;
-use crate::config::Config;
+use crate::config::{Config, PostgresStore};
 use crate::intercept::Authenticate;
 use crate::management::{prometheus, serve_management};
 use crate::openfeature::{Services as OpenFeatureServices, serve_ofrep};
@@ -74,7 +74,7 @@ pub enum ServeError {
     /// The flag store could not be opened.
     #[error("opening the flag store at {path}")]
     Store {
-        /// The redb file.
+        /// The redb file, or the database's URL without its password.
         path: std::path::PathBuf,
         /// Why.
         #[source]
@@ -122,10 +122,30 @@ fn grpc_builder(tls: Option<ServerTlsConfig>) -> Result<Server, ServeError> {
 /// The largest environment cap: a snapshot of that size plus its frame fits in one message.
 const MAX_ENVIRONMENT_CAP: usize = MAX_MESSAGE_BYTES - (1 << 20);
 
+/// Where the store is, for messages: the file, or the database's URL without its password.
+fn store_location(data: &Path, postgres: Option<&PostgresStore>) -> PathBuf {
+    match postgres {
+        Some(postgres) => PathBuf::from(crate::store::without_password(&postgres.url)),
+        None => data.to_owned(),
+    }
+}
+
 /// Opens the store and creates the declared environments it lacks.
-fn open_declaring(path: &Path, options: StoreOptions, declared: &[String]) -> Result<Store, ServeError> {
+fn open_declaring(
+    data: &Path,
+    postgres: Option<&PostgresStore>,
+    options: StoreOptions,
+    declared: &[String],
+) -> Result<Store, ServeError> {
+    let path = &store_location(data, postgres);
     let opened = |source: StoreError| ServeError::Store { path: path.to_owned(), source: source.into() };
-    let store = Store::open(path, options).map_err(opened)?;
+    let store = match postgres {
+        Some(postgres) => {
+            Store::open_postgres(&postgres.url, postgres.connections, options).map(|(store, _)| store)
+        }
+        None => Store::open(data, options),
+    }
+    .map_err(opened)?;
     let meta = WriteMeta {
         actor: "flagd".into(),
         on_behalf_of: None,
@@ -295,15 +315,16 @@ pub async fn serve_listeners(
     let grace = config.shutdown_grace;
     prometheus();
     let store = {
-        let (path, options) = (
+        let (path, postgres, options) = (
             config.data.clone(),
+            config.postgres.clone(),
             StoreOptions {
                 resume_window: config.resume_window,
                 max_environment_bytes: config.max_environment_bytes,
             },
         );
         let declared = config.environments.clone();
-        tokio::task::spawn_blocking(move || open_declaring(&path, options, &declared))
+        tokio::task::spawn_blocking(move || open_declaring(&path, postgres.as_ref(), options, &declared))
             .await
             .map_err(std::io::Error::other)??
     };
@@ -322,9 +343,10 @@ pub async fn serve_listeners(
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let deliveries = webhooks::start(&state, stopped.clone())
-        .await
-        .map_err(|source| ServeError::Store { path: state.config.data.clone(), source: source.into() })?;
+    let deliveries = webhooks::start(&state, stopped.clone()).await.map_err(|source| ServeError::Store {
+        path: store_location(&state.config.data, state.config.postgres.as_ref()),
+        source: source.into(),
+    })?;
 
     let engine = crate::rollout::start_engine(&state, stopped.clone());
 

@@ -14,10 +14,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::backend::Database;
 use flag_core::{
     AppliedChange, Flag, FlagSet, Operation, Problem, Segment, Subject, SubjectKind, ValidationError,
 };
-use super::backend::Database;
 
 use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;

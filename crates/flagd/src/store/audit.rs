@@ -18,8 +18,8 @@
 use std::collections::BTreeSet;
 use std::iter::Rev;
 
-use flag_core::{Flag, HistoryEntry, LoggedChange, Operation, Segment, Subject, SubjectKind};
 use super::backend::{Database, Range, ReadOnlyTable, ReadableTable};
+use flag_core::{Flag, HistoryEntry, LoggedChange, Operation, Segment, Subject, SubjectKind};
 use serde::Deserialize;
 
 use super::environments;

@@ -5,8 +5,8 @@
 //! "restore to pre-deploy-4711" means the same state whoever runs it, however late. Names
 //! use the key alphabet; a bookmark of an environment never written names revision 0.
 
-use flag_core::MAX_KEY_LEN;
 use super::backend::{Database, ReadableTable};
+use flag_core::MAX_KEY_LEN;
 use serde::{Deserialize, Serialize};
 
 use super::environments;

@@ -12,8 +12,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use flag_core::{Flag, FlagSet, Segment};
 use super::backend::{Database, ReadableTable};
+use flag_core::{Flag, FlagSet, Segment};
 
 use super::error::StoreError;
 use super::records::decode;

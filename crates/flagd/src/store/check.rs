@@ -11,8 +11,8 @@ use std::io::Read as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use flag_core::SubjectKind;
 use super::backend::{Database, ReadTransaction, ReadableTable};
+use flag_core::SubjectKind;
 use redb::Builder;
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ fn deleted_environments(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, Sto
     let info = match txn.open_table(ENVIRONMENT_INFO) {
         Ok(info) => info,
         Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     };
     let mut deleted = Vec::new();
     for row in info.iter()? {
@@ -326,7 +326,7 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
             }
         }
         Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => {}
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     }
     // Each plan decodes and drives a flag that has a history in its environment.
     match txn.open_table(ROLLOUTS) {
@@ -345,7 +345,7 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
             }
         }
         Err(StoreError::Table(redb::TableError::TableDoesNotExist(_))) => {}
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     }
     if let Some(problem) = webhook_cursors::problem(&txn, &revisions)? {
         return Err(damaged(problem));

@@ -480,9 +480,9 @@ impl StoreError {
             StoreError::Closed { .. } => "closed",
             StoreError::Corrupt { .. } | StoreError::Missing { .. } | StoreError::Damaged { .. } => "corrupt",
             StoreError::CreateDir { .. } | StoreError::Read { .. } => "io",
-            StoreError::Postgres { .. } | StoreError::PostgresCommit(_) | StoreError::PoolExhausted { .. } => {
-                "postgres"
-            }
+            StoreError::Postgres { .. }
+            | StoreError::PostgresCommit(_)
+            | StoreError::PoolExhausted { .. } => "postgres",
             StoreError::Open { .. }
             | StoreError::Durability(_)
             | StoreError::TransactionEnded
@@ -512,8 +512,10 @@ impl StoreError {
     /// Whether writes cannot be committed now (the file's I/O failed, or it is closed): the
     /// client should retry once the store is back, and `/readyz` says so meanwhile.
     pub(crate) fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Closed { .. } | StoreError::Panicked { .. } | StoreError::PoolExhausted { .. })
-            || self.database_unreachable()
+        matches!(
+            self,
+            StoreError::Closed { .. } | StoreError::Panicked { .. } | StoreError::PoolExhausted { .. }
+        ) || self.database_unreachable()
             || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
     }
 
@@ -539,6 +541,17 @@ impl StoreError {
             Some(redb::StorageError::PreviousIo) => Some("an earlier I/O error".to_owned()),
             _ => match self {
                 StoreError::Closed { cause, .. } => Some(cause.clone()),
+                // The client's error and its causes: "connection refused" is the news.
+                _ if self.database_unreachable() => {
+                    let mut text = self.to_string();
+                    let mut source = std::error::Error::source(self);
+                    while let Some(cause) = source {
+                        text.push_str(": ");
+                        text.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    Some(text)
+                }
                 _ => None,
             },
         }

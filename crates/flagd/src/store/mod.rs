@@ -118,13 +118,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flag_core::{EnvironmentSummary, Flag, FlagSet, HistoryEntry, Segment};
 use backend::{Database, ReadableTable};
+use flag_core::{EnvironmentSummary, Flag, FlagSet, HistoryEntry, Segment};
 
 use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
 pub(crate) use audit::{AuditPage, AuditQuery, AuditStart};
+pub(crate) use backend::without_password;
 pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
 pub(crate) use environments::Lifecycle;
@@ -257,9 +258,10 @@ impl Store {
 
     /// Whether writes can be committed now. When the last one failed, this tries a commit of
     /// its own (a row in `meta`, no environment changes), so readiness comes back once the
-    /// disk does, whether or not anyone writes.
+    /// disk does, whether or not anyone writes. On PostgreSQL it always tries one: the
+    /// database can go away while nobody writes, and readiness must say so.
     pub(crate) fn health(&self) -> Health {
-        if self.inner.handle.health() != Health::Ready {
+        if self.inner.handle.health() != Health::Ready || self.is_postgres() {
             // Its failure is what `health()` then reports.
             let _ = self.inner.handle.run_write(|db| -> Result<(), StoreError> {
                 let txn = db.begin_write()?;

@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use super::backend::{Database, ReadTransaction};
+use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 
 use super::environments;
 use super::error::{PastError, StoreError};

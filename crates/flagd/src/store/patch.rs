@@ -1,11 +1,11 @@
 //! The write operations, and what each makes of the current state: the new content of one
 //! flag or segment. The write path (`write`) then versions, validates and stores it.
 
+use super::backend::ReadableTable;
 use flag_core::{
     Bucketing, DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind,
     TOTAL_WEIGHT, Weight, percent_to_weight,
 };
-use super::backend::ReadableTable;
 
 use super::error::{Precondition, WriteError};
 use super::records::{StoredVersion, decode};

@@ -8,8 +8,8 @@
 //! kill, a set or a restore is never undone by an advance that was already on its way: the
 //! advance finds its plan paused and is refused (see `rollouts::transition`).
 
-use flag_core::{Rollout, RolloutState};
 use super::backend::{ReadableTable, Table, WriteTransaction};
+use flag_core::{Rollout, RolloutState};
 
 use super::error::StoreError;
 use super::records::{WriteMeta, decode, encode};

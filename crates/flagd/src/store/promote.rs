@@ -8,8 +8,8 @@
 //! need and the target lacks (a prerequisite flag) makes the apply's one validation refuse
 //! the whole promote, naming it. Every history entry says `promote from staging@r57`.
 
-use flag_core::{Flag, FlagSet, Operator, Segment};
 use super::backend::Database;
+use flag_core::{Flag, FlagSet, Operator, Segment};
 
 use super::apply::{Applied, Batch};
 use super::error::WriteError;

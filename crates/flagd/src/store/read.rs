@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 use super::backend::{Database, ReadTransaction, ReadableTable};
+use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 
 use super::environments;
 use super::error::StoreError;

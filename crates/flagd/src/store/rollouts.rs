@@ -11,8 +11,8 @@
 //! The flag writes' history reasons name the step (`step 3/5: 25 %; …`) followed by the
 //! caller's reason, which for the engine carries the figures it judged.
 
-use flag_core::{OnBreach, Rollout, RolloutPlan, RolloutState};
 use super::backend::{Database, WriteTransaction};
+use flag_core::{OnBreach, Rollout, RolloutPlan, RolloutState};
 
 use super::error::{PlanRefusal, StoreError, WriteError};
 use super::lanes::Lane;
@@ -76,8 +76,8 @@ pub(super) fn start(
     // rollout write misses; checked again inside it against a concurrent kill or start.
     if let Some(record) = read::flag(db, environment, key)? {
         check_flag(&record.flag)?;
-        let txn = db.begin_read().map_err(StoreError::from)?;
-        refuse_live(read_row(&txn.open_table(ROLLOUTS).map_err(StoreError::from)?, environment, key)?, key)?;
+        let txn = db.begin_read()?;
+        refuse_live(read_row(&txn.open_table(ROLLOUTS)?, environment, key)?, key)?;
     }
     let op = WriteOp::SetRollout {
         key: key.to_owned(),
@@ -92,7 +92,7 @@ pub(super) fn start(
         let flag =
             committed.entry.flag.as_ref().ok_or_else(|| PlanRefusal::NoPlan { key: key.to_owned() })?;
         check_flag(flag)?;
-        refuse_live(read_row(&txn.open_table(ROLLOUTS).map_err(StoreError::from)?, environment, key)?, key)?;
+        refuse_live(read_row(&txn.open_table(ROLLOUTS)?, environment, key)?, key)?;
         let now = Now::new().millis;
         // A plan of one step has nothing left to judge once it is written (see `Advance`).
         let state = if plan.steps.len() == 1 { RolloutState::Done } else { RolloutState::Running };
@@ -165,9 +165,9 @@ pub(super) fn transition(
     match write {
         None => {
             let _turn = writer.turn(Lane::Normal);
-            let txn = db.begin_write().map_err(StoreError::from)?;
+            let txn = db.begin_write()?;
             let next = replace(&txn, environment, key, &current, next, None)?;
-            txn.commit().map_err(StoreError::from)?;
+            txn.commit()?;
             Ok((next, None))
         }
         Some((op, meta)) => {
@@ -301,7 +301,7 @@ fn replace(
     mut next: Rollout,
     committed: Option<&Committed>,
 ) -> Result<Rollout, WriteError> {
-    let current = read_row(&txn.open_table(ROLLOUTS).map_err(StoreError::from)?, environment, key)?;
+    let current = read_row(&txn.open_table(ROLLOUTS)?, environment, key)?;
     let Some(current) = current else {
         return Err(PlanRefusal::NoPlan { key: key.to_owned() }.into());
     };

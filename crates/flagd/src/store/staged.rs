@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 use super::backend::{ReadTransaction, ReadableTable};
+use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 
 use super::error::WriteError;
 use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};

@@ -1,8 +1,8 @@
 //! What differs between the two things the store versions, flags and segments, so that the
 //! write and read paths are written once.
 
-use flag_core::{Flag, FlagSet, Segment, SubjectKind};
 use super::backend::TableDefinition;
+use flag_core::{Flag, FlagSet, Segment, SubjectKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

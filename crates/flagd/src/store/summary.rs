@@ -1,7 +1,7 @@
 //! What the store says of its environments: size, revision, last change, lifecycle.
 
-use flag_core::{CopiedFrom, EnvironmentSummary, Flag, HistoryEntry, Segment, Stamp, SubjectKind};
 use super::backend::ReadTransaction;
+use flag_core::{CopiedFrom, EnvironmentSummary, Flag, HistoryEntry, Segment, Stamp, SubjectKind};
 
 use super::environments::{StampRecord, counter, names, readable, record};
 use super::error::StoreError;

@@ -53,28 +53,34 @@ const SUBJECT: &[&str] = &["environment", "key"];
 const VERSION: &[&str] = &["environment", "key", "version"];
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta", &["name"], "value");
-pub(super) const ENVIRONMENTS: TableDefinition<&str, u64> = TableDefinition::new("environments", &["environment"], "revision");
+pub(super) const ENVIRONMENTS: TableDefinition<&str, u64> =
+    TableDefinition::new("environments", &["environment"], "revision");
 pub(super) const FLAGS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("flags", SUBJECT, "record");
-pub(super) const SEGMENTS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("segments", SUBJECT, "record");
+pub(super) const SEGMENTS: TableDefinition<SubjectKey, &[u8]> =
+    TableDefinition::new("segments", SUBJECT, "record");
 pub(super) const FLAG_HISTORY: TableDefinition<VersionKey, &[u8]> =
     TableDefinition::new("flag_history", VERSION, "record");
 pub(super) const SEGMENT_HISTORY: TableDefinition<VersionKey, &[u8]> =
     TableDefinition::new("segment_history", VERSION, "record");
-pub(super) const CHANGES: TableDefinition<RevisionKey, &[u8]> = TableDefinition::new("changes", &["environment", "revision"], "record");
+pub(super) const CHANGES: TableDefinition<RevisionKey, &[u8]> =
+    TableDefinition::new("changes", &["environment", "revision"], "record");
 /// Added after schema version 1 without a bump: a file without it gets it at open, and an
 /// older flagd never reads it.
-pub(super) const BOOKMARKS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("bookmarks", &["environment", "name"], "record");
+pub(super) const BOOKMARKS: TableDefinition<SubjectKey, &[u8]> =
+    TableDefinition::new("bookmarks", &["environment", "name"], "record");
 /// Added like `bookmarks`; an environment without a row came into being by its first write.
 pub(super) const ENVIRONMENT_INFO: TableDefinition<&str, &[u8]> =
     TableDefinition::new("environment_info", &["environment"], "record");
 /// The webhook outbox (see `webhook_cursors`): added like `bookmarks`, without a bump.
-pub(super) const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks", &["webhook"], "record");
+pub(super) const WEBHOOKS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("webhooks", &["webhook"], "record");
 /// `(webhook id, environment)` → the last revision delivered.
 pub(super) const WEBHOOK_CURSORS: TableDefinition<SubjectKey, u64> =
     TableDefinition::new("webhook_cursors", &["webhook", "environment"], "revision");
 
 /// Rollout plans, one row per flag (its latest plan): added like `bookmarks`, without a bump.
-pub(super) const ROLLOUTS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("rollouts", SUBJECT, "record");
+pub(super) const ROLLOUTS: TableDefinition<SubjectKey, &[u8]> =
+    TableDefinition::new("rollouts", SUBJECT, "record");
 
 /// Whether `name` can name an environment: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 ///

@@ -25,8 +25,8 @@
 
 use std::collections::BTreeMap;
 
-use flag_core::{Flag, HistoryEntry, Segment, SubjectKind};
 use super::backend::{Database, Durability, ReadTransaction, ReadableTable};
+use flag_core::{Flag, HistoryEntry, Segment, SubjectKind};
 use serde::{Deserialize, Serialize};
 
 use super::environments;
@@ -209,7 +209,7 @@ pub(super) fn problem(
         | (_, Err(StoreError::Table(redb::TableError::TableDoesNotExist(_)))) => {
             return Ok(None);
         }
-        (Err(error), _) | (_, Err(error)) => return Err(error.into()),
+        (Err(error), _) | (_, Err(error)) => return Err(error),
     };
     for row in webhooks.iter()? {
         let (id, value) = row?;

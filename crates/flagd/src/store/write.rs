@@ -14,8 +14,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 use super::backend::{Database, ReadTransaction, WriteTransaction};
+use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 
 use super::cache::Cache;
 use super::environments::{self, Lifecycle};

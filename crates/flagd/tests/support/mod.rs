@@ -331,10 +331,16 @@ pub fn start_binary(data: &Path) -> (Child, String) {
 /// Starts the real binary on ephemeral ports (gRPC, management, sync, OFREP); returns it and
 /// the line it prints once serving (`flagd listening grpc=A management=B sync=C ofrep=D …`).
 pub fn start_binary_listening(data: &Path) -> (Child, String) {
+    start_binary_with(&["--data".as_ref(), data.as_os_str()])
+}
+
+/// Like [`start_binary_listening`], with the store named by `store_args` (`--data PATH`,
+/// `--store URL`).
+pub fn start_binary_with(store_args: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
         .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
-        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0", "--data"])
-        .arg(data)
+        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0"])
+        .args(store_args)
         .env("FLAGD_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

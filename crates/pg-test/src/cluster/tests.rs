@@ -131,3 +131,17 @@ fn gives_up_on_taken_ports_with_the_server_log() {
     assert!(error.contains("pg_ctl") && error.contains("could not start server"), "{error}");
     assert!(error.contains("last lines of the server log:") && error.contains("could not bind"), "{error}");
 }
+
+#[test]
+fn the_shared_cluster_survives_another_clusters_crash() {
+    let Some(shared) = crate::shared().unwrap() else { return };
+    let url = crate::fresh_schema("survivor").unwrap().unwrap();
+    assert!(url.contains("search_path%3Dsurvivor_"), "{url}");
+    let Some(other) = Cluster::start().unwrap() else { return };
+    other.restart_immediate().unwrap();
+    assert!(
+        crate::fresh_schema("survivor").unwrap().is_some(),
+        "shared cluster on {} still answers",
+        shared.port()
+    );
+}

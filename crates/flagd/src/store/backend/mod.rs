@@ -25,8 +25,8 @@ mod table;
 use std::sync::Arc;
 
 pub(crate) use codec::{SqlKey, SqlValue};
-pub(crate) use postgres::Pool;
-pub(crate) use table::{Guard, Range, ReadOnlyTable, ReadableTable, Table, TableDefinition};
+pub(crate) use postgres::{Pool, without_password};
+pub(crate) use table::{Range, ReadOnlyTable, ReadableTable, Table, TableDefinition};
 
 use super::error::StoreError;
 use postgres::Transaction;
@@ -68,17 +68,9 @@ impl Database {
     /// aborts it).
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         Ok(match self {
-            Database::Redb(db) => WriteTransaction::Redb(db.begin_write()?),
+            Database::Redb(db) => WriteTransaction::Redb(Box::new(db.begin_write()?)),
             Database::Postgres(pool) => WriteTransaction::Postgres(Arc::new(Transaction::write(pool)?)),
         })
-    }
-
-    /// The redb file's database, for what only redb has (its integrity check, compaction).
-    pub(crate) fn redb(&self) -> Option<&redb::Database> {
-        match self {
-            Database::Redb(db) => Some(db),
-            Database::Postgres(_) => None,
-        }
     }
 }
 
@@ -97,14 +89,17 @@ impl ReadTransaction {
     ) -> Result<ReadOnlyTable<K, V>, StoreError> {
         Ok(match self {
             ReadTransaction::Redb(txn) => ReadOnlyTable::Redb(txn.open_table(table.redb)?),
-            ReadTransaction::Postgres(txn) => ReadOnlyTable::Postgres(PgTable::new(Arc::clone(txn), table.sql)),
+            ReadTransaction::Postgres(txn) => {
+                ReadOnlyTable::Postgres(PgTable::new(Arc::clone(txn), table.sql))
+            }
         })
     }
 }
 
 /// A write transaction of either backend.
 pub(crate) enum WriteTransaction {
-    Redb(redb::WriteTransaction),
+    /// Boxed: redb's is large, and one allocation is nothing next to a commit.
+    Redb(Box<redb::WriteTransaction>),
     Postgres(Arc<Transaction>),
 }
 
@@ -123,10 +118,12 @@ impl WriteTransaction {
     /// Makes the commit not wait for the disk.
     pub(crate) fn set_durability(&mut self, durability: Durability) -> Result<(), StoreError> {
         match (self, durability) {
-            (WriteTransaction::Redb(txn), Durability::None) => {
-                txn.set_durability(redb::Durability::None).map_err(|error| StoreError::Durability(error.to_string()))
+            (WriteTransaction::Redb(txn), Durability::None) => txn
+                .set_durability(redb::Durability::None)
+                .map_err(|error| StoreError::Durability(error.to_string())),
+            (WriteTransaction::Postgres(txn), Durability::None) => {
+                txn.batch("SET LOCAL synchronous_commit = off")
             }
-            (WriteTransaction::Postgres(txn), Durability::None) => txn.batch("SET LOCAL synchronous_commit = off"),
         }
     }
 
@@ -134,7 +131,7 @@ impl WriteTransaction {
     /// whether the commit happened is unknown until the store is read again.
     pub(crate) fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTransaction::Redb(txn) => Ok(txn.commit()?),
+            WriteTransaction::Redb(txn) => Ok((*txn).commit()?),
             WriteTransaction::Postgres(txn) => match Arc::try_unwrap(txn) {
                 Ok(txn) => txn.commit(),
                 // Tables borrow the transaction, so none outlives it: not reached.

@@ -66,7 +66,7 @@ impl Pool {
             config.application_name("flagd");
         }
         let pool = Arc::new(Pool {
-            shown: shown(url),
+            shown: without_password(url),
             config,
             max: max.max(1),
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
@@ -136,8 +136,8 @@ impl Pool {
     }
 }
 
-/// `url` with the password replaced by `***`.
-fn shown(url: &str) -> String {
+/// `url` with the password replaced by `***`, for messages and logs.
+pub(crate) fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     match rest.split_once('@') {
         Some((user, host)) if user.contains(':') => {
@@ -168,7 +168,9 @@ impl Connection {
             }
         };
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.client.query(&statement, &params).map_err(|source| StoreError::postgres(first_words(sql), source))
+        self.client
+            .query(&statement, &params)
+            .map_err(|source| StoreError::postgres(first_words(sql), source))
     }
 }
 
@@ -217,13 +219,28 @@ impl Transaction {
         Ok(txn)
     }
 
+    /// Starts a transaction on a pooled connection. An idle connection may have died with
+    /// the server (a restart) without the client noticing until used: its `BEGIN` fails
+    /// having done nothing, so it is dropped and the next one tried, up to a new one.
     fn begin(pool: &Arc<Pool>, begin: &str) -> Result<Transaction, StoreError> {
-        let mut connection = pool.take()?;
-        if let Err(error) = connection.batch(begin) {
-            pool.give_back(connection);
-            return Err(error);
+        let mut attempts = pool.max + 1;
+        loop {
+            attempts -= 1;
+            let mut connection = pool.take()?;
+            match connection.batch(begin) {
+                Ok(()) => {
+                    return Ok(Transaction {
+                        pool: Arc::clone(pool),
+                        connection: Mutex::new(Some(connection)),
+                    });
+                }
+                Err(error) if error.database_unreachable() && attempts > 0 => pool.discard(connection),
+                Err(error) => {
+                    pool.give_back(connection);
+                    return Err(error);
+                }
+            }
         }
-        Ok(Transaction { pool: Arc::clone(pool), connection: Mutex::new(Some(connection)) })
     }
 
     /// Runs one statement of the transaction.

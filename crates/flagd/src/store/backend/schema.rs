@@ -70,10 +70,7 @@ pub(crate) fn migrate(txn: &Transaction) -> Result<Vec<i64>, StoreError> {
          LOCK TABLE flagd_migrations IN EXCLUSIVE MODE",
     )?;
     let rows = txn.query("SELECT coalesce(max(version), 0) FROM flagd_migrations", &[])?;
-    let found: i64 = rows
-        .first()
-        .and_then(|row| row.try_get(0).ok())
-        .unwrap_or_default();
+    let found: i64 = rows.first().and_then(|row| row.try_get(0).ok()).unwrap_or_default();
     if found > SCHEMA_VERSION {
         return Err(StoreError::Schema { found: found as u64, supported: SCHEMA_VERSION as u64 });
     }
@@ -148,15 +145,28 @@ impl SqlTable {
         let mut conditions = Vec::new();
         let mut next = 1;
         if let Some(inclusive) = lower {
-            conditions.push(format!("{} {} {}", self.keys(), if inclusive { ">=" } else { ">" }, placeholders(next, n)));
+            conditions.push(format!(
+                "{} {} {}",
+                self.keys(),
+                if inclusive { ">=" } else { ">" },
+                placeholders(next, n)
+            ));
             next += n;
         }
         if let Some(inclusive) = upper {
-            conditions.push(format!("{} {} {}", self.keys(), if inclusive { "<=" } else { "<" }, placeholders(next, n)));
+            conditions.push(format!(
+                "{} {} {}",
+                self.keys(),
+                if inclusive { "<=" } else { "<" },
+                placeholders(next, n)
+            ));
             next += n;
         }
-        let filter =
-            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
         let direction = if descending { " DESC" } else { "" };
         let order = self.keys.iter().map(|key| format!("{key}{direction}")).collect::<Vec<_>>().join(", ");
         format!(

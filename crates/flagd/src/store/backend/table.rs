@@ -161,13 +161,18 @@ fn owned<V: redb::Value + 'static>(bytes: Vec<u8>) -> Guard<'static, V> {
     Guard::Owned(bytes, PhantomData)
 }
 
-fn redb_range<'r, K: SqlKey, V: SqlValue>(range: Result<redb::Range<'r, K, V>, redb::StorageError>) -> Result<Range<'r, K, V>, StoreError> {
+fn redb_range<'r, K: SqlKey, V: SqlValue>(
+    range: Result<redb::Range<'r, K, V>, redb::StorageError>,
+) -> Result<Range<'r, K, V>, StoreError> {
     Ok(Range::Redb(range?))
 }
 
 impl<K: SqlKey, V: SqlValue> ReadOnlyTable<K, V> {
     /// The value at `key`.
-    pub(crate) fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<Guard<'static, V>>, StoreError> {
+    pub(crate) fn get<'a>(
+        &self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<Guard<'static, V>>, StoreError> {
         match self {
             ReadOnlyTable::Redb(table) => Ok(table.get(key)?.map(Guard::Redb)),
             ReadOnlyTable::Postgres(table) => Ok(table.get(key.borrow())?.map(owned)),
@@ -175,7 +180,10 @@ impl<K: SqlKey, V: SqlValue> ReadOnlyTable<K, V> {
     }
 
     /// The rows in `range`, readable for as long as the transaction is open.
-    pub(crate) fn range<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Result<Range<'static, K, V>, StoreError>
+    pub(crate) fn range<'a, KR>(
+        &self,
+        range: impl RangeBounds<KR> + 'a,
+    ) -> Result<Range<'static, K, V>, StoreError>
     where
         KR: Borrow<K::SelfType<'a>> + 'a,
     {
@@ -230,7 +238,10 @@ impl<K: SqlKey, V: SqlValue> Table<'_, K, V> {
     }
 
     /// Removes `key`, returning its value.
-    pub(crate) fn remove<'a>(&mut self, key: impl Borrow<K::SelfType<'a>>) -> Result<Option<Guard<'_, V>>, StoreError> {
+    pub(crate) fn remove<'a>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<Option<Guard<'_, V>>, StoreError> {
         match self {
             Table::Redb(table) => Ok(table.remove(key)?.map(Guard::Redb)),
             Table::Postgres(table) => Ok(table.remove(key.borrow())?.map(owned)),
@@ -285,8 +296,12 @@ impl<'a, K: SqlKey, V: SqlValue> Iterator for Range<'a, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Range::Redb(range) => range.next().map(|row| Ok(row.map(|(k, v)| (Guard::Redb(k), Guard::Redb(v)))?)),
-            Range::Postgres(range) => range.step(End::Front).map(|row| row.map(|(k, v)| (owned(k), owned(v)))),
+            Range::Redb(range) => {
+                range.next().map(|row| Ok(row.map(|(k, v)| (Guard::Redb(k), Guard::Redb(v)))?))
+            }
+            Range::Postgres(range) => {
+                range.step(End::Front).map(|row| row.map(|(k, v)| (owned(k), owned(v))))
+            }
         }
     }
 }
@@ -313,6 +328,9 @@ enum End {
     Back,
 }
 
+/// A row read and not yet taken: redb's encodings of its key and value.
+type Buffered = (Vec<u8>, Vec<u8>);
+
 /// A PostgreSQL range: the rows not yet read lie strictly between `lower` and `upper`;
 /// rows read and not yet taken wait in `front` (ascending) and `back` (descending).
 pub(crate) struct PgRange<K, V> {
@@ -320,8 +338,8 @@ pub(crate) struct PgRange<K, V> {
     sql: SqlTable,
     lower: Bound<Vec<Param>>,
     upper: Bound<Vec<Param>>,
-    front: VecDeque<(Vec<u8>, Vec<u8>)>,
-    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    front: VecDeque<Buffered>,
+    back: VecDeque<Buffered>,
     chunk: i64,
     /// No row is left between the bounds: only the buffers remain.
     drained: bool,
@@ -331,7 +349,7 @@ pub(crate) struct PgRange<K, V> {
 }
 
 impl<K: SqlKey, V: SqlValue> PgRange<K, V> {
-    fn step(&mut self, end: End) -> Option<Result<(Vec<u8>, Vec<u8>), StoreError>> {
+    fn step(&mut self, end: End) -> Option<Result<Buffered, StoreError>> {
         if self.failed {
             return None;
         }
@@ -360,8 +378,12 @@ impl<K: SqlKey, V: SqlValue> PgRange<K, V> {
             Bound::Excluded(_) => Some(false),
             Bound::Unbounded => None,
         };
-        let sql =
-            self.sql.range(&V::select(self.sql.value), inclusive(&self.lower), inclusive(&self.upper), end == End::Back);
+        let sql = self.sql.range(
+            &V::select(self.sql.value),
+            inclusive(&self.lower),
+            inclusive(&self.upper),
+            end == End::Back,
+        );
         let mut params = Vec::new();
         for bound in [&self.lower, &self.upper] {
             if let Bound::Included(key) | Bound::Excluded(key) = bound {

@@ -2,8 +2,6 @@
 
 use std::io::{Seek, SeekFrom, Write};
 
-
-
 use std::sync::Arc;
 
 use super::*;

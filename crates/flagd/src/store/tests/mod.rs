@@ -29,8 +29,8 @@ mod webhooks;
 
 use std::collections::BTreeMap;
 
-use flag_core::{Flag, Segment, SubjectKind};
 use super::backend::ReadableTable;
+use flag_core::{Flag, Segment, SubjectKind};
 use tempfile::TempDir;
 
 use super::cache::Cache;
@@ -70,7 +70,7 @@ pub(super) fn open_in(dir: &TempDir, options: StoreOptions) -> Store {
     if let Some(url) = on_postgres().then(|| postgres_schema(dir)).flatten() {
         return Store::open_postgres(&url, 4, options).unwrap().0;
     }
-    open_in(&dir, options)
+    open_in(dir, options)
 }
 
 /// The URL of the test's PostgreSQL schema, kept in `dir`.

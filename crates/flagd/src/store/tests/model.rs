@@ -14,7 +14,6 @@ mod answers;
 mod reference;
 mod rules;
 
-
 use flag_core::{AppliedChange, ChangeBatch, Flag, FlagSet, HistoryEntry, Prerequisite, Subject};
 use proptest::prelude::*;
 use proptest::{bool::weighted, collection::vec, option, sample::select};

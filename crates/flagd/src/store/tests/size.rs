@@ -8,7 +8,7 @@ const CAP: usize = 4096;
 
 fn capped(dir: &TempDir, cap: usize) -> Store {
     let options = StoreOptions { max_environment_bytes: cap, ..StoreOptions::default() };
-    open_in(&dir, options)
+    open_in(dir, options)
 }
 
 fn put_op(key: &str) -> WriteOp {
