@@ -56,12 +56,12 @@ fn run_flagctl(endpoint: &str, args: &[&str]) -> std::process::Output {
     Command::new(flagctl()).args(["--server", endpoint]).args(args).output().unwrap()
 }
 
+/// Versions of `counter` acknowledged, with the description each wrote.
+type Acknowledged = Mutex<Vec<(u64, String)>>;
+
 /// Writes `counter` as fast as acknowledgements come, recording each acknowledged version
 /// and description, until a write fails.
-fn write_until_failure(
-    endpoint: String,
-    tag: String,
-) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<(u64, String)>>>) {
+fn write_until_failure(endpoint: String, tag: String) -> (tokio::task::JoinHandle<()>, Arc<Acknowledged>) {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let task = {
         let acked = Arc::clone(&acked);
@@ -83,7 +83,7 @@ fn write_until_failure(
     (task, acked)
 }
 
-async fn wait_for_acks(acked: &Mutex<Vec<(u64, String)>>, count: usize) {
+async fn wait_for_acks(acked: &Acknowledged, count: usize) {
     let deadline = tokio::time::Instant::now() + support::WAIT;
     while acked.lock().unwrap().len() < count && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
