@@ -76,6 +76,9 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// The store's tests are compiled twice, once per backend (see `store::tests`); the lint
+// sees each file loaded twice, which is the point.
+#![cfg_attr(test, allow(clippy::duplicate_mod))]
 
 mod acks;
 mod admin;
