@@ -1,4 +1,5 @@
-//! A real flagd for the server benches: its own runtime, a temporary redb file, loopback.
+//! A real flagd for the server benches: its own runtime, a temporary redb file (or a
+//! PostgreSQL database), loopback.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,7 +45,21 @@ impl BenchServer {
         BenchServer::start_serving(environments, false, true)
     }
 
+    /// Starts flagd on 127.0.0.1:0 with its store in the PostgreSQL database at `url`.
+    pub fn start_on_postgres(url: &str) -> std::io::Result<BenchServer> {
+        BenchServer::start_configured(&[], false, false, Some(url))
+    }
+
     fn start_serving(environments: &[&str], ofrep: bool, management: bool) -> std::io::Result<BenchServer> {
+        BenchServer::start_configured(environments, ofrep, management, None)
+    }
+
+    fn start_configured(
+        environments: &[&str],
+        ofrep: bool,
+        management: bool,
+        postgres: Option<&str>,
+    ) -> std::io::Result<BenchServer> {
         let dir = tempfile::tempdir()?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -58,10 +73,13 @@ impl BenchServer {
             None
         };
         let management = management_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
-        let config = flagd::Config::new(dir.path().join("flags.redb"))
+        let mut config = flagd::Config::new(dir.path().join("flags.redb"))
             .with_heartbeat_interval(Duration::from_secs(30))
             .with_slow_client_limits(Duration::from_secs(30), 64)
             .with_environments(environments.iter().copied());
+        if let Some(url) = postgres {
+            config = config.with_postgres(url, 8);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let listeners = flagd::Listeners::grpc(listener)
             .with_management(management_listener)
