@@ -168,7 +168,18 @@ async fn a_database_crash_under_writes_loses_no_acknowledged_write_and_flagd_rec
     writer.await.unwrap();
     let acknowledged = acked.lock().unwrap().clone();
 
-    // flagd reconnects by itself: writes commit again, and nothing acknowledged is gone.
+    // flagd reconnects by itself: writes commit again (the first may be refused, retryable,
+    // while it takes its hold on the store again), and nothing acknowledged is gone.
+    let mut admin = v1::admin_client::AdminClient::connect(flagd.endpoint.clone()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let mut refusals = 0;
+    while let Err(status) = admin.put_flag(put("", flag(COUNTER), None, "after the crash")).await {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(tokio::time::Instant::now() < deadline, "writes commit again after the crash");
+        refusals += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refusals <= 1, "one refusal at most once PostgreSQL is back, saw {refusals}");
     let (writer, acked_after) = write_until_failure(flagd.endpoint.clone(), "after the crash".into());
     wait_for_acks(&acked_after, 3).await;
     writer.abort();
@@ -200,5 +211,37 @@ async fn readyz_follows_the_database_and_writes_are_refused_clearly_while_it_is_
     }
     assert_eq!(http_get(flagd.management, "/readyz").await.0, 200);
     let set = run_flagctl(&flagd.endpoint, &["set", "chat", "--percent", "5", "--reason", "back up"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_flagd_on_the_same_store_is_refused_until_the_first_is_gone() {
+    let Some(url) = database() else { return };
+    let first = Flagd::start(&url);
+    let second = Command::new(env!("CARGO_BIN_EXE_flagd"))
+        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
+        .args(["--sync-listen", "off", "--ofrep-listen", "off", "--store", &url])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another flagd is using the store"), "{stderr}");
+    // SIGKILL frees the store: the session holding it ends with the process.
+    first.kill();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let restarted = loop {
+        let (mut child, line) = start_binary_with(&[OsStr::new("--store"), OsStr::new(&url)]);
+        if !line.is_empty() {
+            break Flagd {
+                endpoint: format!("http://{}", listening_on(&line, "grpc")),
+                management: listening_on(&line, "management"),
+                child,
+            };
+        }
+        let _ = child.wait();
+        assert!(tokio::time::Instant::now() < deadline, "a new flagd takes the store once the first is gone");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let set = run_flagctl(&restarted.endpoint, &["set", "chat", "--percent", "5", "--reason", "taken over"]);
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
 }

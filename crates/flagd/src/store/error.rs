@@ -123,6 +123,18 @@ pub(crate) enum StoreError {
         /// How long the call waited.
         waited: std::time::Duration,
     },
+    /// Another flagd holds the store in this database.
+    #[error(
+        "another flagd is using the store in {database}; one flagd writes to a PostgreSQL store at a time (stop the other, or give this one its own database or schema)"
+    )]
+    DatabaseInUse {
+        /// The database's URL without its password.
+        database: String,
+    },
+    /// The database restarted, and with it went this flagd's hold on the store: taken
+    /// again, but the write is refused once, so that it is made against the store as it is.
+    #[error("PostgreSQL restarted; this flagd holds the store again, retry the write")]
+    HoldLost,
     /// A transaction was used after it ended.
     #[error("the store transaction has already ended")]
     TransactionEnded,
@@ -482,7 +494,9 @@ impl StoreError {
             StoreError::CreateDir { .. } | StoreError::Read { .. } => "io",
             StoreError::Postgres { .. }
             | StoreError::PostgresCommit(_)
-            | StoreError::PoolExhausted { .. } => "postgres",
+            | StoreError::PoolExhausted { .. }
+            | StoreError::DatabaseInUse { .. }
+            | StoreError::HoldLost => "postgres",
             StoreError::Open { .. }
             | StoreError::Durability(_)
             | StoreError::TransactionEnded
@@ -514,7 +528,10 @@ impl StoreError {
     pub(crate) fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Closed { .. } | StoreError::Panicked { .. } | StoreError::PoolExhausted { .. }
+            StoreError::Closed { .. }
+                | StoreError::Panicked { .. }
+                | StoreError::PoolExhausted { .. }
+                | StoreError::HoldLost
         ) || self.database_unreachable()
             || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
     }
@@ -531,7 +548,8 @@ impl StoreError {
 
     /// Whether the outcome of a commit is unknown: it may have reached the disk or not.
     pub(crate) fn is_commit_failure(&self) -> bool {
-        matches!(self, StoreError::Commit(_) | StoreError::PostgresCommit(_))
+        // `HoldLost` too: another flagd may have written while the hold was gone.
+        matches!(self, StoreError::Commit(_) | StoreError::PostgresCommit(_) | StoreError::HoldLost)
     }
 
     /// The innermost I/O error's text (`No space left on device (os error 28)`), if any.

@@ -53,6 +53,7 @@ impl Database {
         let txn = Transaction::unlocked(&pool)?;
         let applied = schema::migrate(&txn)?;
         txn.commit()?;
+        pool.hold()?;
         Ok((Database::Postgres(pool), applied))
     }
 

@@ -33,6 +33,14 @@ pub(crate) struct Pool {
     max: usize,
     idle: Mutex<Idle>,
     freed: Condvar,
+    /// The session holding the store's advisory lock (see [`Pool::hold`]).
+    holder: Mutex<Option<Holder>>,
+}
+
+/// A connection whose session holds the store's advisory lock, and its server process id.
+struct Holder {
+    _connection: Connection,
+    pid: i32,
 }
 
 struct Idle {
@@ -71,10 +79,50 @@ impl Pool {
             max: max.max(1),
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
             freed: Condvar::new(),
+            holder: Mutex::new(None),
         });
         let first = pool.take()?;
         pool.give_back(first);
         Ok(pool)
+    }
+
+    /// Takes the store's advisory lock on a session of its own and keeps it: one flagd
+    /// writes to a store at a time. Each writer caches the environments it validates
+    /// against, so a second one writing the same tables would validate against a stale
+    /// copy; until replicas share their changes, a second flagd is refused at start. The
+    /// lock goes with the session, so a flagd that dies (even by SIGKILL) frees it.
+    pub(crate) fn hold(&self) -> Result<(), StoreError> {
+        let mut connection = self.open()?;
+        let rows = connection.query(schema::TRY_HOLD, &[])?;
+        let held: bool = rows.first().and_then(|row| row.try_get(0).ok()).unwrap_or(false);
+        if !held {
+            return Err(StoreError::DatabaseInUse { database: self.shown.clone() });
+        }
+        let pid: i32 = connection
+            .query("SELECT pg_backend_pid()", &[])?
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .unwrap_or_default();
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Holder { _connection: connection, pid });
+        Ok(())
+    }
+
+    /// Inside a write transaction: whether this process still holds the store. After the
+    /// database restarted, the lock went with the old session; it is taken again (if no
+    /// other flagd took it meanwhile), and the write refused once so that the writer reads
+    /// the store afresh (`HoldLost` drops its cache).
+    fn check_hold(&self, txn: &Transaction) -> Result<(), StoreError> {
+        let pid =
+            self.holder.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|holder| holder.pid);
+        if let Some(pid) = pid
+            && !txn.query(schema::HOLDS, &[Param::Int(i64::from(pid))])?.is_empty()
+        {
+            return Ok(());
+        }
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.hold()?;
+        Err(StoreError::HoldLost)
     }
 
     /// The database's URL without its password.
@@ -216,6 +264,7 @@ impl Transaction {
     pub(crate) fn write(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
         let txn = Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")?;
         txn.query(schema::LOCK_WRITERS, &[])?;
+        pool.check_hold(&txn)?;
         Ok(txn)
     }
 

@@ -19,6 +19,13 @@ pub(crate) struct SqlTable {
 /// Serializes writers (see `postgres`): every write transaction locks this one row first.
 pub(crate) const LOCK_WRITERS: &str = "SELECT 1 FROM flagd_writer WHERE id = 1 FOR UPDATE";
 
+/// The store's advisory lock, per schema (several stores may share a database, one per
+/// schema): the class is "flag" in ASCII, the object the hash of the schema's name.
+pub(crate) const TRY_HOLD: &str = "SELECT pg_try_advisory_lock(1718378855, hashtext(current_schema()))";
+/// Whether the session with process id `$1` holds the store's advisory lock.
+pub(crate) const HOLDS: &str = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+     AND classid = 1718378855 AND objid = hashtext(current_schema())::oid AND pid::int8 = $1";
+
 /// The migrations, in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 /// A migration is never edited once released: a change is a new one.
 const MIGRATIONS: &[&str] = &[
@@ -65,7 +72,8 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// newer than this flagd: a rollback of flagd must not write a layout it does not know.
 pub(crate) fn migrate(txn: &Transaction) -> Result<Vec<i64>, StoreError> {
     txn.batch(
-        "CREATE TABLE IF NOT EXISTS flagd_migrations (
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS flagd_migrations (
             version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
          LOCK TABLE flagd_migrations IN EXCLUSIVE MODE",
     )?;
