@@ -8,13 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flag_proto::v1;
-use support::{flag, put, start_binary};
-
-const COUNTER: &str = "
-key: counter
-variants: [{ name: on, value: true }, { name: off, value: false }]
-off_variant: off
-default: { variant: on }";
+use support::{COUNTER, flag, put, start_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_sigkill() {

@@ -12,13 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flag_proto::v1;
-use support::{flag, flagctl, http_get, listening_on, put, start_binary_with};
-
-const COUNTER: &str = "
-key: counter
-variants: [{ name: on, value: true }, { name: off, value: false }]
-off_variant: off
-default: { variant: on }";
+use support::{COUNTER, flag, flagctl, http_get, listening_on, put, start_binary_with};
 
 /// A schema of its own on the test process's cluster; `None` (after a skip line) when
 /// PostgreSQL is not installed and CI does not require it.
@@ -244,4 +238,28 @@ async fn a_second_flagd_on_the_same_store_is_refused_until_the_first_is_gone() {
     };
     let set = run_flagctl(&restarted.endpoint, &["set", "chat", "--percent", "5", "--reason", "taken over"]);
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_flagd_cleanly_and_frees_the_store_at_once() {
+    let Some(url) = database() else { return };
+    let mut flagd = Flagd::start(&url);
+    let set = run_flagctl(&flagd.endpoint, &["set", "chat", "--percent", "5", "--reason", "before stopping"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let status = Command::new("kill").args(["-TERM", &flagd.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let exited = loop {
+        if let Some(status) = flagd.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "flagd still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A clean exit, not an abort while closing its connections.
+    assert!(exited.success(), "{exited:?}");
+    // Its hold on the store went with it: the next flagd starts at once.
+    let next = Flagd::start(&url);
+    let list = run_flagctl(&next.endpoint, &["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("chat"));
 }

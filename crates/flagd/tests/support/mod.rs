@@ -321,6 +321,13 @@ pub fn write_tokens(path: &Path, principals: &[(&str, &str, &str, &str)]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A flag the durability tests write again and again, each time with a new description.
+pub const COUNTER: &str = "
+key: counter
+variants: [{ name: on, value: true }, { name: off, value: false }]
+off_variant: off
+default: { variant: on }";
+
 /// Starts the real binary on ephemeral ports; returns it and its gRPC endpoint.
 pub fn start_binary(data: &Path) -> (Child, String) {
     let (child, listening) = start_binary_listening(data);

@@ -184,6 +184,23 @@ impl Pool {
     }
 }
 
+/// The sync client closes a connection by blocking on its own runtime, which panics on a
+/// thread that drives async tasks — where the server drops its state at shutdown. So the
+/// last connections are closed on a thread of their own.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle =
+            std::mem::take(&mut self.idle.get_mut().unwrap_or_else(PoisonError::into_inner).connections);
+        let holder = self.holder.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let close = move || drop((idle, holder));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::spawn(close).join();
+        } else {
+            close();
+        }
+    }
+}
+
 /// `url` with the password replaced by `***`, for messages and logs.
 pub(crate) fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };

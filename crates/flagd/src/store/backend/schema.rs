@@ -152,23 +152,12 @@ impl SqlTable {
         let n = self.keys.len();
         let mut conditions = Vec::new();
         let mut next = 1;
-        if let Some(inclusive) = lower {
-            conditions.push(format!(
-                "{} {} {}",
-                self.keys(),
-                if inclusive { ">=" } else { ">" },
-                placeholders(next, n)
-            ));
-            next += n;
-        }
-        if let Some(inclusive) = upper {
-            conditions.push(format!(
-                "{} {} {}",
-                self.keys(),
-                if inclusive { "<=" } else { "<" },
-                placeholders(next, n)
-            ));
-            next += n;
+        for (bound, operators) in [(lower, (">=", ">")), (upper, ("<=", "<"))] {
+            if let Some(inclusive) = bound {
+                let operator = if inclusive { operators.0 } else { operators.1 };
+                conditions.push(format!("{} {operator} {}", self.keys(), placeholders(next, n)));
+                next += n;
+            }
         }
         let filter = if conditions.is_empty() {
             String::new()
