@@ -70,7 +70,7 @@ pub(super) fn open_in(dir: &TempDir, options: StoreOptions) -> Store {
     if let Some(url) = on_postgres().then(|| postgres_schema(dir)).flatten() {
         return Store::open_postgres(&url, 4, options).unwrap().0;
     }
-    open_in(dir, options)
+    Store::open(&dir.path().join("data/flags.redb"), options).unwrap()
 }
 
 /// The URL of the test's PostgreSQL schema, kept in `dir`.
