@@ -13,8 +13,8 @@ use crate::webhooks::{self, Webhook, WebhookCa, WebhookFormat};
 pub struct Config {
     /// The redb file holding every environment (unless `postgres` is set).
     pub data: PathBuf,
-    /// When set, the store is this PostgreSQL database instead of `data`: several flagd
-    /// processes may share it.
+    /// When set, the store is this PostgreSQL database instead of `data` (one flagd at a
+    /// time holds it).
     pub postgres: Option<PostgresStore>,
     /// When set, Admin calls need `authorization: Bearer <token>`: the token of the
     /// principal `admin` (role admin, all environments).

@@ -23,7 +23,7 @@ struct Args {
     data: PathBuf,
     /// Where the store is, instead of --data: `redb:PATH`, or a PostgreSQL database
     /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`), whose tables flagd creates and
-    /// migrates; several flagd processes may share one database.
+    /// migrates; one flagd at a time uses a store (a second one is refused at start).
     #[arg(long, env = "FLAGD_STORE", value_parser = parse_store, conflicts_with = "data", hide_env_values = true)]
     store: Option<StoreArg>,
     /// The most connections to PostgreSQL the store holds open.

@@ -135,6 +135,10 @@ pub(crate) enum StoreError {
     /// again, but the write is refused once, so that it is made against the store as it is.
     #[error("PostgreSQL restarted; this flagd holds the store again, retry the write")]
     HoldLost,
+    /// A statement of the transaction failed, so PostgreSQL aborted it; nothing of it was
+    /// committed.
+    #[error("PostgreSQL aborted the store transaction after a failed statement")]
+    TransactionFailed,
     /// A transaction was used after it ended.
     #[error("the store transaction has already ended")]
     TransactionEnded,
@@ -496,7 +500,8 @@ impl StoreError {
             | StoreError::PostgresCommit(_)
             | StoreError::PoolExhausted { .. }
             | StoreError::DatabaseInUse { .. }
-            | StoreError::HoldLost => "postgres",
+            | StoreError::HoldLost
+            | StoreError::TransactionFailed => "postgres",
             StoreError::Open { .. }
             | StoreError::Durability(_)
             | StoreError::TransactionEnded
@@ -532,6 +537,7 @@ impl StoreError {
                 | StoreError::Panicked { .. }
                 | StoreError::PoolExhausted { .. }
                 | StoreError::HoldLost
+                | StoreError::DatabaseInUse { .. }
         ) || self.database_unreachable()
             || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
     }
@@ -541,7 +547,7 @@ impl StoreError {
     pub(crate) fn database_unreachable(&self) -> bool {
         match self {
             StoreError::PostgresCommit(_) => true,
-            StoreError::Postgres { source, .. } => source.is_closed() || source.as_db_error().is_none(),
+            StoreError::Postgres { source, .. } => postgres_unreachable(source),
             _ => false,
         }
     }
@@ -574,6 +580,27 @@ impl StoreError {
             },
         }
     }
+}
+
+/// Whether a PostgreSQL client error means the server is out of reach (down, restarting,
+/// failing over, out of connections) rather than refusing a statement: a closed
+/// connection, an I/O error, or one of the SQLSTATEs of a connection lost or refused.
+fn postgres_unreachable(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A store error, or an error that may wrap one: what the store's handle inspects to decide

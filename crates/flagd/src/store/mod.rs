@@ -218,7 +218,7 @@ impl Store {
 
     /// Opens the store in the PostgreSQL database at `url` (a `postgres://` URL) with at
     /// most `connections` connections: creates or migrates its tables (see `backend`), and
-    /// checks it as a file is checked. Several flagd processes may open one database.
+    /// checks it as a file is checked. One flagd holds a store at a time (see `backend`).
     pub(crate) fn open_postgres(
         url: &str,
         connections: usize,

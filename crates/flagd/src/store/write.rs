@@ -107,7 +107,7 @@ impl Writer {
         environment: &str,
     ) -> Result<(Arc<FlagSet>, usize, ReadTransaction), WriteError> {
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let cache = match slot.take() {
+        let cache = match slot.take().filter(|_| !db.take_reread()) {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
@@ -203,7 +203,7 @@ impl Writer {
         // A poisoned lock only means a writer panicked; the cache it held was taken out of
         // the slot first, so the slot is `None` and is rebuilt below.
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut cache = match slot.take() {
+        let mut cache = match slot.take().filter(|_| !db.take_reread()) {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };

@@ -7,7 +7,8 @@
 //! and written in the same order inside one transaction. What differs is below it:
 //!
 //! - redb: one process holds the file; redb runs one write transaction at a time.
-//! - PostgreSQL (`postgres`): several flagd processes may share the database; a row lock
+//! - PostgreSQL (`postgres`): one flagd holds a store at a time (an advisory lock, while
+//!   each writer caches what it validates against); a row lock
 //!   runs write transactions one at a time across all of them, and read transactions see
 //!   one snapshot each (`REPEATABLE READ`). Tables and columns: `schema`; keys and values
 //!   as columns: `codec`.
@@ -50,10 +51,11 @@ impl Database {
     /// the schema up to date (see `schema::migrate`); returns the migrations it applied.
     pub(crate) fn postgres(url: &str, connections: usize) -> Result<(Database, Vec<i64>), StoreError> {
         let pool = Pool::connect(url, connections)?;
+        // First: a flagd refused the store must not migrate it.
+        pool.hold()?;
         let txn = Transaction::unlocked(&pool)?;
         let applied = schema::migrate(&txn)?;
         txn.commit()?;
-        pool.hold()?;
         Ok((Database::Postgres(pool), applied))
     }
 
@@ -63,6 +65,15 @@ impl Database {
             Database::Redb(db) => ReadTransaction::Redb(redb::ReadableDatabase::begin_read(db)?),
             Database::Postgres(pool) => ReadTransaction::Postgres(Arc::new(Transaction::read(pool)?)),
         })
+    }
+
+    /// Whether the store must be read afresh before the next write: on PostgreSQL, after
+    /// this flagd lost its hold on the store and took it again.
+    pub(crate) fn take_reread(&self) -> bool {
+        match self {
+            Database::Redb(_) => false,
+            Database::Postgres(pool) => pool.take_reread(),
+        }
     }
 
     /// A write transaction: the only one running until it commits or is dropped (which

@@ -35,11 +35,15 @@ pub(crate) struct Pool {
     freed: Condvar,
     /// The session holding the store's advisory lock (see [`Pool::hold`]).
     holder: Mutex<Option<Holder>>,
+    /// Set when the hold was lost and taken again: another flagd may have written
+    /// meanwhile, so the writer rereads the store before its next write (see
+    /// [`Pool::take_reread`]), whichever call noticed.
+    reread: std::sync::atomic::AtomicBool,
 }
 
 /// A connection whose session holds the store's advisory lock, and its server process id.
 struct Holder {
-    _connection: Connection,
+    connection: Connection,
     pid: i32,
 }
 
@@ -80,6 +84,7 @@ impl Pool {
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
             freed: Condvar::new(),
             holder: Mutex::new(None),
+            reread: std::sync::atomic::AtomicBool::new(false),
         });
         let first = pool.take()?;
         pool.give_back(first);
@@ -103,8 +108,7 @@ impl Pool {
             .first()
             .and_then(|row| row.try_get(0).ok())
             .unwrap_or_default();
-        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Holder { _connection: connection, pid });
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = Some(Holder { connection, pid });
         Ok(())
     }
 
@@ -120,9 +124,25 @@ impl Pool {
         {
             return Ok(());
         }
-        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.release_hold();
+        self.reread.store(true, std::sync::atomic::Ordering::SeqCst);
         self.hold()?;
         Err(StoreError::HoldLost)
+    }
+
+    /// Whether the writer must reread the store before its next write; clears the flag.
+    pub(crate) fn take_reread(&self) -> bool {
+        self.reread.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets go of the advisory lock (when its session still lives) and of its connection.
+    fn release_hold(&self) {
+        let holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut holder) = holder {
+            // Explicitly: a dropped connection's session may end a little later, and a
+            // flagd opening the store again meanwhile would be refused.
+            let _ = holder.connection.query(schema::RELEASE, &[]);
+        }
     }
 
     /// The database's URL without its password.
@@ -142,7 +162,10 @@ impl Pool {
             if idle.lent < self.max {
                 idle.lent += 1;
                 drop(idle);
-                return self.open().inspect_err(|_| self.lock().lent -= 1);
+                return self.open().inspect_err(|_| {
+                    self.lock().lent -= 1;
+                    self.freed.notify_one();
+                });
             }
             let (guard, waited) =
                 self.freed.wait_timeout(idle, CONNECT_TIMEOUT).unwrap_or_else(PoisonError::into_inner);
@@ -192,7 +215,12 @@ impl Drop for Pool {
         let idle =
             std::mem::take(&mut self.idle.get_mut().unwrap_or_else(PoisonError::into_inner).connections);
         let holder = self.holder.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        let close = move || drop((idle, holder));
+        let close = move || {
+            if let Some(mut holder) = holder {
+                let _ = holder.connection.query(schema::RELEASE, &[]);
+            }
+            drop(idle);
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             let _ = std::thread::spawn(close).join();
         } else {
@@ -264,12 +292,17 @@ fn first_words(sql: &str) -> &'static str {
 pub(crate) struct Transaction {
     pool: Arc<Pool>,
     connection: Mutex<Option<Connection>>,
+    /// A statement failed: PostgreSQL has aborted the transaction, and would answer its
+    /// `COMMIT` with a rollback that reads as success.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Transaction {
     /// A read transaction: one snapshot for every query in it.
     pub(crate) fn read(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
-        Transaction::begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        // `SELECT 1` takes the snapshot now: PostgreSQL takes it at the first statement,
+        // and callers rely on it being the state when this returned (`Writer::peek`).
+        Transaction::begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT 1")
     }
 
     /// A read-write transaction without the writers' lock: the migrations', which make it.
@@ -298,6 +331,7 @@ impl Transaction {
                     return Ok(Transaction {
                         pool: Arc::clone(pool),
                         connection: Mutex::new(Some(connection)),
+                        failed: std::sync::atomic::AtomicBool::new(false),
                     });
                 }
                 Err(error) if error.database_unreachable() && attempts > 0 => pool.discard(connection),
@@ -313,19 +347,26 @@ impl Transaction {
     pub(crate) fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
-        connection.query(sql, params)
+        connection
+            .query(sql, params)
+            .inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Runs statements without parameters inside the transaction.
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.as_mut().ok_or(StoreError::TransactionEnded)?.batch(sql)
+        let result = slot.as_mut().ok_or(StoreError::TransactionEnded)?.batch(sql);
+        result.inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Commits: durable when this returns, unless the transaction turned durability off.
     /// On an error the outcome is unknown (the connection may have gone after PostgreSQL
     /// committed), as with a failed redb commit.
     pub(crate) fn commit(self) -> Result<(), StoreError> {
+        if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            // Dropping rolls it back.
+            return Err(StoreError::TransactionFailed);
+        }
         let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(mut connection) = connection else { return Err(StoreError::TransactionEnded) };
         match connection.client.batch_execute("COMMIT") {

@@ -22,6 +22,8 @@ pub(crate) const LOCK_WRITERS: &str = "SELECT 1 FROM flagd_writer WHERE id = 1 F
 /// The store's advisory lock, per schema (several stores may share a database, one per
 /// schema): the class is "flag" in ASCII, the object the hash of the schema's name.
 pub(crate) const TRY_HOLD: &str = "SELECT pg_try_advisory_lock(1718378855, hashtext(current_schema()))";
+/// Lets go of the store's advisory lock.
+pub(crate) const RELEASE: &str = "SELECT pg_advisory_unlock(1718378855, hashtext(current_schema()))";
 /// Whether the session with process id `$1` holds the store's advisory lock.
 pub(crate) const HOLDS: &str = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
      AND classid = 1718378855 AND objid = hashtext(current_schema())::oid AND pid::int8 = $1";

@@ -127,7 +127,7 @@ fn a_panic_inside_a_store_call_is_an_error_and_a_redb_file_is_reopened() {
     );
     let after = Arc::as_ptr(&store.inner.handle.current()) as usize;
     // PostgreSQL is not reopened: its pool replaces a broken connection by itself.
-    assert_eq!(before != after, !on_postgres(), "the redb file was opened again");
+    assert_eq!(before != after, !store.is_postgres(), "the redb file was opened again");
     // And the store works as before, writes included.
     assert_eq!(store.revision(ENV).unwrap(), 1);
     put(&store, rollout("chat", 10.0));
