@@ -14,9 +14,9 @@
 //!   as columns: `codec`.
 //!
 //! The synchronous `postgres` client (tokio-postgres behind a blocking facade) rather than
-//! sqlx: the store is synchronous code called from `spawn_blocking`, like redb, and
-//! tokio-postgres is the client sqlx and others build on, without sqlx's compile-time
-//! database or its macros.
+//! sqlx: the store is synchronous code called from `spawn_blocking`, like redb, and sqlx is
+//! async-only, with a driver of its own whose compile-time query checks and macros this
+//! store, which builds its few statements from table definitions, would not use.
 
 mod codec;
 mod postgres;
