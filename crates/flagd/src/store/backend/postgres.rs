@@ -231,14 +231,37 @@ impl Drop for Pool {
 
 /// `url` with the password replaced by `***`, for messages and logs.
 pub(crate) fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.split_once('@') {
-        Some((user, host)) if user.contains(':') => {
-            let name = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{name}:***@{host}")
-        }
-        _ => url.to_owned(),
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) if user.contains(':') => {
+                let name = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{name}:***@{host}")
+            }
+            _ => url.to_owned(),
+        },
+        None => url.to_owned(),
+    };
+    redact_password_fields(&url)
+}
+
+/// `password=…` replaced by `password=***`, as a URL's query parameter (up to `&`) or a
+/// libpq `key=value` field (up to a space, or quoted).
+fn redact_password_fields(text: &str) -> String {
+    const FIELD: &str = "password=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(FIELD) {
+        let value = &rest[at + FIELD.len()..];
+        let end = match value.strip_prefix('\'') {
+            Some(quoted) => quoted.find('\'').map_or(value.len(), |close| close + 2),
+            None => value.find(['&', ' ']).unwrap_or(value.len()),
+        };
+        out.push_str(&rest[..at + FIELD.len()]);
+        out.push_str("***");
+        rest = &value[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 impl Connection {
@@ -391,5 +414,27 @@ impl Drop for Transaction {
                 Err(_) => self.pool.discard(connection),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            without_password("postgres://flagd:s3cret@db:5432/flags"),
+            "postgres://flagd:***@db:5432/flags"
+        );
+        assert_eq!(
+            without_password("postgres://flagd@db/flags?password=s3cret&sslmode=disable"),
+            "postgres://flagd@db/flags?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            without_password("host=db user=flagd password='s3 cret' dbname=flags"),
+            "host=db user=flagd password=*** dbname=flags"
+        );
+        assert_eq!(without_password("postgres://flagd@db/flags"), "postgres://flagd@db/flags");
     }
 }
