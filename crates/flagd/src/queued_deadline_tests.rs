@@ -103,6 +103,11 @@ async fn queued_writes_time_out(timeout: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The server counts each deadline from when its request arrived, before it queued, so
+    // both have passed on the server by then. Freeing the turn any earlier races the client's
+    // cancellation: the client gives up at its own deadline, and until the server hears of it
+    // (or its deadline passes too) the call is still wanted and commits.
+    let server_deadlines_passed = Instant::now() + timeout;
     for (call, answer) in calls.await.unwrap() {
         let error = answer.expect_err("the writer's turn is held: the call cannot have been answered");
         assert!(
@@ -112,6 +117,7 @@ async fn queued_writes_time_out(timeout: Duration) -> bool {
             error.message()
         );
     }
+    tokio::time::sleep_until(server_deadlines_passed.into()).await;
     drop(held);
 
     eventually("both queued writes are decided", || store.abandoned_writes() == 2).await;
