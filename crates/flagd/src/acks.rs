@@ -271,6 +271,27 @@ impl Connections {
         }
     }
 
+    /// Changes on every acknowledgement and disconnect.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Per environment with SDKs connected, how many acknowledged which revision (their
+    /// newest), sorted: what this flagd reports to the others on its store.
+    pub(crate) fn acked_by_environment(&self) -> Vec<(String, Vec<(u64, u32)>)> {
+        let inner = self.lock();
+        let mut environments: std::collections::BTreeMap<&str, std::collections::BTreeMap<u64, u32>> =
+            std::collections::BTreeMap::new();
+        for connection in inner.connections.values().filter(|c| c.kind == ClientKind::Sdk) {
+            *environments.entry(&connection.environment).or_default().entry(connection.acked).or_default() +=
+                1;
+        }
+        environments
+            .into_iter()
+            .map(|(environment, acked)| (environment.to_owned(), acked.into_iter().collect()))
+            .collect()
+    }
+
     fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }

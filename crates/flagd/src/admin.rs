@@ -187,7 +187,8 @@ impl Admin for AdminService {
         let committed = self.write(client, &environment, WriteOp::Kill { key }, change.into()).await?;
         let environment = environment_or_default(&environment);
         let report =
-            self.state.connections.wait_for(environment, committed.revision, wait_duration(wait_ms)).await;
+            crate::fleet::wait_for(&self.state, environment, committed.revision, wait_duration(wait_ms))
+                .await;
         let Committed { revision, entry, unchanged } = committed;
         // The acks are then for the revision of the kill in force (`Committed::unchanged`).
         Ok(Response::new(flag_proto::kill_response(revision, &entry, &report, unchanged)))
@@ -325,7 +326,8 @@ impl Admin for AdminService {
         let environment = environment_or_default(&environment).to_owned();
         let known = environment.clone();
         self.read(move |store| store.revision(&known)).await?;
-        let report = self.state.connections.wait_for(&environment, revision, wait_duration(wait_ms)).await;
+        let report =
+            crate::fleet::wait_for(&self.state, &environment, revision, wait_duration(wait_ms)).await;
         Ok(Response::new(v1::AckReport::from(&report)))
     }
 

@@ -58,16 +58,37 @@ impl Hub {
     /// Publishes a committed write. Writes can finish out of order; an older revision than
     /// the one already published is dropped, since streams catch up past it anyway.
     pub(crate) fn publish(&self, environment: &str, committed: &Committed) {
+        let revision = committed.revision;
+        let frame = changes_frame(&ChangeBatch::of_entry(committed.entry.clone()));
+        self.publish_frame(environment, revision.saturating_sub(1), revision, frame);
+    }
+
+    /// Publishes changes another flagd on the same store committed (see `replica`): streams
+    /// at `batch.from_revision` send it as it is, the others catch up from the store.
+    pub(crate) fn publish_batch(&self, environment: &str, batch: &ChangeBatch) {
+        self.publish_frame(environment, batch.from_revision, batch.revision, changes_frame(batch));
+    }
+
+    /// Publishes that the environment reached `revision` with no changes to send as they
+    /// are: `from_revision` is `revision` itself, which no stream behind it holds, so every
+    /// stream catches up from the store.
+    pub(crate) fn publish_gap(&self, environment: &str, revision: u64) {
+        self.publish_frame(environment, revision, revision, changes_frame(&ChangeBatch::default()));
+    }
+
+    /// The newest revision published for the environment, if any.
+    pub(crate) fn published(&self, environment: &str) -> Option<u64> {
+        let environments = self.environments.lock().unwrap_or_else(PoisonError::into_inner);
+        environments.get(environment)?.borrow().as_ref().map(|latest| latest.revision)
+    }
+
+    /// Encoded before the channel is locked: streams read it meanwhile.
+    fn publish_frame(&self, environment: &str, from_revision: u64, revision: u64, frame: WatchFrame) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         self.commits.send_modify(|count| *count = count.wrapping_add(1));
-        let revision = committed.revision;
-        let published = Arc::new(Published {
-            from_revision: revision.saturating_sub(1),
-            revision,
-            frame: changes_frame(&ChangeBatch::of_entry(committed.entry.clone())),
-        });
+        let published = Arc::new(Published { from_revision, revision, frame });
         self.sender(environment).send_if_modified(|latest| {
             let newer = latest.as_ref().is_none_or(|current| current.revision < revision);
             if newer {

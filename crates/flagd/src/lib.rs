@@ -96,6 +96,7 @@ mod evaluate;
 mod fanout;
 #[cfg(test)]
 mod fanout_writes_tests;
+mod fleet;
 mod health;
 mod intercept;
 mod management;
@@ -106,6 +107,7 @@ mod principal;
 #[cfg(test)]
 mod queued_deadline_tests;
 mod reload;
+mod replica;
 mod rollout;
 mod server;
 mod state;

@@ -348,6 +348,11 @@ pub async fn serve_listeners(
         source: source.into(),
     })?;
 
+    crate::replica::start(&state, stopped.clone()).await.map_err(|source| ServeError::Store {
+        path: store_location(&state.config.data, state.config.postgres.as_ref()),
+        source: source.into(),
+    })?;
+    crate::fleet::start(&state, stopped.clone());
     let engine = crate::rollout::start_engine(&state, stopped.clone());
 
     let management_task = match management {

@@ -31,6 +31,8 @@ pub(crate) struct State {
     pub(crate) rollout_windows: Windows,
     /// Each environment's flags compiled for OpenFeature's services, followed on first use.
     pub(crate) currents: Currents,
+    /// This process among the flagds on a shared store (see `fleet`).
+    pub(crate) replica: String,
 }
 
 impl State {
@@ -47,6 +49,7 @@ impl State {
             health: HealthFigures::default(),
             rollout_windows: Windows::default(),
             currents: Currents::default(),
+            replica: crate::fleet::replica_id(),
         }
     }
 }

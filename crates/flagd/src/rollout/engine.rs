@@ -87,7 +87,11 @@ impl Window {
     }
 }
 
-/// Starts the engine; it ends when `stopped` turns true.
+/// How often a flagd that does not lead the store's flagds asks whether it does now.
+const FOLLOWER_LOOKS_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the engine; it ends when `stopped` turns true. Of several flagds on one store,
+/// only the one that leads runs the plans (`Store::leads`).
 pub(crate) fn start(state: &Arc<State>, stopped: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let state = Arc::clone(state);
     tokio::spawn(run(state, stopped))
@@ -97,15 +101,24 @@ async fn run(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
     let mut commits = state.hub.commits();
     let mut first = true;
     loop {
-        let next = match pass(&state, first).await {
-            Ok(next) => {
-                // Only a pass that read the plans has started their holds afresh.
-                first = false;
-                next
-            }
-            Err(error) => {
-                warn!(%error, "rollout engine: reading the plans failed; trying again in a second");
-                Some(Instant::now() + Duration::from_secs(1))
+        let store = state.store.clone();
+        let leads = tokio::task::spawn_blocking(move || store.leads()).await.unwrap_or(false);
+        let next = if !leads {
+            // Another flagd on the store runs the plans; this one looks again for when it
+            // stops, and then starts their holds afresh, as at a start.
+            first = true;
+            Some(Instant::now() + FOLLOWER_LOOKS_EVERY)
+        } else {
+            match pass(&state, first).await {
+                Ok(next) => {
+                    // Only a pass that read the plans has started their holds afresh.
+                    first = false;
+                    next
+                }
+                Err(error) => {
+                    warn!(%error, "rollout engine: reading the plans failed; trying again in a second");
+                    Some(Instant::now() + Duration::from_secs(1))
+                }
             }
         };
         let sleep = async {
@@ -298,7 +311,7 @@ fn report_acks(state: &Arc<State>, planned: &PlannedFlag, revision: u64) {
     let state = Arc::clone(state);
     let (environment, key) = (planned.environment.clone(), planned.key.clone());
     tokio::spawn(async move {
-        let report = state.connections.wait_for(&environment, revision, ACK_WAIT).await;
+        let report = crate::fleet::wait_for(&state, &environment, revision, ACK_WAIT).await;
         metrics::histogram!("flagd_rollout_kill_ack_seconds").record(report.slowest);
         info!(
             %environment,

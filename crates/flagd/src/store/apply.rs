@@ -181,8 +181,7 @@ impl Writer {
             self.abandon();
             return Ok(Outcome::Abandoned);
         }
-        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |_, _| {
-            let txn = db.begin_write()?;
+        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
             let mut environments = txn.open_table(ENVIRONMENTS)?;
             let counter =
                 environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;

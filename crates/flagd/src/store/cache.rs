@@ -6,13 +6,17 @@
 //! lock, replaced only after a successful commit, and thrown away (to be rebuilt from the
 //! file) whenever a commit fails or a writer panics — so it cannot drift from the file.
 //!
+//! On PostgreSQL other flagds write the same store: the cache knows the store's generation
+//! it was read at (`Database::cache_read_at`), and a write that finds the store at another
+//! reads the cache afresh first (see `Writer::transact`).
+//!
 //! Each set is behind an `Arc` so that an apply can plan and validate against it without
 //! holding the write lock (see `apply`): taking it costs a reference count, not a copy.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::backend::{Database, ReadableTable};
+use super::backend::{Database, ReadTransaction, ReadableTable};
 use flag_core::{Flag, FlagSet, Segment};
 
 use super::error::StoreError;
@@ -36,7 +40,17 @@ static EMPTY: FlagSet = FlagSet { flags: Vec::new(), segments: Vec::new() };
 impl Cache {
     /// Reads every live flag and segment from the file, in one read transaction.
     pub(super) fn load(db: &Database) -> Result<Cache, StoreError> {
-        let txn = db.begin_read()?;
+        Cache::read(db, &db.begin_read()?)
+    }
+
+    /// Reads every live flag and segment as `txn` sees them.
+    pub(super) fn read(db: &Database, txn: &ReadTransaction) -> Result<Cache, StoreError> {
+        let cache = Cache::read_rows(txn)?;
+        db.cache_read_at(txn.generation());
+        Ok(cache)
+    }
+
+    fn read_rows(txn: &ReadTransaction) -> Result<Cache, StoreError> {
         let mut existing = HashSet::new();
         for row in txn.open_table(ENVIRONMENTS)?.iter()? {
             existing.insert(row?.0.value().to_owned());

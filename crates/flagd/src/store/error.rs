@@ -123,18 +123,15 @@ pub(crate) enum StoreError {
         /// How long the call waited.
         waited: std::time::Duration,
     },
-    /// Another flagd holds the store in this database.
+    /// The thread that listens for other flagds' commits could not be started.
+    #[error("starting to listen for other flagds' commits: {0}")]
+    Listen(String),
+    /// The row every write locks (`flagd_writer`) is missing: the schema was changed by
+    /// hand. Nothing is written without it, since writers would no longer be serialized.
     #[error(
-        "another flagd is using the store in {database}; one flagd writes to a PostgreSQL store at a time (stop the other, or give this one its own database or schema)"
+        "PostgreSQL: the row of flagd_writer is missing or unreadable (restore it: INSERT INTO flagd_writer (id) VALUES (1))"
     )]
-    DatabaseInUse {
-        /// The database's URL without its password.
-        database: String,
-    },
-    /// The database restarted, and with it went this flagd's hold on the store: taken
-    /// again, but the write is refused once, so that it is made against the store as it is.
-    #[error("PostgreSQL restarted; this flagd holds the store again, retry the write")]
-    HoldLost,
+    WriterRowMissing,
     /// A statement of the transaction failed, so PostgreSQL aborted it; nothing of it was
     /// committed.
     #[error("PostgreSQL aborted the store transaction after a failed statement")]
@@ -499,8 +496,7 @@ impl StoreError {
             StoreError::Postgres { .. }
             | StoreError::PostgresCommit(_)
             | StoreError::PoolExhausted { .. }
-            | StoreError::DatabaseInUse { .. }
-            | StoreError::HoldLost
+            | StoreError::WriterRowMissing
             | StoreError::TransactionFailed => "postgres",
             StoreError::Open { .. }
             | StoreError::Durability(_)
@@ -533,11 +529,7 @@ impl StoreError {
     pub(crate) fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Closed { .. }
-                | StoreError::Panicked { .. }
-                | StoreError::PoolExhausted { .. }
-                | StoreError::HoldLost
-                | StoreError::DatabaseInUse { .. }
+            StoreError::Closed { .. } | StoreError::Panicked { .. } | StoreError::PoolExhausted { .. }
         ) || self.database_unreachable()
             || matches!(self.storage(), Some(redb::StorageError::Io(_) | redb::StorageError::PreviousIo))
     }
@@ -554,8 +546,7 @@ impl StoreError {
 
     /// Whether the outcome of a commit is unknown: it may have reached the disk or not.
     pub(crate) fn is_commit_failure(&self) -> bool {
-        // `HoldLost` too: another flagd may have written while the hold was gone.
-        matches!(self, StoreError::Commit(_) | StoreError::PostgresCommit(_) | StoreError::HoldLost)
+        matches!(self, StoreError::Commit(_) | StoreError::PostgresCommit(_))
     }
 
     /// The innermost I/O error's text (`No space left on device (os error 28)`), if any.

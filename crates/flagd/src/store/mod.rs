@@ -586,6 +586,50 @@ impl Store {
         self.inner.handle.run(read::environments)
     }
 
+    /// Every environment that exists and its revision, sorted by name: one read.
+    pub(crate) fn revisions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.handle.run(read::revisions)
+    }
+
+    /// Adds one to `wake` whenever another flagd on the store may have committed, until
+    /// nobody follows it; `false` when none can (a redb file is this process's alone).
+    pub(crate) fn listen_for_commits(
+        &self,
+        wake: tokio::sync::watch::Sender<u64>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .handle
+            .run(|db| db.listen_for_commits(wake).map_err(|error| StoreError::Listen(error.to_string())))
+    }
+
+    /// Replaces what this flagd (`replica`) reported of its SDKs' acknowledgements, per
+    /// environment, for the other flagds on the store (see `crate::fleet`).
+    pub(crate) fn report_fleet(
+        &self,
+        replica: &str,
+        reports: &[(String, backend::Acked)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.handle.run(|db| db.report_fleet(replica, reports, now_ms))
+    }
+
+    /// What the other flagds on the store reported of their SDKs of `environment` at or
+    /// after `fresh_from_ms`: per flagd, how many SDKs acknowledged which revision.
+    pub(crate) fn fleet(
+        &self,
+        environment: &str,
+        replica: &str,
+        fresh_from_ms: i64,
+    ) -> Result<Vec<backend::Acked>, StoreError> {
+        self.inner.handle.run(|db| db.fleet(environment, replica, fresh_from_ms))
+    }
+
+    /// Whether this flagd is the one of the store's flagds that runs the duties only one
+    /// may (advancing rollouts, delivering webhooks); always, on redb.
+    pub(crate) fn leads(&self) -> bool {
+        self.inner.handle.run(|db| Ok::<_, StoreError>(db.leads())).unwrap_or(false)
+    }
+
     /// Every environment that exists or was deleted (its history is kept), sorted.
     pub(crate) fn environments_with_history(&self) -> Result<Vec<String>, StoreError> {
         self.inner.handle.run(|db| environments::names(&db.begin_read()?, true))

@@ -46,6 +46,18 @@ pub(super) fn environments(db: &Database) -> Result<Vec<String>, StoreError> {
     table.iter()?.map(|row| Ok(row?.0.value().to_owned())).collect()
 }
 
+/// See [`Store::revisions`](super::Store::revisions).
+pub(super) fn revisions(db: &Database) -> Result<Vec<(String, u64)>, StoreError> {
+    let table = db.begin_read()?.open_table(ENVIRONMENTS)?;
+    table
+        .iter()?
+        .map(|row| {
+            let (name, revision) = row?;
+            Ok((name.value().to_owned(), revision.value()))
+        })
+        .collect()
+}
+
 /// See [`Store::flag`](super::Store::flag).
 pub(super) fn flag(db: &Database, environment: &str, key: &str) -> Result<Option<FlagRecord>, StoreError> {
     let txn = db.begin_read()?;

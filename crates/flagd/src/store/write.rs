@@ -107,13 +107,13 @@ impl Writer {
         environment: &str,
     ) -> Result<(Arc<FlagSet>, usize, ReadTransaction), WriteError> {
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let cache = match slot.take().filter(|_| !db.take_reread()) {
+        let read = db.begin_read()?;
+        let cache = match slot.take().filter(|_| db.cache_matches(read.generation())) {
             Some(cache) => cache,
-            None => Cache::load(db)?,
+            None => Cache::read(db, &read)?,
         };
         let (set, bytes) = (cache.shared(environment), cache.bytes(environment));
         *slot = Some(cache);
-        let read = db.begin_read()?;
         Ok((set, bytes, read))
     }
 
@@ -182,20 +182,26 @@ impl Writer {
         also: Option<Also<'_>>,
     ) -> Result<Committed, WriteError> {
         let limit = self.max_environment_bytes;
-        self.transact(db, environment, None, |set, bytes| {
-            commit(db, (set, bytes, limit), environment, op, meta, also)
+        self.transact(db, environment, None, |txn, set, bytes| {
+            commit(txn, (set, bytes, limit), environment, op, meta, also)
         })
     }
 
-    /// Runs `body` over the environment's live set and its snapshot size; `body` returns its
-    /// result and the environment's new set and size when it committed one. The caller holds
-    /// a [`Turn`]. The environment must exist — or, when `lifecycle` creates it, must not.
+    /// Runs `body` in a write transaction over the environment's live set and its snapshot
+    /// size; `body` commits, and returns its result and the environment's new set and size
+    /// when it committed one. The caller holds a [`Turn`]. The environment must exist — or,
+    /// when `lifecycle` creates it, must not.
+    ///
+    /// The transaction begins before the cache is consulted: on PostgreSQL, beginning it
+    /// waits for every other flagd's write and says whether one committed since the cache
+    /// was read (`cache_matches`); then the cache is read afresh, and no write can slip in
+    /// between since this one holds the writers' lock.
     pub(super) fn transact<R>(
         &self,
         db: &Database,
         environment: &str,
         lifecycle: Option<&Lifecycle>,
-        body: impl FnOnce(&FlagSet, usize) -> Result<(R, Option<(FlagSet, usize)>), WriteError>,
+        body: impl FnOnce(WriteTransaction, &FlagSet, usize) -> Result<(R, Option<(FlagSet, usize)>), WriteError>,
     ) -> Result<R, WriteError> {
         if !is_environment_name(environment) {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
@@ -203,17 +209,19 @@ impl Writer {
         // A poisoned lock only means a writer panicked; the cache it held was taken out of
         // the slot first, so the slot is `None` and is rebuilt below.
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut cache = match slot.take().filter(|_| !db.take_reread()) {
+        let txn = db.begin_write()?;
+        let mut cache = match slot.take().filter(|_| db.cache_matches(txn.generation())) {
             Some(cache) => cache,
             None => Cache::load(db)?,
         };
         let creates = matches!(lifecycle, Some(Lifecycle::Create { .. }));
         if cache.exists(environment) == creates {
+            drop(txn);
             let refusal = refuse_lifecycle(db, environment, creates);
             *slot = Some(cache);
             return Err(refusal);
         }
-        match body(cache.environment(environment), cache.bytes(environment)) {
+        match body(txn, cache.environment(environment), cache.bytes(environment)) {
             Ok((result, new_set)) => {
                 if let Some((set, bytes)) = new_set {
                     cache.replace(environment, set, bytes);
@@ -272,7 +280,7 @@ fn lane_of(op: &WriteOp) -> Lane {
 /// `limit`; returns what was committed and the environment's new set and size (`None` when
 /// nothing was written).
 fn commit(
-    db: &Database,
+    txn: WriteTransaction,
     (set, bytes, limit): (&FlagSet, usize, usize),
     environment: &str,
     op: WriteOp,
@@ -282,7 +290,6 @@ fn commit(
     // A revive adds a byte or two (`enabled` is sent when true); like a kill, it is an
     // incident's tool, and the cap never stands in its way.
     let capped = !matches!(op, WriteOp::Kill { .. } | WriteOp::Revive { .. });
-    let txn = db.begin_write()?;
     let Planned { operation, change } = {
         let history = txn.open_table(FLAG_HISTORY)?;
         patch::plan(op, set, &history, environment)?

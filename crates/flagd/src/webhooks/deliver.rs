@@ -58,7 +58,11 @@ impl Deliverer {
         let id = self.webhook.id.clone();
         metrics::register(&id);
         info!(webhook = %id, target = %self.webhook.target(), environments = ?self.webhook.environments, "webhook delivering");
+        let mut cursors_current = true;
         loop {
+            if self.wait_to_lead(&mut cursors_current).await.is_err() {
+                break;
+            }
             // Marked seen before the store is read: a commit after this wakes the next wait.
             self.commits.borrow_and_update();
             match self.round().await {
@@ -84,6 +88,43 @@ impl Deliverer {
                 warn!(webhook = %id, error = %chain(&error), "flushing the webhook's cursors failed; changes since the last durable commit will be delivered again")
             }
             Err(error) => warn!(webhook = %id, %error, "flushing the webhook's cursors failed"),
+        }
+    }
+
+    /// Waits until this flagd leads the store's flagds (at once on redb): of several on one
+    /// store, one delivers. `cursors_current` is cleared while another leads; this one
+    /// then takes over from the cursors the other kept in the store.
+    async fn wait_to_lead(&mut self, cursors_current: &mut bool) -> Result<(), Stopped> {
+        loop {
+            let store = self.store.clone();
+            if tokio::task::spawn_blocking(move || store.leads()).await.unwrap_or(false) {
+                if !*cursors_current {
+                    let (store, id, filter) =
+                        (self.store.clone(), self.webhook.id.clone(), self.webhook.environments.clone());
+                    let registered =
+                        tokio::task::spawn_blocking(move || store.register_webhook(&id, filter.as_deref()))
+                            .await;
+                    match registered {
+                        Ok(Ok(cursors)) => {
+                            info!(webhook = %self.webhook.id, "this flagd leads now: delivering from the store's cursors");
+                            self.cursors = cursors;
+                            *cursors_current = true;
+                        }
+                        Ok(Err(error)) => self.store_failed("reading the cursors", &chain(&error)).await?,
+                        Err(error) => self.store_failed("reading the cursors", &error.to_string()).await?,
+                    }
+                }
+                if *cursors_current {
+                    return Ok(());
+                }
+                continue;
+            }
+            *cursors_current = false;
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|stop| *stop) => return Err(Stopped),
+            }
         }
     }
 

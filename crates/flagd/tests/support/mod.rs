@@ -18,6 +18,8 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+pub mod postgres;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {

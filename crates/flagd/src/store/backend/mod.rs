@@ -7,11 +7,11 @@
 //! and written in the same order inside one transaction. What differs is below it:
 //!
 //! - redb: one process holds the file; redb runs one write transaction at a time.
-//! - PostgreSQL (`postgres`): one flagd holds a store at a time (an advisory lock, while
-//!   each writer caches what it validates against); a row lock
-//!   runs write transactions one at a time across all of them, and read transactions see
-//!   one snapshot each (`REPEATABLE READ`). Tables and columns: `schema`; keys and values
-//!   as columns: `codec`.
+//! - PostgreSQL (`postgres`): any number of flagds on one store; a row lock runs write
+//!   transactions one at a time across all of them, and read transactions see one snapshot
+//!   each (`REPEATABLE READ`). Each commit moves the store's generation on, so a writer knows
+//!   when its cache missed another flagd's commit. Tables and columns: `schema`; keys and
+//!   values as columns: `codec`.
 //!
 //! The synchronous `postgres` client (tokio-postgres behind a blocking facade) rather than
 //! sqlx: the store is synchronous code called from `spawn_blocking`, like redb, and sqlx is
@@ -19,6 +19,8 @@
 //! store, which builds its few statements from table definitions, would not use.
 
 mod codec;
+mod fleet;
+mod listen;
 mod postgres;
 mod schema;
 mod table;
@@ -26,6 +28,7 @@ mod table;
 use std::sync::Arc;
 
 pub(crate) use codec::{SqlKey, SqlValue};
+pub(crate) use fleet::Acked;
 pub(crate) use postgres::{Pool, without_password};
 pub(crate) use table::{Range, ReadOnlyTable, ReadableTable, Table, TableDefinition};
 
@@ -51,8 +54,6 @@ impl Database {
     /// the schema up to date (see `schema::migrate`); returns the migrations it applied.
     pub(crate) fn postgres(url: &str, connections: usize) -> Result<(Database, Vec<i64>), StoreError> {
         let pool = Pool::connect(url, connections)?;
-        // First: a flagd refused the store must not migrate it.
-        pool.hold()?;
         let txn = Transaction::unlocked(&pool)?;
         let applied = schema::migrate(&txn)?;
         txn.commit()?;
@@ -67,12 +68,67 @@ impl Database {
         })
     }
 
-    /// Whether the store must be read afresh before the next write: on PostgreSQL, after
-    /// this flagd lost its hold on the store and took it again.
-    pub(crate) fn take_reread(&self) -> bool {
+    /// Whether the writer's cache reflects the state a transaction that sees `generation`
+    /// reads: always on redb, where only this process writes; on PostgreSQL, unless another
+    /// flagd committed since the cache was read (or it was never read).
+    pub(crate) fn cache_matches(&self, generation: Option<i64>) -> bool {
+        match (self, generation) {
+            (Database::Postgres(pool), Some(generation)) => pool.cache_matches(generation),
+            (Database::Postgres(_), None) => false,
+            (Database::Redb(_), _) => true,
+        }
+    }
+
+    /// Records that the writer's cache was just read by a transaction that sees `generation`.
+    pub(crate) fn cache_read_at(&self, generation: Option<i64>) {
+        if let (Database::Postgres(pool), Some(generation)) = (self, generation) {
+            pool.cache_read_at(generation);
+        }
+    }
+
+    /// Adds one to `wake` whenever another flagd may have committed, on a thread of its own,
+    /// until nobody follows it (see `listen`). `false` on redb, where no other can.
+    pub(crate) fn listen_for_commits(&self, wake: tokio::sync::watch::Sender<u64>) -> std::io::Result<bool> {
         match self {
-            Database::Redb(_) => false,
-            Database::Postgres(pool) => pool.take_reread(),
+            Database::Redb(_) => Ok(false),
+            Database::Postgres(pool) => listen::spawn(pool.config().clone(), wake).map(|()| true),
+        }
+    }
+
+    /// Replaces what `replica` reported of its SDKs (see `fleet`); nothing on redb, where
+    /// no other flagd reads it.
+    pub(crate) fn report_fleet(
+        &self,
+        replica: &str,
+        reports: &[(String, Acked)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Database::Redb(_) => Ok(()),
+            Database::Postgres(pool) => fleet::report(pool, replica, reports, now_ms),
+        }
+    }
+
+    /// What flagds other than `replica` reported of their SDKs of `environment` since
+    /// `fresh_from_ms` (see `fleet`); none on redb.
+    pub(crate) fn fleet(
+        &self,
+        environment: &str,
+        replica: &str,
+        fresh_from_ms: i64,
+    ) -> Result<Vec<Acked>, StoreError> {
+        match self {
+            Database::Redb(_) => Ok(Vec::new()),
+            Database::Postgres(pool) => fleet::others(pool, environment, replica, fresh_from_ms),
+        }
+    }
+
+    /// Whether this process leads the flagds on the store (see `Pool::leads`): always on
+    /// redb, where it is the only one.
+    pub(crate) fn leads(&self) -> bool {
+        match self {
+            Database::Redb(_) => true,
+            Database::Postgres(pool) => pool.leads(),
         }
     }
 
@@ -93,6 +149,14 @@ pub(crate) enum ReadTransaction {
 }
 
 impl ReadTransaction {
+    /// The store's generation this transaction reads (PostgreSQL only).
+    pub(crate) fn generation(&self) -> Option<i64> {
+        match self {
+            ReadTransaction::Redb(_) => None,
+            ReadTransaction::Postgres(txn) => txn.generation(),
+        }
+    }
+
     /// One of the store's tables, as this transaction sees it. On redb, a table no write
     /// has created yet is `TableDoesNotExist`; PostgreSQL's are made by the migrations.
     pub(crate) fn open_table<K: SqlKey, V: SqlValue>(
@@ -116,6 +180,14 @@ pub(crate) enum WriteTransaction {
 }
 
 impl WriteTransaction {
+    /// The store's generation this transaction sees, before its own commit (PostgreSQL only).
+    pub(crate) fn generation(&self) -> Option<i64> {
+        match self {
+            WriteTransaction::Redb(_) => None,
+            WriteTransaction::Postgres(txn) => txn.generation(),
+        }
+    }
+
     /// One of the store's tables, for reading and writing (created on redb if missing).
     pub(crate) fn open_table<K: SqlKey, V: SqlValue>(
         &self,

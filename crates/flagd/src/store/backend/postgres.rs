@@ -8,15 +8,22 @@
 //!   is what keeps an environment's revisions gap-free and in commit order: the next one is
 //!   read and written inside the locked transaction, never taken from a sequence. A row lock
 //!   rather than an advisory lock because CockroachDB and YugabyteDB have row locks too.
+//! - **Generations**: taking that lock adds one to the row's `generation`, so every commit
+//!   of any flagd moves it on. Each flagd's writer caches the environments it validates
+//!   against; it knows the generation its cache reflects, and a write that finds another
+//!   (a replica committed meanwhile) reads the store afresh first (see `Writer::transact`).
+//!   A write also sends `NOTIFY flagd_changes`, delivered on commit, which wakes the other
+//!   replicas to stream the change to their SDKs (see `crate::replica`).
 //! - **Statements** are prepared once per connection and kept with it.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
 
 use super::super::error::StoreError;
 use super::codec::Param;
@@ -33,19 +40,15 @@ pub(crate) struct Pool {
     max: usize,
     idle: Mutex<Idle>,
     freed: Condvar,
-    /// The session holding the store's advisory lock (see [`Pool::hold`]).
-    holder: Mutex<Option<Holder>>,
-    /// Set when the hold was lost and taken again: another flagd may have written
-    /// meanwhile, so the writer rereads the store before its next write (see
-    /// [`Pool::take_reread`]), whichever call noticed.
-    reread: std::sync::atomic::AtomicBool,
+    /// The session holding the store's advisory lock while this flagd leads (see
+    /// [`Pool::leads`]).
+    leader: Mutex<Option<Connection>>,
+    /// The generation the writer's cache reflects; `UNKNOWN` until it is first loaded.
+    cache_generation: AtomicI64,
 }
 
-/// A connection whose session holds the store's advisory lock, and its server process id.
-struct Holder {
-    connection: Connection,
-    pid: i32,
-}
+/// No generation: every generation read from the database is at least 0.
+const UNKNOWN: i64 = -1;
 
 struct Idle {
     connections: Vec<Connection>,
@@ -80,69 +83,58 @@ impl Pool {
         let pool = Arc::new(Pool {
             shown: without_password(url),
             config,
-            max: max.max(1),
+            // A write that finds its cache stale reads the store on a second connection.
+            max: max.max(2),
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
             freed: Condvar::new(),
-            holder: Mutex::new(None),
-            reread: std::sync::atomic::AtomicBool::new(false),
+            leader: Mutex::new(None),
+            cache_generation: AtomicI64::new(UNKNOWN),
         });
         let first = pool.take()?;
         pool.give_back(first);
         Ok(pool)
     }
 
-    /// Takes the store's advisory lock on a session of its own and keeps it: one flagd
-    /// writes to a store at a time. Each writer caches the environments it validates
-    /// against, so a second one writing the same tables would validate against a stale
-    /// copy; until replicas share their changes, a second flagd is refused at start. The
-    /// lock goes with the session, so a flagd that dies (even by SIGKILL) frees it.
-    pub(crate) fn hold(&self) -> Result<(), StoreError> {
-        let mut connection = self.open()?;
-        let rows = connection.query(schema::TRY_HOLD, &[])?;
-        let held: bool = rows.first().and_then(|row| row.try_get(0).ok()).unwrap_or(false);
-        if !held {
-            return Err(StoreError::DatabaseInUse { database: self.shown.clone() });
+    /// Whether this flagd leads the store's replicas: the one that runs the duties only one
+    /// may run (advancing rollouts, delivering webhooks). The store's advisory lock, taken on
+    /// a session of its own and kept; asked again each time, so that when the leader dies
+    /// (even by SIGKILL, its session ends and the lock with it) another takes over, and when
+    /// the database restarts the lock is taken again. `false` when the database cannot be
+    /// reached.
+    pub(crate) fn leads(&self) -> bool {
+        let mut leader = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(connection) = leader.as_mut() {
+            // The lock is the session's: while the session answers, it is still held.
+            if connection.batch("SELECT 1").is_ok() {
+                return true;
+            }
+            *leader = None;
         }
-        let pid: i32 = connection
-            .query("SELECT pg_backend_pid()", &[])?
-            .first()
-            .and_then(|row| row.try_get(0).ok())
-            .unwrap_or_default();
-        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = Some(Holder { connection, pid });
-        Ok(())
+        let Ok(mut connection) = self.open() else { return false };
+        let held = connection
+            .query(schema::TRY_LEAD, &[])
+            .ok()
+            .and_then(|rows| rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()))
+            .unwrap_or(false);
+        if held {
+            *leader = Some(connection);
+        }
+        held
     }
 
-    /// Inside a write transaction: whether this process still holds the store. After the
-    /// database restarted, the lock went with the old session; it is taken again (if no
-    /// other flagd took it meanwhile), and the write refused once so that the writer reads
-    /// the store afresh (`HoldLost` drops its cache).
-    fn check_hold(&self, txn: &Transaction) -> Result<(), StoreError> {
-        let pid =
-            self.holder.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|holder| holder.pid);
-        if let Some(pid) = pid
-            && !txn.query(schema::HOLDS, &[Param::Int(i64::from(pid))])?.is_empty()
-        {
-            return Ok(());
-        }
-        self.release_hold();
-        self.reread.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.hold()?;
-        Err(StoreError::HoldLost)
+    /// Whether a transaction at `generation` sees the state the writer's cache reflects.
+    pub(crate) fn cache_matches(&self, generation: i64) -> bool {
+        self.cache_generation.load(Ordering::SeqCst) == generation
     }
 
-    /// Whether the writer must reread the store before its next write; clears the flag.
-    pub(crate) fn take_reread(&self) -> bool {
-        self.reread.swap(false, std::sync::atomic::Ordering::SeqCst)
+    /// Records that the writer's cache was read at `generation`.
+    pub(crate) fn cache_read_at(&self, generation: i64) {
+        self.cache_generation.store(generation, Ordering::SeqCst);
     }
 
-    /// Lets go of the advisory lock (when its session still lives) and of its connection.
-    fn release_hold(&self) {
-        let holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(mut holder) = holder {
-            // Explicitly: a dropped connection's session may end a little later, and a
-            // flagd opening the store again meanwhile would be refused.
-            let _ = holder.connection.query(schema::RELEASE, &[]);
-        }
+    /// Where the database is, for a session of another kind (see `listen`).
+    pub(crate) fn config(&self) -> &postgres::Config {
+        &self.config
     }
 
     /// The database's URL without its password.
@@ -214,10 +206,12 @@ impl Drop for Pool {
     fn drop(&mut self) {
         let idle =
             std::mem::take(&mut self.idle.get_mut().unwrap_or_else(PoisonError::into_inner).connections);
-        let holder = self.holder.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let leader = self.leader.get_mut().unwrap_or_else(PoisonError::into_inner).take();
         let close = move || {
-            if let Some(mut holder) = holder {
-                let _ = holder.connection.query(schema::RELEASE, &[]);
+            if let Some(mut leader) = leader {
+                // Explicitly: the session of a dropped connection may end a little later,
+                // and another replica should take over at once.
+                let _ = leader.query(schema::RELEASE, &[]);
             }
             drop(idle);
         };
@@ -270,6 +264,17 @@ impl Connection {
         self.client.batch_execute(sql).map_err(|source| StoreError::postgres(first_words(sql), source))
     }
 
+    /// Runs statements without parameters and returns the first column of the last row
+    /// any of them returned, in one round trip.
+    fn batch_value(&mut self, sql: &str) -> Result<Option<String>, StoreError> {
+        let messages =
+            self.client.simple_query(sql).map_err(|source| StoreError::postgres(first_words(sql), source))?;
+        Ok(messages.iter().rev().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        }))
+    }
+
     /// Runs `sql`, prepared once per connection, with `params`.
     pub(crate) fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let statement = match self.statements.get(sql) {
@@ -301,6 +306,7 @@ fn first_words(sql: &str) -> &'static str {
         ("INSERT", "writing a row"),
         ("DELETE", "deleting a row"),
         ("SET", "setting a transaction option"),
+        ("UPDATE", "updating a row"),
     ] {
         if sql.starts_with(start) {
             return name;
@@ -315,6 +321,11 @@ fn first_words(sql: &str) -> &'static str {
 pub(crate) struct Transaction {
     pool: Arc<Pool>,
     connection: Mutex<Option<Connection>>,
+    /// The store's generation this transaction sees (for a write, the one before it); `None`
+    /// for the migrations'.
+    generation: Option<i64>,
+    /// Whether committing it makes the next generation (it took the writers' lock).
+    writes: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, and would answer its
     /// `COMMIT` with a rollback that reads as success.
     failed: std::sync::atomic::AtomicBool,
@@ -323,39 +334,52 @@ pub(crate) struct Transaction {
 impl Transaction {
     /// A read transaction: one snapshot for every query in it.
     pub(crate) fn read(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
-        // `SELECT 1` takes the snapshot now: PostgreSQL takes it at the first statement,
-        // and callers rely on it being the state when this returned (`Writer::peek`).
-        Transaction::begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT 1")
+        // Reading the generation takes the snapshot now: PostgreSQL takes it at the first
+        // statement, and callers rely on it being the state when this returned.
+        Transaction::begin(pool, schema::BEGIN_READ, Some(false))
     }
 
     /// A read-write transaction without the writers' lock: the migrations', which make it.
     pub(crate) fn unlocked(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
-        Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")
+        Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED", None)
     }
 
     /// A write transaction, holding the writers' lock until it ends.
     pub(crate) fn write(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
-        let txn = Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")?;
-        txn.query(schema::LOCK_WRITERS, &[])?;
-        pool.check_hold(&txn)?;
-        Ok(txn)
+        Transaction::begin(pool, schema::BEGIN_WRITE, Some(true))
+    }
+
+    /// The store's generation this transaction sees; for a write, the one before it.
+    pub(crate) fn generation(&self) -> Option<i64> {
+        self.generation
     }
 
     /// Starts a transaction on a pooled connection. An idle connection may have died with
     /// the server (a restart) without the client noticing until used: its `BEGIN` fails
     /// having done nothing, so it is dropped and the next one tried, up to a new one.
-    fn begin(pool: &Arc<Pool>, begin: &str) -> Result<Transaction, StoreError> {
+    /// `generation`: `begin` ends with a statement that returns the store's generation —
+    /// the new one, made by adding one, when `Some(true)`.
+    fn begin(pool: &Arc<Pool>, begin: &str, generation: Option<bool>) -> Result<Transaction, StoreError> {
         let mut attempts = pool.max + 1;
         loop {
             attempts -= 1;
             let mut connection = pool.take()?;
-            match connection.batch(begin) {
-                Ok(()) => {
-                    return Ok(Transaction {
+            match connection.batch_value(begin) {
+                Ok(value) => {
+                    let mut txn = Transaction {
                         pool: Arc::clone(pool),
                         connection: Mutex::new(Some(connection)),
                         failed: std::sync::atomic::AtomicBool::new(false),
-                    });
+                        generation: None,
+                        writes: generation == Some(true),
+                    };
+                    if generation.is_some() {
+                        // Dropping `txn` on an error rolls it back.
+                        let value: i64 =
+                            value.and_then(|value| value.parse().ok()).ok_or(StoreError::WriterRowMissing)?;
+                        txn.generation = Some(if txn.writes { value - 1 } else { value });
+                    }
+                    return Ok(txn);
                 }
                 Err(error) if error.database_unreachable() && attempts > 0 => pool.discard(connection),
                 Err(error) => {
@@ -392,6 +416,16 @@ impl Transaction {
         }
         let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(mut connection) = connection else { return Err(StoreError::TransactionEnded) };
+        if let Some(before) = self.generation.filter(|_| self.writes) {
+            // Before the commit, so that the next writer, let in by it, finds the cache
+            // current. Should the commit fail, the writer drops its cache anyway.
+            let _ = self.pool.cache_generation.compare_exchange(
+                before,
+                before + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
         match connection.client.batch_execute("COMMIT") {
             Ok(()) => {
                 self.pool.give_back(connection);

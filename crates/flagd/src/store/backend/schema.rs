@@ -16,17 +16,26 @@ pub(crate) struct SqlTable {
     pub(crate) value: &'static str,
 }
 
-/// Serializes writers (see `postgres`): every write transaction locks this one row first.
-pub(crate) const LOCK_WRITERS: &str = "SELECT 1 FROM flagd_writer WHERE id = 1 FOR UPDATE";
+/// The channel of change notifications (see `postgres`).
+pub(crate) const CHANGES_CHANNEL: &str = "flagd_changes";
+
+/// Starts a write: locks the writers' row, which serializes writers across every flagd (see
+/// `postgres`), and makes the next generation; the notification is delivered on commit only.
+/// One round trip.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+     UPDATE flagd_writer SET generation = generation + 1 WHERE id = 1 RETURNING generation; \
+     NOTIFY flagd_changes";
+
+/// Starts a read: one snapshot for every statement, taken now, and its generation.
+pub(crate) const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+     SELECT generation FROM flagd_writer WHERE id = 1";
 
 /// The store's advisory lock, per schema (several stores may share a database, one per
-/// schema): the class is "flag" in ASCII, the object the hash of the schema's name.
-pub(crate) const TRY_HOLD: &str = "SELECT pg_try_advisory_lock(1718378855, hashtext(current_schema()))";
+/// schema): the class is "flag" in ASCII, the object the hash of the schema's name. Held
+/// by the replica that leads (see `Pool::leads`).
+pub(crate) const TRY_LEAD: &str = "SELECT pg_try_advisory_lock(1718378855, hashtext(current_schema()))";
 /// Lets go of the store's advisory lock.
 pub(crate) const RELEASE: &str = "SELECT pg_advisory_unlock(1718378855, hashtext(current_schema()))";
-/// Whether the session with process id `$1` holds the store's advisory lock.
-pub(crate) const HOLDS: &str = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-     AND classid = 1718378855 AND objid = hashtext(current_schema())::oid AND pid::int8 = $1";
 
 /// The migrations, in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 /// A migration is never edited once released: a change is a new one.
@@ -63,6 +72,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE flagd_rollouts (
         environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
         PRIMARY KEY (environment, key));
+    "#,
+    // 2: several flagds write one store: each commit moves the generation on.
+    "ALTER TABLE flagd_writer ADD COLUMN generation bigint NOT NULL DEFAULT 0;",
+    // 3: what each flagd's SDKs acknowledged (see `fleet`).
+    r#"
+    CREATE TABLE flagd_fleet (
+        replica text COLLATE "C", environment text COLLATE "C", reported_ms bigint NOT NULL,
+        acked json NOT NULL,
+        PRIMARY KEY (replica, environment));
     "#,
 ];
 

@@ -1,0 +1,171 @@
+//! Several flagd processes on one PostgreSQL store: each takes writes, and each streams
+//! every committed change — its own and the others' — to its own SDKs, in revision order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use flag_proto::v1::{self, watch_response::Kind};
+use support::postgres::{Flagd, counter_history, run_flagctl, wait_for_acks, write_until_failure};
+use support::{COUNTER, Watcher, change, flag, put};
+
+fn database() -> Option<String> {
+    pg_test::fresh_schema("flagd").unwrap()
+}
+
+/// The next snapshot or change batch: its revision, the flags it brings, and whether it is
+/// a snapshot. Heartbeats keep a stream busy, so the wait has a deadline of its own.
+async fn next_revision(watcher: &mut Watcher) -> (u64, Vec<v1::Flag>, bool) {
+    let next = tokio::time::timeout(support::WAIT, watcher.next_change()).await;
+    match next.expect("a snapshot or changes in time") {
+        Kind::Snapshot(snapshot) => (snapshot.revision, snapshot.flags, true),
+        Kind::Changes(changes) => (changes.revision, changes.upserted_flags, false),
+        other => panic!("expected a snapshot or changes, got {other:?}"),
+    }
+}
+
+/// Reads the stream until it reaches `revision`; the flags seen on the way, by key, last
+/// version wins, and the revisions in the order they came.
+async fn follow_to(watcher: &mut Watcher, revision: u64) -> (Vec<v1::Flag>, Vec<u64>) {
+    let (mut flags, mut revisions) = (Vec::new(), Vec::new());
+    loop {
+        let (at, upserted, _) = next_revision(watcher).await;
+        revisions.push(at);
+        for flag in upserted {
+            flags.retain(|seen: &v1::Flag| seen.key != flag.key);
+            flags.push(flag);
+        }
+        if at >= revision {
+            return (flags, revisions);
+        }
+    }
+}
+
+fn set(flagd: &Flagd, args: &[&str]) {
+    let output = run_flagctl(&flagd.endpoint, args);
+    assert!(output.status.success(), "flagctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_either_replica_reaches_the_sdks_of_both() {
+    let Some(url) = database() else { return };
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    let (mut on_a, mut on_b) = (a.watch("production", 0, "").await, b.watch("production", 0, "").await);
+    let (snapshot_a, snapshot_b) = (next_revision(&mut on_a).await, next_revision(&mut on_b).await);
+    assert_eq!((snapshot_a.0, snapshot_b.0), (0, 0), "both start from the empty store");
+
+    set(&a, &["set", "chat", "--percent", "5", "--reason", "on A"]);
+    let (flags, _) = follow_to(&mut on_b, 1).await;
+    assert_eq!(
+        flags.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+        ["chat"],
+        "A's write reached B's SDK"
+    );
+
+    // B writes over what A wrote: its writer knows the flag A created.
+    set(&b, &["set", "chat", "--percent", "25", "--reason", "on B"]);
+    set(&b, &["set", "search", "--percent", "50", "--reason", "on B"]);
+    let (flags_a, revisions_a) = follow_to(&mut on_a, 3).await;
+    let chat = flags_a.iter().find(|f| f.key == "chat").expect("chat reached A's SDK");
+    assert_eq!(chat.version, 2, "B's write is chat's second version: {chat:?}");
+    assert!(flags_a.iter().any(|f| f.key == "search"), "{flags_a:?}");
+    assert!(revisions_a.windows(2).all(|pair| pair[0] < pair[1]), "in revision order: {revisions_a:?}");
+    let (_, revisions_b) = follow_to(&mut on_b, 3).await;
+    assert_eq!(revisions_b.last(), Some(&3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_resumes_by_revision_on_another_replica_without_a_snapshot() {
+    let Some(url) = database() else { return };
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    set(&a, &["set", "chat", "--percent", "5", "--reason", "first"]);
+    let store_id = match a.watch("production", 0, "").await.next_change().await {
+        Kind::Snapshot(snapshot) => snapshot.store_id,
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+    set(&a, &["set", "chat", "--percent", "10", "--reason", "second"]);
+
+    // An SDK that had revision 1 from A goes on at B: the store id is the database's.
+    let mut resumed = b.watch("production", 1, &store_id).await;
+    let (revision, flags, snapshot) = next_revision(&mut resumed).await;
+    assert!(!snapshot, "resumed with the changes since, not a snapshot");
+    assert_eq!(revision, 2);
+    assert_eq!(flags.len(), 1, "only what changed since revision 1: {flags:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_on_both_replicas_get_gap_free_versions_and_lose_nothing() {
+    let Some(url) = database() else { return };
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
+    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
+    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
+    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
+    wait_for_acks(&acked_a, 40).await;
+    wait_for_acks(&acked_b, 40).await;
+    writer_a.abort();
+    writer_b.abort();
+    let _ = (writer_a.await, writer_b.await);
+
+    let acked: Vec<(u64, String)> =
+        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
+    let versions: BTreeSet<u64> = acked.iter().map(|(version, _)| *version).collect();
+    assert_eq!(versions.len(), acked.len(), "no version acknowledged twice");
+    // Every version from 1 to the newest is in history, with what was acknowledged.
+    let history = counter_history(&b.endpoint).await;
+    let newest = *history.keys().last().unwrap();
+    assert_eq!(
+        history.keys().copied().collect::<Vec<_>>(),
+        (1..=newest).collect::<Vec<_>>(),
+        "gap-free versions"
+    );
+    for (version, description) in &acked {
+        assert_eq!(history.get(version), Some(description), "acknowledged version {version} is kept");
+    }
+}
+
+/// An SDK that acknowledges every revision it is sent, until aborted.
+fn acknowledging(mut watcher: Watcher) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (revision, _, _) = next_revision(&mut watcher).await;
+            watcher.ack(revision).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_on_one_replica_counts_the_acknowledgements_of_sdks_on_every_replica() {
+    let Some(url) = database() else { return };
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    set(&a, &["set", "chat", "--percent", "5", "--reason", "before the incident"]);
+    let sdks = [
+        acknowledging(a.watch("production", 0, "").await),
+        acknowledging(b.watch("production", 0, "").await),
+    ];
+
+    // Once B has heard of A's SDK, a kill on B waits for both.
+    let mut admin = v1::admin_client::AdminClient::connect(b.endpoint.clone()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let request = v1::WaitForAcksRequest { environment: "production".into(), revision: 1, wait_ms: 1000 };
+        let report = admin.wait_for_acks(request).await.unwrap().into_inner();
+        if report.connected == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "B counts the SDKs of A and B: {report:?}");
+    }
+    let kill = v1::KillRequest {
+        environment: "production".into(),
+        key: "chat".into(),
+        change: change("incident"),
+        wait_ms: 10_000,
+    };
+    let acks = admin.kill(kill).await.unwrap().into_inner().acks.unwrap();
+    assert_eq!((acks.connected, acks.acknowledged), (2, 2), "{acks:?}");
+    assert!(acks.missing.is_empty(), "{acks:?}");
+    for sdk in sdks {
+        sdk.abort();
+    }
+}
