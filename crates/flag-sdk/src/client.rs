@@ -78,7 +78,10 @@ impl Drop for Tasks {
 }
 
 impl Client {
-    /// A builder for a client following the flagd at `endpoint` (e.g. `http://127.0.0.1:8013`).
+    /// A builder for a client following the flagd at `endpoint` (e.g. `http://127.0.0.1:8013`),
+    /// or at one of several replicas of one store, comma-separated
+    /// (`http://flagd-a:8013,http://flagd-b:8013`) and tried in that order; see
+    /// [`ClientBuilder::fallback_endpoints`] for how the client moves between them.
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(endpoint)
     }
@@ -119,6 +122,12 @@ impl Client {
     /// Whether the flags are current.
     pub fn status(&self) -> Status {
         *self.shared.status.borrow()
+    }
+
+    /// The endpoint whose stream the client follows now, as given to the builder; `None`
+    /// while it follows none (connecting, between two servers, offline, test flags).
+    pub fn endpoint(&self) -> Option<String> {
+        self.shared.endpoint()
     }
 
     /// Snapshots, changes and reconnections so far.

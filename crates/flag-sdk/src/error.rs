@@ -70,7 +70,7 @@ pub enum FileError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The endpoint is not a valid URI (e.g. `http://127.0.0.1:8013`).
+    /// An endpoint is not a valid URI (e.g. `http://127.0.0.1:8013`), or none was given.
     #[error("invalid flagd endpoint {endpoint:?}: {reason}")]
     Endpoint {
         /// As given.

@@ -1,6 +1,7 @@
 //! The background task that follows flagd's `Sync.Watch` stream: subscribe from the last
-//! applied revision, apply each snapshot or change, acknowledge it, and reconnect with
-//! backoff when the stream fails or falls silent.
+//! applied revision, apply each snapshot or change, acknowledge it, and reconnect when the
+//! stream fails or falls silent — to the next endpoint at once, with backoff after a whole
+//! round of them failed (`failover`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,17 +19,28 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backoff::Backoff;
+use crate::failover::Rotation;
 use crate::files::Applied;
 use crate::model::{Delta, Model};
 use crate::reporter::Reporter;
 use crate::shared::{Live, Shared};
 use crate::status::{Status, SyncCounters};
 
+/// One server the follower may follow.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// As the application gave it, for logs and [`Client::endpoint`](crate::Client::endpoint).
+    pub(crate) address: String,
+    pub(crate) endpoint: Endpoint,
+}
+
 /// How the follower connects and when it gives up on a stream.
 #[derive(Debug, Clone)]
 pub(crate) struct FollowSettings {
-    pub(crate) endpoint: Endpoint,
-    /// A connection to share instead of opening one per attempt.
+    /// Replicas of one store, tried in order; never empty.
+    pub(crate) targets: Vec<Target>,
+    /// A connection to share instead of opening one per attempt (to the first target: no
+    /// failover).
     pub(crate) channel: Option<Channel>,
     pub(crate) token: Bearer,
     pub(crate) environment: String,
@@ -103,15 +115,26 @@ impl Drop for StaleOnDrop {
 impl Follower {
     pub(crate) async fn run(self) {
         let _stale_on_drop = StaleOnDrop(Arc::clone(&self.shared));
-        let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
+        let backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
+        // A shared channel reaches one server whatever the target says.
+        let targets = match self.settings.channel {
+            Some(_) => &self.settings.targets[..self.settings.targets.len().min(1)],
+            None => &self.settings.targets[..],
+        };
+        let mut rotation = Rotation::new(targets.len(), backoff);
+        // Each target's last error, for a start that times out to name them all.
+        let mut errors: Vec<Option<String>> = vec![None; targets.len()];
         let mut attempt = 0u64;
         loop {
+            let Some(target) = targets.get(rotation.current()) else { return };
+            let (environment, endpoint) = (&self.settings.environment, &target.address);
             let span = if attempt == 0 {
-                info_span!("connect", environment = %self.settings.environment)
+                info_span!("connect", %environment, %endpoint)
             } else {
-                info_span!("reconnect", environment = %self.settings.environment, attempt)
+                info_span!("reconnect", %environment, %endpoint, attempt)
             };
-            let end = self.follow_once(&mut backoff).instrument(span).await;
+            let end = self.follow_once(target, &mut rotation, &mut errors).instrument(span).await;
+            self.shared.set_endpoint(None);
             attempt += 1;
             SyncCounters::bump(&self.shared.sync.reconnects);
             if matches!(*self.shared.status.borrow(), Status::Ready) {
@@ -127,19 +150,32 @@ impl Follower {
             {
                 self.refused.send_replace(Some(status.message().to_owned()));
             }
-            let delay = backoff.next_delay();
-            warn!(error = %end, retry_in = ?delay, "flag stream lost; serving the last flags");
-            self.last_error.send_replace(Some(end.to_string()));
-            tokio::time::sleep(delay).await;
+            if let Some(error) = errors.get_mut(rotation.current()) {
+                *error = Some(format!("{endpoint}: {end}"));
+            }
+            self.last_error
+                .send_replace(Some(errors.iter().flatten().cloned().collect::<Vec<_>>().join("; ")));
+            let delay = rotation.failed();
+            let next = targets.get(rotation.current()).map_or("", |next| next.address.as_str());
+            warn!(%endpoint, error = %end, %next, retry_in = ?delay, "flag stream lost; serving the last flags");
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
         }
     }
 
-    /// One stream, from connecting to its end.
-    async fn follow_once(&self, backoff: &mut Backoff) -> StreamEnd {
+    /// One stream to `target`, from connecting to its end. Once it serves flags, `rotation`
+    /// and `errors` learn that this target works.
+    async fn follow_once(
+        &self,
+        target: &Target,
+        rotation: &mut Rotation,
+        errors: &mut [Option<String>],
+    ) -> StreamEnd {
         let settings = &self.settings;
         let channel = match &settings.channel {
             Some(channel) => channel.clone(),
-            None => match settings.endpoint.connect().await {
+            None => match target.endpoint.connect().await {
                 Ok(channel) => channel,
                 Err(error) => return StreamEnd::Connect(error),
             },
@@ -172,6 +208,7 @@ impl Follower {
             let _ = requests.try_send(report_request(&report));
         }
         info!(since, "following flagd");
+        self.shared.set_endpoint(Some(&target.address));
         let mut silence = settings.heartbeat_timeout;
         let mut heard = tokio::time::Instant::now();
         let interval = settings.report_interval;
@@ -234,7 +271,8 @@ impl Follower {
             if unacknowledged.replace(revision).is_none() {
                 acknowledge.as_mut().reset(tokio::time::Instant::now() + ACK_DELAY);
             }
-            backoff.reset();
+            rotation.served();
+            errors.fill(None);
             self.last_error.send_replace(None);
             self.shared.set_status(Status::Ready);
         }

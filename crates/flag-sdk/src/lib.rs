@@ -7,6 +7,11 @@
 //! snapshot on every change; when flagd is away the client keeps serving the last flags it
 //! had (or its cache file's) and reports [`Status::Stale`] while it reconnects.
 //!
+//! Several flagd replicas of one store can serve a client: given their endpoints
+//! (`Client::builder("http://flagd-a:8013,http://flagd-b:8013")`), it follows the first that
+//! answers and, when that one goes away, moves to the next at once and resumes from its
+//! revision there, without a full snapshot ([`ClientBuilder::fallback_endpoints`]).
+//!
 //! # Layout
 //!
 //! Read bottom-up: each module uses only those above it in this list (and flag-core).
@@ -25,13 +30,14 @@
 //!   [`FlagChanges`]; `observe` — [`Observation`], a unit of work recorded when it ends.
 //! - `files` — the cache file (atomic writes; a corrupt one is ignored) and offline flags
 //!   files. `reporter` — health reports: numbered deltas of the counters, one in flight
-//!   until flagd acknowledges it. `follower` — the `Sync.Watch` follower: resume by
-//!   revision, acknowledgements, health reports, heartbeat timeout, reconnection with
-//!   `backoff`.
+//!   until flagd acknowledges it. `failover` — which endpoint to try next: another
+//!   replica at once, `backoff` after a whole round failed. `follower` — the `Sync.Watch`
+//!   follower: resume by revision, acknowledgements, health reports, heartbeat timeout,
+//!   reconnection.
 //! - `shadow` — where dark-launch candidates run, panics caught, stale or late jobs dropped;
 //!   `dark_launch_figures` — the per-flag counts and timings behind [`DarkLaunchStats`];
 //!   `dark_launch` — [`DarkLaunch`]: old and new paths by cohort, compared in the shadow.
-//! - `settings` — [`ClientBuilder`]'s settings (endpoint, environment, token, timeouts, cache
+//! - `settings` — [`ClientBuilder`]'s settings (endpoints, environment, token, timeouts, cache
 //!   and offline files) and [`OnTimeout`].
 //! - `client` — [`Client`]: evaluation (through [`Evaluate`], answers copied), status,
 //!   subscriptions, dark launches and their figures.
@@ -85,6 +91,7 @@ mod dark_launch;
 mod dark_launch_figures;
 mod error;
 mod evaluate;
+mod failover;
 mod files;
 mod follower;
 mod health_counters;

@@ -1,6 +1,14 @@
 //! A client's settings: where its flags come from, how long a start may wait, and what to
 //! do when flagd does not answer in time. Plain data; starting a client from them is
 //! `start.rs`.
+//!
+//! # Several endpoints
+//!
+//! Every place that takes an endpoint takes a comma-separated list as well
+//! (`http://flagd-a:8013,http://flagd-b:8013`), so one configuration value or environment
+//! variable can name every replica. They must be replicas of one store (the same store id,
+//! shared revisions): the follower resumes on the next one from the revision it holds, and a
+//! replica of another store would answer with a full snapshot of its own flags.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +32,8 @@ pub enum OnTimeout {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClientBuilder {
-    pub(crate) endpoint: String,
+    /// In the order they are tried; never empty once [`connect`](Self::connect) checked it.
+    pub(crate) endpoints: Vec<String>,
     pub(crate) environment: String,
     pub(crate) token: Option<String>,
     pub(crate) client_name: Option<String>,
@@ -44,9 +53,10 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// `endpoint`: one address, or several separated by commas.
     pub(crate) fn new(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
-            endpoint: endpoint.into(),
+            endpoints: split_endpoints(&endpoint.into()),
             environment: flag_proto::DEFAULT_ENVIRONMENT.into(),
             token: None,
             client_name: None,
@@ -63,6 +73,28 @@ impl ClientBuilder {
             report_every: Duration::from_secs(5),
             ca_certificate: None,
         }
+    }
+
+    /// More endpoints, tried after those given to [`Client::builder`](crate::Client::builder),
+    /// in order. They must be replicas of one store (the same store id, shared revisions, as
+    /// flagds over one PostgreSQL store are): a replica of another store would answer with a
+    /// full snapshot of its own flags. Each may be a comma-separated list too.
+    ///
+    /// The client follows the first that answers. When its stream fails or its server goes
+    /// away, it tries the next endpoint at once — no backoff before trying another address —
+    /// and resumes from the revision it holds; only after every endpoint failed in turn does
+    /// it wait [`backoff`](Self::backoff) before the next round. It stays with the endpoint
+    /// it follows until that one fails; acknowledgements and health reports go on that
+    /// endpoint's stream. [`Client::endpoint`](crate::Client::endpoint) names it.
+    pub fn fallback_endpoints<I>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for endpoint in endpoints {
+            self.endpoints.extend(split_endpoints(endpoint.as_ref()));
+        }
+        self
     }
 
     /// The environment to follow (default `production`).
@@ -84,7 +116,8 @@ impl ClientBuilder {
     }
 
     /// Uses an existing connection instead of opening one per attempt: many clients in one
-    /// process (tests, benches) can share it.
+    /// process (tests, benches) can share it. The connection is to one server, so there is
+    /// no failover: the first endpoint only names it in logs.
     pub fn channel(mut self, channel: Channel) -> Self {
         self.channel = Some(channel);
         self
@@ -97,7 +130,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How long one TCP connection attempt may take (default 2 s).
+    /// How long one TCP connection attempt may take (default 2 s). With several endpoints,
+    /// an address that drops packets rather than refusing the connection costs this much
+    /// before the next is tried; a refused connection or a server that went away is seen at
+    /// once.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -111,14 +147,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Silence after which a stream counts as dead and is reconnected (default 15 s; never
-    /// less than three of the heartbeat intervals flagd announces).
+    /// Silence after which a stream counts as dead and is reconnected, to the next endpoint
+    /// if there are several (default 15 s; never less than three of the heartbeat intervals
+    /// flagd announces). A server that exits or is killed closes its connections, which the
+    /// client sees at once; this is for a server or network that stops answering without
+    /// closing them.
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout;
         self
     }
 
     /// Reconnection delays: doubling from `min` up to `max`, jittered (default 100 ms to 30 s).
+    /// With several endpoints, the delay comes after a whole round of them failed.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff = (min, max);
         self
@@ -157,5 +197,24 @@ impl ClientBuilder {
     pub fn report_interval(mut self, interval: Duration) -> Self {
         self.report_every = interval.max(Duration::from_millis(1));
         self
+    }
+}
+
+/// The addresses in a comma-separated list, trimmed; empty items (a trailing comma) are
+/// left out.
+fn split_endpoints(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|address| !address.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_taken_in_order_from_lists_and_fallbacks() {
+        let builder = ClientBuilder::new(" http://a:8013 , http://b:8013,")
+            .fallback_endpoints(["http://c:8013", "http://d:8013,http://e:8013"]);
+        assert_eq!(builder.endpoints, ["a", "b", "c", "d", "e"].map(|host| format!("http://{host}:8013")));
+        assert!(ClientBuilder::new(" , ").endpoints.is_empty());
     }
 }

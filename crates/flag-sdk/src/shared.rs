@@ -62,6 +62,10 @@ pub(crate) struct Shared {
     /// `Mutex`: set on a snapshot or a cache start, read on connect and by the cache writer,
     /// never by an evaluation.
     pub(crate) store_id: std::sync::Mutex<String>,
+    /// The endpoint whose stream is followed now (`None` between streams). A `Mutex`: set
+    /// once per stream, read by [`Client::endpoint`](crate::Client::endpoint), never by an
+    /// evaluation.
+    endpoint: std::sync::Mutex<Option<String>>,
     /// States replaced since the metrics flusher last looked, whose evaluation counts are
     /// not all reported yet: without them, a state that lives between two flushes would
     /// never be counted. A `Mutex`: touched once per apply and once per flush, never by an
@@ -85,6 +89,7 @@ impl Shared {
             revision_gauge: metrics::gauge!("flag_sdk_snapshot_revision", "environment" => environment.clone()),
             environment,
             store_id: std::sync::Mutex::default(),
+            endpoint: std::sync::Mutex::default(),
             retired: std::sync::Mutex::default(),
             report_retired: std::sync::Mutex::default(),
         }
@@ -141,6 +146,15 @@ impl Shared {
 
     pub(crate) fn set_store_id(&self, id: String) {
         *self.store_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = id;
+    }
+
+    pub(crate) fn endpoint(&self) -> Option<String> {
+        self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn set_endpoint(&self, endpoint: Option<&str>) {
+        *self.endpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            endpoint.map(str::to_owned);
     }
 
     pub(crate) fn set_status(&self, status: Status) {

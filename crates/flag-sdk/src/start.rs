@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::client::{Client, Tasks};
 use crate::error::{ConnectError, FileError};
 use crate::files::{file_stamp, read_cache, read_flags_file, write_cache_forever};
-use crate::follower::{FollowSettings, Follower};
+use crate::follower::{FollowSettings, Follower, Target};
 use crate::metrics::flush_every;
 use crate::model::Model;
 use crate::reporter::Reporter;
@@ -59,19 +59,18 @@ impl ClientBuilder {
     }
 
     async fn start_following(self) -> Result<Client, ConnectError> {
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|error| ConnectError::Endpoint {
-                endpoint: self.endpoint.clone(),
-                reason: error.to_string(),
-            })?
-            .connect_timeout(self.connect_timeout)
-            // HTTP/2 pings find a connection that died without a FIN (a NAT or proxy that
-            // dropped it) even before the stream's heartbeat timeout does.
-            .http2_keep_alive_interval(self.heartbeat_timeout)
-            .keep_alive_timeout(self.connect_timeout)
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
-        let endpoint = with_tls(endpoint, &self.endpoint, self.ca_certificate.as_deref())?;
+        if self.endpoints.is_empty() {
+            return Err(ConnectError::Endpoint {
+                endpoint: String::new(),
+                reason: "no endpoint given".into(),
+            });
+        }
+        // Every endpoint is checked now: a typo in a fallback must not wait for a failover.
+        let targets = self
+            .endpoints
+            .iter()
+            .map(|address| Ok(Target { address: address.clone(), endpoint: self.endpoint(address)? }))
+            .collect::<Result<Vec<_>, ConnectError>>()?;
         let token = Bearer::new(self.token.as_deref()).map_err(|_| ConnectError::Token)?;
         let (shared, tasks) = self.start(Status::Stale { since: Instant::now() });
 
@@ -103,7 +102,7 @@ impl ClientBuilder {
         let follower = Follower {
             shared: Arc::clone(&shared),
             settings: FollowSettings {
-                endpoint,
+                targets,
                 channel: self.channel.clone(),
                 token,
                 environment: self.environment.clone(),
@@ -153,9 +152,25 @@ impl ClientBuilder {
             }
         }
     }
+
+    /// The connection settings for one endpoint.
+    fn endpoint(&self, address: &str) -> Result<Endpoint, ConnectError> {
+        let endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|error| ConnectError::Endpoint {
+                endpoint: address.to_owned(),
+                reason: error.to_string(),
+            })?
+            .connect_timeout(self.connect_timeout)
+            // HTTP/2 pings find a connection that died without a FIN (a NAT or proxy that
+            // dropped it) even before the stream's heartbeat timeout does.
+            .http2_keep_alive_interval(self.heartbeat_timeout)
+            .keep_alive_timeout(self.connect_timeout)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        with_tls(endpoint, address, self.ca_certificate.as_deref())
+    }
 }
 
-/// Applies the offline file again whenever its modification time or length changes.
 /// An `https://` endpoint speaks TLS, checked against `ca` or else the system's roots; an
 /// `http://` one given a CA is refused, since the CA would silently not be used.
 fn with_tls(endpoint: Endpoint, address: &str, ca: Option<&[u8]>) -> Result<Endpoint, ConnectError> {
@@ -173,6 +188,7 @@ fn with_tls(endpoint: Endpoint, address: &str, ca: Option<&[u8]>) -> Result<Endp
     endpoint.tls_config(tls).map_err(|error| invalid(format!("TLS: {error}")))
 }
 
+/// Applies the offline file again whenever its modification time or length changes.
 async fn reload_forever(
     shared: std::sync::Weak<Shared>,
     path: PathBuf,

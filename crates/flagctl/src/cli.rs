@@ -15,7 +15,7 @@ Exit codes:
   3  flag, segment or version not found
   4  invalid input (the message names the field, and the line for `apply`)
   5  version conflict: someone changed the flag (or environment) first; read it again
-  6  server unreachable (the message names the address tried)
+  6  server unreachable (the message names each address tried, with its cause)
   7  unauthorized: missing or wrong token, or its principal may not do this (the message
      names the principal and the environment)
   8  killed, but not every connected SDK acknowledged in time
@@ -36,9 +36,18 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// The flagd gRPC address, `host:port` or a URL.
-    #[arg(long, global = true, env = "FLAGD_ADDR", default_value = "http://127.0.0.1:8013")]
-    pub(crate) server: String,
+    /// The flagd gRPC address, `host:port` or a URL. Several, comma-separated or with the
+    /// option repeated, for replicas of one store: tried in order, the first that connects
+    /// serves the whole command (`watch` moves on to the next when its stream is lost).
+    #[arg(
+        long = "server",
+        value_name = "ADDRESS",
+        global = true,
+        env = "FLAGD_ADDR",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8013"
+    )]
+    pub(crate) servers: Vec<String>,
     /// For an `https://` server: trust this CA certificate (PEM) instead of the system roots.
     #[arg(long, global = true, env = "FLAGD_CA_CERT")]
     pub(crate) ca_cert: Option<PathBuf>,
@@ -51,7 +60,8 @@ pub(crate) struct Global {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// How long to try to reach the server, and to wait for any one answer.
+    /// How long to try to reach the server (each address of `--server`), and to wait for
+    /// any one answer.
     #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
 }

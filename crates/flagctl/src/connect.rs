@@ -1,5 +1,12 @@
-//! The connection to flagd: address, token and the request metadata every call carries.
+//! The connection to flagd: addresses, token and the request metadata every call carries.
+//!
+//! `--server` may name several replicas of one store. They are tried in order when the
+//! command starts and the first that connects serves the whole command: a call that fails
+//! is not sent again elsewhere, since a write that timed out may still have committed. Only
+//! `watch`, whose stream resumes by revision, moves to the next address when it loses its
+//! stream ([`Server::next`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,13 +23,24 @@ use crate::failure::{Failure, status_error};
 /// A connected client and what every command needs to know of the global options.
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
-    /// The address as tried, for messages.
+    /// The address connected to, as tried, for messages.
     pub(crate) address: String,
     pub(crate) environment: String,
     pub(crate) admin: AdminClient<InterceptedService<Channel, Bearer>>,
     channel: Channel,
     bearer: Bearer,
     timeout: Duration,
+    /// Every address given, in order (shared by the clones), and which one this is.
+    targets: Arc<[Target]>,
+    current: usize,
+}
+
+/// One address of `--server`, checked and ready to connect.
+#[derive(Debug)]
+struct Target {
+    /// As tried: a URL.
+    address: String,
+    endpoint: Endpoint,
 }
 
 /// `host:port` becomes `http://host:port`; a URL is kept.
@@ -31,37 +49,76 @@ pub(crate) fn url_of(server: &str) -> String {
 }
 
 impl Server {
-    /// Connects now, so an unreachable server is reported once, naming the address.
+    /// Connects now to the first address that answers, so an unreachable server is reported
+    /// once, naming every address tried and why it failed.
     pub(crate) async fn connect(global: &Global) -> anyhow::Result<Server> {
-        let address = url_of(&global.server);
         let bearer = Bearer::new(global.token.as_deref().filter(|t| !t.is_empty()))
             .map_err(|_| Failure::Invalid("--token: expected printable ASCII".into()))?;
-        let endpoint = Endpoint::from_shared(address.clone())
-            .map_err(|e| {
-                Failure::Invalid(format!("--server {:?}: expected host:port or a URL ({e})", global.server))
-            })?
-            .connect_timeout(global.timeout)
-            .tcp_nodelay(true);
-        let endpoint = with_tls(endpoint, &address, global)?;
-        let channel = endpoint.connect().await.map_err(|error| {
-            let mut cause = error_chain(&error);
-            if cause.contains("certificate") && global.ca_cert.is_none() {
-                // The usual cause: flagd's certificate comes from a private CA.
-                cause.push_str(" (for a private CA, pass --ca-cert or set FLAGD_CA_CERT)");
+        // Every address is checked before any is tried: a typo in the second must not wait
+        // for the first to fail.
+        let targets = global.servers.iter().filter(|server| !server.trim().is_empty()).map(|server| {
+            let address = url_of(server.trim());
+            let endpoint = Endpoint::from_shared(address.clone())
+                .map_err(|e| {
+                    Failure::Invalid(format!("--server {server:?}: expected host:port or a URL ({e})"))
+                })?
+                .connect_timeout(global.timeout)
+                .tcp_nodelay(true);
+            Ok(Target { endpoint: with_tls(endpoint, &address, global)?, address })
+        });
+        let targets: Arc<[Target]> = targets.collect::<anyhow::Result<_>>()?;
+        if targets.is_empty() {
+            return Err(Failure::Invalid("--server: no address given".into()).into());
+        }
+        let mut failed = Vec::new();
+        for (index, target) in targets.iter().enumerate() {
+            match target.endpoint.connect().await {
+                Ok(channel) => {
+                    return Ok(Server {
+                        address: target.address.clone(),
+                        environment: global.environment.clone(),
+                        admin: admin_client(&channel, &bearer),
+                        channel,
+                        bearer,
+                        timeout: global.timeout,
+                        targets: Arc::clone(&targets),
+                        current: index,
+                    });
+                }
+                Err(error) => {
+                    let mut cause = error_chain(&error);
+                    if cause.contains("certificate") && global.ca_cert.is_none() {
+                        // The usual cause: flagd's certificate comes from a private CA.
+                        cause.push_str(" (for a private CA, pass --ca-cert or set FLAGD_CA_CERT)");
+                    }
+                    failed.push((target.address.clone(), cause));
+                }
             }
-            Failure::Unreachable { address: address.clone(), cause }
-        })?;
-        let admin = AdminClient::with_interceptor(channel.clone(), bearer.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Server {
-            address,
-            environment: global.environment.clone(),
-            admin,
-            channel,
-            bearer,
-            timeout: global.timeout,
-        })
+        }
+        Err(match <[_; 1]>::try_from(failed) {
+            // One address: the message it always had.
+            Ok([(address, cause)]) => Failure::Unreachable { address, cause },
+            Err(failed) => Failure::NoneReachable(failed),
+        }
+        .into())
+    }
+
+    /// The next address given, after this one's stream was lost (this one again if it is
+    /// the only one). It connects on its first call, whose failure reads as unreachable.
+    pub(crate) fn next(&self) -> Server {
+        let current = (self.current + 1) % self.targets.len().max(1);
+        let Some(target) = self.targets.get(current).filter(|_| current != self.current) else {
+            // Its channel reconnects by itself.
+            return self.clone();
+        };
+        let channel = target.endpoint.connect_lazy();
+        let admin = admin_client(&channel, &self.bearer);
+        Server { address: target.address.clone(), admin, channel, current, ..self.clone() }
+    }
+
+    /// How many addresses were given.
+    pub(crate) fn addresses(&self) -> usize {
+        self.targets.len()
     }
 
     /// A Sync client on the same connection, without the per-call timeout (it streams).
@@ -96,6 +153,12 @@ impl Server {
     pub(crate) fn failed(&self, status: Status) -> anyhow::Error {
         status_error(status, &self.address, &self.environment)
     }
+}
+
+fn admin_client(channel: &Channel, bearer: &Bearer) -> AdminClient<InterceptedService<Channel, Bearer>> {
+    AdminClient::with_interceptor(channel.clone(), bearer.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// An `https://` address speaks TLS, checked against `--ca-cert` or else the system roots.

@@ -18,6 +18,9 @@ pub(crate) enum Failure {
     /// The server could not be reached.
     #[error("cannot reach flagd at {address}: {cause}")]
     Unreachable { address: String, cause: String },
+    /// None of several addresses could be reached: each with its cause, in the order tried.
+    #[error("cannot reach flagd at any of the {} addresses given:{}", .0.len(), each_on_a_line(.0))]
+    NoneReachable(Vec<(String, String)>),
     /// Missing or wrong token.
     #[error("unauthorized: {0}; pass a valid token with --token or FLAGD_TOKEN")]
     Unauthorized(String),
@@ -42,6 +45,10 @@ pub(crate) enum Failure {
     OutcomeUnknown { revision: Option<u64> },
 }
 
+fn each_on_a_line(failed: &[(String, String)]) -> String {
+    failed.iter().map(|(address, cause)| format!("\n  {address}: {cause}")).collect()
+}
+
 fn outcome_unknown(revision: Option<u64>) -> String {
     match revision {
         Some(revision) => format!(
@@ -61,7 +68,7 @@ impl Failure {
             Failure::NotFound(_) => 3,
             Failure::Invalid(_) => 4,
             Failure::Conflict(_) => 5,
-            Failure::Unreachable { .. } => 6,
+            Failure::Unreachable { .. } | Failure::NoneReachable(_) => 6,
             Failure::Unauthorized(_) | Failure::Forbidden(_) => 7,
             Failure::Unacknowledged(_) => 8,
             Failure::Refused(_) => 9,

@@ -3,9 +3,10 @@
 //! The stream says *what* changed; the history says who and why. So each frame is followed
 //! by a read of the log entries it covers. The watch subscribes as an observer, so kill
 //! reports do not count it as an SDK (nor wait for a terminal piped into a paused pager).
-//! When the stream
-//! breaks (flagd restarts, the network blips), the watch reconnects with backoff and resumes
-//! from the last revision it printed, so nothing is skipped or printed twice.
+//! When the stream breaks (flagd restarts, the network blips), the watch reconnects and
+//! resumes from the last revision it printed, so nothing is skipped or printed twice: to the
+//! next address of `--server` at once when there are several (replicas of one store), with
+//! backoff once every address has failed in turn.
 
 use std::time::Duration;
 
@@ -30,20 +31,34 @@ pub(crate) async fn watch(server: &Server, out: &Output) -> anyhow::Result<()> {
     if !out.json {
         line(&format!("watching {} from revision {revision} (Ctrl-C to stop)", server.environment))?;
     }
+    let mut server = server.clone();
     let mut backoff = Duration::from_millis(500);
+    // Addresses that failed since one last sent a frame, or since the last pause.
+    let mut failed_in_round = 0;
     loop {
         let mut followed = false;
-        let result = follow(server, out, &mut revision, &mut followed).await;
+        let result = follow(&server, out, &mut revision, &mut followed).await;
         // A restart or a network blip during an incident: resume from the last revision
         // printed rather than leave the operator with a dead terminal.
         match result {
             Err(error) if matches!(error.downcast_ref::<Failure>(), Some(Failure::Unreachable { .. })) => {
                 if followed {
                     backoff = Duration::from_millis(500);
+                    failed_in_round = 0;
                 }
-                eprintln!("flagctl: {error:#}; reconnecting in {}", humantime::format_duration(backoff));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                failed_in_round += 1;
+                let next = server.next();
+                if failed_in_round < server.addresses() {
+                    // Another replica of the same store: no reason to wait.
+                    eprintln!("flagctl: {error:#}; trying {}", next.address);
+                } else {
+                    failed_in_round = 0;
+                    let pause = humantime::format_duration(backoff);
+                    eprintln!("flagctl: {error:#}; reconnecting to {} in {pause}", next.address);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                server = next;
             }
             other => return other,
         }
@@ -69,20 +84,15 @@ async fn follow(
     });
     // The channel is empty and open: this send cannot fail.
     let _ = requests.send(subscribe).await;
-    let mut frames = server
-        .sync()
-        .watch(ReceiverStream::new(outgoing))
-        .await
-        .map_err(|status| server.failed(status))?
-        .into_inner();
+    let mut frames = match server.sync().watch(ReceiverStream::new(outgoing)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Err(lost(server, status)),
+    };
     loop {
         let frame = match frames.message().await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Err(stream_ended(server, "the server closed the stream")),
-            // A dropped connection reads as `Unknown` ("error reading a body"); only answers
-            // that would repeat on a new stream end the watch.
-            Err(status) if is_permanent(status.code()) => return Err(server.failed(status)),
-            Err(status) => return Err(stream_ended(server, status.message())),
+            Err(status) => return Err(lost(server, status)),
         };
         *followed = true;
         let Some(latest) = SyncFrame::from(frame).revision() else { continue };
@@ -94,6 +104,14 @@ async fn follow(
             return Err(stream_ended(server, "the stream's request side closed"));
         }
     }
+}
+
+/// A failed stream as an error: unreachable (so the watch reconnects) unless the answer
+/// would repeat on a new stream. A connection that dropped reads as `Unknown` ("transport
+/// error", "error reading a body"), whether the server died before it answered the
+/// subscription or after.
+fn lost(server: &Server, status: tonic::Status) -> anyhow::Error {
+    if is_permanent(status.code()) { server.failed(status) } else { stream_ended(server, status.message()) }
 }
 
 fn is_permanent(code: tonic::Code) -> bool {

@@ -92,6 +92,22 @@ impl Flagd {
         self.child = child;
     }
 
+    /// A second flagd on a copy of this one's store, as a replica of one store would be: the
+    /// same store id, flags and revisions as of now (a write from then on goes to one of
+    /// them only). This one is killed for the copy and started again on its address.
+    pub fn replica(&mut self) -> Flagd {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(self.dir.path().join("flags.redb"), dir.path().join("flags.redb")).unwrap();
+        let (child, address) = spawn(&dir, "127.0.0.1:0", &[]);
+        let replica = Flagd { address, dir, child };
+        let (child, address) = spawn(&self.dir, &self.address, &[]);
+        assert_eq!(address, self.address);
+        self.child = child;
+        replica
+    }
+
     /// `flagctl ARGS` against this server.
     pub fn flagctl(&self, args: &[&str]) -> Run {
         flagctl(&self.address, args, &[])
