@@ -7,7 +7,9 @@ mod support;
 use std::collections::BTreeSet;
 
 use flag_proto::v1::{self, watch_response::Kind};
-use support::postgres::{Flagd, counter_history, run_flagctl, wait_for_acks, write_until_failure};
+use support::postgres::{
+    Flagd, assert_history_holds, counter_history, run_flagctl, wait_for_acks, write_until_failure,
+};
 use support::{COUNTER, Watcher, change, flag, put};
 
 fn database() -> Option<String> {
@@ -168,4 +170,57 @@ async fn a_kill_on_one_replica_counts_the_acknowledgements_of_sdks_on_every_repl
     for sdk in sdks {
         sdk.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdks_fail_over_from_a_sigkilled_replica_and_no_acknowledged_write_is_lost() {
+    let Some(url) = database() else { return };
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
+    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
+    let client = flag_sdk::Client::builder(format!("{},{}", a.endpoint, b.endpoint)).connect().await.unwrap();
+    assert_eq!(client.endpoint(), Some(a.endpoint.clone()));
+
+    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
+    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
+    wait_for_acks(&acked_a, 20).await;
+    wait_for_acks(&acked_b, 20).await;
+    let b_endpoint = b.endpoint.clone();
+    let killed_at = std::time::Instant::now();
+    a.kill();
+    writer_a.await.unwrap();
+    let deadline = killed_at + support::WAIT;
+    while client.endpoint().as_ref() != Some(&b_endpoint) || client.status() != flag_sdk::Status::Ready {
+        assert!(std::time::Instant::now() < deadline, "the SDK follows B: {:?}", client.endpoint());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let failed_over_in = killed_at.elapsed();
+    assert!(failed_over_in < std::time::Duration::from_secs(2), "failed over in {failed_over_in:?}");
+    let stats = client.sync_stats();
+    assert_eq!(stats.full_snapshots, 1, "resumed by revision on B, not from a snapshot: {stats:?}");
+
+    // B's writes go on reaching the SDK, now from B.
+    let before = acked_b.lock().unwrap().len();
+    wait_for_acks(&acked_b, before + 10).await;
+    writer_b.abort();
+    let _ = writer_b.await;
+    let mut check = v1::admin_client::AdminClient::connect(b.endpoint.clone()).await.unwrap();
+    let revision = check
+        .list_flags(v1::ListFlagsRequest { environment: "production".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while client.revision() < revision {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SDK reaches revision {revision}: {}",
+            client.revision()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let acknowledged: Vec<(u64, String)> =
+        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
+    assert_history_holds(&b.endpoint, &acknowledged).await;
 }
