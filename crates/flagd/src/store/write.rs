@@ -209,7 +209,7 @@ impl Writer {
         // A poisoned lock only means a writer panicked; the cache it held was taken out of
         // the slot first, so the slot is `None` and is rebuilt below.
         let mut slot = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let txn = db.begin_write()?;
+        let txn = db.begin_flag_write()?;
         let mut cache = match slot.take().filter(|_| db.cache_matches(txn.generation())) {
             Some(cache) => cache,
             None => Cache::load(db)?,

@@ -133,11 +133,24 @@ impl Database {
     }
 
     /// A write transaction: the only one running until it commits or is dropped (which
-    /// aborts it).
+    /// aborts it). Not for flags, segments or environments: see `begin_flag_write`.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin_write_of(false)
+    }
+
+    /// A write transaction of flags, segments or environments — what writers cache and SDKs
+    /// are streamed: on PostgreSQL, its commit moves the store's generation on and wakes the
+    /// other flagds (see `postgres`).
+    pub(crate) fn begin_flag_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin_write_of(true)
+    }
+
+    fn begin_write_of(&self, flags: bool) -> Result<WriteTransaction, StoreError> {
         Ok(match self {
             Database::Redb(db) => WriteTransaction::Redb(Box::new(db.begin_write()?)),
-            Database::Postgres(pool) => WriteTransaction::Postgres(Arc::new(Transaction::write(pool)?)),
+            Database::Postgres(pool) => {
+                WriteTransaction::Postgres(Arc::new(Transaction::write(pool, flags)?))
+            }
         })
     }
 }

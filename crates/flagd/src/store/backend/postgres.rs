@@ -324,7 +324,7 @@ pub(crate) struct Transaction {
     /// The store's generation this transaction sees (for a write, the one before it); `None`
     /// for the migrations'.
     generation: Option<i64>,
-    /// Whether committing it makes the next generation (it took the writers' lock).
+    /// Whether committing it makes the next generation (a write of flags).
     writes: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, and would answer its
     /// `COMMIT` with a rollback that reads as success.
@@ -344,9 +344,13 @@ impl Transaction {
         Transaction::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED", None)
     }
 
-    /// A write transaction, holding the writers' lock until it ends.
-    pub(crate) fn write(pool: &Arc<Pool>) -> Result<Transaction, StoreError> {
-        Transaction::begin(pool, schema::BEGIN_WRITE, Some(true))
+    /// A write transaction, holding the writers' lock until it ends; `of_flags` when it
+    /// writes flags, segments or environments (see `schema::BEGIN_FLAG_WRITE`).
+    pub(crate) fn write(pool: &Arc<Pool>, of_flags: bool) -> Result<Transaction, StoreError> {
+        match of_flags {
+            true => Transaction::begin(pool, schema::BEGIN_FLAG_WRITE, Some(true)),
+            false => Transaction::begin(pool, schema::BEGIN_WRITE, Some(false)),
+        }
     }
 
     /// The store's generation this transaction sees; for a write, the one before it.
@@ -358,7 +362,7 @@ impl Transaction {
     /// the server (a restart) without the client noticing until used: its `BEGIN` fails
     /// having done nothing, so it is dropped and the next one tried, up to a new one.
     /// `generation`: `begin` ends with a statement that returns the store's generation —
-    /// the new one, made by adding one, when `Some(true)`.
+    /// the next one, made by adding one, when `Some(true)`.
     fn begin(pool: &Arc<Pool>, begin: &str, generation: Option<bool>) -> Result<Transaction, StoreError> {
         let mut attempts = pool.max + 1;
         loop {

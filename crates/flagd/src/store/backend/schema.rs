@@ -19,12 +19,18 @@ pub(crate) struct SqlTable {
 /// The channel of change notifications (see `postgres`).
 pub(crate) const CHANGES_CHANNEL: &str = "flagd_changes";
 
-/// Starts a write: locks the writers' row, which serializes writers across every flagd (see
-/// `postgres`), and makes the next generation; the notification is delivered on commit only.
-/// One round trip.
-pub(crate) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+/// Starts a write of flags, segments or environments: locks the writers' row, which
+/// serializes writers across every flagd (see `postgres`), and makes the next generation;
+/// the notification is delivered on commit only. One round trip.
+pub(crate) const BEGIN_FLAG_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
      UPDATE flagd_writer SET generation = generation + 1 WHERE id = 1 RETURNING generation; \
      NOTIFY flagd_changes";
+
+/// Starts any other write (bookmarks, rollout plans, webhook cursors, the readiness probe):
+/// serialized with the others, but the writers' caches and the SDKs' streams stay as they
+/// are, so the generation stays and no other flagd is woken.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+     SELECT generation FROM flagd_writer WHERE id = 1 FOR UPDATE";
 
 /// Starts a read: one snapshot for every statement, taken now, and its generation.
 pub(crate) const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
