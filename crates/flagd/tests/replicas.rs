@@ -224,3 +224,60 @@ async fn sdks_fail_over_from_a_sigkilled_replica_and_no_acknowledged_write_is_lo
         acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
     assert_history_holds(&b.endpoint, &acknowledged).await;
 }
+
+/// Writes `counter` on `endpoint` until one commits, retrying refusals while the database
+/// comes back.
+async fn write_once_back(endpoint: &str, reason: &str) {
+    let mut admin = v1::admin_client::AdminClient::connect(endpoint.to_owned()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while let Err(status) = admin.put_flag(put("", flag(COUNTER), None, reason)).await {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(tokio::time::Instant::now() < deadline, "writes commit again on {endpoint}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_recover_from_a_database_crash_under_writes_and_stream_again() {
+    // A cluster of its own: this test crashes it.
+    let Some(cluster) = pg_test::Cluster::start().unwrap() else { return };
+    let url = cluster.create_database("flags").unwrap();
+    let (a, b) = (Flagd::start(&url), Flagd::start(&url));
+    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
+    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
+    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
+    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
+    wait_for_acks(&acked_a, 5).await;
+    wait_for_acks(&acked_b, 5).await;
+    // No shutdown checkpoint: PostgreSQL recovers from its WAL.
+    cluster.restart_immediate().unwrap();
+    let _ = (writer_a.await, writer_b.await);
+
+    // Both take writes again, and B's SDK hears of A's: B listens for changes again.
+    write_once_back(&a.endpoint, "A after the crash").await;
+    write_once_back(&b.endpoint, "B after the crash").await;
+    let mut on_b = b.watch("production", 0, "").await;
+    let (at, _, _) = next_revision(&mut on_b).await;
+    set(&a, &["set", "chat", "--percent", "5", "--reason", "after the crash"]);
+    let (flags, _) = follow_to(&mut on_b, at + 1).await;
+    assert!(flags.iter().any(|flag| flag.key == "chat"), "A's write reached B's SDK: {flags:?}");
+
+    // Every acknowledged write is kept; of the others, only the one each writer had in
+    // flight when the database went (its outcome unknown to the writer) may be there.
+    let history = counter_history(&b.endpoint).await;
+    let acknowledged: Vec<(u64, String)> =
+        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
+    for (version, description) in &acknowledged {
+        assert_eq!(history.get(version), Some(description), "acknowledged version {version} is kept");
+    }
+    let in_flight = [
+        format!("A write {}", acked_a.lock().unwrap().len()),
+        format!("B write {}", acked_b.lock().unwrap().len()),
+    ];
+    for (version, description) in &history {
+        let known = description.is_empty()
+            || acknowledged.iter().any(|(_, acked)| acked == description)
+            || in_flight.contains(description);
+        assert!(known, "version {version} ({description:?}) was never acknowledged nor in flight");
+    }
+}
