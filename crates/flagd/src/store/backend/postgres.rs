@@ -42,9 +42,29 @@ pub(crate) struct Pool {
     freed: Condvar,
     /// The session holding the store's advisory lock while this flagd leads (see
     /// [`Pool::leads`]).
-    leader: Mutex<Option<Connection>>,
+    leader: Mutex<Option<Leader>>,
     /// The generation the writer's cache reflects; `UNKNOWN` until it is first loaded.
     cache_generation: AtomicI64,
+}
+
+/// The session that holds, or tries for, the store's advisory lock: kept, so that a flagd
+/// that does not lead asks again without a new connection each time.
+struct Leader {
+    session: Connection,
+    leads: bool,
+}
+
+impl Leader {
+    /// Whether this session leads now: a lock taken is held while the session answers, one
+    /// not taken is tried for again. `None` when the session broke.
+    fn check(&mut self) -> Option<bool> {
+        if self.leads {
+            return self.session.batch("SELECT 1").ok().map(|()| true);
+        }
+        let rows = self.session.query(schema::TRY_LEAD, &[]).ok()?;
+        self.leads = rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()).unwrap_or(false);
+        Some(self.leads)
+    }
 }
 
 /// No generation: every generation read from the database is at least 0.
@@ -102,24 +122,16 @@ impl Pool {
     /// the database restarts the lock is taken again. `false` when the database cannot be
     /// reached.
     pub(crate) fn leads(&self) -> bool {
-        let mut leader = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(connection) = leader.as_mut() {
-            // The lock is the session's: while the session answers, it is still held.
-            if connection.batch("SELECT 1").is_ok() {
-                return true;
-            }
-            *leader = None;
+        let mut slot = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(leads) = slot.as_mut().and_then(Leader::check) {
+            return leads;
         }
-        let Ok(mut connection) = self.open() else { return false };
-        let held = connection
-            .query(schema::TRY_LEAD, &[])
-            .ok()
-            .and_then(|rows| rows.first().and_then(|row| row.try_get::<_, bool>(0).ok()))
-            .unwrap_or(false);
-        if held {
-            *leader = Some(connection);
-        }
-        held
+        *slot = None;
+        let Ok(session) = self.open() else { return false };
+        let mut leader = Leader { session, leads: false };
+        let leads = leader.check().unwrap_or(false);
+        *slot = Some(leader);
+        leads
     }
 
     /// Whether a transaction at `generation` sees the state the writer's cache reflects.
@@ -208,10 +220,10 @@ impl Drop for Pool {
             std::mem::take(&mut self.idle.get_mut().unwrap_or_else(PoisonError::into_inner).connections);
         let leader = self.leader.get_mut().unwrap_or_else(PoisonError::into_inner).take();
         let close = move || {
-            if let Some(mut leader) = leader {
+            if let Some(mut leader) = leader.filter(|leader| leader.leads) {
                 // Explicitly: the session of a dropped connection may end a little later,
                 // and another replica should take over at once.
-                let _ = leader.query(schema::RELEASE, &[]);
+                let _ = leader.session.query(schema::RELEASE, &[]);
             }
             drop(idle);
         };
@@ -457,7 +469,18 @@ impl Drop for Transaction {
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use super::{Pool, without_password};
+
+    #[test]
+    fn one_flagd_of_a_store_leads_until_it_is_gone() {
+        let Some(url) = pg_test::fresh_schema("flagd").unwrap() else { return };
+        let (first, second) = (Pool::connect(&url, 2).unwrap(), Pool::connect(&url, 2).unwrap());
+        assert!(first.leads());
+        assert!(!second.leads(), "one leader at a time");
+        assert!(first.leads(), "the leader keeps leading");
+        drop(first);
+        assert!(second.leads(), "another takes over once the leader is gone");
+    }
 
     #[test]
     fn passwords_never_reach_messages() {
