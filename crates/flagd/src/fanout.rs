@@ -76,6 +76,11 @@ impl Hub {
         self.publish_frame(environment, revision, revision, changes_frame(&ChangeBatch::default()));
     }
 
+    /// The environments followed now.
+    pub(crate) fn environments(&self) -> Vec<String> {
+        self.environments.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+    }
+
     /// The newest revision published for the environment, if any.
     pub(crate) fn published(&self, environment: &str) -> Option<u64> {
         let environments = self.environments.lock().unwrap_or_else(PoisonError::into_inner);

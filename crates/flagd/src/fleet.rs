@@ -9,7 +9,7 @@
 //! hold the kill's revision or the wait ends.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flag_core::AckReport;
 use tokio::sync::watch;
@@ -46,8 +46,7 @@ async fn report(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
     loop {
         let reports = state.connections.acked_by_environment();
         let (store, replica) = (state.store.clone(), state.replica.clone());
-        let reported =
-            tokio::task::spawn_blocking(move || store.report_fleet(&replica, &reports, now_ms())).await;
+        let reported = tokio::task::spawn_blocking(move || store.report_fleet(&replica, &reports)).await;
         match reported {
             Ok(Ok(())) => failing = false,
             Ok(Err(error)) if !failing => {
@@ -66,7 +65,7 @@ async fn report(state: Arc<State>, mut stopped: watch::Receiver<bool>) {
         tokio::time::sleep(GATHER).await;
     }
     let (store, replica) = (state.store.clone(), state.replica.clone());
-    let _ = tokio::task::spawn_blocking(move || store.report_fleet(&replica, &[], now_ms())).await;
+    let _ = tokio::task::spawn_blocking(move || store.report_fleet(&replica, &[])).await;
 }
 
 /// Waits until every SDK of `environment` connected to any flagd on the store when the
@@ -105,8 +104,8 @@ async fn wait_for_others(state: &Arc<State>, environment: &str, revision: u64, t
     let mut others: Option<Others> = None;
     loop {
         let (store, replica, name) = (state.store.clone(), state.replica.clone(), environment.to_owned());
-        let fresh_from = now_ms() - i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX);
-        let read = tokio::task::spawn_blocking(move || store.fleet(&name, &replica, fresh_from)).await;
+        let fresh_for = i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX);
+        let read = tokio::task::spawn_blocking(move || store.fleet(&name, &replica, fresh_for)).await;
         if let Ok(Ok(reports)) = read {
             let counts = reports.iter().flatten();
             let acknowledged: u32 = counts.clone().filter(|(at, _)| *at >= revision).map(|(_, n)| n).sum();
@@ -124,9 +123,4 @@ async fn wait_for_others(state: &Arc<State>, environment: &str, revision: u64, t
         }
         tokio::time::sleep(POLL.min(remaining)).await;
     }
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

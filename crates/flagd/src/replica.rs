@@ -6,8 +6,8 @@
 //! reads each environment's revision and, for those past what it last streamed, the changes
 //! since, and publishes them to the hub like a write of its own. So a lost notification or a
 //! reconnect loses nothing, and a periodic catch-up covers a silent connection. Its own
-//! writes are published by the writer already: the hub's revision says so, and they are
-//! skipped without a read.
+//! writes are published by the writer, most often before its notification comes back here:
+//! the hub's revision then says so, and they are skipped without a read.
 //!
 //! While the database cannot be read, SDKs keep the last state they were sent, and
 //! `flagd_store_stale` is 1 in `/metrics`.
@@ -73,9 +73,10 @@ async fn follow(
         (streamed, result) = match read {
             Ok(read) => read,
             Err(error) => {
-                // `streamed` went with the task: one that panicked is not worth keeping.
-                warn!(%error, "following other flagds' commits panicked; giving up");
-                return;
+                // What was streamed went with the task. Starting over from nothing sends every
+                // environment's streams to catch up from the store: nothing is missed.
+                warn!(%error, "following other flagds' commits panicked; starting over");
+                (Streamed::new(), Ok(()))
             }
         };
         match result {
@@ -97,33 +98,39 @@ async fn follow(
 
 /// Publishes what was committed past `streamed`, and brings it up to date.
 fn catch_up(state: &State, streamed: &mut Streamed) -> Result<(), StoreError> {
+    // Before the revisions: an environment followed first here exists when they are read.
+    let followed = state.hub.environments();
     let revisions = state.store.revisions()?;
     let existing: HashMap<&str, u64> =
         revisions.iter().map(|(name, revision)| (name.as_str(), *revision)).collect();
-    // Deleted on another flagd: their streams end as they would on the one that deleted.
-    streamed.retain(|environment, _| {
-        let exists = existing.contains_key(environment.as_str());
-        if !exists {
-            state.hub.end(environment);
+    // Deleted on another flagd (even one created meanwhile, never seen here): their streams
+    // end as they would on the flagd that deleted it.
+    streamed.retain(|environment, _| existing.contains_key(environment.as_str()));
+    for environment in followed {
+        if !existing.contains_key(environment.as_str()) {
+            state.hub.end(&environment);
         }
-        exists
-    });
+    }
     for (environment, revision) in revisions {
         // An environment another flagd created: streams of it here started from the store.
+        // (Revisions go on across a deletion and re-creation, so they never go back.)
         let from = streamed.get(&environment).copied().unwrap_or(0);
-        if revision < from {
-            // Deleted and created again meanwhile: its streams start over from a snapshot.
-            state.hub.end(&environment);
-            streamed.insert(environment, revision);
-            continue;
-        }
-        if revision == from
+        if revision <= from
             || state.hub.published(&environment).is_some_and(|published| published >= revision)
         {
             streamed.insert(environment, revision);
             continue;
         }
-        match state.store.changes_since(&environment, from)?.into_batch() {
+        let changes = match state.store.changes_since(&environment, from) {
+            Ok(changes) => changes.into_batch(),
+            // Deleted since the revisions were read, or one failed read: the streams catch
+            // up from the store themselves (and learn of the deletion there).
+            Err(error) => {
+                debug!(%environment, %error, "reading another flagd's commits failed; streams catch up themselves");
+                None
+            }
+        };
+        match changes {
             Some(batch) => {
                 debug!(%environment, from, revision = batch.revision, "streaming another flagd's commits");
                 state.hub.publish_batch(&environment, &batch);

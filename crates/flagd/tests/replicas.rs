@@ -5,10 +5,14 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
 
 use flag_proto::v1::{self, watch_response::Kind};
 use support::postgres::{
-    Flagd, assert_history_holds, counter_history, run_flagctl, wait_for_acks, write_until_failure,
+    Acknowledged, Flagd, assert_history_holds, counter_history, run_flagctl, wait_for_acks,
+    write_until_failure,
 };
 use support::{COUNTER, Watcher, change, flag, put};
 
@@ -47,6 +51,26 @@ async fn follow_to(watcher: &mut Watcher, revision: u64) -> (Vec<v1::Flag>, Vec<
 fn set(flagd: &Flagd, args: &[&str]) {
     let output = run_flagctl(&flagd.endpoint, args);
     assert!(output.status.success(), "flagctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A writer of `counter` on each of A and B (see `write_until_failure`), started once A
+/// has created it and returned once each has `count` writes acknowledged; they go on.
+async fn writing_on_both(a: &Flagd, b: &Flagd, count: usize) -> [(JoinHandle<()>, Arc<Acknowledged>); 2] {
+    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
+    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
+    let writers = [
+        write_until_failure(a.endpoint.clone(), "A".into()),
+        write_until_failure(b.endpoint.clone(), "B".into()),
+    ];
+    for (_, acked) in &writers {
+        wait_for_acks(acked, count).await;
+    }
+    writers
+}
+
+/// Every write the writers had acknowledged.
+fn acknowledged(writers: &[(JoinHandle<()>, Arc<Acknowledged>)]) -> Vec<(u64, String)> {
+    writers.iter().flat_map(|(_, acked)| acked.lock().unwrap().clone()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,18 +124,11 @@ async fn an_sdk_resumes_by_revision_on_another_replica_without_a_snapshot() {
 async fn writers_on_both_replicas_get_gap_free_versions_and_lose_nothing() {
     let Some(url) = database() else { return };
     let (a, b) = (Flagd::start(&url), Flagd::start(&url));
-    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
-    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
-    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
-    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
-    wait_for_acks(&acked_a, 40).await;
-    wait_for_acks(&acked_b, 40).await;
-    writer_a.abort();
-    writer_b.abort();
-    let _ = (writer_a.await, writer_b.await);
-
-    let acked: Vec<(u64, String)> =
-        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
+    let writers = writing_on_both(&a, &b, 40).await;
+    for (writer, _) in &writers {
+        writer.abort();
+    }
+    let acked = acknowledged(&writers);
     let versions: BTreeSet<u64> = acked.iter().map(|(version, _)| *version).collect();
     assert_eq!(versions.len(), acked.len(), "no version acknowledged twice");
     // Every version from 1 to the newest is in history, with what was acknowledged.
@@ -176,19 +193,13 @@ async fn a_kill_on_one_replica_counts_the_acknowledgements_of_sdks_on_every_repl
 async fn sdks_fail_over_from_a_sigkilled_replica_and_no_acknowledged_write_is_lost() {
     let Some(url) = database() else { return };
     let (a, b) = (Flagd::start(&url), Flagd::start(&url));
-    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
-    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
     let client = flag_sdk::Client::builder(format!("{},{}", a.endpoint, b.endpoint)).connect().await.unwrap();
     assert_eq!(client.endpoint(), Some(a.endpoint.clone()));
-
-    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
-    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
-    wait_for_acks(&acked_a, 20).await;
-    wait_for_acks(&acked_b, 20).await;
+    let [(mut writer_a, acked_a), (writer_b, acked_b)] = writing_on_both(&a, &b, 20).await;
     let b_endpoint = b.endpoint.clone();
     let killed_at = std::time::Instant::now();
     a.kill();
-    writer_a.await.unwrap();
+    (&mut writer_a).await.unwrap();
     let deadline = killed_at + support::WAIT;
     while client.endpoint().as_ref() != Some(&b_endpoint) || client.status() != flag_sdk::Status::Ready {
         assert!(std::time::Instant::now() < deadline, "the SDK follows B: {:?}", client.endpoint());
@@ -203,7 +214,6 @@ async fn sdks_fail_over_from_a_sigkilled_replica_and_no_acknowledged_write_is_lo
     let before = acked_b.lock().unwrap().len();
     wait_for_acks(&acked_b, before + 10).await;
     writer_b.abort();
-    let _ = writer_b.await;
     let mut check = v1::admin_client::AdminClient::connect(b.endpoint.clone()).await.unwrap();
     let revision = check
         .list_flags(v1::ListFlagsRequest { environment: "production".into(), ..Default::default() })
@@ -220,9 +230,8 @@ async fn sdks_fail_over_from_a_sigkilled_replica_and_no_acknowledged_write_is_lo
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let acknowledged: Vec<(u64, String)> =
-        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
-    assert_history_holds(&b.endpoint, &acknowledged).await;
+    let writers = [(writer_a, acked_a), (writer_b, acked_b)];
+    assert_history_holds(&b.endpoint, &acknowledged(&writers)).await;
 }
 
 /// Writes `counter` on `endpoint` until one commits, retrying refusals while the database
@@ -243,15 +252,12 @@ async fn replicas_recover_from_a_database_crash_under_writes_and_stream_again() 
     let Some(cluster) = pg_test::Cluster::start().unwrap() else { return };
     let url = cluster.create_database("flags").unwrap();
     let (a, b) = (Flagd::start(&url), Flagd::start(&url));
-    let mut admin = v1::admin_client::AdminClient::connect(a.endpoint.clone()).await.unwrap();
-    admin.put_flag(put("", flag(COUNTER), None, "first")).await.unwrap();
-    let (writer_a, acked_a) = write_until_failure(a.endpoint.clone(), "A".into());
-    let (writer_b, acked_b) = write_until_failure(b.endpoint.clone(), "B".into());
-    wait_for_acks(&acked_a, 5).await;
-    wait_for_acks(&acked_b, 5).await;
+    let mut writers = writing_on_both(&a, &b, 5).await;
     // No shutdown checkpoint: PostgreSQL recovers from its WAL.
     cluster.restart_immediate().unwrap();
-    let _ = (writer_a.await, writer_b.await);
+    for (writer, _) in &mut writers {
+        writer.await.unwrap();
+    }
 
     // Both take writes again, and B's SDK hears of A's: B listens for changes again.
     write_once_back(&a.endpoint, "A after the crash").await;
@@ -265,15 +271,15 @@ async fn replicas_recover_from_a_database_crash_under_writes_and_stream_again() 
     // Every acknowledged write is kept; of the others, only the one each writer had in
     // flight when the database went (its outcome unknown to the writer) may be there.
     let history = counter_history(&b.endpoint).await;
-    let acknowledged: Vec<(u64, String)> =
-        acked_a.lock().unwrap().iter().chain(acked_b.lock().unwrap().iter()).cloned().collect();
+    let in_flight: Vec<String> = ["A", "B"]
+        .iter()
+        .zip(&writers)
+        .map(|(tag, (_, acked))| format!("{tag} write {}", acked.lock().unwrap().len()))
+        .collect();
+    let acknowledged = acknowledged(&writers);
     for (version, description) in &acknowledged {
         assert_eq!(history.get(version), Some(description), "acknowledged version {version} is kept");
     }
-    let in_flight = [
-        format!("A write {}", acked_a.lock().unwrap().len()),
-        format!("B write {}", acked_b.lock().unwrap().len()),
-    ];
     for (version, description) in &history {
         let known = description.is_empty()
             || acknowledged.iter().any(|(_, acked)| acked == description)

@@ -264,7 +264,7 @@ impl Store {
         if self.inner.handle.health() != Health::Ready || self.is_postgres() {
             // Its failure is what `health()` then reports.
             let _ = self.inner.handle.run_write(|db| -> Result<(), StoreError> {
-                let txn = db.begin_write()?;
+                let txn = db.begin_probe()?;
                 txn.open_table(META)?.insert(PROBE_KEY, unix_millis())?;
                 txn.commit()?;
                 Ok(())
@@ -608,20 +608,19 @@ impl Store {
         &self,
         replica: &str,
         reports: &[(String, backend::Acked)],
-        now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.inner.handle.run(|db| db.report_fleet(replica, reports, now_ms))
+        self.inner.handle.run(|db| db.report_fleet(replica, reports))
     }
 
-    /// What the other flagds on the store reported of their SDKs of `environment` at or
-    /// after `fresh_from_ms`: per flagd, how many SDKs acknowledged which revision.
+    /// What the other flagds on the store reported of their SDKs of `environment` in the
+    /// last `fresh_for_ms`: per flagd, how many SDKs acknowledged which revision.
     pub(crate) fn fleet(
         &self,
         environment: &str,
         replica: &str,
-        fresh_from_ms: i64,
+        fresh_for_ms: i64,
     ) -> Result<Vec<backend::Acked>, StoreError> {
-        self.inner.handle.run(|db| db.fleet(environment, replica, fresh_from_ms))
+        self.inner.handle.run(|db| db.fleet(environment, replica, fresh_for_ms))
     }
 
     /// Whether this flagd is the one of the store's flagds that runs the duties only one

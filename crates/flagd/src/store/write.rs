@@ -212,7 +212,12 @@ impl Writer {
         let txn = db.begin_flag_write()?;
         let mut cache = match slot.take().filter(|_| db.cache_matches(txn.generation())) {
             Some(cache) => cache,
-            None => Cache::load(db)?,
+            // Through the write transaction on PostgreSQL: a second connection could be the
+            // pool's last, taken by writes queued behind this one's lock.
+            None => match txn.reads() {
+                Some(read) => Cache::read(db, &read)?,
+                None => Cache::load(db)?,
+            },
         };
         let creates = matches!(lifecycle, Some(Lifecycle::Create { .. }));
         if cache.exists(environment) == creates {

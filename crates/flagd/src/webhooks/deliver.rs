@@ -33,7 +33,8 @@ const BATCH: usize = 32;
 /// How often lag metrics are refreshed while a delivery waits to be retried.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
-/// The server is stopping.
+/// The round was cut short: the server is stopping, or this flagd no longer leads the
+/// store's flagds (another delivers from the stored cursors now).
 struct Stopped;
 
 /// A webhook's delivery task; see the module docs.
@@ -66,7 +67,12 @@ impl Deliverer {
             // Marked seen before the store is read: a commit after this wakes the next wait.
             self.commits.borrow_and_update();
             match self.round().await {
-                Err(Stopped) => break,
+                Err(Stopped) if *self.stop.borrow() => break,
+                Err(Stopped) => {
+                    // Whoever led meanwhile moved the stored cursors on.
+                    cursors_current = false;
+                    continue;
+                }
                 Ok(true) => continue,
                 Ok(false) => {}
             }
@@ -96,8 +102,7 @@ impl Deliverer {
     /// then takes over from the cursors the other kept in the store.
     async fn wait_to_lead(&mut self, cursors_current: &mut bool) -> Result<(), Stopped> {
         loop {
-            let store = self.store.clone();
-            if tokio::task::spawn_blocking(move || store.leads()).await.unwrap_or(false) {
+            if self.leads().await {
                 if !*cursors_current {
                     let (store, id, filter) =
                         (self.store.clone(), self.webhook.id.clone(), self.webhook.environments.clone());
@@ -196,6 +201,12 @@ impl Deliverer {
         }
         let mut failures: u32 = 0;
         loop {
+            // Asked before every attempt: a flagd that lost the lead mid-round (its session
+            // broke) must not go on posting what the new leader delivers too.
+            if !self.leads().await {
+                info!(webhook = %self.webhook.id, environment, revision, "no longer leading: another flagd delivers");
+                return Err(Stopped);
+            }
             let attempt = failures + 1;
             let mut attempt_headers = headers.clone();
             attempt_headers.push(header("x-flagd-attempt", &attempt.to_string()));
@@ -233,6 +244,12 @@ impl Deliverer {
                 }
             }
         }
+    }
+
+    /// Whether this flagd leads the store's flagds (always, on redb).
+    async fn leads(&self) -> bool {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.leads()).await.unwrap_or(false)
     }
 
     /// Waits `wait` (ending early only at shutdown), refreshing the lag metrics meanwhile:

@@ -97,29 +97,24 @@ impl Database {
 
     /// Replaces what `replica` reported of its SDKs (see `fleet`); nothing on redb, where
     /// no other flagd reads it.
-    pub(crate) fn report_fleet(
-        &self,
-        replica: &str,
-        reports: &[(String, Acked)],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn report_fleet(&self, replica: &str, reports: &[(String, Acked)]) -> Result<(), StoreError> {
         match self {
             Database::Redb(_) => Ok(()),
-            Database::Postgres(pool) => fleet::report(pool, replica, reports, now_ms),
+            Database::Postgres(pool) => fleet::report(pool, replica, reports),
         }
     }
 
-    /// What flagds other than `replica` reported of their SDKs of `environment` since
-    /// `fresh_from_ms` (see `fleet`); none on redb.
+    /// What flagds other than `replica` reported of their SDKs of `environment` in the
+    /// last `fresh_for_ms` (see `fleet`); none on redb.
     pub(crate) fn fleet(
         &self,
         environment: &str,
         replica: &str,
-        fresh_from_ms: i64,
+        fresh_for_ms: i64,
     ) -> Result<Vec<Acked>, StoreError> {
         match self {
             Database::Redb(_) => Ok(Vec::new()),
-            Database::Postgres(pool) => fleet::others(pool, environment, replica, fresh_from_ms),
+            Database::Postgres(pool) => fleet::others(pool, environment, replica, fresh_for_ms),
         }
     }
 
@@ -143,6 +138,15 @@ impl Database {
     /// other flagds (see `postgres`).
     pub(crate) fn begin_flag_write(&self) -> Result<WriteTransaction, StoreError> {
         self.begin_write_of(true)
+    }
+
+    /// A write transaction without the writers' lock (on PostgreSQL), for a row no other
+    /// transaction reads: the readiness probe's, which must never queue behind writes.
+    pub(crate) fn begin_probe(&self) -> Result<WriteTransaction, StoreError> {
+        Ok(match self {
+            Database::Redb(db) => WriteTransaction::Redb(Box::new(db.begin_write()?)),
+            Database::Postgres(pool) => WriteTransaction::Postgres(Arc::new(Transaction::unlocked(pool)?)),
+        })
     }
 
     fn begin_write_of(&self, flags: bool) -> Result<WriteTransaction, StoreError> {
@@ -198,6 +202,16 @@ impl WriteTransaction {
         match self {
             WriteTransaction::Redb(_) => None,
             WriteTransaction::Postgres(txn) => txn.generation(),
+        }
+    }
+
+    /// On PostgreSQL, reads through this transaction (no other connection), seeing what it
+    /// sees: holding the writers' lock, every commit so far. Drop it before the commit.
+    /// `None` on redb, whose reads come from the database itself.
+    pub(crate) fn reads(&self) -> Option<ReadTransaction> {
+        match self {
+            WriteTransaction::Redb(_) => None,
+            WriteTransaction::Postgres(txn) => Some(ReadTransaction::Postgres(Arc::clone(txn))),
         }
     }
 

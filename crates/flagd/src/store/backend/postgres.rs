@@ -29,6 +29,15 @@ use super::super::error::StoreError;
 use super::codec::Param;
 use super::schema;
 
+/// TCP keepalives on every session: idle time before the first probe, and between probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// What the database's side of the leader's session does: when the leader's host or network
+/// goes without a word, PostgreSQL ends its session, and with it the lock, in seconds (by
+/// default it would keep it for hours), so another flagd takes over.
+const LEADER_KEEPALIVES: &str =
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3";
+
 /// How long a call waits for a free connection, and for a new one to be made.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -100,11 +109,18 @@ impl Pool {
         if config.get_application_name().is_none() {
             config.application_name("flagd");
         }
+        // A database host that vanished (no reset, no close) is noticed in seconds rather
+        // than the kernel's two hours, unless the URL chose otherwise.
+        if config.get_keepalives_interval().is_none() {
+            config
+                .keepalives_idle(KEEPALIVE_IDLE)
+                .keepalives_interval(KEEPALIVE_INTERVAL)
+                .keepalives_retries(3);
+        }
         let pool = Arc::new(Pool {
             shown: without_password(url),
             config,
-            // A write that finds its cache stale reads the store on a second connection.
-            max: max.max(2),
+            max: max.max(1),
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
             freed: Condvar::new(),
             leader: Mutex::new(None),
@@ -127,7 +143,14 @@ impl Pool {
             return leads;
         }
         *slot = None;
-        let Ok(session) = self.open() else { return false };
+        let session = self.open().and_then(|mut session| session.batch(LEADER_KEEPALIVES).map(|()| session));
+        let session = match session {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::debug!(error = %super::super::chain(&error), "no session to lead the store's flagds");
+                return false;
+            }
+        };
         let mut leader = Leader { session, leads: false };
         let leads = leader.check().unwrap_or(false);
         *slot = Some(leader);

@@ -93,12 +93,16 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this flagd creates and reads.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the database's schema up to [`SCHEMA_VERSION`], in one transaction that locks
-/// the migrations table, so replicas starting together migrate once. Refuses a schema
-/// newer than this flagd: a rollback of flagd must not write a layout it does not know.
+/// Brings the database's schema up to [`SCHEMA_VERSION`], in one transaction that takes a
+/// transaction-scoped advisory lock first (even creating the migrations table races between
+/// replicas starting together on an empty database), so they migrate once, one after the
+/// other. Its class is the leader's plus one: the leader's lock, held for as long as a
+/// replica runs, must not keep a new one from starting. Refuses a schema newer than this
+/// flagd: a rollback of flagd must not write a layout it does not know.
 pub(crate) fn migrate(txn: &Transaction) -> Result<Vec<i64>, StoreError> {
     txn.batch(
         "SET LOCAL client_min_messages = warning;
+         SELECT pg_advisory_xact_lock(1718378856, hashtext(current_schema()));
          CREATE TABLE IF NOT EXISTS flagd_migrations (
             version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
          LOCK TABLE flagd_migrations IN EXCLUSIVE MODE",
