@@ -32,6 +32,10 @@
 //! - `health` — SDK health reports aggregated per environment, flag, variant and window;
 //!   the figures the rollout guard reads, and their bounded `/metrics` text.
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
+//!   `fleet` — the same across the flagds of one PostgreSQL store: each reports its SDKs,
+//!   and a kill counts them all.
+//! - `replica` — on a store several flagds share, streams the others' commits to this one's
+//!   SDKs through `fanout`.
 //! - `principal` — named tokens (role, environments) and the one access decision, pure.
 //!   `tokens_file` — reading the tokens file, naming the path and line of each problem.
 //! - `auth` — a request's bearer token made its principal (SHA-256 digests compared in

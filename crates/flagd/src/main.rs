@@ -23,10 +23,12 @@ struct Args {
     data: PathBuf,
     /// Where the store is, instead of --data: `redb:PATH`, or a PostgreSQL database
     /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`), whose tables flagd creates and
-    /// migrates; one flagd at a time uses a store (a second one is refused at start).
+    /// migrates; any number of flagds may share one (see the README's "Running more than one
+    /// flagd").
     #[arg(long, env = "FLAGD_STORE", value_parser = parse_store, conflicts_with = "data", hide_env_values = true)]
     store: Option<StoreArg>,
-    /// The most connections to PostgreSQL the store holds open.
+    /// The most connections to PostgreSQL the store's reads and writes hold open; two more
+    /// sessions of their own listen for other flagds' changes and hold the leadership.
     #[arg(long, env = "FLAGD_STORE_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     store_connections: u16,
     /// gRPC address (Admin and Sync services).

@@ -124,8 +124,8 @@ pub(crate) enum StoreError {
         waited: std::time::Duration,
     },
     /// The thread that listens for other flagds' commits could not be started.
-    #[error("starting to listen for other flagds' commits: {0}")]
-    Listen(String),
+    #[error("starting the thread that listens for other flagds' commits")]
+    Listen(#[source] std::io::Error),
     /// The row every write locks (`flagd_writer`) is missing: the schema was changed by
     /// hand. Nothing is written without it, since writers would no longer be serialized.
     #[error(

@@ -218,7 +218,7 @@ impl Store {
 
     /// Opens the store in the PostgreSQL database at `url` (a `postgres://` URL) with at
     /// most `connections` connections: creates or migrates its tables (see `backend`), and
-    /// checks it as a file is checked. One flagd holds a store at a time (see `backend`).
+    /// checks it as a file is checked. Other flagds may share it (see `backend`).
     pub(crate) fn open_postgres(
         url: &str,
         connections: usize,
@@ -597,9 +597,7 @@ impl Store {
         &self,
         wake: tokio::sync::watch::Sender<u64>,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .handle
-            .run(|db| db.listen_for_commits(wake).map_err(|error| StoreError::Listen(error.to_string())))
+        self.inner.handle.run(|db| db.listen_for_commits(wake).map_err(StoreError::Listen))
     }
 
     /// Replaces what this flagd (`replica`) reported of its SDKs' acknowledgements, per

@@ -9,9 +9,10 @@
 //! - redb: one process holds the file; redb runs one write transaction at a time.
 //! - PostgreSQL (`postgres`): any number of flagds on one store; a row lock runs write
 //!   transactions one at a time across all of them, and read transactions see one snapshot
-//!   each (`REPEATABLE READ`). Each commit moves the store's generation on, so a writer knows
-//!   when its cache missed another flagd's commit. Tables and columns: `schema`; keys and
-//!   values as columns: `codec`.
+//!   each (`REPEATABLE READ`). Each write of flags moves the store's generation on, so a
+//!   writer knows when its cache missed another flagd's. Tables and columns: `schema`; keys
+//!   and values as columns: `codec`; other flagds' commits heard of: `listen`; each flagd's
+//!   SDKs as the others see them: `fleet`.
 //!
 //! The synchronous `postgres` client (tokio-postgres behind a blocking facade) rather than
 //! sqlx: the store is synchronous code called from `spawn_blocking`, like redb, and sqlx is

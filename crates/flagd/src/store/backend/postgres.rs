@@ -8,12 +8,13 @@
 //!   is what keeps an environment's revisions gap-free and in commit order: the next one is
 //!   read and written inside the locked transaction, never taken from a sequence. A row lock
 //!   rather than an advisory lock because CockroachDB and YugabyteDB have row locks too.
-//! - **Generations**: taking that lock adds one to the row's `generation`, so every commit
-//!   of any flagd moves it on. Each flagd's writer caches the environments it validates
-//!   against; it knows the generation its cache reflects, and a write that finds another
-//!   (a replica committed meanwhile) reads the store afresh first (see `Writer::transact`).
-//!   A write also sends `NOTIFY flagd_changes`, delivered on commit, which wakes the other
-//!   replicas to stream the change to their SDKs (see `crate::replica`).
+//! - **Generations**: a write of flags, segments or environments adds one to the row's
+//!   `generation` as it takes that lock, so every such commit of any flagd moves it on.
+//!   Each flagd's writer caches the environments it validates against; it knows the
+//!   generation its cache reflects, and a write that finds another (a replica committed
+//!   meanwhile) reads the store afresh first (see `Writer::transact`).
+//!   Such a write also sends `NOTIFY flagd_changes`, delivered on commit, which wakes the
+//!   other replicas to stream the change to their SDKs (see `crate::replica`).
 //! - **Statements** are prepared once per connection and kept with it.
 
 use std::collections::HashMap;
@@ -455,18 +456,18 @@ impl Transaction {
         }
         let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(mut connection) = connection else { return Err(StoreError::TransactionEnded) };
-        if let Some(before) = self.generation.filter(|_| self.writes) {
-            // Before the commit, so that the next writer, let in by it, finds the cache
-            // current. Should the commit fail, the writer drops its cache anyway.
-            let _ = self.pool.cache_generation.compare_exchange(
-                before,
-                before + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
-        }
         match connection.client.batch_execute("COMMIT") {
             Ok(()) => {
+                if let Some(before) = self.generation.filter(|_| self.writes) {
+                    // The writer's cache, which only this writer changes, now reflects the
+                    // generation this commit made — if it reflected the one before.
+                    let _ = self.pool.cache_generation.compare_exchange(
+                        before,
+                        before + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
                 self.pool.give_back(connection);
                 Ok(())
             }

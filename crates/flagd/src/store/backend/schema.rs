@@ -79,7 +79,7 @@ const MIGRATIONS: &[&str] = &[
         environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
         PRIMARY KEY (environment, key));
     "#,
-    // 2: several flagds write one store: each commit moves the generation on.
+    // 2: several flagds write one store: each write of flags moves the generation on.
     "ALTER TABLE flagd_writer ADD COLUMN generation bigint NOT NULL DEFAULT 0;",
     // 3: what each flagd's SDKs acknowledged (see `fleet`).
     r#"
