@@ -29,7 +29,7 @@ fn the_first_address_that_connects_serves_the_command() {
     let out =
         flagctl(&closed_address(), &["--server", &closed, "--server", &flagd.url(), "get", "chat"], &[]).ok();
     assert!(out.contains("serves:    10% on, 90% off"), "{out}");
-    // Comma-separated in the option; a live first address is used without trying the next.
+    // Comma-separated in the option, the live one first.
     let out = flagctl(&closed, &["list", "--server", &format!("{},{closed}", flagd.address)], &[]).ok();
     assert!(out.lines().any(|l| l.starts_with("chat")), "{out}");
 }
