@@ -98,8 +98,12 @@ async fn readyz_follows_the_database_and_writes_are_refused_clearly_while_it_is_
     let url = cluster.create_database("flags").unwrap();
     let flagd = Flagd::start(&url);
     assert_eq!(http_get(flagd.management, "/readyz").await.0, 200);
+    let mut sdk = flagd.watch("production", 0, "").await;
+    assert!(matches!(sdk.next_change().await, v1::watch_response::Kind::Snapshot(_)));
 
     cluster.stop_immediate().unwrap();
+    // The SDK stays connected with what it has, and `/metrics` says it is stale.
+    metrics_come_to_say(&flagd, "flagd_store_stale 1").await;
     let (status, body) = http_get(flagd.management, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("PostgreSQL"), "{body}");
@@ -114,8 +118,26 @@ async fn readyz_follows_the_database_and_writes_are_refused_clearly_while_it_is_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(http_get(flagd.management, "/readyz").await.0, 200);
+    metrics_come_to_say(&flagd, "flagd_store_stale 0").await;
     let set = run_flagctl(&flagd.endpoint, &["set", "chat", "--percent", "5", "--reason", "back up"]);
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    match sdk.next_change().await {
+        v1::watch_response::Kind::Changes(changes) => assert_eq!(changes.upserted_flags[0].key, "chat"),
+        other => panic!("the SDK's stream went on through the outage; got {other:?}"),
+    }
+}
+
+/// Waits until flagd's `/metrics` has the line `line`.
+async fn metrics_come_to_say(flagd: &Flagd, line: &str) {
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let (_, body) = http_get(flagd.management, "/metrics").await;
+        if body.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/metrics says {line:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
