@@ -42,6 +42,9 @@ fn listen(config: &postgres::Config, wake: &watch::Sender<u64>) {
                 pause = FIRST_PAUSE;
                 woken();
                 wait_for_notifications(&mut client, wake, woken);
+                if wake.is_closed() {
+                    return;
+                }
                 tracing::warn!("PostgreSQL change notifications lost; listening again");
             }
             Err(error) => {
