@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flag_proto::v1;
-use support::{COUNTER, flag, put, start_binary};
+use support::start_binary;
+use support::writers::{assert_history_holds, wait_for_acks, write_until_failure};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_sigkill() {
@@ -17,33 +16,11 @@ async fn every_acknowledged_write_survives_sigkill() {
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
     let (mut child, mut endpoint) = start_binary(&data);
     for cycle in 0..5u64 {
-        // A client writes as fast as it can, remembering each acknowledged version.
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let (acked, endpoint) = (Arc::clone(&acked), endpoint.clone());
-            tokio::spawn(async move {
-                let Ok(mut admin) = v1::admin_client::AdminClient::connect(endpoint).await else {
-                    return; // killed before it accepted the connection
-                };
-                for n in 0.. {
-                    let mut counter = flag(COUNTER);
-                    counter.description = format!("cycle {cycle} write {n}");
-                    match admin.put_flag(put("", counter.clone(), None, "crash test")).await {
-                        Ok(written) => {
-                            let version = written.into_inner().entry.unwrap().version;
-                            acked.lock().unwrap().push((version, counter.description));
-                        }
-                        Err(_) => return, // the server died mid-request: not acknowledged
-                    }
-                }
-            })
-        };
-        // Kill at a different moment each cycle, once writes are being acknowledged (the
+        // A client writes as fast as it can, remembering each acknowledged version; the kill
+        // comes at a different moment each cycle, once writes are being acknowledged (the
         // first one waits for the store to open and recover).
-        let deadline = tokio::time::Instant::now() + support::WAIT;
-        while acked.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (writer, acked) = write_until_failure(endpoint.clone(), format!("cycle {cycle}"));
+        wait_for_acks(&acked, 1).await;
         tokio::time::sleep(Duration::from_millis(20 + 37 * cycle)).await;
         child.kill().unwrap(); // SIGKILL: no shutdown, no flush
         child.wait().unwrap();
@@ -53,35 +30,7 @@ async fn every_acknowledged_write_survives_sigkill() {
         acknowledged.extend(this_cycle);
 
         (child, endpoint) = start_binary(&data);
-        let mut admin = v1::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
-        let mut stored = std::collections::HashMap::new();
-        let mut before = 0;
-        loop {
-            let page = admin
-                .flag_history(v1::FlagHistoryRequest {
-                    environment: "".into(),
-                    key: "counter".into(),
-                    page_size: 1000,
-                    before_version: before,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            for entry in page.entries {
-                stored.insert(entry.version, entry.flag.unwrap().description);
-            }
-            if page.next_before == 0 {
-                break;
-            }
-            before = page.next_before;
-        }
-        for (version, description) in &acknowledged {
-            assert_eq!(
-                stored.get(version),
-                Some(description),
-                "acknowledged version {version} lost in cycle {cycle}"
-            );
-        }
+        assert_history_holds(&endpoint, &acknowledged).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();

@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use flag_proto::v1;
-use support::postgres::{Flagd, assert_history_holds, run_flagctl, wait_for_acks, write_until_failure};
+use support::postgres::{Flagd, run_flagctl};
+use support::writers::{assert_history_holds, wait_for_acks, write_until_failure};
 use support::{COUNTER, flag, http_get, put};
 
 /// A schema of its own on the test process's cluster; `None` (after a skip line) when

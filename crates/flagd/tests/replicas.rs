@@ -10,9 +10,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use flag_proto::v1::{self, watch_response::Kind};
-use support::postgres::{
-    Acknowledged, Flagd, assert_history_holds, counter_history, run_flagctl, wait_for_acks,
-    write_until_failure,
+use support::postgres::{Flagd, run_flagctl};
+use support::writers::{
+    Acknowledged, assert_history_holds, counter_history, wait_for_acks, write_until_failure,
 };
 use support::{COUNTER, Watcher, change, flag, put};
 

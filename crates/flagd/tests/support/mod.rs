@@ -19,6 +19,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub mod postgres;
+pub mod writers;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
