@@ -54,6 +54,7 @@ async fn follow(channel: Channel, seen: mpsc::UnboundedSender<(Instant, bool)>) 
         client_name: "kill-bench".into(),
         store_id: String::new(),
         observer: false,
+        relay: false,
     };
     requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
     let mut stream = client.watch(ReceiverStream::new(outbound)).await.unwrap().into_inner();

@@ -96,6 +96,7 @@ async fn watch(channel: Channel, id: usize, receipts: Arc<Receipts>) {
         client_name: format!("w{id}"),
         store_id: String::new(),
         observer: false,
+        relay: false,
     };
     requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
     let mut stream = client.watch(ReceiverStream::new(outbound)).await.unwrap().into_inner();

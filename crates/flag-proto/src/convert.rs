@@ -498,6 +498,6 @@ pub use rollout::{
     CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,
 };
 pub use sync::{
-    ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
-    changes_frame, heartbeat_frame, snapshot_frame, subscribe_request,
+    AckCount, ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
+    changes_frame, heartbeat_frame, relay_acks_request, snapshot_frame, subscribe_request,
 };

@@ -114,18 +114,18 @@ pub mod shared_flag_sync {
 
 pub use auth::{Bearer, InvalidToken, bearer_token};
 pub use convert::{
-    Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, BookmarkInfo, ClientMessage,
-    DEFAULT_ENVIRONMENT, Deleted, DiffOutcome, EncodedChanges, EncodedSnapshot, EnvironmentInfo, FlagState,
-    HistoryPage, InvalidMessage, Killed, Listed, Part, Point, PromoteAsk, PromoteOutcome, Reach, Reaches,
-    Requests, Restore, RestoreOutcome, RestorePlan, Rollout, Side, Snapshot, Subscription, SyncFrame, Touch,
-    Written, ack_request, apply_response, attribute_to_proto, attributes_from_proto, backup_chunk,
-    backup_request, changes_frame, create_environment_request, delete_environment_request,
-    delete_environment_response, diff_request, diff_request_from_proto, diff_response,
-    environment_or_default, environments_from_proto, evaluate_response, flag_set_from_proto,
+    AckCount, Answer, AnswerReason, ApplyOutcome, ApplyPlan, Authorship, BackupTotals, BookmarkInfo,
+    ClientMessage, DEFAULT_ENVIRONMENT, Deleted, DiffOutcome, EncodedChanges, EncodedSnapshot,
+    EnvironmentInfo, FlagState, HistoryPage, InvalidMessage, Killed, Listed, Part, Point, PromoteAsk,
+    PromoteOutcome, Reach, Reaches, Requests, Restore, RestoreOutcome, RestorePlan, Rollout, Side, Snapshot,
+    Subscription, SyncFrame, Touch, Written, ack_request, apply_response, attribute_to_proto,
+    attributes_from_proto, backup_chunk, backup_request, changes_frame, create_environment_request,
+    delete_environment_request, delete_environment_response, diff_request, diff_request_from_proto,
+    diff_response, environment_or_default, environments_from_proto, evaluate_response, flag_set_from_proto,
     get_flag_response, heartbeat_frame, history_response, kill_response, list_flags_response,
-    list_segments_response, promote_request, promote_request_from_proto, promote_response, report_ack_frame,
-    report_request, restore_request_from_proto, restore_response, snapshot_frame, subscribe_request,
-    write_response,
+    list_segments_response, promote_request, promote_request_from_proto, promote_response,
+    relay_acks_request, report_ack_frame, report_request, restore_request_from_proto, restore_response,
+    snapshot_frame, subscribe_request, write_response,
 };
 pub use convert::{
     CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,

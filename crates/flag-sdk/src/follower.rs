@@ -190,6 +190,7 @@ impl Follower {
             client_name: settings.client_name.clone(),
             store_id: self.shared.store_id(),
             observer: false,
+            relay: false,
         });
         // The channel has room: this cannot wait.
         let _ = requests.try_send(subscribe);

@@ -25,6 +25,7 @@ async fn sdk(flagd: &Flagd, name: &str, acks: bool) -> mpsc::UnboundedReceiver<v
         client_name: name.into(),
         store_id: String::new(),
         observer: false,
+        relay: false,
     });
     requests.send(v1::WatchRequest { kind: Some(subscribe) }).await.unwrap();
     let mut frames = client.watch(ReceiverStream::new(outgoing)).await.unwrap().into_inner();

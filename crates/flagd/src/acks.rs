@@ -3,13 +3,15 @@
 //! The kill switch waits here until every SDK connected to the environment acknowledges the
 //! kill's revision, so the operator learns that the change took effect, not just that it
 //! was stored. OpenFeature providers cannot acknowledge: their streams are counted apart,
-//! by what was sent to them.
+//! by what was sent to them. A relay flagd is one stream here that forwards how many of its
+//! own SDKs acknowledged which revision: a kill waits for those SDKs, not for the relay.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flag_core::AckReport;
+use flag_proto::AckCount;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -22,6 +24,8 @@ pub(crate) enum ClientKind {
     Watcher,
     /// An OpenFeature provider's stream, which cannot acknowledge.
     OpenFeature(&'static str),
+    /// A relay flagd: a kill waits for the SDKs it forwards acknowledgements of.
+    Relay,
 }
 
 impl ClientKind {
@@ -30,6 +34,7 @@ impl ClientKind {
             ClientKind::Sdk => "SDK",
             ClientKind::Watcher => "watcher",
             ClientKind::OpenFeature(stream) => stream,
+            ClientKind::Relay => "relay",
         }
     }
 }
@@ -44,6 +49,8 @@ pub(crate) struct ClientView {
     pub(crate) connected_for: Duration,
     /// How long ago its last acknowledgement came; `None` if none yet (or it cannot).
     pub(crate) last_ack_ago: Option<Duration>,
+    /// A relay's SDKs, as it last reported them.
+    pub(crate) relayed_sdks: u32,
 }
 
 #[derive(Debug)]
@@ -54,6 +61,18 @@ struct Connection {
     kind: ClientKind,
     connected_at: Instant,
     last_ack: Option<Instant>,
+    /// A relay's SDKs by the newest revision each acknowledged (empty for the rest).
+    relayed: Vec<AckCount>,
+}
+
+impl Connection {
+    fn relayed_sdks(&self) -> u32 {
+        self.relayed.iter().map(|count| count.sdks).sum()
+    }
+
+    fn relayed_holding(&self, revision: u64) -> u32 {
+        self.relayed.iter().filter(|count| count.revision >= revision).map(|count| count.sdks).sum()
+    }
 }
 
 /// An OpenFeature provider's stream, and the revision it was last sent.
@@ -92,6 +111,7 @@ impl Default for Connections {
 #[derive(Debug)]
 pub(crate) struct Registration {
     id: u64,
+    kind: ClientKind,
     connections: Arc<Connections>,
 }
 
@@ -130,12 +150,13 @@ impl Connections {
             kind,
             connected_at: Instant::now(),
             last_ack: None,
+            relayed: Vec::new(),
         };
         inner.connections.insert(id, connection);
         if kind == ClientKind::Sdk {
             metrics::gauge!("flagd_streams_connected").increment(1.0);
         }
-        Registration { id, connections: Arc::clone(self) }
+        Registration { id, kind, connections: Arc::clone(self) }
     }
 
     /// Every client connected to `environment` now: SDKs, watchers and OpenFeature streams,
@@ -153,6 +174,7 @@ impl Connections {
                 revision: c.acked,
                 connected_for: now.saturating_duration_since(c.connected_at),
                 last_ack_ago: c.last_ack.map(|at| now.saturating_duration_since(at)),
+                relayed_sdks: c.relayed_sdks(),
             })
             .chain(inner.streams.values().filter(|s| s.environment == environment).map(|s| ClientView {
                 kind: ClientKind::OpenFeature(s.kind),
@@ -160,6 +182,7 @@ impl Connections {
                 revision: s.sent,
                 connected_for: now.saturating_duration_since(s.connected_at),
                 last_ack_ago: None,
+                relayed_sdks: 0,
             }))
             .collect();
         clients.sort_by(|a, b| (a.kind.name(), &a.name).cmp(&(b.kind.name(), &b.name)));
@@ -213,16 +236,22 @@ impl Connections {
     ) -> AckReport {
         let start = Instant::now();
         let mut changes = self.changed.subscribe();
-        let (waiting_for, streams): (Vec<u64>, Vec<u64>) = {
+        let (waiting_for, streams, relays): (Vec<u64>, Vec<u64>, Vec<(u64, u32)>) = {
             let inner = self.lock();
-            let ids = inner
-                .connections
-                .iter()
-                .filter(|(_, c)| c.environment == environment && c.kind == ClientKind::Sdk);
+            let of_environment = inner.connections.iter().filter(|(_, c)| c.environment == environment);
+            let ids = of_environment.clone().filter(|(_, c)| c.kind == ClientKind::Sdk);
+            // A relay's SDKs connected when the wait began are the ones waited for.
+            let relays = of_environment
+                .filter(|(_, c)| c.kind == ClientKind::Relay)
+                .map(|(id, c)| (*id, c.relayed_sdks()))
+                .filter(|(_, sdks)| *sdks > 0);
             let streams = inner.streams.iter().filter(|(_, s)| s.environment == environment);
-            (ids.map(|(id, _)| *id).collect(), streams.map(|(id, _)| *id).collect())
+            (ids.map(|(id, _)| *id).collect(), streams.map(|(id, _)| *id).collect(), relays.collect())
         };
+        let relayed_sdks: u32 = relays.iter().map(|(_, sdks)| sdks).sum();
         let mut acked_after: HashMap<u64, Duration> = HashMap::new();
+        // Per relay: the most of its SDKs seen holding the revision, and when the last did.
+        let mut relayed_acked: HashMap<u64, (u32, Duration)> = HashMap::new();
         loop {
             let (missing, streams_sent, streams_gone) = {
                 let inner = self.lock();
@@ -247,17 +276,36 @@ impl Connections {
                         None => {}
                     }
                 }
+                for (id, waited) in &relays {
+                    let holding =
+                        inner.connections.get(id).map_or(0, |c| c.relayed_holding(revision).min(*waited));
+                    let seen = relayed_acked.entry(*id).or_insert((0, Duration::ZERO));
+                    if holding > seen.0 {
+                        *seen = (holding, start.elapsed());
+                    }
+                    let behind = waited - seen.0;
+                    if behind > 0 {
+                        let relay = inner.connections.get(id).map_or("(disconnected)", |c| c.name.as_str());
+                        missing.push(format!("({behind} behind relay {relay})"));
+                    }
+                }
                 (missing, streams_sent, streams_gone)
             };
             let remaining = timeout.saturating_sub(start.elapsed());
             // The OpenFeature streams are flagd's own tasks: waiting for them to have sent the
             // change costs nothing when they have, and says what reached them when not.
             let done = missing.is_empty() && streams_sent + streams_gone == streams.len();
+            let relayed = relayed_acked.values();
             let report = AckReport {
                 revision,
-                connected: waiting_for.len() as u32,
-                acknowledged: acked_after.len() as u32,
-                slowest: acked_after.values().max().copied().unwrap_or_default(),
+                connected: waiting_for.len() as u32 + relayed_sdks,
+                acknowledged: acked_after.len() as u32 + relayed.clone().map(|(sdks, _)| sdks).sum::<u32>(),
+                slowest: acked_after
+                    .values()
+                    .chain(relayed.map(|(_, at)| at))
+                    .max()
+                    .copied()
+                    .unwrap_or_default(),
                 missing,
                 open_feature_streams: streams.len() as u32,
                 open_feature_sent: streams_sent as u32,
@@ -277,17 +325,37 @@ impl Connections {
     }
 
     /// Per environment with SDKs connected, how many acknowledged which revision (their
-    /// newest), sorted: what this flagd reports to the others on its store.
+    /// newest), sorted, counting relays' SDKs: what this flagd reports to the others on its
+    /// store, and a relay to its upstream.
     pub(crate) fn acked_by_environment(&self) -> Vec<(String, Vec<(u64, u32)>)> {
+        self.acked_where(|_| true)
+    }
+
+    /// As [`Connections::acked_by_environment`], for `environment` alone.
+    pub(crate) fn acked_in(&self, environment: &str) -> Vec<AckCount> {
+        let acked = self.acked_where(|name| name == environment).into_iter().flat_map(|(_, acked)| acked);
+        acked.map(|(revision, sdks)| AckCount { revision, sdks }).collect()
+    }
+
+    fn acked_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<(String, Vec<(u64, u32)>)> {
         let inner = self.lock();
         let mut environments: std::collections::BTreeMap<&str, std::collections::BTreeMap<u64, u32>> =
             std::collections::BTreeMap::new();
-        for connection in inner.connections.values().filter(|c| c.kind == ClientKind::Sdk) {
-            *environments.entry(&connection.environment).or_default().entry(connection.acked).or_default() +=
-                1;
+        for connection in inner.connections.values().filter(|c| wanted(&c.environment)) {
+            let acked = environments.entry(&connection.environment).or_default();
+            match connection.kind {
+                ClientKind::Sdk => *acked.entry(connection.acked).or_default() += 1,
+                ClientKind::Relay => {
+                    for count in &connection.relayed {
+                        *acked.entry(count.revision).or_default() += count.sdks;
+                    }
+                }
+                ClientKind::Watcher | ClientKind::OpenFeature(_) => {}
+            }
         }
         environments
             .into_iter()
+            .filter(|(_, acked)| !acked.is_empty())
             .map(|(environment, acked)| (environment.to_owned(), acked.into_iter().collect()))
             .collect()
     }
@@ -307,6 +375,23 @@ impl Registration {
         });
         if kind == Some(ClientKind::Sdk) {
             metrics::counter!("flagd_acks_total").increment(1);
+        }
+        self.connections.bump();
+    }
+}
+
+impl Registration {
+    pub(crate) fn is_relay(&self) -> bool {
+        self.kind == ClientKind::Relay
+    }
+
+    /// A relay's SDKs now, by the newest revision each acknowledged; none may hold more
+    /// than `sent`, what the relay was sent.
+    pub(crate) fn relayed(&self, acked: Vec<AckCount>, sent: u64) {
+        if let Some(connection) = self.connections.lock().connections.get_mut(&self.id) {
+            let capped =
+                acked.into_iter().map(|count| AckCount { revision: count.revision.min(sent), ..count });
+            connection.relayed = capped.collect();
         }
         self.connections.bump();
     }
@@ -395,6 +480,38 @@ mod tests {
         assert_eq!(listed, [("EventStream", "", 0), ("SDK", "checkout", 3), ("watcher", "flagctl-watch", 2)]);
         assert!(clients[1].last_ack_ago.is_some() && clients[0].last_ack_ago.is_none());
         assert!(clients[1].connected_for >= Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kill_waits_for_the_sdks_a_relay_forwards_not_for_the_relay() {
+        let connections = Arc::new(Connections::default());
+        let sdk = connections.register("production", "direct");
+        let relay = connections.register_as("production", "relay-eu", ClientKind::Relay);
+        let count = |revision, sdks| AckCount { revision, sdks };
+        relay.relayed(vec![count(4, 3)], 4);
+        relay.ack(4);
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            tokio::spawn(async move { connections.wait_for("production", 5, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        sdk.ack(5);
+        // The relay holds the kill; two of its three SDKs do.
+        relay.ack(5);
+        relay.relayed(vec![count(4, 1), count(5, 2)], 5);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "one relayed SDK has not acknowledged");
+        relay.relayed(vec![count(5, 3)], 5);
+        let report = waiter.await.unwrap();
+        assert_eq!((report.connected, report.acknowledged), (4, 4), "{report:?}");
+        assert!(report.missing.is_empty(), "{report:?}");
+        assert_eq!(connections.acked_in("production"), [count(5, 4)]);
+
+        // A relay claiming revisions it was not sent is held to what it was sent.
+        relay.relayed(vec![count(9, 3)], 5);
+        let report = connections.wait_for("production", 6, Duration::from_millis(50)).await;
+        assert_eq!((report.connected, report.acknowledged), (4, 0), "{report:?}");
+        assert!(report.missing.contains(&"(3 behind relay relay-eu)".to_owned()), "{report:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -127,7 +127,7 @@ async fn serve(config: Config) -> (tempfile::TempDir, Served) {
     });
     let sync = InterceptedService::new(
         SyncServer::new(SyncService::new(Arc::clone(&state))),
-        Authenticate { state: Arc::clone(&state), service: Service::Sync },
+        Authenticate { access: Arc::clone(&state.access), service: Service::Sync },
     );
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -158,6 +158,7 @@ async fn subscribe(
         client_name: format!("stream-{id}"),
         store_id: String::new(),
         observer: false,
+        relay: false,
     };
     requests.send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }).await.unwrap();
     let mut stream =

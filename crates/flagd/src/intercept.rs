@@ -6,19 +6,18 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use crate::auth::Service;
-use crate::state::State;
+use crate::auth::{Access, Service};
 
 /// Authenticates requests to `service`.
 #[derive(Clone, Debug)]
 pub(crate) struct Authenticate {
-    pub(crate) state: Arc<State>,
+    pub(crate) access: Arc<Access>,
     pub(crate) service: Service,
 }
 
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.state.access.authenticate(request.metadata(), self.service)?;
+        let caller = self.access.authenticate(request.metadata(), self.service)?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }

@@ -110,6 +110,7 @@ mod points;
 mod principal;
 #[cfg(test)]
 mod queued_deadline_tests;
+mod relay;
 mod reload;
 mod replica;
 mod rollout;
@@ -119,6 +120,7 @@ mod status;
 mod store;
 mod store_check;
 mod sync;
+mod sync_source;
 mod tls;
 mod tokens_file;
 mod watch_stream;
@@ -126,6 +128,7 @@ mod webhooks;
 mod write_client;
 
 pub use config::{Config, DEFAULT_DATA, PostgresStore, TlsIdentity};
+pub use relay::{RelayConfig, serve_relay};
 pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};
 pub use server::{
     Listeners, Ready, ServeError, serve, serve_listeners, serve_reporting, serve_with_management,

@@ -122,6 +122,11 @@ struct Args {
 /// Tools run instead of the server.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve Sync to local SDKs from an upstream flagd (or relay), with no store of its own:
+    /// one upstream stream per environment, the SDKs' acknowledgements forwarded upstream
+    /// (a kill there counts them), Admin reads forwarded and writes refused, and a cache file
+    /// so it serves after an upstream outage. See the README's "Running more than one flagd".
+    Relay(Box<RelayArgs>),
     /// Check a store file (not open in a running flagd) as flagd does at start: redb's
     /// integrity check, then the store's invariants. Exit 0 when it passes, 1 when not.
     Check {
@@ -142,6 +147,72 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct RelayArgs {
+    /// The upstream flagds (or relays), comma-separated, tried in order: `host:port` or a
+    /// URL (`https://` for TLS).
+    #[arg(long, env = "FLAGD_UPSTREAM", value_delimiter = ',', required = true)]
+    upstream: Vec<String>,
+    /// The token presented upstream (an SDK token is enough).
+    #[arg(long, env = "FLAGD_UPSTREAM_TOKEN", hide_env_values = true)]
+    upstream_token: Option<String>,
+    /// A CA certificate (PEM) for an https upstream whose certificate a private CA signed.
+    #[arg(long, env = "FLAGD_UPSTREAM_CA")]
+    upstream_ca: Option<PathBuf>,
+    /// The relay's name in the upstream's acknowledgement reports.
+    #[arg(long, env = "FLAGD_RELAY_NAME", default_value = "relay")]
+    name: String,
+    /// The cache file: the last copy of every environment followed, rewritten as they change.
+    #[arg(long, env = "FLAGD_RELAY_CACHE", default_value = "./flagd-data/relay.cache")]
+    cache: PathBuf,
+    /// gRPC address (Sync, and Admin reads forwarded upstream).
+    #[arg(long, env = "FLAGD_LISTEN", default_value = "127.0.0.1:8013")]
+    listen: SocketAddr,
+    /// Management HTTP address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
+    management: SocketAddr,
+    /// Require this token on the relay's Sync calls.
+    #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
+    sdk_token: Option<String>,
+    /// Serve over TLS with this certificate chain (PEM).
+    #[arg(long, env = "FLAGD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FLAGD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow a non-loopback address without TLS.
+    #[arg(long, env = "FLAGD_INSECURE")]
+    insecure: bool,
+    /// Heartbeat interval on quiet streams.
+    #[arg(long, env = "FLAGD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+}
+
+/// `flagd relay`.
+async fn run_relay(args: &RelayArgs) -> anyhow::Result<()> {
+    let grpc =
+        TcpListener::bind(args.listen).await.with_context(|| format!("binding gRPC to {}", args.listen))?;
+    let management = TcpListener::bind(args.management)
+        .await
+        .with_context(|| format!("binding the management port to {}", args.management))?;
+    if let Some(parent) = args.cache.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut config = flagd::RelayConfig::new(args.upstream.clone());
+    config.upstream_token = args.upstream_token.clone();
+    config.upstream_ca = args.upstream_ca.clone();
+    config.name = args.name.clone();
+    config.cache = Some(args.cache.clone());
+    config.sdk_token = args.sdk_token.clone();
+    config.insecure = args.insecure;
+    config.heartbeat_interval = args.heartbeat_interval;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(tls_identity(cert, key)?);
+    }
+    let listeners = flagd::Listeners::grpc(grpc).with_management(Some(management));
+    flagd::serve_relay(listeners, config, shutdown_signal()?, announce).await.context("flagd relay failed")
 }
 
 /// `flagd backup`: receive the copy into a temporary file beside `to`, make it durable,
@@ -240,6 +311,7 @@ async fn run_command(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Check { data } => run_check(data),
         Command::Backup { server, token, to } => run_backup(server, token.as_deref(), to).await,
+        Command::Relay(args) => run_relay(args).await,
     }
 }
 

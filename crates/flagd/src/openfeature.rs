@@ -63,7 +63,7 @@ pub(crate) struct Services {
 impl Services {
     pub(crate) fn new(state: &Arc<State>) -> Self {
         // Providers authenticate like our SDKs: with the SDK token, when one is required.
-        let authenticate = Authenticate { state: Arc::clone(state), service: Service::Sync };
+        let authenticate = Authenticate { access: Arc::clone(&state.access), service: Service::Sync };
         Services {
             evaluation_v1: InterceptedService::new(
                 EvaluationV1Server::new(evaluation_v1::EvaluationV1::new(Arc::clone(state)))

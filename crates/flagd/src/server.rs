@@ -371,7 +371,7 @@ pub async fn serve_listeners(
     if state.access.file().is_some() {
         reload_on_hangup(Arc::clone(&state), until_stopped(stopped.clone()))?;
     }
-    let authenticated = |service: Service| Authenticate { state: Arc::clone(&state), service };
+    let authenticated = |service: Service| Authenticate { access: Arc::clone(&state.access), service };
     let admin = InterceptedService::new(
         AdminServer::new(CheckedAdmin(AdminService::new(Arc::clone(&state))))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -19,7 +19,8 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) hub: Hub,
     /// The principals, read by the interceptors and watched by the streams.
-    pub(crate) access: Access,
+    /// In an `Arc` because the interceptors hold it too.
+    pub(crate) access: Arc<Access>,
     /// In an `Arc` because each stream's registration removes itself on drop.
     pub(crate) connections: Arc<Connections>,
     /// Set once the gRPC server accepts connections; read by `/readyz`.
@@ -43,7 +44,7 @@ impl State {
             config,
             store,
             hub: Hub::default(),
-            access,
+            access: Arc::new(access),
             connections: Arc::default(),
             serving: AtomicBool::default(),
             health: HealthFigures::default(),

@@ -1,13 +1,12 @@
-//! The `Sync.Watch` stream: one task per stream following its environment's [`Hub`] channel.
+//! The `Sync.Watch` stream: one task per stream following its environment's [`Hub`] channel,
+//! served from a [`SyncSource`]: a flagd's store, or a relay's mirror of its upstream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flag_core::HealthReport;
 use flag_proto::v1;
 use flag_proto::{
-    ClientMessage, HEALTH_REPORTS_KEY, Subscription, WatchFrame, changes_frame, environment_or_default,
-    heartbeat_frame, report_ack_frame, snapshot_frame,
+    ClientMessage, HEALTH_REPORTS_KEY, Subscription, WatchFrame, environment_or_default, heartbeat_frame,
 };
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
@@ -16,26 +15,25 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::acks::{ClientKind, Registration};
 use crate::auth::{Caller, StreamAccess};
-use crate::health::count_report;
-use crate::state::State;
 use crate::status::RequestError;
 use crate::store::WriteError;
+use crate::sync_source::{CatchUp, FrameKind, SyncSource};
 use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
 
 /// Serves `flags.v1.Sync`.
-#[derive(Debug, Clone)]
-pub(crate) struct SyncService {
-    state: Arc<State>,
+#[derive(Debug)]
+pub(crate) struct SyncService<S> {
+    source: Arc<S>,
 }
 
-impl SyncService {
-    pub(crate) fn new(state: Arc<State>) -> Self {
-        SyncService { state }
+impl<S> SyncService<S> {
+    pub(crate) fn new(source: Arc<S>) -> Self {
+        SyncService { source }
     }
 }
 
 #[tonic::async_trait]
-impl flag_proto::shared_sync::sync_server::Sync for SyncService {
+impl<S: SyncSource> flag_proto::shared_sync::sync_server::Sync for SyncService<S> {
     type WatchStream = WatchStream;
 
     #[instrument(skip_all)]
@@ -45,12 +43,16 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
     ) -> Result<Response<WatchStream>, Status> {
         // Answer at once and read `subscribe` in the stream's task: a client may open the
         // stream before sending anything, and waiting here would hold its headers back.
-        let (sink, stream) = watch_stream(self.state.config.stream_buffer);
+        let (sink, stream) = watch_stream(self.source.settings().stream_buffer);
         // Set by the interceptor; none (it did not run) is refused when the stream opens.
         let caller = Caller::of(&request).cloned();
-        tokio::spawn(open_stream(Arc::clone(&self.state), sink, request.into_inner(), caller));
+        tokio::spawn(open_stream(Arc::clone(&self.source), sink, request.into_inner(), caller));
         let mut response = Response::new(stream);
-        response.metadata_mut().insert(HEALTH_REPORTS_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        if self.source.counts_reports() {
+            response
+                .metadata_mut()
+                .insert(HEALTH_REPORTS_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        }
         Ok(response)
     }
 }
@@ -58,8 +60,8 @@ impl flag_proto::shared_sync::sync_server::Sync for SyncService {
 /// How long a new stream may take to send `subscribe`.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn open_stream(
-    state: Arc<State>,
+async fn open_stream<S: SyncSource>(
+    source: Arc<S>,
     sink: WatchSink,
     mut inbound: Streaming<v1::WatchRequest>,
     caller: Option<Caller>,
@@ -72,7 +74,7 @@ async fn open_stream(
         Ok(Ok(None) | Err(_)) => return,
         Err(_) => return sink.close_with(RequestError::NoSubscribe(SUBSCRIBE_TIMEOUT).into()),
     };
-    let Subscription { environment, since_revision, client_name, store_id, observer } = subscription;
+    let Subscription { environment, since_revision, client_name, store_id, observer, relay } = subscription;
     let environment = environment_or_default(&environment).to_owned();
     if !crate::store::is_environment_name(&environment) {
         // The store's own refusal, so the wording and the code match a refused write.
@@ -80,7 +82,7 @@ async fn open_stream(
     }
     let unauthenticated = || RequestError::Unauthenticated("the stream was not authenticated".into());
     let followed =
-        caller.ok_or_else(unauthenticated).and_then(|caller| state.access.follow(&caller, &environment));
+        caller.ok_or_else(unauthenticated).and_then(|caller| source.access().follow(&caller, &environment));
     let access = match followed {
         Ok(access) => access,
         Err(refused) => return sink.close_with(refused.into()),
@@ -88,32 +90,32 @@ async fn open_stream(
     // Names are for reports; a bounded length keeps a client from growing server memory.
     let name: String =
         if client_name.is_empty() { "unnamed".into() } else { client_name.chars().take(128).collect() };
-    let since_revision = if store_id.is_empty() || store_id == state.store.id() {
+    let source_store = match source.open(&environment).await {
+        Ok(store) => store,
+        Err(status) => return sink.close_with(status),
+    };
+    let since_revision = if store_id.is_empty() || store_id == source_store {
         since_revision
     } else {
         // The client's revision counts another store's writes: only a snapshot is safe.
         info!(%environment, client = %name, %store_id, "client resumes from another store; sending a snapshot");
         0
     };
+    // Observers (`flagctl watch`) are not SDKs: listed, but a kill does not wait for them;
+    // it waits for the SDKs a relay forwards acknowledgements of.
+    let kind = match (observer, relay) {
+        (true, _) => ClientKind::Watcher,
+        (false, true) => ClientKind::Relay,
+        (false, false) => ClientKind::Sdk,
+    };
     let task = StreamTask {
-        // Observers (`flagctl watch`) are not SDKs: listed, but a kill does not wait for them.
-        registration: state.connections.register_as(
-            &environment,
-            &name,
-            if observer { ClientKind::Watcher } else { ClientKind::Sdk },
-        ),
-        state,
+        registration: source.connections().register_as(&environment, &name, kind),
+        source,
         environment,
         name,
         sent: since_revision,
     };
     task.run(sink, inbound, access).await;
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum FrameKind {
-    Change,
-    Snapshot,
 }
 
 /// Why a stream ended.
@@ -124,9 +126,9 @@ enum End {
     With(Status),
 }
 
-struct StreamTask {
-    state: Arc<State>,
-    /// An SDK's or an observer's (which no kill waits for).
+struct StreamTask<S> {
+    source: Arc<S>,
+    /// An SDK's, a relay's or an observer's (which no kill waits for).
     registration: Registration,
     environment: String,
     name: String,
@@ -134,7 +136,7 @@ struct StreamTask {
     sent: u64,
 }
 
-impl StreamTask {
+impl<S: SyncSource> StreamTask<S> {
     #[instrument(skip_all, fields(environment = %self.environment, client = %self.name))]
     async fn run(
         mut self,
@@ -143,7 +145,7 @@ impl StreamTask {
         mut access: StreamAccess,
     ) {
         info!(since = self.sent, "sdk connected");
-        let mut updates = self.state.hub.subscribe(&self.environment);
+        let mut updates = self.source.hub().subscribe(&self.environment);
         updates.borrow_and_update();
         // Boxed, here and below: a catch-up's read and send are rare, and unboxed they would
         // take room in every idle stream's task.
@@ -168,7 +170,7 @@ impl StreamTask {
         updates: &mut tokio::sync::watch::Receiver<Option<Arc<crate::fanout::Published>>>,
         access: &mut StreamAccess,
     ) -> End {
-        let interval = self.state.config.heartbeat_interval;
+        let interval = self.source.settings().heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // A client may close its request side (no more acks) and keep reading.
@@ -181,7 +183,7 @@ impl StreamTask {
             tokio::select! {
                 changed = updates.changed() => {
                     if changed.is_err() {
-                        if self.state.hub.is_closed() {
+                        if self.source.hub().is_closed() {
                             return End::Quietly; // the server is shutting down
                         }
                         let environment = self.environment.clone();
@@ -206,7 +208,14 @@ impl StreamTask {
                         // Nobody can have applied a revision it was not sent.
                         self.registration.ack(revision.min(self.sent));
                     }
-                    Ok(Some(Ok(ClientMessage::Report(report)))) => self.count_report(sink, report),
+                    Ok(Some(Ok(ClientMessage::Report(report)))) => {
+                        let frames = sink.frames.clone();
+                        self.source.count_report(&self.environment, self.sent, report, frames);
+                    }
+                    Ok(Some(Ok(ClientMessage::RelayAcks(acked)))) if self.registration.is_relay() => {
+                        debug!(?acked, "relayed acks");
+                        self.registration.relayed(acked, self.sent);
+                    }
                     Ok(Some(Err(invalid))) => return End::With(Status::invalid_argument(invalid.to_string())),
                     Ok(Some(Ok(_))) => return End::With(RequestError::NotAck.into()),
                     Ok(None) => inbound_open = false,
@@ -227,50 +236,11 @@ impl StreamTask {
         }
     }
 
-    /// Counts a health report and acknowledges its sequence, so the client sends the next
-    /// one (a report is acknowledged even when it was already counted: a resend). On a task
-    /// of its own: reading the environment's flags for a new revision must not hold this
-    /// stream's next change (a kill) back. A client has one report in flight at a time, so
-    /// its reports are still counted in order.
-    fn count_report(&self, sink: &WatchSink, report: HealthReport) {
-        let (state, environment, sent) = (Arc::clone(&self.state), self.environment.clone(), self.sent);
-        let frames = sink.frames.clone();
-        tokio::spawn(async move {
-            let sequence = report.sequence;
-            match count_report(&state, &environment, sent, report).await {
-                Ok(applied) => {
-                    debug!(%environment, sequence, ?applied, "health report");
-                    // A client too slow to take it is dropped by its stream anyway.
-                    let timeout = state.config.slow_client_timeout;
-                    let _ = frames.send_timeout(report_ack_frame(sequence), timeout).await;
-                }
-                // Unacknowledged, the report is sent again on the client's next stream.
-                Err(error) => warn!(%environment, sequence, %error, "health report not counted"),
-            }
-        });
-    }
-
     /// Brings the client from `self.sent` to the store's current revision: the changes since,
     /// or a full snapshot when it is too far behind (or new).
     async fn catch_up(&mut self, sink: &WatchSink) -> Result<(), End> {
-        let store = self.state.store.clone();
-        let (environment, since) = (self.environment.clone(), self.sent);
-        let read =
-            tokio::task::spawn_blocking(move || -> Result<(u64, WatchFrame, FrameKind), RequestError> {
-                // Encoded on this blocking thread: a snapshot of many flags takes a while.
-                match store.changes_since(&environment, since)?.into_batch() {
-                    Some(batch) => Ok((batch.revision, changes_frame(&batch), FrameKind::Change)),
-                    None => {
-                        let (revision, set) = store.snapshot(&environment)?;
-                        Ok((revision, snapshot_frame(revision, store.id(), &set), FrameKind::Snapshot))
-                    }
-                }
-            })
-            .await;
-        let (revision, frame, kind) = match read.map_err(RequestError::from).and_then(|read| read) {
-            Ok(read) => read,
-            Err(error) => return Err(End::With(error.into())),
-        };
+        let CatchUp { revision, frame, kind } =
+            self.source.catch_up(&self.environment, self.sent).await.map_err(End::With)?;
         // Sent even when empty: a client resuming at the current revision learns at once that
         // it is up to date, instead of waiting for a heartbeat.
         self.send(sink, frame, revision, kind).await
@@ -306,7 +276,8 @@ impl StreamTask {
         revision: u64,
         kind: FrameKind,
     ) -> Result<(), End> {
-        let timeout = self.state.config.slow_client_timeout;
+        let settings = self.source.settings();
+        let timeout = settings.slow_client_timeout;
         match sink.frames.send_timeout(frame, timeout).await {
             Ok(()) => {
                 self.sent(revision, kind);
@@ -318,7 +289,7 @@ impl StreamTask {
                 Err(End::With(
                     RequestError::SlowClient {
                         waited: timeout,
-                        queued: self.state.config.stream_buffer,
+                        queued: settings.stream_buffer,
                         sent: self.sent,
                     }
                     .into(),
@@ -328,7 +299,7 @@ impl StreamTask {
     }
 }
 
-impl StreamTask {
+impl<S> StreamTask<S> {
     /// Records that the frame of `revision` is on its way.
     fn sent(&mut self, revision: u64, kind: FrameKind) {
         self.sent = revision;

@@ -27,6 +27,8 @@ pub struct Subscription {
     pub store_id: String,
     /// Not an SDK (e.g. `flagctl watch`): left out of acknowledgement reports.
     pub observer: bool,
+    /// A relay flagd: it forwards its SDKs' acknowledgements ([`ClientMessage::RelayAcks`]).
+    pub relay: bool,
 }
 
 /// A message from a `Watch` client.
@@ -39,18 +41,36 @@ pub enum ClientMessage {
     Ack(u64),
     /// How the client's cohorts did since its previous report.
     Report(core::HealthReport),
+    /// A relay's SDKs: how many acknowledged which revision, replacing the last such message.
+    RelayAcks(Vec<AckCount>),
+}
+
+/// How many SDKs acknowledged `revision` as their newest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AckCount {
+    /// The revision.
+    pub revision: u64,
+    /// How many SDKs hold it.
+    pub sdks: u32,
 }
 
 /// The first message of a stream.
 pub fn subscribe_request(subscription: Subscription) -> v1::WatchRequest {
-    let Subscription { environment, since_revision, client_name, store_id, observer } = subscription;
-    let subscribe = v1::Subscribe { environment, since_revision, client_name, store_id, observer };
+    let Subscription { environment, since_revision, client_name, store_id, observer, relay } = subscription;
+    let subscribe = v1::Subscribe { environment, since_revision, client_name, store_id, observer, relay };
     v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) }
 }
 
 /// An acknowledgement of `revision`.
 pub fn ack_request(revision: u64) -> v1::WatchRequest {
     v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) }
+}
+
+/// A relay's report of its SDKs' acknowledgements.
+pub fn relay_acks_request(acked: &[AckCount]) -> v1::WatchRequest {
+    let acked =
+        acked.iter().map(|count| v1::AckCount { revision: count.revision, sdks: count.sdks }).collect();
+    v1::WatchRequest { kind: Some(watch_request::Kind::RelayAcks(v1::RelayAcks { acked })) }
 }
 
 impl TryFrom<v1::WatchRequest> for ClientMessage {
@@ -65,18 +85,26 @@ impl TryFrom<v1::WatchRequest> for ClientMessage {
                 client_name,
                 store_id,
                 observer,
+                relay,
             })) => Ok(ClientMessage::Subscribe(Subscription {
                 environment,
                 since_revision,
                 client_name,
                 store_id,
                 observer,
+                relay,
             })),
             Some(watch_request::Kind::Ack(v1::Ack { revision })) => Ok(ClientMessage::Ack(revision)),
             Some(watch_request::Kind::Report(report)) => {
                 Ok(ClientMessage::Report(super::health::report_from_proto(report)?))
             }
-            None => Err(Path::Root("request").invalid("`subscribe`, `ack` or `report`")),
+            Some(watch_request::Kind::RelayAcks(v1::RelayAcks { acked })) => Ok(ClientMessage::RelayAcks(
+                acked
+                    .into_iter()
+                    .map(|v1::AckCount { revision, sdks }| AckCount { revision, sdks })
+                    .collect(),
+            )),
+            None => Err(Path::Root("request").invalid("`subscribe`, `ack`, `report` or `relay_acks`")),
         }
     }
 }
@@ -279,6 +307,9 @@ mod tests {
         let message = ClientMessage::try_from(subscribe_request(subscription.clone())).unwrap();
         assert_eq!(message, ClientMessage::Subscribe(subscription));
         assert_eq!(ClientMessage::try_from(ack_request(9)).unwrap(), ClientMessage::Ack(9));
+        let acked = [AckCount { revision: 4, sdks: 2 }, AckCount { revision: 9, sdks: 1 }];
+        let message = ClientMessage::try_from(relay_acks_request(&acked)).unwrap();
+        assert_eq!(message, ClientMessage::RelayAcks(acked.to_vec()));
         assert!(ClientMessage::try_from(v1::WatchRequest { kind: None }).is_err());
     }
 }

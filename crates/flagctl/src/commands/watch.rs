@@ -81,6 +81,7 @@ async fn follow(
         store_id: String::new(),
         // Not an SDK: a kill should not wait for an operator's terminal.
         observer: true,
+        relay: false,
     });
     // The channel is empty and open: this send cannot fail.
     let _ = requests.send(subscribe).await;

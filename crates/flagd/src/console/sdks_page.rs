@@ -49,7 +49,7 @@ pub(crate) async fn page(State(console): State<Shared>, signed: SignedIn) -> Res
                             @for client in &clients {
                                 @let lag = revision.saturating_sub(client.revision);
                                 tr class=[(lag > 0).then_some("behind")] {
-                                    td { (client.kind.name()) }
+                                    td { (client.kind.name()) @if client.relayed_sdks > 0 { " (" (client.relayed_sdks) " SDKs)" } }
                                     td { @if client.name.is_empty() { span.note { "(unnamed)" } } @else { (client.name) } }
                                     td { (client.revision) }
                                     td { (lag) @if lag > 0 { " behind" } }

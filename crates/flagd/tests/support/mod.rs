@@ -192,6 +192,7 @@ impl Watcher {
             client_name: name.clone(),
             store_id: store_id.into(),
             observer: false,
+            relay: false,
         };
         requests
             .send(v1::WatchRequest { kind: Some(watch_request::Kind::Subscribe(subscribe)) })

@@ -1,0 +1,234 @@
+//! `flagd relay` between real SDKs and a real upstream flagd, every one its own process:
+//! SDKs on a relay get changes, a kill upstream counts them (through a chain of relays too),
+//! the upstream restarted under a relay loses nothing, a relay restarted without its
+//! upstream serves its cache, and Admin writes sent to a relay are refused naming the
+//! upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use flag_proto::v1;
+use support::{data_file, flagctl, listening_on};
+
+/// A flagd process (server or relay) and where it listens.
+struct Process {
+    child: Child,
+    endpoint: String,
+    management: SocketAddr,
+}
+
+impl Process {
+    fn start(args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
+            .args(args)
+            .env("FLAGD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the flagd binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        Process {
+            child,
+            endpoint: format!("http://{}", listening_on(&line, "grpc")),
+            management: listening_on(&line, "management"),
+        }
+    }
+
+    /// A flagd on `data`, gRPC on `grpc` (`127.0.0.1:0` for any port).
+    fn upstream(data: &Path, grpc: &str) -> Process {
+        let data = data.to_str().unwrap();
+        Process::start(&[
+            "--data",
+            data,
+            "--listen",
+            grpc,
+            "--management",
+            "127.0.0.1:0",
+            "--sync-listen",
+            "off",
+            "--ofrep-listen",
+            "off",
+        ])
+    }
+
+    /// A relay of `upstream` named `name`, caching in `cache`.
+    fn relay(upstream: &str, cache: &Path, name: &str) -> Process {
+        Process::start(&[
+            "relay",
+            "--upstream",
+            upstream,
+            "--cache",
+            cache.to_str().unwrap(),
+            "--name",
+            name,
+            "--listen",
+            "127.0.0.1:0",
+            "--management",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "1s",
+        ])
+    }
+
+    fn flagctl(&self, args: &[&str]) -> Output {
+        Command::new(flagctl()).args(["--server", &self.endpoint]).args(args).output().unwrap()
+    }
+
+    fn flagctl_ok(&self, args: &[&str]) -> String {
+        let output = self.flagctl(args);
+        assert!(output.status.success(), "flagctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, and the wait for a clean exit.
+    fn stop(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success(), "a relay stops cleanly on SIGTERM");
+    }
+
+    /// A management endpoint's status code and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.management).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let code = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (code, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sdk(endpoint: &str, name: &str) -> flag_sdk::Client {
+    flag_sdk::Client::builder(endpoint).client_name(name).connect().await.unwrap()
+}
+
+/// Waits until `check` holds, failing with `what` after `support::WAIT`.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + support::WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn percent_on(client: &flag_sdk::Client, key: &str) -> Option<f64> {
+    let flag = client.current().definition(key)?.clone();
+    let flag_core::Serve::Split(split) = &flag.default else { return None };
+    // Weights are in 1/1000 %.
+    split.weights.iter().find(|weight| weight.variant == "on").map(|weight| weight.weight as f64 / 1000.0)
+}
+
+fn enabled(client: &flag_sdk::Client, key: &str) -> Option<bool> {
+    client.current().definition(key).map(|flag| flag.enabled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdks_on_relays_get_changes_and_a_kill_upstream_waits_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Process::upstream(&data_file(dir.path()), "127.0.0.1:0");
+    upstream.flagctl_ok(&["set", "chat", "--percent", "5", "--reason", "before the incident"]);
+    let relay = Process::relay(&upstream.endpoint, &dir.path().join("eu.cache"), "relay-eu");
+    // A relay of the relay: its SDK's acknowledgement travels two hops.
+    let chained = Process::relay(&relay.endpoint, &dir.path().join("eu-2.cache"), "relay-eu-2");
+    let direct = sdk(&upstream.endpoint, "direct").await;
+    let relayed = [sdk(&relay.endpoint, "eu-1").await, sdk(&relay.endpoint, "eu-2").await];
+    let behind_two = sdk(&chained.endpoint, "eu-chained").await;
+    for client in relayed.iter().chain([&behind_two]) {
+        assert_eq!(percent_on(client, "chat"), Some(5.0), "the relay serves the upstream's flags");
+    }
+
+    upstream.flagctl_ok(&["set", "chat", "--percent", "25", "--reason", "ramp"]);
+    until("every relayed SDK serves 25 %", || {
+        relayed.iter().chain([&behind_two]).all(|client| percent_on(client, "chat") == Some(25.0))
+    })
+    .await;
+
+    // The upstream counts the SDKs behind both relays, not the relays.
+    let mut admin = v1::admin_client::AdminClient::connect(upstream.endpoint.clone()).await.unwrap();
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let request = v1::WaitForAcksRequest { environment: "production".into(), revision: 2, wait_ms: 500 };
+        let report = admin.wait_for_acks(request).await.unwrap().into_inner();
+        if (report.connected, report.acknowledged) == (4, 4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upstream counts 4 SDKs: {report:?}");
+    }
+    let killed = upstream.flagctl_ok(&["kill", "chat", "--wait", "10s", "--reason", "incident"]);
+    assert!(killed.contains("4/4 SDKs acknowledged"), "{killed}");
+    for client in [&direct].into_iter().chain(&relayed).chain([&behind_two]) {
+        assert_eq!(enabled(client, "chat"), Some(false), "the kill reached every SDK before it returned");
+    }
+
+    // Reads through a relay are the upstream's; writes are refused, naming it.
+    let listed = chained.flagctl_ok(&["list"]);
+    assert!(listed.contains("chat"), "{listed}");
+    let refused = relay.flagctl(&["set", "chat", "--percent", "50", "--reason", "on the wrong flagd"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("relay of {}", upstream.endpoint)), "{stderr}");
+    let shown = upstream.flagctl_ok(&["get", "chat"]);
+    assert!(!shown.contains("50%"), "the refused write changed nothing: {shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_outlives_its_upstream_restarting_and_restarts_from_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_file(dir.path());
+    let mut upstream = Process::upstream(&data, "127.0.0.1:0");
+    let address = upstream.endpoint.trim_start_matches("http://").to_owned();
+    upstream.flagctl_ok(&["set", "chat", "--percent", "5", "--reason", "first"]);
+    let cache = dir.path().join("relay.cache");
+    let mut relay = Process::relay(&upstream.endpoint, &cache, "relay");
+    let client = sdk(&relay.endpoint, "app").await;
+    assert_eq!(percent_on(&client, "chat"), Some(5.0));
+
+    // The upstream dies and comes back on the same port and data: the relay resumes.
+    upstream.sigkill();
+    let upstream = Process::upstream(&data, &address);
+    upstream.flagctl_ok(&["set", "chat", "--percent", "50", "--reason", "after the restart"]);
+    until("the SDK on the relay serves 50 %", || percent_on(&client, "chat") == Some(50.0)).await;
+    let stats = client.sync_stats();
+    assert_eq!(stats.full_snapshots, 1, "the SDK never needed a second snapshot: {stats:?}");
+    assert_eq!(relay.get("/readyz").0, 200);
+    drop(client);
+
+    // Now the relay restarts while its upstream is down: it serves what it had.
+    drop(upstream);
+    relay.stop();
+    let relay = Process::relay(&format!("http://{address}"), &cache, "relay");
+    let client = sdk(&relay.endpoint, "app-after-restart").await;
+    assert_eq!(percent_on(&client, "chat"), Some(50.0), "served from the cache");
+    let (code, _) = relay.get("/readyz");
+    assert_eq!(code, 200, "ready: it has a copy of every environment it follows");
+    let (_, metrics) = relay.get("/metrics");
+    assert!(metrics.contains("flagd_relay_upstream_connected{environment=\"production\"} 0"), "{metrics}");
+    // An environment it never had cannot be served while the upstream is away.
+    let refused = flag_sdk::Client::builder(relay.endpoint.clone())
+        .environment("staging")
+        .start_timeout(Duration::from_secs(12), flag_sdk::OnTimeout::Fail)
+        .connect()
+        .await;
+    let error = refused.expect_err("no copy of staging").to_string();
+    assert!(error.contains("no copy of environment"), "{error}");
+}
