@@ -81,8 +81,14 @@ impl Mirror {
         if batch.from_revision != self.revision {
             return Err(Gap { from: batch.from_revision, held: self.revision });
         }
+        self.record(batch);
+        Ok(())
+    }
+
+    /// Applies `batch`, which starts at the mirror's revision.
+    fn record(&mut self, batch: &ChangeBatch) {
         if batch.revision <= self.revision {
-            return Ok(()); // nothing new (an empty catch-up)
+            return; // nothing new (an empty catch-up)
         }
         let revision = batch.revision;
         for flag in &batch.upserted_flags {
@@ -103,7 +109,6 @@ impl Mirror {
         }
         self.revision = revision;
         self.forget_old_deletions();
-        Ok(())
     }
 
     /// Installs a snapshot the upstream sent (after a gap, or on reconnecting) and answers
@@ -133,7 +138,7 @@ impl Mirror {
             .into_values()
             .filter(|segment| self.segments.get(&segment.key).is_none_or(|(held, _)| held != segment))
             .collect();
-        self.apply(&batch).expect("the batch starts at the mirror's revision");
+        self.record(&batch);
         Some(batch)
     }
 
