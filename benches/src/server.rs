@@ -95,6 +95,35 @@ impl BenchServer {
         Ok(BenchServer { address, ofrep, management, runtime: Some(runtime), stop: Some(stop), _dir: dir })
     }
 
+    /// Starts a relay of the flagd at `upstream` on 127.0.0.1:0, caching in a temporary file.
+    pub fn start_relay(upstream: &str) -> std::io::Result<BenchServer> {
+        let dir = tempfile::tempdir()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let address = listener.local_addr()?;
+        let mut config = flagd::RelayConfig::new(vec![upstream.to_owned()]);
+        config.cache = Some(dir.path().join("relay.cache"));
+        config.name = "bench-relay".into();
+        config.heartbeat_interval = Duration::from_secs(30);
+        let (stop, stopped) = oneshot::channel::<()>();
+        runtime.spawn(flagd::serve_relay(
+            flagd::Listeners::grpc(listener),
+            config,
+            async {
+                let _ = stopped.await;
+            },
+            |_| {},
+        ));
+        Ok(BenchServer {
+            address,
+            ofrep: None,
+            management: None,
+            runtime: Some(runtime),
+            stop: Some(stop),
+            _dir: dir,
+        })
+    }
+
     /// `http://address`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)

@@ -95,7 +95,7 @@ pub enum ServeError {
 /// coalesce it with the next one (against the peer's delayed ACK) costs ~40 ms a time. What
 /// the kernel no longer coalesces, `CoalescingIo` does: the frames of every stream of a
 /// connection woken by one change leave in one write.
-fn coalesced(
+pub(crate) fn coalesced(
     listener: TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescingIo<tokio::net::TcpStream>>> {
     TcpListenerStream::new(listener).map(|accepted| {
@@ -108,7 +108,7 @@ fn coalesced(
 }
 
 /// A gRPC server builder with the settings every port of ours shares.
-fn grpc_builder(tls: Option<ServerTlsConfig>) -> Result<Server, ServeError> {
+pub(crate) fn grpc_builder(tls: Option<ServerTlsConfig>) -> Result<Server, ServeError> {
     let mut builder = Server::builder()
         // Thousands of SDK streams may share a few connections.
         .max_concurrent_streams(Some(1 << 20))

@@ -16,7 +16,7 @@ use flag_proto::shared_sync::sync_server::SyncServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
 use super::admin_proxy::AdminProxy;
@@ -27,7 +27,7 @@ use crate::auth::{Access, Service};
 use crate::fanout::Hub;
 use crate::intercept::Authenticate;
 use crate::management::prometheus;
-use crate::server::{Listeners, Ready, ServeError};
+use crate::server::{Listeners, Ready, ServeError, coalesced, grpc_builder};
 use crate::sync::SyncService;
 use crate::sync_source::StreamSettings;
 
@@ -128,13 +128,12 @@ pub async fn serve_relay(
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         Authenticate { access: Arc::clone(&relay.access), service: Service::Sync },
     );
-    let mut builder = Server::builder()
-        .max_concurrent_streams(Some(1 << 20))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)));
-    if let Some(tls) = &config.tls {
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)))?;
-    }
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)));
+    // As a flagd's: Nagle off and a connection's frames coalesced (see `server::coalesced`).
+    let mut builder = grpc_builder(tls)?;
     let grpc_shutdown = {
         let (relay, stopped) = (Arc::clone(&relay), until_stopped(stopped.clone()));
         async move {
@@ -146,7 +145,7 @@ pub async fn serve_relay(
     let served = builder
         .add_service(sync)
         .add_service(AdminProxy::new(Arc::clone(&relay.upstreams)))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), grpc_shutdown);
+        .serve_with_incoming_shutdown(coalesced(grpc), grpc_shutdown);
     let (upstream, _) = relay.upstreams.current();
     info!(%address, management = ?management_address, %upstream, "relay listening");
     relay.serving.store(true, Ordering::Release);
