@@ -34,6 +34,9 @@
 //! - `acks` — connected SDKs and the revisions they acknowledged (the kill switch's report).
 //!   `fleet` — the same across the flagds of one PostgreSQL store: each reports its SDKs,
 //!   and a kill counts them all.
+//! - `relay` — `flagd relay`: Sync served from a mirror of an upstream flagd, acknowledgements
+//!   forwarded upstream, Admin reads proxied, a cache file; `sync_source` is what `sync`'s
+//!   streams read from (a store, or a relay's mirror).
 //! - `replica` — on a store several flagds share, streams the others' commits to this one's
 //!   SDKs through `fanout`.
 //! - `principal` — named tokens (role, environments) and the one access decision, pure.
