@@ -7,14 +7,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use flag_proto::v1;
-use support::{data_file, flagctl, listening_on};
+use support::{data_file, flagctl, listening_on, spawn_flagd};
 
 /// A flagd process (server or relay) and where it listens.
 struct Process {
@@ -25,20 +24,9 @@ struct Process {
 
 impl Process {
     fn start(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-            .args(args)
-            .env("FLAGD_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the flagd binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        Process {
-            child,
-            endpoint: format!("http://{}", listening_on(&line, "grpc")),
-            management: listening_on(&line, "management"),
-        }
+        let (child, line) = spawn_flagd(args.iter().map(std::ffi::OsStr::new));
+        let endpoint = format!("http://{}", listening_on(&line, "grpc"));
+        Process { child, endpoint, management: listening_on(&line, "management") }
     }
 
     /// A flagd on `data`, gRPC on `grpc` (`127.0.0.1:0` for any port).

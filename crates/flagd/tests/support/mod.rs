@@ -348,10 +348,17 @@ pub fn start_binary_listening(data: &Path) -> (Child, String) {
 /// Like [`start_binary_listening`], with the store named by `store_args` (`--data PATH`,
 /// `--store URL`).
 pub fn start_binary_with(store_args: &[&std::ffi::OsStr]) -> (Child, String) {
+    let ports = ["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"];
+    let open_feature = ["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0"];
+    let args = ports.iter().chain(&open_feature).map(std::ffi::OsStr::new).chain(store_args.iter().copied());
+    spawn_flagd(args)
+}
+
+/// Starts the flagd binary with exactly `args`; returns it and the line it prints once
+/// serving.
+pub fn spawn_flagd<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args(["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"])
-        .args(["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0"])
-        .args(store_args)
+        .args(args)
         .env("FLAGD_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
