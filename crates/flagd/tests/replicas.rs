@@ -101,6 +101,25 @@ async fn a_write_on_either_replica_reaches_the_sdks_of_both() {
     assert_eq!(revisions_b.last(), Some(&3));
 }
 
+/// The notification channel is the database's: another store's revisions, in another
+/// schema of the same database, must neither reach nor hold back this store's streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_stores_writes_in_the_same_database_leave_this_stores_streams_as_they_are() {
+    let (Some(url), Some(other_url)) = (database(), database()) else { return };
+    let (a, b, other) = (Flagd::start(&url), Flagd::start(&url), Flagd::start(&other_url));
+    let mut on_b = b.watch("production", 0, "").await;
+    assert_eq!(next_revision(&mut on_b).await.0, 0);
+
+    // The other store moves well past this one's revisions.
+    for percent in ["1", "2", "3", "4", "5"] {
+        set(&other, &["set", "elsewhere", "--percent", percent, "--reason", "other store"]);
+    }
+    set(&a, &["set", "chat", "--percent", "5", "--reason", "on A"]);
+    let (flags, revisions) = follow_to(&mut on_b, 1).await;
+    assert_eq!(revisions.last(), Some(&1), "B's SDK is at this store's revision: {revisions:?}");
+    assert_eq!(flags.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["chat"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_resumes_by_revision_on_another_replica_without_a_snapshot() {
     let Some(url) = database() else { return };

@@ -125,7 +125,7 @@ use handle::Handle;
 
 pub(crate) use apply::{Applied, Batch};
 pub(crate) use audit::{AuditPage, AuditQuery, AuditStart};
-pub(crate) use backend::without_password;
+pub(crate) use backend::{Heard, without_password};
 pub(crate) use bookmarks::Bookmark;
 pub(crate) use check::CheckReport;
 pub(crate) use environments::Lifecycle;
@@ -591,11 +591,11 @@ impl Store {
         self.inner.handle.run(read::revisions)
     }
 
-    /// Adds one to `wake` whenever another flagd on the store may have committed, until
-    /// nobody follows it; `false` when none can (a redb file is this process's alone).
+    /// Adds to `wake` what other flagds on the store committed, until nobody follows it;
+    /// `false` when none can (a redb file is this process's alone).
     pub(crate) fn listen_for_commits(
         &self,
-        wake: tokio::sync::watch::Sender<u64>,
+        wake: tokio::sync::watch::Sender<Heard>,
     ) -> Result<bool, StoreError> {
         self.inner.handle.run(|db| db.listen_for_commits(wake).map_err(StoreError::Listen))
     }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 pub(crate) use codec::{SqlKey, SqlValue};
 pub(crate) use fleet::Acked;
+pub(crate) use listen::Heard;
 pub(crate) use postgres::{Pool, without_password};
 pub(crate) use table::{Range, ReadOnlyTable, ReadableTable, Table, TableDefinition};
 
@@ -87,9 +88,12 @@ impl Database {
         }
     }
 
-    /// Adds one to `wake` whenever another flagd may have committed, on a thread of its own,
-    /// until nobody follows it (see `listen`). `false` on redb, where no other can.
-    pub(crate) fn listen_for_commits(&self, wake: tokio::sync::watch::Sender<u64>) -> std::io::Result<bool> {
+    /// Adds to `wake` what other flagds committed, on a thread of its own, until nobody
+    /// follows it (see `listen`). `false` on redb, where no other can.
+    pub(crate) fn listen_for_commits(
+        &self,
+        wake: tokio::sync::watch::Sender<Heard>,
+    ) -> std::io::Result<bool> {
         match self {
             Database::Redb(_) => Ok(false),
             Database::Postgres(pool) => listen::spawn(pool.config().clone(), wake).map(|()| true),

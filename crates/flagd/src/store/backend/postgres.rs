@@ -13,8 +13,9 @@
 //!   Each flagd's writer caches the environments it validates against; it knows the
 //!   generation its cache reflects, and a write that finds another (a replica committed
 //!   meanwhile) reads the store afresh first (see `Writer::transact`).
-//!   Such a write also sends `NOTIFY flagd_changes`, delivered on commit, which wakes the
-//!   other replicas to stream the change to their SDKs (see `crate::replica`).
+//!   A trigger on the environments' table announces each revision on the
+//!   `flagd_changes` channel, delivered on commit, which wakes the other replicas to
+//!   stream the change to their SDKs (see `listen` and `crate::replica`).
 //! - **Statements** are prepared once per connection and kept with it.
 
 use std::collections::HashMap;

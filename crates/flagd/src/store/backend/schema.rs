@@ -20,11 +20,10 @@ pub(crate) struct SqlTable {
 pub(crate) const CHANGES_CHANNEL: &str = "flagd_changes";
 
 /// Starts a write of flags, segments or environments: locks the writers' row, which
-/// serializes writers across every flagd (see `postgres`), and makes the next generation;
-/// the notification is delivered on commit only. One round trip.
+/// serializes writers across every flagd (see `postgres`), and makes the next generation.
+/// One round trip. (The other flagds hear of it from migration 4's trigger, on commit.)
 pub(crate) const BEGIN_FLAG_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
-     UPDATE flagd_writer SET generation = generation + 1 WHERE id = 1 RETURNING generation; \
-     NOTIFY flagd_changes";
+     UPDATE flagd_writer SET generation = generation + 1 WHERE id = 1 RETURNING generation";
 
 /// Starts any other write (bookmarks, rollout plans, webhook cursors, the readiness probe):
 /// serialized with the others, but the writers' caches and the SDKs' streams stay as they
@@ -87,6 +86,23 @@ const MIGRATIONS: &[&str] = &[
         replica text COLLATE "C", environment text COLLATE "C", reported_ms bigint NOT NULL,
         acked json NOT NULL,
         PRIMARY KEY (replica, environment));
+    "#,
+    // 4: every revision committed, and every environment deleted, is announced on the
+    // change channel with its name and the store's schema (the channel is the database's,
+    // and other stores may share it; see `listen`), so the other flagds read only what moved.
+    r#"
+    CREATE FUNCTION flagd_announce_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('flagd_changes', 'deleted ' || OLD.environment || ' ' || TG_TABLE_SCHEMA);
+        ELSE
+            PERFORM pg_notify('flagd_changes',
+                'revision ' || NEW.revision || ' ' || NEW.environment || ' ' || TG_TABLE_SCHEMA);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER flagd_environments_announce AFTER INSERT OR UPDATE OR DELETE ON flagd_environments
+        FOR EACH ROW EXECUTE FUNCTION flagd_announce_revision();
     "#,
 ];
 
