@@ -76,7 +76,12 @@ async fn follow(
                 .iter()
                 .all(|(environment, revision)| streamed_to(&state, &streamed, environment, *revision))
         {
-            // This flagd's own writes, already published: nothing to read.
+            // This flagd's own writes, already published: nothing to read, and a later
+            // notice of another flagd's write reads from here.
+            for (environment, revision) in heard.revisions {
+                let at = streamed.entry(environment).or_default();
+                *at = (*at).max(revision);
+            }
             continue;
         }
         let reading = Arc::clone(&state);
