@@ -100,7 +100,7 @@ fn listen(config: &postgres::Config, wake: &watch::Sender<Heard>) {
     while !wake.is_closed() {
         let listening = config.connect(NoTls).and_then(|mut client| {
             client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))?;
-            let schema: Option<String> = client.query_one("SELECT current_schema()", &[])?.get(0);
+            let schema: Option<String> = client.query_one("SELECT current_schema()", &[])?.try_get(0)?;
             Ok((client, schema.unwrap_or_default()))
         });
         match listening {
