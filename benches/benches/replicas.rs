@@ -8,10 +8,7 @@
 //! the acknowledgement counts as 0. Without PostgreSQL installed the bench says so and ends.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use flag_benches::{BenchServer, Receipts, bench_flag, now_ns, open_watchers, percentile_us};
-use flag_proto::v1;
+use flag_benches::{BenchServer, HopRun, hop_latencies, percentile_us};
 
 const STREAMS: usize = 50;
 const WARMUP: u64 = 20;
@@ -23,31 +20,8 @@ fn main() {
     let a = BenchServer::start_on_postgres(&url).unwrap();
     let b = BenchServer::start_on_postgres(&url).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (same, other) = runtime.block_on(async {
-        let mut admin = v1::admin_client::AdminClient::connect(a.endpoint()).await.unwrap();
-        // A stream at revision 0 holds nothing, and its first change comes as a snapshot:
-        // the streams start at revision 1, so every write reaches them as a change.
-        admin.put_flag(write(0)).await.unwrap();
-        let (on_a, on_b) = (Receipts::new(STREAMS), Receipts::new(STREAMS));
-        open_watchers(&a.endpoint(), STREAMS, &on_a).await;
-        open_watchers(&b.endpoint(), STREAMS, &on_b).await;
-        let (mut same, mut other) = (Vec::new(), Vec::new());
-        for n in 1..=WARMUP + WRITES {
-            on_a.reset();
-            on_b.reset();
-            admin.put_flag(write(n)).await.unwrap();
-            let acked = now_ns();
-            let (received_a, received_b) =
-                tokio::join!(on_a.all_in(Duration::from_secs(10)), on_b.all_in(Duration::from_secs(10)));
-            if n <= WARMUP {
-                continue;
-            }
-            let since_ack = |at: u64| Duration::from_nanos(at.saturating_sub(acked));
-            same.extend(received_a.into_iter().map(since_ack));
-            other.extend(received_b.into_iter().map(since_ack));
-        }
-        (same, other)
-    });
+    let run = HopRun { streams: STREAMS, warmup: WARMUP, writes: WRITES, reason: "replicas bench" };
+    let [same, other] = runtime.block_on(hop_latencies(&a.endpoint(), [&a.endpoint(), &b.endpoint()], run));
     for (name, mut latencies) in [("same_replica", same), ("other_replica", other)] {
         latencies.sort_unstable();
         println!(
@@ -56,14 +30,5 @@ fn main() {
             percentile_us(&latencies, 99.0),
             percentile_us(&latencies, 100.0),
         );
-    }
-}
-
-fn write(n: u64) -> v1::PutFlagRequest {
-    v1::PutFlagRequest {
-        environment: "production".into(),
-        flag: Some(bench_flag("bench-flag", n)),
-        expected_version: None,
-        change: Some(v1::Change { actor: "bench".into(), reason: "replicas bench".into() }),
     }
 }
