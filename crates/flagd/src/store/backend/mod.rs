@@ -25,6 +25,7 @@ mod listen;
 mod postgres;
 mod schema;
 mod table;
+mod upserts;
 
 use std::sync::Arc;
 

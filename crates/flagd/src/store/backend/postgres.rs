@@ -16,7 +16,8 @@
 //!   A trigger on the environments' table announces each revision on the
 //!   `flagd_changes` channel, delivered on commit, which wakes the other replicas to
 //!   stream the change to their SDKs (see `listen` and `crate::replica`).
-//! - **Statements** are prepared once per connection and kept with it.
+//! - **Statements** are prepared once per connection and kept with it. Row upserts wait
+//!   for the transaction's next statement or its commit and go with it as one (`upserts`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +30,8 @@ use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
 
 use super::super::error::StoreError;
 use super::codec::Param;
-use super::schema;
+use super::schema::{self, SqlTable};
+use super::upserts::Upserts;
 
 /// TCP keepalives on every session: idle time before the first probe, and between probes.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -358,6 +360,8 @@ fn first_words(sql: &str) -> &'static str {
 pub(crate) struct Transaction {
     pool: Arc<Pool>,
     connection: Mutex<Option<Connection>>,
+    /// Row upserts not yet sent; locked only with `connection` held, after it.
+    upserts: Mutex<Upserts>,
     /// The store's generation this transaction sees (for a write, the one before it); `None`
     /// for the migrations'.
     generation: Option<i64>,
@@ -410,6 +414,7 @@ impl Transaction {
                     let mut txn = Transaction {
                         pool: Arc::clone(pool),
                         connection: Mutex::new(Some(connection)),
+                        upserts: Mutex::new(Upserts::default()),
                         failed: std::sync::atomic::AtomicBool::new(false),
                         generation: None,
                         writes: generation == Some(true),
@@ -431,20 +436,51 @@ impl Transaction {
         }
     }
 
-    /// Runs one statement of the transaction.
+    /// Runs one statement of the transaction, after the upserts held before it.
     pub(crate) fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
+        self.send_upserts(connection)?;
         connection
             .query(sql, params)
             .inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Runs statements without parameters inside the transaction.
+    /// Runs statements without parameters inside the transaction, after the upserts held
+    /// before them.
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = slot.as_mut().ok_or(StoreError::TransactionEnded)?.batch(sql);
-        result.inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
+        let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
+        self.send_upserts(connection)?;
+        connection.batch(sql).inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Upserts a row when the transaction next runs a statement or commits (see
+    /// `upserts`), or now if enough are held.
+    pub(crate) fn upsert(
+        &self,
+        table: SqlTable,
+        cast: &'static str,
+        key: Vec<Param>,
+        value: Param,
+    ) -> Result<(), StoreError> {
+        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
+        let full = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, cast, key, value);
+        if full {
+            self.send_upserts(connection)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the held upserts as one statement; a failure fails the transaction.
+    fn send_upserts(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let statement = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(statement) = statement else { return Ok(()) };
+        connection
+            .query(&statement.sql, &statement.params)
+            .map(drop)
+            .inspect_err(|_| self.failed.store(true, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Commits: durable when this returns, unless the transaction turned durability off.
@@ -455,7 +491,13 @@ impl Transaction {
             // Dropping rolls it back.
             return Err(StoreError::TransactionFailed);
         }
-        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(connection) = slot.as_mut() {
+            // On an error, dropping rolls it back: nothing of it was committed.
+            self.send_upserts(connection)?;
+        }
+        let connection = slot.take();
+        drop(slot);
         let Some(mut connection) = connection else { return Err(StoreError::TransactionEnded) };
         match connection.client.batch_execute("COMMIT") {
             Ok(()) => {

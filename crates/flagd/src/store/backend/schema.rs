@@ -163,7 +163,13 @@ impl SqlTable {
     }
 
     /// An upsert of one row; the value parameter is cast with `cast`.
+    #[cfg(test)]
     pub(crate) fn insert(&self, cast: &str) -> String {
+        self.insert_from(cast, 1)
+    }
+
+    /// An upsert of one row whose parameters are numbered from `first`.
+    pub(crate) fn insert_from(&self, cast: &str, first: usize) -> String {
         let n = self.keys.len();
         let keys = self.keys.join(", ");
         format!(
@@ -171,8 +177,8 @@ impl SqlTable {
              ON CONFLICT ({keys}) DO UPDATE SET {value} = EXCLUDED.{value}",
             name = self.name,
             value = self.value,
-            params = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-            v = n + 1,
+            params = (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+            v = first + n,
         )
     }
 

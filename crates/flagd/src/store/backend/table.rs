@@ -145,10 +145,7 @@ impl<K: SqlKey, V: SqlValue> PgTable<K, V> {
     }
 
     fn insert(&self, key: &K::SelfType<'_>, value: &V::SelfType<'_>) -> Result<(), StoreError> {
-        let mut params = K::params(key);
-        params.push(V::param(value)?);
-        self.txn.query(&self.sql.insert(V::CAST), &params)?;
-        Ok(())
+        self.txn.upsert(self.sql, V::CAST, K::params(key), V::param(value)?)
     }
 
     fn remove(&self, key: &K::SelfType<'_>) -> Result<Option<Vec<u8>>, StoreError> {
