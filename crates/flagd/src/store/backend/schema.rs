@@ -165,20 +165,25 @@ impl SqlTable {
     /// An upsert of one row; the value parameter is cast with `cast`.
     #[cfg(test)]
     pub(crate) fn insert(&self, cast: &str) -> String {
-        self.insert_from(cast, 1)
+        self.insert_rows(cast, 1, 1)
     }
 
-    /// An upsert of one row whose parameters are numbered from `first`.
-    pub(crate) fn insert_from(&self, cast: &str, first: usize) -> String {
-        let n = self.keys.len();
+    /// An upsert of `rows` rows (of distinct keys), each its keys then its value, whose
+    /// parameters are numbered from `first`.
+    pub(crate) fn insert_rows(&self, cast: &str, first: usize, rows: usize) -> String {
+        let width = self.keys.len() + 1;
+        let tuples = (0..rows).map(|row| {
+            let start = first + row * width;
+            let keys = (start..start + width - 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            format!("({keys}, ${}{cast})", start + width - 1)
+        });
         let keys = self.keys.join(", ");
         format!(
-            "INSERT INTO flagd_{name} ({keys}, {value}) VALUES ({params}, ${v}{cast}) \
+            "INSERT INTO flagd_{name} ({keys}, {value}) VALUES {tuples} \
              ON CONFLICT ({keys}) DO UPDATE SET {value} = EXCLUDED.{value}",
             name = self.name,
             value = self.value,
-            params = (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-            v = first + n,
+            tuples = tuples.collect::<Vec<_>>().join(", "),
         )
     }
 

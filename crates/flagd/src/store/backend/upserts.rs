@@ -3,8 +3,8 @@
 //! A flag write on PostgreSQL upserts its live row, history row, change-log row, the
 //! environment's revision and, with a rollout, the plan's row: one loopback round trip
 //! each through the synchronous client. Nothing reads an upsert's result, so they wait
-//! here until the transaction next reads or commits, and go as one statement whose
-//! upserts are data-modifying `WITH` clauses (each may be of another table). A read sees
+//! here until the transaction next reads or commits, and go as one statement: one
+//! multi-row upsert per table, all but the last in data-modifying `WITH` clauses. A read sees
 //! every upsert before it, since it sends them first; a held upsert that fails fails the
 //! statement that sends it, and the transaction with it, as it would have alone.
 
@@ -58,26 +58,31 @@ impl Upserts {
     }
 
     /// The held upserts as one statement, if there are any; none are held afterwards.
+    /// Each table's rows go in one multi-row upsert, so no statement changes a table twice
+    /// (PostgreSQL allows that for distinct rows; CockroachDB does not).
     pub(crate) fn take(&mut self) -> Option<Statement> {
-        let held = std::mem::take(&mut self.held);
-        let (last, before) = held.split_last()?;
-        let mut params = Vec::new();
-        let mut clauses = Vec::new();
-        for upsert in before {
-            clauses.push(format!(
-                "u{} AS ({})",
-                clauses.len(),
-                upsert.table.insert_from(upsert.cast, params.len() + 1)
-            ));
-            params.extend(upsert.key.iter().cloned());
-            params.push(upsert.value.clone());
+        let mut tables: Vec<(SqlTable, &'static str, Vec<Upsert>)> = Vec::new();
+        for upsert in std::mem::take(&mut self.held) {
+            match tables.iter_mut().find(|(table, ..)| table.name == upsert.table.name) {
+                Some((.., rows)) => rows.push(upsert),
+                None => tables.push((upsert.table, upsert.cast, vec![upsert])),
+            }
         }
-        let main = last.table.insert_from(last.cast, params.len() + 1);
-        params.extend(last.key.iter().cloned());
-        params.push(last.value.clone());
+        let mut params = Vec::new();
+        let mut upserts = Vec::new();
+        for (table, cast, rows) in &tables {
+            upserts.push(table.insert_rows(cast, params.len() + 1, rows.len()));
+            for row in rows {
+                params.extend(row.key.iter().cloned());
+                params.push(row.value.clone());
+            }
+        }
+        let (last, before) = upserts.split_last()?;
+        let clauses: Vec<String> =
+            before.iter().enumerate().map(|(n, sql)| format!("u{n} AS ({sql})")).collect();
         let sql = match clauses.is_empty() {
-            true => main,
-            false => format!("WITH {} {main}", clauses.join(", ")),
+            true => last.clone(),
+            false => format!("WITH {} {last}", clauses.join(", ")),
         };
         Some(Statement { sql, params })
     }
@@ -116,13 +121,32 @@ mod tests {
     }
 
     #[test]
-    fn a_second_upsert_of_a_row_replaces_the_first() {
+    fn a_tables_rows_go_in_one_upsert_and_a_second_upsert_of_a_row_replaces_the_first() {
         let mut upserts = Upserts::default();
         upserts.hold(REVISIONS, "", vec![text("production")], Param::Int(7));
+        upserts.hold(CHANGES, "", vec![text("production"), Param::Int(7)], Param::Int(1));
         upserts.hold(REVISIONS, "", vec![text("staging")], Param::Int(2));
         upserts.hold(REVISIONS, "", vec![text("production")], Param::Int(8));
         let statement = upserts.take().expect("held");
-        assert_eq!(statement.params, vec![text("production"), Param::Int(8), text("staging"), Param::Int(2)]);
+        assert_eq!(
+            statement.sql,
+            "WITH u0 AS (INSERT INTO flagd_environments (name, revision) VALUES ($1, $2), ($3, $4) \
+             ON CONFLICT (name) DO UPDATE SET revision = EXCLUDED.revision) \
+             INSERT INTO flagd_changes (environment, revision, record) VALUES ($5, $6, $7) \
+             ON CONFLICT (environment, revision) DO UPDATE SET record = EXCLUDED.record"
+        );
+        assert_eq!(
+            statement.params,
+            vec![
+                text("production"),
+                Param::Int(8),
+                text("staging"),
+                Param::Int(2),
+                text("production"),
+                Param::Int(7),
+                Param::Int(1)
+            ]
+        );
     }
 
     #[test]
