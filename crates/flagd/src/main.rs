@@ -167,13 +167,20 @@ struct RelayArgs {
     /// The cache file: the last copy of every environment followed, rewritten as they change.
     #[arg(long, env = "FLAGD_RELAY_CACHE", default_value = "./flagd-data/relay.cache")]
     cache: PathBuf,
-    /// gRPC address (Sync, and Admin reads forwarded upstream).
+    /// gRPC address (Sync, OpenFeature's services, and Admin reads forwarded upstream).
     #[arg(long, env = "FLAGD_LISTEN", default_value = "127.0.0.1:8013")]
     listen: SocketAddr,
     /// Management HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, env = "FLAGD_MANAGEMENT", default_value = "127.0.0.1:8014")]
     management: SocketAddr,
-    /// Require this token on the relay's Sync calls.
+    /// A second gRPC address serving OpenFeature flagd's evaluation and sync services from
+    /// the relay's copies; `off` to serve them only on --listen.
+    #[arg(long, env = "FLAGD_SYNC_LISTEN", default_value = "127.0.0.1:8015", value_parser = parse_listen)]
+    sync_listen: Listen,
+    /// OFREP HTTP address, answered from the relay's copies; `off` to not serve it.
+    #[arg(long, env = "FLAGD_OFREP_LISTEN", default_value = "127.0.0.1:8016", value_parser = parse_listen)]
+    ofrep_listen: Listen,
+    /// Require this token on the relay's Sync and OpenFeature calls.
     #[arg(long, env = "FLAGD_SDK_TOKEN", hide_env_values = true)]
     sdk_token: Option<String>,
     /// Serve over TLS with this certificate chain (PEM).
@@ -211,7 +218,10 @@ async fn run_relay(args: &RelayArgs) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(tls_identity(cert, key)?);
     }
-    let listeners = flagd::Listeners::grpc(grpc).with_management(Some(management));
+    let sync = bind_optional(args.sync_listen, "the OpenFeature sync port").await?;
+    let ofrep = bind_optional(args.ofrep_listen, "the OFREP port").await?;
+    let listeners =
+        flagd::Listeners::grpc(grpc).with_management(Some(management)).with_open_feature(sync, ofrep);
     flagd::serve_relay(listeners, config, shutdown_signal()?, announce).await.context("flagd relay failed")
 }
 

@@ -1,7 +1,9 @@
 //! OpenFeature flagd compatibility: what its unmodified providers in every language call,
-//! served from our store with our evaluator, so they get the same answers and cohorts as
-//! our own SDK.
+//! served from our store (or a relay's copy of it) with our evaluator, so they get the same
+//! answers and cohorts as our own SDK.
 //!
+//! - `source` — what the services read: a flagd's store ([`State`](crate::state::State))
+//!   or a relay's mirror (`relay::Relay`), behind [`FlagSource`].
 //! - `current` — each environment's flags compiled once per revision, kept current by one
 //!   follower task per environment; what every service here reads.
 //! - `context`, `answer`, `structs` — an OpenFeature context as ours; our answer in
@@ -15,8 +17,8 @@
 //! - `ofrep` — OFREP over HTTP on its own port.
 //!
 //! Imports run one way: the services → `resolver`/`streams` → `current`, `answer`,
-//! `context` → the store and the hub. Nothing outside this module but `server` imports it
-//! (and `state`, which holds the followers).
+//! `context` → `source` (the store or a relay's mirror, and the hub). Nothing outside this
+//! module but `server` and `relay` imports it (and `state`, which holds the followers).
 
 mod answer;
 mod context;
@@ -28,6 +30,7 @@ mod flag_json;
 mod ofrep;
 mod resolver;
 mod selector;
+mod source;
 mod streams;
 mod structs;
 mod sync;
@@ -44,41 +47,52 @@ use tokio_rustls::rustls::ServerConfig;
 use tonic::service::interceptor::InterceptedService;
 
 pub(crate) use current::Currents;
+pub(crate) use source::{FlagSource, Flags};
 
 use crate::auth::Service;
 use crate::intercept::Authenticate;
-use crate::state::State;
 use crate::tls::TlsListener;
 
-/// The OpenFeature gRPC services, each behind the SDK token's check.
-#[derive(Clone)]
-pub(crate) struct Services {
+/// The OpenFeature gRPC services over `S`, each behind the SDK token's check.
+pub(crate) struct Services<S> {
     pub(crate) evaluation_v1:
-        InterceptedService<EvaluationV1Server<evaluation_v1::EvaluationV1>, Authenticate>,
+        InterceptedService<EvaluationV1Server<evaluation_v1::EvaluationV1<S>>, Authenticate>,
     pub(crate) evaluation_v2:
-        InterceptedService<EvaluationV2Server<evaluation_v2::EvaluationV2>, Authenticate>,
-    pub(crate) sync: InterceptedService<FlagSyncServiceServer<sync::FlagSync>, Authenticate>,
+        InterceptedService<EvaluationV2Server<evaluation_v2::EvaluationV2<S>>, Authenticate>,
+    pub(crate) sync: InterceptedService<FlagSyncServiceServer<sync::FlagSync<S>>, Authenticate>,
 }
 
-impl Services {
-    pub(crate) fn new(state: &Arc<State>) -> Self {
+// By hand: the services share `S` behind an `Arc`, so a copy needs no `S: Clone`.
+impl<S> Clone for Services<S> {
+    fn clone(&self) -> Self {
+        Services {
+            evaluation_v1: self.evaluation_v1.clone(),
+            evaluation_v2: self.evaluation_v2.clone(),
+            sync: self.sync.clone(),
+        }
+    }
+}
+
+impl<S: FlagSource> Services<S> {
+    /// The services over `source`, checking callers against `access`.
+    pub(crate) fn new(source: &Arc<S>, access: &Arc<crate::auth::Access>) -> Self {
         // Providers authenticate like our SDKs: with the SDK token, when one is required.
-        let authenticate = Authenticate { access: Arc::clone(&state.access), service: Service::Sync };
+        let authenticate = Authenticate { access: Arc::clone(access), service: Service::Sync };
         Services {
             evaluation_v1: InterceptedService::new(
-                EvaluationV1Server::new(evaluation_v1::EvaluationV1::new(Arc::clone(state)))
+                EvaluationV1Server::new(evaluation_v1::EvaluationV1::new(Arc::clone(source)))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
                 authenticate.clone(),
             ),
             evaluation_v2: InterceptedService::new(
-                EvaluationV2Server::new(evaluation_v2::EvaluationV2::new(Arc::clone(state)))
+                EvaluationV2Server::new(evaluation_v2::EvaluationV2::new(Arc::clone(source)))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
                 authenticate.clone(),
             ),
             sync: InterceptedService::new(
-                FlagSyncServiceServer::new(sync::FlagSync::new(Arc::clone(state)))
+                FlagSyncServiceServer::new(sync::FlagSync::new(Arc::clone(source)))
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
                 authenticate,
@@ -87,20 +101,20 @@ impl Services {
     }
 }
 
-impl std::fmt::Debug for Services {
+impl<S> std::fmt::Debug for Services<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Services { evaluation_v1, evaluation_v2, sync }")
     }
 }
 
 /// Serves OFREP on `listener` until `shutdown` completes, over TLS when `tls` is given.
-pub(crate) async fn serve_ofrep(
+pub(crate) async fn serve_ofrep<S: FlagSource>(
     listener: TcpListener,
-    state: Arc<State>,
+    source: Arc<S>,
     tls: Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = ofrep::router(state);
+    let app = ofrep::router(source);
     match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config)?;

@@ -393,7 +393,7 @@ pub async fn serve_listeners(
             state.hub.close();
         }
     };
-    let open_feature = OpenFeatureServices::new(&state);
+    let open_feature = OpenFeatureServices::new(&state, &state.access);
     let tls = grpc_tls.is_some();
     let served = grpc_builder(grpc_tls.clone())?
         .add_service(admin)

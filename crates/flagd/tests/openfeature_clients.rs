@@ -3,7 +3,8 @@
 //! binary, in each of their modes: RPC (evaluation v2), in-process (sync v1, evaluating
 //! flagd's flag JSON themselves) and OFREP. Every value type, a targeting rule, a split
 //! compared key by key with our own evaluator, a killed flag, an unknown flag, a type
-//! mismatch, and a change while connected.
+//! mismatch, and a change while connected. The Python client runs once more in each mode
+//! against a `flagd relay` of that flagd, the change written upstream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod openfeature_support;
@@ -15,7 +16,7 @@ use flag_core::{Context, Flag, FlagSet, Snapshot, Value};
 use flag_proto::v1;
 use openfeature_support::{Answer, Client, Flagd, Language, Mode, Question};
 use serde_json::{Value as Json, json};
-use support::{change, listening_on, put, start_binary_listening};
+use support::{change, listening_on, put, spawn_flagd, start_binary_listening};
 
 /// The targeting keys the split is compared on.
 const SPLIT_KEYS: usize = 30;
@@ -129,16 +130,61 @@ fn ours(snapshot: &Snapshot, flag: &str, key: &str) -> (Json, String) {
     (value, evaluation.variant.unwrap().to_owned())
 }
 
+/// Where the client connects: the flagd itself, or a relay of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Flagd,
+    Relay,
+}
+
+/// A `flagd relay` of the flagd listening on `upstream`'s line, every port of its own; and
+/// the line it listens on.
+fn relay_of(upstream: &str, dir: &std::path::Path) -> (Flagd, String) {
+    let upstream = format!("http://{}", listening_on(upstream, "grpc"));
+    let cache = dir.join("relay.cache");
+    let args = [
+        "relay",
+        "--upstream",
+        &upstream,
+        "--cache",
+        cache.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--management",
+        "127.0.0.1:0",
+        "--sync-listen",
+        "127.0.0.1:0",
+        "--ofrep-listen",
+        "127.0.0.1:0",
+    ];
+    let (child, line) = spawn_flagd(args.iter().map(std::ffi::OsStr::new));
+    (Flagd(child), line)
+}
+
 async fn clients_agree(language: Language, mode: Mode) {
+    clients_agree_via(language, mode, Via::Flagd).await;
+}
+
+async fn clients_agree_via(language: Language, mode: Mode, via: Via) {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (_flagd, listening) = flagd_with_flags(dir.path()).await;
+    let (_relay, served) = match via {
+        Via::Flagd => (None, listening.clone()),
+        Via::Relay => {
+            let (relay, line) = relay_of(&listening, dir.path());
+            (Some(relay), line)
+        }
+    };
     let port_of = match mode {
         Mode::Rpc => "grpc",
         Mode::InProcess => "sync",
         Mode::Ofrep => "ofrep",
     };
-    let mut client = Client::start(language, mode, listening_on(&listening, port_of).port());
+    let mut client = Client::start(language, mode, listening_on(&served, port_of).port());
+    if via == Via::Relay {
+        client.name.push_str(" via a relay");
+    }
     let name = client.name.clone();
 
     if mode == Mode::InProcess {
@@ -264,4 +310,19 @@ async fn javascript_in_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_ofrep() {
     clients_agree(Language::JavaScript, Mode::Ofrep).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_rpc_via_a_relay() {
+    clients_agree_via(Language::Python, Mode::Rpc, Via::Relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_in_process_via_a_relay() {
+    clients_agree_via(Language::Python, Mode::InProcess, Via::Relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_ofrep_via_a_relay() {
+    clients_agree_via(Language::Python, Mode::Ofrep, Via::Relay).await;
 }

@@ -60,6 +60,10 @@ impl Process {
             "127.0.0.1:0",
             "--management",
             "127.0.0.1:0",
+            "--sync-listen",
+            "off",
+            "--ofrep-listen",
+            "off",
             "--heartbeat-interval",
             "1s",
         ])

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use flag_core::{FlagSet, Serve, Snapshot};
 use flag_proto::PreEncoded;
 use tokio::sync::watch;
+use tonic::Status;
 use tracing::warn;
 
-use crate::state::State;
+use crate::openfeature::source::{FlagSource, Flags};
 use crate::status::RequestError;
 
 /// How a flag changed between two revisions, in the words of flagd's `configuration_change`.
@@ -42,6 +43,8 @@ impl ChangeKind {
 pub(crate) struct Current {
     pub(crate) environment: String,
     pub(crate) revision: u64,
+    /// The store `revision` counts in.
+    pub(crate) store_id: String,
     pub(crate) set: FlagSet,
     pub(crate) snapshot: Snapshot,
     /// Flags that serve one variant to everyone (no rules, no prerequisites, no split):
@@ -58,12 +61,8 @@ pub(crate) struct Current {
 }
 
 impl Current {
-    fn new(
-        environment: String,
-        revision: u64,
-        set: FlagSet,
-        before: Option<&Current>,
-    ) -> Result<Current, RequestError> {
+    fn new(environment: String, flags: Flags, before: Option<&Current>) -> Result<Current, RequestError> {
+        let Flags { revision, set, store_id } = flags;
         let snapshot = set.compile().map_err(RequestError::StoredSet)?;
         let fixed = set
             .flags
@@ -80,6 +79,7 @@ impl Current {
         Ok(Current {
             environment,
             revision,
+            store_id,
             set,
             snapshot,
             fixed,
@@ -125,26 +125,27 @@ pub(crate) struct Currents {
 
 impl Currents {
     /// The environment's current flags, followed from now on; refused when it does not exist.
-    pub(crate) async fn follow(state: &Arc<State>, environment: &str) -> Result<Following, RequestError> {
-        if let Some(following) = state.currents.live(environment) {
+    pub(crate) async fn follow<S: FlagSource>(
+        source: &Arc<S>,
+        environment: &str,
+    ) -> Result<Following, Status> {
+        if let Some(following) = source.currents().live(environment) {
             return Ok(following);
         }
         // Known to exist before the hub is asked: a selector naming no environment must
         // leave nothing behind in the hub.
-        let store = state.store.clone();
-        let name = environment.to_owned();
-        tokio::task::spawn_blocking(move || store.revision(&name)).await??;
-        let mut updates = state.hub.subscribe(environment);
+        source.known(environment).await?;
+        let mut updates = source.hub().subscribe(environment);
         updates.borrow_and_update();
-        let first = read(state, environment, None).await?;
-        let mut environments = state.currents.environments.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = read(source, environment, None).await?;
+        let mut environments = source.currents().environments.lock().unwrap_or_else(PoisonError::into_inner);
         // Another request may have started the follower meanwhile.
         if let Some(following) = environments.get(environment).filter(|f| f.has_changed().is_ok()) {
             return Ok(following.clone());
         }
         let (publish, following) = watch::channel(Some(Arc::new(first)));
         environments.insert(environment.to_owned(), following.clone());
-        tokio::spawn(keep_current(Arc::clone(state), environment.to_owned(), publish, updates));
+        tokio::spawn(keep_current(Arc::clone(source), environment.to_owned(), publish, updates));
         Ok(following)
     }
 
@@ -155,24 +156,23 @@ impl Currents {
 }
 
 /// The environment's flags now; `before` to say what changed.
-async fn read(
-    state: &Arc<State>,
+async fn read<S: FlagSource>(
+    source: &Arc<S>,
     environment: &str,
     before: Option<Arc<Current>>,
-) -> Result<Current, RequestError> {
-    let store = state.store.clone();
+) -> Result<Current, Status> {
+    let flags = source.flags(environment).await?;
     let environment = environment.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let (revision, set) = store.snapshot(&environment)?;
-        Current::new(environment, revision, set, before.as_deref())
-    })
-    .await?
+    // Compiled on a blocking thread: an environment of many flags takes a while.
+    let compiled =
+        tokio::task::spawn_blocking(move || Current::new(environment, flags, before.as_deref())).await;
+    Ok(compiled.map_err(RequestError::from)??)
 }
 
 /// Follows the hub and publishes every new revision, until the environment is deleted or
 /// the server stops (then `None`, which ends the streams following it).
-async fn keep_current(
-    state: Arc<State>,
+async fn keep_current<S: FlagSource>(
+    source: Arc<S>,
     environment: String,
     publish: watch::Sender<Option<Arc<Current>>>,
     mut updates: watch::Receiver<Option<Arc<crate::fanout::Published>>>,
@@ -183,15 +183,17 @@ async fn keep_current(
         if before.as_ref().is_some_and(|b| b.revision >= newest) {
             continue;
         }
-        match read(&state, &environment, before).await {
+        match read(&source, &environment, before).await {
             Ok(current) => {
                 publish.send_replace(Some(Arc::new(current)));
             }
             // The next commit tries again; until then providers keep the last revision.
-            Err(error) => warn!(%environment, %error, "OpenFeature services could not read the new revision"),
+            Err(error) => {
+                warn!(%environment, error = error.message(), "OpenFeature services could not read the new revision");
+            }
         }
     }
-    state.currents.environments.lock().unwrap_or_else(PoisonError::into_inner).remove(&environment);
+    source.currents().environments.lock().unwrap_or_else(PoisonError::into_inner).remove(&environment);
     publish.send_replace(None);
 }
 

@@ -21,29 +21,29 @@ use crate::openfeature::answer::{Asked, Resolved, Typed, resolve};
 use crate::openfeature::context::OwnedContext;
 use crate::openfeature::events::Events;
 use crate::openfeature::resolver::{Answer, current_of, resolve_typed};
+use crate::openfeature::source::FlagSource;
 use crate::openfeature::streams::open_events;
 use crate::openfeature::structs::to_struct;
-use crate::state::State;
 
 /// Serves `flagd.evaluation.v1.Service`.
-#[derive(Debug, Clone)]
-pub(crate) struct EvaluationV1 {
-    state: Arc<State>,
+#[derive(Debug)]
+pub(crate) struct EvaluationV1<S> {
+    source: Arc<S>,
 }
 
-impl EvaluationV1 {
-    pub(crate) fn new(state: Arc<State>) -> Self {
-        EvaluationV1 { state }
+impl<S> EvaluationV1<S> {
+    pub(crate) fn new(source: Arc<S>) -> Self {
+        EvaluationV1 { source }
     }
 }
 
 #[tonic::async_trait]
-impl Service for EvaluationV1 {
+impl<S: FlagSource> Service for EvaluationV1<S> {
     async fn resolve_all(
         &self,
         request: Request<ResolveAllRequest>,
     ) -> Result<Response<ResolveAllResponse>, Status> {
-        let (_, current) = current_of(&self.state, &request, "").await?;
+        let (_, current) = current_of(&self.source, &request, "").await?;
         let context = OwnedContext::from_struct(request.into_inner().context);
         // As flagd does: every flag that resolves to a value; errors and no-value answers
         // are left out (the provider then uses the caller's default).
@@ -84,7 +84,7 @@ impl Service for EvaluationV1 {
     ) -> Result<Response<ResolveBooleanResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Bool).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Bool).await?;
         let value = value.and_then(Typed::into_bool).unwrap_or_default();
         let variant = variant.unwrap_or_default();
         Ok(Response::new(ResolveBooleanResponse { value, reason: reason.into(), variant, metadata: None }))
@@ -96,7 +96,7 @@ impl Service for EvaluationV1 {
     ) -> Result<Response<ResolveStringResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::String).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::String).await?;
         let value = value.and_then(Typed::into_string).unwrap_or_default();
         let variant = variant.unwrap_or_default();
         Ok(Response::new(ResolveStringResponse { value, reason: reason.into(), variant, metadata: None }))
@@ -108,7 +108,7 @@ impl Service for EvaluationV1 {
     ) -> Result<Response<ResolveFloatResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Float).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Float).await?;
         let value = value.and_then(Typed::into_float).unwrap_or_default();
         let variant = variant.unwrap_or_default();
         Ok(Response::new(ResolveFloatResponse { value, reason: reason.into(), variant, metadata: None }))
@@ -120,7 +120,7 @@ impl Service for EvaluationV1 {
     ) -> Result<Response<ResolveIntResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Int).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Int).await?;
         let value = value.and_then(Typed::into_int).unwrap_or_default();
         let variant = variant.unwrap_or_default();
         Ok(Response::new(ResolveIntResponse { value, reason: reason.into(), variant, metadata: None }))
@@ -132,7 +132,7 @@ impl Service for EvaluationV1 {
     ) -> Result<Response<ResolveObjectResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Object).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Object).await?;
         let value = value.and_then(Typed::into_object).map(to_struct);
         let variant = variant.unwrap_or_default();
         Ok(Response::new(ResolveObjectResponse { value, reason: reason.into(), variant, metadata: None }))
@@ -145,7 +145,7 @@ impl Service for EvaluationV1 {
         request: Request<EventStreamRequest>,
     ) -> Result<Response<Self::EventStreamStream>, Status> {
         let events =
-            open_events(&self.state, &request, |r#type, data| EventStreamResponse { r#type, data }).await?;
+            open_events(&self.source, &request, |r#type, data| EventStreamResponse { r#type, data }).await?;
         Ok(Response::new(events))
     }
 }

@@ -14,31 +14,31 @@ use tonic::{Request, Response, Status};
 use crate::openfeature::answer::{Asked, Typed};
 use crate::openfeature::events::Events;
 use crate::openfeature::resolver::{Answer, resolve_typed};
+use crate::openfeature::source::FlagSource;
 use crate::openfeature::streams::open_events;
 use crate::openfeature::structs::to_struct;
-use crate::state::State;
 
 /// Serves `flagd.evaluation.v2.Service`.
-#[derive(Debug, Clone)]
-pub(crate) struct EvaluationV2 {
-    state: Arc<State>,
+#[derive(Debug)]
+pub(crate) struct EvaluationV2<S> {
+    source: Arc<S>,
 }
 
-impl EvaluationV2 {
-    pub(crate) fn new(state: Arc<State>) -> Self {
-        EvaluationV2 { state }
+impl<S> EvaluationV2<S> {
+    pub(crate) fn new(source: Arc<S>) -> Self {
+        EvaluationV2 { source }
     }
 }
 
 #[tonic::async_trait]
-impl Service for EvaluationV2 {
+impl<S: FlagSource> Service for EvaluationV2<S> {
     async fn resolve_boolean(
         &self,
         request: Request<ResolveBooleanRequest>,
     ) -> Result<Response<ResolveBooleanResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Bool).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Bool).await?;
         let value = value.and_then(Typed::into_bool);
         Ok(Response::new(ResolveBooleanResponse { value, reason: reason.into(), variant, metadata: None }))
     }
@@ -49,7 +49,7 @@ impl Service for EvaluationV2 {
     ) -> Result<Response<ResolveStringResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::String).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::String).await?;
         let value = value.and_then(Typed::into_string);
         Ok(Response::new(ResolveStringResponse { value, reason: reason.into(), variant, metadata: None }))
     }
@@ -60,7 +60,7 @@ impl Service for EvaluationV2 {
     ) -> Result<Response<ResolveFloatResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Float).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Float).await?;
         let value = value.and_then(Typed::into_float);
         Ok(Response::new(ResolveFloatResponse { value, reason: reason.into(), variant, metadata: None }))
     }
@@ -71,7 +71,7 @@ impl Service for EvaluationV2 {
     ) -> Result<Response<ResolveIntResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Int).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Int).await?;
         let value = value.and_then(Typed::into_int);
         Ok(Response::new(ResolveIntResponse { value, reason: reason.into(), variant, metadata: None }))
     }
@@ -82,7 +82,7 @@ impl Service for EvaluationV2 {
     ) -> Result<Response<ResolveObjectResponse>, Status> {
         let (key, context) = (request.get_ref().flag_key.clone(), request.get_ref().context.clone());
         let Answer { value, variant, reason } =
-            resolve_typed(&self.state, &request, &key, context, Asked::Object).await?;
+            resolve_typed(&self.source, &request, &key, context, Asked::Object).await?;
         let value = value.and_then(Typed::into_object).map(to_struct);
         Ok(Response::new(ResolveObjectResponse { value, reason: reason.into(), variant, metadata: None }))
     }
@@ -94,7 +94,7 @@ impl Service for EvaluationV2 {
         request: Request<EventStreamRequest>,
     ) -> Result<Response<Self::EventStreamStream>, Status> {
         let events =
-            open_events(&self.state, &request, |r#type, data| EventStreamResponse { r#type, data }).await?;
+            open_events(&self.source, &request, |r#type, data| EventStreamResponse { r#type, data }).await?;
         Ok(Response::new(events))
     }
 }

@@ -14,8 +14,8 @@ use tracing::{debug, info};
 
 use crate::auth::StreamAccess;
 use crate::openfeature::current::{Current, Following, changes};
+use crate::openfeature::source::FlagSource;
 use crate::openfeature::structs::to_struct;
-use crate::state::State;
 use crate::status::RequestError;
 
 /// The stream a provider reads: `M` is the version's `EventStreamResponse`.
@@ -27,28 +27,31 @@ const CHANGE: &str = "configuration_change";
 const KEEP_ALIVE: &str = "keep_alive";
 
 /// Starts the stream of `environment`'s events, each made a message by `event`.
-pub(crate) fn event_stream<M: Send + 'static>(
-    state: Arc<State>,
+pub(crate) fn event_stream<S: FlagSource, M: Send + 'static>(
+    source: Arc<S>,
     environment: String,
     following: Following,
     access: StreamAccess,
     event: fn(String, Option<Struct>) -> M,
 ) -> Events<M> {
-    let (sender, receiver) = mpsc::channel(state.config.stream_buffer);
-    tokio::spawn(run(state, environment, following, access, Sink { sender, event }));
+    let (sender, receiver) = mpsc::channel(source.settings().stream_buffer);
+    let timeout = source.settings().slow_client_timeout;
+    tokio::spawn(run(source, environment, following, access, Sink { sender, event, timeout }));
     ReceiverStream::new(receiver)
 }
 
 struct Sink<M> {
     sender: mpsc::Sender<Result<M, Status>>,
     event: fn(String, Option<Struct>) -> M,
+    /// How long a send may wait for room before the provider is dropped.
+    timeout: std::time::Duration,
 }
 
 impl<M> Sink<M> {
     /// Sends within the slow-client timeout; `false` when the stream is over.
-    async fn send(&self, state: &State, kind: &str, data: Option<Struct>) -> bool {
+    async fn send(&self, kind: &str, data: Option<Struct>) -> bool {
         let message = (self.event)(kind.to_owned(), data);
-        let timeout = state.config.slow_client_timeout;
+        let timeout = self.timeout;
         match self.sender.send_timeout(Ok(message), timeout).await {
             Ok(()) => true,
             Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
@@ -68,8 +71,8 @@ impl<M> Sink<M> {
     }
 }
 
-async fn run<M>(
-    state: Arc<State>,
+async fn run<S: FlagSource, M>(
+    source: Arc<S>,
     environment: String,
     mut following: Following,
     mut access: StreamAccess,
@@ -78,13 +81,13 @@ async fn run<M>(
     let Some(mut last) = following.borrow_and_update().clone() else {
         return sink.close_with(RequestError::EnvironmentDeleted { environment }.into());
     };
-    let registration = state.connections.register_stream(&environment, "EventStream");
+    let registration = source.connections().register_stream(&environment, "EventStream");
     registration.sent(last.revision);
-    if !sink.send(&state, READY, None).await {
+    if !sink.send(READY, None).await {
         return;
     }
     info!(%environment, revision = last.revision, "OpenFeature event stream connected");
-    let interval = state.config.heartbeat_interval;
+    let interval = source.settings().heartbeat_interval;
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -92,7 +95,7 @@ async fn run<M>(
             changed = following.changed() => {
                 let newest = if changed.is_ok() { following.borrow_and_update().clone() } else { None };
                 let Some(newest) = newest else {
-                    if !state.hub.is_closed() {
+                    if !source.hub().is_closed() {
                         sink.close_with(RequestError::EnvironmentDeleted { environment: environment.clone() }.into());
                     }
                     break;
@@ -101,7 +104,7 @@ async fn run<M>(
                     continue;
                 }
                 let data = change_data(&last, &newest);
-                if !sink.send(&state, CHANGE, Some(data)).await {
+                if !sink.send(CHANGE, Some(data)).await {
                     break;
                 }
                 registration.sent(newest.revision);
@@ -113,7 +116,7 @@ async fn run<M>(
                 break;
             }
             _ = keep_alive.tick() => {
-                if !sink.send(&state, KEEP_ALIVE, None).await {
+                if !sink.send(KEEP_ALIVE, None).await {
                     break;
                 }
             }

@@ -18,21 +18,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value as Json, json};
 use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
 
 use crate::auth::Service;
 use crate::openfeature::answer::{Resolved, Unresolved, resolve};
 use crate::openfeature::context::OwnedContext;
 use crate::openfeature::current::{Current, Currents};
 use crate::openfeature::selector::{self, SELECTOR_HEADER};
-use crate::state::State;
+use crate::openfeature::source::FlagSource;
 use crate::status::RequestError;
 
 /// The OFREP routes.
-pub(crate) fn router(state: Arc<State>) -> Router {
+pub(crate) fn router<S: FlagSource>(source: Arc<S>) -> Router {
     Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_flags))
-        .with_state(state)
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag::<S>))
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_flags::<S>))
+        .with_state(source)
 }
 
 /// A refusal before any flag is evaluated.
@@ -58,15 +59,29 @@ impl From<RequestError> for Refused {
     }
 }
 
+impl From<Status> for Refused {
+    fn from(status: Status) -> Self {
+        let code = match status.code() {
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Refused(code, status.message().to_owned())
+    }
+}
+
 /// The request's environment, checked against its token, at its current revision.
-async fn current(state: &Arc<State>, headers: &HeaderMap) -> Result<Arc<Current>, Refused> {
-    let caller = state.access.authenticate(&MetadataMap::from_headers(headers.clone()), Service::Sync)?;
+async fn current<S: FlagSource>(source: &Arc<S>, headers: &HeaderMap) -> Result<Arc<Current>, Refused> {
+    let caller = source.access().authenticate(&MetadataMap::from_headers(headers.clone()), Service::Sync)?;
     let selected = headers.get(SELECTOR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let environment = selector::environment(selected)?;
     if let Some(principal) = caller.principal() {
         principal.may_follow(&environment).map_err(RequestError::from)?;
     }
-    let following = Currents::follow(state, &environment).await?;
+    let following = Currents::follow(source, &environment).await?;
     let current = following.borrow().clone();
     current.ok_or_else(|| RequestError::EnvironmentDeleted { environment }.into())
 }
@@ -109,13 +124,13 @@ fn answer(key: &str, resolved: Result<Resolved, Unresolved>) -> (StatusCode, Jso
     }
 }
 
-async fn evaluate_flag(
-    Extract(state): Extract<Arc<State>>,
+async fn evaluate_flag<S: FlagSource>(
+    Extract(source): Extract<Arc<S>>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let current = match current(&state, &headers).await {
+    let current = match current(&source, &headers).await {
         Ok(current) => current,
         Err(refused) => return refused.into_response(),
     };
@@ -131,8 +146,12 @@ async fn evaluate_flag(
     (status, axum::Json(body)).into_response()
 }
 
-async fn evaluate_flags(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let current = match current(&state, &headers).await {
+async fn evaluate_flags<S: FlagSource>(
+    Extract(source): Extract<Arc<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let current = match current(&source, &headers).await {
         Ok(current) => current,
         Err(refused) => return refused.into_response(),
     };
@@ -144,7 +163,7 @@ async fn evaluate_flags(Extract(state): Extract<Arc<State>>, headers: HeaderMap,
         }
     };
     // The answers depend on the store, the revision and the context, and nothing else.
-    let etag = entity_tag(state.store.id(), &current.environment, current.revision, &body);
+    let etag = entity_tag(&current.store_id, &current.environment, current.revision, &body);
     let unchanged = headers.get(header::IF_NONE_MATCH).is_some_and(|tags| matches_tag(tags, &etag));
     if unchanged {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::VARY, vary())]).into_response();

@@ -12,7 +12,7 @@ use crate::openfeature::answer::{Asked, Resolved, Typed, Unresolved, resolve, ty
 use crate::openfeature::context::OwnedContext;
 use crate::openfeature::current::{Current, Currents};
 use crate::openfeature::selector;
-use crate::state::State;
+use crate::openfeature::source::FlagSource;
 use crate::status::RequestError;
 
 /// A resolution: the typed value (none: the caller's default), the variant and the reason.
@@ -24,8 +24,8 @@ pub(crate) struct Answer {
 }
 
 /// The environment a call reads, checked against its caller, and its current flags.
-pub(crate) async fn current_of<T>(
-    state: &Arc<State>,
+pub(crate) async fn current_of<S: FlagSource, T>(
+    source: &Arc<S>,
     request: &Request<T>,
     field: &str,
 ) -> Result<(String, Arc<Current>), Status> {
@@ -35,7 +35,7 @@ pub(crate) async fn current_of<T>(
     if let Some(principal) = caller.principal() {
         principal.may_follow(&environment).map_err(RequestError::from)?;
     }
-    let following = Currents::follow(state, &environment).await?;
+    let following = Currents::follow(source, &environment).await?;
     let current = following
         .borrow()
         .clone()
@@ -44,14 +44,14 @@ pub(crate) async fn current_of<T>(
 }
 
 /// Resolves `key` as `asked` for a call carrying `context`.
-pub(crate) async fn resolve_typed<T>(
-    state: &Arc<State>,
+pub(crate) async fn resolve_typed<S: FlagSource, T>(
+    source: &Arc<S>,
     request: &Request<T>,
     key: &str,
     context: Option<prost_types::Struct>,
     asked: Asked,
 ) -> Result<Answer, Status> {
-    let (_, current) = current_of(state, request, "").await?;
+    let (_, current) = current_of(source, request, "").await?;
     let context = OwnedContext::from_struct(context);
     let Resolved { value, variant, reason } =
         context.with(|ctx| resolve(&current, key, ctx)).map_err(status)?;

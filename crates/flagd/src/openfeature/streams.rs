@@ -9,29 +9,29 @@ use crate::auth::{Caller, StreamAccess};
 use crate::openfeature::current::{Currents, Following};
 use crate::openfeature::events::{Events, event_stream};
 use crate::openfeature::selector;
-use crate::state::State;
+use crate::openfeature::source::FlagSource;
 use crate::status::RequestError;
 
 /// The environment a stream follows, its access and its follower.
-pub(crate) async fn open<T>(
-    state: &Arc<State>,
+pub(crate) async fn open<S: FlagSource, T>(
+    source: &Arc<S>,
     request: &Request<T>,
     field: &str,
 ) -> Result<(String, StreamAccess, Following), Status> {
     let environment = selector::of_call(request.metadata(), field)?;
     let caller = Caller::of(request)
         .ok_or_else(|| RequestError::Unauthenticated("the stream was not authenticated".into()))?;
-    let access = state.access.follow(caller, &environment)?;
-    let following = Currents::follow(state, &environment).await?;
+    let access = source.access().follow(caller, &environment)?;
+    let following = Currents::follow(source, &environment).await?;
     Ok((environment, access, following))
 }
 
 /// An `EventStream` call, answered with `event` making each version's message.
-pub(crate) async fn open_events<T, M: Send + 'static>(
-    state: &Arc<State>,
+pub(crate) async fn open_events<S: FlagSource, T, M: Send + 'static>(
+    source: &Arc<S>,
     request: &Request<T>,
     event: fn(String, Option<prost_types::Struct>) -> M,
 ) -> Result<Events<M>, Status> {
-    let (environment, access, following) = open(state, request, "").await?;
-    Ok(event_stream(Arc::clone(state), environment, following, access, event))
+    let (environment, access, following) = open(source, request, "").await?;
+    Ok(event_stream(Arc::clone(source), environment, following, access, event))
 }

@@ -23,25 +23,25 @@ use crate::auth::StreamAccess;
 use crate::openfeature::current::{Current, Following};
 use crate::openfeature::flag_json::flagd_json;
 use crate::openfeature::resolver::current_of;
+use crate::openfeature::source::FlagSource;
 use crate::openfeature::streams::open;
 use crate::openfeature::structs::to_struct;
-use crate::state::State;
 use crate::status::RequestError;
 
 /// Serves `flagd.sync.v1.FlagSyncService`.
-#[derive(Debug, Clone)]
-pub(crate) struct FlagSync {
-    state: Arc<State>,
+#[derive(Debug)]
+pub(crate) struct FlagSync<S> {
+    source: Arc<S>,
 }
 
-impl FlagSync {
-    pub(crate) fn new(state: Arc<State>) -> Self {
-        FlagSync { state }
+impl<S> FlagSync<S> {
+    pub(crate) fn new(source: Arc<S>) -> Self {
+        FlagSync { source }
     }
 }
 
 #[tonic::async_trait]
-impl FlagSyncService for FlagSync {
+impl<S: FlagSource> FlagSyncService for FlagSync<S> {
     type SyncFlagsStream = ReceiverStream<Result<PreEncoded, Status>>;
 
     async fn sync_flags(
@@ -49,9 +49,9 @@ impl FlagSyncService for FlagSync {
         request: Request<SyncFlagsRequest>,
     ) -> Result<Response<Self::SyncFlagsStream>, Status> {
         let selector = request.get_ref().selector.clone();
-        let (environment, access, following) = open(&self.state, &request, &selector).await?;
-        let (sender, receiver) = mpsc::channel(self.state.config.stream_buffer);
-        tokio::spawn(stream(Arc::clone(&self.state), environment, following, access, sender));
+        let (environment, access, following) = open(&self.source, &request, &selector).await?;
+        let (sender, receiver) = mpsc::channel(self.source.settings().stream_buffer);
+        tokio::spawn(stream(Arc::clone(&self.source), environment, following, access, sender));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
@@ -60,7 +60,7 @@ impl FlagSyncService for FlagSync {
         request: Request<FetchAllFlagsRequest>,
     ) -> Result<Response<FetchAllFlagsResponse>, Status> {
         let selector = request.get_ref().selector.clone();
-        let (_, current) = current_of(&self.state, &request, &selector).await?;
+        let (_, current) = current_of(&self.source, &request, &selector).await?;
         let flag_configuration = String::from(&*configuration(&current).await?);
         Ok(Response::new(FetchAllFlagsResponse { flag_configuration }))
     }
@@ -69,11 +69,11 @@ impl FlagSyncService for FlagSync {
         &self,
         request: Request<GetMetadataRequest>,
     ) -> Result<Response<GetMetadataResponse>, Status> {
-        let (environment, current) = current_of(&self.state, &request, "").await?;
+        let (environment, current) = current_of(&self.source, &request, "").await?;
         let metadata = serde_json::json!({
             "environment": environment,
             "revision": current.revision,
-            "storeId": self.state.store.id(),
+            "storeId": current.store_id,
         });
         let serde_json::Value::Object(metadata) = metadata else { unreachable!("an object literal") };
         Ok(Response::new(GetMetadataResponse { metadata: Some(to_struct(metadata)) }))
@@ -110,21 +110,21 @@ async fn sync_response(current: &Arc<Current>) -> Result<PreEncoded, Status> {
     Ok(made.await.map_err(RequestError::from)?)
 }
 
-async fn stream(
-    state: Arc<State>,
+async fn stream<S: FlagSource>(
+    source: Arc<S>,
     environment: String,
     mut following: Following,
     mut access: StreamAccess,
     sender: mpsc::Sender<Result<PreEncoded, Status>>,
 ) {
-    let registration = state.connections.register_stream(&environment, "SyncFlags");
-    let timeout = state.config.slow_client_timeout;
+    let registration = source.connections().register_stream(&environment, "SyncFlags");
+    let timeout = source.settings().slow_client_timeout;
     info!(%environment, "OpenFeature sync stream connected");
     let mut sent = None;
     loop {
         let newest = following.borrow_and_update().clone();
         let Some(newest) = newest else {
-            if !state.hub.is_closed() {
+            if !source.hub().is_closed() {
                 let _ = sender
                     .try_send(Err(
                         RequestError::EnvironmentDeleted { environment: environment.clone() }.into()

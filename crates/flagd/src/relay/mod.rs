@@ -1,5 +1,6 @@
 //! Relay mode (`flagd relay --upstream URL`): a flagd with no store of its own that serves
-//! `Sync.Watch` to local SDKs from one upstream stream per environment.
+//! `Sync.Watch` to local SDKs, and OpenFeature's services (RPC, in-process sync, OFREP) to
+//! local providers, from one upstream stream per environment.
 //!
 //! - `mirror` — one environment as the upstream sent it, with what changed at which revision,
 //!   so an SDK resuming from a revision the relay has seen gets only the changes since;
@@ -34,6 +35,7 @@ use tracing::debug;
 use crate::acks::Connections;
 use crate::auth::Access;
 use crate::fanout::Hub;
+use crate::openfeature::{Currents, FlagSource, Flags};
 use crate::sync_source::{CatchUp, FrameKind, StreamSettings, SyncSource};
 use mirror::Mirror;
 use upstream::Upstreams;
@@ -104,6 +106,8 @@ pub(crate) struct Relay {
     stopped: watch::Receiver<bool>,
     /// Set once the gRPC server accepts connections; read by `/readyz`.
     serving: AtomicBool,
+    /// Each environment's flags compiled for OpenFeature's services, followed on first use.
+    currents: Currents,
 }
 
 impl Relay {
@@ -252,5 +256,27 @@ impl SyncSource for Relay {
         _reply: mpsc::Sender<WatchFrame>,
     ) {
         debug!(%environment, sequence = report.sequence, "health report ignored: a relay does not count them");
+    }
+}
+
+/// OpenFeature's services read the mirror: the environment is followed upstream on first
+/// use, as for a `Sync.Watch` stream, and each change the relay publishes is read again.
+impl FlagSource for Relay {
+    fn currents(&self) -> &Currents {
+        &self.currents
+    }
+
+    async fn known(self: &Arc<Self>, environment: &str) -> Result<(), Status> {
+        self.open(environment).await.map(drop)
+    }
+
+    async fn flags(self: &Arc<Self>, environment: &str) -> Result<Flags, Status> {
+        self.open(environment).await?;
+        let followed = self.environments().get(environment).cloned();
+        let gone = || Status::not_found(format!("environment {environment:?} is no longer followed"));
+        let followed = followed.ok_or_else(gone)?;
+        let mirror = followed.mirror();
+        let mirror = mirror.as_ref().ok_or_else(gone)?;
+        Ok(Flags { revision: mirror.revision(), set: mirror.set(), store_id: mirror.store_id().to_owned() })
     }
 }

@@ -1,5 +1,6 @@
-//! `flagd relay`'s wiring: load the cache, follow the upstreams, serve Sync and the Admin
-//! proxy on gRPC and `/healthz`, `/readyz`, `/metrics` on the management port.
+//! `flagd relay`'s wiring: load the cache, follow the upstreams, serve Sync, OpenFeature's
+//! services and the Admin proxy on gRPC (OpenFeature's also on the sync port, OFREP on its
+//! own) and `/healthz`, `/readyz`, `/metrics` on the management port.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,9 +28,11 @@ use crate::auth::{Access, Service};
 use crate::fanout::Hub;
 use crate::intercept::Authenticate;
 use crate::management::prometheus;
+use crate::openfeature::{Currents, Services as OpenFeatureServices, serve_ofrep};
 use crate::server::{Listeners, Ready, ServeError, coalesced, grpc_builder};
 use crate::sync::SyncService;
 use crate::sync_source::StreamSettings;
+use crate::tls::server_config;
 
 /// How long connections may stay open after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -37,14 +40,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const CACHE_PACE: Duration = Duration::from_millis(100);
 
 /// Serves a relay on `listeners.grpc` (and `/healthz`, `/readyz`, `/metrics` on
-/// `listeners.management`) until `shutdown` completes, calling `ready` once both serve.
+/// `listeners.management`, OpenFeature's services on `listeners.sync`, OFREP on
+/// `listeners.ofrep`) until `shutdown` completes, calling `ready` once all serve.
 pub async fn serve_relay(
     listeners: Listeners,
     config: RelayConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Ready) + Send,
 ) -> Result<(), ServeError> {
-    let Listeners { grpc, management, .. } = listeners;
+    let Listeners { grpc, management, sync: sync_listener, ofrep: ofrep_listener } = listeners;
     if config.heartbeat_interval.is_zero()
         || config.slow_client_timeout.is_zero()
         || config.stream_buffer == 0
@@ -55,7 +59,9 @@ pub async fn serve_relay(
     }
     let address = grpc.local_addr()?;
     let management_address = management.as_ref().map(TcpListener::local_addr).transpose()?;
-    for bound in [Some(address), management_address].into_iter().flatten() {
+    let sync_address = sync_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let ofrep_address = ofrep_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    for bound in [Some(address), management_address, sync_address, ofrep_address].into_iter().flatten() {
         if !bound.ip().is_loopback() && !config.insecure && config.tls.is_none() {
             return Err(ServeError::Plaintext(bound));
         }
@@ -101,6 +107,7 @@ pub async fn serve_relay(
         changed: watch::Sender::new(0),
         stopped: stopped.clone(),
         serving: Default::default(),
+        currents: Currents::default(),
     });
     relay.follow_cached(cached);
     let cache_task =
@@ -132,6 +139,25 @@ pub async fn serve_relay(
         .tls
         .as_ref()
         .map(|tls| ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)));
+    let ofrep_tls = config.tls.as_ref().map(server_config).transpose()?;
+    let ofrep_task = ofrep_listener.map(|listener| {
+        let shutdown = until_stopped(stopped.clone());
+        tokio::spawn(serve_ofrep(listener, Arc::clone(&relay), ofrep_tls, shutdown))
+    });
+    let open_feature = OpenFeatureServices::new(&relay, &relay.access);
+    // The same OpenFeature services on the port in-process providers default to.
+    let sync_task = match sync_listener {
+        Some(listener) => {
+            let shutdown = until_stopped(stopped.clone());
+            let server = grpc_builder(tls.clone())?
+                .add_service(open_feature.evaluation_v1.clone())
+                .add_service(open_feature.evaluation_v2.clone())
+                .add_service(open_feature.sync.clone())
+                .serve_with_incoming_shutdown(coalesced(listener), shutdown);
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     // As a flagd's: Nagle off and a connection's frames coalesced (see `server::coalesced`).
     let mut builder = grpc_builder(tls)?;
     let grpc_shutdown = {
@@ -144,16 +170,19 @@ pub async fn serve_relay(
     };
     let served = builder
         .add_service(sync)
+        .add_service(open_feature.evaluation_v1)
+        .add_service(open_feature.evaluation_v2)
+        .add_service(open_feature.sync)
         .add_service(AdminProxy::new(Arc::clone(&relay.upstreams)))
         .serve_with_incoming_shutdown(coalesced(grpc), grpc_shutdown);
     let (upstream, _) = relay.upstreams.current();
-    info!(%address, management = ?management_address, %upstream, "relay listening");
+    info!(%address, management = ?management_address, sync = ?sync_address, ofrep = ?ofrep_address, %upstream, "relay listening");
     relay.serving.store(true, Ordering::Release);
     ready(Ready {
         grpc: address,
         management: management_address,
-        sync: None,
-        ofrep: None,
+        sync: sync_address,
+        ofrep: ofrep_address,
         tls: config.tls.is_some(),
     });
     let served = {
@@ -168,7 +197,9 @@ pub async fn serve_relay(
     };
     relay.serving.store(false, Ordering::Release);
     relay.hub.close();
-    if let Some(task) = management_task {
+    // The HTTP servers' tasks and the sync port's server end with the relay's grace period.
+    management_task.into_iter().chain(ofrep_task).for_each(|task| task.abort());
+    if let Some(task) = sync_task {
         task.abort();
     }
     if let Some(task) = cache_task {
