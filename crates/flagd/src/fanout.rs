@@ -23,6 +23,9 @@ pub(crate) struct Published {
     pub(crate) from_revision: u64,
     pub(crate) revision: u64,
     pub(crate) frame: WatchFrame,
+    /// The environment's changes now come from another store (see [`Hub::store_replaced`]):
+    /// no revision a stream sent counts in it.
+    pub(crate) store_replaced: bool,
 }
 
 type Latest = Option<Arc<Published>>;
@@ -93,7 +96,7 @@ impl Hub {
             return;
         }
         self.commits.send_modify(|count| *count = count.wrapping_add(1));
-        let published = Arc::new(Published { from_revision, revision, frame });
+        let published = Arc::new(Published { from_revision, revision, frame, store_replaced: false });
         self.sender(environment).send_if_modified(|latest| {
             let newer = latest.as_ref().is_none_or(|current| current.revision < revision);
             if newer {
@@ -107,6 +110,19 @@ impl Hub {
     /// and, the hub being open, the streams know it is the environment's.
     pub(crate) fn end(&self, environment: &str) {
         self.environments.lock().unwrap_or_else(PoisonError::into_inner).remove(environment);
+    }
+
+    /// Ends the subscriptions of an environment whose changes now come from another store (a
+    /// relay's upstream was restored or replaced): each sees one last publication saying so,
+    /// and its stream ends telling its client to subscribe again, naming the store it holds,
+    /// which gets it a snapshot of the new one.
+    pub(crate) fn store_replaced(&self, environment: &str) {
+        let sender = self.environments.lock().unwrap_or_else(PoisonError::into_inner).remove(environment);
+        if let Some(sender) = sender {
+            let frame = changes_frame(&ChangeBatch::default());
+            let last = Published { from_revision: 0, revision: u64::MAX, frame, store_replaced: true };
+            sender.send_replace(Some(Arc::new(last)));
+        }
     }
 
     /// Whether the hub is closed (the server is shutting down).
@@ -123,5 +139,31 @@ impl Hub {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.environments.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_replaced_store_is_said_once_then_its_subscriptions_end_and_new_ones_follow_on() {
+        let hub = Hub::default();
+        hub.publish_gap("production", 7);
+        let mut old = hub.subscribe("production");
+        old.borrow_and_update();
+        hub.store_replaced("production");
+        old.changed().await.expect("the last publication is seen");
+        let last = old.borrow_and_update().clone().expect("a publication");
+        assert!(last.store_replaced, "it says the store was replaced");
+        assert!(old.changed().await.is_err(), "then the subscription ends");
+
+        // The next store's revisions start again below the old ones, and are published.
+        let mut new = hub.subscribe("production");
+        hub.publish_gap("production", 2);
+        new.changed().await.expect("the new store's revision");
+        let published = new.borrow_and_update().clone().expect("a publication");
+        assert_eq!((published.revision, published.store_replaced), (2, false));
+        assert_eq!(hub.published("production"), Some(2));
     }
 }

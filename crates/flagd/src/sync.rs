@@ -190,6 +190,12 @@ impl<S: SyncSource> StreamTask<S> {
                         return End::With(RequestError::EnvironmentDeleted { environment }.into());
                     }
                     let latest = updates.borrow_and_update().clone();
+                    if latest.as_ref().is_some_and(|p| p.store_replaced) {
+                        return End::With(Status::unavailable(format!(
+                            "environment {:?} now comes from another store (restored or replaced): subscribe again for a snapshot of it",
+                            self.environment
+                        )));
+                    }
                     let Some(latest) = latest.filter(|p| p.revision > self.sent) else { continue };
                     let sent = if latest.from_revision == self.sent {
                         self.send(sink, latest.frame.clone(), latest.revision, FrameKind::Change).await

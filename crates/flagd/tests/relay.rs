@@ -224,3 +224,31 @@ async fn a_relay_outlives_its_upstream_restarting_and_restarts_from_its_cache() 
     let error = refused.expect_err("no copy of staging").to_string();
     assert!(error.contains("no copy of environment"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_on_another_store_replaces_what_the_relays_sdks_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut upstream = Process::upstream(&dir.path().join("first.redb"), "127.0.0.1:0");
+    let address = upstream.endpoint.trim_start_matches("http://").to_owned();
+    for key in ["chat", "search", "upload"] {
+        upstream.flagctl_ok(&["set", key, "--percent", "5", "--reason", "the first store"]);
+    }
+    let relay = Process::relay(&upstream.endpoint, &dir.path().join("relay.cache"), "relay");
+    let client = sdk(&relay.endpoint, "app").await;
+    assert_eq!(percent_on(&client, "chat"), Some(5.0));
+
+    // Another store on the same address, at a lower revision than the SDK holds: its
+    // revisions do not count in the first one's, so the SDK is given its whole state.
+    upstream.sigkill();
+    let upstream = Process::upstream(&dir.path().join("second.redb"), &address);
+    upstream.flagctl_ok(&["set", "chat", "--percent", "40", "--reason", "the second store"]);
+    until("the SDK on the relay holds the second store", || {
+        percent_on(&client, "chat") == Some(40.0) && percent_on(&client, "search").is_none()
+    })
+    .await;
+    assert!(
+        client.sync_stats().full_snapshots >= 2,
+        "a snapshot of the second store: {:?}",
+        client.sync_stats()
+    );
+}

@@ -170,21 +170,31 @@ async fn read<S: FlagSource>(
 }
 
 /// Follows the hub and publishes every new revision, until the environment is deleted or
-/// the server stops (then `None`, which ends the streams following it).
+/// the server stops (then `None`, which ends the streams following it). When the changes
+/// start coming from another store (a relay's upstream replaced), it follows the new one.
 async fn keep_current<S: FlagSource>(
     source: Arc<S>,
     environment: String,
     publish: watch::Sender<Option<Arc<Current>>>,
     mut updates: watch::Receiver<Option<Arc<crate::fanout::Published>>>,
 ) {
+    // Set when revisions count in a store not yet read: no revision compares with it.
+    let mut unread_store = false;
     while updates.changed().await.is_ok() {
-        let newest = updates.borrow_and_update().as_ref().map_or(0, |p| p.revision);
+        let (newest, replaced) =
+            updates.borrow_and_update().as_ref().map_or((0, false), |p| (p.revision, p.store_replaced));
+        if replaced {
+            updates = source.hub().subscribe(&environment);
+            updates.borrow_and_update();
+            unread_store = true;
+        }
         let before = publish.borrow().clone();
-        if before.as_ref().is_some_and(|b| b.revision >= newest) {
+        if !unread_store && before.as_ref().is_some_and(|b| b.revision >= newest) {
             continue;
         }
         match read(&source, &environment, before).await {
             Ok(current) => {
+                unread_store = false;
                 publish.send_replace(Some(Arc::new(current)));
             }
             // The next commit tries again; until then providers keep the last revision.

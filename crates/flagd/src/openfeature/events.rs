@@ -100,7 +100,7 @@ async fn run<S: FlagSource, M>(
                     }
                     break;
                 };
-                if newest.revision <= last.revision {
+                if newest.revision <= last.revision && newest.store_id == last.store_id {
                     continue;
                 }
                 let data = change_data(&last, &newest);

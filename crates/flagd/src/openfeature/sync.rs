@@ -132,7 +132,11 @@ async fn stream<S: FlagSource>(
             }
             break;
         };
-        if sent.is_none_or(|revision| newest.revision > revision) {
+        // Another store's revisions do not compare with the last one sent.
+        let unsent = sent
+            .as_ref()
+            .is_none_or(|(store, revision)| newest.revision > *revision || newest.store_id != *store);
+        if unsent {
             let message = match sync_response(&newest).await {
                 Ok(response) => response,
                 Err(status) => {
@@ -152,7 +156,7 @@ async fn stream<S: FlagSource>(
                 }
             }
             registration.sent(newest.revision);
-            sent = Some(newest.revision);
+            sent = Some((newest.store_id.clone(), newest.revision));
         }
         tokio::select! {
             changed = following.changed() => {

@@ -268,8 +268,8 @@ fn install(relay: &Relay, environment: &str, followed: &Followed, snapshot: flag
     match published {
         Ok(batch) => relay.hub.publish_batch(environment, &batch),
         // Another store (or a first copy): no stream's revision counts in it. Streams end
-        // and their SDKs resubscribe, naming their store, which gets them a snapshot.
-        Err(()) => relay.hub.end(environment),
+        // saying so, and their SDKs resubscribe, naming their store, which gets them a snapshot.
+        Err(()) => relay.hub.store_replaced(environment),
     }
     revision
 }
