@@ -16,7 +16,7 @@ use flag_core::{Context, Flag, FlagSet, Snapshot, Value};
 use flag_proto::v1;
 use openfeature_support::{Answer, Client, Flagd, Language, Mode, Question};
 use serde_json::{Value as Json, json};
-use support::{change, listening_on, put, spawn_flagd, start_binary_listening};
+use support::{ANY_PORTS, change, listening_on, put, spawn_flagd, start_binary_listening};
 
 /// The targeting keys the split is compared on.
 const SPLIT_KEYS: usize = 30;
@@ -142,22 +142,8 @@ enum Via {
 fn relay_of(upstream: &str, dir: &std::path::Path) -> (Flagd, String) {
     let upstream = format!("http://{}", listening_on(upstream, "grpc"));
     let cache = dir.join("relay.cache");
-    let args = [
-        "relay",
-        "--upstream",
-        &upstream,
-        "--cache",
-        cache.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--management",
-        "127.0.0.1:0",
-        "--sync-listen",
-        "127.0.0.1:0",
-        "--ofrep-listen",
-        "127.0.0.1:0",
-    ];
-    let (child, line) = spawn_flagd(args.iter().map(std::ffi::OsStr::new));
+    let args = ["relay", "--upstream", &upstream, "--cache", cache.to_str().unwrap()];
+    let (child, line) = spawn_flagd(args.iter().chain(&ANY_PORTS).map(std::ffi::OsStr::new));
     (Flagd(child), line)
 }
 

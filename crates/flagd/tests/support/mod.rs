@@ -348,11 +348,21 @@ pub fn start_binary_listening(data: &Path) -> (Child, String) {
 /// Like [`start_binary_listening`], with the store named by `store_args` (`--data PATH`,
 /// `--store URL`).
 pub fn start_binary_with(store_args: &[&std::ffi::OsStr]) -> (Child, String) {
-    let ports = ["--listen", "127.0.0.1:0", "--management", "127.0.0.1:0"];
-    let open_feature = ["--sync-listen", "127.0.0.1:0", "--ofrep-listen", "127.0.0.1:0"];
-    let args = ports.iter().chain(&open_feature).map(std::ffi::OsStr::new).chain(store_args.iter().copied());
+    let args = ANY_PORTS.iter().map(std::ffi::OsStr::new).chain(store_args.iter().copied());
     spawn_flagd(args)
 }
+
+/// Every port a flagd (or a relay) listens on, each one the system picks.
+pub const ANY_PORTS: [&str; 8] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--management",
+    "127.0.0.1:0",
+    "--sync-listen",
+    "127.0.0.1:0",
+    "--ofrep-listen",
+    "127.0.0.1:0",
+];
 
 /// Starts the flagd binary with exactly `args`; returns it and the line it prints once
 /// serving.
