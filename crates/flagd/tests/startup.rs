@@ -15,18 +15,8 @@ fn at_start_the_log_has_no_colour_in_a_file_names_the_store_and_metrics_show_zer
     let log_path = dir.path().join("flagd.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_flagd"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--management",
-            "127.0.0.1:0",
-            "--sync-listen",
-            "127.0.0.1:0",
-            "--ofrep-listen",
-            "127.0.0.1:0",
-            "--environments",
-            "staging,production",
-        ])
+        .args(support::ANY_PORTS)
+        .args(["--environments", "staging,production"])
         .arg("--data")
         .arg(&data)
         .env("FLAGD_LOG", "info")

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use flag_proto::Authorship;
 use flag_proto::v1::{self, admin_client::AdminClient};
-use support::{flag, put, start_binary};
+use support::{ANY_PORTS, flag, put, start_binary};
 
 const FLAGD: &str = env!("CARGO_BIN_EXE_flagd");
 
@@ -54,19 +54,6 @@ fn run_to_exit(args: &[&str], data: &Path) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn serve_args() -> [&'static str; 8] {
-    [
-        "--listen",
-        "127.0.0.1:0",
-        "--management",
-        "127.0.0.1:0",
-        "--sync-listen",
-        "127.0.0.1:0",
-        "--ofrep-listen",
-        "127.0.0.1:0",
-    ]
-}
-
 async fn admin(endpoint: &str) -> AdminClient<tonic::transport::Channel> {
     AdminClient::connect(endpoint.to_owned()).await.unwrap()
 }
@@ -98,7 +85,7 @@ async fn a_damaged_store_is_refused_at_start_and_by_check() {
     file.write_all(&[0x5a; 8192]).unwrap();
     drop(file);
 
-    let output = run_to_exit(&serve_args(), &data);
+    let output = run_to_exit(&ANY_PORTS, &data);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "flagd must not serve a damaged file");
     assert!(stderr.contains("is damaged"), "{stderr}");
@@ -120,7 +107,7 @@ async fn an_empty_or_foreign_file_is_refused_not_started_as_a_new_store() {
     ] {
         let data = dir.path().join(name);
         std::fs::write(&data, content).unwrap();
-        let output = run_to_exit(&serve_args(), &data);
+        let output = run_to_exit(&ANY_PORTS, &data);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{name}");
         assert!(stderr.contains(expected), "{name}: {stderr}");
