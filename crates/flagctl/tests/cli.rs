@@ -240,7 +240,7 @@ fn completions_are_printed_for_each_shell() {
 #[test]
 fn version_names_the_release_the_store_format_and_the_protocol() {
     let out = support::flagctl("127.0.0.1:1", &["--version"], &[]).ok();
-    let expected = format!("flagctl {} (store format 1, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
+    let expected = format!("flagctl {} (store format 2, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(out, expected);
 }
 

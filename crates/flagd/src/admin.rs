@@ -356,11 +356,6 @@ impl Admin for AdminService {
             let Some(applied) = state.store.apply_if(&target, batch, &meta, &wanted)? else {
                 return Err(Unwritten::Abandoned);
             };
-            if let Some(last) = &applied.last {
-                // One publication for the whole apply: streams see a gap and catch up with
-                // every change in one frame.
-                state.hub.publish(&target, last);
-            }
             Ok(applied)
         })
         .await

@@ -37,10 +37,6 @@ pub(crate) async fn promote(
         let Some(promoted) = state.store.promote_if(&target, &promote, &meta, &wanted)? else {
             return Err(Unwritten::Abandoned);
         };
-        if let Some(last) = &promoted.applied.last {
-            // Like an apply: one publication, streams catch up over the gap.
-            state.hub.publish(&target, last);
-        }
         Ok(promoted)
     })
     .await?

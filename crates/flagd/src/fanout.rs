@@ -14,18 +14,85 @@ use flag_core::ChangeBatch;
 use flag_proto::{WatchFrame, changes_frame};
 use tokio::sync::watch;
 
-use crate::store::Committed;
+use crate::store::{ApplyPublisher, Committed};
 
-/// One committed change, encoded once for every stream.
-#[derive(Debug)]
-pub(crate) struct Published {
+/// The most recent frames a publication keeps, so that a stream a few changes behind sends
+/// them as they are instead of reading them back from the store.
+const KEPT_FRAMES: usize = 16;
+/// ...and at most this many bytes of them, the newest always kept whatever its size.
+const KEPT_BYTES: usize = 16 << 20;
+
+/// One committed change (or several, coalesced), encoded once for every stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
     /// A stream that has sent everything up to here can send `frame` as it is.
     pub(crate) from_revision: u64,
     pub(crate) revision: u64,
     pub(crate) frame: WatchFrame,
+}
+
+/// What an environment's streams follow: its newest frames.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// Oldest first, each starting where the one before it ends; never empty. Most streams
+    /// send only the newest. One that has not sent the ones before it yet sends those first,
+    /// in order: a stream busy with one change, and the streams of an apply whose large
+    /// frame was encoded after the kill that followed it had been published.
+    frames: Vec<Frame>,
+    /// The newest frame's revision.
+    pub(crate) revision: u64,
     /// The environment's changes now come from another store (see [`Hub::store_replaced`]):
     /// no revision a stream sent counts in it.
     pub(crate) store_replaced: bool,
+}
+
+impl Published {
+    fn of(frames: Vec<Frame>) -> Published {
+        let revision = frames.last().map_or(0, |frame| frame.revision);
+        Published { frames, revision, store_replaced: false }
+    }
+
+    /// The frames a stream that has sent everything up to `sent` sends now, in order; `None`
+    /// when none starts there (it missed more than is kept, and catches up from the store).
+    pub(crate) fn after(&self, sent: u64) -> Option<&[Frame]> {
+        let first = self.frames.iter().position(|frame| frame.from_revision == sent)?;
+        Some(&self.frames[first..])
+    }
+
+    /// `self` with `frame` added, if it continues or precedes what is kept: a newer frame
+    /// that continues the newest is kept after it, one that does not replaces them all (the
+    /// streams see the gap); an older frame that ends where the oldest starts goes first. Any
+    /// other older frame is no news (streams past it catch up over it anyway).
+    fn with(&self, frame: Frame) -> Option<Published> {
+        let (oldest, newest) = (self.frames.first()?, self.frames.last()?);
+        let frames = if frame.revision > newest.revision {
+            if frame.from_revision != newest.revision {
+                vec![frame]
+            } else {
+                self.frames.iter().cloned().chain([frame]).collect()
+            }
+        } else if frame.revision == oldest.from_revision && frame.from_revision < frame.revision {
+            [frame].into_iter().chain(self.frames.iter().cloned()).collect()
+        } else {
+            return None;
+        };
+        Some(Published::of(kept(frames)))
+    }
+}
+
+/// The newest of `frames` within [`KEPT_FRAMES`] and [`KEPT_BYTES`].
+fn kept(mut frames: Vec<Frame>) -> Vec<Frame> {
+    let mut bytes = 0;
+    let mut keep = 0;
+    for frame in frames.iter().rev() {
+        bytes += frame.frame.bytes().len();
+        if keep == KEPT_FRAMES || (keep > 0 && bytes > KEPT_BYTES) {
+            break;
+        }
+        keep += 1;
+    }
+    frames.drain(..frames.len() - keep);
+    frames
 }
 
 type Latest = Option<Arc<Published>>;
@@ -58,8 +125,8 @@ impl Hub {
         self.sender(environment).subscribe()
     }
 
-    /// Publishes a committed write. Writes can finish out of order; an older revision than
-    /// the one already published is dropped, since streams catch up past it anyway.
+    /// Publishes a committed write. Writes can finish out of order: see [`Published::with`]
+    /// for what becomes of an older revision than the one already published.
     pub(crate) fn publish(&self, environment: &str, committed: &Committed) {
         let revision = committed.revision;
         let frame = changes_frame(&ChangeBatch::of_entry(committed.entry.clone()));
@@ -96,13 +163,17 @@ impl Hub {
             return;
         }
         self.commits.send_modify(|count| *count = count.wrapping_add(1));
-        let published = Arc::new(Published { from_revision, revision, frame, store_replaced: false });
+        let frame = Frame { from_revision, revision, frame };
         self.sender(environment).send_if_modified(|latest| {
-            let newer = latest.as_ref().is_none_or(|current| current.revision < revision);
-            if newer {
-                *latest = Some(published);
+            let published = match latest.as_deref() {
+                Some(current) if !current.store_replaced => current.with(frame),
+                _ => Some(Published::of(vec![frame])),
+            };
+            let changed = published.is_some();
+            if let Some(published) = published {
+                *latest = Some(Arc::new(published));
             }
-            newer
+            changed
         });
     }
 
@@ -119,8 +190,9 @@ impl Hub {
     pub(crate) fn store_replaced(&self, environment: &str) {
         let sender = self.environments.lock().unwrap_or_else(PoisonError::into_inner).remove(environment);
         if let Some(sender) = sender {
-            let frame = changes_frame(&ChangeBatch::default());
-            let last = Published { from_revision: 0, revision: u64::MAX, frame, store_replaced: true };
+            let frame =
+                Frame { from_revision: 0, revision: u64::MAX, frame: changes_frame(&ChangeBatch::default()) };
+            let last = Published { frames: vec![frame], revision: u64::MAX, store_replaced: true };
             sender.send_replace(Some(Arc::new(last)));
         }
     }
@@ -142,9 +214,63 @@ impl Hub {
     }
 }
 
+/// An apply (or restore, or promote) is published as one frame of its whole delta, encoded
+/// once: streams that sent everything before it send it as it is, rather than each reading
+/// thousands of changes back from the store ahead of a kill that follows.
+impl ApplyPublisher for Hub {
+    fn prepare(&self, environment: &str, delta: &ChangeBatch) -> Box<dyn FnOnce() + Send + '_> {
+        let (environment, frame) = (environment.to_owned(), changes_frame(delta));
+        let (from_revision, revision) = (delta.from_revision, delta.revision);
+        Box::new(move || self.publish_frame(&environment, from_revision, revision, frame))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batch(from_revision: u64, revision: u64) -> ChangeBatch {
+        ChangeBatch { from_revision, revision, ..ChangeBatch::default() }
+    }
+
+    /// The (from, to) of the frames a stream at `sent` would send.
+    fn sends(hub: &Hub, sent: u64) -> Option<Vec<(u64, u64)>> {
+        let latest = hub.subscribe("production").borrow().clone()?;
+        latest.after(sent).map(|frames| frames.iter().map(|f| (f.from_revision, f.revision)).collect())
+    }
+
+    #[test]
+    fn a_stream_behind_by_a_few_changes_sends_the_kept_frames_in_order() {
+        let hub = Hub::default();
+        for revision in 1..=3 {
+            hub.publish_batch("production", &batch(revision - 1, revision));
+        }
+        assert_eq!(sends(&hub, 3), None, "up to date: nothing starts there");
+        assert_eq!(sends(&hub, 2), Some(vec![(2, 3)]));
+        assert_eq!(sends(&hub, 0), Some(vec![(0, 1), (1, 2), (2, 3)]));
+        // Only the newest frames are kept.
+        for revision in 4..=40 {
+            hub.publish_batch("production", &batch(revision - 1, revision));
+        }
+        assert_eq!(sends(&hub, 0), None, "too far behind: it catches up from the store");
+        assert_eq!(sends(&hub, 40 - KEPT_FRAMES as u64).map(|frames| frames.len()), Some(KEPT_FRAMES));
+    }
+
+    #[test]
+    fn an_apply_published_after_the_kill_that_followed_it_is_sent_before_the_kill() {
+        let hub = Hub::default();
+        hub.publish_batch("production", &batch(9, 10));
+        // The kill (10,010 to 10,011) is published while the apply's frame (10 to 10,010) is
+        // still being encoded.
+        hub.publish_batch("production", &batch(10_010, 10_011));
+        assert_eq!(sends(&hub, 10), None, "until the apply's frame is there, a gap");
+        hub.publish_batch("production", &batch(10, 10_010));
+        assert_eq!(sends(&hub, 10), Some(vec![(10, 10_010), (10_010, 10_011)]));
+        assert_eq!(hub.published("production"), Some(10_011), "the newest revision stays the kill's");
+        // An older frame that fits nowhere changes nothing.
+        hub.publish_batch("production", &batch(3, 4));
+        assert_eq!(sends(&hub, 3), None);
+    }
 
     #[tokio::test]
     async fn a_replaced_store_is_said_once_then_its_subscriptions_end_and_new_ones_follow_on() {

@@ -30,10 +30,6 @@ pub(crate) async fn restore(
         let Some(restored) = state.store.restore_if(&target, restore, &meta, &wanted)? else {
             return Err(Unwritten::Abandoned);
         };
-        if let Some(last) = &restored.applied.last {
-            // Like an apply: one publication, streams catch up over the gap.
-            state.hub.publish(&target, last);
-        }
         Ok(restored)
     })
     .await?

@@ -17,7 +17,8 @@ use crate::store::Store;
 pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) store: Store,
-    pub(crate) hub: Hub,
+    /// In an `Arc` because the store publishes applies to it as they commit.
+    pub(crate) hub: Arc<Hub>,
     /// The principals, read by the interceptors and watched by the streams.
     /// In an `Arc` because the interceptors hold it too.
     pub(crate) access: Arc<Access>,
@@ -40,10 +41,12 @@ impl State {
     /// A server's state over `store`, with `config` and the principals of `access`: nothing
     /// connected, served or reported yet.
     pub(crate) fn new(config: Config, store: Store, access: Access) -> State {
+        let hub = Arc::new(Hub::default());
+        store.publish_applies_to(Arc::clone(&hub) as _);
         State {
             config,
             store,
-            hub: Hub::default(),
+            hub,
             access: Arc::new(access),
             connections: Arc::default(),
             serving: AtomicBool::default(),

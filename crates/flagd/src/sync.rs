@@ -15,6 +15,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::acks::{ClientKind, Registration};
 use crate::auth::{Caller, StreamAccess};
+use crate::fanout::Frame;
 use crate::status::RequestError;
 use crate::store::WriteError;
 use crate::sync_source::{CatchUp, FrameKind, SyncSource};
@@ -197,11 +198,10 @@ impl<S: SyncSource> StreamTask<S> {
                         )));
                     }
                     let Some(latest) = latest.filter(|p| p.revision > self.sent) else { continue };
-                    let sent = if latest.from_revision == self.sent {
-                        self.send(sink, latest.frame.clone(), latest.revision, FrameKind::Change).await
-                    } else {
-                        // Missed intermediate revisions (a slow stream): one coalesced catch-up.
-                        Box::pin(self.catch_up(sink)).await
+                    let sent = match latest.after(self.sent) {
+                        Some(frames) => self.send_all(sink, frames).await,
+                        // Missed more than the hub keeps (a slow stream): one coalesced catch-up.
+                        None => Box::pin(self.catch_up(sink)).await,
                     };
                     if let Err(end) = sent {
                         return end;
@@ -250,6 +250,14 @@ impl<S: SyncSource> StreamTask<S> {
         // Sent even when empty: a client resuming at the current revision learns at once that
         // it is up to date, instead of waiting for a heartbeat.
         self.send(sink, frame, revision, kind).await
+    }
+
+    /// Sends published frames in order.
+    async fn send_all(&mut self, sink: &WatchSink, frames: &[Frame]) -> Result<(), End> {
+        for frame in frames {
+            self.send(sink, frame.frame.clone(), frame.revision, FrameKind::Change).await?;
+        }
+        Ok(())
     }
 
     async fn send(

@@ -69,7 +69,7 @@ fn at_start_the_log_has_no_colour_in_a_file_names_the_store_and_metrics_show_zer
 fn version_names_the_release_the_store_format_and_the_protocol() {
     let output = Command::new(env!("CARGO_BIN_EXE_flagd")).arg("--version").output().unwrap();
     assert!(output.status.success(), "{output:?}");
-    let expected = format!("flagd {} (store format 1, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
+    let expected = format!("flagd {} (store format 2, protocol flags.v1)\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 }
 

@@ -16,11 +16,13 @@ use std::collections::{HashMap, HashSet};
 
 use super::backend::Database;
 use flag_core::{
-    AppliedChange, Flag, FlagSet, Operation, Problem, Segment, Subject, SubjectKind, ValidationError,
+    AppliedChange, ChangeBatch, Flag, FlagSet, Operation, Problem, Segment, Subject, SubjectKind,
+    ValidationError,
 };
 
 use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;
+use super::history::{self, Head};
 use super::lanes::Lane;
 use super::plan_rows;
 use super::records::{Committed, Now, WriteMeta};
@@ -28,10 +30,20 @@ use super::size;
 use super::staged::{self, Row, Staged};
 use super::subject::Versioned;
 use super::tables::{
-    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, ROLLOUTS, SEGMENT_HISTORY, SEGMENTS,
-    is_environment_name,
+    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAGS, ROLLOUTS, SEGMENTS, is_environment_name,
 };
 use super::write::Writer;
+
+/// Where an apply's changes go the moment it commits: the server's streams. The frame is
+/// prepared (encoded) before the apply takes its turn to write and published while the turn
+/// is still held, so no write that commits after the apply (a kill) reaches the streams
+/// before it; were the apply's frame encoded after its turn, the kill's would often be out
+/// first, and every stream would read the apply's changes back from the store to close the
+/// gap, behind which the kill then waits.
+pub(crate) trait ApplyPublisher: Send + Sync + std::fmt::Debug {
+    /// Prepares `delta` of `environment`; the returned closure publishes it.
+    fn prepare(&self, environment: &str, delta: &ChangeBatch) -> Box<dyn FnOnce() + Send + '_>;
+}
 
 /// What an apply is asked to do.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,6 +78,9 @@ pub(crate) struct Applied {
     pub(crate) changes: Vec<AppliedChange>,
     /// The last change committed; `None` on a dry run or when nothing changed.
     pub(crate) last: Option<Committed>,
+    /// Every change committed, as streams send it: from the revision the apply followed to
+    /// its last, each key once with its new content or as deleted. `None` with `last`.
+    pub(crate) delta: Option<ChangeBatch>,
     /// Killed flags the file has enabled, which stay killed (see the module docs).
     pub(crate) kept_killed: Vec<String>,
 }
@@ -139,10 +154,17 @@ impl Writer {
             let last = flags.last.clone().or_else(|| segments.last.clone());
             if batch.dry_run || (last.is_none() && batch.lifecycle.is_none()) {
                 let revision = current;
-                return Ok(Some(Applied { revision, changes, last: None, kept_killed }));
+                return Ok(Some(Applied { revision, changes, last: None, delta: None, kept_killed }));
             }
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
             drop(live);
+            let delta = last.as_ref().map(|last| staged::delta(current, last.revision, &segments, &flags));
+            // Environments created or deleted are announced otherwise (their streams start
+            // from a snapshot, or end).
+            let publish = match (&delta, &batch.lifecycle, self.publisher.get()) {
+                (Some(delta), None, Some(publisher)) => Some(publisher.prepare(environment, delta)),
+                _ => None,
+            };
             let rows = segments.rows.iter().chain(&flags.rows);
             let turn = Commit {
                 planned_at: current,
@@ -150,11 +172,12 @@ impl Writer {
                 wanted,
                 meta,
                 lifecycle: batch.lifecycle.as_ref().map(|lifecycle| (lifecycle, meta, &now)),
+                publish,
             };
             match self.commit_rows(db, environment, rows, (set, grown), turn)? {
                 Outcome::Committed => {
                     tracing::debug!(environment, changes = changes.len(), revision, "apply committed");
-                    return Ok(Some(Applied { revision, changes, last, kept_killed }));
+                    return Ok(Some(Applied { revision, changes, last, delta, kept_killed }));
                 }
                 Outcome::Abandoned => return Ok(None),
                 Outcome::GaveWay => {
@@ -175,80 +198,88 @@ impl Writer {
         set: (FlagSet, usize),
         turn: Commit<'_>,
     ) -> Result<Outcome, WriteError> {
-        let Commit { planned_at, yields, wanted, meta, lifecycle } = turn;
+        let Commit { planned_at, yields, wanted, meta, lifecycle, publish } = turn;
         let _turn = yields.then(|| self.turn(Lane::Normal));
         if !wanted() {
             self.abandon();
             return Ok(Outcome::Abandoned);
         }
-        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
-            let mut environments = txn.open_table(ENVIRONMENTS)?;
-            let counter =
-                environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
-            if counter != planned_at {
-                return Ok((Outcome::GaveWay, None));
-            }
-            let mut last_revision = planned_at;
-            let mut flags_written = Vec::new();
-            {
-                let mut flags = txn.open_table(FLAGS)?;
-                let mut segments = txn.open_table(SEGMENTS)?;
-                let mut flag_history = txn.open_table(FLAG_HISTORY)?;
-                let mut segment_history = txn.open_table(SEGMENT_HISTORY)?;
-                let mut change_log = txn.open_table(CHANGES)?;
-                for (index, row) in rows.enumerate() {
-                    // A kill waiting costs this apply its work so far, never the kill its time.
-                    if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
-                        return Ok((Outcome::GaveWay, None));
+        let outcome =
+            self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
+                let mut environments = txn.open_table(ENVIRONMENTS)?;
+                let counter =
+                    environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
+                if counter != planned_at {
+                    return Ok((Outcome::GaveWay, None));
+                }
+                let mut last_revision = planned_at;
+                let mut flags_written = Vec::new();
+                {
+                    let mut flags = txn.open_table(FLAGS)?;
+                    let mut segments = txn.open_table(SEGMENTS)?;
+                    let mut flag_history = history::write::<Flag>(&txn)?;
+                    let mut segment_history = history::write::<Segment>(&txn)?;
+                    let mut change_log = txn.open_table(CHANGES)?;
+                    for (index, row) in rows.enumerate() {
+                        // A kill waiting costs this apply its work so far, never the kill its time.
+                        if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
+                            return Ok((Outcome::GaveWay, None));
+                        }
+                        let key = (environment, row.key.as_str());
+                        let (current, history) = match row.kind {
+                            SubjectKind::Flag => (&mut flags, &mut flag_history),
+                            SubjectKind::Segment => (&mut segments, &mut segment_history),
+                        };
+                        match &row.current {
+                            Some(bytes) => {
+                                current.insert(key, bytes.as_slice())?;
+                            }
+                            None => {
+                                current.remove(key)?;
+                            }
+                        }
+                        let head = Head { version: row.version, revision: row.revision };
+                        history.append(environment, &row.key, head, &row.history)?;
+                        change_log.insert((environment, row.revision), row.change.as_slice())?;
+                        last_revision = row.revision;
+                        if row.kind == SubjectKind::Flag {
+                            flags_written.push((row.key.as_str(), row.version));
+                        }
                     }
-                    let key = (environment, row.key.as_str());
-                    let (current, history) = match row.kind {
-                        SubjectKind::Flag => (&mut flags, &mut flag_history),
-                        SubjectKind::Segment => (&mut segments, &mut segment_history),
+                }
+                // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
+                let mut plans = txn.open_table(ROLLOUTS)?;
+                for (key, version) in flags_written {
+                    plan_rows::pause_for_change(&mut plans, environment, key, version, meta)?;
+                }
+                drop(plans);
+                environments.insert(environment, last_revision)?;
+                drop(environments);
+                if let Some((lifecycle, meta, now)) = lifecycle {
+                    let stamp = StampRecord {
+                        actor: meta.actor.clone(),
+                        reason: meta.reason.clone(),
+                        timestamp_ms: now.millis,
                     };
-                    match &row.current {
-                        Some(bytes) => {
-                            current.insert(key, bytes.as_slice())?;
+                    match lifecycle {
+                        Lifecycle::Create { copied_from } => {
+                            environments::mark_created(&txn, environment, stamp, copied_from.as_ref())?;
                         }
-                        None => {
-                            current.remove(key)?;
+                        Lifecycle::Delete => {
+                            environments::mark_deleted(&txn, environment, stamp, last_revision)?
                         }
-                    }
-                    history.insert((environment, row.key.as_str(), row.version), row.history.as_slice())?;
-                    change_log.insert((environment, row.revision), row.change.as_slice())?;
-                    last_revision = row.revision;
-                    if row.kind == SubjectKind::Flag {
-                        flags_written.push((row.key.as_str(), row.version));
                     }
                 }
-            }
-            // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
-            let mut plans = txn.open_table(ROLLOUTS)?;
-            for (key, version) in flags_written {
-                plan_rows::pause_for_change(&mut plans, environment, key, version, meta)?;
-            }
-            drop(plans);
-            environments.insert(environment, last_revision)?;
-            drop(environments);
-            if let Some((lifecycle, meta, now)) = lifecycle {
-                let stamp = StampRecord {
-                    actor: meta.actor.clone(),
-                    reason: meta.reason.clone(),
-                    timestamp_ms: now.millis,
-                };
-                match lifecycle {
-                    Lifecycle::Create { copied_from } => {
-                        environments::mark_created(&txn, environment, stamp, copied_from.as_ref())?;
-                    }
-                    Lifecycle::Delete => environments::mark_deleted(&txn, environment, stamp, last_revision)?,
+                if yields && self.kill_waiting() {
+                    return Ok((Outcome::GaveWay, None));
                 }
-            }
-            if yields && self.kill_waiting() {
-                return Ok((Outcome::GaveWay, None));
-            }
-            txn.commit()?;
-            Ok((Outcome::Committed, Some(set)))
-        })
+                txn.commit()?;
+                Ok((Outcome::Committed, Some(set)))
+            })?;
+        if let (Outcome::Committed, Some(publish)) = (&outcome, publish) {
+            publish(); // the turn is still held: see `ApplyPublisher`
+        }
+        Ok(outcome)
     }
 }
 
@@ -265,6 +296,8 @@ struct Commit<'w> {
     meta: &'w WriteMeta,
     /// When the apply creates or deletes the environment: how, asked by whom, and when.
     lifecycle: Option<(&'w Lifecycle, &'w WriteMeta, &'w Now)>,
+    /// Publishes the rows once committed, before the turn is let go.
+    publish: Option<Box<dyn FnOnce() + Send + 'w>>,
 }
 
 /// What became of an apply's rows.

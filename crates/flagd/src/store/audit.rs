@@ -8,7 +8,8 @@
 //! is read ahead: each stream holds only its next matching entry, so a page costs the rows
 //! walked to fill it, however long the history, and memory for the page alone. Times follow
 //! revisions within an environment (see `past`), so `until` is a binary search for the first
-//! row read and `since` ends a stream at its first older row.
+//! row of the change log read (a flag's versions are walked from its newest to the first
+//! within `until`), and `since` ends a stream at its first older row.
 //!
 //! A page ends with each stream's position: the revision its next entry is at or below. The
 //! next page starts exactly there, so paging yields every entry once, in the order of one
@@ -24,12 +25,10 @@ use serde::Deserialize;
 
 use super::environments;
 use super::error::StoreError;
+use super::history::{self, Cursor};
 use super::records::{ChangeRecord, StoredVersion, decode};
-use super::subject::Versioned;
-use super::tables::{
-    CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, RevisionKey, SEGMENT_HISTORY, VersionKey,
-    latest_version,
-};
+use super::subject::{Versioned, versions_name};
+use super::tables::{CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, RevisionKey};
 
 /// What the log is asked for; an entry is listed when it passes every filter.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,8 +78,8 @@ pub(super) fn query(db: &Database, query: &AuditQuery) -> Result<AuditPage, Stor
     let txn = db.begin_read()?;
     let tables = Tables {
         changes: txn.open_table(CHANGES)?,
-        flags: txn.open_table(FLAG_HISTORY)?,
-        segments: txn.open_table(SEGMENT_HISTORY)?,
+        flags: history::read::<Flag>(&txn)?,
+        segments: history::read::<Segment>(&txn)?,
     };
     let environments = txn.open_table(ENVIRONMENTS)?;
     let info = txn.open_table(ENVIRONMENT_INFO)?;
@@ -118,8 +117,8 @@ pub(super) fn query(db: &Database, query: &AuditQuery) -> Result<AuditPage, Stor
     let mut entries = Vec::new();
     while entries.len() < query.page_size {
         let Some(newest) = newest(&streams) else { break };
-        let Some(entry) = streams[newest].take(&tables, query)? else { break };
-        let before = before(&tables, &entry)?;
+        let Some(Taken { entry, previous }) = streams[newest].take(&tables, query)? else { break };
+        let before = before(&tables, &entry, previous)?;
         entries.push(LoggedChange { entry, before });
     }
     let next = streams
@@ -132,12 +131,12 @@ pub(super) fn query(db: &Database, query: &AuditQuery) -> Result<AuditPage, Stor
 /// The history tables and the change log, open in one read transaction.
 struct Tables {
     changes: ReadOnlyTable<RevisionKey, &'static [u8]>,
-    flags: ReadOnlyTable<VersionKey, &'static [u8]>,
-    segments: ReadOnlyTable<VersionKey, &'static [u8]>,
+    flags: history::Readable,
+    segments: history::Readable,
 }
 
 impl Tables {
-    fn history(&self, kind: SubjectKind) -> &ReadOnlyTable<VersionKey, &'static [u8]> {
+    fn history(&self, kind: SubjectKind) -> &history::Readable {
         match kind {
             SubjectKind::Flag => &self.flags,
             SubjectKind::Segment => &self.segments,
@@ -152,39 +151,30 @@ impl Tables {
         decode(row.value(), "changes", key())
     }
 
-    /// What the filters look at of version `version` of `key`, which exists.
-    fn header(
-        &self,
-        kind: SubjectKind,
-        environment: &str,
-        key: &str,
-        version: u64,
-    ) -> Result<Header, StoreError> {
-        let (table, name) = (self.history(kind), history_name(kind));
-        let at = || format!("({environment}, {key}, {version})");
-        let row = table.get((environment, key, version))?;
-        let row = row.ok_or_else(|| StoreError::Missing { table: name, key: at() })?;
-        decode(row.value(), name, at())
+    /// The version row of kind `kind` written at `revision`, which exists.
+    fn row(&self, kind: SubjectKind, environment: &str, revision: u64) -> Result<Vec<u8>, StoreError> {
+        self.history(kind).at_revision(environment, revision)?.ok_or_else(|| StoreError::Missing {
+            table: versions_name(kind),
+            key: format!("({environment}, {revision})"),
+        })
+    }
+
+    /// What the filters look at of the version of kind `kind` written at `revision`.
+    fn header(&self, kind: SubjectKind, environment: &str, revision: u64) -> Result<Header, StoreError> {
+        let row = self.row(kind, environment, revision)?;
+        decode(&row, versions_name(kind), format_args!("({environment}, {revision})"))
     }
 
     /// The header of the change that made `revision`.
     fn header_of_revision(&self, environment: &str, revision: u64) -> Result<Header, StoreError> {
         let change = self.change(environment, revision)?;
-        self.header(change.kind, environment, &change.key, change.version)
-    }
-}
-
-fn history_name(kind: SubjectKind) -> &'static str {
-    match kind {
-        SubjectKind::Flag => Flag::HISTORY_NAME,
-        SubjectKind::Segment => Segment::HISTORY_NAME,
+        self.header(change.kind, environment, revision)
     }
 }
 
 /// The fields of a history row the filters look at, read without its content.
 #[derive(Debug, Deserialize)]
 struct Header {
-    revision: u64,
     operation: Operation,
     actor: String,
     timestamp_ms: i64,
@@ -239,23 +229,27 @@ impl Stream {
                 })?,
             };
             let rows = tables.changes.range((environment.as_str(), 1)..=(environment.as_str(), first))?.rev();
-            sources.push(Source { rows: Rows::Changes(rows), head: None, done: false });
+            sources.push(Source { rows: Rows::Changes(Box::new(rows)), head: None, done: false });
         } else {
             // A key named twice is walked once.
             let keys: BTreeSet<&String> = query.flags.iter().collect();
             for key in keys {
-                let newest = latest_version(&tables.flags, &environment, key)?;
-                let first = last_holding(newest, |version| {
-                    let header = tables.header(SubjectKind::Flag, &environment, key, version)?;
-                    Ok(header.revision <= at && until(&header))
-                })?;
-                let rows = tables
-                    .flags
-                    .range(
-                        (environment.as_str(), key.as_str(), 1)..=(environment.as_str(), key.as_str(), first),
-                    )?
-                    .rev();
-                sources.push(Source { rows: Rows::Flag(key.clone(), rows), head: None, done: false });
+                // The newest version at or below `at` and within `until`: both hold up to
+                // some version and not after it.
+                let mut cursor = tables.flags.newest(&environment, key)?;
+                while let Some(at_cursor) = cursor {
+                    let (row, next) = tables.flags.read_at(&environment, key, at_cursor)?;
+                    let header: Header = decode(
+                        &row.bytes,
+                        Flag::VERSIONS_NAME,
+                        format_args!("({environment}, {})", row.revision),
+                    )?;
+                    if row.revision <= at && until(&header) {
+                        break;
+                    }
+                    cursor = next;
+                }
+                sources.push(Source { rows: Rows::Flag(key.clone(), cursor), head: None, done: false });
             }
         }
         for source in &mut sources {
@@ -267,18 +261,18 @@ impl Stream {
     /// The source holding the stream's next entry: the highest revision.
     fn next_source(&self) -> Option<usize> {
         (0..self.sources.len())
-            .filter_map(|i| self.sources[i].head.as_ref().map(|head| (i, head.revision)))
+            .filter_map(|i| self.sources[i].head.as_ref().map(|head| (i, head.entry.revision)))
             .max_by_key(|(_, revision)| *revision)
             .map(|(i, _)| i)
     }
 
     /// The stream's next entry.
     fn head(&self) -> Option<&HistoryEntry> {
-        self.next_source().and_then(|i| self.sources[i].head.as_ref())
+        self.next_source().and_then(|i| self.sources[i].head.as_ref()).map(|taken| &taken.entry)
     }
 
     /// Takes the next entry (`None` at the end) and moves on to the one after it.
-    fn take(&mut self, tables: &Tables, query: &AuditQuery) -> Result<Option<HistoryEntry>, StoreError> {
+    fn take(&mut self, tables: &Tables, query: &AuditQuery) -> Result<Option<Taken>, StoreError> {
         let Some(source) = self.next_source().map(|i| &mut self.sources[i]) else { return Ok(None) };
         let entry = source.head.take();
         source.advance(tables, query, &self.environment)?;
@@ -303,17 +297,25 @@ fn newest(streams: &[Stream]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Rows walked newest first: the change log (each row names the history row it wrote), or
+/// Rows walked newest first: the change log (each row names the version it wrote), or
 /// one flag's versions.
 enum Rows {
-    Changes(Rev<Range<'static, RevisionKey, &'static [u8]>>),
-    Flag(String, Rev<Range<'static, VersionKey, &'static [u8]>>),
+    /// Boxed: a range is large, and a flag filter has a source per flag.
+    Changes(Box<Rev<Range<'static, RevisionKey, &'static [u8]>>>),
+    /// The flag, and where its walk is.
+    Flag(String, Option<Cursor>),
+}
+
+/// An entry taken from a stream, with the revision of its subject's previous version.
+struct Taken {
+    entry: HistoryEntry,
+    previous: Option<u64>,
 }
 
 struct Source {
     rows: Rows,
     /// The next row that passes, decoded.
-    head: Option<HistoryEntry>,
+    head: Option<Taken>,
     /// No row is left (or the rest are older than `since`).
     done: bool,
 }
@@ -323,11 +325,11 @@ impl Source {
     fn advance(&mut self, tables: &Tables, query: &AuditQuery, environment: &str) -> Result<(), StoreError> {
         self.head = None;
         while !self.done {
-            let Some((kind, key, version)) = self.next_row(environment)? else {
+            let Some((kind, key, version, revision)) = self.next_row(tables, environment)? else {
                 self.done = true;
                 break;
             };
-            let header = tables.header(kind, environment, &key, version)?;
+            let header = tables.header(kind, environment, revision)?;
             if query.since_ms.is_some_and(|since| header.timestamp_ms < since) {
                 // Times follow revisions: every row after this one is older still.
                 self.done = true;
@@ -335,8 +337,10 @@ impl Source {
             }
             if passes(query, kind, &header) {
                 self.head = Some(match kind {
-                    SubjectKind::Flag => version_entry::<Flag>(tables, environment, &key, version)?,
-                    SubjectKind::Segment => version_entry::<Segment>(tables, environment, &key, version)?,
+                    SubjectKind::Flag => version_entry::<Flag>(tables, environment, &key, version, revision)?,
+                    SubjectKind::Segment => {
+                        version_entry::<Segment>(tables, environment, &key, version, revision)?
+                    }
                 });
                 break;
             }
@@ -344,8 +348,12 @@ impl Source {
         Ok(())
     }
 
-    /// The (kind, key, version) of the next row.
-    fn next_row(&mut self, environment: &str) -> Result<Option<(SubjectKind, String, u64)>, StoreError> {
+    /// The (kind, key, version, revision) of the next row.
+    fn next_row(
+        &mut self,
+        tables: &Tables,
+        environment: &str,
+    ) -> Result<Option<(SubjectKind, String, u64, u64)>, StoreError> {
         Ok(match &mut self.rows {
             Rows::Changes(rows) => match rows.next() {
                 None => None,
@@ -354,43 +362,59 @@ impl Source {
                     let revision = key.value().1;
                     let change: ChangeRecord =
                         decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
-                    Some((change.kind, change.key, change.version))
+                    Some((change.kind, change.key, change.version, revision))
                 }
             },
-            Rows::Flag(key, rows) => match rows.next() {
+            Rows::Flag(key, cursor) => match *cursor {
                 None => None,
-                Some(row) => Some((SubjectKind::Flag, key.clone(), row?.0.value().2)),
+                Some(at) => {
+                    let (row, next) = tables.flags.read_at(environment, key, at)?;
+                    *cursor = next;
+                    Some((SubjectKind::Flag, key.clone(), row.version, row.revision))
+                }
             },
         })
     }
 }
 
-/// Version `version` of `key` as a history entry.
+/// Version `version` of `key`, written at `revision`, as a history entry.
 fn version_entry<T: Versioned>(
     tables: &Tables,
     environment: &str,
     key: &str,
     version: u64,
-) -> Result<HistoryEntry, StoreError> {
-    let at = || format!("({environment}, {key}, {version})");
-    let row = tables.history(T::KIND).get((environment, key, version))?;
-    let row = row.ok_or_else(|| StoreError::Missing { table: T::HISTORY_NAME, key: at() })?;
-    let stored: StoredVersion<T> = decode(row.value(), T::HISTORY_NAME, at())?;
-    Ok(stored.into_entry(environment, key, version))
+    revision: u64,
+) -> Result<Taken, StoreError> {
+    let row = tables.row(T::KIND, environment, revision)?;
+    let stored: StoredVersion<T> =
+        decode(&row, T::VERSIONS_NAME, format_args!("({environment}, {revision})"))?;
+    let previous = stored.previous;
+    Ok(Taken { entry: stored.into_entry(environment, key, version), previous })
 }
 
-/// The content `entry`'s subject had before it: its previous version's.
-fn before(tables: &Tables, entry: &HistoryEntry) -> Result<Option<Subject>, StoreError> {
-    if entry.version <= 1 {
-        return Ok(None);
-    }
-    let (environment, key, version) = (entry.environment.as_str(), entry.key.as_str(), entry.version - 1);
+/// The content `entry`'s subject had before it: its previous version's, stored at
+/// `previous`.
+fn before(
+    tables: &Tables,
+    entry: &HistoryEntry,
+    previous: Option<u64>,
+) -> Result<Option<Subject>, StoreError> {
+    let (environment, key) = (entry.environment.as_str(), entry.key.as_str());
+    let (version, revision) = match (entry.version, previous) {
+        (0 | 1, _) => return Ok(None),
+        (version, Some(previous)) => (version - 1, previous),
+        (version, None) => {
+            let key = format!("({environment}, ?) for version {} of {key}", version - 1);
+            return Err(StoreError::Missing { table: versions_name(entry.kind), key });
+        }
+    };
     Ok(match entry.kind {
         SubjectKind::Flag => {
-            version_entry::<Flag>(tables, environment, key, version)?.flag.map(Subject::Flag)
+            version_entry::<Flag>(tables, environment, key, version, revision)?.entry.flag.map(Subject::Flag)
         }
-        SubjectKind::Segment => {
-            version_entry::<Segment>(tables, environment, key, version)?.segment.map(Subject::Segment)
-        }
+        SubjectKind::Segment => version_entry::<Segment>(tables, environment, key, version, revision)?
+            .entry
+            .segment
+            .map(Subject::Segment),
     })
 }

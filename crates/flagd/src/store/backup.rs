@@ -13,8 +13,8 @@ use super::backend::{Database, ReadableTable};
 use super::check::{self, CheckReport};
 use super::error::StoreError;
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SEGMENT_HISTORY,
-    SEGMENTS, WEBHOOK_CURSORS, WEBHOOKS,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HEADS, FLAG_VERSIONS, FLAGS, META, ROLLOUTS,
+    SEGMENT_HEADS, SEGMENT_VERSIONS, SEGMENTS, WEBHOOK_CURSORS, WEBHOOKS,
 };
 
 /// Copies `db` as one committed state to a new file at `to`, which must not exist, and
@@ -48,8 +48,10 @@ pub(super) fn copy(db: &Database, to: &Path) -> Result<CheckReport, StoreError> 
         ENVIRONMENTS,
         FLAGS,
         SEGMENTS,
-        FLAG_HISTORY,
-        SEGMENT_HISTORY,
+        FLAG_VERSIONS,
+        FLAG_HEADS,
+        SEGMENT_VERSIONS,
+        SEGMENT_HEADS,
         CHANGES,
         BOOKMARKS,
         ENVIRONMENT_INFO,

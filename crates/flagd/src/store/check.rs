@@ -12,18 +12,20 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use super::backend::{Database, ReadTransaction, ReadableTable};
-use flag_core::SubjectKind;
+use flag_core::{Flag, Segment, SubjectKind};
 use redb::Builder;
 use serde_json::Value;
 
 use super::bookmarks;
 use super::environments;
 use super::error::StoreError;
+use super::history::{self, Head};
 use super::plan_rows;
 use super::records::{ChangeRecord, StoredVersion, decode};
+use super::subject::versions_name;
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, ROLLOUTS, SEGMENT_HISTORY,
-    SEGMENTS,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HEADS, FLAG_VERSIONS, FLAGS, ROLLOUTS,
+    SEGMENT_HEADS, SEGMENT_VERSIONS, SEGMENTS,
 };
 use super::webhook_cursors;
 
@@ -140,19 +142,26 @@ fn deleted_environments(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, Sto
 
 /// Checks, in one read transaction, what every write keeps true: each environment's
 /// revision is its highest change-log row and it has one row per revision; every change-log
-/// row's history row is there and records that revision; versions run 1, 2, 3… with no gap;
-/// every live row is its key's newest version, and no live row lacks one; no bookmark or
-/// webhook cursor names a revision its environment has not reached.
+/// row's version row is there and records that revision; each key's versions run 1, 2, 3…
+/// with no gap, each naming the revision of the one before it, and its head names the
+/// newest; every live row is its key's newest version, and no live row lacks one; no
+/// version row or head is left over; no bookmark or webhook cursor names a revision its
+/// environment has not reached.
 pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, StoreError> {
     let damaged = |problem: String| StoreError::Damaged { path: path.to_owned(), problem };
     let txn = db.begin_read()?;
     let environments = txn.open_table(ENVIRONMENTS)?;
     let changes = txn.open_table(CHANGES)?;
-    let flag_history = txn.open_table(FLAG_HISTORY)?;
-    let segment_history = txn.open_table(SEGMENT_HISTORY)?;
+    let flag_history = history::read::<Flag>(&txn)?;
+    let segment_history = history::read::<Segment>(&txn)?;
+    let history_of = |kind: SubjectKind| match kind {
+        SubjectKind::Flag => &flag_history,
+        SubjectKind::Segment => &segment_history,
+    };
     let mut report = CheckReport::default();
 
-    let mut newest: BTreeMap<(String, SubjectKind, String), u64> = BTreeMap::new();
+    // Each key's newest version and the revision it was written at, as the change log says.
+    let mut newest: BTreeMap<(String, SubjectKind, String), Head> = BTreeMap::new();
     let mut revisions: BTreeMap<String, u64> = BTreeMap::new();
     for row in environments.iter()? {
         let (environment, revision) = row?;
@@ -185,33 +194,38 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
         expected = Some((environment.to_owned(), revision));
         let change: ChangeRecord =
             decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
-        let history = match change.kind {
-            SubjectKind::Flag => &flag_history,
-            SubjectKind::Segment => &segment_history,
-        };
-        let stored = history.get((environment, change.key.as_str(), change.version))?.ok_or_else(|| {
+        let (kind, noun, key) = (change.kind, change.kind.noun(), change.key.as_str());
+        let stored = history_of(kind).at_revision(environment, revision)?.ok_or_else(|| {
             damaged(format!(
-                "environment {environment:?}: revision {revision} wrote {} {:?} version {}, which has no history row",
-                change.kind.noun(),
-                change.key,
+                "environment {environment:?}: revision {revision} wrote {noun} {key:?} version {}, which has no version row",
                 change.version
             ))
         })?;
-        let stored: StoredVersion<Value> = decode(
-            stored.value(),
-            "history",
-            format_args!("({environment}, {}, {})", change.key, change.version),
-        )?;
+        let stored: StoredVersion<Value> =
+            decode(&stored, versions_name(kind), format_args!("({environment}, {revision})"))?;
         if stored.revision != revision {
             return Err(damaged(format!(
-                "environment {environment:?}: {} {:?} version {} records revision {}, but the change log has it at {revision}",
-                change.kind.noun(),
-                change.key,
-                change.version,
-                stored.revision
+                "environment {environment:?}: {noun} {key:?} version {} records revision {}, but the change log has it at {revision}",
+                change.version, stored.revision
             )));
         }
-        newest.insert((environment.to_owned(), change.kind, change.key), change.version);
+        let before = newest.get(&(environment.to_owned(), kind, change.key.clone()));
+        let (expected_version, expected_previous) =
+            before.map_or((1, None), |head| (head.version + 1, Some(head.revision)));
+        if change.version != expected_version {
+            return Err(damaged(format!(
+                "environment {environment:?}: {noun} {key:?} has version {} where {expected_version} was expected",
+                change.version
+            )));
+        }
+        if stored.previous != expected_previous {
+            return Err(damaged(format!(
+                "environment {environment:?}: {noun} {key:?} version {} names {:?} as its previous version's revision, not {expected_previous:?}",
+                change.version, stored.previous
+            )));
+        }
+        report.versions += 1;
+        newest.insert((environment.to_owned(), kind, change.key), Head { version: change.version, revision });
     }
     // The revision counter is the highest change-log row.
     let mut highest: BTreeMap<&str, u64> = BTreeMap::new();
@@ -237,43 +251,29 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
 
     let live_flags = txn.open_table(FLAGS)?;
     let live_segments = txn.open_table(SEGMENTS)?;
-    for ((environment, kind, key), latest) in &newest {
-        let (history, live) = match kind {
-            SubjectKind::Flag => (&flag_history, &live_flags),
-            SubjectKind::Segment => (&segment_history, &live_segments),
+    for ((environment, kind, key), newest) in &newest {
+        let live = match kind {
+            SubjectKind::Flag => &live_flags,
+            SubjectKind::Segment => &live_segments,
         };
-        let (environment, key) = (environment.as_str(), key.as_str());
-        let mut version = 0;
-        for row in history.range((environment, key, 0)..=(environment, key, u64::MAX))? {
-            version += 1;
-            report.versions += 1;
-            let found = row?.0.value().2;
-            if found != version {
-                return Err(damaged(format!(
-                    "environment {environment:?}: {} {key:?} has version {found} where {version} was expected",
-                    kind.noun()
-                )));
-            }
-        }
-        if version != *latest {
+        let (environment, key, noun) = (environment.as_str(), key.as_str(), kind.noun());
+        let head = history_of(*kind).head(environment, key)?;
+        if head != Some(*newest) {
             return Err(damaged(format!(
-                "environment {environment:?}: {} {key:?} has {version} versions, but the change log's newest is {latest}",
-                kind.noun()
+                "environment {environment:?}: the head of {noun} {key:?} is {head:?}, but the change log's newest is {newest:?}"
             )));
         }
-        let stored = history.get((environment, key, *latest))?.ok_or_else(|| {
-            damaged(format!("environment {environment:?}: {} {key:?} lost version {latest}", kind.noun()))
-        })?;
+        let stored = history_of(*kind).at_revision(environment, newest.revision)?.unwrap_or_default();
         let stored: StoredVersion<Value> =
-            decode(stored.value(), "history", format_args!("({environment}, {key}, {latest})"))?;
+            decode(&stored, versions_name(*kind), format_args!("({environment}, {})", newest.revision))?;
         let live: Option<Value> = match live.get((environment, key))? {
             Some(row) => Some(decode(row.value(), "live", format_args!("({environment}, {key})"))?),
             None => None,
         };
         if live != stored.content {
             return Err(damaged(format!(
-                "environment {environment:?}: the live {} {key:?} is not its newest version ({latest})",
-                kind.noun()
+                "environment {environment:?}: the live {noun} {key:?} is not its newest version ({})",
+                newest.version
             )));
         }
     }
@@ -293,17 +293,34 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
             }
         }
     }
-    // History rows of keys the change log never names.
-    let named = |kind: SubjectKind, environment: &str, key: &str| {
-        newest.contains_key(&(environment.to_owned(), kind, key.to_owned()))
-    };
-    for (kind, history) in [(SubjectKind::Flag, &flag_history), (SubjectKind::Segment, &segment_history)] {
-        for row in history.iter()? {
+    // Version rows and heads the change log never names.
+    for (kind, versions, heads) in [
+        (SubjectKind::Flag, FLAG_VERSIONS, FLAG_HEADS),
+        (SubjectKind::Segment, SEGMENT_VERSIONS, SEGMENT_HEADS),
+    ] {
+        for row in txn.open_table(versions)?.iter()? {
             let row = row?;
-            let (environment, key, version) = row.0.value();
-            if !named(kind, environment, key) {
+            let (environment, revision) = row.0.value();
+            let change = changes.get((environment, revision))?;
+            let change: Option<ChangeRecord> = match change {
+                Some(row) => {
+                    Some(decode(row.value(), "changes", format_args!("({environment}, {revision})"))?)
+                }
+                None => None,
+            };
+            if change.is_none_or(|change| change.kind != kind) {
                 return Err(damaged(format!(
-                    "environment {environment:?}: {} {key:?} version {version} is in no change-log row",
+                    "environment {environment:?}: a {} version at revision {revision} is in no change-log row",
+                    kind.noun()
+                )));
+            }
+        }
+        for row in txn.open_table(heads)?.iter()? {
+            let row = row?;
+            let (environment, key) = row.0.value();
+            if !newest.contains_key(&(environment.to_owned(), kind, key.to_owned())) {
+                return Err(damaged(format!(
+                    "environment {environment:?}: {} {key:?} has a head but no change-log row",
                     kind.noun()
                 )));
             }
@@ -331,12 +348,13 @@ pub(super) fn invariants(db: &Database, path: &Path) -> Result<CheckReport, Stor
     // Each plan decodes and drives a flag that has a history in its environment.
     match txn.open_table(ROLLOUTS) {
         Ok(plans) => {
-            let history = txn.open_table(FLAG_HISTORY)?;
             for row in plans.iter()? {
                 let row = row?;
                 let (environment, key) = row.0.value();
                 let plan = plan_rows::decode_row(row.1.value(), environment, key)?;
-                if history.get((environment, key, plan.flag_version))?.is_none() {
+                // Versions run 1 to the newest (checked above).
+                let newest = flag_history.latest_version(environment, key)?;
+                if plan.flag_version == 0 || plan.flag_version > newest {
                     return Err(damaged(format!(
                         "environment {environment:?}: the rollout plan of {key:?} names its version {}, which is not in its history",
                         plan.flag_version

@@ -88,7 +88,9 @@ mod check;
 mod create;
 mod environments;
 mod error;
+mod format;
 mod handle;
+mod history;
 mod lanes;
 mod past;
 mod patch;
@@ -123,7 +125,7 @@ use flag_core::{EnvironmentSummary, Flag, FlagSet, HistoryEntry, Segment};
 
 use handle::Handle;
 
-pub(crate) use apply::{Applied, Batch};
+pub(crate) use apply::{Applied, ApplyPublisher, Batch};
 pub(crate) use audit::{AuditPage, AuditQuery, AuditStart};
 pub(crate) use backend::{Heard, without_password};
 pub(crate) use bookmarks::Bookmark;
@@ -143,8 +145,9 @@ pub(crate) use webhook_cursors::{Outbox, OutboxEntry};
 
 use cache::Cache;
 use tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SEGMENT_HISTORY, SEGMENTS, STORE_ID_KEY, WEBHOOK_CURSORS, WEBHOOKS,
+    BOOKMARKS, CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, FLAG_HEADS, FLAG_VERSIONS, FLAGS, META, ROLLOUTS,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY, SEGMENT_HEADS, SEGMENT_VERSIONS, SEGMENTS, STORE_ID_KEY,
+    WEBHOOK_CURSORS, WEBHOOKS,
 };
 use write::Writer;
 
@@ -328,6 +331,12 @@ impl Store {
         wanted: &dyn Fn() -> bool,
     ) -> Result<Option<Applied>, WriteError> {
         self.inner.handle.run_write(|db| self.inner.writer.apply(db, environment, batch, meta, wanted))
+    }
+
+    /// Sends every apply (restore, promote) to `publisher` as it commits (see
+    /// [`ApplyPublisher`]); set once, by the server that streams this store.
+    pub(crate) fn publish_applies_to(&self, publisher: Arc<dyn ApplyPublisher>) {
+        let _ = self.inner.writer.publisher.set(publisher);
     }
 
     /// Holds the writer's turn until the guard is dropped: writes queue behind it.
@@ -710,6 +719,12 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            // An older file is upgraded in this transaction (PostgreSQL's migrations have
+            // already upgraded theirs).
+            Some(older) if older < SCHEMA_VERSION && format::upgrade(&txn, older)? => {
+                tracing::info!(path = %path.display(), from = older, to = SCHEMA_VERSION, "store format upgraded");
+                meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+            }
             Some(found) => return Err(StoreError::Schema { found, supported: SCHEMA_VERSION }),
             None => {
                 meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
@@ -718,8 +733,10 @@ fn prepare(db: &Database, path: &Path) -> Result<u64, StoreError> {
         txn.open_table(ENVIRONMENTS)?;
         txn.open_table(FLAGS)?;
         txn.open_table(SEGMENTS)?;
-        txn.open_table(FLAG_HISTORY)?;
-        txn.open_table(SEGMENT_HISTORY)?;
+        txn.open_table(FLAG_VERSIONS)?;
+        txn.open_table(FLAG_HEADS)?;
+        txn.open_table(SEGMENT_VERSIONS)?;
+        txn.open_table(SEGMENT_HEADS)?;
         txn.open_table(CHANGES)?;
         txn.open_table(BOOKMARKS)?;
         txn.open_table(ROLLOUTS)?;

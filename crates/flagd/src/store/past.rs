@@ -19,7 +19,7 @@ use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 
 use super::environments;
 use super::error::{PastError, StoreError};
-use super::read::{live, version};
+use super::read::{live, version_before, written};
 use super::records::{ChangeRecord, decode};
 use super::subject::Versioned;
 use super::tables::CHANGES;
@@ -58,14 +58,13 @@ fn at(txn: &ReadTransaction, environment: &str, revision: Option<u64>) -> Result
     if revision > current {
         return Err(PastError::FutureRevision { environment: environment.to_owned(), revision, current });
     }
-    // The first change of each key after `revision`: which version it wrote, and whether the
-    // key existed before it.
-    let mut first_after: BTreeMap<(SubjectKind, String), (u64, bool)> = BTreeMap::new();
+    // The first change of each key after `revision`: its revision and the change.
+    let mut first_after: BTreeMap<(SubjectKind, String), (u64, ChangeRecord)> = BTreeMap::new();
     for row in txn.open_table(CHANGES)?.range((environment, revision + 1)..=(environment, current))? {
         let (key, value) = row?;
         let at = key.value().1;
         let change: ChangeRecord = decode(value.value(), "changes", format_args!("({environment}, {at})"))?;
-        first_after.entry((change.kind, change.key)).or_insert((change.version, change.existed_before));
+        first_after.entry((change.kind, change.key.clone())).or_insert((at, change));
     }
     let mut flags = rolled_back::<Flag>(txn, environment, &first_after)?;
     let mut segments = rolled_back::<Segment>(txn, environment, &first_after)?;
@@ -98,18 +97,19 @@ pub(super) fn revision_at(db: &Database, environment: &str, time_ms: i64) -> Res
 fn rolled_back<T: Versioned + Keyed>(
     txn: &ReadTransaction,
     environment: &str,
-    first_after: &BTreeMap<(SubjectKind, String), (u64, bool)>,
+    first_after: &BTreeMap<(SubjectKind, String), (u64, ChangeRecord)>,
 ) -> Result<Vec<T>, StoreError> {
     let changed: HashSet<&str> =
         first_after.keys().filter(|(kind, _)| *kind == T::KIND).map(|(_, key)| key.as_str()).collect();
     let mut items: Vec<T> = live::<T>(txn, environment, "")?;
     items.retain(|item| !changed.contains(item.key()));
-    for ((kind, key), (written, existed_before)) in first_after {
-        if *kind != T::KIND || !existed_before {
+    for ((kind, _), (revision, change)) in first_after {
+        if *kind != T::KIND || !change.existed_before {
             continue;
         }
-        let before = version::<T>(txn, environment, key, written - 1)?;
-        if let Some(content) = T::from_entry(before) {
+        let (_, previous) = written::<T>(txn, environment, *revision, change)?;
+        let before = version_before::<T>(txn, environment, change, previous)?;
+        if let Some(content) = before.and_then(T::from_entry) {
             items.push(content);
         }
     }
@@ -126,9 +126,9 @@ fn committed_ms(txn: &ReadTransaction, environment: &str, revision: u64) -> Resu
         return Err(StoreError::Missing { table: "changes", key: format!("({environment}, {revision})") });
     };
     let change: ChangeRecord = decode(row.value(), "changes", format_args!("({environment}, {revision})"))?;
-    let entry = match change.kind {
-        SubjectKind::Flag => version::<Flag>(txn, environment, &change.key, change.version)?,
-        SubjectKind::Segment => version::<Segment>(txn, environment, &change.key, change.version)?,
+    let (entry, _) = match change.kind {
+        SubjectKind::Flag => written::<Flag>(txn, environment, revision, &change)?,
+        SubjectKind::Segment => written::<Segment>(txn, environment, revision, &change)?,
     };
     Ok(Some(entry.timestamp_ms))
 }

@@ -1,16 +1,15 @@
 //! The write operations, and what each makes of the current state: the new content of one
 //! flag or segment. The write path (`write`) then versions, validates and stores it.
 
-use super::backend::ReadableTable;
 use flag_core::{
     Bucketing, DARK, Flag, FlagSet, HistoryEntry, OFF, ON, Operation, Segment, Serve, Split, SubjectKind,
     TOTAL_WEIGHT, Weight, percent_to_weight,
 };
 
 use super::error::{Precondition, WriteError};
+use super::history::{HeadRows, History, VersionRows};
 use super::records::{StoredVersion, decode};
 use super::subject::Versioned;
-use super::tables::{VersionKey, latest_version};
 
 /// One change to one flag or segment of an environment.
 ///
@@ -138,7 +137,7 @@ pub(super) enum Change {
 pub(super) fn plan(
     op: WriteOp,
     set: &FlagSet,
-    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    history: &History<impl VersionRows, impl HeadRows>,
     environment: &str,
 ) -> Result<Planned, WriteError> {
     let flag = |operation, key, content| Planned { operation, change: Change::Flag { key, content } };
@@ -286,12 +285,12 @@ fn with_rollout(live: &Flag, percent: f64, dark_percent: Option<f64>) -> Result<
 
 /// The content of the version a rollback restores.
 fn rollback_content(
-    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    history: &History<impl VersionRows, impl HeadRows>,
     environment: &str,
     key: &str,
     to_version: Option<u64>,
 ) -> Result<Flag, WriteError> {
-    let latest = latest_version(history, environment, key)?;
+    let latest = history.latest_version(environment, key)?;
     if latest == 0 {
         return Err(not_found(SubjectKind::Flag, key.to_owned()));
     }
@@ -304,29 +303,28 @@ fn rollback_content(
         Some(version) => version,
     };
     // Versions 1..=latest are all present: every write appends the next one, none are removed.
-    let row = history.get((environment, key, version))?;
-    let Some(row) = row else {
+    let Some(row) = history.find(environment, key, version)? else {
         return Err(WriteError::VersionNotFound { key: key.to_owned(), version, latest });
     };
     let stored: StoredVersion<Flag> =
-        decode(row.value(), "flag_history", format_args!("({environment}, {key}, {version})"))?;
+        decode(&row.bytes, Flag::VERSIONS_NAME, format_args!("({environment}, {})", row.revision))?;
     stored.content.ok_or_else(|| Precondition::RollbackToDeletion { key: key.to_owned(), version }.into())
 }
 
 /// The entry of the write that killed flag `key`, killed at version `live`: the oldest of the
 /// killed versions leading up to it (a rollout changed while killed keeps the kill).
 fn kill_in_force(
-    history: &impl ReadableTable<VersionKey, &'static [u8]>,
+    history: &History<impl VersionRows, impl HeadRows>,
     environment: &str,
     key: &str,
     live: u64,
 ) -> Result<HistoryEntry, WriteError> {
     let mut since = None;
-    for row in history.range((environment, key, 1)..=(environment, key, live))?.rev() {
-        let (row_key, value) = row?;
-        let version = row_key.value().2;
+    for row in history.newest_first(environment, key, Some(live))? {
+        let row = row?;
+        let version = row.version;
         let stored: StoredVersion<Flag> =
-            decode(value.value(), "flag_history", format_args!("({environment}, {key}, {version})"))?;
+            decode(&row.bytes, Flag::VERSIONS_NAME, format_args!("({environment}, {})", row.revision))?;
         if stored.content.as_ref().is_none_or(|flag| flag.enabled) {
             break;
         }
@@ -336,8 +334,8 @@ fn kill_in_force(
     // the history lost a row the live table names.
     since.ok_or_else(|| {
         WriteError::Store(super::error::StoreError::Missing {
-            table: "flag_history",
-            key: format!("({environment}, {key}, {live})"),
+            table: Flag::VERSIONS_NAME,
+            key: format!("version {live} of {key} in {environment}"),
         })
     })
 }

@@ -8,6 +8,7 @@ use flag_core::{ChangeBatch, Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 
 use super::environments;
 use super::error::StoreError;
+use super::history;
 use super::records::{ChangeRecord, FlagRecord, StoredVersion, decode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENTS};
@@ -141,9 +142,9 @@ pub(super) fn environment_history(
         let revision = key.value().1;
         let change: ChangeRecord =
             decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
-        let entry = match change.kind {
-            SubjectKind::Flag => version::<Flag>(&txn, environment, &change.key, change.version)?,
-            SubjectKind::Segment => version::<Segment>(&txn, environment, &change.key, change.version)?,
+        let (entry, _) = match change.kind {
+            SubjectKind::Flag => written::<Flag>(&txn, environment, revision, &change)?,
+            SubjectKind::Segment => written::<Segment>(&txn, environment, revision, &change)?,
         };
         entries.push(entry);
     }
@@ -240,41 +241,68 @@ fn history<T: Versioned>(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<HistoryEntry>, StoreError> {
-    let table = txn.open_table(T::HISTORY)?;
-    let rows = table.range((environment, key, 0)..(environment, key, before.unwrap_or(u64::MAX)))?;
+    let from = match before {
+        Some(0 | 1) => return Ok(Vec::new()),
+        Some(before) => Some(before - 1),
+        None => None,
+    };
+    let history = history::read::<T>(txn)?;
     let mut entries = Vec::new();
-    for row in rows.rev().take(limit) {
-        let (row_key, value) = row?;
-        let version = row_key.value().2;
-        entries.push(stored::<T>(value.value(), environment, key, version)?);
+    for row in history.newest_first(environment, key, from)?.take(limit) {
+        let row = row?;
+        entries.push(stored::<T>(&row.bytes, environment, key, row.version, row.revision)?.0);
     }
     Ok(entries)
 }
 
-/// Version `version` of `key`, which the change log says exists.
-pub(super) fn version<T: Versioned>(
+/// The version `change` (of `environment`, at `revision`) wrote, which the change log says
+/// exists, and the revision of the subject's version before it.
+pub(super) fn written<T: Versioned>(
     txn: &ReadTransaction,
     environment: &str,
-    key: &str,
-    version: u64,
-) -> Result<HistoryEntry, StoreError> {
-    let table = txn.open_table(T::HISTORY)?;
-    match table.get((environment, key, version))? {
-        Some(row) => stored::<T>(row.value(), environment, key, version),
+    revision: u64,
+    change: &ChangeRecord,
+) -> Result<(HistoryEntry, Option<u64>), StoreError> {
+    match history::read::<T>(txn)?.at_revision(environment, revision)? {
+        Some(bytes) => stored::<T>(&bytes, environment, &change.key, change.version, revision),
         None => Err(StoreError::Missing {
-            table: T::HISTORY_NAME,
-            key: format!("({environment}, {key}, {version})"),
+            table: T::VERSIONS_NAME,
+            key: format!("({environment}, {revision}) for version {} of {}", change.version, change.key),
         }),
     }
 }
 
+/// The version before the one `change` wrote, if there is one; `previous` is what
+/// [`written`] said of it.
+pub(super) fn version_before<T: Versioned>(
+    txn: &ReadTransaction,
+    environment: &str,
+    change: &ChangeRecord,
+    previous: Option<u64>,
+) -> Result<Option<HistoryEntry>, StoreError> {
+    match (change.version, previous) {
+        (0 | 1, _) => Ok(None),
+        (version, Some(previous)) => {
+            let earlier = ChangeRecord { version: version - 1, ..change.clone() };
+            Ok(Some(written::<T>(txn, environment, previous, &earlier)?.0))
+        }
+        (version, None) => Err(StoreError::Missing {
+            table: T::VERSIONS_NAME,
+            key: format!("({environment}, ?) for version {} of {}", version - 1, change.key),
+        }),
+    }
+}
+
+/// A version row as a history entry, with its `previous`.
 fn stored<T: Versioned>(
     bytes: &[u8],
     environment: &str,
     key: &str,
     version: u64,
-) -> Result<HistoryEntry, StoreError> {
+    revision: u64,
+) -> Result<(HistoryEntry, Option<u64>), StoreError> {
     let stored: StoredVersion<T> =
-        decode(bytes, T::HISTORY_NAME, format_args!("({environment}, {key}, {version})"))?;
-    Ok(stored.into_entry(environment, key, version))
+        decode(bytes, T::VERSIONS_NAME, format_args!("({environment}, {revision})"))?;
+    let previous = stored.previous;
+    Ok((stored.into_entry(environment, key, version), previous))
 }

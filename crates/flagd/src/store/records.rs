@@ -52,8 +52,9 @@ pub(crate) struct WriteMeta {
     pub(crate) reason: String,
 }
 
-/// The value of a `flag_history`/`segment_history` row: the key already holds the
-/// environment, subject key and version.
+/// The value of a `flag_versions`/`segment_versions` row: the key already holds the
+/// environment and revision, the head or the next version's `previous` the subject and
+/// version.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct StoredVersion<T> {
     /// The environment's revision after the write.
@@ -73,6 +74,9 @@ pub(super) struct StoredVersion<T> {
     /// The content after the write; absent for deletes.
     #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub(super) content: Option<T>,
+    /// The revision of the subject's version before this one; absent for version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) previous: Option<u64>,
 }
 
 fn none<T>() -> Option<T> {
@@ -97,7 +101,16 @@ pub(super) struct ChangeRecord {
 impl<T: Versioned> StoredVersion<T> {
     /// The public form of this row.
     pub(super) fn into_entry(self, environment: &str, key: &str, version: u64) -> HistoryEntry {
-        let StoredVersion { revision, operation, actor, on_behalf_of, reason, timestamp_ms, content } = self;
+        let StoredVersion {
+            revision,
+            operation,
+            actor,
+            on_behalf_of,
+            reason,
+            timestamp_ms,
+            content,
+            previous: _,
+        } = self;
         let (flag, segment) = T::into_entry_fields(content);
         HistoryEntry {
             environment: environment.to_owned(),
@@ -167,16 +180,18 @@ mod tests {
             reason: "ramp".into(),
             timestamp_ms: 1_700_000_000_000,
             content: Some(flag.clone()),
+            previous: Some(4),
         };
         let bytes = encode(&stored).unwrap();
         let json = String::from_utf8(bytes.clone()).unwrap();
         assert!(json.contains(r#""operation":"set_rollout""#), "{json}");
-        let back: StoredVersion<Flag> = decode(&bytes, "flag_history", "x").unwrap();
+        let back: StoredVersion<Flag> = decode(&bytes, "flag_versions", "x").unwrap();
         let entry = back.into_entry("production", "chat", 3);
         assert_eq!((entry.version, entry.revision, entry.flag), (3, 7, Some(flag)));
         assert_eq!(entry.segment, None);
 
-        let deleted = StoredVersion::<Flag> { content: None, ..decode(&bytes, "flag_history", "x").unwrap() };
+        let deleted =
+            StoredVersion::<Flag> { content: None, ..decode(&bytes, "flag_versions", "x").unwrap() };
         let json = String::from_utf8(encode(&deleted).unwrap()).unwrap();
         assert!(!json.contains("content"), "a delete stores no content: {json}");
         assert!(!json.contains("on_behalf_of"), "nobody is not written: {json}");
@@ -186,7 +201,7 @@ mod tests {
     fn a_row_from_before_principals_reads_as_acting_for_nobody_and_a_new_one_keeps_whom() {
         let old = br#"{"revision":2,"operation":"kill","actor":"ana","reason":"incident","timestamp_ms":5}"#;
         let entry =
-            decode::<StoredVersion<Flag>>(old, "flag_history", "x").unwrap().into_entry("p", "chat", 2);
+            decode::<StoredVersion<Flag>>(old, "flag_versions", "x").unwrap().into_entry("p", "chat", 2);
         assert_eq!((entry.actor.as_str(), entry.on_behalf_of), ("ana", None));
         let stored = StoredVersion::<Flag> {
             revision: 3,
@@ -196,8 +211,9 @@ mod tests {
             reason: String::new(),
             timestamp_ms: 6,
             content: None,
+            previous: Some(2),
         };
-        let back: StoredVersion<Flag> = decode(&encode(&stored).unwrap(), "flag_history", "x").unwrap();
+        let back: StoredVersion<Flag> = decode(&encode(&stored).unwrap(), "flag_versions", "x").unwrap();
         assert_eq!(back.on_behalf_of.as_deref(), Some("ana"));
     }
 

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use super::backend::{ReadTransaction, ReadableTable};
-use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
+use super::backend::ReadTransaction;
+use flag_core::{ChangeBatch, Flag, FlagSet, Operation, Segment, SubjectKind};
 
 use super::error::WriteError;
+use super::history;
 use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::subject::Versioned;
-use super::tables::{VersionKey, latest_version};
 
 /// One change's rows, encoded.
 pub(super) struct Row {
@@ -47,12 +47,13 @@ pub(super) fn stage<T: Versioned>(
     meta: &WriteMeta,
     now: &Now,
 ) -> Result<Staged<T>, WriteError> {
-    let history = read.open_table(T::HISTORY)?;
+    let history = history::read::<T>(read)?;
     let mut rows = Vec::with_capacity(changes.len());
     let mut stamped = Vec::with_capacity(changes.len());
     let mut last = None;
     for (key, before, after) in changes {
-        let version = next_version(&history, environment, key)?;
+        let head = history.head(environment, key)?;
+        let version = head.map_or(0, |head| head.version) + 1;
         *revision += 1;
         let content = after.clone().map(|mut content| {
             content.stamp(version, &now.text, before.as_ref());
@@ -68,6 +69,7 @@ pub(super) fn stage<T: Versioned>(
             reason: meta.reason.clone(),
             timestamp_ms: now.millis,
             content,
+            previous: head.map(|head| head.revision),
         };
         rows.push(Row {
             kind: T::KIND,
@@ -89,12 +91,35 @@ pub(super) fn stage<T: Versioned>(
     Ok(Staged { rows, stamped, last })
 }
 
-fn next_version(
-    history: &impl ReadableTable<VersionKey, &'static [u8]>,
-    environment: &str,
-    key: &str,
-) -> Result<u64, WriteError> {
-    Ok(latest_version(history, environment, key)? + 1)
+/// The changes of `segments` and `flags`, numbered after `from_revision` up to `revision`,
+/// as one batch: what a stream at `from_revision` needs, built from the content in hand
+/// rather than read back from the store after the commit. A key is planned at most once,
+/// so each appears once; a deletion of a key that did not exist is no change to send.
+pub(super) fn delta(
+    from_revision: u64,
+    revision: u64,
+    segments: &Staged<Segment>,
+    flags: &Staged<Flag>,
+) -> ChangeBatch {
+    fn split<T: Clone>(stamped: &[(String, Option<T>, Option<T>)]) -> (Vec<T>, Vec<String>) {
+        let upserted = stamped.iter().filter_map(|(_, _, after)| after.clone()).collect();
+        let deleted = stamped
+            .iter()
+            .filter(|(_, before, after)| before.is_some() && after.is_none())
+            .map(|(key, _, _)| key.clone())
+            .collect();
+        (upserted, deleted)
+    }
+    let (upserted_segments, deleted_segments) = split(&segments.stamped);
+    let (upserted_flags, deleted_flags) = split(&flags.stamped);
+    ChangeBatch {
+        from_revision,
+        revision,
+        upserted_flags,
+        deleted_flags,
+        upserted_segments,
+        deleted_segments,
+    }
 }
 
 /// `live` with the planned changes made, each list sorted by key: one pass over each list

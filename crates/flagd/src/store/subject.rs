@@ -6,20 +6,27 @@ use flag_core::{Flag, FlagSet, Segment, SubjectKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::tables::{FLAG_HISTORY, FLAGS, SEGMENT_HISTORY, SEGMENTS, SubjectKey, VersionKey};
+use super::tables::{
+    FLAG_HEADS, FLAG_VERSIONS, FLAGS, RevisionKey, SEGMENT_HEADS, SEGMENT_VERSIONS, SEGMENTS, SubjectKey,
+};
 
-/// A flag or a segment: stored live in one table and version by version in another.
+/// A flag or a segment: stored live in one table and version by version in two more (see
+/// `history`).
 pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
     /// Which kind it is.
     const KIND: SubjectKind;
     /// The table of live rows.
     const CURRENT: TableDefinition<SubjectKey, &'static [u8]>;
-    /// The table of versions.
-    const HISTORY: TableDefinition<VersionKey, &'static [u8]>;
+    /// The table of versions, by the revision that wrote them.
+    const VERSIONS: TableDefinition<RevisionKey, &'static [u8]>;
+    /// The table of each key's newest version.
+    const HEADS: TableDefinition<SubjectKey, &'static [u8]>;
     /// `CURRENT`'s name, for errors.
     const CURRENT_NAME: &'static str;
-    /// `HISTORY`'s name, for errors.
-    const HISTORY_NAME: &'static str;
+    /// `VERSIONS`'s name, for errors.
+    const VERSIONS_NAME: &'static str;
+    /// `HEADS`'s name, for errors.
+    const HEADS_NAME: &'static str;
 
     /// The live item `key` of `set`.
     fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self>;
@@ -35,12 +42,22 @@ pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
     fn into_entry_fields(content: Option<Self>) -> (Option<Flag>, Option<Segment>);
 }
 
+/// The versions table of `kind`, by name, for errors.
+pub(super) fn versions_name(kind: SubjectKind) -> &'static str {
+    match kind {
+        SubjectKind::Flag => Flag::VERSIONS_NAME,
+        SubjectKind::Segment => Segment::VERSIONS_NAME,
+    }
+}
+
 impl Versioned for Flag {
     const KIND: SubjectKind = SubjectKind::Flag;
     const CURRENT: TableDefinition<SubjectKey, &'static [u8]> = FLAGS;
-    const HISTORY: TableDefinition<VersionKey, &'static [u8]> = FLAG_HISTORY;
+    const VERSIONS: TableDefinition<RevisionKey, &'static [u8]> = FLAG_VERSIONS;
+    const HEADS: TableDefinition<SubjectKey, &'static [u8]> = FLAG_HEADS;
     const CURRENT_NAME: &'static str = "flags";
-    const HISTORY_NAME: &'static str = "flag_history";
+    const VERSIONS_NAME: &'static str = "flag_versions";
+    const HEADS_NAME: &'static str = "flag_heads";
 
     fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self> {
         let at = set.flags.binary_search_by(|f| f.key.as_str().cmp(key)).ok()?;
@@ -70,9 +87,11 @@ impl Versioned for Flag {
 impl Versioned for Segment {
     const KIND: SubjectKind = SubjectKind::Segment;
     const CURRENT: TableDefinition<SubjectKey, &'static [u8]> = SEGMENTS;
-    const HISTORY: TableDefinition<VersionKey, &'static [u8]> = SEGMENT_HISTORY;
+    const VERSIONS: TableDefinition<RevisionKey, &'static [u8]> = SEGMENT_VERSIONS;
+    const HEADS: TableDefinition<SubjectKey, &'static [u8]> = SEGMENT_HEADS;
     const CURRENT_NAME: &'static str = "segments";
-    const HISTORY_NAME: &'static str = "segment_history";
+    const VERSIONS_NAME: &'static str = "segment_versions";
+    const HEADS_NAME: &'static str = "segment_heads";
 
     fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self> {
         let at = set.segments.binary_search_by(|s| s.key.as_str().cmp(key)).ok()?;

@@ -5,7 +5,7 @@ use flag_core::{CopiedFrom, EnvironmentSummary, Flag, HistoryEntry, Segment, Sta
 
 use super::environments::{StampRecord, counter, names, readable, record};
 use super::error::StoreError;
-use super::read::version;
+use super::read::written;
 use super::records::{ChangeRecord, decode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS};
@@ -61,9 +61,9 @@ fn last_change(txn: &ReadTransaction, environment: &str) -> Result<Option<Histor
     let (key, value) = row?;
     let revision = key.value().1;
     let change: ChangeRecord = decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
-    let entry = match change.kind {
-        SubjectKind::Flag => version::<Flag>(txn, environment, &change.key, change.version)?,
-        SubjectKind::Segment => version::<Segment>(txn, environment, &change.key, change.version)?,
+    let (entry, _) = match change.kind {
+        SubjectKind::Flag => written::<Flag>(txn, environment, revision, &change)?,
+        SubjectKind::Segment => written::<Segment>(txn, environment, revision, &change)?,
     };
     Ok(Some(entry))
 }

@@ -12,13 +12,19 @@
 //! | `environment_info` | environment | `EnvironmentRecord`: who created it (from what), who deleted it at which revision |
 //! | `flags` | (environment, flag key) | the current [`Flag`](flag_core::Flag); absent once deleted |
 //! | `segments` | (environment, segment key) | the current [`Segment`](flag_core::Segment) |
-//! | `flag_history` | (environment, flag key, version) | `StoredVersion<Flag>`: who/when/why and the content |
-//! | `segment_history` | (environment, segment key, version) | `StoredVersion<Segment>` |
+//! | `flag_versions` | (environment, revision) | `StoredVersion<Flag>`: who/when/why, the content, and the revision of the flag's previous version |
+//! | `flag_heads` | (environment, flag key) | `Head`: the newest version of the flag, deleted or not, and its revision |
+//! | `segment_versions` | (environment, revision) | `StoredVersion<Segment>` |
+//! | `segment_heads` | (environment, segment key) | `Head` |
 //! | `changes` | (environment, revision) | `ChangeRecord`: which subject and version that revision wrote |
 //! | `bookmarks` | (environment, name) | `BookmarkRecord`: a revision named by an operator, who, when |
 //! | `webhooks` | webhook id | `WebhookRecord`: when it was registered, what it covered at the last start |
 //! | `webhook_cursors` | (webhook id, environment) | the last revision the webhook's receiver acknowledged (u64) |
 //! | `rollouts` | (environment, flag key) | flag-core's [`Rollout`](flag_core::Rollout): the flag's latest plan and how far it got |
+//!
+//! Versions are keyed by the revision that wrote them, so a write appends them instead of
+//! changing pages all over the history (see `history`); each names its predecessor's
+//! revision, and a key's versions are walked from its head.
 //!
 //! The current tables are derivable from the history tables (the newest version of each
 //! key); they exist so that listing an environment reads each live row once instead of
@@ -42,15 +48,13 @@ pub(super) const MAX_ENVIRONMENT_LEN: usize = 64;
 
 /// `(environment, key)`.
 pub(super) type SubjectKey = (&'static str, &'static str);
-/// `(environment, key, version)`.
-pub(super) type VersionKey = (&'static str, &'static str, u64);
 /// `(environment, revision)`.
 pub(super) type RevisionKey = (&'static str, u64);
 
 /// The key columns of `(environment, key)` tables on PostgreSQL.
 const SUBJECT: &[&str] = &["environment", "key"];
-/// The key columns of `(environment, key, version)` tables on PostgreSQL.
-const VERSION: &[&str] = &["environment", "key", "version"];
+/// The key columns of `(environment, revision)` tables on PostgreSQL.
+const REVISION: &[&str] = &["environment", "revision"];
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta", &["name"], "value");
 pub(super) const ENVIRONMENTS: TableDefinition<&str, u64> =
@@ -58,12 +62,16 @@ pub(super) const ENVIRONMENTS: TableDefinition<&str, u64> =
 pub(super) const FLAGS: TableDefinition<SubjectKey, &[u8]> = TableDefinition::new("flags", SUBJECT, "record");
 pub(super) const SEGMENTS: TableDefinition<SubjectKey, &[u8]> =
     TableDefinition::new("segments", SUBJECT, "record");
-pub(super) const FLAG_HISTORY: TableDefinition<VersionKey, &[u8]> =
-    TableDefinition::new("flag_history", VERSION, "record");
-pub(super) const SEGMENT_HISTORY: TableDefinition<VersionKey, &[u8]> =
-    TableDefinition::new("segment_history", VERSION, "record");
+pub(super) const FLAG_VERSIONS: TableDefinition<RevisionKey, &[u8]> =
+    TableDefinition::new("flag_versions", REVISION, "record");
+pub(super) const FLAG_HEADS: TableDefinition<SubjectKey, &[u8]> =
+    TableDefinition::new("flag_heads", SUBJECT, "record");
+pub(super) const SEGMENT_VERSIONS: TableDefinition<RevisionKey, &[u8]> =
+    TableDefinition::new("segment_versions", REVISION, "record");
+pub(super) const SEGMENT_HEADS: TableDefinition<SubjectKey, &[u8]> =
+    TableDefinition::new("segment_heads", SUBJECT, "record");
 pub(super) const CHANGES: TableDefinition<RevisionKey, &[u8]> =
-    TableDefinition::new("changes", &["environment", "revision"], "record");
+    TableDefinition::new("changes", REVISION, "record");
 /// Added after schema version 1 without a bump: a file without it gets it at open, and an
 /// older flagd never reads it.
 pub(super) const BOOKMARKS: TableDefinition<SubjectKey, &[u8]> =
@@ -108,20 +116,6 @@ pub(super) fn revision_of(
     environment: &str,
 ) -> Result<u64, StoreError> {
     Ok(environments.get(environment)?.map_or(0, |revision| revision.value()))
-}
-
-/// The newest version recorded for `key`, deleted or not: 0 when it was never written.
-/// New versions continue from here, so a re-created flag never reuses a version number.
-pub(super) fn latest_version(
-    history: &impl ReadableTable<VersionKey, &'static [u8]>,
-    environment: &str,
-    key: &str,
-) -> Result<u64, StoreError> {
-    let newest = history.range((environment, key, 0)..=(environment, key, u64::MAX))?.next_back();
-    Ok(match newest {
-        Some(row) => row?.0.value().2,
-        None => 0,
-    })
 }
 
 #[cfg(test)]

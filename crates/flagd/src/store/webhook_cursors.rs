@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::environments;
 use super::error::StoreError;
-use super::read::version;
+use super::read::{version_before, written};
 use super::records::{ChangeRecord, Now, decode, encode};
 use super::subject::Versioned;
 use super::tables::{CHANGES, ENVIRONMENT_INFO, ENVIRONMENTS, WEBHOOK_CURSORS, WEBHOOKS};
@@ -176,8 +176,8 @@ pub(super) fn outbox(
         let at = key.value().1;
         let change: ChangeRecord = decode(value.value(), "changes", format_args!("({environment}, {at})"))?;
         entries.push(match change.kind {
-            SubjectKind::Flag => with_before::<Flag>(&txn, environment, &change)?,
-            SubjectKind::Segment => with_before::<Segment>(&txn, environment, &change)?,
+            SubjectKind::Flag => with_before::<Flag>(&txn, environment, at, &change)?,
+            SubjectKind::Segment => with_before::<Segment>(&txn, environment, at, &change)?,
         });
     }
     Ok(Outbox { revision, entries })
@@ -186,13 +186,11 @@ pub(super) fn outbox(
 fn with_before<T: Versioned>(
     txn: &ReadTransaction,
     environment: &str,
+    revision: u64,
     change: &ChangeRecord,
 ) -> Result<OutboxEntry, StoreError> {
-    let entry = version::<T>(txn, environment, &change.key, change.version)?;
-    let before = match change.version {
-        0 | 1 => None,
-        previous => Some(version::<T>(txn, environment, &change.key, previous - 1)?),
-    };
+    let (entry, previous) = written::<T>(txn, environment, revision, change)?;
+    let before = version_before::<T>(txn, environment, change, previous)?;
     Ok(OutboxEntry { entry, before })
 }
 

@@ -12,14 +12,16 @@
 //! and a running apply gives its turn away to one (see `lanes` and `apply`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::backend::{Database, ReadTransaction, WriteTransaction};
 use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 
+use super::apply::ApplyPublisher;
 use super::cache::Cache;
 use super::environments::{self, Lifecycle};
 use super::error::{StoreError, WriteError};
+use super::history::{self, Head};
 use super::lanes::{Lane, Lanes, Turn};
 use super::patch::{self, Change, Planned, WriteOp};
 use super::paths;
@@ -27,9 +29,7 @@ use super::plan_rows;
 use super::records::{ChangeRecord, Committed, Now, StoredVersion, WriteMeta, encode};
 use super::size;
 use super::subject::Versioned;
-use super::tables::{
-    CHANGES, ENVIRONMENTS, FLAG_HISTORY, ROLLOUTS, is_environment_name, latest_version, revision_of,
-};
+use super::tables::{CHANGES, ENVIRONMENTS, ROLLOUTS, is_environment_name, revision_of};
 
 /// Rows a caller adds to a write's transaction once the write is planned and recorded
 /// (a rollout plan beside the step it writes), so both commit or neither does. It sees the
@@ -50,6 +50,9 @@ pub(super) struct Writer {
     max_environment_bytes: usize,
     /// Whose turn it is: taken before `cache`, and held for the whole write.
     lanes: Lanes,
+    /// Where applies are published as they commit (see [`ApplyPublisher`]); unset in tests of
+    /// the store alone.
+    pub(super) publisher: OnceLock<Arc<dyn ApplyPublisher>>,
     /// Writes not committed because their client had gone by their turn. An atomic so
     /// that counting one needs no lock; read by tests, which wait for a queued write to be
     /// decided.
@@ -63,6 +66,7 @@ impl Writer {
             cache: Mutex::new(Some(cache)),
             max_environment_bytes,
             lanes: Lanes::default(),
+            publisher: OnceLock::new(),
             abandoned: AtomicU64::new(0),
         }
     }
@@ -296,7 +300,7 @@ fn commit(
     // incident's tool, and the cap never stands in its way.
     let capped = !matches!(op, WriteOp::Kill { .. } | WriteOp::Revive { .. });
     let Planned { operation, change } = {
-        let history = txn.open_table(FLAG_HISTORY)?;
+        let history = history::write::<Flag>(&txn)?;
         patch::plan(op, set, &history, environment)?
     };
     // After planning: history records when the write was made, not when it was asked for.
@@ -403,8 +407,9 @@ impl Write<'_> {
         content: Option<T>,
     ) -> Result<(Committed, FlagSet), WriteError> {
         let Write { txn, set, environment, operation, meta, now } = self;
-        let mut history = txn.open_table(T::HISTORY)?;
-        let version = latest_version(&history, environment, key)? + 1;
+        let mut history = history::write::<T>(txn)?;
+        let head = history.head(environment, key)?;
+        let version = head.map_or(0, |head| head.version) + 1;
         let live = T::find(set, key);
         let content = content.map(|mut content| {
             content.stamp(version, &now.text, live);
@@ -435,8 +440,9 @@ impl Write<'_> {
             reason: meta.reason.clone(),
             timestamp_ms: now.millis,
             content,
+            previous: head.map(|head| head.revision),
         };
-        history.insert((environment, key, version), encode(&stored)?.as_slice())?;
+        history.append(environment, key, Head { version, revision }, &encode(&stored)?)?;
         let entry = stored.into_entry(environment, key, version);
         Ok((Committed { revision, entry, unchanged: false }, candidate))
     }

@@ -232,6 +232,19 @@ impl WriteTransaction {
         })
     }
 
+    /// Removes a table of an older store format, with its rows.
+    pub(crate) fn delete_table<K: SqlKey, V: SqlValue>(
+        &self,
+        table: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        match self {
+            WriteTransaction::Redb(txn) => txn.delete_table(table.redb).map(drop).map_err(StoreError::from),
+            WriteTransaction::Postgres(txn) => {
+                txn.batch(&format!("DROP TABLE IF EXISTS flagd_{}", table.sql.name))
+            }
+        }
+    }
+
     /// Makes the commit not wait for the disk.
     pub(crate) fn set_durability(&mut self, durability: Durability) -> Result<(), StoreError> {
         match (self, durability) {

@@ -104,6 +104,48 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER flagd_environments_announce AFTER INSERT OR UPDATE OR DELETE ON flagd_environments
         FOR EACH ROW EXECUTE FUNCTION flagd_announce_revision();
     "#,
+    // 5: store format 2. Versions are keyed by the revision that wrote them, each naming
+    // the revision of its key's previous version, with a head row per key (see the store's
+    // `history`). The existing versions move over; a store at format 1 is marked 2.
+    r#"
+    CREATE TABLE flagd_flag_versions (
+        environment text COLLATE "C", revision bigint, record json NOT NULL,
+        PRIMARY KEY (environment, revision));
+    CREATE TABLE flagd_flag_heads (
+        environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, key));
+    CREATE TABLE flagd_segment_versions (
+        environment text COLLATE "C", revision bigint, record json NOT NULL,
+        PRIMARY KEY (environment, revision));
+    CREATE TABLE flagd_segment_heads (
+        environment text COLLATE "C", key text COLLATE "C", record json NOT NULL,
+        PRIMARY KEY (environment, key));
+    INSERT INTO flagd_flag_versions (environment, revision, record)
+        SELECT environment, (record->>'revision')::bigint,
+            CASE WHEN previous IS NULL THEN record
+                 ELSE (record::jsonb || jsonb_build_object('previous', previous))::json END
+        FROM (SELECT environment, record, lag((record->>'revision')::bigint)
+                  OVER (PARTITION BY environment, key ORDER BY version) AS previous
+              FROM flagd_flag_history) AS versions;
+    INSERT INTO flagd_flag_heads (environment, key, record)
+        SELECT DISTINCT ON (environment, key) environment, key,
+            json_build_object('version', version, 'revision', (record->>'revision')::bigint)
+        FROM flagd_flag_history ORDER BY environment, key, version DESC;
+    INSERT INTO flagd_segment_versions (environment, revision, record)
+        SELECT environment, (record->>'revision')::bigint,
+            CASE WHEN previous IS NULL THEN record
+                 ELSE (record::jsonb || jsonb_build_object('previous', previous))::json END
+        FROM (SELECT environment, record, lag((record->>'revision')::bigint)
+                  OVER (PARTITION BY environment, key ORDER BY version) AS previous
+              FROM flagd_segment_history) AS versions;
+    INSERT INTO flagd_segment_heads (environment, key, record)
+        SELECT DISTINCT ON (environment, key) environment, key,
+            json_build_object('version', version, 'revision', (record->>'revision')::bigint)
+        FROM flagd_segment_history ORDER BY environment, key, version DESC;
+    DROP TABLE flagd_flag_history;
+    DROP TABLE flagd_segment_history;
+    UPDATE flagd_meta SET value = 2 WHERE name = 'schema_version';
+    "#,
 ];
 
 /// The schema version this flagd creates and reads.

@@ -134,3 +134,31 @@ fn an_apply_never_revives_a_killed_flag_but_can_kill_one() {
     let again = apply(&store, batch(vec![rollout("chat", 25.0)], vec![])).unwrap();
     assert!(again.changes.is_empty() && again.kept_killed == ["chat"], "{again:?}");
 }
+
+#[test]
+fn an_applys_delta_is_what_a_stream_would_read_back_from_the_store() {
+    let (_dir, store) = new_store();
+    put(&store, rollout("old", 1.0));
+    put(&store, rollout("kept", 2.0));
+    write(&store, WriteOp::PutSegment { segment: segment("gone", &["bo"]) }).unwrap();
+    let from = store.revision(ENV).unwrap();
+    // Creates, an update, a pruned flag and a pruned segment, in one apply.
+    let file = Batch {
+        prune: true,
+        ..batch(
+            vec![staff_only_chat(), rollout("kept", 20.0), rollout("search", 50.0)],
+            vec![segment("staff", &["ana"])],
+        )
+    };
+    let applied = apply(&store, file).unwrap();
+    let delta = applied.delta.expect("a committed apply has its delta");
+    let read_back = store.changes_since(ENV, from).unwrap().into_batch().unwrap();
+    assert_eq!(delta, read_back);
+    assert_eq!((delta.from_revision, delta.revision), (from, from + 6));
+    assert_eq!(delta.deleted_flags, ["old"]);
+    assert_eq!(delta.deleted_segments, ["gone"]);
+    assert_eq!(delta.upserted_flags.len(), 3);
+
+    let again = apply(&store, Batch { dry_run: true, ..batch(vec![rollout("new", 1.0)], vec![]) }).unwrap();
+    assert_eq!(again.delta, None, "a dry run publishes nothing");
+}

@@ -286,9 +286,9 @@ fn a_file_from_another_schema_version_is_refused() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META.redb()).unwrap().insert("schema_version", 2).unwrap();
+        txn.open_table(META.redb()).unwrap().insert("schema_version", 3).unwrap();
         txn.commit().unwrap();
     }
     let error = Store::open(&path, StoreOptions::default()).unwrap_err();
-    assert!(matches!(error, crate::store::StoreError::Schema { found: 2, supported: 1 }), "{error:?}");
+    assert!(matches!(error, crate::store::StoreError::Schema { found: 3, supported: 2 }), "{error:?}");
 }

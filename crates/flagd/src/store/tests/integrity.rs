@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::store::StoreError;
-use crate::store::tables::{BOOKMARKS, ENVIRONMENTS, FLAG_HISTORY};
+use crate::store::tables::{BOOKMARKS, ENVIRONMENTS, FLAG_HEADS, FLAG_VERSIONS};
 
 /// A store file with `n` flags, closed; returns its directory and path.
 fn store_file(n: usize) -> (TempDir, std::path::PathBuf) {
@@ -80,12 +80,26 @@ fn a_missing_history_row_or_a_wrong_revision_is_refused_naming_it() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(FLAG_HISTORY.redb()).unwrap().remove((ENV, "flag-0001", 1)).unwrap();
+        txn.open_table(FLAG_VERSIONS.redb()).unwrap().remove((ENV, 2)).unwrap();
         txn.commit().unwrap();
     }
     let text = damaged(Store::open(&path, StoreOptions::default()).unwrap_err(), &path);
     assert!(
-        text.contains("revision 2 wrote flag \"flag-0001\" version 1, which has no history row"),
+        text.contains("revision 2 wrote flag \"flag-0001\" version 1, which has no version row"),
+        "{text}"
+    );
+
+    let (_dir, path) = store_file(3);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let wrong = br#"{"version":1,"revision":3}"#.as_slice();
+        txn.open_table(FLAG_HEADS.redb()).unwrap().insert((ENV, "flag-0001"), wrong).unwrap();
+        txn.commit().unwrap();
+    }
+    let text = damaged(Store::open(&path, StoreOptions::default()).unwrap_err(), &path);
+    assert!(
+        text.contains("the head of flag \"flag-0001\" is Some(Head { version: 1, revision: 3 })"),
         "{text}"
     );
 

@@ -16,6 +16,7 @@ mod changes;
 mod concurrency;
 mod crash;
 mod environments;
+mod format;
 mod integrity;
 mod model;
 mod operations;
@@ -27,17 +28,15 @@ mod size;
 mod validation;
 mod webhooks;
 
-use std::collections::BTreeMap;
-
 use super::backend::ReadableTable;
 use flag_core::{Flag, Segment, SubjectKind};
 use tempfile::TempDir;
 
 use super::cache::Cache;
-use super::records::{ChangeRecord, StoredVersion, decode};
+use super::check;
 use super::tables::{
-    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HISTORY, FLAGS, META, ROLLOUTS, SEGMENT_HISTORY, SEGMENTS,
-    WEBHOOK_CURSORS, WEBHOOKS,
+    BOOKMARKS, CHANGES, ENVIRONMENTS, FLAG_HEADS, FLAG_VERSIONS, FLAGS, META, ROLLOUTS, SEGMENT_HEADS,
+    SEGMENT_VERSIONS, SEGMENTS, WEBHOOK_CURSORS, WEBHOOKS,
 };
 use super::{Committed, Store, StoreOptions, WriteError, WriteMeta, WriteOp};
 
@@ -140,8 +139,10 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
     rows_of!(ENVIRONMENTS, "environments", number);
     rows_of!(FLAGS, "flags", bytes);
     rows_of!(SEGMENTS, "segments", bytes);
-    rows_of!(FLAG_HISTORY, "flag_history", bytes);
-    rows_of!(SEGMENT_HISTORY, "segment_history", bytes);
+    rows_of!(FLAG_VERSIONS, "flag_versions", bytes);
+    rows_of!(FLAG_HEADS, "flag_heads", bytes);
+    rows_of!(SEGMENT_VERSIONS, "segment_versions", bytes);
+    rows_of!(SEGMENT_HEADS, "segment_heads", bytes);
     rows_of!(CHANGES, "changes", bytes);
     rows_of!(BOOKMARKS, "bookmarks", bytes);
     rows_of!(ROLLOUTS, "rollouts", bytes);
@@ -150,68 +151,14 @@ pub(super) fn dump(store: &Store) -> Vec<(&'static str, String, Vec<u8>)> {
     rows
 }
 
-/// The tables agree with each other and with the writer's cache.
+/// The tables agree with each other (the check every open runs: one change row and one
+/// version row per revision, versions 1..=n chained with no gap, heads on the newest, live
+/// rows the newest versions) and with the writer's cache.
 pub(super) fn assert_consistent(store: &Store) {
     let db = &*store.inner.handle.current();
-    let txn = db.begin_read().unwrap();
-    let environments = txn.open_table(ENVIRONMENTS).unwrap();
-    let changes = txn.open_table(CHANGES).unwrap();
-    let flag_history = txn.open_table(FLAG_HISTORY).unwrap();
-    let segment_history = txn.open_table(SEGMENT_HISTORY).unwrap();
-
-    // Revisions 1..=n each have one change row, pointing at a history row of that revision.
-    let mut newest: BTreeMap<(String, SubjectKind, String), u64> = BTreeMap::new();
-    for row in environments.iter().unwrap() {
-        let (environment, revision) = row.unwrap();
-        let (environment, revision) = (environment.value(), revision.value());
-        let rows: Vec<_> = changes.range((environment, 0)..=(environment, u64::MAX)).unwrap().collect();
-        assert_eq!(rows.len() as u64, revision, "one change row per revision of {environment}");
-        for (expected, row) in (1..).zip(rows) {
-            let (key, value) = row.unwrap();
-            assert_eq!(key.value().1, expected);
-            let change: ChangeRecord = decode(value.value(), "changes", "").unwrap();
-            let history = match change.kind {
-                SubjectKind::Flag => &flag_history,
-                SubjectKind::Segment => &segment_history,
-            };
-            let stored = history.get((environment, change.key.as_str(), change.version)).unwrap().unwrap();
-            let stored: StoredVersion<serde_json::Value> = decode(stored.value(), "history", "").unwrap();
-            assert_eq!(stored.revision, expected, "history row of revision {expected}");
-            newest.insert((environment.to_owned(), change.kind, change.key), change.version);
-        }
+    if let Err(error) = check::invariants(db, &store.inner.path) {
+        panic!("the store is inconsistent: {error}");
     }
-    // Versions are 1..=n with no gap, and the live row is the newest version's content.
-    let live_flags = txn.open_table(FLAGS).unwrap();
-    let live_segments = txn.open_table(SEGMENTS).unwrap();
-    for ((environment, kind, key), latest) in &newest {
-        let (history, live) = match kind {
-            SubjectKind::Flag => (&flag_history, &live_flags),
-            SubjectKind::Segment => (&segment_history, &live_segments),
-        };
-        let versions: Vec<u64> = history
-            .range((environment.as_str(), key.as_str(), 0)..=(environment.as_str(), key.as_str(), u64::MAX))
-            .unwrap()
-            .map(|row| row.unwrap().0.value().2)
-            .collect();
-        assert_eq!(versions, (1..=*latest).collect::<Vec<_>>(), "versions of {key}");
-        let stored = history.get((environment.as_str(), key.as_str(), *latest)).unwrap().unwrap();
-        let stored: StoredVersion<serde_json::Value> = decode(stored.value(), "history", "").unwrap();
-        let live = live.get((environment.as_str(), key.as_str())).unwrap();
-        let live: Option<serde_json::Value> = live.map(|row| serde_json::from_slice(row.value()).unwrap());
-        assert_eq!(live, stored.content, "live row of {key} is its newest version");
-    }
-    // And no live row lacks a history.
-    for (kind, live) in [(SubjectKind::Flag, &live_flags), (SubjectKind::Segment, &live_segments)] {
-        for row in live.iter().unwrap() {
-            let row = row.unwrap();
-            let (environment, key) = row.0.value();
-            assert!(
-                newest.contains_key(&(environment.to_owned(), kind, key.to_owned())),
-                "orphan live row {key}"
-            );
-        }
-    }
-
     let from_file = Cache::load(db).unwrap();
     if let Some(cached) = store.inner.writer.cached().as_ref() {
         assert_eq!(*cached, from_file, "the writer's cache is the file's state");

@@ -284,7 +284,18 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     from_history: false,
                     lifecycle: None,
                 };
-                let answer = store.apply(environment, batch.clone(), &meta).map(applied).map_err(refusal);
+                let from = store.revision(environment).ok().filter(|revision| *revision > 0);
+                let result = store.apply(environment, batch.clone(), &meta);
+                if let (Ok(Applied { delta: Some(delta), .. }), Some(from)) = (&result, from) {
+                    let read_back = store.changes_since(environment, from).unwrap().into_batch();
+                    prop_assert_eq!(
+                        Some(delta),
+                        read_back.as_ref(),
+                        "step {}: the delta streams are sent",
+                        n
+                    );
+                }
+                let answer = result.map(applied).map_err(refusal);
                 let wanted = model.apply(environment, &batch, &reason);
                 prop_assert_eq!(answer, wanted, "step {}: {:?}", n, batch);
             }
