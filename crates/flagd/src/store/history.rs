@@ -11,8 +11,9 @@
 //! by the environment's size) is touched in place.
 //!
 //! The cost moves to reads by version number: version `v` of a key whose newest is `h` is
-//! `h - v + 1` row reads away. History is read newest first (a page, the version before an
-//! entry, the previous version for a rollback), where each step is one read.
+//! `h - v + 1` row reads away (on PostgreSQL, as many round trips). History is mostly read
+//! newest first (a page, the version before an entry, the previous version for a rollback),
+//! where each step is one read; a rollback to an old version walks back to it.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,8 @@ pub(super) struct Head {
     pub(super) revision: u64,
 }
 
-/// The one field of a version row a walk needs; the rest of the row is skipped unparsed.
+/// The one field of a version row a walk needs: serde skips the rest, content included,
+/// without building it.
 #[derive(Deserialize)]
 struct Link {
     #[serde(default)]

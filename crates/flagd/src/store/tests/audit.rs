@@ -119,7 +119,7 @@ fn expected(store: &Store, query: &AuditQuery) -> Vec<LoggedChange> {
         .collect()
 }
 
-fn everything(start: AuditStart) -> AuditQuery {
+pub(super) fn everything(start: AuditStart) -> AuditQuery {
     AuditQuery {
         start,
         flags: vec![],

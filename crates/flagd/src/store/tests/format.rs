@@ -84,16 +84,7 @@ fn a_file_of_format_1_is_upgraded_on_open_and_its_history_reads_as_before() {
     let histories = |store: &Store| {
         let flags = ["chat", "search"].map(|key| store.flag_history(ENV, key, None, 100).unwrap());
         let log = store.environment_history(ENV, None, 100).unwrap();
-        let everything = AuditQuery {
-            start: AuditStart::Newest(ENV.into()),
-            flags: vec![],
-            actor: None,
-            since_ms: None,
-            until_ms: None,
-            actions: vec![],
-            page_size: 1000,
-            readable: None,
-        };
+        let everything = super::audit::everything(AuditStart::Newest(ENV.into()));
         let chat = AuditQuery { flags: vec!["chat".into()], ..everything.clone() };
         (flags, log, store.audit(&everything).unwrap(), store.audit(&chat).unwrap())
     };
