@@ -204,82 +204,78 @@ impl Writer {
             self.abandon();
             return Ok(Outcome::Abandoned);
         }
-        let outcome =
-            self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
-                let mut environments = txn.open_table(ENVIRONMENTS)?;
-                let counter =
-                    environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
-                if counter != planned_at {
-                    return Ok((Outcome::GaveWay, None));
-                }
-                let mut last_revision = planned_at;
-                let mut flags_written = Vec::new();
-                {
-                    let mut flags = txn.open_table(FLAGS)?;
-                    let mut segments = txn.open_table(SEGMENTS)?;
-                    let mut flag_history = history::write::<Flag>(&txn)?;
-                    let mut segment_history = history::write::<Segment>(&txn)?;
-                    let mut change_log = txn.open_table(CHANGES)?;
-                    for (index, row) in rows.enumerate() {
-                        // A kill waiting costs this apply its work so far, never the kill its time.
-                        if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
-                            return Ok((Outcome::GaveWay, None));
-                        }
-                        let key = (environment, row.key.as_str());
-                        let (current, history) = match row.kind {
-                            SubjectKind::Flag => (&mut flags, &mut flag_history),
-                            SubjectKind::Segment => (&mut segments, &mut segment_history),
-                        };
-                        match &row.current {
-                            Some(bytes) => {
-                                current.insert(key, bytes.as_slice())?;
-                            }
-                            None => {
-                                current.remove(key)?;
-                            }
-                        }
-                        let head = Head { version: row.version, revision: row.revision };
-                        history.append(environment, &row.key, head, &row.history)?;
-                        change_log.insert((environment, row.revision), row.change.as_slice())?;
-                        last_revision = row.revision;
-                        if row.kind == SubjectKind::Flag {
-                            flags_written.push((row.key.as_str(), row.version));
-                        }
+        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
+            let mut environments = txn.open_table(ENVIRONMENTS)?;
+            let counter =
+                environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
+            if counter != planned_at {
+                return Ok((Outcome::GaveWay, None));
+            }
+            let mut last_revision = planned_at;
+            let mut flags_written = Vec::new();
+            {
+                let mut flags = txn.open_table(FLAGS)?;
+                let mut segments = txn.open_table(SEGMENTS)?;
+                let mut flag_history = history::write::<Flag>(&txn)?;
+                let mut segment_history = history::write::<Segment>(&txn)?;
+                let mut change_log = txn.open_table(CHANGES)?;
+                for (index, row) in rows.enumerate() {
+                    // A kill waiting costs this apply its work so far, never the kill its time.
+                    if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
+                        return Ok((Outcome::GaveWay, None));
                     }
-                }
-                // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
-                let mut plans = txn.open_table(ROLLOUTS)?;
-                for (key, version) in flags_written {
-                    plan_rows::pause_for_change(&mut plans, environment, key, version, meta)?;
-                }
-                drop(plans);
-                environments.insert(environment, last_revision)?;
-                drop(environments);
-                if let Some((lifecycle, meta, now)) = lifecycle {
-                    let stamp = StampRecord {
-                        actor: meta.actor.clone(),
-                        reason: meta.reason.clone(),
-                        timestamp_ms: now.millis,
+                    let key = (environment, row.key.as_str());
+                    let (current, history) = match row.kind {
+                        SubjectKind::Flag => (&mut flags, &mut flag_history),
+                        SubjectKind::Segment => (&mut segments, &mut segment_history),
                     };
-                    match lifecycle {
-                        Lifecycle::Create { copied_from } => {
-                            environments::mark_created(&txn, environment, stamp, copied_from.as_ref())?;
+                    match &row.current {
+                        Some(bytes) => {
+                            current.insert(key, bytes.as_slice())?;
                         }
-                        Lifecycle::Delete => {
-                            environments::mark_deleted(&txn, environment, stamp, last_revision)?
+                        None => {
+                            current.remove(key)?;
                         }
                     }
+                    let head = Head { version: row.version, revision: row.revision };
+                    history.append(environment, &row.key, head, &row.history)?;
+                    change_log.insert((environment, row.revision), row.change.as_slice())?;
+                    last_revision = row.revision;
+                    if row.kind == SubjectKind::Flag {
+                        flags_written.push((row.key.as_str(), row.version));
+                    }
                 }
-                if yields && self.kill_waiting() {
-                    return Ok((Outcome::GaveWay, None));
+            }
+            // An apply, a restore or a promote is a change outside any plan (see `plan_rows`).
+            let mut plans = txn.open_table(ROLLOUTS)?;
+            for (key, version) in flags_written {
+                plan_rows::pause_for_change(&mut plans, environment, key, version, meta)?;
+            }
+            drop(plans);
+            environments.insert(environment, last_revision)?;
+            drop(environments);
+            if let Some((lifecycle, meta, now)) = lifecycle {
+                let stamp = StampRecord {
+                    actor: meta.actor.clone(),
+                    reason: meta.reason.clone(),
+                    timestamp_ms: now.millis,
+                };
+                match lifecycle {
+                    Lifecycle::Create { copied_from } => {
+                        environments::mark_created(&txn, environment, stamp, copied_from.as_ref())?;
+                    }
+                    Lifecycle::Delete => environments::mark_deleted(&txn, environment, stamp, last_revision)?,
                 }
-                txn.commit()?;
-                Ok((Outcome::Committed, Some(set)))
-            })?;
-        if let (Outcome::Committed, Some(publish)) = (&outcome, publish) {
-            publish(); // the turn is still held: see `ApplyPublisher`
-        }
-        Ok(outcome)
+            }
+            if yields && self.kill_waiting() {
+                return Ok((Outcome::GaveWay, None));
+            }
+            txn.commit()?;
+            if let Some(publish) = publish {
+                publish(); // the turn is still held: see `ApplyPublisher`
+            }
+            Ok((Outcome::Committed, Some(set)))
+        })
     }
 }
 
