@@ -325,22 +325,23 @@ impl Source {
     fn advance(&mut self, tables: &Tables, query: &AuditQuery, environment: &str) -> Result<(), StoreError> {
         self.head = None;
         while !self.done {
-            let Some((kind, key, version, revision)) = self.next_row(tables, environment)? else {
+            let Some(Walked { kind, key, version, revision, bytes }) = self.next_row(tables, environment)?
+            else {
                 self.done = true;
                 break;
             };
-            let header = tables.header(kind, environment, revision)?;
+            let header: Header =
+                decode(&bytes, versions_name(kind), format_args!("({environment}, {revision})"))?;
             if query.since_ms.is_some_and(|since| header.timestamp_ms < since) {
                 // Times follow revisions: every row after this one is older still.
                 self.done = true;
                 break;
             }
             if passes(query, kind, &header) {
+                let at = (environment, key.as_str(), version, revision);
                 self.head = Some(match kind {
-                    SubjectKind::Flag => version_entry::<Flag>(tables, environment, &key, version, revision)?,
-                    SubjectKind::Segment => {
-                        version_entry::<Segment>(tables, environment, &key, version, revision)?
-                    }
+                    SubjectKind::Flag => taken::<Flag>(&bytes, at)?,
+                    SubjectKind::Segment => taken::<Segment>(&bytes, at)?,
                 });
                 break;
             }
@@ -348,12 +349,8 @@ impl Source {
         Ok(())
     }
 
-    /// The (kind, key, version, revision) of the next row.
-    fn next_row(
-        &mut self,
-        tables: &Tables,
-        environment: &str,
-    ) -> Result<Option<(SubjectKind, String, u64, u64)>, StoreError> {
+    /// The next row, read once.
+    fn next_row(&mut self, tables: &Tables, environment: &str) -> Result<Option<Walked>, StoreError> {
         Ok(match &mut self.rows {
             Rows::Changes(rows) => match rows.next() {
                 None => None,
@@ -362,7 +359,14 @@ impl Source {
                     let revision = key.value().1;
                     let change: ChangeRecord =
                         decode(value.value(), "changes", format_args!("({environment}, {revision})"))?;
-                    Some((change.kind, change.key, change.version, revision))
+                    let bytes = tables.row(change.kind, environment, revision)?;
+                    Some(Walked {
+                        kind: change.kind,
+                        key: change.key,
+                        version: change.version,
+                        revision,
+                        bytes,
+                    })
                 }
             },
             Rows::Flag(key, cursor) => match *cursor {
@@ -370,11 +374,21 @@ impl Source {
                 Some(at) => {
                     let (row, next) = tables.flags.read_at(environment, key, at)?;
                     *cursor = next;
-                    Some((SubjectKind::Flag, key.clone(), row.version, row.revision))
+                    let (version, revision, bytes) = (row.version, row.revision, row.bytes);
+                    Some(Walked { kind: SubjectKind::Flag, key: key.clone(), version, revision, bytes })
                 }
             },
         })
     }
+}
+
+/// A version row a source walked to, with what the change log or the chain said of it.
+struct Walked {
+    kind: SubjectKind,
+    key: String,
+    version: u64,
+    revision: u64,
+    bytes: Vec<u8>,
 }
 
 /// Version `version` of `key`, written at `revision`, as a history entry.
@@ -386,8 +400,16 @@ fn version_entry<T: Versioned>(
     revision: u64,
 ) -> Result<Taken, StoreError> {
     let row = tables.row(T::KIND, environment, revision)?;
+    taken::<T>(&row, (environment, key, version, revision))
+}
+
+/// The history entry of a version row: `(environment, key, version, revision)`.
+fn taken<T: Versioned>(
+    bytes: &[u8],
+    (environment, key, version, revision): (&str, &str, u64, u64),
+) -> Result<Taken, StoreError> {
     let stored: StoredVersion<T> =
-        decode(&row, T::VERSIONS_NAME, format_args!("({environment}, {revision})"))?;
+        decode(bytes, T::VERSIONS_NAME, format_args!("({environment}, {revision})"))?;
     let previous = stored.previous;
     Ok(Taken { entry: stored.into_entry(environment, key, version), previous })
 }
