@@ -43,6 +43,30 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
 
 /// Starts flagd on `listen` with the store in `dir`; waits for its "listening" line.
 fn spawn(dir: &tempfile::TempDir, listen: &str, args: &[&str]) -> (Child, String) {
+    try_spawn(dir, listen, args).unwrap_or_else(|line| panic!("flagd did not say where it listens: {line:?}"))
+}
+
+/// Starts flagd on the address it had, in the store it had. The port was free a moment ago
+/// but another test's process may hold it briefly (every test binds ports picked by the
+/// OS), so a refused start is tried again for a few seconds.
+fn spawn_again(dir: &tempfile::TempDir, listen: &str) -> Child {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match try_spawn(dir, listen, &[]) {
+            Ok((child, address)) => {
+                assert_eq!(address, listen);
+                return child;
+            }
+            Err(line) if std::time::Instant::now() > deadline => {
+                panic!("flagd did not start again on {listen}: {line:?}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Starts flagd; its address, or the first line it printed when it printed no address.
+fn try_spawn(dir: &tempfile::TempDir, listen: &str, args: &[&str]) -> Result<(Child, String), String> {
     let mut child = Command::new(flagd_binary())
         .arg("--data")
         .arg(dir.path().join("flags.redb"))
@@ -56,12 +80,15 @@ fn spawn(dir: &tempfile::TempDir, listen: &str, args: &[&str]) -> (Child, String
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("grpc="))
-        .unwrap_or_else(|| panic!("flagd did not say where it listens: {line:?}"))
-        .to_owned();
-    (child, address)
+    let address = line.split_whitespace().find_map(|word| word.strip_prefix("grpc="));
+    match address {
+        Some(address) => Ok((child, address.to_owned())),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(line)
+        }
+    }
 }
 
 /// A flagd process; killed when dropped.
@@ -87,14 +114,12 @@ impl Flagd {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, address) = spawn(&self.dir, &self.address, &[]);
-        assert_eq!(address, self.address);
-        self.child = child;
+        self.child = spawn_again(&self.dir, &self.address);
     }
 
     /// A second flagd on a copy of this one's store, as a replica of one store would be: the
     /// same store id, flags and revisions as of now (a write from then on goes to one of
-    /// them only). This one is killed for the copy and started again on its address.
+    /// them only). This one is killed for the copy and started again on a new port.
     pub fn replica(&mut self) -> Flagd {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -102,9 +127,7 @@ impl Flagd {
         std::fs::copy(self.dir.path().join("flags.redb"), dir.path().join("flags.redb")).unwrap();
         let (child, address) = spawn(&dir, "127.0.0.1:0", &[]);
         let replica = Flagd { address, dir, child };
-        let (child, address) = spawn(&self.dir, &self.address, &[]);
-        assert_eq!(address, self.address);
-        self.child = child;
+        (self.child, self.address) = spawn(&self.dir, "127.0.0.1:0", &[]);
         replica
     }
 
