@@ -20,6 +20,7 @@ use flag_core::{
     ValidationError,
 };
 
+use super::cache::NewSet;
 use super::environments::{self, Lifecycle, StampRecord};
 use super::error::WriteError;
 use super::history::{self, Head};
@@ -156,8 +157,9 @@ impl Writer {
                 let revision = current;
                 return Ok(Some(Applied { revision, changes, last: None, delta: None, kept_killed }));
             }
+            // `live` is kept until the turn is let go: freeing a 10,000-flag set takes ms,
+            // and a kill waiting for the turn would wait for it too.
             let set = staged::merged(&live, &segments.stamped, &flags.stamped);
-            drop(live);
             let delta = last.as_ref().map(|last| staged::delta(current, last.revision, &segments, &flags));
             // Environments created or deleted are announced otherwise (their streams start
             // from a snapshot, or end).
@@ -189,12 +191,19 @@ impl Writer {
 
     /// Writes `rows` and commits them if the environment is still at revision
     /// `turn.planned_at` and the client still wants them; see [`Outcome`] for what else can
-    /// happen (nothing is written then).
+    /// happen (nothing is written then, or only version rows no read reaches).
+    ///
+    /// Two commits, so that a kill arriving during one waits for at most about half of the
+    /// apply's writing: first the version rows, staged beyond the environment's revision
+    /// (see `history::Writable::stage`), then everything that makes them visible at once —
+    /// live rows, heads, change log and the environment's revision. A reader sees all of
+    /// the apply or none of it. A kill between the two takes the next revision and the
+    /// apply plans again; what it staged is overwritten or discarded by the next apply.
     fn commit_rows<'r>(
         &self,
         db: &Database,
         environment: &str,
-        rows: impl Iterator<Item = &'r Row>,
+        rows: impl Iterator<Item = &'r Row> + Clone,
         set: (FlagSet, usize),
         turn: Commit<'_>,
     ) -> Result<Outcome, WriteError> {
@@ -204,7 +213,20 @@ impl Writer {
             self.abandon();
             return Ok(Outcome::Abandoned);
         }
-        self.transact(db, environment, lifecycle.map(|(lifecycle, _, _)| lifecycle), |txn, _, _| {
+        let changes_lifecycle = lifecycle.map(|(lifecycle, _, _)| lifecycle);
+        match self.stage_versions(db, environment, rows.clone(), (planned_at, yields), changes_lifecycle)? {
+            Outcome::Committed => {}
+            other => return Ok(other),
+        }
+        // The client may have gone while the versions were written: the rest waits for it.
+        if !wanted() {
+            self.abandon();
+            return Ok(Outcome::Abandoned);
+        }
+        if yields && self.kill_waiting() {
+            return Ok(Outcome::GaveWay);
+        }
+        self.transact(db, environment, changes_lifecycle, |txn, _, _| {
             let mut environments = txn.open_table(ENVIRONMENTS)?;
             let counter =
                 environments::counter(&environments, &txn.open_table(ENVIRONMENT_INFO)?, environment)?;
@@ -237,8 +259,11 @@ impl Writer {
                             current.remove(key)?;
                         }
                     }
-                    let head = Head { version: row.version, revision: row.revision };
-                    history.append(environment, &row.key, head, &row.history)?;
+                    history.set_head(
+                        environment,
+                        &row.key,
+                        Head { version: row.version, revision: row.revision },
+                    )?;
                     change_log.insert((environment, row.revision), row.change.as_slice())?;
                     last_revision = row.revision;
                     if row.kind == SubjectKind::Flag {
@@ -274,7 +299,53 @@ impl Writer {
             if let Some(publish) = publish {
                 publish(); // the turn is still held: see `ApplyPublisher`
             }
-            Ok((Outcome::Committed, Some(set)))
+            Ok((Outcome::Committed, Some((NewSet::Whole(set.0), set.1))))
+        })
+    }
+}
+
+impl Writer {
+    /// Commits the version rows of `rows` beyond revision `planned_at`, which the
+    /// environment must still be at; first removes any staged there before (an apply that
+    /// did not finish). Gives way to a waiting kill when `yields`.
+    fn stage_versions<'r>(
+        &self,
+        db: &Database,
+        environment: &str,
+        rows: impl Iterator<Item = &'r Row>,
+        (planned_at, yields): (u64, bool),
+        lifecycle: Option<&Lifecycle>,
+    ) -> Result<Outcome, WriteError> {
+        self.transact(db, environment, lifecycle, |txn, _, _| {
+            let counter = environments::counter(
+                &txn.open_table(ENVIRONMENTS)?,
+                &txn.open_table(ENVIRONMENT_INFO)?,
+                environment,
+            )?;
+            if counter != planned_at {
+                return Ok((Outcome::GaveWay, None));
+            }
+            {
+                let mut flag_history = history::write::<Flag>(&txn)?;
+                let mut segment_history = history::write::<Segment>(&txn)?;
+                flag_history.discard_beyond(environment, planned_at)?;
+                segment_history.discard_beyond(environment, planned_at)?;
+                for (index, row) in rows.enumerate() {
+                    if yields && index % KILL_CHECK_EVERY == 0 && self.kill_waiting() {
+                        return Ok((Outcome::GaveWay, None));
+                    }
+                    let history = match row.kind {
+                        SubjectKind::Flag => &mut flag_history,
+                        SubjectKind::Segment => &mut segment_history,
+                    };
+                    history.stage(environment, row.revision, &row.history)?;
+                }
+            }
+            if yields && self.kill_waiting() {
+                return Ok((Outcome::GaveWay, None));
+            }
+            txn.commit()?;
+            Ok((Outcome::Committed, None))
         })
     }
 }

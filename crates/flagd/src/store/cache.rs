@@ -12,16 +12,19 @@
 //!
 //! Each set is behind an `Arc` so that an apply can plan and validate against it without
 //! holding the write lock (see `apply`): taking it costs a reference count, not a copy.
+//! A write of one flag (a kill above all) patches the cached set in place rather than
+//! building a new one: copying and freeing a 10,000-flag set took ~9 ms of a kill's time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::backend::{Database, ReadTransaction, ReadableTable};
-use flag_core::{Flag, FlagSet, Segment};
+use flag_core::{Flag, FlagSet, HistoryEntry, Segment, SubjectKind};
 
 use super::error::StoreError;
 use super::records::decode;
 use super::size;
+use super::subject::Versioned;
 use super::tables::{ENVIRONMENTS, FLAGS, SEGMENTS};
 
 /// Each environment's live flags and segments, each list sorted by key, and the size of its
@@ -32,6 +35,36 @@ pub(super) struct Cache {
     environments: HashMap<String, Arc<FlagSet>>,
     bytes: HashMap<String, usize>,
     existing: HashSet<String>,
+}
+
+/// An environment's live set after a committed write.
+#[derive(Debug)]
+pub(super) enum NewSet {
+    /// The whole set, as the write built (and validated) it.
+    Whole(FlagSet),
+    /// One flag replaced (`None`: deleted).
+    Flag(String, Option<Box<Flag>>),
+    /// One segment replaced (`None`: deleted).
+    Segment(String, Option<Segment>),
+}
+
+impl NewSet {
+    /// The one flag or segment the write of `entry` changed.
+    pub(super) fn one(entry: &HistoryEntry) -> NewSet {
+        match entry.kind {
+            SubjectKind::Flag => NewSet::Flag(entry.key.clone(), entry.flag.clone().map(Box::new)),
+            SubjectKind::Segment => NewSet::Segment(entry.key.clone(), entry.segment.clone()),
+        }
+    }
+
+    /// Makes `set` the set after the write.
+    pub(super) fn apply_to(self, set: &mut FlagSet) {
+        match self {
+            NewSet::Whole(whole) => *set = whole,
+            NewSet::Flag(key, flag) => Flag::replace_in(set, &key, flag.map(|flag| *flag)),
+            NewSet::Segment(key, segment) => Segment::replace_in(set, &key, segment),
+        }
+    }
 }
 
 /// The flag set of an environment nobody has written.
@@ -106,17 +139,57 @@ impl Cache {
     }
 
     /// Replaces the environment's set with the one just committed, `bytes` in a snapshot.
-    pub(super) fn replace(&mut self, environment: &str, set: FlagSet, bytes: usize) {
+    pub(super) fn replace(&mut self, environment: &str, set: NewSet, bytes: usize) {
+        let slot = self.environments.entry(environment.to_owned()).or_default();
+        match set {
+            NewSet::Whole(whole) => *slot = Arc::new(whole),
+            // In place unless an apply is planning against this set; then the copy is
+            // this write's, and the apply keeps what it planned against.
+            one => one.apply_to(Arc::make_mut(slot)),
+        }
         // An emptied environment is dropped, as `load` would not see it either.
-        if set.flags.is_empty() && set.segments.is_empty() {
+        if slot.flags.is_empty() && slot.segments.is_empty() {
             self.environments.remove(environment);
             self.bytes.remove(environment);
-        } else if let Some(slot) = self.environments.get_mut(environment) {
-            *slot = Arc::new(set);
-            self.bytes.insert(environment.to_owned(), bytes);
         } else {
-            self.environments.insert(environment.to_owned(), Arc::new(set));
             self.bytes.insert(environment.to_owned(), bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(key: &str) -> Flag {
+        Flag::rollout(key, 1.0).unwrap()
+    }
+
+    #[test]
+    fn a_one_flag_write_patches_the_set_and_leaves_the_one_an_apply_plans_against() {
+        let mut cache = Cache::default();
+        let whole = FlagSet { flags: vec![flag("a"), flag("b")], segments: vec![] };
+        cache.replace("production", NewSet::Whole(whole), 100);
+        let planning = cache.shared("production");
+        let mut killed = flag("a");
+        killed.enabled = false;
+        cache.replace("production", NewSet::Flag("a".into(), Some(Box::new(killed))), 99);
+        assert!(planning.flags[0].enabled, "the apply's set is its own");
+        assert!(!cache.environment("production").flags[0].enabled);
+        assert_eq!(cache.bytes("production"), 99);
+
+        // Shared by nobody, the set is patched where it is: nothing copied.
+        drop(planning);
+        let before = std::ptr::from_ref(cache.environment("production"));
+        cache.replace("production", NewSet::Flag("c".into(), Some(Box::new(flag("c")))), 120);
+        assert_eq!(std::ptr::from_ref(cache.environment("production")), before);
+        let keys: Vec<&str> = cache.environment("production").flags.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+
+        // Emptied, the environment is dropped as a load from the file would see it.
+        for key in ["a", "b", "c"] {
+            cache.replace("production", NewSet::Flag(key.into(), None), 10);
+        }
+        assert_eq!(cache, Cache::default());
     }
 }

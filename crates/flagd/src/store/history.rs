@@ -15,6 +15,7 @@
 //! newest first (a page, the version before an entry, the previous version for a rollback),
 //! where each step is one read; a rollback to an old version walks back to it.
 
+use flag_core::{Flag, Segment, SubjectKind};
 use serde::{Deserialize, Serialize};
 
 use super::backend::{
@@ -203,10 +204,53 @@ impl Writable<'_> {
         head: Head,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.versions.insert((environment, head.revision), bytes)?;
+        self.stage(environment, head.revision, bytes)?;
+        self.set_head(environment, key, head)
+    }
+
+    /// Stores a version row written at `revision` without making it its key's newest: an
+    /// apply stages its rows beyond the environment's revision, where no read looks (reads
+    /// reach versions through heads and change-log rows), and commits them before the rest
+    /// (see `apply`).
+    pub(super) fn stage(&mut self, environment: &str, revision: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.versions.insert((environment, revision), bytes)?;
+        Ok(())
+    }
+
+    /// Makes `head` the newest version of `key`.
+    pub(super) fn set_head(&mut self, environment: &str, key: &str, head: Head) -> Result<(), StoreError> {
         self.heads.insert((environment, key), encode(&head)?.as_slice())?;
         Ok(())
     }
+
+    /// Removes the version rows beyond `revision`, which the environment has not reached:
+    /// staged by an apply that then gave way, lost its client, or was stopped by a crash.
+    pub(super) fn discard_beyond(&mut self, environment: &str, revision: u64) -> Result<(), StoreError> {
+        let mut staged = Vec::new();
+        for row in self.versions.range((environment, revision + 1)..=(environment, u64::MAX))? {
+            staged.push(row?.0.value().1);
+        }
+        for revision in staged {
+            self.versions.remove((environment, revision))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the version row of the kind other than `kind` at `revision`, if an apply staged
+/// one there: a write of `kind` is taking that revision, and overwrites its own kind's.
+pub(super) fn discard_other_kind_at(
+    txn: &WriteTransaction,
+    kind: SubjectKind,
+    environment: &str,
+    revision: u64,
+) -> Result<(), StoreError> {
+    let other = match kind {
+        SubjectKind::Flag => Segment::VERSIONS,
+        SubjectKind::Segment => Flag::VERSIONS,
+    };
+    txn.open_table(other)?.remove((environment, revision))?;
+    Ok(())
 }
 
 /// A walk over one key's versions, newest first.

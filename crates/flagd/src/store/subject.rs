@@ -31,8 +31,9 @@ pub(super) trait Versioned: Clone + Serialize + DeserializeOwned {
     /// The live item `key` of `set`.
     fn find<'s>(set: &'s FlagSet, key: &str) -> Option<&'s Self>;
 
-    /// `set` with item `key` replaced by `content` (removed for `None`).
-    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet;
+    /// Replaces item `key` of `set` by `content` in place (inserted in key order, removed
+    /// for `None`).
+    fn replace_in(set: &mut FlagSet, key: &str, content: Option<Self>);
 
     /// Sets the fields the store owns before `version` is stored at time `now` (RFC 3339);
     /// `live` is the version it replaces, if the item exists.
@@ -64,8 +65,8 @@ impl Versioned for Flag {
         set.flags.get(at)
     }
 
-    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet {
-        with_flag(set, key, content)
+    fn replace_in(set: &mut FlagSet, key: &str, content: Option<Self>) {
+        replace_in_list(&mut set.flags, key, content, |flag| &flag.key);
     }
 
     /// The version is the store's count, whatever the caller sent. `created_at` is the
@@ -98,8 +99,8 @@ impl Versioned for Segment {
         set.segments.get(at)
     }
 
-    fn replaced(set: &FlagSet, key: &str, content: Option<Self>) -> FlagSet {
-        with_segment(set, key, content)
+    fn replace_in(set: &mut FlagSet, key: &str, content: Option<Self>) {
+        replace_in_list(&mut set.segments, key, content, |segment| &segment.key);
     }
 
     /// Segments carry no version or timestamps of their own; their history rows do.
@@ -110,18 +111,9 @@ impl Versioned for Segment {
     }
 }
 
-/// `set` with flag `key` replaced by `flag` (inserted in key order, or removed for `None`).
-fn with_flag(set: &FlagSet, key: &str, flag: Option<Flag>) -> FlagSet {
-    FlagSet { flags: with(&set.flags, key, flag, |f| &f.key), segments: set.segments.clone() }
-}
-
-/// `set` with segment `key` replaced by `segment` (or removed for `None`).
-fn with_segment(set: &FlagSet, key: &str, segment: Option<Segment>) -> FlagSet {
-    FlagSet { flags: set.flags.clone(), segments: with(&set.segments, key, segment, |s| &s.key) }
-}
-
-fn with<T: Clone>(list: &[T], key: &str, item: Option<T>, key_of: impl Fn(&T) -> &String) -> Vec<T> {
-    let mut list = list.to_vec();
+/// Replaces item `key` of the sorted `list` by `item` (inserted in key order, removed for
+/// `None`).
+fn replace_in_list<T>(list: &mut Vec<T>, key: &str, item: Option<T>, key_of: impl Fn(&T) -> &String) {
     match (list.binary_search_by(|t| key_of(t).as_str().cmp(key)), item) {
         (Ok(at), Some(item)) => list[at] = item,
         (Ok(at), None) => {
@@ -130,7 +122,6 @@ fn with<T: Clone>(list: &[T], key: &str, item: Option<T>, key_of: impl Fn(&T) ->
         (Err(at), Some(item)) => list.insert(at, item),
         (Err(_), None) => {}
     }
-    list
 }
 
 #[cfg(test)]
@@ -142,15 +133,20 @@ mod tests {
     }
 
     #[test]
-    fn with_flag_keeps_the_list_sorted() {
+    fn replacing_a_flag_keeps_the_list_sorted() {
         let flag = |key: &str| Flag::rollout(key, 1.0).unwrap();
         let set = FlagSet { flags: vec![flag("a"), flag("c")], segments: vec![] };
-        assert_eq!(keys(&with_flag(&set, "b", Some(flag("b")))), ["a", "b", "c"]);
-        assert_eq!(keys(&with_flag(&set, "d", Some(flag("d")))), ["a", "c", "d"]);
-        assert_eq!(keys(&with_flag(&set, "a", None)), ["c"]);
-        assert_eq!(keys(&with_flag(&set, "b", None)), ["a", "c"]);
+        let replaced = |key: &str, content: Option<Flag>| {
+            let mut set = set.clone();
+            Flag::replace_in(&mut set, key, content);
+            set
+        };
+        assert_eq!(keys(&replaced("b", Some(flag("b")))), ["a", "b", "c"]);
+        assert_eq!(keys(&replaced("d", Some(flag("d")))), ["a", "c", "d"]);
+        assert_eq!(keys(&replaced("a", None)), ["c"]);
+        assert_eq!(keys(&replaced("b", None)), ["a", "c"]);
         let mut killed = flag("c");
         killed.enabled = false;
-        assert!(!with_flag(&set, "c", Some(killed)).flags[1].enabled);
+        assert!(!replaced("c", Some(killed)).flags[1].enabled);
     }
 }

@@ -28,7 +28,10 @@
 //!
 //! The current tables are derivable from the history tables (the newest version of each
 //! key); they exist so that listing an environment reads each live row once instead of
-//! walking every version. One write transaction updates all of them, so they cannot disagree.
+//! walking every version. One write transaction updates all of them, so they cannot disagree
+//! — except that a large apply commits its version rows first, at revisions beyond the
+//! environment's, where no read looks (see `apply`): rows there are an unfinished apply's,
+//! overwritten or discarded by the writes that take those revisions.
 
 use super::backend::{ReadableTable, TableDefinition};
 

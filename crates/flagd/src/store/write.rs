@@ -18,7 +18,7 @@ use super::backend::{Database, ReadTransaction, WriteTransaction};
 use flag_core::{Flag, FlagSet, Operation, Segment, SubjectKind};
 
 use super::apply::ApplyPublisher;
-use super::cache::Cache;
+use super::cache::{Cache, NewSet};
 use super::environments::{self, Lifecycle};
 use super::error::{StoreError, WriteError};
 use super::history::{self, Head};
@@ -205,7 +205,7 @@ impl Writer {
         db: &Database,
         environment: &str,
         lifecycle: Option<&Lifecycle>,
-        body: impl FnOnce(WriteTransaction, &FlagSet, usize) -> Result<(R, Option<(FlagSet, usize)>), WriteError>,
+        body: impl FnOnce(WriteTransaction, &FlagSet, usize) -> Result<(R, Option<(NewSet, usize)>), WriteError>,
     ) -> Result<R, WriteError> {
         if !is_environment_name(environment) {
             return Err(WriteError::InvalidEnvironment { environment: environment.to_owned() });
@@ -295,7 +295,7 @@ fn commit(
     op: WriteOp,
     meta: &WriteMeta,
     also: Option<Also<'_>>,
-) -> Result<(Committed, Option<(FlagSet, usize)>), WriteError> {
+) -> Result<(Committed, Option<(NewSet, usize)>), WriteError> {
     // A revive adds a byte or two (`enabled` is sent when true); like a kill, it is an
     // incident's tool, and the cap never stands in its way.
     let capped = !matches!(op, WriteOp::Kill { .. } | WriteOp::Revive { .. });
@@ -389,23 +389,25 @@ pub(super) struct Write<'a> {
 impl Write<'_> {
     /// Numbers, stamps and validates `content` as the new state of `key`, then writes every
     /// row of the change (not yet committed).
-    fn record<T: Versioned>(self, key: &str, content: Option<T>) -> Result<(Committed, FlagSet), WriteError> {
-        let kind = T::KIND;
-        let (committed, candidate) = self.record_unchecked::<T>(key, content)?;
+    fn record<T: Versioned>(self, key: &str, content: Option<T>) -> Result<(Committed, NewSet), WriteError> {
+        let (kind, mut candidate) = (T::KIND, self.set.clone());
+        let (committed, change) = self.record_unchecked::<T>(key, content)?;
+        change.apply_to(&mut candidate);
         // Rows written so far are in the uncommitted transaction: a refusal drops it.
         candidate
             .validate()
             .map_err(|error| WriteError::Invalid(paths::focus(error, &candidate, (kind, key))))?;
-        Ok((committed, candidate))
+        Ok((committed, NewSet::Whole(candidate)))
     }
 
     /// Numbers and stamps `content` as the new state of `key` and writes every row of the
-    /// change (not yet committed); returns the environment's set with it, not validated.
+    /// change (not yet committed); returns what it changed in the environment's set, not
+    /// validated.
     pub(super) fn record_unchecked<T: Versioned>(
         self,
         key: &str,
         content: Option<T>,
-    ) -> Result<(Committed, FlagSet), WriteError> {
+    ) -> Result<(Committed, NewSet), WriteError> {
         let Write { txn, set, environment, operation, meta, now } = self;
         let mut history = history::write::<T>(txn)?;
         let head = history.head(environment, key)?;
@@ -415,10 +417,10 @@ impl Write<'_> {
             content.stamp(version, &now.text, live);
             content
         });
-        let candidate = T::replaced(set, key, content.clone());
 
         let mut environments = txn.open_table(ENVIRONMENTS)?;
         let revision = revision_of(&environments, environment)? + 1;
+        history::discard_other_kind_at(txn, T::KIND, environment, revision)?;
         let mut current = txn.open_table(T::CURRENT)?;
         match &content {
             Some(content) => {
@@ -444,6 +446,7 @@ impl Write<'_> {
         };
         history.append(environment, key, Head { version, revision }, &encode(&stored)?)?;
         let entry = stored.into_entry(environment, key, version);
-        Ok((Committed { revision, entry, unchanged: false }, candidate))
+        let change = NewSet::one(&entry);
+        Ok((Committed { revision, entry, unchanged: false }, change))
     }
 }

@@ -162,3 +162,49 @@ fn an_applys_delta_is_what_a_stream_would_read_back_from_the_store() {
     let again = apply(&store, Batch { dry_run: true, ..batch(vec![rollout("new", 1.0)], vec![]) }).unwrap();
     assert_eq!(again.delta, None, "a dry run publishes nothing");
 }
+
+/// An apply commits its version rows first and the rest second. One whose client goes in
+/// between leaves versions beyond the environment's revision: no read shows them, the
+/// check accepts them, and the writes after it (of either kind, at those revisions) and the
+/// next apply leave a store that reads exactly as if that apply had never been.
+#[test]
+fn an_apply_abandoned_after_its_versions_were_staged_leaves_nothing_a_read_sees() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (_dir, store) = new_store();
+    put(&store, rollout("chat", 5.0));
+    let before = store.revision(ENV).unwrap();
+    let asked = AtomicUsize::new(0);
+    // Wanted when its turn comes, gone once its versions are written.
+    let wanted = || asked.fetch_add(1, Ordering::SeqCst) == 0;
+    let file = batch(
+        vec![rollout("chat", 50.0), rollout("search", 10.0), rollout("ads", 1.0)],
+        vec![segment("staff", &["ana"])],
+    );
+    let abandoned = store.apply_if(ENV, file, &meta("abandoned"), &wanted).unwrap();
+    assert!(abandoned.is_none(), "{abandoned:?}");
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "asked at its turn and after staging");
+    assert_eq!(store.abandoned_writes(), 1);
+    assert_eq!(store.revision(ENV).unwrap(), before);
+    assert_eq!(store.list_flags(ENV, "", None).unwrap().len(), 1);
+    assert_consistent(&store);
+
+    // The staged rows are at revisions 2..=5, the segment's first: a kill takes revision 2
+    // over the staged segment version, a segment write revision 3 over a staged flag's.
+    write(&store, WriteOp::Kill { key: "chat".into() }).unwrap();
+    write(&store, WriteOp::PutSegment { segment: segment("beta", &["bo"]) }).unwrap();
+    assert_consistent(&store);
+    let history = store.flag_history(ENV, "chat", None, usize::MAX).unwrap();
+    assert_eq!(history.iter().map(|entry| entry.revision).collect::<Vec<_>>(), [2, 1]);
+    let changes = store.changes_since(ENV, before).unwrap().into_batch().unwrap();
+    assert_eq!(changes.upserted_segments.len(), 1);
+    assert_eq!(changes.upserted_flags.len(), 1);
+    assert!(!changes.upserted_flags[0].enabled);
+
+    // The next apply stages over what is left and commits.
+    let applied = apply(&store, batch(vec![rollout("search", 10.0)], vec![])).unwrap();
+    assert_eq!(applied.revision, 4);
+    assert_consistent(&store);
+    let search = store.flag_history(ENV, "search", None, usize::MAX).unwrap();
+    assert_eq!((search.len(), search[0].revision), (1, 4));
+}
