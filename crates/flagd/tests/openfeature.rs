@@ -249,6 +249,42 @@ async fn ofrep_answers_flags_errors_and_unchanged_bulk_requests_with_304() {
 }
 
 #[tokio::test]
+async fn a_tag_from_before_an_environment_was_deleted_and_recreated_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = flagd::Config::new(support::data_file(dir.path())).with_environments(["staging"]);
+    let server = TestServer::start_open_feature(config).await;
+    let ofrep = server.ofrep.unwrap();
+    let mut admin = server.admin().await;
+    let colour = |value: &str| {
+        flag(&format!(
+            "{{key: colour, variants: [{{name: c, value: {value}}}], off_variant: c, default: {{variant: c}}}}"
+        ))
+    };
+    admin.put_flag(put("staging", colour("blue"), None, "seed")).await.unwrap();
+    let staging = [("Flagd-Selector", "staging")];
+    let (status, head, before) = http_post(ofrep, "/ofrep/v1/evaluate/flags", &staging, "{}").await;
+    assert!(status == 200 && before.contains("blue"), "{status} {before}");
+    let etag = head.lines().find_map(|line| line.strip_prefix("etag: ")).unwrap().trim().to_owned();
+
+    let by = || flag_proto::Authorship { actor: "ana".into(), reason: "start again".into() };
+    admin.delete_environment(flag_proto::delete_environment_request("staging", true, by())).await.unwrap();
+    admin.create_environment(flag_proto::create_environment_request("staging", None, by())).await.unwrap();
+    admin.put_flag(put("staging", colour("red"), None, "again")).await.unwrap();
+    let tagged = [("Flagd-Selector", "staging"), ("If-None-Match", etag.as_str())];
+    let after = tokio::time::timeout(WAIT, async {
+        loop {
+            match http_post(ofrep, "/ofrep/v1/evaluate/flags", &tagged, "{}").await {
+                (200, _, body) if body.contains("red") => return body,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    assert!(after.is_ok(), "the old tag still answered 304, or the old flags, after the re-creation");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn with_an_sdk_token_providers_must_send_it() {
     let dir = tempfile::tempdir().unwrap();
     let config =

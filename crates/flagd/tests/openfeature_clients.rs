@@ -22,7 +22,7 @@ use support::{ANY_PORTS, change, listening_on, put, spawn_flagd, start_binary_li
 const SPLIT_KEYS: usize = 30;
 
 /// The flags every client is asked about, in flag-core's format.
-const FLAGS: [&str; 6] = [
+const FLAGS: [&str; 7] = [
     "key: beta
 variants: [{ name: on, value: true }, { name: off, value: false }]
 off_variant: off
@@ -48,6 +48,11 @@ default: { variant: grid }",
 variants: [{ name: on, value: true }, { name: off, value: false }]
 off_variant: off
 default: { variant: on }",
+    "key: adult
+variants: [{ name: on, value: true }, { name: off, value: false }]
+off_variant: off
+rules: [{ clauses: [{ attribute: age, op: number_gte, values: ['18'] }], serve: { variant: on } }]
+default: { variant: off }",
 ];
 
 /// One client process at a time: the change must be seen within 1 s on a shared machine.
@@ -217,6 +222,21 @@ async fn clients_agree_via(language: Language, mode: Mode, via: Via) {
     ));
     check_value(&client, &pro, "beta", json!(true), "on");
     assert_eq!(pro.reason.as_deref(), Some("TARGETING_MATCH"), "{name}, flag beta: the rule matched");
+
+    // A number clause: numbers compare alike everywhere. Ours reads the string "30" as a
+    // number (RPC, OFREP); in-process, where engines read strings differently, the export
+    // answers it with an error, so the caller's default.
+    let adult = |age: Json| {
+        Question::new("adult", "bool", json!(false), json!({ "targetingKey": "carol", "age": age }))
+    };
+    let ages = client.ask(&[adult(json!(30)), adult(json!(12)), adult(json!("30"))]);
+    check_value(&client, &ages[0], "adult (30)", json!(true), "on");
+    check_value(&client, &ages[1], "adult (12)", json!(false), "off");
+    if mode == Mode::InProcess {
+        check_error(&client, &ages[2], "adult (\"30\")", json!(false), "GENERAL");
+    } else {
+        check_value(&client, &ages[2], "adult (\"30\")", json!(true), "on");
+    }
 
     // The split: each key lands where our evaluator puts it.
     let snapshot = FlagSet { flags: flags(), segments: vec![] }.compile().unwrap();

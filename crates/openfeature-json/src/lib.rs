@@ -13,7 +13,8 @@
 //! never decide (a clause on a missing attribute never holds, negated or not; a wrong type
 //! never matches); where no guard makes a flag exact (`regex`, dates, attribute names
 //! `var` reads as paths) the flag is left out and named, so a provider answers the
-//! caller's default rather than a wrong value. Import does the same the other way: it
+//! caller's default rather than a wrong value. A string where a number clause reads a
+//! number is answered with an error, the caller's default too. Import does the same the other way: it
 //! translates the JSONLogic our clauses can say exactly, per type of attribute, and refuses
 //! the rest with the JSON path and why.
 //!
@@ -26,7 +27,8 @@
 //!
 //! - `export` — [`to_flagd`]: flags (`export/mod.rs`, prerequisites inlined), clauses
 //!   (`export/clause.rs`), serves and splits (`export/serve.rs`), segments as
-//!   `$evaluators` (`export/segments.rs`), the JSONLogic guards (`export/expr.rs`).
+//!   `$evaluators` (`export/segments.rs`), the JSONLogic guards (`export/expr.rs`), the
+//!   error answered for a string where a number clause reads a number (`export/numbers.rs`).
 //! - `import` — [`from_flagd`]: the file and each flag (`import/mod.rs`), targeting to rules
 //!   (`import/targeting.rs`), conditions to clauses (`import/condition.rs`), one JSONLogic
 //!   test as a predicate per attribute type (`import/atom.rs`).

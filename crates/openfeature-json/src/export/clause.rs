@@ -3,12 +3,13 @@
 //! Our rules: a clause on a missing attribute never holds, negated or not (except `exists`);
 //! an attribute of the wrong type does not match (so a negated clause holds for it). So a
 //! clause is `present ∧ (match ≠ negate)`, where `match` is false for every wrong type —
-//! which the type guards of `expr` make so whatever JSONLogic would coerce.
+//! which the type guards of `expr` make so whatever JSONLogic would coerce. Number clauses
+//! compare numbers only; a string attribute they read is answered before them (`numbers`).
 
-use flag_core::{Clause, Literal, Operator};
+use flag_core::{Clause, KEY_ATTRIBUTE, Literal, Operator};
 use serde_json::{Value as Json, json};
 
-use super::expr::{and, is_string, not, number, or, present, unreadable_attribute, var};
+use super::expr::{and, is_number, is_string, not, number, or, present, unreadable_attribute, var};
 
 /// A clause as a condition, or why it has none that means exactly the same.
 pub(crate) fn clause(clause: &Clause) -> Result<Json, String> {
@@ -20,6 +21,10 @@ pub(crate) fn clause(clause: &Clause) -> Result<Json, String> {
     }
     if let Some(why) = unreadable_attribute(attribute) {
         return Err(why);
+    }
+    if is_number_operator(*op) && attribute == KEY_ATTRIBUTE {
+        // The targeting key is always a string, which `numbers` never compares.
+        return Err("a number clause on the targeting key compares a string as a number".into());
     }
     let x = var(attribute);
     if *op == Operator::Exists {
@@ -44,16 +49,12 @@ fn matcher(op: Operator, x: &Json, values: &[Literal]) -> Result<Json, String> {
         Operator::StartsWith => each(&|v| json!({ "starts_with": [x, v] })),
         Operator::EndsWith => each(&|v| json!({ "ends_with": [x, v] })),
         Operator::Contains => and(vec![is_string(x), each(&|v| json!({ "in": [v, x] }))]),
-        Operator::NumberEq
-        | Operator::NumberLt
-        | Operator::NumberLte
-        | Operator::NumberGt
-        | Operator::NumberGte => {
-            // Ours reads numeric strings (`"42"`, `" 7 "`) as numbers. JSONLogic engines do
-            // not agree on strings: JavaScript's reads `" "` as 0, datalogic throws on
-            // `"abc"` (failing the whole flag), so no guard built from coercions is safe.
-            return Err("number clauses also match numeric strings, which JSONLogic engines read differently (some throw)".into());
-        }
+        // A string never reaches these: the rule is preceded by the check of `numbers`.
+        Operator::NumberEq => numbers(x, "==", values),
+        Operator::NumberLt => numbers(x, "<", values),
+        Operator::NumberLte => numbers(x, "<=", values),
+        Operator::NumberGt => numbers(x, ">", values),
+        Operator::NumberGte => numbers(x, ">=", values),
         Operator::SemverEq => semver(x, "=", values),
         Operator::SemverLt => semver(x, "<", values),
         Operator::SemverLte => semver(x, "<=", values),
@@ -89,6 +90,25 @@ fn in_list(values: &[Literal]) -> Json {
         }
     }
     Json::Array(list)
+}
+
+/// Whether `op` compares the attribute as a number.
+pub(crate) fn is_number_operator(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::NumberEq
+            | Operator::NumberLt
+            | Operator::NumberLte
+            | Operator::NumberGt
+            | Operator::NumberGte
+    )
+}
+
+/// A number attribute compared with any of the values; false for a bool or a missing one,
+/// as ours. (Compilation has checked that every value reads as a number.)
+fn numbers(x: &Json, op: &str, values: &[Literal]) -> Json {
+    let tests = values.iter().filter_map(|v| parse_number(&v.0)).map(|n| json!({ op: [x, number(n)] }));
+    and(vec![is_number(x), or(tests.collect())])
 }
 
 /// A strict semantic version compared with any value. flagd's `sem_ver` also accepts a

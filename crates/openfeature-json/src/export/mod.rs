@@ -5,17 +5,21 @@
 //! cannot read, a segment or prerequisite that cannot be written) is left out of `flags`, so
 //! an in-process provider answers `FLAG_NOT_FOUND` — the caller's default, never a wrong
 //! value — and is named in `left_out` and in the top-level metadata (`flagsLeftOut`).
+//! One case is answered with an error instead, also the caller's default: a string where a
+//! number clause is about to read a number (see `numbers`).
 
 mod clause;
 mod expr;
+mod numbers;
 mod segments;
 mod serve;
 
 use std::collections::{BTreeMap, HashMap};
 
-use flag_core::{Clause, Flag, FlagSet, Metadata, Operator, Prerequisite, Rule, Serve};
+use flag_core::{Clause, Flag, FlagSet, Metadata, Operator, Prerequisite, Rule, Segment, Serve};
 use serde_json::{Map, Value as Json, json};
 
+use numbers::ReadAsNumbers;
 pub use serve::NO_VARIANT;
 
 /// The schema flagd files name; providers ignore it, editors validate with it.
@@ -49,8 +53,9 @@ pub struct LeftOut {
 pub fn to_flagd(set: &FlagSet) -> Exported {
     let segments: BTreeMap<&str, Result<Json, String>> =
         set.segments.iter().map(|s| (s.key.as_str(), segments::evaluator(s))).collect();
+    let definitions: HashMap<&str, &Segment> = set.segments.iter().map(|s| (s.key.as_str(), s)).collect();
     let by_key: HashMap<&str, &Flag> = set.flags.iter().map(|f| (f.key.as_str(), f)).collect();
-    let cx = Cx { segments: &segments, flags: &by_key };
+    let cx = Cx { segments: &segments, definitions: &definitions, flags: &by_key };
 
     let mut sorted: Vec<&Flag> = set.flags.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
@@ -79,11 +84,12 @@ pub fn to_flagd(set: &FlagSet) -> Exported {
 /// What exporting one flag looks up.
 struct Cx<'a> {
     segments: &'a BTreeMap<&'a str, Result<Json, String>>,
+    definitions: &'a HashMap<&'a str, &'a Segment>,
     flags: &'a HashMap<&'a str, &'a Flag>,
 }
 
-impl Cx<'_> {
-    fn flag(&self, flag: &Flag) -> Result<Json, String> {
+impl<'a> Cx<'a> {
+    fn flag(&self, flag: &'a Flag) -> Result<Json, String> {
         let variants: Map<String, Json> =
             flag.variants.iter().map(|v| (v.name.clone(), Json::from(v.value.clone()))).collect();
         let mut out =
@@ -124,7 +130,9 @@ impl Cx<'_> {
     /// answers an error. With `default_as_null`, the default variant is `null` (flagd then
     /// serves `defaultVariant`, with reason `DEFAULT`), and a flag that only serves its
     /// default has no expression at all (`null`).
-    fn resolution(&self, flag: &Flag, depth: usize, default_as_null: bool) -> Result<Json, String> {
+    /// A rule with number clauses is preceded by "any attribute they read is a string →
+    /// [`NO_VARIANT`]" (see `numbers`), and so are prerequisites whose rules have them.
+    fn resolution(&self, flag: &'a Flag, depth: usize, default_as_null: bool) -> Result<Json, String> {
         let off = Json::String(flag.off_variant.clone().unwrap_or_else(|| NO_VARIANT.into()));
         if !flag.enabled {
             return Ok(off);
@@ -135,12 +143,20 @@ impl Cx<'_> {
             for (j, c) in clauses.iter().enumerate() {
                 all.push(self.clause(c).map_err(|why| format!("rules[{i}].clauses[{j}]: {why}"))?);
             }
+            let mut read_as_numbers = ReadAsNumbers::default();
+            read_as_numbers.clauses(clauses, self.definitions);
+            if let Some(any_string) = read_as_numbers.any_string() {
+                chain.extend([any_string, Json::String(NO_VARIANT.into())]);
+            }
             chain.push(expr::and(all));
-            chain.push(serve::serve(serve, &flag.key).map_err(|why| format!("rules[{i}].serve: {why}"))?);
+            chain.push(
+                serve::serve(serve, &flag.key, depth > 0)
+                    .map_err(|why| format!("rules[{i}].serve: {why}"))?,
+            );
         }
         let default = match &flag.default {
             Serve::Variant(_) | Serve::CallerDefault if default_as_null => Json::Null,
-            other => serve::serve(other, &flag.key).map_err(|why| format!("default: {why}"))?,
+            other => serve::serve(other, &flag.key, depth > 0).map_err(|why| format!("default: {why}"))?,
         };
         let mut resolved = if chain.is_empty() {
             default
@@ -163,7 +179,14 @@ impl Cx<'_> {
                     .map_err(|why| format!("prerequisites[{i}] (flag {:?}): {why}", required.key))?;
                 hold.push(json!({ "===": [theirs, variant] }));
             }
-            resolved = json!({ "if": [expr::and(hold), resolved, off] });
+            let mut read_as_numbers = ReadAsNumbers::default();
+            for required in flag.prerequisites.iter().filter_map(|p| self.flags.get(p.flag.as_str())) {
+                read_as_numbers.flag(required, self.flags, self.definitions, MAX_PREREQUISITE_DEPTH);
+            }
+            resolved = match read_as_numbers.any_string() {
+                None => json!({ "if": [expr::and(hold), resolved, off] }),
+                Some(any_string) => json!({ "if": [any_string, NO_VARIANT, expr::and(hold), resolved, off] }),
+            };
         }
         Ok(resolved)
     }

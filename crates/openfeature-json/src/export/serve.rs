@@ -16,16 +16,17 @@ use super::expr::{and, is_number, is_string, or, unreadable_attribute, var};
 /// the caller gets its default from both.
 pub const NO_VARIANT: &str = "$caller-default";
 
-/// The expression a serve evaluates to.
-pub(crate) fn serve(serve: &Serve, flag_key: &str) -> Result<Json, String> {
+/// The expression a serve of flag `flag_key` evaluates to; `inlined` when it is evaluated
+/// as another flag's prerequisite, inside that flag's targeting.
+pub(crate) fn serve(serve: &Serve, flag_key: &str, inlined: bool) -> Result<Json, String> {
     match serve {
         Serve::Variant(variant) => Ok(Json::String(variant.clone())),
-        Serve::Split(split) => fractional(split, flag_key),
+        Serve::Split(split) => fractional(split, flag_key, inlined),
         Serve::CallerDefault => Ok(Json::String(NO_VARIANT.into())),
     }
 }
 
-fn fractional(split: &Split, flag_key: &str) -> Result<Json, String> {
+fn fractional(split: &Split, flag_key: &str, inlined: bool) -> Result<Json, String> {
     let Split { by, salt, weights, bucketing } = split;
     let salt = salt.as_deref().unwrap_or(flag_key);
     // flagd-v3 providers hash the CBOR pair [flagKey, targetingKey] when `fractional` has no
@@ -33,6 +34,11 @@ fn fractional(split: &Split, flag_key: &str) -> Result<Json, String> {
     // two flagd-v3 inputs. (A flagd-v2 split read by a v3 provider, or the reverse, puts
     // users in other cohorts: a split's bucketing must match the providers' version.)
     let implicit = *bucketing == Bucketing::FlagdV3 && by.is_none() && salt == flag_key;
+    if implicit && inlined {
+        // The pair's flag key is the evaluated flag's, not the prerequisite's, and an array
+        // as `fractional`'s first argument would read as a weight.
+        return Err("a flagd-v3 split hashes the evaluated flag's key: it cannot be a prerequisite".into());
+    }
     let mut args = Vec::with_capacity(weights.len() + 1);
     let bucket_key = match by.as_deref() {
         None => var(KEY_ATTRIBUTE),
