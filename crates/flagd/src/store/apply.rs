@@ -302,9 +302,7 @@ impl Writer {
             Ok((Outcome::Committed, Some((NewSet::Whole(set.0), set.1))))
         })
     }
-}
 
-impl Writer {
     /// Commits the version rows of `rows` beyond revision `planned_at`, which the
     /// environment must still be at; first removes any staged there before (an apply that
     /// did not finish). Gives way to a waiting kill when `yields`.

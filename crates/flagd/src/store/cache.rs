@@ -140,7 +140,11 @@ impl Cache {
 
     /// Replaces the environment's set with the one just committed, `bytes` in a snapshot.
     pub(super) fn replace(&mut self, environment: &str, set: NewSet, bytes: usize) {
-        let slot = self.environments.entry(environment.to_owned()).or_default();
+        // The key is allocated only for an environment new to the cache.
+        if !self.environments.contains_key(environment) {
+            self.environments.insert(environment.to_owned(), Arc::default());
+        }
+        let Some(slot) = self.environments.get_mut(environment) else { return };
         match set {
             NewSet::Whole(whole) => *slot = Arc::new(whole),
             // In place unless an apply is planning against this set; then the copy is
@@ -151,6 +155,8 @@ impl Cache {
         if slot.flags.is_empty() && slot.segments.is_empty() {
             self.environments.remove(environment);
             self.bytes.remove(environment);
+        } else if let Some(known) = self.bytes.get_mut(environment) {
+            *known = bytes;
         } else {
             self.bytes.insert(environment.to_owned(), bytes);
         }

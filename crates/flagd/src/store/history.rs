@@ -249,8 +249,7 @@ pub(super) fn discard_other_kind_at(
         SubjectKind::Flag => Segment::VERSIONS,
         SubjectKind::Segment => Flag::VERSIONS,
     };
-    txn.open_table(other)?.remove((environment, revision))?;
-    Ok(())
+    txn.open_table(other)?.discard((environment, revision))
 }
 
 /// A walk over one key's versions, newest first.

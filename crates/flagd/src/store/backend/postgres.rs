@@ -466,7 +466,20 @@ impl Transaction {
     ) -> Result<(), StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
-        let full = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, cast, key, value);
+        let full =
+            self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, cast, key, Some(value));
+        if full {
+            self.send_upserts(connection)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a row when the transaction next runs a statement or commits, with the held
+    /// upserts (see `upserts`), or now if enough are held.
+    pub(crate) fn discard(&self, table: SqlTable, key: Vec<Param>) -> Result<(), StoreError> {
+        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
+        let full = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, "", key, None);
         if full {
             self.send_upserts(connection)?;
         }

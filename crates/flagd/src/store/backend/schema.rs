@@ -229,6 +229,13 @@ impl SqlTable {
         )
     }
 
+    /// A delete of `rows` rows, their keys numbered from `$first`.
+    pub(crate) fn delete_rows(&self, first: usize, rows: usize) -> String {
+        let width = self.keys.len();
+        let keys = (0..rows).map(|row| placeholders(first + row * width, width));
+        format!("DELETE FROM flagd_{} WHERE {} IN {}", self.name, self.keys(), tuple(keys))
+    }
+
     /// A delete of one row, returning its value.
     pub(crate) fn remove(&self, value: &str) -> String {
         format!(

@@ -152,6 +152,10 @@ impl<K: SqlKey, V: SqlValue> PgTable<K, V> {
         let rows = self.txn.query(&self.sql.remove(&V::select(self.sql.value)), &K::params(key))?;
         rows.first().map(|row| V::from_row(row, 0)).transpose()
     }
+
+    fn discard(&self, key: &K::SelfType<'_>) -> Result<(), StoreError> {
+        self.txn.discard(self.sql, K::params(key))
+    }
 }
 
 fn owned<V: redb::Value + 'static>(bytes: Vec<u8>) -> Guard<'static, V> {
@@ -242,6 +246,18 @@ impl<K: SqlKey, V: SqlValue> Table<'_, K, V> {
         match self {
             Table::Redb(table) => Ok(table.remove(key)?.map(Guard::Redb)),
             Table::Postgres(table) => Ok(table.remove(key.borrow())?.map(owned)),
+        }
+    }
+
+    /// Removes `key` if it is there; nothing reads whether it was, so on PostgreSQL the
+    /// delete goes with the transaction's held upserts rather than in a round trip of its own.
+    pub(crate) fn discard<'a>(&mut self, key: impl Borrow<K::SelfType<'a>>) -> Result<(), StoreError> {
+        match self {
+            Table::Redb(table) => {
+                table.remove(key)?;
+                Ok(())
+            }
+            Table::Postgres(table) => table.discard(key.borrow()),
         }
     }
 }

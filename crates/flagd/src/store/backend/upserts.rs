@@ -1,4 +1,5 @@
-//! A write transaction's row upserts, held back and sent as one statement.
+//! A write transaction's row upserts (and deletes whose result nobody reads), held back
+//! and sent as one statement.
 //!
 //! A flag write on PostgreSQL upserts its live row, history row, change-log row, the
 //! environment's revision and, with a rollout, the plan's row: one loopback round trip
@@ -15,14 +16,14 @@ use super::schema::SqlTable;
 /// statement shapes a connection prepares) during a large apply.
 const MOST_HELD: usize = 32;
 
-/// One row to upsert.
+/// One row to upsert, or to delete (no value).
 #[derive(Debug)]
 struct Upsert {
     table: SqlTable,
     /// The value parameter's cast (see `SqlValue::CAST`).
     cast: &'static str,
     key: Vec<Param>,
-    value: Param,
+    value: Option<Param>,
 }
 
 /// The upserts not yet sent, in the order they were made.
@@ -39,15 +40,15 @@ pub(crate) struct Statement {
 }
 
 impl Upserts {
-    /// Holds an upsert of `key` in `table` to `value`; a second upsert of the same row
-    /// replaces the first (one statement may not change a row twice). Whether enough are
-    /// held that they should be sent now.
+    /// Holds an upsert of `key` in `table` to `value`, or its delete when `value` is
+    /// `None`; a second change of the same row replaces the first (one statement may not
+    /// change a row twice). Whether enough are held that they should be sent now.
     pub(crate) fn hold(
         &mut self,
         table: SqlTable,
         cast: &'static str,
         key: Vec<Param>,
-        value: Param,
+        value: Option<Param>,
     ) -> bool {
         let same_row = |held: &Upsert| held.table.name == table.name && held.key == key;
         match self.held.iter_mut().find(|held| same_row(held)) {
@@ -58,23 +59,29 @@ impl Upserts {
     }
 
     /// The held upserts as one statement, if there are any; none are held afterwards.
-    /// Each table's rows go in one multi-row upsert, so no statement changes a table twice
-    /// (PostgreSQL allows that for distinct rows; CockroachDB does not).
+    /// Each table's upserts go in one multi-row upsert and its deletes in one delete.
+    /// (PostgreSQL allows a statement to change distinct rows of a table twice;
+    /// CockroachDB does not, and does not run this store.)
     pub(crate) fn take(&mut self) -> Option<Statement> {
-        let mut tables: Vec<(SqlTable, &'static str, Vec<Upsert>)> = Vec::new();
+        let mut tables: Vec<(SqlTable, &'static str, bool, Vec<Upsert>)> = Vec::new();
         for upsert in std::mem::take(&mut self.held) {
-            match tables.iter_mut().find(|(table, ..)| table.name == upsert.table.name) {
+            let deletes = upsert.value.is_none();
+            match tables.iter_mut().find(|(table, _, d, _)| table.name == upsert.table.name && *d == deletes)
+            {
                 Some((.., rows)) => rows.push(upsert),
-                None => tables.push((upsert.table, upsert.cast, vec![upsert])),
+                None => tables.push((upsert.table, upsert.cast, deletes, vec![upsert])),
             }
         }
         let mut params = Vec::new();
         let mut upserts = Vec::new();
-        for (table, cast, rows) in &tables {
-            upserts.push(table.insert_rows(cast, params.len() + 1, rows.len()));
+        for (table, cast, deletes, rows) in &tables {
+            upserts.push(match deletes {
+                true => table.delete_rows(params.len() + 1, rows.len()),
+                false => table.insert_rows(cast, params.len() + 1, rows.len()),
+            });
             for row in rows {
                 params.extend(row.key.iter().cloned());
-                params.push(row.value.clone());
+                params.extend(row.value.clone());
             }
         }
         let (last, before) = upserts.split_last()?;
@@ -103,8 +110,13 @@ mod tests {
     #[test]
     fn upserts_of_several_tables_go_as_one_statement_numbered_in_order() {
         let mut upserts = Upserts::default();
-        assert!(!upserts.hold(CHANGES, "::text::json", vec![text("production"), Param::Int(7)], text("{}")));
-        assert!(!upserts.hold(REVISIONS, "", vec![text("production")], Param::Int(7)));
+        assert!(!upserts.hold(
+            CHANGES,
+            "::text::json",
+            vec![text("production"), Param::Int(7)],
+            Some(text("{}"))
+        ));
+        assert!(!upserts.hold(REVISIONS, "", vec![text("production")], Some(Param::Int(7))));
         let statement = upserts.take().expect("two upserts held");
         assert_eq!(
             statement.sql,
@@ -123,10 +135,10 @@ mod tests {
     #[test]
     fn a_tables_rows_go_in_one_upsert_and_a_second_upsert_of_a_row_replaces_the_first() {
         let mut upserts = Upserts::default();
-        upserts.hold(REVISIONS, "", vec![text("production")], Param::Int(7));
-        upserts.hold(CHANGES, "", vec![text("production"), Param::Int(7)], Param::Int(1));
-        upserts.hold(REVISIONS, "", vec![text("staging")], Param::Int(2));
-        upserts.hold(REVISIONS, "", vec![text("production")], Param::Int(8));
+        upserts.hold(REVISIONS, "", vec![text("production")], Some(Param::Int(7)));
+        upserts.hold(CHANGES, "", vec![text("production"), Param::Int(7)], Some(Param::Int(1)));
+        upserts.hold(REVISIONS, "", vec![text("staging")], Some(Param::Int(2)));
+        upserts.hold(REVISIONS, "", vec![text("production")], Some(Param::Int(8)));
         let statement = upserts.take().expect("held");
         assert_eq!(
             statement.sql,
@@ -150,10 +162,36 @@ mod tests {
     }
 
     #[test]
+    fn deletes_go_in_the_same_statement_apart_from_the_tables_upserts() {
+        const VERSIONS: SqlTable =
+            SqlTable { name: "flag_versions", keys: &["environment", "revision"], value: "record" };
+        let mut upserts = Upserts::default();
+        upserts.hold(VERSIONS, "", vec![text("production"), Param::Int(7)], None);
+        upserts.hold(VERSIONS, "", vec![text("production"), Param::Int(6)], Some(Param::Int(1)));
+        upserts.hold(VERSIONS, "", vec![text("staging"), Param::Int(2)], None);
+        upserts.hold(REVISIONS, "", vec![text("production")], Some(Param::Int(7)));
+        let statement = upserts.take().expect("held");
+        assert_eq!(
+            statement.sql,
+            "WITH u0 AS (DELETE FROM flagd_flag_versions WHERE (environment, revision) IN (($1, $2), ($3, $4))), \
+             u1 AS (INSERT INTO flagd_flag_versions (environment, revision, record) VALUES ($5, $6, $7) \
+             ON CONFLICT (environment, revision) DO UPDATE SET record = EXCLUDED.record) \
+             INSERT INTO flagd_environments (name, revision) VALUES ($8, $9) \
+             ON CONFLICT (name) DO UPDATE SET revision = EXCLUDED.revision"
+        );
+        assert_eq!(statement.params.len(), 9);
+        // A later change of a row replaces the earlier one, a delete included.
+        upserts.hold(VERSIONS, "", vec![text("production"), Param::Int(7)], None);
+        upserts.hold(VERSIONS, "", vec![text("production"), Param::Int(7)], Some(Param::Int(3)));
+        let statement = upserts.take().expect("held");
+        assert!(statement.sql.starts_with("INSERT INTO flagd_flag_versions"), "{}", statement.sql);
+    }
+
+    #[test]
     fn a_full_hold_asks_to_be_sent() {
         let mut upserts = Upserts::default();
         let full: Vec<bool> = (0..MOST_HELD as i64)
-            .map(|n| upserts.hold(CHANGES, "", vec![text("p"), Param::Int(n)], Param::Int(n)))
+            .map(|n| upserts.hold(CHANGES, "", vec![text("p"), Param::Int(n)], Some(Param::Int(n))))
             .collect();
         assert_eq!(full.iter().filter(|&&send| send).count(), 1, "only the last one fills it");
         assert_eq!(full.last(), Some(&true));
