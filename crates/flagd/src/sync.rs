@@ -8,7 +8,6 @@ use flag_proto::v1;
 use flag_proto::{
     ClientMessage, HEALTH_REPORTS_KEY, Subscription, WatchFrame, environment_or_default, heartbeat_frame,
 };
-use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::time::MissedTickBehavior;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument, warn};
@@ -19,7 +18,7 @@ use crate::fanout::Frame;
 use crate::status::RequestError;
 use crate::store::WriteError;
 use crate::sync_source::{CatchUp, FrameKind, SyncSource};
-use crate::watch_stream::{WatchSink, WatchStream, watch_stream};
+use crate::watch_stream::{NotSent, WatchSink, WatchStream, watch_stream};
 
 /// Serves `flags.v1.Sync`.
 #[derive(Debug)]
@@ -141,7 +140,7 @@ impl<S: SyncSource> StreamTask<S> {
     #[instrument(skip_all, fields(environment = %self.environment, client = %self.name))]
     async fn run(
         mut self,
-        sink: WatchSink,
+        mut sink: WatchSink,
         mut inbound: Streaming<v1::WatchRequest>,
         mut access: StreamAccess,
     ) {
@@ -150,9 +149,9 @@ impl<S: SyncSource> StreamTask<S> {
         updates.borrow_and_update();
         // Boxed, here and below: a catch-up's read and send are rare, and unboxed they would
         // take room in every idle stream's task.
-        let end = match Box::pin(self.catch_up(&sink)).await {
+        let end = match Box::pin(self.catch_up(&mut sink)).await {
             Err(end) => end,
-            Ok(()) => self.follow(&sink, &mut inbound, &mut updates, &mut access).await,
+            Ok(()) => self.follow(&mut sink, &mut inbound, &mut updates, &mut access).await,
         };
         match end {
             End::Quietly => drop(sink),
@@ -166,7 +165,7 @@ impl<S: SyncSource> StreamTask<S> {
 
     async fn follow(
         &mut self,
-        sink: &WatchSink,
+        sink: &mut WatchSink,
         inbound: &mut Streaming<v1::WatchRequest>,
         updates: &mut tokio::sync::watch::Receiver<Option<Arc<crate::fanout::Published>>>,
         access: &mut StreamAccess,
@@ -215,7 +214,7 @@ impl<S: SyncSource> StreamTask<S> {
                         self.registration.ack(revision.min(self.sent));
                     }
                     Ok(Some(Ok(ClientMessage::Report(report)))) => {
-                        let frames = sink.frames.clone();
+                        let frames = sink.frames().clone();
                         self.source.count_report(&self.environment, self.sent, report, frames);
                     }
                     Ok(Some(Ok(ClientMessage::RelayAcks(acked)))) if self.registration.is_relay() => {
@@ -234,7 +233,7 @@ impl<S: SyncSource> StreamTask<S> {
                         continue;
                     }
                     // A heartbeat only matters when the stream is idle; skip it when frames are queued.
-                    if sink.frames.try_send(heartbeat_frame(self.sent, interval)).is_err() && sink.frames.is_closed() {
+                    if sink.frames().try_send(heartbeat_frame(self.sent, interval)) == Err(NotSent::Closed) {
                         return End::Quietly;
                     }
                 }
@@ -244,7 +243,7 @@ impl<S: SyncSource> StreamTask<S> {
 
     /// Brings the client from `self.sent` to the store's current revision: the changes since,
     /// or a full snapshot when it is too far behind (or new).
-    async fn catch_up(&mut self, sink: &WatchSink) -> Result<(), End> {
+    async fn catch_up(&mut self, sink: &mut WatchSink) -> Result<(), End> {
         let CatchUp { revision, frame, kind } =
             self.source.catch_up(&self.environment, self.sent).await.map_err(End::With)?;
         // Sent even when empty: a client resuming at the current revision learns at once that
@@ -253,7 +252,7 @@ impl<S: SyncSource> StreamTask<S> {
     }
 
     /// Sends published frames in order.
-    async fn send_all(&mut self, sink: &WatchSink, frames: &[Frame]) -> Result<(), End> {
+    async fn send_all(&mut self, sink: &mut WatchSink, frames: &[Frame]) -> Result<(), End> {
         for frame in frames {
             self.send(sink, frame.frame.clone(), frame.revision, FrameKind::Change).await?;
         }
@@ -262,22 +261,22 @@ impl<S: SyncSource> StreamTask<S> {
 
     async fn send(
         &mut self,
-        sink: &WatchSink,
+        sink: &mut WatchSink,
         frame: WatchFrame,
         revision: u64,
         kind: FrameKind,
     ) -> Result<(), End> {
         // Room in the buffer is the common case: sent without arming a timer, which for a
         // change fanned out to thousands of streams is a timer-wheel entry each.
-        match sink.frames.try_send(frame) {
+        match sink.frames().try_send(frame) {
             Ok(()) => {
                 self.sent(revision, kind);
                 Ok(())
             }
-            Err(TrySendError::Closed(_)) => Err(End::Quietly),
-            // Boxed: the wait's timer and permit would otherwise take room in every idle
-            // stream's task, for the rare stream whose client reads slowly.
-            Err(TrySendError::Full(frame)) => Box::pin(self.send_waiting(sink, frame, revision, kind)).await,
+            // Boxed: the wait's timer would otherwise take room in every idle stream's
+            // task, for the rare stream whose client reads slowly.
+            Err(NotSent::Full(frame)) => Box::pin(self.send_waiting(sink, frame, revision, kind)).await,
+            Err(NotSent::Closed | NotSent::TimedOut) => Err(End::Quietly),
         }
     }
 
@@ -285,20 +284,20 @@ impl<S: SyncSource> StreamTask<S> {
     /// client too slow to (see `Config::slow_client_timeout`).
     async fn send_waiting(
         &mut self,
-        sink: &WatchSink,
+        sink: &mut WatchSink,
         frame: WatchFrame,
         revision: u64,
         kind: FrameKind,
     ) -> Result<(), End> {
         let settings = self.source.settings();
         let timeout = settings.slow_client_timeout;
-        match sink.frames.send_timeout(frame, timeout).await {
+        match sink.frames().send_timeout(frame, timeout).await {
             Ok(()) => {
                 self.sent(revision, kind);
                 Ok(())
             }
-            Err(SendTimeoutError::Closed(_)) => Err(End::Quietly),
-            Err(SendTimeoutError::Timeout(_)) => {
+            Err(NotSent::Closed | NotSent::Full(_)) => Err(End::Quietly),
+            Err(NotSent::TimedOut) => {
                 metrics::counter!("flagd_slow_clients_dropped_total").increment(1);
                 Err(End::With(
                     RequestError::SlowClient {

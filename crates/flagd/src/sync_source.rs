@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use flag_core::HealthReport;
 use flag_proto::{WatchFrame, changes_frame, report_ack_frame, snapshot_frame};
-use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::{debug, warn};
 
@@ -17,6 +16,7 @@ use crate::fanout::Hub;
 use crate::health::count_report;
 use crate::state::State;
 use crate::status::RequestError;
+use crate::watch_stream::FrameSender;
 
 /// How streams pace and buffer their frames.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +66,7 @@ pub(crate) trait SyncSource: Send + Sync + 'static {
         environment: &str,
         sent: u64,
         report: HealthReport,
-        reply: mpsc::Sender<WatchFrame>,
+        reply: FrameSender,
     );
 }
 
@@ -128,7 +128,7 @@ impl SyncSource for State {
         environment: &str,
         sent: u64,
         report: HealthReport,
-        reply: mpsc::Sender<WatchFrame>,
+        mut reply: FrameSender,
     ) {
         let (state, environment) = (Arc::clone(self), environment.to_owned());
         tokio::spawn(async move {

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flag_core::HealthReport;
-use flag_proto::{WatchFrame, changes_frame, snapshot_frame};
-use tokio::sync::{mpsc, watch};
+use flag_proto::{changes_frame, snapshot_frame};
+use tokio::sync::watch;
 use tonic::Status;
 use tracing::debug;
 
@@ -37,6 +37,7 @@ use crate::auth::Access;
 use crate::fanout::Hub;
 use crate::openfeature::{Currents, FlagSource, Flags};
 use crate::sync_source::{CatchUp, FrameKind, StreamSettings, SyncSource};
+use crate::watch_stream::FrameSender;
 use mirror::Mirror;
 use upstream::Upstreams;
 
@@ -253,7 +254,7 @@ impl SyncSource for Relay {
         environment: &str,
         _sent: u64,
         report: HealthReport,
-        _reply: mpsc::Sender<WatchFrame>,
+        _reply: FrameSender,
     ) {
         debug!(%environment, sequence = report.sequence, "health report ignored: a relay does not count them");
     }
