@@ -252,7 +252,7 @@ impl Follower {
                     silence = settings.heartbeat_timeout.max(interval.saturating_mul(3));
                     continue;
                 }
-                SyncFrame::ReportAck { sequence } => {
+                SyncFrame::ReportAck { sequence, .. } => {
                     debug!(sequence, "report acknowledged");
                     self.reporter.acknowledged(sequence);
                     continue;

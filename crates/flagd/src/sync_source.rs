@@ -61,13 +61,7 @@ pub(crate) trait SyncSource: Send + Sync + 'static {
 
     /// Counts a health report from a client that was sent `sent`, and answers its sequence
     /// on `reply` once counted.
-    fn count_report(
-        self: &Arc<Self>,
-        environment: &str,
-        sent: u64,
-        report: HealthReport,
-        reply: FrameSender,
-    );
+    fn count_report(self: &Arc<Self>, environment: &str, sent: u64, report: HealthReport, reply: FrameSender);
 }
 
 impl SyncSource for State {
@@ -132,13 +126,13 @@ impl SyncSource for State {
     ) {
         let (state, environment) = (Arc::clone(self), environment.to_owned());
         tokio::spawn(async move {
-            let sequence = report.sequence;
+            let (sequence, instance) = (report.sequence, report.instance.clone());
             match count_report(&state, &environment, sent, report).await {
                 Ok(applied) => {
                     debug!(%environment, sequence, ?applied, "health report");
                     // A client too slow to take it is dropped by its stream anyway.
                     let timeout = state.config.slow_client_timeout;
-                    let _ = reply.send_timeout(report_ack_frame(sequence), timeout).await;
+                    let _ = reply.send_timeout(report_ack_frame(sequence, &instance), timeout).await;
                 }
                 // Unacknowledged, the report is sent again on the client's next stream.
                 Err(error) => warn!(%environment, sequence, %error, "health report not counted"),

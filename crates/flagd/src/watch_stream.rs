@@ -87,6 +87,11 @@ impl FrameSender {
             Ok(Ok(())) => sender.start_send(frame).map_err(|_| NotSent::Closed),
         }
     }
+
+    /// Whether the client is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
 }
 
 impl Stream for WatchStream {

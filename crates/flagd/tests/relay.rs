@@ -1,8 +1,8 @@
 //! `flagd relay` between real SDKs and a real upstream flagd, every one its own process:
 //! SDKs on a relay get changes, a kill upstream counts them (through a chain of relays too),
 //! the upstream restarted under a relay loses nothing, a relay restarted without its
-//! upstream serves its cache, and Admin writes sent to a relay are refused naming the
-//! upstream.
+//! upstream serves its cache, Admin writes sent to a relay are refused naming the
+//! upstream, and the health reports of SDKs behind relays are counted upstream once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use flag_proto::v1;
+use flag_sdk::Evaluate;
 use support::{data_file, flagctl, listening_on, spawn_flagd};
 
 /// A flagd process (server or relay) and where it listens.
@@ -251,4 +252,57 @@ async fn an_upstream_on_another_store_replaces_what_the_relays_sdks_hold() {
         "a snapshot of the second store: {:?}",
         client.sync_stats()
     );
+}
+
+/// The upstream's count of evaluations of `chat`'s `variant` in `/metrics`, if it has one.
+fn evaluations_upstream(upstream: &Process, variant: &str) -> Option<u64> {
+    let series = format!(
+        "flagd_health_evaluations_total{{environment=\"production\",flag=\"chat\",variant=\"{variant}\"}} "
+    );
+    let (_, metrics) = upstream.get("/metrics");
+    metrics.lines().find_map(|line| line.strip_prefix(&series)?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_of_sdks_behind_relays_are_counted_upstream_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_file(dir.path());
+    let mut upstream = Process::upstream(&data, "127.0.0.1:0");
+    let address = upstream.endpoint.trim_start_matches("http://").to_owned();
+    upstream.flagctl_ok(&["set", "chat", "--percent", "50", "--reason", "a rollout to watch"]);
+    let relay = Process::relay(&upstream.endpoint, &dir.path().join("eu.cache"), "relay-eu");
+    let chained = Process::relay(&relay.endpoint, &dir.path().join("eu-2.cache"), "relay-eu-2");
+    let report_every = Duration::from_millis(50);
+    let behind_two = flag_sdk::Client::builder(chained.endpoint.as_str())
+        .client_name("eu-chained")
+        .report_interval(report_every)
+        .connect()
+        .await
+        .unwrap();
+    let serve = |users: std::ops::Range<u32>| {
+        users
+            .filter(|user| behind_two.is_enabled("chat", &flag_core::Context::new(&format!("user-{user}"))))
+            .count() as u64
+    };
+    let on = serve(0..400);
+    assert!((100..300).contains(&on), "a 50 % rollout splits 400 users: {on} on");
+    until("the upstream counts the evaluations of the SDK two relays away", || {
+        evaluations_upstream(&upstream, "on") == Some(on)
+            && evaluations_upstream(&upstream, "off") == Some(400 - on)
+    })
+    .await;
+
+    // Counted while the upstream is away: held by the SDK and the relays, counted once it is
+    // back, and not twice (the upstream keeps its counts in memory, so they start again).
+    upstream.sigkill();
+    let more_on = serve(400..800);
+    tokio::time::sleep(report_every * 4).await;
+    let upstream = Process::upstream(&data, &address);
+    until("the upstream counts what was evaluated while it was away", || {
+        evaluations_upstream(&upstream, "on") == Some(more_on)
+            && evaluations_upstream(&upstream, "off") == Some(400 - more_on)
+    })
+    .await;
+    tokio::time::sleep(report_every * 6).await;
+    assert_eq!(evaluations_upstream(&upstream, "on"), Some(more_on), "counted once");
 }

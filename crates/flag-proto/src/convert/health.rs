@@ -63,9 +63,9 @@ fn cohort_from_proto(
     Ok(core::CohortReport { flag, variant, revision, figures })
 }
 
-/// flagd's answer to a report: it is counted (now or before).
-pub fn report_ack_frame(sequence: u64) -> WatchFrame {
-    let ack = v1::ReportAck { sequence };
+/// flagd's answer to `instance`'s report `sequence`: it is counted (now or before).
+pub fn report_ack_frame(sequence: u64, instance: &str) -> WatchFrame {
+    let ack = v1::ReportAck { sequence, instance: instance.to_owned() };
     WatchFrame::encode(&v1::WatchResponse { kind: Some(watch_response::Kind::ReportAck(ack)) })
 }
 
@@ -93,8 +93,11 @@ mod tests {
         let Some(watch_request::Kind::Report(sent)) = &wire.kind else { panic!("not a report") };
         assert_eq!(sent.cohorts[0].latency_counts.len(), 4, "trailing empty buckets are left out");
         assert_eq!(ClientMessage::try_from(wire).unwrap(), ClientMessage::Report(report));
-        let frame = SyncFrame::from(report_ack_frame(3).decode().unwrap());
-        assert!(matches!(frame, SyncFrame::ReportAck { sequence: 3 }));
+        let frame = SyncFrame::from(report_ack_frame(3, "i-1").decode().unwrap());
+        assert!(
+            matches!(frame, SyncFrame::ReportAck { sequence: 3, ref instance } if instance == "i-1"),
+            "{frame:?}"
+        );
     }
 
     #[test]

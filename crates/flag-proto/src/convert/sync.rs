@@ -183,6 +183,8 @@ pub enum SyncFrame {
     ReportAck {
         /// The report's sequence number.
         sequence: u64,
+        /// The instance that sent it (empty from older servers).
+        instance: String,
     },
     /// A message of a kind this client does not know (a newer server): skip it.
     Unknown,
@@ -208,8 +210,8 @@ impl From<v1::WatchResponse> for SyncFrame {
             Some(watch_response::Kind::Heartbeat(v1::Heartbeat { revision, interval_ms })) => {
                 SyncFrame::Heartbeat { revision, interval: Duration::from_millis(u64::from(interval_ms)) }
             }
-            Some(watch_response::Kind::ReportAck(v1::ReportAck { sequence })) => {
-                SyncFrame::ReportAck { sequence }
+            Some(watch_response::Kind::ReportAck(v1::ReportAck { sequence, instance })) => {
+                SyncFrame::ReportAck { sequence, instance }
             }
             None => SyncFrame::Unknown,
         }

@@ -7,6 +7,8 @@
 //! - `upstream` — the upstreams' connections and the follower of one environment: it applies
 //!   the upstream's frames to the mirror, publishes them to the relay's streams, and reports
 //!   the relay's SDKs' acknowledgements upstream (so a kill there counts them);
+//! - `reports` — the SDKs' health reports passed upstream (so its rollout guards count them),
+//!   and the upstream's acknowledgements passed back;
 //! - `cache` — the mirrors on disk, so a relay restarted while its upstream is away serves;
 //! - `admin_proxy` — Admin reads forwarded upstream, writes refused with its address;
 //! - `settings` and `serve` — the options and the wiring.
@@ -17,6 +19,7 @@
 mod admin_proxy;
 mod cache;
 mod mirror;
+mod reports;
 mod serve;
 mod settings;
 mod upstream;
@@ -39,6 +42,7 @@ use crate::openfeature::{Currents, FlagSource, Flags};
 use crate::sync_source::{CatchUp, FrameKind, StreamSettings, SyncSource};
 use crate::watch_stream::FrameSender;
 use mirror::Mirror;
+use reports::Reports;
 use upstream::Upstreams;
 
 pub use serve::serve_relay;
@@ -65,6 +69,8 @@ struct Followed {
     copy: watch::Sender<Standing>,
     /// Whether its upstream stream is up now.
     connected: AtomicBool,
+    /// Its SDKs' health reports not yet acknowledged upstream.
+    reports: Reports,
 }
 
 impl Followed {
@@ -74,6 +80,7 @@ impl Followed {
             mirror: Mutex::new(mirror),
             copy: watch::Sender::new(standing),
             connected: AtomicBool::new(false),
+            reports: Reports::default(),
         }
     }
 
@@ -194,10 +201,10 @@ impl SyncSource for Relay {
         &self.connections
     }
 
-    /// Health reports feed the upstream's rollout guard, which reads them from its own SDKs;
-    /// a relay does not take them (the header is not sent, so SDKs do not send any).
+    /// Health reports feed the upstream's rollout guards: a relay takes them and passes them
+    /// upstream (see `reports`).
     fn counts_reports(&self) -> bool {
-        false
+        true
     }
 
     async fn open(self: &Arc<Self>, environment: &str) -> Result<String, Status> {
@@ -249,14 +256,16 @@ impl SyncSource for Relay {
         }
     }
 
+    /// Passed upstream, which caps the report's revisions at what it sent the relay.
     fn count_report(
         self: &Arc<Self>,
         environment: &str,
         _sent: u64,
         report: HealthReport,
-        _reply: FrameSender,
+        reply: FrameSender,
     ) {
-        debug!(%environment, sequence = report.sequence, "health report ignored: a relay does not count them");
+        debug!(%environment, instance = %report.instance, sequence = report.sequence, "health report passed upstream");
+        self.follow(environment).reports.forward(report, reply);
     }
 }
 

@@ -181,6 +181,15 @@ async fn follow_once(
         Ok(Ok(response)) => response.into_inner(),
     };
     info!(%environment, upstream = %address, since, "following the upstream");
+    // The SDKs' reports in flight go again on the new stream; the guard takes the stream
+    // away from them when it ends, however it ends.
+    let in_flight = followed.reports.connected(requests.clone());
+    let _reports = ReportsUpstream(followed);
+    for report in in_flight {
+        if requests.send(report).await.is_err() {
+            return End::Lost("the upstream stream closed".into());
+        }
+    }
     let mut acks = relay.connections.changes();
     acks.borrow_and_update();
     let mut silence = MIN_SILENCE;
@@ -239,6 +248,10 @@ async fn follow_once(
                 }
                 Err(invalid) => return End::Lost(format!("invalid changes: {invalid}")),
             },
+            SyncFrame::ReportAck { sequence, instance } => {
+                followed.reports.acknowledged(&instance, sequence);
+                continue;
+            }
             _ => continue,
         };
         followed.copy.send_replace(Standing::Held);
@@ -249,6 +262,15 @@ async fn follow_once(
         if requests.send(ack_request(revision)).await.is_err() {
             return End::Lost("the upstream stream closed".into());
         }
+    }
+}
+
+/// Holds an upstream stream as the way for the environment's SDKs' reports until it drops.
+struct ReportsUpstream<'f>(&'f Followed);
+
+impl Drop for ReportsUpstream<'_> {
+    fn drop(&mut self) {
+        self.0.reports.disconnected();
     }
 }
 
