@@ -498,6 +498,6 @@ pub use rollout::{
     CohortNow, RolloutChange, RolloutInfo, rollout_response, start_rollout_request_from_proto,
 };
 pub use sync::{
-    AckCount, ClientMessage, EncodedChanges, EncodedSnapshot, Snapshot, Subscription, SyncFrame, ack_request,
-    changes_frame, heartbeat_frame, relay_acks_request, snapshot_frame, subscribe_request,
+    AckCount, ClientMessage, EncodedChanges, EncodedSnapshot, Relayed, Snapshot, Subscription, SyncFrame,
+    ack_request, changes_frame, heartbeat_frame, relay_acks_request, snapshot_frame, subscribe_request,
 };

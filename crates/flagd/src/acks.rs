@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flag_core::AckReport;
-use flag_proto::AckCount;
+use flag_proto::{AckCount, Relayed};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -61,18 +61,29 @@ struct Connection {
     kind: ClientKind,
     connected_at: Instant,
     last_ack: Option<Instant>,
-    /// A relay's SDKs by the newest revision each acknowledged (empty for the rest).
-    relayed: Vec<AckCount>,
+    /// A relay's SDKs by the newest revision each acknowledged, and its OpenFeature streams
+    /// by the newest revision each was sent (empty for the rest).
+    relayed: Relayed,
 }
 
 impl Connection {
     fn relayed_sdks(&self) -> u32 {
-        self.relayed.iter().map(|count| count.sdks).sum()
+        total(&self.relayed.acked)
     }
 
     fn relayed_holding(&self, revision: u64) -> u32 {
-        self.relayed.iter().filter(|count| count.revision >= revision).map(|count| count.sdks).sum()
+        holding(&self.relayed.acked, revision)
     }
+}
+
+/// How many the counts count.
+fn total(counts: &[AckCount]) -> u32 {
+    counts.iter().map(|count| count.sdks).sum()
+}
+
+/// How many of the counts hold `revision`.
+fn holding(counts: &[AckCount], revision: u64) -> u32 {
+    counts.iter().filter(|count| count.revision >= revision).map(|count| count.sdks).sum()
 }
 
 /// An OpenFeature provider's stream, and the revision it was last sent.
@@ -150,7 +161,7 @@ impl Connections {
             kind,
             connected_at: Instant::now(),
             last_ack: None,
-            relayed: Vec::new(),
+            relayed: Relayed::default(),
         };
         inner.connections.insert(id, connection);
         if kind == ClientKind::Sdk {
@@ -236,24 +247,38 @@ impl Connections {
     ) -> AckReport {
         let start = Instant::now();
         let mut changes = self.changed.subscribe();
-        let (waiting_for, streams, relays): (Vec<u64>, Vec<u64>, Vec<(u64, u32)>) = {
+        let (waiting_for, streams, relays, relay_streams) = {
             let inner = self.lock();
             let of_environment = inner.connections.iter().filter(|(_, c)| c.environment == environment);
             let ids = of_environment.clone().filter(|(_, c)| c.kind == ClientKind::Sdk);
             // A relay's SDKs connected when the wait began are the ones waited for.
             let relays = of_environment
+                .clone()
                 .filter(|(_, c)| c.kind == ClientKind::Relay)
                 .map(|(id, c)| (*id, c.relayed_sdks()))
                 .filter(|(_, sdks)| *sdks > 0);
+            // And so are its OpenFeature streams.
+            let relay_streams: Vec<(u64, u32)> = of_environment
+                .filter(|(_, c)| c.kind == ClientKind::Relay)
+                .map(|(id, c)| (*id, total(&c.relayed.open_feature)))
+                .filter(|(_, streams)| *streams > 0)
+                .collect();
             let streams = inner.streams.iter().filter(|(_, s)| s.environment == environment);
-            (ids.map(|(id, _)| *id).collect(), streams.map(|(id, _)| *id).collect(), relays.collect())
+            let streams: Vec<u64> = streams.map(|(id, _)| *id).collect();
+            (
+                ids.map(|(id, _)| *id).collect::<Vec<u64>>(),
+                streams,
+                relays.collect::<Vec<(u64, u32)>>(),
+                relay_streams,
+            )
         };
+        let relayed_streams: u32 = relay_streams.iter().map(|(_, streams)| streams).sum();
         let relayed_sdks: u32 = relays.iter().map(|(_, sdks)| sdks).sum();
         let mut acked_after: HashMap<u64, Duration> = HashMap::new();
         // Per relay: the most of its SDKs seen holding the revision, and when the last did.
         let mut relayed_acked: HashMap<u64, (u32, Duration)> = HashMap::new();
         loop {
-            let (missing, streams_sent, streams_gone) = {
+            let (missing, streams_sent, streams_gone, relayed_streams_done) = {
                 let inner = self.lock();
                 // Only a stream seen holding the revision counts as sent; one that closed
                 // before is neither sent nor waited for.
@@ -289,12 +314,24 @@ impl Connections {
                         missing.push(format!("({behind} behind relay {relay})"));
                     }
                 }
-                (missing, streams_sent, streams_gone)
+                // A relay's streams that were sent the revision (or that are gone: a relay
+                // reports the ones it has, so fewer than waited for means some closed).
+                let mut relayed_streams_done = (0, 0);
+                for (id, waited) in &relay_streams {
+                    let open_feature = inner.connections.get(id).map(|c| &c.relayed.open_feature);
+                    let sent = open_feature.map_or(0, |counts| holding(counts, revision)).min(*waited);
+                    let gone = waited.saturating_sub(open_feature.map_or(0, |counts| total(counts)));
+                    relayed_streams_done.0 += sent;
+                    relayed_streams_done.1 += (sent + gone).min(*waited);
+                }
+                (missing, streams_sent, streams_gone, relayed_streams_done)
             };
             let remaining = timeout.saturating_sub(start.elapsed());
             // The OpenFeature streams are flagd's own tasks: waiting for them to have sent the
             // change costs nothing when they have, and says what reached them when not.
-            let done = missing.is_empty() && streams_sent + streams_gone == streams.len();
+            let done = missing.is_empty()
+                && streams_sent + streams_gone == streams.len()
+                && relayed_streams_done.1 == relayed_streams;
             let relayed = relayed_acked.values();
             let report = AckReport {
                 revision,
@@ -307,8 +344,8 @@ impl Connections {
                     .copied()
                     .unwrap_or_default(),
                 missing,
-                open_feature_streams: streams.len() as u32,
-                open_feature_sent: streams_sent as u32,
+                open_feature_streams: streams.len() as u32 + relayed_streams,
+                open_feature_sent: streams_sent as u32 + relayed_streams_done.0,
             };
             if done || remaining.is_zero() {
                 return report;
@@ -331,10 +368,22 @@ impl Connections {
         self.acked_where(|_| true)
     }
 
-    /// As [`Connections::acked_by_environment`], for `environment` alone.
-    pub(crate) fn acked_in(&self, environment: &str) -> Vec<AckCount> {
+    /// What a relay reports upstream of `environment`: [`Connections::acked_by_environment`]
+    /// for it, and its OpenFeature streams (and relays' below) by what each was sent.
+    pub(crate) fn relayed_in(&self, environment: &str) -> Relayed {
         let acked = self.acked_where(|name| name == environment).into_iter().flat_map(|(_, acked)| acked);
-        acked.map(|(revision, sdks)| AckCount { revision, sdks }).collect()
+        let acked = acked.map(|(revision, sdks)| AckCount { revision, sdks }).collect();
+        let inner = self.lock();
+        let mut sent: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+        for stream in inner.streams.values().filter(|s| s.environment == environment) {
+            *sent.entry(stream.sent).or_default() += 1;
+        }
+        let relays = inner.connections.values().filter(|c| c.environment == environment);
+        for count in relays.flat_map(|c| &c.relayed.open_feature) {
+            *sent.entry(count.revision).or_default() += count.sdks;
+        }
+        let open_feature = sent.into_iter().map(|(revision, sdks)| AckCount { revision, sdks }).collect();
+        Relayed { acked, open_feature }
     }
 
     fn acked_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<(String, Vec<(u64, u32)>)> {
@@ -346,7 +395,7 @@ impl Connections {
             match connection.kind {
                 ClientKind::Sdk => *acked.entry(connection.acked).or_default() += 1,
                 ClientKind::Relay => {
-                    for count in &connection.relayed {
+                    for count in &connection.relayed.acked {
                         *acked.entry(count.revision).or_default() += count.sdks;
                     }
                 }
@@ -385,13 +434,15 @@ impl Registration {
         self.kind == ClientKind::Relay
     }
 
-    /// A relay's SDKs now, by the newest revision each acknowledged; none may hold more
-    /// than `sent`, what the relay was sent.
-    pub(crate) fn relayed(&self, acked: Vec<AckCount>, sent: u64) {
+    /// A relay's SDKs and OpenFeature streams now, by the newest revision each holds; none
+    /// may hold more than `sent`, what the relay was sent.
+    pub(crate) fn relayed(&self, relayed: Relayed, sent: u64) {
+        let cap = |counts: Vec<AckCount>| -> Vec<AckCount> {
+            counts.into_iter().map(|count| AckCount { revision: count.revision.min(sent), ..count }).collect()
+        };
         if let Some(connection) = self.connections.lock().connections.get_mut(&self.id) {
-            let capped =
-                acked.into_iter().map(|count| AckCount { revision: count.revision.min(sent), ..count });
-            connection.relayed = capped.collect();
+            connection.relayed =
+                Relayed { acked: cap(relayed.acked), open_feature: cap(relayed.open_feature) };
         }
         self.connections.bump();
     }
@@ -482,13 +533,42 @@ mod tests {
         assert!(clients[1].connected_for >= Duration::from_millis(20));
     }
 
+    fn sdks(acked: Vec<AckCount>) -> Relayed {
+        Relayed { acked, open_feature: vec![] }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kill_counts_a_relays_open_feature_streams_by_what_they_were_sent() {
+        let connections = Arc::new(Connections::default());
+        let relay = connections.register_as("production", "relay-eu", ClientKind::Relay);
+        let count = |revision, sdks| AckCount { revision, sdks };
+        let streams = |open_feature| Relayed { acked: vec![], open_feature };
+        relay.relayed(streams(vec![count(4, 2)]), 4);
+        let _local = connections.register_stream("production", "EventStream");
+        assert_eq!(connections.relayed_in("production").open_feature, [count(0, 1), count(4, 2)]);
+        let waiter = {
+            let connections = Arc::clone(&connections);
+            tokio::spawn(async move { connections.wait_for("production", 5, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        _local.sent(5);
+        relay.relayed(streams(vec![count(4, 1), count(5, 1)]), 5);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "one relayed stream was not sent the change");
+        // It closes: the relay reports the one it has.
+        relay.relayed(streams(vec![count(5, 1)]), 5);
+        let report = waiter.await.unwrap();
+        assert_eq!((report.open_feature_streams, report.open_feature_sent), (3, 2), "{report:?}");
+        assert_eq!(report.connected, 0, "streams are not SDKs: {report:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_kill_waits_for_the_sdks_a_relay_forwards_not_for_the_relay() {
         let connections = Arc::new(Connections::default());
         let sdk = connections.register("production", "direct");
         let relay = connections.register_as("production", "relay-eu", ClientKind::Relay);
         let count = |revision, sdks| AckCount { revision, sdks };
-        relay.relayed(vec![count(4, 3)], 4);
+        relay.relayed(sdks(vec![count(4, 3)]), 4);
         relay.ack(4);
         let waiter = {
             let connections = Arc::clone(&connections);
@@ -498,17 +578,17 @@ mod tests {
         sdk.ack(5);
         // The relay holds the kill; two of its three SDKs do.
         relay.ack(5);
-        relay.relayed(vec![count(4, 1), count(5, 2)], 5);
+        relay.relayed(sdks(vec![count(4, 1), count(5, 2)]), 5);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(!waiter.is_finished(), "one relayed SDK has not acknowledged");
-        relay.relayed(vec![count(5, 3)], 5);
+        relay.relayed(sdks(vec![count(5, 3)]), 5);
         let report = waiter.await.unwrap();
         assert_eq!((report.connected, report.acknowledged), (4, 4), "{report:?}");
         assert!(report.missing.is_empty(), "{report:?}");
-        assert_eq!(connections.acked_in("production"), [count(5, 4)]);
+        assert_eq!(connections.relayed_in("production").acked, [count(5, 4)]);
 
         // A relay claiming revisions it was not sent is held to what it was sent.
-        relay.relayed(vec![count(9, 3)], 5);
+        relay.relayed(sdks(vec![count(9, 3)]), 5);
         let report = connections.wait_for("production", 6, Duration::from_millis(50)).await;
         assert_eq!((report.connected, report.acknowledged), (4, 0), "{report:?}");
         assert!(report.missing.contains(&"(3 behind relay relay-eu)".to_owned()), "{report:?}");

@@ -217,9 +217,9 @@ impl<S: SyncSource> StreamTask<S> {
                         let frames = sink.frames().clone();
                         self.source.count_report(&self.environment, self.sent, report, frames);
                     }
-                    Ok(Some(Ok(ClientMessage::RelayAcks(acked)))) if self.registration.is_relay() => {
-                        debug!(?acked, "relayed acks");
-                        self.registration.relayed(acked, self.sent);
+                    Ok(Some(Ok(ClientMessage::RelayAcks(relayed)))) if self.registration.is_relay() => {
+                        debug!(?relayed, "relayed acks");
+                        self.registration.relayed(relayed, self.sent);
                     }
                     Ok(Some(Err(invalid))) => return End::With(Status::invalid_argument(invalid.to_string())),
                     Ok(Some(Ok(_))) => return End::With(RequestError::NotAck.into()),

@@ -167,8 +167,17 @@ async fn sdks_on_relays_get_changes_and_a_kill_upstream_waits_for_them() {
         }
         assert!(Instant::now() < deadline, "the upstream counts 4 SDKs: {report:?}");
     }
+    // An OpenFeature provider's stream two relays away is counted apart: it cannot acknowledge.
+    let provider =
+        tonic::transport::Channel::from_shared(chained.endpoint.clone()).unwrap().connect().await.unwrap();
+    let mut provider = flag_proto::flagd::evaluation::v2::service_client::ServiceClient::new(provider);
+    let request = flag_proto::flagd::evaluation::v2::EventStreamRequest {};
+    let mut events = provider.event_stream(request).await.unwrap().into_inner();
+    let ready = tokio::time::timeout(support::WAIT, events.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(ready.r#type, "provider_ready");
     let killed = upstream.flagctl_ok(&["kill", "chat", "--wait", "10s", "--reason", "incident"]);
     assert!(killed.contains("4/4 SDKs acknowledged"), "{killed}");
+    assert!(killed.contains("; 1 OpenFeature streams sent the change"), "{killed}");
     for client in [&direct].into_iter().chain(&relayed).chain([&behind_two]) {
         assert_eq!(enabled(client, "chat"), Some(false), "the kill reached every SDK before it returned");
     }

@@ -41,8 +41,17 @@ pub enum ClientMessage {
     Ack(u64),
     /// How the client's cohorts did since its previous report.
     Report(core::HealthReport),
-    /// A relay's SDKs: how many acknowledged which revision, replacing the last such message.
-    RelayAcks(Vec<AckCount>),
+    /// A relay's SDKs and OpenFeature streams, replacing the last such message.
+    RelayAcks(Relayed),
+}
+
+/// What a relay reports of the clients behind it (its own and those of relays behind it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Relayed {
+    /// How many SDKs acknowledged which revision as their newest.
+    pub acked: Vec<AckCount>,
+    /// How many OpenFeature streams were sent which revision as their newest.
+    pub open_feature: Vec<AckCount>,
 }
 
 /// How many SDKs acknowledged `revision` as their newest.
@@ -66,11 +75,13 @@ pub fn ack_request(revision: u64) -> v1::WatchRequest {
     v1::WatchRequest { kind: Some(watch_request::Kind::Ack(v1::Ack { revision })) }
 }
 
-/// A relay's report of its SDKs' acknowledgements.
-pub fn relay_acks_request(acked: &[AckCount]) -> v1::WatchRequest {
-    let acked =
-        acked.iter().map(|count| v1::AckCount { revision: count.revision, sdks: count.sdks }).collect();
-    v1::WatchRequest { kind: Some(watch_request::Kind::RelayAcks(v1::RelayAcks { acked })) }
+/// A relay's report of its SDKs' acknowledgements and its OpenFeature streams.
+pub fn relay_acks_request(relayed: &Relayed) -> v1::WatchRequest {
+    let wire = |counts: &[AckCount]| {
+        counts.iter().map(|count| v1::AckCount { revision: count.revision, sdks: count.sdks }).collect()
+    };
+    let acks = v1::RelayAcks { acked: wire(&relayed.acked), open_feature: wire(&relayed.open_feature) };
+    v1::WatchRequest { kind: Some(watch_request::Kind::RelayAcks(acks)) }
 }
 
 impl TryFrom<v1::WatchRequest> for ClientMessage {
@@ -98,12 +109,15 @@ impl TryFrom<v1::WatchRequest> for ClientMessage {
             Some(watch_request::Kind::Report(report)) => {
                 Ok(ClientMessage::Report(super::health::report_from_proto(report)?))
             }
-            Some(watch_request::Kind::RelayAcks(v1::RelayAcks { acked })) => Ok(ClientMessage::RelayAcks(
-                acked
-                    .into_iter()
-                    .map(|v1::AckCount { revision, sdks }| AckCount { revision, sdks })
-                    .collect(),
-            )),
+            Some(watch_request::Kind::RelayAcks(v1::RelayAcks { acked, open_feature })) => {
+                let ours = |counts: Vec<v1::AckCount>| {
+                    counts
+                        .into_iter()
+                        .map(|v1::AckCount { revision, sdks }| AckCount { revision, sdks })
+                        .collect()
+                };
+                Ok(ClientMessage::RelayAcks(Relayed { acked: ours(acked), open_feature: ours(open_feature) }))
+            }
             None => Err(Path::Root("request").invalid("`subscribe`, `ack`, `report` or `relay_acks`")),
         }
     }
@@ -309,9 +323,12 @@ mod tests {
         let message = ClientMessage::try_from(subscribe_request(subscription.clone())).unwrap();
         assert_eq!(message, ClientMessage::Subscribe(subscription));
         assert_eq!(ClientMessage::try_from(ack_request(9)).unwrap(), ClientMessage::Ack(9));
-        let acked = [AckCount { revision: 4, sdks: 2 }, AckCount { revision: 9, sdks: 1 }];
-        let message = ClientMessage::try_from(relay_acks_request(&acked)).unwrap();
-        assert_eq!(message, ClientMessage::RelayAcks(acked.to_vec()));
+        let relayed = Relayed {
+            acked: vec![AckCount { revision: 4, sdks: 2 }, AckCount { revision: 9, sdks: 1 }],
+            open_feature: vec![AckCount { revision: 9, sdks: 3 }],
+        };
+        let message = ClientMessage::try_from(relay_acks_request(&relayed)).unwrap();
+        assert_eq!(message, ClientMessage::RelayAcks(relayed));
         assert!(ClientMessage::try_from(v1::WatchRequest { kind: None }).is_err());
     }
 }

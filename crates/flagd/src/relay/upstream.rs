@@ -169,7 +169,7 @@ async fn follow_once(
     // The channel has room: these cannot wait.
     let _ = requests.try_send(subscribe);
     // The upstream's new stream knows none of the relay's SDKs yet.
-    let mut reported = relay.connections.acked_in(environment);
+    let mut reported = relay.connections.relayed_in(environment);
     let _ = requests.try_send(relay_acks_request(&reported));
     let answer = tokio::time::timeout(MIN_SILENCE, client.watch(ReceiverStream::new(outbound))).await;
     let mut stream = match answer {
@@ -202,7 +202,7 @@ async fn follow_once(
                     return End::Lost("the relay is stopping".into());
                 }
                 acks.borrow_and_update();
-                let now = relay.connections.acked_in(environment);
+                let now = relay.connections.relayed_in(environment);
                 if now != reported {
                     if requests.send(relay_acks_request(&now)).await.is_err() {
                         return End::Lost("the upstream stream closed".into());
