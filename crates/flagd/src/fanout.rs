@@ -54,8 +54,12 @@ impl Published {
 
     /// The frames a stream that has sent everything up to `sent` sends now, in order; `None`
     /// when none starts there (it missed more than is kept, and catches up from the store).
+    /// A gap's frame ([`Hub::publish_gap`], from its revision to itself) is never sent: a
+    /// stream behind it catches up from the store, and one at its revision, having caught
+    /// up, starts with the frame after it.
     pub(crate) fn after(&self, sent: u64) -> Option<&[Frame]> {
-        let first = self.frames.iter().position(|frame| frame.from_revision == sent)?;
+        let first =
+            self.frames.iter().position(|frame| frame.from_revision == sent && frame.revision > sent)?;
         Some(&self.frames[first..])
     }
 
@@ -254,6 +258,19 @@ mod tests {
         }
         assert_eq!(sends(&hub, 0), None, "too far behind: it catches up from the store");
         assert_eq!(sends(&hub, 40 - KEPT_FRAMES as u64).map(|frames| frames.len()), Some(KEPT_FRAMES));
+    }
+
+    #[test]
+    fn a_gaps_frame_is_never_sent_and_a_stream_at_its_revision_goes_on_after_it() {
+        let hub = Hub::default();
+        hub.publish_batch("production", &batch(0, 1));
+        // Another flagd's commits up to 7, read as a gap: streams catch up from the store.
+        hub.publish_gap("production", 7);
+        assert_eq!(sends(&hub, 1), None, "behind the gap: from the store");
+        assert_eq!(sends(&hub, 7), None, "at the gap: nothing to send");
+        hub.publish_batch("production", &batch(7, 8));
+        assert_eq!(sends(&hub, 7), Some(vec![(7, 8)]), "caught up to 7: the next change alone");
+        assert_eq!(sends(&hub, 1), None);
     }
 
     #[test]
