@@ -4,7 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::webhooks::{self, Webhook, WebhookCa, WebhookFormat};
+use crate::ca_file::CaFile;
+use crate::webhooks::{self, Webhook, WebhookFormat};
 
 /// How a flagd server runs. Built by the binary from flags and environment variables, and
 /// by tests directly.
@@ -52,7 +53,7 @@ pub struct Config {
     pub webhook_format: WebhookFormat,
     /// The CA certificates of https receivers whose webhook has no `ca-file=`; `None`: the
     /// system's.
-    pub webhook_ca: Option<WebhookCa>,
+    pub webhook_ca: Option<CaFile>,
     /// How long one delivery attempt may take, from connecting to the end of the answer.
     pub webhook_timeout: Duration,
     /// The longest wait between two attempts of one delivery.
@@ -69,6 +70,9 @@ pub struct PostgresStore {
     pub url: String,
     /// The most connections the store holds open.
     pub connections: usize,
+    /// Whom the database's certificate must chain to when the URL says `sslmode=require`
+    /// (`None`: the system's CA certificates).
+    pub ca: Option<CaFile>,
 }
 
 // The URL may carry a password.
@@ -77,6 +81,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("url", &"<redacted>")
             .field("connections", &self.connections)
+            .field("ca", &self.ca.as_ref().map(CaFile::path))
             .finish()
     }
 }
@@ -141,7 +146,16 @@ impl Config {
     /// Keeps the store in the PostgreSQL database at `url` (instead of the redb file),
     /// holding at most `connections` connections.
     pub fn with_postgres(mut self, url: impl Into<String>, connections: usize) -> Self {
-        self.postgres = Some(PostgresStore { url: url.into(), connections });
+        self.postgres = Some(PostgresStore { url: url.into(), connections, ca: None });
+        self
+    }
+
+    /// With [`Config::with_postgres`]: the database's certificate must chain to `ca` (when the
+    /// URL says `sslmode=require`) instead of to the system's CA certificates.
+    pub fn with_postgres_ca(mut self, ca: CaFile) -> Self {
+        if let Some(postgres) = &mut self.postgres {
+            postgres.ca = Some(ca);
+        }
         self
     }
 
@@ -159,7 +173,7 @@ impl Config {
 
     /// The same settings, checking https receivers of webhooks without `ca-file=` against
     /// these CA certificates instead of the system's.
-    pub fn with_webhook_ca(mut self, ca: WebhookCa) -> Self {
+    pub fn with_webhook_ca(mut self, ca: CaFile) -> Self {
         self.webhook_ca = Some(ca);
         self
     }

@@ -93,6 +93,7 @@ mod admin_access;
 mod audit_log;
 mod auth;
 mod bookmarks;
+mod ca_file;
 mod coalescing_io;
 mod config;
 mod console;
@@ -130,6 +131,7 @@ mod watch_stream;
 mod webhooks;
 mod write_client;
 
+pub use ca_file::{CaFile, CaFileError};
 pub use config::{Config, DEFAULT_DATA, PostgresStore, TlsIdentity};
 pub use relay::{RelayConfig, serve_relay};
 pub use rollout::{Breach, Cohort, GuardKind, GuardSettings, Shortfall, Verdict, judge};
@@ -138,4 +140,4 @@ pub use server::{
 };
 pub use store_check::{CheckError, StoreReport, check_store};
 pub use tls::TlsError;
-pub use webhooks::{Webhook, WebhookCa, WebhookCaError, WebhookFormat, WebhookSpecError};
+pub use webhooks::{Webhook, WebhookFormat, WebhookSpecError};

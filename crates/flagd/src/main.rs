@@ -31,6 +31,11 @@ struct Args {
     /// sessions of their own listen for other flagds' changes and hold the leadership.
     #[arg(long, env = "FLAGD_STORE_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     store_connections: u16,
+    /// PEM CA certificates the PostgreSQL server's certificate must chain to (instead of
+    /// the system's). Connections use TLS, the certificate and host name checked, when the
+    /// --store URL says `sslmode=require`; otherwise they are plaintext.
+    #[arg(long, env = "FLAGD_STORE_CA", value_name = "PATH", value_parser = parse_ca_file, requires = "store")]
+    store_ca: Option<flagd::CaFile>,
     /// gRPC address (Admin and Sync services).
     #[arg(long, env = "FLAGD_LISTEN", default_value = "127.0.0.1:8013")]
     listen: SocketAddr,
@@ -108,8 +113,8 @@ struct Args {
     webhook_format: flagd::WebhookFormat,
     /// PEM CA certificates that https webhook receivers' certificates must chain to, for
     /// webhooks without ca-file= (instead of the system's).
-    #[arg(long, env = "FLAGD_WEBHOOK_CA_FILE", value_name = "PATH", value_parser = parse_webhook_ca)]
-    webhook_ca_file: Option<flagd::WebhookCa>,
+    #[arg(long, env = "FLAGD_WEBHOOK_CA_FILE", value_name = "PATH", value_parser = parse_ca_file)]
+    webhook_ca_file: Option<flagd::CaFile>,
     /// How long one webhook delivery attempt may take, connect to answer.
     #[arg(long, env = "FLAGD_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     webhook_timeout: Duration,
@@ -399,8 +404,8 @@ async fn bind_optional(listen: Listen, what: &str) -> anyhow::Result<Option<TcpL
 }
 
 /// Reads `--webhook-ca-file` now, so a CA file that cannot be used fails the start.
-fn parse_webhook_ca(path: &str) -> Result<flagd::WebhookCa, flagd::WebhookCaError> {
-    flagd::WebhookCa::from_file(path)
+fn parse_ca_file(path: &str) -> Result<flagd::CaFile, flagd::CaFileError> {
+    flagd::CaFile::from_file(path)
 }
 
 /// The one machine-readable line, so scripts and tests can find ports chosen with `:0`.
@@ -471,6 +476,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(StoreArg::Postgres(url)) = args.store {
         config = config.with_postgres(url, usize::from(args.store_connections));
+        if let Some(ca) = args.store_ca {
+            config = config.with_postgres_ca(ca);
+        }
     }
     if let Some(token) = args.admin_token {
         config = config.with_admin_token(token);

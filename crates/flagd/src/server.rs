@@ -141,7 +141,8 @@ fn open_declaring(
     let opened = |source: StoreError| ServeError::Store { path: path.to_owned(), source: source.into() };
     let store = match postgres {
         Some(postgres) => {
-            Store::open_postgres(&postgres.url, postgres.connections, options).map(|(store, _)| store)
+            Store::open_postgres(&postgres.url, postgres.connections, postgres.ca.as_ref(), options)
+                .map(|(store, _)| store)
         }
         None => Store::open(data, options),
     }

@@ -165,3 +165,93 @@ async fn sigterm_ends_flagd_cleanly_and_frees_the_store_at_once() {
     let list = run_flagctl(&next.endpoint, &["list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("chat"));
 }
+
+/// A CA, written as PEM to `ca_file`, and a certificate it signed for 127.0.0.1 and
+/// localhost with its key, as PEM.
+fn database_certificate(ca_file: &std::path::Path) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "database test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(ca_file, ca.pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let certificate = CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
+    (certificate.pem(), key.serialize_pem())
+}
+
+/// Whether every session of application `flagd` on the cluster uses TLS, and how many there are.
+fn flagd_sessions_on_tls(plain_url: &str) -> (bool, usize) {
+    let mut client = postgres::Client::connect(plain_url, postgres::NoTls).unwrap();
+    let rows = client
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'flagd'",
+            &[],
+        )
+        .unwrap();
+    (rows.iter().all(|row| row.get::<_, bool>(0)), rows.len())
+}
+
+#[test]
+fn with_sslmode_require_flagd_talks_tls_to_the_database_and_checks_its_certificate() {
+    // A cluster of its own: the shared one stays without TLS.
+    let Some(cluster) = pg_test::Cluster::start().unwrap() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("database-ca.pem");
+    let (certificate, key) = database_certificate(&ca);
+    cluster.enable_tls(&certificate, &key).unwrap();
+    let plain = cluster.create_database("flags").unwrap();
+    let required = format!("{plain}?sslmode=require");
+
+    // The certificate chains to the CA given: every session (pool, listener, leader) is TLS.
+    let ca_arg = ca.to_str().unwrap();
+    let (child, line) = support::start_binary_with(&[
+        "--store".as_ref(),
+        required.as_ref(),
+        "--store-ca".as_ref(),
+        ca_arg.as_ref(),
+    ]);
+    let flagd = Flagd {
+        child,
+        endpoint: format!("http://{}", support::listening_on(&line, "grpc")),
+        management: support::listening_on(&line, "management"),
+    };
+    let set = run_flagctl(&flagd.endpoint, &["set", "chat", "--percent", "5", "--reason", "over TLS"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let (all_tls, sessions) = flagd_sessions_on_tls(&plain);
+    assert!(all_tls && sessions >= 2, "flagd's {sessions} sessions use TLS: {all_tls}");
+    flagd.kill();
+
+    // Without the CA the system's do not vouch for it: the start is refused, saying why.
+    let mut unchecked = Command::new(env!("CARGO_BIN_EXE_flagd"))
+        .args(support::ANY_PORTS)
+        .args(["--store", &required])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let exited = loop {
+        if let Some(status) = unchecked.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            unchecked.kill().unwrap();
+            panic!("flagd started on a database whose certificate nothing vouches for");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!exited.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut unchecked.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    // Without sslmode=require the connection is plaintext, as before.
+    let flagd = Flagd::start(&plain);
+    let list = run_flagctl(&flagd.endpoint, &["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("chat"));
+    let (all_tls, sessions) = flagd_sessions_on_tls(&plain);
+    assert!(!all_tls && sessions >= 1, "plaintext unless required ({sessions} sessions)");
+    flagd.kill();
+}

@@ -176,6 +176,47 @@ impl Cluster {
         }
     }
 
+    /// Turns TLS on with this certificate and key (PEM), without a restart (`pg_ctl
+    /// reload`). Clients may still connect in plaintext; `sslmode=require` makes them use TLS.
+    pub fn enable_tls(&self, certificate_pem: &str, key_pem: &str) -> Result<(), Error> {
+        for (name, text) in [("server.crt", certificate_pem), ("server.key", key_pem)] {
+            let path = self.data.join(name);
+            std::fs::write(&path, text).map_err(|source| Error::Io {
+                what: "writing",
+                path: path.clone(),
+                source,
+            })?;
+            // The server refuses a key that others may read.
+            run(std::process::Command::new("chmod").arg("0600").arg(&path))?;
+            if self.tools.as_postgres() {
+                run(std::process::Command::new("chown").arg("postgres:postgres").arg(&path))?;
+            }
+        }
+        append(
+            &self.data.join("pg-test.conf"),
+            "ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+",
+        )?;
+        self.pg_ctl(&["reload"])?;
+        // The reload is signalled, not awaited: wait until the server has read it.
+        for _ in 0..100 {
+            let mut psql = self.tools.client("psql");
+            psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"]);
+            psql.args(["-tAc", "SHOW ssl"]);
+            if run(&mut psql).is_ok_and(|shown| shown.trim() == "on") {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(Error::Io {
+            what: "waiting for the server to turn TLS on, per",
+            path: self.data.join("pg-test.conf"),
+            source: std::io::Error::other("`SHOW ssl` still says off"),
+        })
+    }
+
     /// (Re)writes `pg-test.conf` for the current port.
     fn write_settings(&self) -> Result<(), Error> {
         let sockets = quote(&self.dir.path().display().to_string());

@@ -225,9 +225,10 @@ impl Store {
     pub(crate) fn open_postgres(
         url: &str,
         connections: usize,
+        ca: Option<&crate::ca_file::CaFile>,
         options: StoreOptions,
     ) -> Result<(Store, CheckReport), StoreError> {
-        let (db, applied) = Database::postgres(url, connections)?;
+        let (db, applied) = Database::postgres(url, connections, ca)?;
         let shown = match &db {
             Database::Postgres(pool) => PathBuf::from(pool.shown()),
             Database::Redb(_) => PathBuf::from(url),

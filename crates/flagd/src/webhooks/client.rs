@@ -176,7 +176,8 @@ mod tests {
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
     use super::*;
-    use crate::webhooks::trust::{WebhookCa, client_config};
+    use crate::ca_file::CaFile;
+    use crate::webhooks::trust::client_config;
 
     /// A CA (PEM) and a certificate it signed for `names`, with its key.
     fn ca_and_leaf(names: &[&str]) -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
@@ -222,7 +223,7 @@ mod tests {
     }
 
     fn poster(ca_pem: &str) -> Poster {
-        let ca = WebhookCa::from_pem("ca.pem", ca_pem.as_bytes()).unwrap();
+        let ca = CaFile::from_pem("ca.pem", ca_pem.as_bytes()).unwrap();
         Poster::new(Duration::from_secs(5), Some(client_config(ca.roots())))
     }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use hyper::Uri;
 use ring::digest;
 
-use super::trust::{WebhookCa, WebhookCaError};
+use crate::ca_file::{CaFile, CaFileError};
 use crate::store::is_environment_name;
 
 /// The fields a spec may name, for errors.
@@ -64,7 +64,7 @@ pub struct Webhook {
     /// The HMAC-SHA256 key, when requests are signed.
     pub(crate) secret: Option<Vec<u8>>,
     /// `None`: the server's `webhook_ca`, or the system's CA certificates. Only with https.
-    pub(crate) ca: Option<WebhookCa>,
+    pub(crate) ca: Option<CaFile>,
     /// `None`: the server's `webhook_format`.
     pub(crate) format: Option<WebhookFormat>,
 }
@@ -146,7 +146,7 @@ pub enum WebhookSpecError {
     },
     /// The file `ca-file` names is not usable.
     #[error("ca-file: {0}")]
-    CaFile(#[source] WebhookCaError),
+    CaFile(#[source] CaFileError),
     /// `ca-file` with an `http://` URL, where no certificate is checked.
     #[error("ca-file: only an https:// receiver has a certificate to check; the url is http://")]
     CaWithoutTls,
@@ -199,7 +199,7 @@ impl Webhook {
         };
         let ca = match fields.ca_file {
             Some(_) if url.scheme_str() != Some("https") => return Err(WebhookSpecError::CaWithoutTls),
-            Some(path) => Some(WebhookCa::from_file(path).map_err(WebhookSpecError::CaFile)?),
+            Some(path) => Some(CaFile::from_file(path).map_err(WebhookSpecError::CaFile)?),
             None => None,
         };
         let format = match fields.format {
@@ -256,7 +256,7 @@ impl fmt::Debug for Webhook {
             .field("url", &self.target())
             .field("environments", &self.environments)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("ca", &self.ca.as_ref().map(WebhookCa::path))
+            .field("ca", &self.ca.as_ref().map(CaFile::path))
             .field("format", &self.format)
             .finish()
     }
@@ -472,7 +472,7 @@ mod tests {
         assert_eq!(bare.target(), "https://hooks.example/…");
         let with_ca =
             Webhook::parse(&format!("url=https://hooks.example/flags,ca-file={}", path.display())).unwrap();
-        assert_eq!(with_ca.ca.as_ref().map(WebhookCa::path), Some(path.as_path()));
+        assert_eq!(with_ca.ca.as_ref().map(CaFile::path), Some(path.as_path()));
         assert_eq!(with_ca.id, bare.id);
     }
 

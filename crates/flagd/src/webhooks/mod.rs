@@ -72,7 +72,6 @@ use tokio_rustls::rustls::RootCertStore;
 pub(crate) use config::{DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, check_ids};
 pub use config::{Webhook, WebhookFormat, WebhookSpecError};
 pub(crate) use metrics::describe as describe_metrics;
-pub use trust::{WebhookCa, WebhookCaError};
 
 use crate::state::State;
 use crate::store::StoreError;
@@ -98,7 +97,12 @@ pub(crate) async fn start(state: &State, stop: watch::Receiver<bool>) -> Result<
         let tls = webhook.is_https().then(|| {
             let roots = match webhook.ca.as_ref().or(config.webhook_ca.as_ref()) {
                 Some(ca) => ca.roots(),
-                None => Arc::clone(system_roots.get_or_insert_with(trust::system_roots)),
+                None => Arc::clone(system_roots.get_or_insert_with(|| {
+                    crate::ca_file::system_roots(
+                        "https webhooks without ca-file=",
+                        "--webhook-ca-file or ca-file=",
+                    )
+                })),
             };
             trust::client_config(roots)
         });

@@ -14,11 +14,12 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
 use tokio::sync::watch;
 
 use super::schema::CHANGES_CHANNEL;
+use super::tls::Tls;
 
 /// How long one wait for a notification lasts before the session is checked.
 const WAIT: Duration = Duration::from_secs(1);
@@ -90,15 +91,15 @@ impl Heard {
 
 /// Listens on a thread of its own, adding to `wake` what each notification names (and
 /// "everything" after every (re)connection), until nobody follows `wake` any more.
-pub(super) fn spawn(config: postgres::Config, wake: watch::Sender<Heard>) -> std::io::Result<()> {
-    thread::Builder::new().name("flagd-listen".into()).spawn(move || listen(&config, &wake)).map(drop)
+pub(super) fn spawn(config: postgres::Config, tls: Tls, wake: watch::Sender<Heard>) -> std::io::Result<()> {
+    thread::Builder::new().name("flagd-listen".into()).spawn(move || listen(&config, &tls, &wake)).map(drop)
 }
 
-fn listen(config: &postgres::Config, wake: &watch::Sender<Heard>) {
+fn listen(config: &postgres::Config, tls: &Tls, wake: &watch::Sender<Heard>) {
     let woken = || wake.send_modify(|heard| heard.everything = true);
     let mut pause = FIRST_PAUSE;
     while !wake.is_closed() {
-        let listening = config.connect(NoTls).and_then(|mut client| {
+        let listening = tls.connect(config).and_then(|mut client| {
             client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))?;
             let schema: Option<String> = client.query_one("SELECT current_schema()", &[])?.try_get(0)?;
             Ok((client, schema.unwrap_or_default()))

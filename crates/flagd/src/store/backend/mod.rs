@@ -25,6 +25,7 @@ mod listen;
 mod postgres;
 mod schema;
 mod table;
+mod tls;
 mod upserts;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub(crate) use postgres::{Pool, without_password};
 pub(crate) use table::{Range, ReadOnlyTable, ReadableTable, Table, TableDefinition};
 
 use super::error::StoreError;
+use crate::ca_file::CaFile;
 use postgres::Transaction;
 use table::PgTable;
 
@@ -55,8 +57,12 @@ pub(crate) enum Durability {
 impl Database {
     /// Connects to PostgreSQL at `url` with at most `connections` connections and brings
     /// the schema up to date (see `schema::migrate`); returns the migrations it applied.
-    pub(crate) fn postgres(url: &str, connections: usize) -> Result<(Database, Vec<i64>), StoreError> {
-        let pool = Pool::connect(url, connections)?;
+    pub(crate) fn postgres(
+        url: &str,
+        connections: usize,
+        ca: Option<&CaFile>,
+    ) -> Result<(Database, Vec<i64>), StoreError> {
+        let pool = Pool::connect(url, connections, ca)?;
         let txn = Transaction::unlocked(&pool)?;
         let applied = schema::migrate(&txn)?;
         txn.commit()?;
@@ -97,7 +103,10 @@ impl Database {
     ) -> std::io::Result<bool> {
         match self {
             Database::Redb(_) => Ok(false),
-            Database::Postgres(pool) => listen::spawn(pool.config().clone(), wake).map(|()| true),
+            Database::Postgres(pool) => {
+                let (config, tls) = pool.config();
+                listen::spawn(config.clone(), tls.clone(), wake).map(|()| true)
+            }
         }
     }
 

@@ -26,12 +26,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
+use postgres::{Client, Row, SimpleQueryMessage, Statement};
 
 use super::super::error::StoreError;
 use super::codec::Param;
 use super::schema::{self, SqlTable};
+use super::tls::Tls;
 use super::upserts::Upserts;
+use crate::ca_file::CaFile;
 
 /// TCP keepalives on every session: idle time before the first probe, and between probes.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -48,6 +50,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the database is and how many connections the store may hold.
 pub(crate) struct Pool {
     config: postgres::Config,
+    /// Plaintext, or TLS with the server's certificate checked (see `tls`).
+    tls: Tls,
     /// The URL without its password, for messages.
     shown: String,
     max: usize,
@@ -103,8 +107,9 @@ impl fmt::Debug for Pool {
 
 impl Pool {
     /// A pool of at most `max` connections to `url` (a `postgres://` URL or a libpq
-    /// key=value string); connects once now, so a wrong URL fails at start.
-    pub(crate) fn connect(url: &str, max: usize) -> Result<Arc<Pool>, StoreError> {
+    /// key=value string), over TLS checked against `ca` when the URL says `sslmode=require`;
+    /// connects once now, so a wrong URL (or certificate) fails at start.
+    pub(crate) fn connect(url: &str, max: usize, ca: Option<&CaFile>) -> Result<Arc<Pool>, StoreError> {
         let mut config: postgres::Config =
             url.parse().map_err(|source| StoreError::postgres("reading the database URL", source))?;
         if config.get_connect_timeout().is_none() {
@@ -123,6 +128,7 @@ impl Pool {
         }
         let pool = Arc::new(Pool {
             shown: without_password(url),
+            tls: Tls::for_config(&config, ca),
             config,
             max: max.max(1),
             idle: Mutex::new(Idle { connections: Vec::new(), lent: 0 }),
@@ -171,9 +177,10 @@ impl Pool {
         self.cache_generation.store(generation, Ordering::SeqCst);
     }
 
-    /// Where the database is, for a session of another kind (see `listen`).
-    pub(crate) fn config(&self) -> &postgres::Config {
-        &self.config
+    /// Where the database is and how to reach it, for a session of another kind (see
+    /// `listen`).
+    pub(crate) fn config(&self) -> (&postgres::Config, &Tls) {
+        (&self.config, &self.tls)
     }
 
     /// The database's URL without its password.
@@ -227,8 +234,8 @@ impl Pool {
 
     fn open(&self) -> Result<Connection, StoreError> {
         let client = self
-            .config
-            .connect(NoTls)
+            .tls
+            .connect(&self.config)
             .map_err(|source| StoreError::postgres("connecting to the database", source))?;
         Ok(Connection { client, statements: HashMap::new() })
     }
@@ -554,7 +561,7 @@ mod tests {
     #[test]
     fn one_flagd_of_a_store_leads_until_it_is_gone() {
         let Some(url) = pg_test::fresh_schema("flagd").unwrap() else { return };
-        let (first, second) = (Pool::connect(&url, 2).unwrap(), Pool::connect(&url, 2).unwrap());
+        let (first, second) = (Pool::connect(&url, 2, None).unwrap(), Pool::connect(&url, 2, None).unwrap());
         assert!(first.leads());
         assert!(!second.leads(), "one leader at a time");
         assert!(first.leads(), "the leader keeps leading");

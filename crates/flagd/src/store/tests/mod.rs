@@ -67,7 +67,7 @@ pub(super) fn on_postgres() -> bool {
 /// PostgreSQL is not installed, the copy says so once and runs on redb (CI requires it).
 pub(super) fn open_in(dir: &TempDir, options: StoreOptions) -> Store {
     if let Some(url) = on_postgres().then(|| postgres_schema(dir)).flatten() {
-        return Store::open_postgres(&url, 4, options).unwrap().0;
+        return Store::open_postgres(&url, 4, None, options).unwrap().0;
     }
     Store::open(&dir.path().join("data/flags.redb"), options).unwrap()
 }
