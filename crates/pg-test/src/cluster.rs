@@ -192,13 +192,8 @@ impl Cluster {
                 run(std::process::Command::new("chown").arg("postgres:postgres").arg(&path))?;
             }
         }
-        append(
-            &self.data.join("pg-test.conf"),
-            "ssl = on
-ssl_cert_file = 'server.crt'
-ssl_key_file = 'server.key'
-",
-        )?;
+        let settings = "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+        append(&self.data.join("pg-test.conf"), settings)?;
         self.pg_ctl(&["reload"])?;
         // The reload is signalled, not awaited: wait until the server has read it.
         for _ in 0..100 {

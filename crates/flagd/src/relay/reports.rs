@@ -120,8 +120,7 @@ mod tests {
         let (mut sink, sdk) = watch_stream(4);
         reports.forward(report("sdk-1", 1), sink.frames().clone());
         drop((sink, sdk));
-        let (other_sink, _other) = watch_stream(4);
-        let mut other_sink = other_sink;
+        let (mut other_sink, _other) = watch_stream(4);
         reports.forward(report("sdk-2", 1), other_sink.frames().clone());
         let (upstream, _sent) = mpsc::channel(4);
         let resent: Vec<_> = reports.connected(upstream).iter().map(sequence_of).collect();
