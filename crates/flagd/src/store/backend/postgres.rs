@@ -471,22 +471,26 @@ impl Transaction {
         key: Vec<Param>,
         value: Param,
     ) -> Result<(), StoreError> {
-        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
-        let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
-        let full =
-            self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, cast, key, Some(value));
-        if full {
-            self.send_upserts(connection)?;
-        }
-        Ok(())
+        self.hold(table, cast, key, Some(value))
     }
 
     /// Deletes a row when the transaction next runs a statement or commits, with the held
     /// upserts (see `upserts`), or now if enough are held.
     pub(crate) fn discard(&self, table: SqlTable, key: Vec<Param>) -> Result<(), StoreError> {
+        self.hold(table, "", key, None)
+    }
+
+    /// Holds an upsert (`Some` value) or a delete, sending what is held once it is enough.
+    fn hold(
+        &self,
+        table: SqlTable,
+        cast: &'static str,
+        key: Vec<Param>,
+        value: Option<Param>,
+    ) -> Result<(), StoreError> {
         let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let connection = slot.as_mut().ok_or(StoreError::TransactionEnded)?;
-        let full = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, "", key, None);
+        let full = self.upserts.lock().unwrap_or_else(PoisonError::into_inner).hold(table, cast, key, value);
         if full {
             self.send_upserts(connection)?;
         }
